@@ -1,1 +1,36 @@
-//! controller
+//! Cluster metadata: the single source of truth for brokers, topics, partitions, configs
+//! and producer-id blocks.
+//!
+//! Two layers:
+//!
+//! - [`MetadataImage`] is a pure state machine. [`MetadataImage::apply`] validates a
+//!   [`Command`] the way Kafka's controller does and either applies it or returns a
+//!   [`Rejection`] (which maps to a Kafka error code) without changing anything. It does no
+//!   I/O and reads no clock, so a replicated log of commands yields the same image on every
+//!   node.
+//! - [`LocalController`] makes the image durable on one node: an fsynced command log plus
+//!   periodic snapshots, replayed on open. It publishes each new image through a
+//!   `tokio::sync::watch` channel.
+//!
+//! Pure helpers for the broker: [`assign_replicas`] (replica placement) and the
+//! [`topic_config`] catalog.
+#![deny(missing_docs)]
+
+mod command;
+mod error;
+mod image;
+mod local;
+mod placement;
+pub mod topic_config;
+mod validate;
+
+pub use command::{Applied, Command, ConfigResource};
+pub use error::{codes, ControllerError, Rejection};
+pub use image::{BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
+pub use local::{LocalController, LocalControllerOptions};
+pub use placement::assign_replicas;
+pub use topic_config::{topic_config_defs, validate_topic_config, ConfigDef, ConfigKind};
+pub use uuid::Uuid;
+pub use validate::{
+    is_internal_topic, validate_topic_name, INTERNAL_TOPICS, MAX_TOPIC_NAME_LENGTH,
+};

@@ -1,0 +1,102 @@
+//! The commands that change cluster metadata, and what applying one yields.
+//!
+//! Commands are the unit of the metadata log: they are serialized as JSON, so renaming a
+//! variant or a field is a change of the on-disk format.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// One change to the cluster metadata. Commands carry every input they need (ids, times,
+/// placements), so applying the same sequence to the same image always gives the same
+/// result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Register a broker, or replace the endpoint and rack of an already registered one.
+    RegisterBroker {
+        /// The broker's `node.id` (≥ 0).
+        node_id: i32,
+        /// Advertised host (non-empty).
+        host: String,
+        /// Advertised port (non-zero).
+        port: u16,
+        /// `broker.rack`, if set (non-empty when present).
+        rack: Option<String>,
+    },
+    /// Create a topic with explicit replica placement (see [`crate::assign_replicas`]).
+    CreateTopic {
+        /// Topic name (Kafka's naming rules).
+        name: String,
+        /// The topic's id, chosen by the caller; never nil, never reused.
+        topic_id: Uuid,
+        /// Replicas per partition: `assignments[p]` is partition `p`'s replica list, the
+        /// first entry being the preferred leader.
+        assignments: Vec<Vec<i32>>,
+        /// Explicitly set topic configs (validated with [`crate::topic_config`]).
+        configs: BTreeMap<String, String>,
+    },
+    /// Delete a topic and all of its partitions.
+    DeleteTopic {
+        /// Topic name.
+        name: String,
+    },
+    /// Add partitions to a topic, numbered after the existing ones.
+    CreatePartitions {
+        /// Topic name.
+        topic: String,
+        /// Replica lists of the new partitions, in partition order.
+        new_assignments: Vec<Vec<i32>>,
+    },
+    /// Set (Some) or delete (None, back to default) config keys of a topic or broker.
+    AlterConfigs {
+        /// Whose configs change.
+        resource: ConfigResource,
+        /// Key → new value, or `None` to remove the override.
+        changes: BTreeMap<String, Option<String>>,
+    },
+    /// Reserve a block of producer ids for a broker.
+    AllocateProducerIds {
+        /// The broker asking (must be registered).
+        broker_id: i32,
+        /// Block size (≥ 1).
+        count: i64,
+    },
+}
+
+impl Command {
+    /// A short, stable name of the command's kind, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::RegisterBroker { .. } => "register_broker",
+            Command::CreateTopic { .. } => "create_topic",
+            Command::DeleteTopic { .. } => "delete_topic",
+            Command::CreatePartitions { .. } => "create_partitions",
+            Command::AlterConfigs { .. } => "alter_configs",
+            Command::AllocateProducerIds { .. } => "allocate_producer_ids",
+        }
+    }
+}
+
+/// The owner of a set of config overrides.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ConfigResource {
+    /// A topic, by name.
+    Topic(String),
+    /// A broker, by node id.
+    Broker(i32),
+}
+
+/// What an accepted command produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The command took effect; it has no other result.
+    Done,
+    /// The producer ids `first .. first + count` now belong to the requesting broker.
+    ProducerIds {
+        /// First id of the block.
+        first: i64,
+        /// Number of ids in the block.
+        count: i64,
+    },
+}

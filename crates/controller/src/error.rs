@@ -1,0 +1,179 @@
+//! Why a command was refused ([`Rejection`]) and why the local controller failed
+//! ([`ControllerError`]).
+
+use std::path::PathBuf;
+
+use uuid::Uuid;
+
+/// Kafka's numeric error codes used by [`Rejection::kafka_error_code`]
+/// (`org.apache.kafka.common.protocol.Errors`).
+pub mod codes {
+    /// `UNKNOWN_SERVER_ERROR`: a failure that is not the client's fault.
+    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+    /// `UNKNOWN_TOPIC_OR_PARTITION`.
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    /// `INVALID_TOPIC_EXCEPTION`: bad or colliding topic name.
+    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    /// `TOPIC_ALREADY_EXISTS`.
+    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+    /// `INVALID_PARTITIONS`.
+    pub const INVALID_PARTITIONS: i16 = 37;
+    /// `INVALID_REPLICATION_FACTOR`.
+    pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+    /// `INVALID_REPLICA_ASSIGNMENT`.
+    pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+    /// `INVALID_CONFIG`.
+    pub const INVALID_CONFIG: i16 = 40;
+    /// `INVALID_REQUEST`.
+    pub const INVALID_REQUEST: i16 = 42;
+    /// `BROKER_ID_NOT_REGISTERED`.
+    pub const BROKER_ID_NOT_REGISTERED: i16 = 102;
+}
+
+/// A command the metadata image refused. Applying a rejected command changes nothing.
+///
+/// Every variant maps to exactly one Kafka error code ([`Rejection::kafka_error_code`]);
+/// `Display` is the message to put next to it in a response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// A topic of exactly this name exists. `TOPIC_ALREADY_EXISTS` (36).
+    #[error("Topic '{0}' already exists.")]
+    TopicAlreadyExists(String),
+    /// No topic of this name exists. `UNKNOWN_TOPIC_OR_PARTITION` (3).
+    #[error("The topic '{0}' does not exist.")]
+    UnknownTopic(String),
+    /// The name breaks Kafka's naming rules or collides with an existing topic once '.'
+    /// and '_' are treated alike. `INVALID_TOPIC_EXCEPTION` (17).
+    #[error("Invalid topic name '{name}': {reason}")]
+    InvalidTopicName {
+        /// The refused name.
+        name: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// A partition count that is below one or does not grow the topic.
+    /// `INVALID_PARTITIONS` (37).
+    #[error("Invalid partitions for topic '{topic}': {reason}")]
+    InvalidPartitions {
+        /// The topic concerned (empty when placing replicas for no topic in particular).
+        topic: String,
+        /// What is wrong with the count.
+        reason: String,
+    },
+    /// A replication factor below one or above the number of registered brokers.
+    /// `INVALID_REPLICATION_FACTOR` (38).
+    #[error("Invalid replication factor {replication_factor}: {reason}")]
+    InvalidReplicationFactor {
+        /// The requested replication factor.
+        replication_factor: i32,
+        /// Why it cannot be met.
+        reason: String,
+    },
+    /// An explicit replica assignment that is empty, repeats a broker, names an unregistered
+    /// broker, or mixes replica counts. `INVALID_REPLICA_ASSIGNMENT` (39).
+    #[error("Invalid replica assignment for topic '{topic}': {reason}")]
+    InvalidReplicaAssignment {
+        /// The topic concerned.
+        topic: String,
+        /// What is wrong with the assignment.
+        reason: String,
+    },
+    /// An unknown config key or a value outside its allowed range or set.
+    /// `INVALID_CONFIG` (40).
+    #[error("Invalid value {value} for configuration {key}: {reason}")]
+    InvalidConfig {
+        /// The config key.
+        key: String,
+        /// The refused value (empty when deleting the key).
+        value: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// The broker id is not registered. `BROKER_ID_NOT_REGISTERED` (102).
+    #[error("No broker with id {0} is registered.")]
+    UnknownBroker(i32),
+    /// A broker registration with an invalid id, host, port or rack. `INVALID_REQUEST` (42).
+    #[error("Invalid registration of broker {node_id}: {reason}")]
+    InvalidBrokerRegistration {
+        /// The node id in the registration.
+        node_id: i32,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A topic id that is nil or already used by another topic. Topic ids are chosen by
+    /// the broker, never by the client, so this is `UNKNOWN_SERVER_ERROR` (-1).
+    #[error("Invalid topic id {topic_id}: {reason}")]
+    InvalidTopicId {
+        /// The refused id.
+        topic_id: Uuid,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// A producer-id block request for a count below one. `INVALID_REQUEST` (42).
+    #[error("Invalid producer id block size {0}: must be at least 1.")]
+    InvalidProducerIdCount(i64),
+    /// The producer-id space cannot hold the requested block. Kafka answers
+    /// `UNKNOWN_SERVER_ERROR` (-1) here.
+    #[error("Exhausted all producer ids: cannot allocate {count} more after {next}.")]
+    ProducerIdsExhausted {
+        /// The first id that would have been handed out.
+        next: i64,
+        /// The requested block size.
+        count: i64,
+    },
+}
+
+impl Rejection {
+    /// Kafka's numeric error code for this rejection (see [`codes`]).
+    pub fn kafka_error_code(&self) -> i16 {
+        match self {
+            Rejection::TopicAlreadyExists(_) => codes::TOPIC_ALREADY_EXISTS,
+            Rejection::UnknownTopic(_) => codes::UNKNOWN_TOPIC_OR_PARTITION,
+            Rejection::InvalidTopicName { .. } => codes::INVALID_TOPIC_EXCEPTION,
+            Rejection::InvalidPartitions { .. } => codes::INVALID_PARTITIONS,
+            Rejection::InvalidReplicationFactor { .. } => codes::INVALID_REPLICATION_FACTOR,
+            Rejection::InvalidReplicaAssignment { .. } => codes::INVALID_REPLICA_ASSIGNMENT,
+            Rejection::InvalidConfig { .. } => codes::INVALID_CONFIG,
+            Rejection::UnknownBroker(_) => codes::BROKER_ID_NOT_REGISTERED,
+            Rejection::InvalidBrokerRegistration { .. } => codes::INVALID_REQUEST,
+            Rejection::InvalidTopicId { .. } => codes::UNKNOWN_SERVER_ERROR,
+            Rejection::InvalidProducerIdCount(_) => codes::INVALID_REQUEST,
+            Rejection::ProducerIdsExhausted { .. } => codes::UNKNOWN_SERVER_ERROR,
+        }
+    }
+
+    /// The human-readable message for the response's `error_message` field
+    /// (the same text as `Display`).
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Why [`crate::LocalController`] could not open or accept a command.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// The command is invalid on the current image; nothing was written.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// Reading or writing a metadata file failed. After a failed write or fsync the
+    /// controller refuses further commands until it is reopened, since the on-disk state
+    /// is then unknown.
+    #[error("metadata I/O on {path}: {source}")]
+    Io {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A metadata file holds something that is neither valid nor a torn tail (an
+    /// unparsable snapshot, a checksummed record that does not decode, a gap in indexes, a
+    /// logged command the image refuses on replay).
+    #[error("corrupt metadata file {path}: {reason}")]
+    Corrupt {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}

@@ -1,0 +1,176 @@
+//! The metadata image: the whole cluster metadata as a value, changed only by
+//! [`MetadataImage::apply`].
+//!
+//! The image does no I/O and reads no clock, so every replica of the command log that
+//! applies the same commands in the same order holds an equal image.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::command::{Applied, Command};
+use crate::error::Rejection;
+
+mod apply;
+mod invariants;
+#[cfg(test)]
+mod tests;
+
+/// A registered broker and the endpoint it advertises.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerMeta {
+    /// The broker's `node.id`.
+    pub node_id: i32,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: u16,
+    /// `broker.rack`, if set.
+    pub rack: Option<String>,
+}
+
+/// One partition of a topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionMeta {
+    /// Partition index, `0..partition count`.
+    pub partition: i32,
+    /// Replica broker ids, preferred leader first; never empty, no duplicates.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas, a subset of `replicas`.
+    pub isr: Vec<i32>,
+    /// Current leader's broker id (a member of `isr`).
+    pub leader: i32,
+    /// Bumped on every leader change.
+    pub leader_epoch: i32,
+    /// Bumped on every change of the partition's replicas, ISR or leader.
+    pub partition_epoch: i32,
+}
+
+/// A topic and its partitions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMeta {
+    /// Topic name.
+    pub name: String,
+    /// Kafka's topic id; never nil, unique among live topics.
+    pub topic_id: Uuid,
+    /// Partitions, indexed by partition number.
+    pub partitions: Vec<PartitionMeta>,
+    /// Only the explicitly set config keys; defaults come from
+    /// [`crate::topic_config::topic_config_defs`].
+    pub configs: BTreeMap<String, String>,
+    /// Whether this is one of Kafka's internal topics (`__consumer_offsets`,
+    /// `__transaction_state`).
+    pub internal: bool,
+}
+
+impl TopicMeta {
+    /// Partition `partition`, if it exists.
+    pub fn partition(&self, partition: i32) -> Option<&PartitionMeta> {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.partitions.get(p))
+    }
+
+    /// Replicas per partition (the same for every partition of a topic).
+    pub fn replication_factor(&self) -> usize {
+        self.partitions.first().map_or(0, |p| p.replicas.len())
+    }
+}
+
+/// The cluster metadata at one point of the command log.
+///
+/// Cloning is cheap relative to the data: topics are shared behind `Arc`s and copied only
+/// when a command changes them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    brokers: BTreeMap<i32, BrokerMeta>,
+    topics: BTreeMap<String, Arc<TopicMeta>>,
+    topic_ids: BTreeMap<Uuid, String>,
+    broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    next_producer_id: i64,
+    applied_index: u64,
+}
+
+impl MetadataImage {
+    /// An empty image: no brokers, no topics, applied index 0.
+    pub fn new() -> MetadataImage {
+        MetadataImage::default()
+    }
+
+    /// Validates `command` against this image and, if it is valid, applies it and advances
+    /// the applied index by one. A rejected command changes nothing, not even the index.
+    pub fn apply(&mut self, command: &Command) -> Result<Applied, Rejection> {
+        let applied = match command {
+            Command::RegisterBroker {
+                node_id,
+                host,
+                port,
+                rack,
+            } => self.register_broker(*node_id, host, *port, rack.as_deref())?,
+            Command::CreateTopic {
+                name,
+                topic_id,
+                assignments,
+                configs,
+            } => self.create_topic(name, *topic_id, assignments, configs)?,
+            Command::DeleteTopic { name } => self.delete_topic(name)?,
+            Command::CreatePartitions {
+                topic,
+                new_assignments,
+            } => self.create_partitions(topic, new_assignments)?,
+            Command::AlterConfigs { resource, changes } => self.alter_configs(resource, changes)?,
+            Command::AllocateProducerIds { broker_id, count } => {
+                self.allocate_producer_ids(*broker_id, *count)?
+            }
+        };
+        self.applied_index += 1;
+        Ok(applied)
+    }
+
+    /// The topic named `name`.
+    pub fn topic(&self, name: &str) -> Option<&TopicMeta> {
+        self.topics.get(name).map(Arc::as_ref)
+    }
+
+    /// The topic whose id is `id`.
+    pub fn topic_by_id(&self, id: Uuid) -> Option<&TopicMeta> {
+        self.topic_ids.get(&id).and_then(|name| self.topic(name))
+    }
+
+    /// All topics, by name.
+    pub fn topics(&self) -> impl Iterator<Item = &TopicMeta> {
+        self.topics.values().map(Arc::as_ref)
+    }
+
+    /// Number of topics.
+    pub fn topic_count(&self) -> usize {
+        self.topics.len()
+    }
+
+    /// All registered brokers, by node id.
+    pub fn brokers(&self) -> impl Iterator<Item = &BrokerMeta> {
+        self.brokers.values()
+    }
+
+    /// The registered broker `id`.
+    pub fn broker(&self, id: i32) -> Option<&BrokerMeta> {
+        self.brokers.get(&id)
+    }
+
+    /// The config overrides set for broker `id` (empty when none).
+    pub fn broker_configs(&self, id: i32) -> BTreeMap<String, String> {
+        self.broker_configs.get(&id).cloned().unwrap_or_default()
+    }
+
+    /// The first producer id the next [`Command::AllocateProducerIds`] will hand out.
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
+    }
+
+    /// Number of commands applied since the empty image (the index of the last one).
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+}

@@ -1,0 +1,262 @@
+//! One handler per command. Each validates everything first and mutates only after every
+//! check passed, so a rejection leaves the image untouched.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::{BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
+use crate::command::{Applied, ConfigResource};
+use crate::error::Rejection;
+use crate::topic_config::{topic_config_def, validate_topic_configs};
+use crate::validate::{is_internal_topic, validate_assignments, validate_topic_name};
+
+/// Whether two topic names are equal once '.' and '_' are treated alike.
+fn names_collide(a: &str, b: &str) -> bool {
+    let norm = |c: u8| if c == b'.' { b'_' } else { c };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| norm(x) == norm(y))
+}
+
+fn config_error(key: &str, value: Option<&str>, reason: &str) -> Rejection {
+    Rejection::InvalidConfig {
+        key: key.to_owned(),
+        value: value.unwrap_or("").to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// `current` with `changes` applied: `Some` sets a key, `None` removes it.
+fn merged(
+    current: &BTreeMap<String, String>,
+    changes: &BTreeMap<String, Option<String>>,
+) -> BTreeMap<String, String> {
+    let mut next = current.clone();
+    for (key, value) in changes {
+        match value {
+            Some(v) => next.insert(key.clone(), v.clone()),
+            None => next.remove(key),
+        };
+    }
+    next
+}
+
+/// New partitions `first..` with the given replicas: leader is the first replica, the
+/// ISR is all replicas, epochs start at 0.
+fn new_partitions(
+    first: usize,
+    assignments: &[Vec<i32>],
+) -> impl Iterator<Item = PartitionMeta> + '_ {
+    assignments
+        .iter()
+        .enumerate()
+        .map(move |(i, replicas)| PartitionMeta {
+            partition: (first + i) as i32,
+            replicas: replicas.clone(),
+            isr: replicas.clone(),
+            leader: replicas[0],
+            leader_epoch: 0,
+            partition_epoch: 0,
+        })
+}
+
+fn too_many_partitions(topic: &str, count: usize) -> Rejection {
+    Rejection::InvalidPartitions {
+        topic: topic.to_owned(),
+        reason: format!(
+            "Number of partitions {count} exceeds the maximum of {}.",
+            i32::MAX
+        ),
+    }
+}
+
+impl MetadataImage {
+    pub(super) fn register_broker(
+        &mut self,
+        node_id: i32,
+        host: &str,
+        port: u16,
+        rack: Option<&str>,
+    ) -> Result<Applied, Rejection> {
+        let invalid = |reason: &str| Rejection::InvalidBrokerRegistration {
+            node_id,
+            reason: reason.to_owned(),
+        };
+        if node_id < 0 {
+            return Err(invalid("node id must not be negative"));
+        }
+        if host.trim().is_empty() {
+            return Err(invalid("host must not be empty"));
+        }
+        if port == 0 {
+            return Err(invalid("port must not be 0"));
+        }
+        if rack.is_some_and(|r| r.trim().is_empty()) {
+            return Err(invalid("rack, when set, must not be empty"));
+        }
+        let broker = BrokerMeta {
+            node_id,
+            host: host.to_owned(),
+            port,
+            rack: rack.map(str::to_owned),
+        };
+        self.brokers.insert(node_id, broker);
+        Ok(Applied::Done)
+    }
+
+    pub(super) fn create_topic(
+        &mut self,
+        name: &str,
+        topic_id: Uuid,
+        assignments: &[Vec<i32>],
+        configs: &BTreeMap<String, String>,
+    ) -> Result<Applied, Rejection> {
+        validate_topic_name(name)?;
+        if self.topics.contains_key(name) {
+            return Err(Rejection::TopicAlreadyExists(name.to_owned()));
+        }
+        if let Some(existing) = self.topics.keys().find(|t| names_collide(t, name)) {
+            return Err(Rejection::InvalidTopicName {
+                name: name.to_owned(),
+                reason: format!("Topic '{name}' collides with existing topic: {existing}"),
+            });
+        }
+        validate_assignments(self, name, assignments, None)?;
+        if i32::try_from(assignments.len()).is_err() {
+            return Err(too_many_partitions(name, assignments.len()));
+        }
+        validate_topic_configs(configs)?;
+        if topic_id.is_nil() {
+            return Err(Rejection::InvalidTopicId {
+                topic_id,
+                reason: "the nil id is reserved".into(),
+            });
+        }
+        if let Some(owner) = self.topic_ids.get(&topic_id) {
+            return Err(Rejection::InvalidTopicId {
+                topic_id,
+                reason: format!("already used by topic '{owner}'"),
+            });
+        }
+        let topic = TopicMeta {
+            name: name.to_owned(),
+            topic_id,
+            partitions: new_partitions(0, assignments).collect(),
+            configs: configs.clone(),
+            internal: is_internal_topic(name),
+        };
+        self.topic_ids.insert(topic_id, name.to_owned());
+        self.topics.insert(name.to_owned(), Arc::new(topic));
+        Ok(Applied::Done)
+    }
+
+    pub(super) fn delete_topic(&mut self, name: &str) -> Result<Applied, Rejection> {
+        let topic = self
+            .topics
+            .remove(name)
+            .ok_or_else(|| Rejection::UnknownTopic(name.to_owned()))?;
+        self.topic_ids.remove(&topic.topic_id);
+        Ok(Applied::Done)
+    }
+
+    pub(super) fn create_partitions(
+        &mut self,
+        name: &str,
+        new_assignments: &[Vec<i32>],
+    ) -> Result<Applied, Rejection> {
+        let topic = self
+            .topics
+            .get(name)
+            .ok_or_else(|| Rejection::UnknownTopic(name.to_owned()))?;
+        let current = topic.partitions.len();
+        if new_assignments.is_empty() {
+            return Err(Rejection::InvalidPartitions {
+                topic: name.to_owned(),
+                reason: format!("Topic already has {current} partitions."),
+            });
+        }
+        validate_assignments(
+            self,
+            name,
+            new_assignments,
+            Some(topic.replication_factor()),
+        )?;
+        let total = current + new_assignments.len();
+        if i32::try_from(total).is_err() {
+            return Err(too_many_partitions(name, total));
+        }
+        if let Some(topic) = self.topics.get_mut(name) {
+            Arc::make_mut(topic)
+                .partitions
+                .extend(new_partitions(current, new_assignments));
+        }
+        Ok(Applied::Done)
+    }
+
+    pub(super) fn alter_configs(
+        &mut self,
+        resource: &ConfigResource,
+        changes: &BTreeMap<String, Option<String>>,
+    ) -> Result<Applied, Rejection> {
+        match resource {
+            ConfigResource::Topic(name) => {
+                let topic = self
+                    .topics
+                    .get(name)
+                    .ok_or_else(|| Rejection::UnknownTopic(name.clone()))?;
+                if let Some((key, value)) =
+                    changes.iter().find(|(k, _)| topic_config_def(k).is_none())
+                {
+                    return Err(config_error(
+                        key,
+                        value.as_deref(),
+                        "Unknown topic config name",
+                    ));
+                }
+                let next = merged(&topic.configs, changes);
+                validate_topic_configs(&next)?;
+                if let Some(topic) = self.topics.get_mut(name) {
+                    Arc::make_mut(topic).configs = next;
+                }
+            }
+            ConfigResource::Broker(id) => {
+                if !self.brokers.contains_key(id) {
+                    return Err(Rejection::UnknownBroker(*id));
+                }
+                if let Some((key, value)) = changes.iter().find(|(k, _)| k.trim().is_empty()) {
+                    return Err(config_error(
+                        key,
+                        value.as_deref(),
+                        "Config name must not be empty",
+                    ));
+                }
+                let next = merged(&self.broker_configs(*id), changes);
+                if next.is_empty() {
+                    self.broker_configs.remove(id);
+                } else {
+                    self.broker_configs.insert(*id, next);
+                }
+            }
+        }
+        Ok(Applied::Done)
+    }
+
+    pub(super) fn allocate_producer_ids(
+        &mut self,
+        broker_id: i32,
+        count: i64,
+    ) -> Result<Applied, Rejection> {
+        if !self.brokers.contains_key(&broker_id) {
+            return Err(Rejection::UnknownBroker(broker_id));
+        }
+        if count < 1 {
+            return Err(Rejection::InvalidProducerIdCount(count));
+        }
+        let first = self.next_producer_id;
+        let next = first
+            .checked_add(count)
+            .ok_or(Rejection::ProducerIdsExhausted { next: first, count })?;
+        self.next_producer_id = next;
+        Ok(Applied::ProducerIds { first, count })
+    }
+}
