@@ -27,7 +27,10 @@ fn create(name: &str, topic_id: Uuid, assignments: Vec<Vec<i32>>) -> Command {
 }
 
 fn configs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Three brokers (0, 1, 2) and topic "t" (id 1) with two partitions on [0, 1] and [1, 2].
@@ -58,7 +61,10 @@ fn create_topic_builds_partitions_led_by_first_replica() {
     assert_eq!(image.topic_by_id(id(1)).unwrap().name, "t");
     assert_eq!(t.partitions.len(), 2);
     let p1 = &t.partitions[1];
-    assert_eq!((p1.partition, p1.leader, p1.leader_epoch, p1.partition_epoch), (1, 1, 0, 0));
+    assert_eq!(
+        (p1.partition, p1.leader, p1.leader_epoch, p1.partition_epoch),
+        (1, 1, 0, 0)
+    );
     assert_eq!(p1.isr, vec![1, 2]);
     assert!(!t.internal);
     assert_eq!(image.applied_index(), 4);
@@ -87,8 +93,12 @@ fn illegal_topic_name_is_invalid_topic() {
 #[test]
 fn internal_flag_only_for_kafkas_internal_topics() {
     let mut image = image();
-    image.apply(&create("__consumer_offsets", id(2), vec![vec![0]])).unwrap();
-    image.apply(&create("__other", id(3), vec![vec![0]])).unwrap();
+    image
+        .apply(&create("__consumer_offsets", id(2), vec![vec![0]]))
+        .unwrap();
+    image
+        .apply(&create("__other", id(3), vec![vec![0]]))
+        .unwrap();
     assert!(image.topic("__consumer_offsets").unwrap().internal);
     assert!(!image.topic("__other").unwrap().internal);
 }
@@ -103,7 +113,11 @@ fn bad_replica_lists_are_invalid_replica_assignment() {
     rejected(&mut image(), create("u", id(2), vec![vec![]]), 39);
     rejected(&mut image(), create("u", id(2), vec![vec![0, 0]]), 39);
     rejected(&mut image(), create("u", id(2), vec![vec![7]]), 39);
-    rejected(&mut image(), create("u", id(2), vec![vec![0, 1], vec![2]]), 39);
+    rejected(
+        &mut image(),
+        create("u", id(2), vec![vec![0, 1], vec![2]]),
+        39,
+    );
 }
 
 #[test]
@@ -121,7 +135,10 @@ fn invalid_topic_config_is_invalid_config() {
     bad(&[("no.such.key", "1")]);
     bad(&[("cleanup.policy", "shred")]);
     bad(&[("retention.ms", "-2")]);
-    bad(&[("min.compaction.lag.ms", "10"), ("max.compaction.lag.ms", "5")]);
+    bad(&[
+        ("min.compaction.lag.ms", "10"),
+        ("max.compaction.lag.ms", "5"),
+    ]);
 }
 
 #[test]
@@ -133,8 +150,16 @@ fn nil_or_reused_topic_id_is_refused() {
 #[test]
 fn delete_unknown_topic_is_unknown_topic() {
     let mut image = image();
-    rejected(&mut image, Command::DeleteTopic { name: "nope".into() }, 3);
-    image.apply(&Command::DeleteTopic { name: "t".into() }).unwrap();
+    rejected(
+        &mut image,
+        Command::DeleteTopic {
+            name: "nope".into(),
+        },
+        3,
+    );
+    image
+        .apply(&Command::DeleteTopic { name: "t".into() })
+        .unwrap();
     assert!(image.topic("t").is_none() && image.topic_by_id(id(1)).is_none());
     image.check_invariants().unwrap();
 }
@@ -174,8 +199,13 @@ fn alter_topic_configs_sets_and_deletes() {
             .map(|(k, v)| (k.to_string(), v.map(str::to_owned)))
             .collect(),
     };
-    image.apply(&alter(&[("retention.ms", Some("1000"))])).unwrap();
-    assert_eq!(image.topic("t").unwrap().configs, configs(&[("retention.ms", "1000")]));
+    image
+        .apply(&alter(&[("retention.ms", Some("1000"))]))
+        .unwrap();
+    assert_eq!(
+        image.topic("t").unwrap().configs,
+        configs(&[("retention.ms", "1000")])
+    );
     image.apply(&alter(&[("retention.ms", None)])).unwrap();
     assert!(image.topic("t").unwrap().configs.is_empty());
     rejected(&mut image, alter(&[("segment.bytes", Some("13"))]), 40);
@@ -195,7 +225,10 @@ fn alter_broker_configs_needs_a_registered_broker() {
         changes: [("log.retention.ms".to_string(), value.map(str::to_owned))].into(),
     };
     image.apply(&alter(1, Some("5"))).unwrap();
-    assert_eq!(image.broker_configs(1), configs(&[("log.retention.ms", "5")]));
+    assert_eq!(
+        image.broker_configs(1),
+        configs(&[("log.retention.ms", "5")])
+    );
     image.apply(&alter(1, None)).unwrap();
     assert!(image.broker_configs(1).is_empty());
     rejected(&mut image, alter(9, Some("5")), 102);
@@ -207,11 +240,17 @@ fn producer_id_blocks_follow_each_other() {
     let allocate = |broker_id, count| Command::AllocateProducerIds { broker_id, count };
     assert_eq!(
         image.apply(&allocate(0, 1000)).unwrap(),
-        Applied::ProducerIds { first: 0, count: 1000 }
+        Applied::ProducerIds {
+            first: 0,
+            count: 1000
+        }
     );
     assert_eq!(
         image.apply(&allocate(1, 10)).unwrap(),
-        Applied::ProducerIds { first: 1000, count: 10 }
+        Applied::ProducerIds {
+            first: 1000,
+            count: 10
+        }
     );
     rejected(&mut image, allocate(9, 10), 102);
     rejected(&mut image, allocate(0, 0), 42);
