@@ -104,7 +104,12 @@ impl LocalController {
         dir: &Path,
         options: LocalControllerOptions,
     ) -> Result<LocalController, ControllerError> {
-        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).map_err(io_error(dir))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                files::sync_dir(parent)?;
+            }
+        }
         let listing = files::list(dir)?;
         for tmp in &listing.temporaries {
             files::remove(tmp)?;
@@ -226,7 +231,8 @@ impl LocalController {
     }
 
     /// Writes a snapshot of the current image now and starts a new command log, removing
-    /// the older log and snapshots. Returns the snapshot's index.
+    /// the older logs and snapshots. Returns the snapshot's index. This also recovers from
+    /// an earlier failed log write: the new log replaces the one in an unknown state.
     pub fn snapshot(&self) -> Result<u64, ControllerError> {
         let mut writer = self.writer.lock();
         let image = self.image();
@@ -241,14 +247,19 @@ impl LocalController {
     ) -> Result<(), ControllerError> {
         let index = image.applied_index();
         files::write_snapshot(&self.dir, image)?;
-        let (file, path) = files::create_log(&self.dir, index + 1)?;
-        *writer = Writer {
-            file,
-            path,
-            len: 0,
-            since_snapshot: 0,
-            failed: false,
-        };
+        if writer.path == files::log_path(&self.dir, index + 1) && !writer.failed {
+            // The current log starts right after the snapshot (it is empty): keep it.
+            writer.since_snapshot = 0;
+        } else {
+            let (file, path) = files::create_log(&self.dir, index + 1)?;
+            *writer = Writer {
+                file,
+                path,
+                len: 0,
+                since_snapshot: 0,
+                failed: false,
+            };
+        }
         let listing = files::list(&self.dir)?;
         for (_, log) in listing.logs.iter().filter(|(_, p)| *p != writer.path) {
             files::remove(log)?;

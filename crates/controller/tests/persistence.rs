@@ -210,6 +210,31 @@ fn crash_between_snapshot_and_log_removal_is_harmless() {
 }
 
 #[test]
+fn repeated_snapshots_keep_one_snapshot_and_one_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let controller = LocalController::open(tmp.path()).unwrap();
+    controller
+        .submit(common::three_brokers().remove(0))
+        .unwrap();
+    assert_eq!(controller.snapshot().unwrap(), 1);
+    assert_eq!(controller.snapshot().unwrap(), 1);
+    controller
+        .submit(common::three_brokers().remove(1))
+        .unwrap();
+    assert_eq!(controller.snapshot().unwrap(), 2);
+    assert_eq!(
+        (
+            snapshot_files(tmp.path()).len(),
+            log_files(tmp.path()).len()
+        ),
+        (1, 1)
+    );
+    let before = controller.image();
+    drop(controller);
+    assert_eq!(LocalController::open(tmp.path()).unwrap().image(), before);
+}
+
+#[test]
 fn unreadable_snapshot_is_corrupt() {
     let tmp = tempfile::tempdir().unwrap();
     let controller = LocalController::open(tmp.path()).unwrap();
