@@ -1,0 +1,134 @@
+//! Builders of valid v2 record batches for tests and benchmarks (feature `test-util`).
+
+use crate::batch::{compute_crc, BatchHeader, BATCH_HEADER_LEN, LOG_OVERHEAD};
+
+fn put_varlong(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+/// Builds one uncompressed v2 record batch with a valid CRC32C.
+///
+/// ```
+/// use segment_store::testing::BatchBuilder;
+/// let batch = BatchBuilder::new(0).timestamp(1_000).records(3, 100).build();
+/// let h = segment_store::BatchHeader::parse(&batch).unwrap();
+/// assert_eq!(h.records_count, 3);
+/// ```
+#[derive(Debug, Clone)]
+pub struct BatchBuilder {
+    base_offset: i64,
+    timestamps: Vec<i64>,
+    value_len: usize,
+    seed: u8,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+    attributes: i16,
+    leader_epoch: i32,
+}
+
+impl BatchBuilder {
+    /// A batch of one empty record at timestamp 0 starting at `base_offset`.
+    pub fn new(base_offset: i64) -> Self {
+        Self {
+            base_offset,
+            timestamps: vec![0],
+            value_len: 0,
+            seed: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            attributes: 0,
+            leader_epoch: -1,
+        }
+    }
+    /// Sets every record's timestamp to `ts` (keeps the record count).
+    pub fn timestamp(mut self, ts: i64) -> Self {
+        let n = self.timestamps.len();
+        self.timestamps = vec![ts; n];
+        self
+    }
+    /// `count` records (>= 1) with values of `value_len` bytes, all at the first timestamp.
+    pub fn records(mut self, count: usize, value_len: usize) -> Self {
+        let ts = self.timestamps[0];
+        self.timestamps = vec![ts; count.max(1)];
+        self.value_len = value_len;
+        self
+    }
+    /// One record per timestamp, in this order.
+    pub fn timestamps(mut self, ts: &[i64]) -> Self {
+        assert!(!ts.is_empty(), "a batch holds at least one record");
+        self.timestamps = ts.to_vec();
+        self
+    }
+    /// Value length of every record.
+    pub fn value_len(mut self, len: usize) -> Self {
+        self.value_len = len;
+        self
+    }
+    /// Varies the value bytes so different batches differ.
+    pub fn seed(mut self, seed: u8) -> Self {
+        self.seed = seed;
+        self
+    }
+    /// Idempotent producer fields.
+    pub fn producer(mut self, id: i64, epoch: i16, base_sequence: i32) -> Self {
+        self.producer_id = id;
+        self.producer_epoch = epoch;
+        self.base_sequence = base_sequence;
+        self
+    }
+    /// Raw attributes (compression bits, transactional, control). Records stay uncompressed.
+    pub fn attributes(mut self, attributes: i16) -> Self {
+        self.attributes = attributes;
+        self
+    }
+    /// The encoded batch.
+    pub fn build(&self) -> Vec<u8> {
+        let base_ts = self.timestamps[0];
+        let mut records = Vec::with_capacity(self.timestamps.len() * (self.value_len + 16));
+        let mut rec = Vec::with_capacity(self.value_len + 16);
+        for (i, ts) in self.timestamps.iter().enumerate() {
+            rec.clear();
+            rec.push(0); // attributes
+            put_varlong(&mut rec, ts - base_ts);
+            put_varlong(&mut rec, i as i64);
+            put_varlong(&mut rec, -1); // null key
+            put_varlong(&mut rec, self.value_len as i64);
+            rec.extend((0..self.value_len).map(|j| (j as u8) ^ (i as u8) ^ self.seed));
+            put_varlong(&mut rec, 0); // no headers
+            put_varlong(&mut records, rec.len() as i64);
+            records.extend_from_slice(&rec);
+        }
+        let header = BatchHeader {
+            base_offset: self.base_offset,
+            batch_length: (BATCH_HEADER_LEN - LOG_OVERHEAD + records.len()) as i32,
+            partition_leader_epoch: self.leader_epoch,
+            magic: 2,
+            crc: 0,
+            attributes: self.attributes,
+            last_offset_delta: self.timestamps.len() as i32 - 1,
+            base_timestamp: base_ts,
+            max_timestamp: *self.timestamps.iter().max().expect("non-empty"),
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            base_sequence: self.base_sequence,
+            records_count: self.timestamps.len() as i32,
+        };
+        let mut out = header.encode().to_vec();
+        out.extend_from_slice(&records);
+        let crc = compute_crc(&out);
+        out[17..21].copy_from_slice(&crc.to_be_bytes());
+        out
+    }
+}
+
+/// Concatenates batches into one records set (what a producer sends).
+pub fn records_set(batches: &[Vec<u8>]) -> Vec<u8> {
+    batches.concat()
+}
