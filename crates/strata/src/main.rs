@@ -1,1 +1,54 @@
-fn main() {}
+//! `strata`: the server (`strata serve`) and the command-line tools that speak the Kafka
+//! protocol to any Kafka-compatible cluster.
+
+mod cli;
+mod config_file;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "A Kafka-compatible commit log in one binary"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a Strata node (broker and controller).
+    Serve(serve::ServeArgs),
+    /// Create, list, describe, delete and configure topics.
+    #[command(subcommand)]
+    Topic(cli::topic::TopicCommand),
+    /// Produce lines of standard input as records.
+    Produce(cli::produce::ProduceArgs),
+    /// Print records of a topic.
+    Consume(cli::consume::ConsumeArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match args.command {
+            Command::Serve(a) => serve::run(a).await,
+            Command::Topic(c) => cli::topic::run(c).await,
+            Command::Produce(a) => cli::produce::run(a).await,
+            Command::Consume(a) => cli::consume::run(a).await,
+        }
+    })
+}

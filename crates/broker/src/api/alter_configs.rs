@@ -1,0 +1,185 @@
+//! AlterConfigs (key 33, replaces a topic's whole config set) and IncrementalAlterConfigs
+//! (key 44, set, delete, append to or subtract from single keys).
+
+use std::collections::BTreeMap;
+
+use controller::{Command, ConfigResource};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{
+    AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::create_topics::Rejected;
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::{owned, str_bytes, Ctx};
+use crate::topic_config;
+
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+/// Changes for one resource: key to new value, or `None` to return to the default.
+type Changes = BTreeMap<String, Option<String>>;
+
+fn apply(
+    ctx: &Ctx<'_>,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    build: impl FnOnce(&BTreeMap<String, String>) -> Result<Changes, Rejected>,
+) -> Result<(), Rejected> {
+    match resource_type {
+        RESOURCE_TOPIC => {}
+        RESOURCE_BROKER => {
+            return Err(Rejected::new(
+                ResponseError::InvalidRequest,
+                "broker configs are static: set them in the configuration file",
+            ))
+        }
+        other => {
+            return Err(Rejected::new(
+                ResponseError::InvalidRequest,
+                format!("resource type {other} is not supported"),
+            ))
+        }
+    }
+    let image = ctx.broker.image();
+    let topic = image.topic(name).ok_or_else(|| {
+        Rejected::new(
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic {name} does not exist"),
+        )
+    })?;
+    let changes = build(&topic.configs)?;
+    let command = Command::AlterConfigs {
+        resource: ConfigResource::Topic(name.to_owned()),
+        changes,
+    };
+    if validate_only {
+        image.as_ref().clone().apply(&command)?;
+    } else {
+        ctx.broker.submit(command)?;
+    }
+    Ok(())
+}
+
+fn outcome(result: Result<(), Rejected>) -> (i16, Option<StrBytes>) {
+    match result {
+        Ok(()) => (0, None),
+        Err(rejected) => (rejected.code, Some(str_bytes(rejected.message))),
+    }
+}
+
+pub(super) async fn handle_legacy(
+    ctx: &Ctx<'_>,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
+    use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+    let responses = request
+        .resources
+        .into_iter()
+        .map(|resource| {
+            let name = owned(&resource.resource_name);
+            let result = apply(
+                ctx,
+                resource.resource_type,
+                &name,
+                request.validate_only,
+                |current| {
+                    let mut changes: Changes = current.keys().map(|k| (k.clone(), None)).collect();
+                    for config in &resource.configs {
+                        changes.insert(owned(&config.name), config.value.as_ref().map(owned));
+                    }
+                    Ok(changes)
+                },
+            );
+            let (code, message) = outcome(result);
+            AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_error_message(message)
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name)
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+pub(super) async fn handle_incremental(
+    ctx: &Ctx<'_>,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+    let defaults = ctx.broker.config.topic_defaults.clone();
+    let responses = request
+        .resources
+        .into_iter()
+        .map(|resource| {
+            let name = owned(&resource.resource_name);
+            let result = apply(
+                ctx,
+                resource.resource_type,
+                &name,
+                request.validate_only,
+                |current| {
+                    let effective = topic_config::effective(&defaults, current);
+                    let mut changes = Changes::new();
+                    for config in &resource.configs {
+                        let key = owned(&config.name);
+                        let value = config.value.as_ref().map(owned);
+                        let list = || -> Vec<String> {
+                            let now = changes.get(&key).cloned().flatten().or_else(|| {
+                                effective.get(key.as_str()).and_then(|v| v.value.clone())
+                            });
+                            now.unwrap_or_default()
+                                .split(',')
+                                .map(str::trim)
+                                .filter(|s| !s.is_empty())
+                                .map(str::to_owned)
+                                .collect()
+                        };
+                        let new_value = match config.config_operation {
+                            OP_SET => value,
+                            OP_DELETE => None,
+                            OP_APPEND | OP_SUBTRACT => {
+                                let mut items = list();
+                                for item in value
+                                    .unwrap_or_default()
+                                    .split(',')
+                                    .map(str::trim)
+                                    .filter(|s| !s.is_empty())
+                                {
+                                    if config.config_operation == OP_APPEND {
+                                        if !items.iter().any(|i| i == item) {
+                                            items.push(item.to_owned());
+                                        }
+                                    } else {
+                                        items.retain(|i| i != item);
+                                    }
+                                }
+                                Some(items.join(","))
+                            }
+                            other => {
+                                return Err(Rejected::new(
+                                    ResponseError::InvalidRequest,
+                                    format!("unknown config operation {other}"),
+                                ));
+                            }
+                        };
+                        changes.insert(key, new_value);
+                    }
+                    Ok(changes)
+                },
+            );
+            let (code, message) = outcome(result);
+            AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_error_message(message)
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name)
+        })
+        .collect();
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}

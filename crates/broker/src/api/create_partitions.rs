@@ -1,0 +1,92 @@
+//! CreatePartitions (key 37): grow a topic's partition count.
+
+use controller::{assign_replicas, Command};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+
+use super::create_topics::Rejected;
+use super::{owned, str_bytes, Ctx};
+use crate::Broker;
+
+fn grow(
+    broker: &Broker,
+    name: &str,
+    count: i32,
+    explicit: Option<Vec<Vec<i32>>>,
+    validate_only: bool,
+) -> Result<(), Rejected> {
+    let image = broker.image();
+    let topic = image.topic(name).ok_or_else(|| {
+        Rejected::new(
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic {name} does not exist"),
+        )
+    })?;
+    let current = topic.partitions.len() as i32;
+    if count <= current {
+        return Err(Rejected::new(
+            ResponseError::InvalidPartitions,
+            format!("topic {name} has {current} partitions; {count} would not add any"),
+        ));
+    }
+    let new_assignments = match explicit {
+        Some(assignments) => {
+            if assignments.len() as i32 != count - current {
+                return Err(Rejected::new(
+                    ResponseError::InvalidReplicaAssignment,
+                    format!(
+                        "{} assignments given for {} new partitions",
+                        assignments.len(),
+                        count - current
+                    ),
+                ));
+            }
+            assignments
+        }
+        None => {
+            let replication = topic
+                .partitions
+                .first()
+                .map_or(1, |p| p.replicas.len() as i16);
+            let brokers: Vec<_> = image.brokers().cloned().collect();
+            assign_replicas(&brokers, count - current, replication, current)?
+        }
+    };
+    let command = Command::CreatePartitions {
+        topic: name.to_owned(),
+        new_assignments,
+    };
+    if validate_only {
+        image.as_ref().clone().apply(&command)?;
+    } else {
+        broker.submit(command)?;
+    }
+    Ok(())
+}
+
+pub(super) async fn handle(
+    ctx: &Ctx<'_>,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let results = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = owned(&t.name.0);
+            let explicit = t.assignments.map(|list| {
+                list.into_iter()
+                    .map(|a| a.broker_ids.into_iter().map(|b| b.0).collect())
+                    .collect()
+            });
+            let result = CreatePartitionsTopicResult::default().with_name(t.name);
+            match grow(ctx.broker, &name, t.count, explicit, request.validate_only) {
+                Ok(()) => result,
+                Err(rejected) => result
+                    .with_error_code(rejected.code)
+                    .with_error_message(Some(str_bytes(rejected.message))),
+            }
+        })
+        .collect();
+    CreatePartitionsResponse::default().with_results(results)
+}

@@ -1,0 +1,215 @@
+//! CreateTopics (key 19), and the topic creation that Metadata's auto-creation shares.
+
+use std::collections::BTreeMap;
+
+use controller::{assign_replicas, Command};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
+use uuid::Uuid;
+
+use super::{owned, str_bytes, Ctx};
+use crate::topic_config;
+use crate::Broker;
+
+/// A topic to create, as a request describes it (-1 means the broker's default).
+#[derive(Debug, Clone)]
+pub(super) struct NewTopic {
+    pub(super) name: String,
+    pub(super) num_partitions: i32,
+    pub(super) replication_factor: i16,
+    /// Explicit replicas by partition index.
+    pub(super) assignments: Vec<(i32, Vec<i32>)>,
+    pub(super) configs: BTreeMap<String, String>,
+}
+
+impl NewTopic {
+    pub(super) fn with_defaults(name: String) -> Self {
+        Self {
+            name,
+            num_partitions: -1,
+            replication_factor: -1,
+            assignments: Vec::new(),
+            configs: BTreeMap::new(),
+        }
+    }
+}
+
+/// A refused topic operation: its Kafka error code and a message.
+#[derive(Debug, Clone)]
+pub(super) struct Rejected {
+    pub(super) code: i16,
+    pub(super) message: String,
+}
+
+impl Rejected {
+    pub(super) fn new(error: ResponseError, message: impl Into<String>) -> Self {
+        Self {
+            code: error.code(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<controller::Rejection> for Rejected {
+    fn from(rejection: controller::Rejection) -> Self {
+        Self {
+            code: rejection.kafka_error_code(),
+            message: rejection.to_string(),
+        }
+    }
+}
+
+impl From<controller::ControllerError> for Rejected {
+    fn from(error: controller::ControllerError) -> Self {
+        match error {
+            controller::ControllerError::Rejected(rejection) => rejection.into(),
+            other => Self::new(ResponseError::UnknownServerError, other.to_string()),
+        }
+    }
+}
+
+/// Creates (or with `validate_only`, checks) a topic; returns its id and partition count.
+pub(super) fn create(
+    broker: &Broker,
+    topic: NewTopic,
+    validate_only: bool,
+) -> Result<(Uuid, i32, i16), Rejected> {
+    let image = broker.image();
+    let assignments = if topic.assignments.is_empty() {
+        let partitions = if topic.num_partitions == -1 {
+            broker.config.num_partitions
+        } else {
+            topic.num_partitions
+        };
+        let replication = if topic.replication_factor == -1 {
+            broker.config.default_replication_factor
+        } else {
+            topic.replication_factor
+        };
+        if partitions <= 0 {
+            return Err(Rejected::new(
+                ResponseError::InvalidPartitions,
+                "number of partitions must be at least 1",
+            ));
+        }
+        if replication <= 0 {
+            return Err(Rejected::new(
+                ResponseError::InvalidReplicationFactor,
+                "replication factor must be at least 1",
+            ));
+        }
+        let brokers: Vec<_> = image.brokers().cloned().collect();
+        assign_replicas(&brokers, partitions, replication, 0)?
+    } else {
+        if topic.num_partitions != -1 || topic.replication_factor != -1 {
+            return Err(Rejected::new(
+                ResponseError::InvalidRequest,
+                "both replica assignments and partitions or replication factor were given",
+            ));
+        }
+        let mut assignments = topic.assignments.clone();
+        assignments.sort_by_key(|(index, _)| *index);
+        if assignments
+            .iter()
+            .enumerate()
+            .any(|(i, (index, _))| *index != i as i32)
+        {
+            return Err(Rejected::new(
+                ResponseError::InvalidReplicaAssignment,
+                "partitions must be numbered 0..n",
+            ));
+        }
+        assignments
+            .into_iter()
+            .map(|(_, replicas)| replicas)
+            .collect()
+    };
+    let partitions = assignments.len() as i32;
+    let replication = assignments.first().map_or(0, |r| r.len() as i16);
+    let topic_id = Uuid::new_v4();
+    let command = Command::CreateTopic {
+        name: topic.name,
+        topic_id,
+        assignments,
+        configs: topic.configs,
+    };
+    if validate_only {
+        let mut scratch = image.as_ref().clone();
+        scratch.apply(&command)?;
+    } else {
+        broker.submit(command)?;
+    }
+    Ok((topic_id, partitions, replication))
+}
+
+pub(super) async fn handle(ctx: &Ctx<'_>, request: CreateTopicsRequest) -> CreateTopicsResponse {
+    let mut seen = BTreeMap::new();
+    for t in &request.topics {
+        *seen.entry(owned(&t.name.0)).or_insert(0) += 1;
+    }
+    let mut results = Vec::with_capacity(request.topics.len());
+    for t in request.topics {
+        let name = owned(&t.name.0);
+        let new_topic = NewTopic {
+            name: name.clone(),
+            num_partitions: t.num_partitions,
+            replication_factor: t.replication_factor,
+            assignments: t
+                .assignments
+                .iter()
+                .map(|a| {
+                    (
+                        a.partition_index,
+                        a.broker_ids.iter().map(|b| b.0).collect(),
+                    )
+                })
+                .collect(),
+            configs: t
+                .configs
+                .iter()
+                .filter_map(|c| Some((owned(&c.name), owned(c.value.as_ref()?))))
+                .collect(),
+        };
+        let outcome = if seen[&name] > 1 {
+            Err(Rejected::new(
+                ResponseError::InvalidRequest,
+                "topic named more than once in the request",
+            ))
+        } else {
+            create(ctx.broker, new_topic.clone(), request.validate_only)
+        };
+        let result = CreatableTopicResult::default().with_name(TopicName(str_bytes(name)));
+        results.push(match outcome {
+            Ok((topic_id, partitions, replication)) => {
+                let configs =
+                    topic_config::effective(&ctx.broker.config.topic_defaults, &new_topic.configs)
+                        .into_iter()
+                        .map(|(key, value)| {
+                            CreatableTopicConfigs::default()
+                                .with_name(str_bytes(key))
+                                .with_value(value.value.map(str_bytes))
+                                .with_config_source(value.source as i8)
+                        })
+                        .collect();
+                result
+                    .with_topic_id(if request.validate_only {
+                        Uuid::nil()
+                    } else {
+                        topic_id
+                    })
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(replication)
+                    .with_configs(Some(configs))
+            }
+            Err(rejected) => result
+                .with_error_code(rejected.code)
+                .with_error_message(Some(str_bytes(rejected.message)))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1),
+        });
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}

@@ -1,0 +1,61 @@
+//! DeleteTopics (key 20): by name, or by id from v6.
+
+use controller::Command;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use uuid::Uuid;
+
+use super::create_topics::Rejected;
+use super::{owned, str_bytes, Ctx};
+
+pub(super) async fn handle(ctx: &Ctx<'_>, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let wanted: Vec<(Option<String>, Uuid)> = if ctx.version >= 6 {
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| owned(&n.0)), t.topic_id))
+            .collect()
+    } else {
+        request
+            .topic_names
+            .iter()
+            .map(|n| (Some(owned(&n.0)), Uuid::nil()))
+            .collect()
+    };
+    let responses = wanted
+        .into_iter()
+        .map(|(name, topic_id)| {
+            let image = ctx.broker.image();
+            let found = match &name {
+                Some(name) => image.topic(name),
+                None => image.topic_by_id(topic_id),
+            };
+            let result = DeletableTopicResult::default()
+                .with_name(name.clone().map(|n| TopicName(str_bytes(n))))
+                .with_topic_id(topic_id);
+            let Some(topic) = found else {
+                let missing = if name.is_some() {
+                    ResponseError::UnknownTopicOrPartition
+                } else {
+                    ResponseError::UnknownTopicId
+                };
+                return result.with_error_code(missing.code());
+            };
+            let (topic_name, id) = (topic.name.clone(), topic.topic_id);
+            let result = result
+                .with_name(Some(TopicName(str_bytes(topic_name.clone()))))
+                .with_topic_id(id);
+            match ctx.broker.submit(Command::DeleteTopic { name: topic_name }) {
+                Ok(_) => result,
+                Err(error) => {
+                    let rejected = Rejected::from(error);
+                    result
+                        .with_error_code(rejected.code)
+                        .with_error_message(Some(str_bytes(rejected.message)))
+                }
+            }
+        })
+        .collect();
+    DeleteTopicsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,24 @@
+//! DescribeCluster (key 60): cluster id, controller and brokers.
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+
+use super::{str_bytes, Ctx};
+
+pub(super) fn handle(ctx: &Ctx<'_>, _request: DescribeClusterRequest) -> DescribeClusterResponse {
+    let image = ctx.broker.image();
+    let brokers = image
+        .brokers()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.node_id))
+                .with_host(str_bytes(b.host.clone()))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.clone().map(str_bytes))
+        })
+        .collect();
+    DescribeClusterResponse::default()
+        .with_cluster_id(str_bytes(ctx.broker.cluster_id.clone()))
+        .with_controller_id(BrokerId(ctx.broker.config.node_id))
+        .with_brokers(brokers)
+}

@@ -1,0 +1,174 @@
+//! Fetch (key 1): whole batches below the high watermark, zero-copy from the segment mapping,
+//! parking until `min_bytes` are there or `max_wait_ms` passes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::select_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::{owned, str_bytes, Ctx};
+use crate::partition::{storage_error_code, Partition};
+
+/// One partition of the request, resolved once.
+struct Wanted {
+    partition_index: i32,
+    fetch_offset: i64,
+    max_bytes: usize,
+    current_leader_epoch: i32,
+    partition: Result<Arc<Partition>, i16>,
+}
+
+struct WantedTopic {
+    name: String,
+    topic_id: Uuid,
+    partitions: Vec<Wanted>,
+}
+
+pub(super) async fn handle(ctx: &Ctx<'_>, request: FetchRequest) -> FetchResponse {
+    let topics = resolve(ctx, &request);
+    let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let max_bytes = if request.max_bytes <= 0 {
+        i32::MAX as usize
+    } else {
+        request.max_bytes as usize
+    };
+    let read_committed = request.isolation_level == 1;
+    loop {
+        // Subscribe before reading, so an append between the read and the wait is not missed.
+        let mut watchers: Vec<watch::Receiver<i64>> = topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .filter_map(|w| w.partition.as_ref().ok().map(|p| p.watch_high_watermark()))
+            .collect();
+        let (response, bytes, errors) = read_all(ctx, &topics, max_bytes, read_committed);
+        if bytes >= min_bytes || errors || watchers.is_empty() || Instant::now() >= deadline {
+            return response;
+        }
+        let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            let (response, _, _) = read_all(ctx, &topics, max_bytes, read_committed);
+            return response;
+        }
+    }
+}
+
+fn resolve(ctx: &Ctx<'_>, request: &FetchRequest) -> Vec<WantedTopic> {
+    let broker = ctx.broker;
+    let by_id = ctx.version >= 13;
+    let image = by_id.then(|| broker.image());
+    request
+        .topics
+        .iter()
+        .map(|topic| {
+            let name = match &image {
+                Some(image) => image.topic_by_id(topic.topic_id).map(|t| t.name.clone()),
+                None => Some(owned(&topic.topic.0)),
+            };
+            let local = name.as_deref().and_then(|n| broker.topic(n));
+            let missing = if by_id {
+                ResponseError::UnknownTopicId
+            } else {
+                ResponseError::UnknownTopicOrPartition
+            };
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| Wanted {
+                    partition_index: p.partition,
+                    fetch_offset: p.fetch_offset,
+                    max_bytes: p.partition_max_bytes.max(0) as usize,
+                    current_leader_epoch: p.current_leader_epoch,
+                    partition: local
+                        .as_ref()
+                        .and_then(|t| {
+                            usize::try_from(p.partition)
+                                .ok()
+                                .and_then(|i| t.partitions.get(i).cloned())
+                        })
+                        .ok_or(missing.code()),
+                })
+                .collect();
+            WantedTopic {
+                name: name.unwrap_or_default(),
+                topic_id: topic.topic_id,
+                partitions,
+            }
+        })
+        .collect()
+}
+
+/// Reads every partition once; returns the response, its record bytes and whether any
+/// partition answered with an error.
+fn read_all(
+    ctx: &Ctx<'_>,
+    topics: &[WantedTopic],
+    max_bytes: usize,
+    read_committed: bool,
+) -> (FetchResponse, usize, bool) {
+    let mut total = 0usize;
+    let mut errors = false;
+    let mut responses = Vec::with_capacity(topics.len());
+    for topic in topics {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for wanted in &topic.partitions {
+            let mut data = PartitionData::default()
+                .with_partition_index(wanted.partition_index)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1)
+                .with_aborted_transactions(read_committed.then(Vec::new));
+            match read_one(wanted, max_bytes.saturating_sub(total), total == 0) {
+                Ok((records, hw, log_start)) => {
+                    total += records.len();
+                    data = data
+                        .with_high_watermark(hw)
+                        .with_last_stable_offset(hw)
+                        .with_log_start_offset(log_start)
+                        .with_records(Some(records));
+                }
+                Err(code) => {
+                    errors = true;
+                    data = data.with_error_code(code).with_records(Some(Bytes::new()));
+                }
+            }
+            partitions.push(data);
+        }
+        responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(TopicName(str_bytes(topic.name.clone())))
+                .with_topic_id(topic.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    let _ = ctx;
+    (
+        FetchResponse::default().with_responses(responses),
+        total,
+        errors,
+    )
+}
+
+fn read_one(wanted: &Wanted, remaining: usize, first: bool) -> Result<(Bytes, i64, i64), i16> {
+    let partition = wanted.partition.as_ref().map_err(|code| *code)?;
+    let epoch = partition.leader_epoch();
+    if wanted.current_leader_epoch >= 0 && wanted.current_leader_epoch != epoch {
+        return Err(if wanted.current_leader_epoch > epoch {
+            ResponseError::UnknownLeaderEpoch.code()
+        } else {
+            ResponseError::FencedLeaderEpoch.code()
+        });
+    }
+    let limit = wanted.max_bytes.min(remaining);
+    let read = partition
+        .read(wanted.fetch_offset, limit, first)
+        .map_err(|e| storage_error_code(&e))?;
+    Ok((read.records, read.high_watermark, read.log_start_offset))
+}

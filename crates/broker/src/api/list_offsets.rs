@@ -1,0 +1,73 @@
+//! ListOffsets (key 2): earliest, latest, max-timestamp and by-timestamp offset lookups.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::{owned, Ctx};
+use crate::partition::storage_error_code;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const EARLIEST_PENDING_UPLOAD: i64 = -5;
+
+pub(super) fn handle(ctx: &Ctx<'_>, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = owned(&topic.name.0);
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let response = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1);
+                    let Some(partition) = ctx.broker.partition(&name, p.partition_index) else {
+                        return response
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    let epoch = partition.leader_epoch();
+                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
+                        let error = if p.current_leader_epoch > epoch {
+                            ResponseError::UnknownLeaderEpoch
+                        } else {
+                            ResponseError::FencedLeaderEpoch
+                        };
+                        return response.with_error_code(error.code());
+                    }
+                    let log = &partition.log;
+                    let found = match p.timestamp {
+                        LATEST => Ok(Some((-1, log.high_watermark()))),
+                        EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => {
+                            Ok(Some((-1, log.log_start_offset())))
+                        }
+                        MAX_TIMESTAMP => Ok(log.max_timestamp().map(|t| (t.timestamp, t.offset))),
+                        timestamp => log
+                            .offset_for_timestamp(timestamp)
+                            .map(|found| found.map(|t| (t.timestamp, t.offset))),
+                    };
+                    match found {
+                        Ok(Some((timestamp, offset))) => response
+                            .with_timestamp(timestamp)
+                            .with_offset(offset)
+                            .with_leader_epoch(epoch),
+                        Ok(None) => response,
+                        Err(error) => response.with_error_code(storage_error_code(&error)),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

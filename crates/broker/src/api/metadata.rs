@@ -1,0 +1,115 @@
+//! Metadata (key 3): brokers, the controller, and topics with their partitions, leaders and
+//! ids. Asking for an unknown topic creates it when auto-creation is on and the client allows.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use uuid::Uuid;
+
+use super::create_topics::{self, NewTopic};
+use super::{owned, str_bytes, Ctx};
+use controller::{MetadataImage, TopicMeta};
+
+pub(super) async fn handle(ctx: &Ctx<'_>, request: MetadataRequest) -> MetadataResponse {
+    let broker = ctx.broker;
+    let allow_auto_create =
+        broker.config.auto_create_topics && (ctx.version < 4 || request.allow_auto_topic_creation);
+    // None: every topic. v0 also means "every topic" by an empty list.
+    let requested = match request.topics {
+        None => None,
+        Some(list) if ctx.version == 0 && list.is_empty() => None,
+        Some(list) => Some(list),
+    };
+    let mut image = broker.image();
+    let mut topics = Vec::new();
+    match requested {
+        None => {
+            topics.extend(image.topics().map(|t| describe_topic(t, ctx.version)));
+        }
+        Some(list) => {
+            for wanted in list {
+                let name = wanted.name.as_ref().map(|n| owned(&n.0));
+                let found = match &name {
+                    Some(name) => image.topic(name).cloned(),
+                    None => image.topic_by_id(wanted.topic_id).cloned(),
+                };
+                if let Some(topic) = found {
+                    topics.push(describe_topic(&topic, ctx.version));
+                    continue;
+                }
+                let Some(name) = name else {
+                    topics.push(error_topic(
+                        None,
+                        wanted.topic_id,
+                        ResponseError::UnknownTopicId.code(),
+                    ));
+                    continue;
+                };
+                let code = if allow_auto_create && !name.starts_with("__") {
+                    let new_topic = NewTopic::with_defaults(name.clone());
+                    match create_topics::create(broker, new_topic, false) {
+                        Ok(_) => {
+                            image = broker.image();
+                            if let Some(topic) = image.topic(&name) {
+                                topics.push(describe_topic(topic, ctx.version));
+                                continue;
+                            }
+                            ResponseError::LeaderNotAvailable.code()
+                        }
+                        Err(rejected) => rejected.code,
+                    }
+                } else {
+                    ResponseError::UnknownTopicOrPartition.code()
+                };
+                topics.push(error_topic(Some(name), Uuid::nil(), code));
+            }
+        }
+    }
+    MetadataResponse::default()
+        .with_brokers(brokers(&image))
+        .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
+        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_topics(topics)
+}
+
+fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+    image
+        .brokers()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(str_bytes(b.host.clone()))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.clone().map(str_bytes))
+        })
+        .collect()
+}
+
+fn describe_topic(topic: &TopicMeta, _version: i16) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p.partition)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
+                .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
+        .with_topic_id(topic.topic_id)
+        .with_is_internal(topic.internal)
+        .with_partitions(partitions)
+}
+
+fn error_topic(name: Option<String>, topic_id: Uuid, code: i16) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(code)
+        .with_name(name.map(|n| TopicName(str_bytes(n))))
+        .with_topic_id(topic_id)
+}

@@ -1,0 +1,175 @@
+//! Request dispatch: one module per Kafka API, named after it.
+//!
+//! [`handle_frame`] peeks the api key and version, answers an ApiVersions of a version we do
+//! not know with a v0 body (KIP-511), closes the connection on anything it cannot decode, and
+//! hands the decoded request to its handler. Handlers answer with Kafka error codes, never a
+//! Rust error, for anything the client got wrong.
+
+mod alter_configs;
+mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod fetch;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod offset_for_leader_epoch;
+mod produce;
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use crate::Broker;
+
+/// What the connection does after a request.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// Write this frame (length prefix included).
+    Frame(Bytes),
+    /// Nothing to write (Produce with acks=0).
+    Nothing,
+    /// Close the connection: the request could not be understood.
+    Close,
+}
+
+/// The APIs this broker serves and the versions it advertises. Produce advertises v0-v2 as
+/// Apache Kafka does (KAFKA-18659) but closes the connection on them, as Kafka does.
+pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 11),
+    (ApiKey::Fetch, 4, 16),
+    (ApiKey::ListOffsets, 1, 9),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// Versions of `key` this broker decodes, if it serves the API at all.
+fn decodable_versions(key: ApiKey) -> Option<(i16, i16)> {
+    let (_, min, max) = SUPPORTED.iter().find(|(k, _, _)| *k == key)?;
+    let min = if key == ApiKey::Produce { 3 } else { *min };
+    Some((min, *max))
+}
+
+/// Answers one request frame.
+pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes) -> Reply {
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let Ok(api_key) = ApiKey::try_from(key) else {
+        tracing::debug!(key, "unknown api key; closing the connection");
+        return Reply::Close;
+    };
+    let Some((min, max)) = decodable_versions(api_key) else {
+        tracing::debug!(?api_key, "api not served; closing the connection");
+        return Reply::Close;
+    };
+    if !(min..=max).contains(&version) {
+        if api_key == ApiKey::ApiVersions {
+            return encode_response(
+                api_key,
+                0,
+                correlation_id,
+                api_versions::unsupported_version().into(),
+            );
+        }
+        tracing::debug!(
+            ?api_key,
+            version,
+            "unsupported version; closing the connection"
+        );
+        return Reply::Close;
+    }
+    let header = match RequestHeader::decode(&mut frame, api_key.request_header_version(version)) {
+        Ok(header) => header,
+        Err(error) => {
+            tracing::debug!(?api_key, version, %error, "undecodable request header");
+            return Reply::Close;
+        }
+    };
+    let request = match RequestKind::decode(api_key, &mut frame, version) {
+        Ok(request) => request,
+        Err(error) => {
+            tracing::debug!(?api_key, version, %error, "undecodable request body");
+            return Reply::Close;
+        }
+    };
+    let ctx = Ctx { broker, version };
+    let response: ResponseKind = match request {
+        RequestKind::ApiVersions(r) => api_versions::handle(&ctx, r).into(),
+        RequestKind::Metadata(r) => metadata::handle(&ctx, r).await.into(),
+        RequestKind::Produce(r) => match produce::handle(&ctx, r).await {
+            Some(response) => response.into(),
+            None => return Reply::Nothing,
+        },
+        RequestKind::Fetch(r) => fetch::handle(&ctx, r).await.into(),
+        RequestKind::ListOffsets(r) => list_offsets::handle(&ctx, r).into(),
+        RequestKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(&ctx, r).into(),
+        RequestKind::CreateTopics(r) => create_topics::handle(&ctx, r).await.into(),
+        RequestKind::DeleteTopics(r) => delete_topics::handle(&ctx, r).await.into(),
+        RequestKind::CreatePartitions(r) => create_partitions::handle(&ctx, r).await.into(),
+        RequestKind::DeleteRecords(r) => delete_records::handle(&ctx, r).into(),
+        RequestKind::InitProducerId(r) => init_producer_id::handle(&ctx, r).await.into(),
+        RequestKind::DescribeConfigs(r) => describe_configs::handle(&ctx, r).into(),
+        RequestKind::AlterConfigs(r) => alter_configs::handle_legacy(&ctx, r).await.into(),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            alter_configs::handle_incremental(&ctx, r).await.into()
+        }
+        RequestKind::DescribeCluster(r) => describe_cluster::handle(&ctx, r).into(),
+        _ => return Reply::Close,
+    };
+    encode_response(api_key, version, header.correlation_id, response)
+}
+
+/// What every handler gets besides its request.
+pub(crate) struct Ctx<'a> {
+    pub(crate) broker: &'a Arc<Broker>,
+    /// The request's api version.
+    pub(crate) version: i16,
+}
+
+fn encode_response(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: ResponseKind,
+) -> Reply {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let encoded = header
+        .encode(&mut buf, api_key.response_header_version(version))
+        .and_then(|()| body.encode(&mut buf, version));
+    if let Err(error) = encoded {
+        tracing::error!(?api_key, version, %error, "response could not be encoded");
+        return Reply::Close;
+    }
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Reply::Frame(buf.freeze())
+}
+
+/// Copies a string out of a request frame so that keeping it does not keep the frame alive.
+pub(crate) fn owned(s: &kafka_protocol::protocol::StrBytes) -> String {
+    s.as_str().to_owned()
+}
+
+/// A response string that owns its bytes.
+pub(crate) fn str_bytes(s: impl Into<String>) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(s.into())
+}

@@ -1,0 +1,61 @@
+//! Produce (key 0): append each partition's record batch, with idempotence checks, and answer
+//! with the offsets given (nothing at all for acks=0).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use super::{owned, str_bytes, Ctx};
+use crate::broker::now_ms;
+
+pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Option<ProduceResponse> {
+    let broker = ctx.broker;
+    let acks = request.acks;
+    let valid_acks = matches!(acks, -1..=1);
+    let now = now_ms();
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for topic in request.topic_data {
+        let name = owned(&topic.name.0);
+        let local = broker.topic(&name);
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for data in topic.partition_data {
+            let response = PartitionProduceResponse::default()
+                .with_index(data.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
+            let partition = local.as_ref().and_then(|t| {
+                usize::try_from(data.index)
+                    .ok()
+                    .and_then(|i| t.partitions.get(i))
+            });
+            let outcome = match (valid_acks, partition, data.records) {
+                (false, _, _) => Err((ResponseError::InvalidRequiredAcks.code(), None)),
+                (true, None, _) => Err((ResponseError::UnknownTopicOrPartition.code(), None)),
+                (true, Some(_), None) => Err((ResponseError::InvalidRecord.code(), None)),
+                (true, Some(partition), Some(records)) => partition
+                    .append(&records, acks, now)
+                    .map(|produced| (produced, partition.log.log_start_offset()))
+                    .map_err(|error| {
+                        tracing::debug!(topic = %name, partition = data.index, %error, "produce refused");
+                        (error.code(), Some(error.to_string()))
+                    }),
+            };
+            partitions.push(match outcome {
+                Ok((produced, log_start)) => response
+                    .with_base_offset(produced.base_offset)
+                    .with_log_append_time_ms(produced.log_append_time)
+                    .with_log_start_offset(log_start),
+                Err((code, message)) => response
+                    .with_error_code(code)
+                    .with_error_message(message.map(str_bytes)),
+            });
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_partition_responses(partitions),
+        );
+    }
+    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}

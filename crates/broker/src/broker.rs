@@ -1,0 +1,348 @@
+//! The broker's shared state: its configuration, the metadata controller, the data directory
+//! and the partitions this node leads, kept in step with the metadata image.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use controller::{Applied, Command, ControllerError, LocalController, MetadataImage, TopicMeta};
+use parking_lot::{Mutex, RwLock};
+use segment_store::{LogDir, TopicPartition};
+use uuid::Uuid;
+
+use crate::config::BrokerConfig;
+use crate::partition::Partition;
+use crate::topic_config::{self, TopicSettings};
+
+/// Producer ids are reserved from the controller this many at a time.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// Failures that stop the broker from starting or stopping cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The data directory could not be read or written.
+    #[error("storage: {0}")]
+    Storage(#[from] segment_store::Error),
+    /// The metadata controller failed.
+    #[error("metadata: {0}")]
+    Controller(#[from] ControllerError),
+    /// A file of the broker's own (`meta.properties`) failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The partitions of one topic led here.
+#[derive(Debug)]
+pub(crate) struct LocalTopic {
+    pub(crate) topic_id: Uuid,
+    pub(crate) partitions: Vec<Arc<Partition>>,
+}
+
+#[derive(Debug, Default)]
+struct ProducerIdBlock {
+    next: i64,
+    end: i64,
+}
+
+/// One Strata node's broker.
+#[derive(Debug)]
+pub struct Broker {
+    pub(crate) config: BrokerConfig,
+    pub(crate) cluster_id: String,
+    controller: LocalController,
+    log_dir: LogDir,
+    topics: RwLock<HashMap<String, Arc<LocalTopic>>>,
+    reconcile_lock: Mutex<()>,
+    producer_ids: Mutex<ProducerIdBlock>,
+}
+
+impl Broker {
+    /// Opens the data directory and the metadata, registers this node and opens every
+    /// partition it leads.
+    pub fn open(config: BrokerConfig) -> Result<Arc<Self>, BrokerError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| BrokerError::Io { path, source }
+        };
+        std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
+        let cluster_id = read_or_create_cluster_id(&config)?;
+        let controller = LocalController::open(&config.data_dir.join("metadata"))?;
+        let log_dir = LogDir::open(&config.data_dir, segment_store::LogConfig::default())?;
+        let broker = Arc::new(Self {
+            cluster_id,
+            controller,
+            log_dir,
+            topics: RwLock::new(HashMap::new()),
+            reconcile_lock: Mutex::new(()),
+            producer_ids: Mutex::new(ProducerIdBlock::default()),
+            config,
+        });
+        broker.register()?;
+        broker.reconcile()?;
+        Ok(broker)
+    }
+
+    fn register(&self) -> Result<(), BrokerError> {
+        let (host, port) = self.config.advertise.clone();
+        let command = Command::RegisterBroker {
+            node_id: self.config.node_id,
+            host,
+            port,
+            rack: self.config.rack.clone(),
+        };
+        let image = self.image();
+        let unchanged = image.broker(self.config.node_id).is_some_and(|b| {
+            matches!(&command, Command::RegisterBroker { host, port, rack, .. }
+                if &b.host == host && b.port == *port && &b.rack == rack)
+        });
+        if !unchanged {
+            self.controller.submit(command)?;
+        }
+        Ok(())
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    /// The current metadata image.
+    pub(crate) fn image(&self) -> Arc<MetadataImage> {
+        self.controller.image()
+    }
+
+    /// Submits a metadata command and brings the local partitions in line with the result.
+    pub(crate) fn submit(&self, command: Command) -> Result<Applied, ControllerError> {
+        let applied = self.controller.submit(command)?;
+        if let Err(error) = self.reconcile() {
+            tracing::error!(%error, "opening partitions after a metadata change failed");
+        }
+        Ok(applied)
+    }
+
+    /// The topic's partitions led here, by name.
+    pub(crate) fn topic(&self, name: &str) -> Option<Arc<LocalTopic>> {
+        self.topics.read().get(name).cloned()
+    }
+
+    /// One partition led here.
+    pub(crate) fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        let topic = self.topic(topic)?;
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| topic.partitions.get(i).cloned())
+    }
+
+    /// Topic settings as the broker defaults and the topic's own configs make them.
+    pub(crate) fn topic_settings(&self, topic: &TopicMeta) -> TopicSettings {
+        TopicSettings::from_effective(&topic_config::effective(
+            &self.config.topic_defaults,
+            &topic.configs,
+        ))
+    }
+
+    /// Opens logs for new partitions, drops deleted topics and applies config changes.
+    pub(crate) fn reconcile(&self) -> Result<(), BrokerError> {
+        let _guard = self.reconcile_lock.lock();
+        let image = self.image();
+        let node = self.config.node_id;
+        let mut next: HashMap<String, Arc<LocalTopic>> = HashMap::new();
+        let current = self.topics.read().clone();
+        for meta in image.topics() {
+            let settings = self.topic_settings(meta);
+            let existing = current
+                .get(&meta.name)
+                .filter(|t| t.topic_id == meta.topic_id);
+            let mut partitions = Vec::with_capacity(meta.partitions.len());
+            for p in &meta.partitions {
+                if !p.replicas.contains(&node) {
+                    continue;
+                }
+                let found = existing
+                    .and_then(|t| t.partitions.get(p.partition as usize))
+                    .cloned();
+                let partition = match found {
+                    Some(partition) => {
+                        partition.update_settings(settings.clone());
+                        partition.set_leader_epoch(p.leader_epoch);
+                        partition
+                    }
+                    None => {
+                        let tp = TopicPartition {
+                            topic: meta.name.clone(),
+                            partition: p.partition,
+                        };
+                        let log = self.log_dir.get_or_create(&tp, settings.log.clone())?;
+                        log.set_config(settings.log.clone());
+                        Arc::new(Partition::new(
+                            meta.name.clone(),
+                            p.partition,
+                            log,
+                            settings.clone(),
+                            p.leader_epoch,
+                        )?)
+                    }
+                };
+                partitions.push(partition);
+            }
+            next.insert(
+                meta.name.clone(),
+                Arc::new(LocalTopic {
+                    topic_id: meta.topic_id,
+                    partitions,
+                }),
+            );
+        }
+        // Logs of topics that are gone, or were deleted and recreated under a new id.
+        for (name, topic) in &current {
+            let kept = next.get(name).is_some_and(|t| t.topic_id == topic.topic_id);
+            if !kept {
+                for p in &topic.partitions {
+                    let tp = TopicPartition {
+                        topic: name.clone(),
+                        partition: p.index,
+                    };
+                    self.log_dir.delete(&tp)?;
+                }
+            }
+        }
+        // Logs on disk that the metadata no longer knows (deleted while this node was down).
+        for (tp, _) in self.log_dir.logs() {
+            let known = next
+                .get(&tp.topic)
+                .is_some_and(|t| t.partitions.iter().any(|p| p.index == tp.partition));
+            if !known {
+                tracing::info!(topic = %tp.topic, partition = tp.partition, "deleting log of a removed partition");
+                self.log_dir.delete(&tp)?;
+            }
+        }
+        *self.topics.write() = next;
+        Ok(())
+    }
+
+    /// Hands out a producer id, reserving a new block from the controller when needed.
+    pub(crate) fn next_producer_id(&self) -> Result<i64, ControllerError> {
+        let mut block = self.producer_ids.lock();
+        if block.next >= block.end {
+            let applied = self.controller.submit(Command::AllocateProducerIds {
+                broker_id: self.config.node_id,
+                count: PRODUCER_ID_BLOCK,
+            })?;
+            if let Applied::ProducerIds { first, count } = applied {
+                *block = ProducerIdBlock {
+                    next: first,
+                    end: first + count,
+                };
+            }
+        }
+        let id = block.next;
+        block.next += 1;
+        Ok(id)
+    }
+
+    /// Every partition led here.
+    pub(crate) fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.topics
+            .read()
+            .values()
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect()
+    }
+
+    /// Runs retention and producer-state snapshots until the process ends.
+    pub fn spawn_background_tasks(self: &Arc<Self>) {
+        let broker = Arc::clone(self);
+        let interval = Duration::from_millis(self.config.retention_check_interval_ms);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                let broker = Arc::clone(&broker);
+                let _ = tokio::task::spawn_blocking(move || broker.housekeeping()).await;
+            }
+        });
+    }
+
+    fn housekeeping(&self) {
+        let now = now_ms();
+        for p in self.all_partitions() {
+            match p.log.enforce_retention(now) {
+                Ok(0) => {}
+                Ok(deleted) => {
+                    tracing::info!(topic = %p.topic, partition = p.index, deleted, "retention deleted segments")
+                }
+                Err(error) => {
+                    tracing::warn!(topic = %p.topic, partition = p.index, %error, "retention failed")
+                }
+            }
+            if let Err(error) = p.snapshot_producer_state() {
+                tracing::warn!(topic = %p.topic, partition = p.index, %error, "producer state snapshot failed");
+            }
+        }
+        if let Err(error) = self.log_dir.checkpoint() {
+            tracing::warn!(%error, "writing checkpoints failed");
+        }
+    }
+
+    /// Flushes every log, saves producer state and marks the shutdown clean.
+    pub fn shutdown(&self) -> Result<(), BrokerError> {
+        for p in self.all_partitions() {
+            if let Err(error) = p.snapshot_producer_state() {
+                tracing::warn!(topic = %p.topic, partition = p.index, %error, "producer state snapshot failed");
+            }
+        }
+        self.log_dir.shutdown()?;
+        Ok(())
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Kafka keeps `cluster.id` in `meta.properties`; so do we, created on first start.
+fn read_or_create_cluster_id(config: &BrokerConfig) -> Result<String, BrokerError> {
+    let path = config.data_dir.join("meta.properties");
+    let io = |source| BrokerError::Io {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let props: BTreeMap<&str, &str> = text
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .collect();
+            if let Some(id) = props.get("cluster.id") {
+                return Ok((*id).to_owned());
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let id = base64_uuid(Uuid::new_v4());
+    let text = format!("version=1\ncluster.id={id}\nnode.id={}\n", config.node_id);
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    Ok(id)
+}
+
+/// Kafka prints cluster ids as URL-safe base64 of a UUID, without padding.
+fn base64_uuid(id: Uuid) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
+}

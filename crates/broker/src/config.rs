@@ -1,0 +1,263 @@
+//! Broker configuration, read from Kafka's own property names.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A configuration value that could not be understood.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The property holds a value of the wrong type or out of range.
+    #[error("invalid value {value:?} for {key}: {reason}")]
+    InvalidValue {
+        /// Property name.
+        key: String,
+        /// The value given.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+/// Everything a broker needs to start. Defaults follow Apache Kafka's.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `node.id`.
+    pub node_id: i32,
+    /// `log.dirs` (the first entry is used).
+    pub data_dir: PathBuf,
+    /// Address the Kafka listener binds.
+    pub listen: SocketAddr,
+    /// `host:port` given to clients in Metadata.
+    pub advertise: (String, u16),
+    /// `broker.rack`.
+    pub rack: Option<String>,
+    /// `num.partitions`: partitions of an auto-created topic or a CreateTopics asking for -1.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `socket.request.max.bytes`: a larger frame closes the connection.
+    pub socket_request_max_bytes: usize,
+    /// `log.retention.check.interval.ms`.
+    pub retention_check_interval_ms: u64,
+    /// `queued.max.requests` per connection: requests read ahead of their responses.
+    pub max_in_flight_per_connection: usize,
+    /// Broker-level defaults of topic configs, by topic config name (`retention.ms`, ...).
+    pub topic_defaults: BTreeMap<String, String>,
+    /// Every property as given, for DescribeConfigs on the broker resource.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            node_id: 1,
+            data_dir: PathBuf::from("./strata-data"),
+            listen: "127.0.0.1:9092".parse().expect("valid literal address"),
+            advertise: ("127.0.0.1".to_owned(), 9092),
+            rack: None,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics: true,
+            socket_request_max_bytes: 104_857_600,
+            retention_check_interval_ms: 300_000,
+            max_in_flight_per_connection: 500,
+            topic_defaults: BTreeMap::new(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// Broker properties that set a topic config's default, as Kafka maps them.
+/// Entries are (broker property, topic config, multiplier to milliseconds or 1).
+const TOPIC_DEFAULT_PROPERTIES: &[(&str, &str, i64)] = &[
+    ("log.segment.bytes", "segment.bytes", 1),
+    ("log.roll.hours", "segment.ms", 3_600_000),
+    ("log.roll.ms", "segment.ms", 1),
+    ("log.retention.hours", "retention.ms", 3_600_000),
+    ("log.retention.minutes", "retention.ms", 60_000),
+    ("log.retention.ms", "retention.ms", 1),
+    ("log.retention.bytes", "retention.bytes", 1),
+    ("log.index.size.max.bytes", "segment.index.bytes", 1),
+    ("log.index.interval.bytes", "index.interval.bytes", 1),
+    ("log.flush.interval.messages", "flush.messages", 1),
+    ("log.flush.interval.ms", "flush.ms", 1),
+    ("log.cleanup.policy", "cleanup.policy", 1),
+    ("log.cleaner.delete.retention.ms", "delete.retention.ms", 1),
+    ("message.max.bytes", "max.message.bytes", 1),
+    ("log.message.timestamp.type", "message.timestamp.type", 1),
+    ("min.insync.replicas", "min.insync.replicas", 1),
+    ("compression.type", "compression.type", 1),
+    (
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+        1,
+    ),
+];
+
+impl BrokerConfig {
+    /// Applies Kafka properties (`log.dirs`, `num.partitions`, ...) over the current values.
+    /// Later, more specific properties win (`log.retention.ms` over `log.retention.hours`).
+    pub fn apply_properties(
+        &mut self,
+        props: &BTreeMap<String, String>,
+    ) -> Result<(), ConfigError> {
+        for (key, value) in props {
+            self.properties.insert(key.clone(), value.clone());
+            match key.as_str() {
+                "node.id" | "broker.id" => self.node_id = parse(key, value)?,
+                "log.dirs" | "log.dir" => {
+                    let first = value.split(',').next().unwrap_or_default().trim();
+                    self.data_dir = PathBuf::from(first);
+                }
+                "broker.rack" => self.rack = Some(value.clone()),
+                "num.partitions" => self.num_partitions = parse_positive(key, value)?,
+                "default.replication.factor" => {
+                    self.default_replication_factor = parse_positive(key, value)?
+                }
+                "auto.create.topics.enable" => self.auto_create_topics = parse(key, value)?,
+                "socket.request.max.bytes" => {
+                    self.socket_request_max_bytes = parse_positive(key, value)?
+                }
+                "log.retention.check.interval.ms" => {
+                    self.retention_check_interval_ms = parse_positive(key, value)?
+                }
+                "queued.max.requests" => {
+                    self.max_in_flight_per_connection = parse_positive(key, value)?
+                }
+                "listeners" => {
+                    let addr = listener_address(key, value)?;
+                    self.listen = addr
+                        .parse()
+                        .map_err(|e| invalid(key, value, format!("{e}")))?;
+                }
+                "advertised.listeners" => {
+                    let addr = listener_address(key, value)?;
+                    self.advertise = split_host_port(key, addr)?;
+                }
+                _ => {}
+            }
+        }
+        // Coarse units first, so that a finer property overrides a coarser one.
+        for (property, topic_key, scale) in TOPIC_DEFAULT_PROPERTIES.iter().rev() {
+            if let Some(value) = props.get(*property) {
+                let value = if *scale == 1 {
+                    value.clone()
+                } else {
+                    (parse::<i64>(property, value)? * scale).to_string()
+                };
+                self.topic_defaults.insert((*topic_key).to_owned(), value);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Takes the address out of a listener list such as `PLAINTEXT://127.0.0.1:9092`.
+fn listener_address<'a>(key: &str, value: &'a str) -> Result<&'a str, ConfigError> {
+    let first = value.split(',').next().unwrap_or_default().trim();
+    let addr = first.rsplit("://").next().unwrap_or(first);
+    if addr.is_empty() {
+        return Err(invalid(key, value, "no listener address".into()));
+    }
+    Ok(addr)
+}
+
+/// Splits `host:port`, keeping IPv6 brackets off the host.
+pub fn split_host_port(key: &str, value: &str) -> Result<(String, u16), ConfigError> {
+    let (host, port) = value
+        .rsplit_once(':')
+        .ok_or_else(|| invalid(key, value, "expected HOST:PORT".into()))?;
+    let port = port
+        .parse()
+        .map_err(|e| invalid(key, value, format!("port: {e}")))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok((host.to_owned(), port))
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .trim()
+        .parse()
+        .map_err(|e: T::Err| invalid(key, value, e.to_string()))
+}
+
+fn parse_positive<T>(key: &str, value: &str) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + Default,
+    T::Err: std::fmt::Display,
+{
+    let parsed: T = parse(key, value)?;
+    if parsed <= T::default() {
+        return Err(invalid(key, value, "must be positive".into()));
+    }
+    Ok(parsed)
+}
+
+fn invalid(key: &str, value: &str, reason: String) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn finer_retention_property_overrides_coarser() {
+        let mut config = BrokerConfig::default();
+        config
+            .apply_properties(&props(&[
+                ("log.retention.hours", "1"),
+                ("log.retention.ms", "5000"),
+            ]))
+            .unwrap();
+        assert_eq!(config.topic_defaults["retention.ms"], "5000");
+    }
+
+    #[test]
+    fn hours_are_converted_to_milliseconds() {
+        let mut config = BrokerConfig::default();
+        config
+            .apply_properties(&props(&[("log.retention.hours", "2")]))
+            .unwrap();
+        assert_eq!(config.topic_defaults["retention.ms"], "7200000");
+    }
+
+    #[test]
+    fn listeners_accept_kafka_syntax() {
+        let mut config = BrokerConfig::default();
+        config
+            .apply_properties(&props(&[
+                ("listeners", "PLAINTEXT://127.0.0.1:19092"),
+                ("advertised.listeners", "PLAINTEXT://localhost:19092"),
+            ]))
+            .unwrap();
+        assert_eq!(config.listen.port(), 19092);
+        assert_eq!(config.advertise, ("localhost".to_owned(), 19092));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_key() {
+        let mut config = BrokerConfig::default();
+        let err = config
+            .apply_properties(&props(&[("num.partitions", "zero")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("num.partitions"));
+    }
+}

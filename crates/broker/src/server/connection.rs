@@ -1,0 +1,55 @@
+//! One client connection. A reader task reads frames ahead (at most `queued.max.requests`);
+//! the processor answers them one by one, so responses leave in request order, and flushes
+//! the socket when no more requests are waiting.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::frame::{read_frame, FrameError};
+use crate::api::{self, Reply};
+use crate::Broker;
+
+pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream) -> Result<(), FrameError> {
+    stream.set_nodelay(true)?;
+    let (read_half, write_half) = stream.into_split();
+    let (requests, mut queue) = mpsc::channel::<Bytes>(broker.config.max_in_flight_per_connection);
+    let max_frame = broker.config.socket_request_max_bytes;
+    let reader = tokio::spawn(async move {
+        let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+        loop {
+            match read_frame(&mut reader, max_frame).await {
+                Ok(Some(frame)) => {
+                    if requests.send(frame).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => return Ok(()),
+                Err(error) => return Err(error),
+            }
+        }
+    });
+    let mut writer = BufWriter::with_capacity(64 * 1024, write_half);
+    let result = async {
+        while let Some(frame) = queue.recv().await {
+            match api::handle_frame(&broker, frame).await {
+                Reply::Frame(response) => writer.write_all(&response).await?,
+                Reply::Nothing => {}
+                Reply::Close => break,
+            }
+            if queue.is_empty() {
+                writer.flush().await?;
+            }
+        }
+        writer.flush().await?;
+        Ok::<_, std::io::Error>(())
+    }
+    .await;
+    reader.abort();
+    let read_result = reader.await.unwrap_or(Ok(()));
+    result?;
+    read_result
+}

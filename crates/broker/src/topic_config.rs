@@ -1,0 +1,139 @@
+//! A topic's effective configuration: Kafka's defaults, overridden by the broker's `log.*`
+//! properties, overridden by the topic's own configs; and what the log and the produce path
+//! make of it.
+
+use std::collections::BTreeMap;
+
+use segment_store::{CleanupPolicy, LogConfig};
+
+/// Where an effective config value came from (Kafka's DescribeConfigs `config_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConfigSource {
+    /// Set on the topic (TOPIC_CONFIG).
+    Topic = 1,
+    /// Set in the broker's configuration file (STATIC_BROKER_CONFIG).
+    StaticBroker = 4,
+    /// Kafka's default (DEFAULT_CONFIG).
+    Default = 5,
+}
+
+/// One effective topic config entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EffectiveValue {
+    pub(crate) value: Option<String>,
+    pub(crate) source: ConfigSource,
+}
+
+/// Every known topic config with its effective value and source.
+pub(crate) fn effective(
+    broker_defaults: &BTreeMap<String, String>,
+    topic: &BTreeMap<String, String>,
+) -> BTreeMap<&'static str, EffectiveValue> {
+    controller::topic_config_defs()
+        .iter()
+        .map(|def| {
+            let entry = if let Some(v) = topic.get(def.name) {
+                EffectiveValue {
+                    value: Some(v.clone()),
+                    source: ConfigSource::Topic,
+                }
+            } else if let Some(v) = broker_defaults.get(def.name) {
+                EffectiveValue {
+                    value: Some(v.clone()),
+                    source: ConfigSource::StaticBroker,
+                }
+            } else {
+                EffectiveValue {
+                    value: def.default.map(str::to_owned),
+                    source: ConfigSource::Default,
+                }
+            };
+            (def.name, entry)
+        })
+        .collect()
+}
+
+/// What the broker's produce path and the log take from a topic's effective config.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TopicSettings {
+    pub(crate) log: LogConfig,
+    /// `max.message.bytes`: the largest record batch accepted.
+    pub(crate) max_message_bytes: usize,
+    /// `message.timestamp.type=LogAppendTime`.
+    pub(crate) log_append_time: bool,
+    /// `min.insync.replicas`.
+    pub(crate) min_insync_replicas: usize,
+}
+
+impl TopicSettings {
+    /// Reads the settings out of effective values; anything unparsable keeps its default
+    /// (values were validated by the controller when they were set).
+    pub(crate) fn from_effective(values: &BTreeMap<&'static str, EffectiveValue>) -> Self {
+        let get = |key: &str| values.get(key).and_then(|v| v.value.as_deref());
+        let num = |key: &str| get(key).and_then(|v| v.trim().parse::<i64>().ok());
+        let defaults = LogConfig::default();
+        // Kafka writes "never flush" as Long.MAX_VALUE.
+        let flush = |key: &str| {
+            num(key)
+                .filter(|v| *v > 0 && *v < i64::MAX)
+                .map(|v| v as u64)
+        };
+        let cleanup_policy = match get("cleanup.policy") {
+            Some(p) => {
+                let compact = p.split(',').any(|s| s.trim() == "compact");
+                let delete = p.split(',').any(|s| s.trim() == "delete");
+                match (compact, delete) {
+                    (true, true) => CleanupPolicy::CompactDelete,
+                    (true, false) => CleanupPolicy::Compact,
+                    _ => CleanupPolicy::Delete,
+                }
+            }
+            None => CleanupPolicy::Delete,
+        };
+        let log = LogConfig {
+            segment_bytes: num("segment.bytes").map_or(defaults.segment_bytes, |v| v as u64),
+            segment_ms: num("segment.ms").unwrap_or(defaults.segment_ms),
+            segment_index_bytes: num("segment.index.bytes")
+                .map_or(defaults.segment_index_bytes, |v| v as u64),
+            index_interval_bytes: num("index.interval.bytes")
+                .map_or(defaults.index_interval_bytes, |v| v as u64),
+            retention_ms: num("retention.ms").unwrap_or(defaults.retention_ms),
+            retention_bytes: num("retention.bytes").unwrap_or(defaults.retention_bytes),
+            flush_messages: flush("flush.messages"),
+            flush_ms: flush("flush.ms"),
+            cleanup_policy,
+            delete_retention_ms: num("delete.retention.ms").unwrap_or(defaults.delete_retention_ms),
+        };
+        Self {
+            log,
+            max_message_bytes: num("max.message.bytes").map_or(1_048_588, |v| v.max(0) as usize),
+            log_append_time: get("message.timestamp.type") == Some("LogAppendTime"),
+            min_insync_replicas: num("min.insync.replicas").map_or(1, |v| v.max(1) as usize),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_value_beats_broker_default_beats_kafka_default() {
+        let broker: BTreeMap<_, _> = [
+            ("retention.ms".to_owned(), "1000".to_owned()),
+            ("segment.bytes".to_owned(), "2048".to_owned()),
+        ]
+        .into();
+        let topic: BTreeMap<_, _> = [("retention.ms".to_owned(), "5".to_owned())].into();
+        let values = effective(&broker, &topic);
+        assert_eq!(values["retention.ms"].source, ConfigSource::Topic);
+        assert_eq!(values["segment.bytes"].source, ConfigSource::StaticBroker);
+        assert_eq!(values["max.message.bytes"].source, ConfigSource::Default);
+        let settings = TopicSettings::from_effective(&values);
+        assert_eq!(settings.log.retention_ms, 5);
+        assert_eq!(settings.log.segment_bytes, 2048);
+        assert_eq!(settings.max_message_bytes, 1_048_588);
+        assert!(!settings.log_append_time);
+        assert_eq!(settings.log.flush_messages, None);
+    }
+}
