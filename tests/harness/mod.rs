@@ -1,1 +1,263 @@
-//! Test harness.
+//! A harness that runs real `strata serve` processes for black-box tests: start, stop
+//! (SIGTERM), kill -9, pause (SIGSTOP), resume and restart, each waiting on readiness.
+//!
+//! The binary is `$STRATA_BIN`, else `target/release/strata`, else `target/debug/strata`.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+pub mod raw;
+
+/// How long a node may take to accept connections after it is started.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a clean stop may take.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The strata binary under test.
+pub fn strata_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("STRATA_BIN") {
+        return PathBuf::from(bin);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace");
+    let release = root.join("target/release/strata");
+    if release.exists() {
+        return release;
+    }
+    root.join("target/debug/strata")
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral port on 127.0.0.1")
+}
+
+/// How to start a node.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// `--node-id`.
+    pub node_id: i32,
+    /// Extra Kafka properties written to the `--config` file.
+    pub properties: Vec<(String, String)>,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        Self {
+            node_id: 1,
+            properties: Vec::new(),
+        }
+    }
+}
+
+impl NodeOptions {
+    /// Adds a Kafka property.
+    pub fn property(mut self, key: &str, value: &str) -> Self {
+        self.properties.push((key.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// One `strata serve` process and its data directory.
+#[derive(Debug)]
+pub struct Node {
+    child: Option<Child>,
+    options: NodeOptions,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    /// Starts a node on a fresh port and data directory and waits until it serves.
+    pub fn start(options: NodeOptions) -> Node {
+        let dir = tempfile::Builder::new()
+            .prefix("strata-test-")
+            .tempdir()
+            .expect("temp dir");
+        let mut node = Node {
+            child: None,
+            options,
+            port: free_port(),
+            dir,
+        };
+        node.spawn();
+        node
+    }
+
+    /// Starts with default options.
+    pub fn start_default() -> Node {
+        Self::start(NodeOptions::default())
+    }
+
+    /// `127.0.0.1:PORT` of the Kafka listener.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn(&mut self) {
+        let config = self.dir.path().join("strata.toml");
+        let toml: String = self
+            .options
+            .properties
+            .iter()
+            .map(|(k, v)| format!("\"{k}\" = \"{v}\"\n"))
+            .collect();
+        std::fs::write(&config, toml).expect("writing the config file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("strata.log"))
+            .expect("log file");
+        let child = Command::new(strata_bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .arg("--node-id")
+            .arg(self.options.node_id.to_string())
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--listen")
+            .arg(self.bootstrap())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", strata_bin().display()));
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let addr: SocketAddr = self.bootstrap().parse().expect("address");
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "strata exited during start-up with {status}:\n{}",
+                    self.log()
+                );
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "strata did not accept connections within {READY_TIMEOUT:?}:\n{}",
+            self.log()
+        );
+    }
+
+    /// The node's log output so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("strata.log")).unwrap_or_default()
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.as_ref().expect("node is running").id() as i32)
+    }
+
+    /// SIGTERM and wait for a clean exit; returns how long it took.
+    pub fn stop(&mut self) -> Duration {
+        let started = Instant::now();
+        let _ = kill(self.pid(), Signal::SIGTERM);
+        let mut child = self.child.take().expect("node is running");
+        loop {
+            if let Some(status) = child.try_wait().expect("waiting on strata") {
+                assert!(
+                    status.success(),
+                    "strata exited with {status} on SIGTERM:\n{}",
+                    self.log()
+                );
+                return started.elapsed();
+            }
+            if started.elapsed() > STOP_TIMEOUT {
+                let _ = child.kill();
+                panic!(
+                    "strata did not stop within {STOP_TIMEOUT:?} of SIGTERM:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGSTOP.
+    pub fn pause(&self) {
+        kill(self.pid(), Signal::SIGSTOP).expect("SIGSTOP");
+    }
+
+    /// SIGCONT.
+    pub fn resume(&self) {
+        kill(self.pid(), Signal::SIGCONT).expect("SIGCONT");
+    }
+
+    /// Starts the node again on the same port and data directory.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart a stopped or killed node");
+        self.spawn();
+    }
+
+    /// Whether the process is alive.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
+        }
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("--- strata log ({}) ---\n{}", self.bootstrap(), self.log());
+        }
+    }
+}
+
+/// Runs `f` on a fresh current-thread runtime, failing the test after `limit`.
+pub fn run_bounded<F: std::future::Future<Output = ()>>(limit: Duration, f: F) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            tokio::time::timeout(limit, f)
+                .await
+                .unwrap_or_else(|_| panic!("test exceeded {limit:?}"));
+        });
+}

@@ -60,7 +60,11 @@ pub fn encode_batch_as(
             producer_epoch: producer.map_or(-1, |p| p.producer_epoch),
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: producer.map_or(-1, |p| p.base_sequence.wrapping_add(i as i32)),
+            // The encoder keeps records in one batch while offset minus sequence is constant,
+            // so a batch without a producer counts up from the -1 it stores as base sequence.
+            sequence: producer
+                .map_or(-1, |p| p.base_sequence)
+                .wrapping_add(i as i32),
             timestamp: r.timestamp,
             key: r.key.clone(),
             value: r.value.clone(),
@@ -146,6 +150,12 @@ mod tests {
             Compression::Zstd,
         ] {
             let batch = encode_batch(&records, codec).unwrap();
+            let len = i32::from_be_bytes([batch[8], batch[9], batch[10], batch[11]]);
+            assert_eq!(
+                12 + len as usize,
+                batch.len(),
+                "one batch holds every record ({codec:?})"
+            );
             assert_eq!(decode_records(&batch).unwrap(), records, "{codec:?}");
         }
     }

@@ -55,10 +55,14 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ListOffsetsRequest) -> ListOffsetsR
                             .map(|found| found.map(|t| (t.timestamp, t.offset))),
                     };
                     match found {
-                        Ok(Some((timestamp, offset))) => response
-                            .with_timestamp(timestamp)
-                            .with_offset(offset)
-                            .with_leader_epoch(epoch),
+                        Ok(Some((timestamp, offset))) => {
+                            // leader_epoch exists from v4; older versions refuse a non-default.
+                            let epoch = if ctx.version >= 4 { epoch } else { -1 };
+                            response
+                                .with_timestamp(timestamp)
+                                .with_offset(offset)
+                                .with_leader_epoch(epoch)
+                        }
                         Ok(None) => response,
                         Err(error) => response.with_error_code(storage_error_code(&error)),
                     }

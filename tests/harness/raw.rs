@@ -1,0 +1,87 @@
+//! Raw-socket helpers for tests that send what no client library would.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+
+/// How long a raw read waits.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A blocking connection with read and write timeouts.
+pub fn connect(addr: &str) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connecting to strata");
+    stream
+        .set_read_timeout(Some(READ_TIMEOUT))
+        .expect("timeout");
+    stream
+        .set_write_timeout(Some(READ_TIMEOUT))
+        .expect("timeout");
+    stream
+}
+
+/// A length-prefixed request frame.
+pub fn request_frame<R: Request>(request: &R, version: i16, correlation_id: i32) -> Vec<u8> {
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("raw-test")));
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    header
+        .encode(&mut buf, R::header_version(version))
+        .expect("header");
+    request.encode(&mut buf, version).expect("body");
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    buf.to_vec()
+}
+
+/// Reads one response frame (without its length prefix).
+pub fn read_frame(stream: &mut TcpStream) -> std::io::Result<Bytes> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len)?;
+    let len = i32::from_be_bytes(len) as usize;
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body)?;
+    Ok(Bytes::from(body))
+}
+
+/// Sends `request` and decodes its response.
+pub fn call<R: Request>(
+    stream: &mut TcpStream,
+    request: &R,
+    version: i16,
+) -> (ResponseHeader, R::Response) {
+    stream
+        .write_all(&request_frame(request, version, 7))
+        .expect("write");
+    let mut body = read_frame(stream).expect("response");
+    let header = ResponseHeader::decode(&mut body, R::Response::header_version(version))
+        .expect("response header");
+    let response = R::Response::decode(&mut body, version).expect("response body");
+    (header, response)
+}
+
+/// Whether the server closed the connection (a read sees end of stream or a reset) within
+/// the read timeout.
+pub fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need, builds the release binary the black-box
+# tests run, then runs unit, property and integration tests and the cross-client interop suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started=$(date +%s)
+step() { echo; echo "=== $* ($(( $(date +%s) - started ))s)"; }
+
+step "installing test dependencies"
+bash tests/install-deps.sh
+
+step "building target/release/strata"
+cargo build --release --locked -p strata
+export STRATA_BIN="$PWD/target/release/strata"
+
+step "cargo test (unit, property and black-box tests)"
+cargo test --workspace --locked -- --test-threads=2
+
+step "cross-client interop (kcat, confluent-kafka, kafka-python, aiokafka, kafkajs, sarama)"
+python3 -m pytest tests/interop -q -p no:cacheprovider
+
+step "all tests passed"

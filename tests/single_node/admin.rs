@@ -1,0 +1,276 @@
+//! Topic administration through librdkafka's admin client and the `strata` command line.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{
+    AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication,
+};
+use rdkafka::types::RDKafkaErrorCode;
+use strata_tests::{run_bounded, strata_bin, Node, NodeOptions};
+
+use crate::common::{admin, create_topic, list_offset, raw_produce};
+
+#[test]
+fn topics_are_created_described_altered_grown_and_deleted() {
+    let node = Node::start_default();
+    let bootstrap = node.bootstrap();
+    run_bounded(Duration::from_secs(60), async {
+        let admin = admin(&bootstrap);
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        create_topic(&bootstrap, "admin-a", 2, &[("cleanup.policy", "delete")]).await;
+
+        let again = admin
+            .create_topics(
+                &[NewTopic::new("admin-a", 1, TopicReplication::Fixed(1))],
+                &options,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            again[0].as_ref().unwrap_err().1,
+            RDKafkaErrorCode::TopicAlreadyExists
+        );
+        let too_many = admin
+            .create_topics(
+                &[NewTopic::new("admin-b", 1, TopicReplication::Fixed(3))],
+                &options,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            too_many[0].as_ref().unwrap_err().1,
+            RDKafkaErrorCode::InvalidReplicationFactor
+        );
+        let bad_config = admin
+            .create_topics(
+                &[NewTopic::new("admin-c", 1, TopicReplication::Fixed(1))
+                    .set("retention.ms", "soon")],
+                &options,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            bad_config[0].as_ref().unwrap_err().1,
+            RDKafkaErrorCode::InvalidConfig
+        );
+        let validate = AdminOptions::new().validate_only(true);
+        let checked = admin
+            .create_topics(
+                &[NewTopic::new("admin-d", 3, TopicReplication::Fixed(1))],
+                &validate,
+            )
+            .await
+            .unwrap();
+        assert!(checked[0].is_ok());
+
+        let grown = admin
+            .create_partitions(&[NewPartitions::new("admin-a", 5)], &options)
+            .await
+            .unwrap();
+        assert!(grown[0].is_ok(), "{grown:?}");
+        let shrink = admin
+            .create_partitions(&[NewPartitions::new("admin-a", 3)], &options)
+            .await
+            .unwrap();
+        assert_eq!(
+            shrink[0].as_ref().unwrap_err().1,
+            RDKafkaErrorCode::InvalidPartitions
+        );
+
+        let altered = admin
+            .alter_configs(
+                &[AlterConfig::new(ResourceSpecifier::Topic("admin-a"))
+                    .set("retention.ms", "3600000")],
+                &options,
+            )
+            .await
+            .unwrap();
+        assert!(altered[0].is_ok(), "{altered:?}");
+        let described = admin
+            .describe_configs(&[ResourceSpecifier::Topic("admin-a")], &options)
+            .await
+            .unwrap();
+        let resource = described[0].as_ref().unwrap();
+        assert_eq!(
+            resource.get("retention.ms").unwrap().value.as_deref(),
+            Some("3600000")
+        );
+        assert_eq!(
+            resource.get("segment.bytes").unwrap().value.as_deref(),
+            Some("1073741824")
+        );
+        assert!(resource.get("segment.bytes").unwrap().is_default);
+
+        let mut cluster = client::Cluster::connect(&bootstrap).await.unwrap();
+        let topics = cluster.metadata(None, false).await.unwrap();
+        let names: Vec<_> = topics.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["admin-a"],
+            "validate-only and refused creations made nothing"
+        );
+        assert_eq!(topics[0].partitions.len(), 5);
+
+        let deleted = admin.delete_topics(&["admin-a"], &options).await.unwrap();
+        assert!(deleted[0].is_ok());
+        assert!(cluster.metadata(None, false).await.unwrap().is_empty());
+        let missing = admin.delete_topics(&["admin-a"], &options).await.unwrap();
+        assert_eq!(
+            missing[0].as_ref().unwrap_err().1,
+            RDKafkaErrorCode::UnknownTopicOrPartition
+        );
+    });
+}
+
+#[test]
+fn deleted_topic_recreated_under_the_same_name_starts_empty() {
+    let node = Node::start_default();
+    let bootstrap = node.bootstrap();
+    run_bounded(Duration::from_secs(30), async {
+        create_topic(&bootstrap, "reborn", 1, &[]).await;
+        let batch =
+            client::encode_batch(&crate::common::records("old", 5), client::Compression::None)
+                .unwrap();
+        assert_eq!(raw_produce(&bootstrap, "reborn", 0, batch).0, 0);
+        let admin = admin(&bootstrap);
+        admin
+            .delete_topics(&["reborn"], &AdminOptions::new())
+            .await
+            .unwrap();
+        create_topic(&bootstrap, "reborn", 1, &[]).await;
+        assert_eq!(list_offset(&bootstrap, "reborn", 0, -1).await, 0);
+    });
+}
+
+#[test]
+fn retention_deletes_old_segments() {
+    let node =
+        Node::start(NodeOptions::default().property("log.retention.check.interval.ms", "200"));
+    let bootstrap = node.bootstrap();
+    run_bounded(Duration::from_secs(30), async {
+        create_topic(
+            &bootstrap,
+            "retained",
+            1,
+            &[("segment.bytes", "1024"), ("retention.bytes", "2048")],
+        )
+        .await;
+        for i in 0..40 {
+            let batch = client::encode_batch(
+                &crate::common::records(&format!("r{i}"), 3),
+                client::Compression::None,
+            )
+            .unwrap();
+            assert_eq!(raw_produce(&bootstrap, "retained", 0, batch).0, 0);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let start = list_offset(&bootstrap, "retained", 0, -2).await;
+            if start > 0 {
+                assert_eq!(
+                    list_offset(&bootstrap, "retained", 0, -1).await,
+                    120,
+                    "the end is untouched"
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "retention.bytes never deleted a segment"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}
+
+fn strata(args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = Command::new(strata_bin())
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running strata");
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "strata {args:?} did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "strata {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn command_line_creates_produces_consumes_and_deletes() {
+    let node = Node::start_default();
+    let b = node.bootstrap();
+    strata(
+        &[
+            "topic",
+            "create",
+            "-b",
+            &b,
+            "cli",
+            "-p",
+            "2",
+            "-c",
+            "retention.ms=60000",
+        ],
+        None,
+    );
+    assert!(strata(&["topic", "list", "-b", &b], None).contains("cli"));
+    let described = strata(&["topic", "describe", "-b", &b, "cli"], None);
+    assert!(
+        described.contains("retention.ms") && described.contains("60000"),
+        "{described}"
+    );
+    strata(
+        &["produce", "-b", &b, "cli", "-K", ":", "-H", "src=cli"],
+        Some("a:one\nb:two\na:three\n"),
+    );
+    let out = strata(&["consume", "-b", &b, "cli", "--format", "%k=%v %h"], None);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["a=one src=cli", "a=three src=cli", "b=two src=cli"]);
+    let json = strata(
+        &["consume", "-b", &b, "cli", "--format", "json", "-n", "1"],
+        None,
+    );
+    assert!(json.contains("\"headers\":[[\"src\",\"cli\"]]"), "{json}");
+    strata(
+        &[
+            "topic",
+            "alter-config",
+            "-b",
+            &b,
+            "cli",
+            "--set",
+            "retention.ms=1000",
+            "--delete",
+            "cleanup.policy",
+        ],
+        None,
+    );
+    assert!(strata(&["topic", "describe", "-b", &b, "cli"], None).contains("1000"));
+    strata(&["topic", "delete", "-b", &b, "cli"], None);
+    assert!(!strata(&["topic", "list", "-b", &b], None).contains("cli"));
+}

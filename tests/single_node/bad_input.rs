@@ -1,0 +1,138 @@
+//! Input no client should send: the connection gets a clear error or is closed, nothing is
+//! appended, and the broker keeps serving everyone else.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::ApiVersionsRequest;
+use strata_tests::raw::{call, closed_by_server, connect, read_frame, request_frame};
+use strata_tests::{run_bounded, Node};
+
+use crate::common::{create_topic, list_offset, raw_produce, records};
+
+/// The broker still answers a well-formed request on a new connection.
+fn still_serves(bootstrap: &str) {
+    let mut stream = connect(bootstrap);
+    let (_, response) = call(&mut stream, &ApiVersionsRequest::default(), 3);
+    assert_eq!(response.error_code, 0);
+    assert!(!response.api_keys.is_empty());
+}
+
+#[test]
+fn garbage_closes_the_connection() {
+    let node = Node::start_default();
+    let mut stream = connect(&node.bootstrap());
+    // A plausible length, then an api key that does not exist.
+    let mut frame = 20i32.to_be_bytes().to_vec();
+    frame.extend_from_slice(&[0x7f, 0x7f, 0, 1, 0, 0, 0, 1]);
+    frame.extend_from_slice(&[0xAB; 12]);
+    stream.write_all(&frame).unwrap();
+    assert!(closed_by_server(&mut stream));
+    // Random bytes where a Metadata body should be.
+    let mut stream = connect(&node.bootstrap());
+    let mut frame = 30i32.to_be_bytes().to_vec();
+    frame.extend_from_slice(&[0, 3, 0, 12, 0, 0, 0, 1]);
+    frame.extend_from_slice(&[0xff; 22]);
+    stream.write_all(&frame).unwrap();
+    assert!(closed_by_server(&mut stream));
+    still_serves(&node.bootstrap());
+}
+
+#[test]
+fn oversized_and_negative_lengths_close_the_connection_at_once() {
+    let node = Node::start_default();
+    for len in [200 * 1024 * 1024i32, i32::MAX, -1, 3] {
+        let mut stream = connect(&node.bootstrap());
+        stream.write_all(&len.to_be_bytes()).unwrap();
+        let started = Instant::now();
+        assert!(closed_by_server(&mut stream), "length {len}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    still_serves(&node.bootstrap());
+}
+
+#[test]
+fn truncated_body_is_dropped_when_the_client_goes_away() {
+    let node = Node::start_default();
+    let mut stream = connect(&node.bootstrap());
+    let frame = request_frame(&ApiVersionsRequest::default(), 3, 1);
+    stream.write_all(&frame[..frame.len() - 3]).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(closed_by_server(&mut stream));
+    still_serves(&node.bootstrap());
+}
+
+#[test]
+fn unknown_api_versions_version_gets_a_v0_answer_with_the_supported_list() {
+    let node = Node::start_default();
+    let mut stream = connect(&node.bootstrap());
+    // ApiVersions v99: header v2 (flexible), then an empty tagged-field body.
+    let mut body = vec![0u8, 18, 0, 99, 0, 0, 0, 42, 0, 4];
+    body.extend_from_slice(b"test");
+    body.push(0); // header tagged fields
+    body.extend_from_slice(&[1, 1, 0]); // compact strings and tagged fields
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    stream.write_all(&frame).unwrap();
+    let response = read_frame(&mut stream).unwrap();
+    assert_eq!(
+        &response[..4],
+        &42i32.to_be_bytes(),
+        "correlation id echoed"
+    );
+    assert_eq!(&response[4..6], &35i16.to_be_bytes(), "UNSUPPORTED_VERSION");
+    let count = i32::from_be_bytes(response[6..10].try_into().unwrap());
+    assert!(count >= 10, "the v0 body lists the supported APIs");
+    // The first entry is Produce, advertised from v0 as Kafka does.
+    assert_eq!(&response[10..16], &[0, 0, 0, 0, 0, 11]);
+}
+
+#[test]
+fn bad_crc_is_corrupt_message_and_nothing_is_appended() {
+    let node = Node::start_default();
+    let bootstrap = node.bootstrap();
+    run_bounded(
+        Duration::from_secs(20),
+        create_topic(&bootstrap, "crc", 1, &[]),
+    );
+    let good = client::encode_batch(&records("c", 4), client::Compression::None).unwrap();
+    let mut bad = good.to_vec();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x55;
+    assert_eq!(
+        raw_produce(&bootstrap, "crc", 0, bad.into()).0,
+        2,
+        "CORRUPT_MESSAGE"
+    );
+    let mut short = good.to_vec();
+    short.truncate(good.len() - 10);
+    assert_ne!(
+        raw_produce(&bootstrap, "crc", 0, short.into()).0,
+        0,
+        "a cut batch is refused"
+    );
+    run_bounded(Duration::from_secs(10), async {
+        assert_eq!(
+            list_offset(&bootstrap, "crc", 0, -1).await,
+            0,
+            "nothing was appended"
+        );
+    });
+    assert_eq!(raw_produce(&bootstrap, "crc", 0, good).0, 0);
+    still_serves(&bootstrap);
+}
+
+#[test]
+fn many_requests_in_flight_on_one_connection_are_answered_in_order() {
+    let node = Node::start_default();
+    let mut stream = connect(&node.bootstrap());
+    let mut frames = Vec::new();
+    for id in 0..200 {
+        frames.extend_from_slice(&request_frame(&ApiVersionsRequest::default(), 3, id));
+    }
+    stream.write_all(&frames).unwrap();
+    for id in 0..200 {
+        let response = read_frame(&mut stream).unwrap();
+        assert_eq!(&response[..4], &id.to_be_bytes());
+    }
+}

@@ -1,0 +1,112 @@
+//! Acknowledged records, topics and configs outlive clean stops and kill -9.
+
+use std::time::Duration;
+
+use rdkafka::producer::FutureRecord;
+use strata_tests::{run_bounded, Node};
+
+use crate::common::{create_topic, producer, read_all};
+
+fn produce_numbered(bootstrap: &str, topic: &str, from: usize, count: usize) {
+    run_bounded(Duration::from_secs(60), async {
+        let producer = producer(bootstrap, &[("acks", "all")]);
+        let sends: Vec<_> = (from..from + count)
+            .map(|i| {
+                let fut = producer
+                    .send_result(
+                        FutureRecord::to(topic)
+                            .key(&format!("k{}", i % 7))
+                            .payload(&format!("v{i}")),
+                    )
+                    .expect("queue");
+                async move { fut.await.expect("delivery").expect("acknowledged") }
+            })
+            .collect();
+        for send in sends {
+            send.await;
+        }
+    });
+}
+
+fn values(bootstrap: &str, topic: &str, partitions: i32, expected: usize) -> Vec<String> {
+    let mut v: Vec<String> = read_all(
+        bootstrap,
+        topic,
+        partitions,
+        expected,
+        Duration::from_secs(30),
+    )
+    .into_iter()
+    .map(|g| String::from_utf8(g.value.unwrap()).unwrap())
+    .collect();
+    v.sort();
+    v
+}
+
+fn expected(count: usize) -> Vec<String> {
+    let mut v: Vec<String> = (0..count).map(|i| format!("v{i}")).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn records_survive_a_clean_restart_and_stop_is_prompt() {
+    let mut node = Node::start_default();
+    let bootstrap = node.bootstrap();
+    run_bounded(
+        Duration::from_secs(20),
+        create_topic(&bootstrap, "durable", 3, &[]),
+    );
+    produce_numbered(&bootstrap, "durable", 0, 1000);
+    let took = node.stop();
+    assert!(took < Duration::from_secs(5), "SIGTERM stop took {took:?}");
+    assert!(node.log().contains("stopped cleanly"));
+    node.restart();
+    produce_numbered(&bootstrap, "durable", 1000, 500);
+    assert_eq!(values(&bootstrap, "durable", 3, 1500), expected(1500));
+}
+
+#[test]
+fn acknowledged_records_survive_kill_9_and_appends_continue() {
+    let mut node = Node::start_default();
+    let bootstrap = node.bootstrap();
+    run_bounded(
+        Duration::from_secs(20),
+        create_topic(&bootstrap, "crash", 2, &[]),
+    );
+    produce_numbered(&bootstrap, "crash", 0, 2000);
+    node.kill();
+    node.restart();
+    assert_eq!(values(&bootstrap, "crash", 2, 2000), expected(2000));
+    produce_numbered(&bootstrap, "crash", 2000, 100);
+    node.kill();
+    node.restart();
+    assert_eq!(values(&bootstrap, "crash", 2, 2100), expected(2100));
+}
+
+#[test]
+fn topics_and_configs_survive_kill_9() {
+    let mut node = Node::start_default();
+    let bootstrap = node.bootstrap();
+    run_bounded(
+        Duration::from_secs(20),
+        create_topic(&bootstrap, "configured", 5, &[("retention.ms", "123456")]),
+    );
+    node.kill();
+    node.restart();
+    run_bounded(Duration::from_secs(20), async {
+        let mut cluster = client::Cluster::connect(&bootstrap).await.unwrap();
+        let topics = cluster
+            .metadata(Some(&["configured"]), false)
+            .await
+            .unwrap();
+        assert_eq!(topics[0].partitions.len(), 5);
+        let configs = cluster.describe_topic_configs("configured").await.unwrap();
+        let retention = configs
+            .iter()
+            .find(|(k, _, _)| k == "retention.ms")
+            .unwrap();
+        assert_eq!(retention.1.as_deref(), Some("123456"));
+        assert_eq!(retention.2, 1, "source is the topic");
+    });
+}

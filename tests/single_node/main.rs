@@ -1,0 +1,10 @@
+//! A single `strata serve` node driven by real Kafka clients: librdkafka through the rdkafka
+//! crate, Strata's own client, and raw sockets for input no client would send.
+
+mod admin;
+mod bad_input;
+mod common;
+mod durability;
+mod idempotence;
+mod offsets;
+mod produce_consume;
