@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Installs everything the interop tests (tests/interop) need on a Debian 12 machine, as root:
+#   * Debian: kcat (librdkafka 2.0.2), the Go toolchain and sarama's packaged Go sources, plus the
+#     C/C++ toolchain pieces the native codec builds use;
+#   * PyPI (into tests/interop/.venv): confluent-kafka, kafka-python, aiokafka, their codecs,
+#     pytest, pytest-timeout (pinned in tests/interop/requirements.txt);
+#   * npm (into tests/interop/js/node_modules, from the committed package-lock.json): kafkajs and
+#     its snappy/lz4/zstd codecs, native parts compiled locally from the packages' own sources;
+#   * the sarama client binary, built offline from Debian's Go sources into
+#     target/interop/sarama-client (rebuilt only when its source or toolchain changed).
+# Idempotent and non-interactive; each step checks first and says what it does.
+# Environment: PYTHON (default python3) creates the venv; INTEROP_VENV overrides its path.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+INTEROP="$REPO/tests/interop"
+VENV="${INTEROP_VENV:-$INTEROP/.venv}"
+PYTHON="${PYTHON:-python3}"
+JS="$INTEROP/js"
+SARAMA_SRC="$INTEROP/clients/sarama"
+SARAMA_OUT="$REPO/target/interop/sarama-client"
+
+export DEBIAN_FRONTEND=noninteractive
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+export npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false
+
+say() { printf '[install-deps] %s\n' "$*"; }
+die() { printf '[install-deps] ERROR: %s\n' "$*" >&2; exit 1; }
+
+sudo_if_needed() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
+}
+
+# ---------------------------------------------------------------- Debian packages
+APT_PACKAGES=(
+    kcat                              # librdkafka 2.0.2 CLI
+    golang-go                         # Go toolchain (1.19 on bookworm)
+    golang-github-shopify-sarama-dev  # sarama 1.22.1 sources in /usr/share/gocode
+    pkg-config libzstd-dev gcc libc6-dev  # cgo zstd (DataDog/zstd links the system libzstd)
+    g++ make python3                  # node-gyp builds of lz4 and cppzst for kafkajs
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
+        missing+=("$p")
+    fi
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+    say "Debian packages present: ${APT_PACKAGES[*]}"
+else
+    say "apt-get install ${missing[*]}"
+    if ! apt-cache policy "${missing[0]}" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+        say "apt-get update (package lists do not know ${missing[0]})"
+        sudo_if_needed apt-get update -q
+    fi
+    sudo_if_needed apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+command -v kcat >/dev/null || die "kcat not on PATH after install"
+command -v go >/dev/null || die "go not on PATH after install"
+command -v node >/dev/null || die "node is required (Node 20) but not on PATH"
+command -v npm >/dev/null || die "npm is required but not on PATH"
+
+# ---------------------------------------------------------------- Python venv
+REQS="$INTEROP/requirements.txt"
+reqs_sum="$(sha256sum "$REQS" | cut -d' ' -f1)"
+stamp="$VENV/.interop-requirements.sha256"
+py_check='import confluent_kafka, kafka, aiokafka, lz4.frame, snappy, zstandard, cramjam, pytest, pytest_timeout'
+if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$reqs_sum" ] \
+        && "$VENV/bin/python" -c "$py_check" 2>/dev/null; then
+    say "Python venv up to date: $VENV"
+else
+    if ! [ -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+        say "creating venv $VENV with $($PYTHON --version 2>&1)"
+        rm -rf "$VENV"
+        "$PYTHON" -m venv "$VENV"
+    fi
+    say "pip install -r $REQS into $VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -r "$REQS"
+    "$VENV/bin/python" -c "$py_check" || die "Python packages do not import after install"
+    echo "$reqs_sum" > "$stamp"
+fi
+
+# ---------------------------------------------------------------- kafkajs + codecs (npm)
+# kafkajs-lz4 needs the native lz4 addon and @kafkajs/zstd the native cppzst addon; both
+# packages carry their C sources and compile with node-gyp against the local Node headers
+# (nothing is downloaded outside the npm registry). cppzst's binding.gyp asks for C++11, which
+# Node 20's headers reject, so it is compiled with CXXFLAGS=-std=gnu++17.
+js_check='
+const r = require("module").createRequire(process.argv[1] + "/package.json");
+const k = r("kafkajs");
+const codecs = { snappy: r("kafkajs-snappy"), lz4: new (r("kafkajs-lz4"))().codec, zstd: r("@kafkajs/zstd")() };
+(async () => {
+  const input = Buffer.from("interop interop interop \u00e9\u2713 \x00\x01");
+  for (const [name, factory] of Object.entries(codecs)) {
+    const c = factory();
+    const back = await c.decompress(await c.compress({ buffer: input }));
+    if (!input.equals(back)) throw new Error(name + " round trip differs");
+  }
+})().catch((e) => { console.error(e.message); process.exit(1); });'
+lock_sum="$(cat "$JS/package.json" "$JS/package-lock.json" | sha256sum | cut -d' ' -f1)"
+js_stamp="$JS/node_modules/.interop-lock.sha256"
+if [ "$(cat "$js_stamp" 2>/dev/null)" = "$lock_sum" ] && node -e "$js_check" "$JS" 2>/dev/null; then
+    say "kafkajs and codecs up to date: $JS/node_modules"
+else
+    say "npm ci (kafkajs, kafkajs-snappy, kafkajs-lz4, @kafkajs/zstd) in $JS"
+    (cd "$JS" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    nodedir_args=()
+    if [ -f /usr/include/node/node.h ]; then
+        nodedir_args=(--nodedir=/usr)
+    fi
+    say "compiling native codecs (lz4, cppzst) with node-gyp; this takes a minute or two"
+    (cd "$JS" && CXXFLAGS="${CXXFLAGS:-} -std=gnu++17" npm rebuild lz4 cppzst "${nodedir_args[@]}" \
+        --loglevel=error >"$JS/node_modules/.interop-rebuild.log" 2>&1) \
+        || { tail -40 "$JS/node_modules/.interop-rebuild.log" >&2; die "native codec build failed"; }
+    node -e "$js_check" "$JS" || die "kafkajs codecs do not round-trip after install"
+    echo "$lock_sum" > "$js_stamp"
+fi
+
+# ---------------------------------------------------------------- sarama client (Go, offline)
+# GOPATH mode against Debian's packaged sources: no module proxy, no network.
+export GO111MODULE=off GOPATH=/usr/share/gocode GOPROXY=off GOFLAGS= GOTOOLCHAIN=local
+sarama_version="$(dpkg-query -W -f='${Version}' golang-github-shopify-sarama-dev)"
+go_sum="$( (cat "$SARAMA_SRC"/*.go; go version; echo "$sarama_version") | sha256sum | cut -d' ' -f1)"
+go_stamp="$SARAMA_OUT.sha256"
+if [ -x "$SARAMA_OUT" ] && [ "$(cat "$go_stamp" 2>/dev/null)" = "$go_sum" ]; then
+    say "sarama client up to date: $SARAMA_OUT"
+else
+    say "go build sarama client (sarama $sarama_version, $(go version | cut -d' ' -f3)) -> $SARAMA_OUT"
+    mkdir -p "$(dirname "$SARAMA_OUT")"
+    # cgo prints deprecation warnings from Debian's DataDog/zstd; show the log only on failure.
+    (cd "$SARAMA_SRC" && go build -o "$SARAMA_OUT.tmp" . >"$SARAMA_OUT.build.log" 2>&1) \
+        || { cat "$SARAMA_OUT.build.log" >&2; die "sarama client build failed"; }
+    mv "$SARAMA_OUT.tmp" "$SARAMA_OUT"
+    echo "$go_sum" > "$go_stamp"
+fi
+
+say "kcat: $(kcat -V 2>&1 | sed -n 's/^Version /kcat /p')"
+say "done. Run the interop tests with: $VENV/bin/python -m pytest $INTEROP"

@@ -1,0 +1,199 @@
+"""Fixtures for the cross-client interop tests: a real Strata broker process and topic creation.
+
+Environment:
+  STRATA_BIN        broker binary (default <repo>/target/release/strata)
+  STRATA_ARGS       extra arguments appended to `strata serve ...` (shell-quoted)
+  INTEROP_BROKER    "strata" (default) or "mock": librdkafka's mock cluster instead of Strata,
+                    which checks the clients and the test itself, not the broker
+  INTEROP_RECORDS   records per produced topic (default 20)
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+INTEROP_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(INTEROP_DIR / "clients"))
+
+import matrix  # noqa: E402
+
+REPO = matrix.REPO
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Broker:
+    kind: str
+    host: str
+    port: int
+    proc: subprocess.Popen
+    log_path: Path
+    argv: list[str]
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def is_mock(self) -> bool:
+        return self.kind == "mock"
+
+    def log_tail(self, n: int = 4000) -> str:
+        try:
+            data = self.log_path.read_bytes()
+        except OSError as e:
+            return f"(no log: {e})"
+        text = data[-n:].decode("utf-8", "replace")
+        return text if len(data) <= n else "...\n" + text
+
+    def check_alive(self) -> None:
+        rc = self.proc.poll()
+        if rc is not None:
+            pytest.fail(f"the {self.kind} broker exited with status {rc}; "
+                        f"command: {shlex.join(self.argv)}\nlog tail:\n{self.log_tail()}", pytrace=False)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+
+
+def _start_strata(tmp: Path) -> Broker:
+    binary = Path(os.environ.get("STRATA_BIN", REPO / "target" / "release" / "strata"))
+    if not binary.is_file() or not os.access(binary, os.X_OK):
+        pytest.fail(f"Strata binary {binary} not found or not executable "
+                    f"(build it with `cargo build --release`, or set STRATA_BIN)", pytrace=False)
+    port = _free_port()
+    data_dir = tmp / "data"
+    data_dir.mkdir()
+    argv = [str(binary), "serve", "--node-id", "1", "--data-dir", str(data_dir),
+            "--listen", f"127.0.0.1:{port}", "--advertise", f"127.0.0.1:{port}"]
+    argv += shlex.split(os.environ.get("STRATA_ARGS", ""))
+    log_path = tmp / "strata.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+    log.close()
+    broker = Broker("strata", "127.0.0.1", port, proc, log_path, argv)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not _accepts("127.0.0.1", port):
+        if proc.poll() is not None:
+            pytest.fail(f"strata exited with status {proc.returncode} before listening; "
+                        f"command: {shlex.join(argv)}\nlog tail:\n{broker.log_tail()}", pytrace=False)
+        if time.monotonic() > deadline:
+            broker.stop()
+            pytest.fail(f"strata did not accept connections on 127.0.0.1:{port} within {START_TIMEOUT_S:.0f}s; "
+                        f"command: {shlex.join(argv)}\nlog tail:\n{broker.log_tail()}", pytrace=False)
+        time.sleep(0.1)
+    return broker
+
+
+def _start_mock(tmp: Path) -> Broker:
+    # The mock answers kafka-python 3's ApiVersions v3/v4 with a body it cannot decode.
+    os.environ.setdefault("INTEROP_KAFKA_PYTHON_API_VERSION", "2.3")
+    argv = [sys.executable, str(INTEROP_DIR / "mock_broker.py")]
+    log_path = tmp / "mock.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+    log.close()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    line = b""
+    import selectors
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    while not line.startswith(b"BOOTSTRAP "):
+        left = deadline - time.monotonic()
+        if left <= 0 or not sel.select(timeout=left):
+            proc.kill()
+            pytest.fail("mock broker did not start", pytrace=False)
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            pytest.fail(f"mock broker exited: {log_path.read_text(errors='replace')}", pytrace=False)
+    host, port = line.split()[1].decode().rsplit(":", 1)
+    return Broker("mock", host, int(port), proc, log_path, argv)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory) -> Broker:
+    kind = os.environ.get("INTEROP_BROKER", "strata")
+    tmp = tmp_path_factory.mktemp(f"{kind}-broker")
+    if kind == "strata":
+        b = _start_strata(tmp)
+    elif kind == "mock":
+        b = _start_mock(tmp)
+    else:
+        pytest.fail(f"INTEROP_BROKER must be strata or mock, not {kind!r}", pytrace=False)
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+@pytest.fixture(scope="session")
+def admin(broker):
+    from confluent_kafka.admin import AdminClient
+    return AdminClient({"bootstrap.servers": broker.bootstrap, "socket.timeout.ms": 10000})
+
+
+def create_topic(broker: Broker, admin, name: str, partitions: int = 3) -> int:
+    """Create `name` (RF 1) through the admin API and wait until its metadata shows leaders.
+    Returns the partition count. librdkafka's mock answers no CreateTopics; there the topic is
+    auto-created (with the mock's default partition count) by the metadata request."""
+    from confluent_kafka.admin import NewTopic
+
+    broker.check_alive()
+    if not broker.is_mock:
+        futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)],
+                                      operation_timeout=10, request_timeout=15)
+        try:
+            futures[name].result(timeout=20)
+        except Exception as e:  # noqa: BLE001
+            broker.check_alive()
+            pytest.fail(f"CreateTopics({name}, {partitions} partitions, RF 1) failed: {e!r}", pytrace=False)
+    deadline = time.monotonic() + 15
+    last = "no metadata"
+    while True:
+        try:
+            md = admin.list_topics(topic=name, timeout=5)
+            t = md.topics.get(name)
+            if t is not None and t.error is None and t.partitions and all(
+                    p.leader >= 0 for p in t.partitions.values()):
+                if not broker.is_mock and len(t.partitions) != partitions:
+                    pytest.fail(f"topic {name} has {len(t.partitions)} partitions, created with {partitions}",
+                                pytrace=False)
+                return len(t.partitions)
+            last = f"topic metadata: {t.error if t is not None else 'absent'}"
+        except Exception as e:  # noqa: BLE001
+            last = repr(e)
+        broker.check_alive()
+        if time.monotonic() > deadline:
+            pytest.fail(f"topic {name} not ready in metadata after 15s: {last}", pytrace=False)
+        time.sleep(0.2)
