@@ -44,7 +44,8 @@ impl Log {
     }
 
     /// Flushes when `flush.ms` says the oldest unflushed append is due, or when a roll left
-    /// a sealed segment unsynced (only up to the active segment then, as Kafka does).
+    /// sealed segments above the recovery point (only up to the active segment then, as
+    /// Kafka does after a roll).
     /// Returns whether it synced. The data directory's flusher calls this periodically.
     pub fn flush_if_due(&self) -> Result<bool> {
         let config = self.config();
@@ -52,8 +53,9 @@ impl Log {
             self.flush_to(self.log_end_offset(), false)?;
             return Ok(true);
         }
-        if self.roll_pending.load(Ordering::Acquire) {
-            self.flush_to(self.active().base_offset, true)?;
+        let active_base = self.active().base_offset;
+        if active_base > self.recovery_point() {
+            self.flush_to(active_base, true)?;
             return Ok(true);
         }
         Ok(false)
@@ -73,7 +75,7 @@ impl Log {
         let mut st = group.state.lock();
         loop {
             let rp = self.recovery_point();
-            if rp >= target && !(sealed_only && self.roll_pending.load(Ordering::Acquire)) {
+            if rp >= target {
                 return Ok(rp);
             }
             if !st.in_progress {
@@ -154,6 +156,10 @@ impl Log {
         }
         if dir_dirty {
             crate::fsio::sync_dir(&self.dir)?;
+            // The partition directory itself may be new.
+            if let Some(parent) = self.dir.parent() {
+                crate::fsio::sync_dir(parent)?;
+            }
         }
         Ok(())
     }
@@ -165,14 +171,29 @@ impl Log {
             return Ok(());
         }
         self.flush()?;
+        let active = self.seal_for_close()?;
+        active.sync(true)
+    }
+
+    /// Stops appends and seals the active segment (closing time entry, trimmed files)
+    /// without syncing; the caller makes it durable (one `syncfs` for a whole directory).
+    pub(crate) fn seal_for_close(&self) -> Result<std::sync::Arc<crate::segment::Segment>> {
         let mut w = self.writer.lock();
         self.closed.store(true, Ordering::Release);
         let params = self.params();
         let active = self.active();
         active.seal(&mut w.indexing, params)?;
-        active.sync(true)?;
         active.release_files();
-        Ok(())
+        Ok(active)
+    }
+
+    /// After the caller synced the whole filesystem: everything appended is durable.
+    pub(crate) fn mark_synced(&self) {
+        let _w = self.writer.lock();
+        self.unflushed_since_ms.store(-1, Ordering::Relaxed);
+        self.roll_pending.store(false, Ordering::Release);
+        self.recovery_point
+            .fetch_max(self.log_end_offset(), Ordering::AcqRel);
     }
 
     /// Stops writes without touching the files (the log is being deleted).

@@ -51,7 +51,8 @@ impl IndexFile {
         Ok(IndexFile {
             path: path.to_path_buf(),
             entry_size,
-            file: Mutex::new(Some(file)),
+            // Reopened on the first entry: idle partitions hold no descriptors.
+            file: Mutex::new(None),
             map: RwLock::new(map),
             entries: AtomicUsize::new(0),
             capacity: AtomicUsize::new(cap),

@@ -47,7 +47,7 @@ pub struct Log {
     pub(crate) high_watermark: AtomicI64,
     pub(crate) recovery_point: AtomicI64,
     pub(crate) flush_group: FlushGroup,
-    /// A roll happened since the last flush: the directory and the sealed segment need a sync.
+    /// Segment files were created or deleted since the last flush: the directory needs a sync.
     pub(crate) roll_pending: AtomicBool,
     pub(crate) closed: AtomicBool,
     /// Wall-clock ms of the oldest append not covered by a flush; -1 when none.
@@ -103,9 +103,11 @@ impl Log {
         for base in bases {
             segments.push(Arc::new(Segment::open(dir, base)?));
         }
-        if segments.is_empty() {
+        // A new log's directory entries become durable with its first flush (or the data
+        // directory's checkpoint), not one fsync per created partition.
+        let created = segments.is_empty();
+        if created {
             segments.push(Arc::new(Segment::create(dir, 0, params)?));
-            crate::fsio::sync_dir(dir)?;
         }
         let mut resumed = None;
         if clean {
@@ -143,7 +145,7 @@ impl Log {
             high_watermark: AtomicI64::new(log_start),
             recovery_point: AtomicI64::new(log_end),
             flush_group: FlushGroup::default(),
-            roll_pending: AtomicBool::new(false),
+            roll_pending: AtomicBool::new(created),
             closed: AtomicBool::new(false),
             unflushed_since_ms: AtomicI64::new(-1),
         };
@@ -600,15 +602,22 @@ fn recover(
     let mut last = (IndexingState::new(), None);
     while i < segments.len() {
         let seg = segments[i].clone();
-        let (scan, state) = seg.recover(params)?;
-        seg.sync(true)?;
-        last = (state, scan.next_offset);
+        let (scan, mut state) = seg.recover(params)?;
         if scan.stop != crate::recovery::StopReason::End {
             for dropped in segments.drain(i + 1..) {
                 tracing::warn!(segment = %dropped.log_path().display(), "deleting segment after a corrupt batch");
                 dropped.delete_files()?;
             }
         }
+        if i + 1 < segments.len() {
+            // Sealed again: trimmed indexes with the closing time entry, as after a roll.
+            seg.seal(&mut state, params)?;
+        }
+        seg.sync(true)?;
+        if i + 1 < segments.len() {
+            seg.release_files();
+        }
+        last = (state, scan.next_offset);
         i += 1;
     }
     crate::fsio::sync_dir(dir)?;

@@ -76,8 +76,7 @@ impl Segment {
     /// Creates an empty segment (replacing stale files of the same name).
     pub(crate) fn create(dir: &Path, base_offset: i64, params: IndexParams) -> Result<Segment> {
         let log_path = segment_path(dir, base_offset, "log");
-        let file = fsio::open_rw(&log_path, true)?;
-        file.set_len(0).at(&log_path)?;
+        fsio::open_rw(&log_path, true)?.set_len(0).at(&log_path)?;
         let offset = IndexFile::create(
             &segment_path(dir, base_offset, "index"),
             OFFSET_ENTRY,
@@ -91,7 +90,8 @@ impl Segment {
         Ok(Segment {
             base_offset,
             log_path,
-            file: Mutex::new(Some(file)),
+            // Reopened on the first append: idle partitions hold no descriptors.
+            file: Mutex::new(None),
             map: RwLock::new(Bytes::new()),
             committed: AtomicU64::new(0),
             reserved: AtomicU64::new(0),

@@ -43,3 +43,11 @@ pub fn batch(records: usize, value_len: usize, ts: i64, seed: u8) -> Vec<u8> {
         .seed(seed)
         .build()
 }
+
+/// A printable summary of batches: (base offset, length, CRC32C of the bytes).
+pub fn summary(batches: &[(i64, Vec<u8>)]) -> Vec<(i64, usize, u32)> {
+    batches
+        .iter()
+        .map(|(o, b)| (*o, b.len(), crc32c::crc32c(b)))
+        .collect()
+}
