@@ -131,7 +131,7 @@ fn many_requests_in_flight_on_one_connection_are_answered_in_order() {
         frames.extend_from_slice(&request_frame(&ApiVersionsRequest::default(), 3, id));
     }
     stream.write_all(&frames).unwrap();
-    for id in 0..200 {
+    for id in 0..200i32 {
         let response = read_frame(&mut stream).unwrap();
         assert_eq!(&response[..4], &id.to_be_bytes());
     }

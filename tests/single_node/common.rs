@@ -76,7 +76,10 @@ pub(crate) fn read_all(
 ) -> Vec<Got> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
+        // librdkafka wants a group id even for assign(); nothing is committed.
+        .set("group.id", "strata-tests-reader")
         .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
         .create()
         .expect("creating a consumer");

@@ -13,7 +13,9 @@ use crate::common::{create_topic, producer, raw_produce, read_all, records};
 
 fn init_producer_id(bootstrap: &str) -> (i64, i16) {
     let mut stream = strata_tests::raw::connect(bootstrap);
-    let request = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000);
     let (_, response) = strata_tests::raw::call(&mut stream, &request, 4);
     assert_eq!(response.error_code, 0);
     (response.producer_id.0, response.producer_epoch)

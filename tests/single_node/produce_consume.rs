@@ -38,9 +38,10 @@ fn keyed_records_come_back_in_order_with_keys_values_headers_and_timestamps() {
                         key: "bin",
                         value: Some(&[0u8, 1, 2][..]),
                     });
+                let payload = value(i);
                 let record = FutureRecord::to("keyed")
                     .key(key.as_bytes())
-                    .payload(&value(i))
+                    .payload(&payload)
                     .timestamp(BASE_TS + i as i64)
                     .headers(headers);
                 let fut = producer.send_result(record).expect("queue");
@@ -96,8 +97,9 @@ fn every_compression_codec_round_trips() {
             );
             let sends: Vec<_> = (0..300)
                 .map(|i| {
+                    let payload = value(i);
                     let fut = producer
-                        .send_result(FutureRecord::to(&topic).key("k").payload(&value(i)))
+                        .send_result(FutureRecord::to(&topic).key("k").payload(&payload))
                         .expect("queue");
                     async move { fut.await.expect("delivery").expect("acknowledged") }
                 })

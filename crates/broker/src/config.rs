@@ -140,8 +140,8 @@ impl BrokerConfig {
                 _ => {}
             }
         }
-        // Coarse units first, so that a finer property overrides a coarser one.
-        for (property, topic_key, scale) in TOPIC_DEFAULT_PROPERTIES.iter().rev() {
+        // The table lists coarse units first, so a finer property overrides a coarser one.
+        for (property, topic_key, scale) in TOPIC_DEFAULT_PROPERTIES {
             if let Some(value) = props.get(*property) {
                 let value = if *scale == 1 {
                     value.clone()

@@ -19,6 +19,7 @@ mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
+mod splice;
 
 use std::sync::Arc;
 
@@ -33,6 +34,8 @@ use crate::Broker;
 pub(crate) enum Reply {
     /// Write this frame (length prefix included).
     Frame(Bytes),
+    /// Write these pieces of one frame, in order.
+    Pieces(Vec<Bytes>),
     /// Nothing to write (Produce with acks=0).
     Nothing,
     /// Close the connection: the request could not be understood.
@@ -117,7 +120,14 @@ pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes) -> Repl
             Some(response) => response.into(),
             None => return Reply::Nothing,
         },
-        RequestKind::Fetch(r) => fetch::handle(&ctx, r).await.into(),
+        RequestKind::Fetch(r) => {
+            let mut response = fetch::handle(&ctx, r).await;
+            let splicer = splice::Splicer::detach_fetch_records(&mut response);
+            return match encode_response(api_key, version, header.correlation_id, response.into()) {
+                Reply::Frame(frame) => Reply::Pieces(splicer.splice(frame, version >= 12)),
+                other => other,
+            };
+        }
         RequestKind::ListOffsets(r) => list_offsets::handle(&ctx, r).into(),
         RequestKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(&ctx, r).into(),
         RequestKind::CreateTopics(r) => create_topics::handle(&ctx, r).await.into(),

@@ -37,6 +37,11 @@ pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream) -> Result<(), Fr
         while let Some(frame) = queue.recv().await {
             match api::handle_frame(&broker, frame).await {
                 Reply::Frame(response) => writer.write_all(&response).await?,
+                Reply::Pieces(pieces) => {
+                    for piece in pieces {
+                        writer.write_all(&piece).await?;
+                    }
+                }
                 Reply::Nothing => {}
                 Reply::Close => break,
             }

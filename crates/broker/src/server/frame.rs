@@ -72,7 +72,7 @@ mod tests {
     #[tokio::test]
     async fn oversized_and_negative_lengths_are_refused_before_reading() {
         assert!(matches!(
-            read(&(1 << 30i32).to_be_bytes(), 1 << 20).await,
+            read(&(1i32 << 30).to_be_bytes(), 1 << 20).await,
             Err(FrameError::BadSize { .. })
         ));
         assert!(matches!(
