@@ -117,9 +117,9 @@ fn flush_ms_is_served_by_the_directory_flusher() {
 
 #[test]
 fn ten_thousand_partitions_open_quickly_after_a_clean_shutdown() {
-    // Creating and removing 30,000 files costs ~30 s on this machine's ext4 (not what is
-    // measured here), so the test runs on tmpfs when there is one; STRATA_TEST_TMPDIR
-    // overrides (the figure in benches/RESULTS.md was also taken on ext4).
+    // Creating and removing 30,000 files can take tens of seconds on a busy ext4 (and is
+    // not what is measured), so the test runs on tmpfs when there is one;
+    // STRATA_TEST_TMPDIR overrides it (benches/RESULTS.md has both figures).
     let base = std::env::var_os("STRATA_TEST_TMPDIR")
         .map(std::path::PathBuf::from)
         .or_else(|| Some(std::path::PathBuf::from("/dev/shm")).filter(|p| p.is_dir()))
