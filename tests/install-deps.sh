@@ -51,9 +51,9 @@ else
     say "apt-get install ${missing[*]}"
     if ! apt-cache policy "${missing[0]}" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
         say "apt-get update (package lists do not know ${missing[0]})"
-        sudo_if_needed apt-get update -q
+        sudo_if_needed apt-get update -qq </dev/null
     fi
-    sudo_if_needed apt-get install -y -q --no-install-recommends "${missing[@]}"
+    sudo_if_needed apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends "${missing[@]}" </dev/null
 fi
 command -v kcat >/dev/null || die "kcat not on PATH after install"
 command -v go >/dev/null || die "go not on PATH after install"

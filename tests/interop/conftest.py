@@ -54,6 +54,8 @@ class Broker:
     proc: subprocess.Popen
     log_path: Path
     argv: list[str]
+    # Set once the broker stopped answering; later tests fail at once instead of waiting again.
+    unresponsive: str | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -72,6 +74,9 @@ class Broker:
         return text if len(data) <= n else "...\n" + text
 
     def check_alive(self) -> None:
+        if self.unresponsive:
+            pytest.fail(f"not run: the {self.kind} broker stopped answering earlier ({self.unresponsive})",
+                        pytrace=False)
         rc = self.proc.poll()
         if rc is not None:
             pytest.fail(f"the {self.kind} broker exited with status {rc}; "
@@ -160,7 +165,9 @@ def broker(tmp_path_factory) -> Broker:
 @pytest.fixture(scope="session")
 def admin(broker):
     from confluent_kafka.admin import AdminClient
-    return AdminClient({"bootstrap.servers": broker.bootstrap, "socket.timeout.ms": 10000})
+    # Quiet: its connection logs outlive the broker at teardown; errors surface as exceptions.
+    return AdminClient({"bootstrap.servers": broker.bootstrap, "socket.timeout.ms": 10000,
+                        "log.connection.close": False, "log_level": 2})
 
 
 def create_topic(broker: Broker, admin, name: str, partitions: int = 3) -> int:
@@ -177,9 +184,12 @@ def create_topic(broker: Broker, admin, name: str, partitions: int = 3) -> int:
             futures[name].result(timeout=20)
         except Exception as e:  # noqa: BLE001
             broker.check_alive()
+            if "timed out" in repr(e).lower() or "timeout" in type(e).__name__.lower():
+                broker.unresponsive = f"CreateTopics({name}) timed out"
             pytest.fail(f"CreateTopics({name}, {partitions} partitions, RF 1) failed: {e!r}", pytrace=False)
     deadline = time.monotonic() + 15
     last = "no metadata"
+    raised = False
     while True:
         try:
             md = admin.list_topics(topic=name, timeout=5)
@@ -191,9 +201,13 @@ def create_topic(broker: Broker, admin, name: str, partitions: int = 3) -> int:
                                 pytrace=False)
                 return len(t.partitions)
             last = f"topic metadata: {t.error if t is not None else 'absent'}"
+            raised = False
         except Exception as e:  # noqa: BLE001
             last = repr(e)
+            raised = True
         broker.check_alive()
         if time.monotonic() > deadline:
+            if raised:
+                broker.unresponsive = f"Metadata for {name} failed for 15s: {last}"
             pytest.fail(f"topic {name} not ready in metadata after 15s: {last}", pytrace=False)
         time.sleep(0.2)

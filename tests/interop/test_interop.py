@@ -272,3 +272,23 @@ def test_kcat_metadata_listing(broker, admin):
     assert r.returncode == 0, f"kcat -L exited {r.returncode}: {r.stderr.decode(errors='replace')}"
     assert f"broker {node} at {broker.bootstrap}" in out, out
     assert f'topic "{topic}" with {partitions} partitions' in out, out
+
+
+@pytest.mark.timeout(60)
+def test_zstd_in_produce_below_v7_is_refused_like_kafka(broker, admin):
+    """The sarama x zstd cells are skipped because Kafka refuses them (KIP-110: zstd batches need
+    Produce v7+, and Kafka answers older versions with UNSUPPORTED_COMPRESSION_TYPE instead of
+    storing batches that the old client's consumers could not read). Check the broker does too."""
+    if broker.is_mock:
+        pytest.skip("librdkafka's mock broker does not check compression against the request version")
+    topic = f"interop-sarama-zstd-{uuid.uuid4().hex[:8]}"
+    create_topic(broker, admin, topic, partitions=3)
+    argv = _client_argv("sarama") + ["produce", "--bootstrap", broker.bootstrap, "--topic", topic,
+                                     "--codec", "zstd", "--count", "3", "--prefix", "sarama-zstd",
+                                     "--timeout", "15"]
+    r = subprocess.run(argv, capture_output=True, timeout=45, stdin=subprocess.DEVNULL)
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode != 0, (
+        "the broker accepted zstd batches in Produce v3 (sarama 1.22.1); Kafka answers "
+        f"UNSUPPORTED_COMPRESSION_TYPE (error 76) below Produce v7\n{r.stdout.decode(errors='replace')}")
+    assert "compression" in err.lower(), f"expected UNSUPPORTED_COMPRESSION_TYPE, got: {err}"
