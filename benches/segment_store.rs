@@ -25,43 +25,63 @@ fn bench_dir() -> PathBuf {
 /// One batch of about `size` bytes: 1 KiB records, like a producer's linger batch.
 fn batch_of(size: usize) -> Vec<u8> {
     let records = (size / 1024).max(1);
-    BatchBuilder::new(0).timestamp(1_700_000_000_000).records(records, 1024 - 12).build()
+    BatchBuilder::new(0)
+        .timestamp(1_700_000_000_000)
+        .records(records, 1024 - 12)
+        .build()
 }
 
 fn leader() -> AppendOptions {
-    AppendOptions { assign_offsets: true, leader_epoch: Some(1), log_append_time: None }
+    AppendOptions {
+        assign_offsets: true,
+        leader_epoch: Some(1),
+        log_append_time: None,
+    }
 }
 
 fn append(c: &mut Criterion) {
     let mut group = c.benchmark_group("segment_store_append");
-    group.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1)).sample_size(10);
+    group
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1))
+        .sample_size(10);
     for size in [16 << 10, 1 << 20] {
         let batch = batch_of(size);
         group.throughput(Throughput::Bytes(batch.len() as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(format!("{}KiB", size >> 10)), &batch, |b, batch| {
-            let root = tempfile::tempdir_in(bench_dir()).unwrap();
-            let mut generation = 0;
-            let open = |generation: &mut u32| {
-                *generation += 1;
-                Log::open(&root.path().join(format!("bench-{generation}")), LogConfig::default(), 0, true).unwrap()
-            };
-            let mut log = open(&mut generation);
-            b.iter_custom(|iters| {
-                let mut spent = Duration::ZERO;
-                for _ in 0..iters {
-                    if log.size_in_bytes() + batch.len() as u64 > LOG_BUDGET {
-                        let old = std::mem::replace(&mut log, open(&mut generation));
-                        let dir = old.dir().to_path_buf();
-                        drop(old);
-                        std::fs::remove_dir_all(dir).unwrap();
+        group.bench_with_input(
+            BenchmarkId::from_parameter(format!("{}KiB", size >> 10)),
+            &batch,
+            |b, batch| {
+                let root = tempfile::tempdir_in(bench_dir()).unwrap();
+                let mut generation = 0;
+                let open = |generation: &mut u32| {
+                    *generation += 1;
+                    Log::open(
+                        &root.path().join(format!("bench-{generation}")),
+                        LogConfig::default(),
+                        0,
+                        true,
+                    )
+                    .unwrap()
+                };
+                let mut log = open(&mut generation);
+                b.iter_custom(|iters| {
+                    let mut spent = Duration::ZERO;
+                    for _ in 0..iters {
+                        if log.size_in_bytes() + batch.len() as u64 > LOG_BUDGET {
+                            let old = std::mem::replace(&mut log, open(&mut generation));
+                            let dir = old.dir().to_path_buf();
+                            drop(old);
+                            std::fs::remove_dir_all(dir).unwrap();
+                        }
+                        let t = Instant::now();
+                        black_box(log.append(batch, &leader()).unwrap());
+                        spent += t.elapsed();
                     }
-                    let t = Instant::now();
-                    black_box(log.append(batch, &leader()).unwrap());
-                    spent += t.elapsed();
-                }
-                spent
-            });
-        });
+                    spent
+                });
+            },
+        );
     }
     group.finish();
 }
@@ -75,7 +95,10 @@ fn read(c: &mut Criterion) {
     }
     let end = log.log_end_offset();
     let mut group = c.benchmark_group("segment_store_read");
-    group.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1)).sample_size(10);
+    group
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1))
+        .sample_size(10);
     const FETCH: usize = 1 << 20;
     group.throughput(Throughput::Bytes(FETCH as u64));
     let mut sink = vec![0u8; FETCH + batch.len()];
@@ -85,8 +108,14 @@ fn read(c: &mut Criterion) {
         b.iter(|| {
             let r = log.read(offset, FETCH, end, true).unwrap();
             sink[..r.records.len()].copy_from_slice(&r.records);
-            let last = segment_store::BatchHeader::parse(&r.records[r.records.len() - batch.len()..]).unwrap();
-            offset = if last.last_offset() + 1 >= end { 0 } else { last.last_offset() + 1 };
+            let last =
+                segment_store::BatchHeader::parse(&r.records[r.records.len() - batch.len()..])
+                    .unwrap();
+            offset = if last.last_offset() + 1 >= end {
+                0
+            } else {
+                last.last_offset() + 1
+            };
             black_box(&sink);
         })
     });
