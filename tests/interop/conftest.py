@@ -46,6 +46,36 @@ def _accepts(host: str, port: int) -> bool:
         return False
 
 
+def pytest_report_header(config):
+    """Which client versions this run used."""
+    def run(argv):
+        try:
+            r = subprocess.run(argv, capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
+            return r.stdout.decode(errors="replace").strip()
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"unavailable ({e})"
+
+    versions = []
+    try:
+        import confluent_kafka
+        versions.append(f"confluent-kafka {confluent_kafka.version()} (librdkafka {confluent_kafka.libversion()[0]})")
+    except ImportError as e:
+        versions.append(f"confluent-kafka unavailable ({e})")
+    from importlib.metadata import PackageNotFoundError, version
+    for name in ("kafka-python", "aiokafka"):
+        try:
+            versions.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            versions.append(f"{name} not installed")
+    kcat = run(["kcat", "-V"])
+    versions.append(next((ln.replace("Version ", "kcat ") for ln in kcat.splitlines() if ln.startswith("Version")), kcat)
+                    .split(" builtin")[0] + ")")
+    versions.append("kafkajs " + run(["node", "-p", f"require('{INTEROP_DIR / 'js' / 'node_modules' / 'kafkajs' / 'package.json'}').version"])
+                    + ", node " + run(["node", "--version"]))
+    versions.append("sarama " + run(["dpkg-query", "-W", "-f=${Version}", "golang-github-shopify-sarama-dev"]))
+    return "interop clients: " + "; ".join(versions)
+
+
 @dataclass
 class Broker:
     kind: str

@@ -128,7 +128,8 @@ const hardTimer = setTimeout(() => fail(`${args.command} did not finish within $
 const logErrors = []
 function logCreator() {
   return ({ level, log }) => {
-    if (level <= logLevel.ERROR && logErrors.length < 20) logErrors.push(`${log.message}${log.error ? ': ' + log.error : ''}`)
+    const line = `${log.message}${log.error ? ': ' + log.error : ''}`
+    if (level <= logLevel.ERROR && logErrors.length < 5 && !logErrors.includes(line)) logErrors.push(line)
   }
 }
 
@@ -140,7 +141,10 @@ function makeKafka(clientId) {
     logCreator,
     connectionTimeout: 3000,
     requestTimeout: Math.min(args.timeout, 10) * 1000,
-    retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2000 },
+    // kafkajs's retry count (5) with a shorter first backoff: about 3 s in all, which rides out a
+    // coordinator that is still loading (COORDINATOR_NOT_AVAILABLE) without stretching a run
+    // against a broker that lacks an API.
+    retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 3000 },
   })
 }
 

@@ -84,7 +84,7 @@ def consume(args) -> None:
     kcat = _kcat_path()
     cmd = [
         kcat, "-C", "-b", args.bootstrap, "-t", args.topic,
-        "-o", "beginning", "-c", str(args.count), "-J", "-u", "-q",
+        "-o", "beginning", "-c", str(args.count), "-J", "-u",
         "-m", str(max(1, int(min(args.timeout, 10)))),
     ]
     if args.count == 0:
