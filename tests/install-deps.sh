@@ -72,7 +72,13 @@ else
     if ! [ -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
         say "creating venv $VENV with $($PYTHON --version 2>&1)"
         rm -rf "$VENV"
-        "$PYTHON" -m venv "$VENV"
+        if ! "$PYTHON" -m venv "$VENV"; then
+            # Debian's own python3 needs python3-venv for this.
+            say "apt-get install python3-venv (venv module missing for $PYTHON)"
+            rm -rf "$VENV"
+            sudo_if_needed apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends python3-venv </dev/null
+            "$PYTHON" -m venv "$VENV"
+        fi
     fi
     say "pip install -r $REQS into $VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip
@@ -136,4 +142,4 @@ else
 fi
 
 say "kcat: $(kcat -V 2>&1 | sed -n 's/^Version /kcat /p')"
-say "done. Run the interop tests with: $VENV/bin/python -m pytest $INTEROP"
+say "done. Run the interop tests with: tests/interop/run.sh   (same as: $VENV/bin/python -m pytest $INTEROP)"
