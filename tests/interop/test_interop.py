@@ -292,3 +292,24 @@ def test_zstd_in_produce_below_v7_is_refused_like_kafka(broker, admin):
         "the broker accepted zstd batches in Produce v3 (sarama 1.22.1); Kafka answers "
         f"UNSUPPORTED_COMPRESSION_TYPE (error 76) below Produce v7\n{r.stdout.decode(errors='replace')}")
     assert "compression" in err.lower(), f"expected UNSUPPORTED_COMPRESSION_TYPE, got: {err}"
+
+
+@pytest.mark.timeout(90)
+def test_auto_created_topic_roundtrip(broker):
+    """A producer naming a topic that does not exist gets it auto-created (the broker's default),
+    and another client reads it back."""
+    topic = f"interop-auto-{uuid.uuid4().hex[:8]}"
+    prefix = "auto"
+    broker.check_alive()
+    argv = _client_argv("confluent-kafka") + [
+        "produce", "--bootstrap", broker.bootstrap, "--topic", topic, "--codec", "none",
+        "--count", "5", "--prefix", prefix, "--timeout", str(PRODUCE_TIMEOUT_S)]
+    r = subprocess.run(argv, capture_output=True, timeout=PRODUCE_TIMEOUT_S + 30, stdin=subprocess.DEVNULL)
+    broker.check_alive()
+    assert r.returncode == 0, f"produce to the missing topic {topic} failed: {r.stderr.decode(errors='replace')[-3000:]}"
+    argv = _client_argv("kcat") + ["consume", "--bootstrap", broker.bootstrap, "--topic", topic,
+                                   "--count", "5", "--timeout", str(CONSUME_TIMEOUT_S)]
+    r = subprocess.run(argv, capture_output=True, timeout=CONSUME_TIMEOUT_S + 25, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, f"kcat could not read the auto-created {topic}: {r.stderr.decode(errors='replace')[-3000:]}"
+    got = sorted(bytes.fromhex(json.loads(line)["key"]) for line in r.stdout.decode().splitlines() if line.strip())
+    assert got == sorted(common.record_key(prefix, i) for i in range(5))
