@@ -1,0 +1,244 @@
+//! `strata-loadgen`: produce and consume load through librdkafka (the rdkafka crate), for the
+//! broker throughput and latency figures in benches/RESULTS.md. Every run is bounded by a
+//! record count and a time limit, and targets only the address it is given.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use hdrhistogram::Histogram;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Bootstrap address (loopback only).
+    #[arg(short, long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Topic (created beforehand with the wanted partition count).
+    #[arg(short, long)]
+    topic: String,
+    /// Partitions of the topic.
+    #[arg(short, long, default_value_t = 1)]
+    partitions: i32,
+    /// Stop after this many seconds whatever happens.
+    #[arg(long, default_value_t = 120)]
+    time_limit: u64,
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// As fast as possible: records of `size` bytes, `count` of them.
+    Produce {
+        #[arg(long, default_value_t = 1024)]
+        size: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        count: u64,
+        #[arg(long, default_value = "1")]
+        acks: String,
+    },
+    /// Read `count` records from the beginning of every partition.
+    Consume {
+        #[arg(long, default_value_t = 1_000_000)]
+        count: u64,
+    },
+    /// Produce at a fixed rate and report acknowledgement latency percentiles.
+    Latency {
+        #[arg(long, default_value_t = 1024)]
+        size: usize,
+        /// Records per second.
+        #[arg(long)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value = "1")]
+        acks: String,
+    },
+}
+
+/// Counts deliveries and records their latency (the opaque is the send time).
+struct Counting {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    latency: Mutex<Histogram<u64>>,
+}
+
+impl ClientContext for Counting {}
+
+impl ProducerContext for Counting {
+    type DeliveryOpaque = Box<Instant>;
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Self::DeliveryOpaque) {
+        match result {
+            Ok(_) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+                let micros = sent.elapsed().as_micros() as u64;
+                let _ = self
+                    .latency
+                    .lock()
+                    .expect("latency lock")
+                    .record(micros.max(1));
+            }
+            Err(_) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn producer(args: &Args, acks: &str) -> ThreadedProducer<Counting> {
+    let context = Counting {
+        delivered: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        latency: Mutex::new(
+            Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+        ),
+    };
+    ClientConfig::new()
+        .set("bootstrap.servers", &args.brokers)
+        .set("acks", acks)
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("enable.idempotence", "false")
+        .create_with_context(context)
+        .expect("creating the producer")
+}
+
+fn main() {
+    let args = Args::parse();
+    let limit = Instant::now() + Duration::from_secs(args.time_limit);
+    match &args.mode {
+        Mode::Produce { size, count, acks } => {
+            let producer = producer(&args, acks);
+            let payload = vec![b'x'; *size];
+            let started = Instant::now();
+            for i in 0..*count {
+                let partition = (i % args.partitions as u64) as i32;
+                let mut record = BaseRecord::<(), [u8], _>::with_opaque_to(
+                    &args.topic,
+                    Box::new(Instant::now()),
+                )
+                .payload(&payload[..])
+                .partition(partition);
+                loop {
+                    match producer.send(record) {
+                        Ok(()) => break,
+                        Err((_, back)) => {
+                            record = back;
+                            producer.poll(Duration::from_millis(1));
+                        }
+                    }
+                    assert!(Instant::now() < limit, "time limit reached");
+                }
+            }
+            producer.flush(Duration::from_secs(60)).expect("flush");
+            let elapsed = started.elapsed().as_secs_f64();
+            let ctx = producer.context();
+            let delivered = ctx.delivered.load(Ordering::Relaxed);
+            println!(
+                "produce partitions={} size={} acks={} records={} failed={} seconds={:.2} records/s={:.0} MB/s={:.1}",
+                args.partitions,
+                size,
+                acks,
+                delivered,
+                ctx.failed.load(Ordering::Relaxed),
+                elapsed,
+                delivered as f64 / elapsed,
+                (delivered * *size as u64) as f64 / elapsed / 1e6
+            );
+        }
+        Mode::Consume { count } => {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &args.brokers)
+                .set("group.id", "strata-loadgen")
+                .set("enable.auto.commit", "false")
+                .set("fetch.max.bytes", "52428800")
+                .set("max.partition.fetch.bytes", "10485760")
+                .set("fetch.wait.max.ms", "100")
+                .set("queued.max.messages.kbytes", "1048576")
+                .create()
+                .expect("creating the consumer");
+            let mut assignment = TopicPartitionList::new();
+            for p in 0..args.partitions {
+                assignment
+                    .add_partition_offset(&args.topic, p, Offset::Beginning)
+                    .expect("assignment");
+            }
+            consumer.assign(&assignment).expect("assign");
+            let mut records = 0u64;
+            let mut bytes = 0u64;
+            let mut started = None;
+            while records < *count && Instant::now() < limit {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                    started.get_or_insert_with(Instant::now);
+                    records += 1;
+                    bytes += m.payload_len() as u64;
+                }
+            }
+            let elapsed = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+            println!(
+                "consume partitions={} records={} seconds={:.2} records/s={:.0} MB/s={:.1}",
+                args.partitions,
+                records,
+                elapsed,
+                records as f64 / elapsed,
+                bytes as f64 / elapsed / 1e6
+            );
+        }
+        Mode::Latency {
+            size,
+            rate,
+            seconds,
+            acks,
+        } => {
+            let producer = producer(&args, acks);
+            let payload = vec![b'x'; *size];
+            let total = rate * seconds;
+            let started = Instant::now();
+            for i in 0..total {
+                let due = started + Duration::from_secs_f64(i as f64 / *rate as f64);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let partition = (i % args.partitions as u64) as i32;
+                let record = BaseRecord::<(), [u8], _>::with_opaque_to(
+                    &args.topic,
+                    Box::new(Instant::now()),
+                )
+                .payload(&payload[..])
+                .partition(partition);
+                if producer.send(record).is_err() {
+                    producer.poll(Duration::from_millis(1));
+                }
+                assert!(Instant::now() < limit, "time limit reached");
+            }
+            producer.flush(Duration::from_secs(60)).expect("flush");
+            let h = Arc::new(
+                producer
+                    .context()
+                    .latency
+                    .lock()
+                    .expect("latency lock")
+                    .clone(),
+            );
+            println!(
+                "latency partitions={} size={} acks={} rate={}/s records={} p50={}us p99={}us p999={}us max={}us",
+                args.partitions,
+                size,
+                acks,
+                rate,
+                h.len(),
+                h.value_at_quantile(0.50),
+                h.value_at_quantile(0.99),
+                h.value_at_quantile(0.999),
+                h.max()
+            );
+        }
+    }
+}
