@@ -7,6 +7,12 @@ mod serve;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc keeps freed memory for reuse: with the system allocator every large produce
+/// request lands in fresh pages that the kernel must fault in and zero, which cost a third of
+/// the produce path's CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "strata",

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::frame::{read_frame, FrameError};
+use super::frame::{FrameError, FrameReader};
 use crate::api::{self, Reply};
 use crate::Broker;
 
@@ -19,9 +19,9 @@ pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream) -> Result<(), Fr
     let (requests, mut queue) = mpsc::channel::<Bytes>(broker.config.max_in_flight_per_connection);
     let max_frame = broker.config.socket_request_max_bytes;
     let reader = tokio::spawn(async move {
-        let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+        let mut reader = FrameReader::new(read_half, max_frame);
         loop {
-            match read_frame(&mut reader, max_frame).await {
+            match reader.next().await {
                 Ok(Some(frame)) => {
                     if requests.send(frame).await.is_err() {
                         return Ok(());
