@@ -12,6 +12,7 @@ use segment_store::{LogDir, TopicPartition};
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
+use crate::group::{records, GroupCoordinator, OFFSETS_TOPIC};
 use crate::partition::Partition;
 use crate::topic_config::{self, TopicSettings};
 
@@ -61,6 +62,7 @@ pub struct Broker {
     topics: RwLock<HashMap<String, Arc<LocalTopic>>>,
     reconcile_lock: Mutex<()>,
     producer_ids: Mutex<ProducerIdBlock>,
+    pub(crate) groups: GroupCoordinator,
 }
 
 impl Broker {
@@ -82,10 +84,17 @@ impl Broker {
             topics: RwLock::new(HashMap::new()),
             reconcile_lock: Mutex::new(()),
             producer_ids: Mutex::new(ProducerIdBlock::default()),
+            groups: GroupCoordinator::new(crate::group::state::GroupConfig {
+                min_session_timeout_ms: config.group_min_session_timeout_ms,
+                max_session_timeout_ms: config.group_max_session_timeout_ms,
+                initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+                max_size: usize::MAX,
+            }),
             config,
         });
         broker.register()?;
         broker.reconcile()?;
+        broker.load_group_offsets()?;
         Ok(broker)
     }
 
@@ -227,6 +236,83 @@ impl Broker {
         Ok(())
     }
 
+    /// Replays the `__consumer_offsets` partitions led here into the group coordinator.
+    fn load_group_offsets(&self) -> Result<(), BrokerError> {
+        let Some(topic) = self.topic(OFFSETS_TOPIC) else {
+            return Ok(());
+        };
+        let mut count = 0usize;
+        for p in &topic.partitions {
+            let mut offset = p.log.log_start_offset();
+            let end = p.log.log_end_offset();
+            while offset < end {
+                let read = p.log.read(offset, 16 << 20, end, true)?;
+                let Some(last) = last_offset_in(&read.records) else {
+                    break;
+                };
+                for (key, value) in records::decode_batches(&read.records) {
+                    if let Some(record) = records::decode(&key, value.as_ref()) {
+                        self.groups.replay(record);
+                        count += 1;
+                    }
+                }
+                offset = last + 1;
+            }
+        }
+        tracing::info!(records = count, "group offsets loaded");
+        Ok(())
+    }
+
+    /// Creates `__consumer_offsets` if it does not exist yet.
+    pub(crate) fn ensure_offsets_topic(&self) -> Result<Arc<LocalTopic>, ControllerError> {
+        if let Some(topic) = self.topic(OFFSETS_TOPIC) {
+            return Ok(topic);
+        }
+        let image = self.image();
+        let brokers: Vec<_> = image.brokers().cloned().collect();
+        let replication = self
+            .config
+            .offsets_topic_replication_factor
+            .min(brokers.len().max(1) as i16);
+        let assignments = controller::assign_replicas(
+            &brokers,
+            self.config.offsets_topic_partitions,
+            replication,
+            0,
+        )?;
+        let configs = [
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "104857600"),
+            ("compression.type", "producer"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let command = Command::CreateTopic {
+            name: OFFSETS_TOPIC.to_owned(),
+            topic_id: Uuid::new_v4(),
+            assignments,
+            configs,
+        };
+        match self.submit(command) {
+            Ok(_)
+            | Err(ControllerError::Rejected(controller::Rejection::TopicAlreadyExists(_))) => {}
+            Err(e) => return Err(e),
+        }
+        self.topic(OFFSETS_TOPIC).ok_or_else(|| {
+            ControllerError::Rejected(controller::Rejection::UnknownTopic(
+                OFFSETS_TOPIC.to_owned(),
+            ))
+        })
+    }
+
+    /// The `__consumer_offsets` partition of a group.
+    pub(crate) fn offsets_partition(&self, group: &str) -> Result<Arc<Partition>, ControllerError> {
+        let topic = self.ensure_offsets_topic()?;
+        let index = records::partition_for(group, topic.partitions.len() as i32);
+        Ok(Arc::clone(&topic.partitions[index as usize]))
+    }
+
     /// Hands out a producer id, reserving a new block from the controller when needed.
     pub(crate) fn next_producer_id(&self) -> Result<i64, ControllerError> {
         let mut block = self.producer_ids.lock();
@@ -256,8 +342,16 @@ impl Broker {
             .collect()
     }
 
-    /// Runs retention and producer-state snapshots until the process ends.
+    /// Runs retention, producer-state snapshots and group timers until the process ends.
     pub fn spawn_background_tasks(self: &Arc<Self>) {
+        let groups = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(crate::group::TICK);
+            loop {
+                ticker.tick().await;
+                groups.groups.tick();
+            }
+        });
         let broker = Arc::clone(self);
         let interval = Duration::from_millis(self.config.retention_check_interval_ms);
         tokio::spawn(async move {
@@ -302,6 +396,20 @@ impl Broker {
         self.log_dir.shutdown()?;
         Ok(())
     }
+}
+
+/// The last offset of the whole batches in `records`.
+fn last_offset_in(records: &bytes::Bytes) -> Option<i64> {
+    let mut rest: &[u8] = records;
+    let mut last = None;
+    while let Some(header) = segment_store::BatchHeader::parse(rest) {
+        if header.total_size() > rest.len() {
+            break;
+        }
+        last = Some(header.last_offset());
+        rest = &rest[header.total_size()..];
+    }
+    last
 }
 
 /// Milliseconds since the Unix epoch.

@@ -44,6 +44,16 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     /// `queued.max.requests` per connection: requests read ahead of their responses.
     pub max_in_flight_per_connection: usize,
+    /// `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms`.
+    pub group_min_session_timeout_ms: u64,
+    /// `group.max.session.timeout.ms`.
+    pub group_max_session_timeout_ms: u64,
+    /// `offsets.topic.num.partitions`.
+    pub offsets_topic_partitions: i32,
+    /// `offsets.topic.replication.factor` (capped by the live brokers).
+    pub offsets_topic_replication_factor: i16,
     /// Broker-level defaults of topic configs, by topic config name (`retention.ms`, ...).
     pub topic_defaults: BTreeMap<String, String>,
     /// Every property as given, for DescribeConfigs on the broker resource.
@@ -64,6 +74,11 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 104_857_600,
             retention_check_interval_ms: 300_000,
             max_in_flight_per_connection: 500,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            offsets_topic_partitions: 50,
+            offsets_topic_replication_factor: 3,
             topic_defaults: BTreeMap::new(),
             properties: BTreeMap::new(),
         }
@@ -126,6 +141,21 @@ impl BrokerConfig {
                 }
                 "queued.max.requests" => {
                     self.max_in_flight_per_connection = parse_positive(key, value)?
+                }
+                "group.initial.rebalance.delay.ms" => {
+                    self.group_initial_rebalance_delay_ms = parse(key, value)?
+                }
+                "group.min.session.timeout.ms" => {
+                    self.group_min_session_timeout_ms = parse_positive(key, value)?
+                }
+                "group.max.session.timeout.ms" => {
+                    self.group_max_session_timeout_ms = parse_positive(key, value)?
+                }
+                "offsets.topic.num.partitions" => {
+                    self.offsets_topic_partitions = parse_positive(key, value)?
+                }
+                "offsets.topic.replication.factor" => {
+                    self.offsets_topic_replication_factor = parse_positive(key, value)?
                 }
                 "listeners" => {
                     let addr = listener_address(key, value)?;

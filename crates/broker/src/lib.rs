@@ -9,6 +9,7 @@
 mod api;
 mod broker;
 pub mod config;
+mod group;
 mod partition;
 mod server;
 mod topic_config;

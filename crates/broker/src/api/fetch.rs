@@ -125,7 +125,12 @@ fn read_all(
                 .with_last_stable_offset(-1)
                 .with_log_start_offset(-1)
                 .with_aborted_transactions(read_committed.then(Vec::new));
-            match read_one(wanted, max_bytes.saturating_sub(total), total == 0) {
+            match read_one(
+                wanted,
+                max_bytes.saturating_sub(total),
+                total == 0,
+                ctx.version >= 10,
+            ) {
                 Ok((records, hw, log_start)) => {
                     total += records.len();
                     data = data
@@ -156,7 +161,12 @@ fn read_all(
     )
 }
 
-fn read_one(wanted: &Wanted, remaining: usize, first: bool) -> Result<(Bytes, i64, i64), i16> {
+fn read_one(
+    wanted: &Wanted,
+    remaining: usize,
+    first: bool,
+    zstd_allowed: bool,
+) -> Result<(Bytes, i64, i64), i16> {
     let partition = wanted.partition.as_ref().map_err(|code| *code)?;
     let epoch = partition.leader_epoch();
     if wanted.current_leader_epoch >= 0 && wanted.current_leader_epoch != epoch {
@@ -170,5 +180,20 @@ fn read_one(wanted: &Wanted, remaining: usize, first: bool) -> Result<(Bytes, i6
     let read = partition
         .read(wanted.fetch_offset, limit, first)
         .map_err(|e| storage_error_code(&e))?;
+    if !zstd_allowed && holds_zstd(&read.records) {
+        // KIP-110: a consumer older than Fetch v10 cannot decompress zstd.
+        return Err(ResponseError::UnsupportedCompressionType.code());
+    }
     Ok((read.records, read.high_watermark, read.log_start_offset))
+}
+
+fn holds_zstd(records: &[u8]) -> bool {
+    let mut rest = records;
+    while let Some(header) = segment_store::BatchHeader::parse(rest) {
+        if header.compression() == 4 {
+            return true;
+        }
+        rest = rest.get(header.total_size()..).unwrap_or_default();
+    }
+    false
 }

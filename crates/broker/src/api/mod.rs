@@ -13,13 +13,22 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod splice;
+mod sync_group;
 
 use std::sync::Arc;
 
@@ -60,6 +69,15 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DescribeGroups, 0, 5),
 ];
 
 /// Versions of `key` this broker decodes, if it serves the API at all.
@@ -70,7 +88,7 @@ fn decodable_versions(key: ApiKey) -> Option<(i16, i16)> {
 }
 
 /// Answers one request frame.
-pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes) -> Reply {
+pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: &str) -> Reply {
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -112,7 +130,17 @@ pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes) -> Repl
             return Reply::Close;
         }
     };
-    let ctx = Ctx { broker, version };
+    let client_id = header
+        .client_id
+        .as_ref()
+        .map(|c| c.as_str().to_owned())
+        .unwrap_or_default();
+    let ctx = Ctx {
+        broker,
+        version,
+        client_id,
+        peer,
+    };
     let response: ResponseKind = match request {
         RequestKind::ApiVersions(r) => api_versions::handle(&ctx, r).into(),
         RequestKind::Metadata(r) => metadata::handle(&ctx, r).await.into(),
@@ -141,6 +169,15 @@ pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes) -> Repl
             alter_configs::handle_incremental(&ctx, r).await.into()
         }
         RequestKind::DescribeCluster(r) => describe_cluster::handle(&ctx, r).into(),
+        RequestKind::FindCoordinator(r) => find_coordinator::handle(&ctx, r).into(),
+        RequestKind::JoinGroup(r) => join_group::handle(&ctx, r).await.into(),
+        RequestKind::SyncGroup(r) => sync_group::handle(&ctx, r).await.into(),
+        RequestKind::Heartbeat(r) => heartbeat::handle(&ctx, r).into(),
+        RequestKind::LeaveGroup(r) => leave_group::handle(&ctx, r).into(),
+        RequestKind::OffsetCommit(r) => offset_commit::handle(&ctx, r).into(),
+        RequestKind::OffsetFetch(r) => offset_fetch::handle(&ctx, r).into(),
+        RequestKind::ListGroups(r) => list_groups::handle(&ctx, r).into(),
+        RequestKind::DescribeGroups(r) => describe_groups::handle(&ctx, r).into(),
         _ => return Reply::Close,
     };
     encode_response(api_key, version, header.correlation_id, response)
@@ -151,6 +188,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) broker: &'a Arc<Broker>,
     /// The request's api version.
     pub(crate) version: i16,
+    /// The client id from the request header.
+    pub(crate) client_id: String,
+    /// The client's address, as Kafka shows it (`/127.0.0.1`).
+    pub(crate) peer: &'a str,
 }
 
 fn encode_response(

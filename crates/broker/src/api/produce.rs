@@ -13,6 +13,8 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Option<Pro
     let acks = request.acks;
     let valid_acks = matches!(acks, -1..=1);
     let now = now_ms();
+    // KIP-110: zstd batches arrive only from clients that know Produce v7.
+    let zstd_allowed = ctx.version >= 7;
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let name = owned(&topic.name.0);
@@ -33,6 +35,10 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Option<Pro
                 (false, _, _) => Err((ResponseError::InvalidRequiredAcks.code(), None)),
                 (true, None, _) => Err((ResponseError::UnknownTopicOrPartition.code(), None)),
                 (true, Some(_), None) => Err((ResponseError::InvalidRecord.code(), None)),
+                (true, Some(_), Some(records)) if !zstd_allowed && is_zstd(&records) => Err((
+                    ResponseError::UnsupportedCompressionType.code(),
+                    Some("zstd needs Produce v7 or later".to_owned()),
+                )),
                 (true, Some(partition), Some(records)) => partition
                     .append(&records, acks, now)
                     .map(|produced| (produced, partition.log.log_start_offset()))
@@ -58,4 +64,8 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Option<Pro
         );
     }
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
+
+fn is_zstd(records: &bytes::Bytes) -> bool {
+    segment_store::BatchHeader::parse(records).is_some_and(|h| h.compression() == 4)
 }

@@ -15,6 +15,10 @@ use crate::Broker;
 
 pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream) -> Result<(), FrameError> {
     stream.set_nodelay(true)?;
+    let peer = stream
+        .peer_addr()
+        .map(|a| format!("/{}", a.ip()))
+        .unwrap_or_default();
     let (read_half, write_half) = stream.into_split();
     let (requests, mut queue) = mpsc::channel::<Bytes>(broker.config.max_in_flight_per_connection);
     let max_frame = broker.config.socket_request_max_bytes;
@@ -35,7 +39,7 @@ pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream) -> Result<(), Fr
     let mut writer = BufWriter::with_capacity(64 * 1024, write_half);
     let result = async {
         while let Some(frame) = queue.recv().await {
-            match api::handle_frame(&broker, frame).await {
+            match api::handle_frame(&broker, frame, &peer).await {
                 Reply::Frame(response) => writer.write_all(&response).await?,
                 Reply::Pieces(pieces) => {
                     for piece in pieces {

@@ -1,0 +1,14 @@
+//! Heartbeat (key 12): keeps a member's session alive and tells it when to rejoin.
+
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+
+use super::{owned, Ctx};
+
+pub(super) fn handle(ctx: &Ctx<'_>, request: HeartbeatRequest) -> HeartbeatResponse {
+    let code = ctx.broker.groups.heartbeat(
+        &owned(&request.group_id.0),
+        &owned(&request.member_id),
+        request.generation_id,
+    );
+    HeartbeatResponse::default().with_error_code(code)
+}

@@ -1,0 +1,29 @@
+//! LeaveGroup (key 13): members leave; the rest rebalance.
+
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+
+use super::{owned, Ctx};
+
+pub(super) fn handle(ctx: &Ctx<'_>, request: LeaveGroupRequest) -> LeaveGroupResponse {
+    let group_id = owned(&request.group_id.0);
+    if ctx.version < 3 {
+        let code = ctx
+            .broker
+            .groups
+            .leave(&group_id, &owned(&request.member_id));
+        return LeaveGroupResponse::default().with_error_code(code);
+    }
+    let members = request
+        .members
+        .iter()
+        .map(|m| {
+            let code = ctx.broker.groups.leave(&group_id, &owned(&m.member_id));
+            MemberResponse::default()
+                .with_member_id(m.member_id.clone())
+                .with_group_instance_id(m.group_instance_id.clone())
+                .with_error_code(code)
+        })
+        .collect();
+    LeaveGroupResponse::default().with_members(members)
+}

@@ -1,0 +1,109 @@
+//! OffsetCommit (key 8): offsets are written to `__consumer_offsets` and acknowledged once
+//! appended there.
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+
+use super::{owned, Ctx};
+use crate::broker::now_ms;
+use crate::group::records::{self, CommittedOffset};
+
+/// `offset.metadata.max.bytes`.
+const MAX_METADATA: usize = 4096;
+
+pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    let group_id = owned(&request.group_id.0);
+    let broker = ctx.broker;
+    let now = now_ms();
+    let mut group_error = if group_id.is_empty() {
+        ResponseError::InvalidGroupId.code()
+    } else {
+        broker.groups.check_commit(
+            &group_id,
+            &owned(&request.member_id),
+            request.generation_id_or_member_epoch,
+        )
+    };
+    let image = broker.image();
+    // Per partition: the error, or the offset to write.
+    let mut decided: Vec<Vec<(i32, Result<CommittedOffset, i16>)>> = Vec::new();
+    let mut entries: Vec<(Bytes, Option<Bytes>)> = Vec::new();
+    let mut accepted = Vec::new();
+    for topic in &request.topics {
+        let name = owned(&topic.name.0);
+        let known = image.topic(&name);
+        let mut partitions = Vec::new();
+        for p in &topic.partitions {
+            let outcome = if group_error != 0 {
+                Err(group_error)
+            } else if known.and_then(|t| t.partition(p.partition_index)).is_none() {
+                Err(ResponseError::UnknownTopicOrPartition.code())
+            } else if p
+                .committed_metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > MAX_METADATA)
+            {
+                Err(ResponseError::OffsetMetadataTooLarge.code())
+            } else {
+                let value = CommittedOffset {
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.as_ref().map(owned).unwrap_or_default(),
+                    commit_timestamp: now,
+                };
+                entries.push((
+                    records::offset_key(&group_id, &name, p.partition_index),
+                    Some(records::offset_value(&value)),
+                ));
+                accepted.push(((name.clone(), p.partition_index), value.clone()));
+                Ok(value)
+            };
+            partitions.push((p.partition_index, outcome));
+        }
+        decided.push(partitions);
+    }
+    if !entries.is_empty() {
+        let appended = broker
+            .offsets_partition(&group_id)
+            .map_err(|_| ResponseError::CoordinatorNotAvailable.code())
+            .and_then(|partition| {
+                partition
+                    .append(&records::batch(&entries, now), -1, now)
+                    .map_err(|e| {
+                        tracing::warn!(group = %group_id, error = %e, "writing offsets failed");
+                        e.code()
+                    })
+            });
+        match appended {
+            Ok(_) => broker.groups.apply_offsets(&group_id, accepted),
+            Err(code) => group_error = code,
+        }
+    }
+    let topics = request
+        .topics
+        .iter()
+        .zip(decided)
+        .map(|(topic, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(index, outcome)| {
+                    let code = match outcome {
+                        Ok(_) => group_error,
+                        Err(code) => code,
+                    };
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(index)
+                        .with_error_code(code)
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}

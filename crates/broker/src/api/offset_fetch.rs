@@ -1,0 +1,112 @@
+//! OffsetFetch (key 9): a group's committed offsets, for one group or many (v8+).
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+
+use super::{owned, str_bytes, Ctx};
+use crate::group::records::CommittedOffset;
+
+/// (offset, leader epoch, metadata) per partition, by topic; -1 where nothing is committed.
+type Answer = BTreeMap<String, Vec<(i32, i64, i32, String)>>;
+
+fn lookup(ctx: &Ctx<'_>, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> Answer {
+    let committed = ctx.broker.groups.committed(group);
+    let show = |c: Option<&CommittedOffset>| match c {
+        Some(c) => (c.offset, c.leader_epoch, c.metadata.clone()),
+        None => (-1, -1, String::new()),
+    };
+    let mut out = Answer::new();
+    match wanted {
+        None => {
+            for ((topic, partition), c) in &committed {
+                let (offset, epoch, metadata) = show(Some(c));
+                out.entry(topic.clone())
+                    .or_default()
+                    .push((*partition, offset, epoch, metadata));
+            }
+        }
+        Some(topics) => {
+            for (topic, partitions) in topics {
+                let entry = out.entry(topic.clone()).or_default();
+                for p in partitions {
+                    let (offset, epoch, metadata) = show(committed.get(&(topic.clone(), p)));
+                    entry.push((p, offset, epoch, metadata));
+                }
+            }
+        }
+    }
+    out
+}
+
+pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetFetchRequest) -> OffsetFetchResponse {
+    if ctx.version >= 8 {
+        let groups = request
+            .groups
+            .iter()
+            .map(|g| {
+                let wanted = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (owned(&t.name.0), t.partition_indexes.clone()))
+                        .collect()
+                });
+                let topics = lookup(ctx, &owned(&g.group_id.0), wanted)
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        OffsetFetchResponseTopics::default()
+                            .with_name(TopicName(str_bytes(topic)))
+                            .with_partitions(
+                                partitions
+                                    .into_iter()
+                                    .map(|(p, offset, epoch, metadata)| {
+                                        OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(p)
+                                            .with_committed_offset(offset)
+                                            .with_committed_leader_epoch(epoch)
+                                            .with_metadata(Some(str_bytes(metadata)))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect();
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(GroupId(g.group_id.0.clone()))
+                    .with_topics(topics)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let wanted = request.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (owned(&t.name.0), t.partition_indexes.clone()))
+            .collect()
+    });
+    let topics = lookup(ctx, &owned(&request.group_id.0), wanted)
+        .into_iter()
+        .map(|(topic, partitions)| {
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(str_bytes(topic)))
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(p, offset, epoch, metadata)| {
+                            let partition = OffsetFetchResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(offset)
+                                .with_metadata(Some(str_bytes(metadata)));
+                            if ctx.version >= 5 {
+                                partition.with_committed_leader_epoch(epoch)
+                            } else {
+                                partition
+                            }
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}

@@ -1,0 +1,292 @@
+//! Consumer group coordination, the classic protocol: group membership through the sans-IO
+//! [`state`] machine, committed offsets kept in memory and written to `__consumer_offsets` in
+//! Kafka's [`records`] format before they are acknowledged.
+//!
+//! One node coordinates every group whose `__consumer_offsets` partition it leads; on start it
+//! replays those partitions to restore committed offsets.
+
+pub(crate) mod records;
+pub(crate) mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use records::{CommittedOffset, OffsetsRecord};
+use state::{Delivery, Group, GroupConfig, JoinRequest, JoinResponse, SyncResponse};
+
+/// The internal topic of group state and offsets.
+pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// How often sessions and rebalance deadlines are checked.
+pub(crate) const TICK: Duration = Duration::from_millis(100);
+
+enum Waiter {
+    Join(oneshot::Sender<JoinResponse>),
+    Sync(oneshot::Sender<SyncResponse>),
+}
+
+#[derive(Default)]
+struct Inner {
+    groups: HashMap<String, Group>,
+    waiters: HashMap<(String, String), Waiter>,
+    offsets: HashMap<String, BTreeMap<(String, i32), CommittedOffset>>,
+}
+
+impl Inner {
+    fn deliver(&mut self, group: &str, deliveries: Vec<Delivery>) {
+        for delivery in deliveries {
+            let (member, ok) = match delivery {
+                Delivery::Join(member, response) => {
+                    let key = (group.to_owned(), member.clone());
+                    let ok = match self.waiters.remove(&key) {
+                        Some(Waiter::Join(tx)) => tx.send(response).is_ok(),
+                        _ => false,
+                    };
+                    (member, ok)
+                }
+                Delivery::Sync(member, response) => {
+                    let key = (group.to_owned(), member.clone());
+                    let ok = match self.waiters.remove(&key) {
+                        Some(Waiter::Sync(tx)) => tx.send(response).is_ok(),
+                        _ => false,
+                    };
+                    (member, ok)
+                }
+            };
+            if !ok {
+                tracing::debug!(group, member, "no waiting request for a group answer");
+            }
+        }
+    }
+}
+
+/// The group coordinator of one node.
+pub(crate) struct GroupCoordinator {
+    config: GroupConfig,
+    started: Instant,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for GroupCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCoordinator")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GroupCoordinator {
+    pub(crate) fn new(config: GroupConfig) -> Self {
+        Self {
+            config,
+            started: Instant::now(),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// JoinGroup; waits until the rebalance completes (bounded by the rebalance timeout).
+    pub(crate) async fn join(&self, group_id: &str, request: JoinRequest) -> JoinResponse {
+        let limit = Duration::from_millis(
+            request.rebalance_timeout_ms.max(request.session_timeout_ms) + 5_000,
+        );
+        let member_hint = request.member_id.clone();
+        let rx = {
+            let mut inner = self.inner.lock();
+            let now = self.now();
+            let config = self.config;
+            let group = inner
+                .groups
+                .entry(group_id.to_owned())
+                .or_insert_with(|| Group::new(group_id.to_owned(), config));
+            let (member_id, outcome) = group.join(now, request);
+            inner.deliver(group_id, outcome.deliveries);
+            if let Some(reply) = outcome.reply {
+                return reply;
+            }
+            let (tx, rx) = oneshot::channel();
+            inner
+                .waiters
+                .insert((group_id.to_owned(), member_id), Waiter::Join(tx));
+            rx
+        };
+        match tokio::time::timeout(limit, rx).await {
+            Ok(Ok(response)) => response,
+            _ => state::JoinResponse::error_for(state::codes::REBALANCE_IN_PROGRESS, &member_hint),
+        }
+    }
+
+    /// SyncGroup; a follower waits for the leader's assignment.
+    pub(crate) async fn sync(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        generation: i32,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncResponse {
+        let rx = {
+            let mut inner = self.inner.lock();
+            let now = self.now();
+            let Some(group) = inner.groups.get_mut(group_id) else {
+                return state::SyncResponse::error_for(state::codes::UNKNOWN_MEMBER_ID);
+            };
+            let outcome = group.sync(now, member_id, generation, assignments);
+            inner.deliver(group_id, outcome.deliveries);
+            if let Some(reply) = outcome.reply {
+                return reply;
+            }
+            let (tx, rx) = oneshot::channel();
+            inner.waiters.insert(
+                (group_id.to_owned(), member_id.to_owned()),
+                Waiter::Sync(tx),
+            );
+            rx
+        };
+        match tokio::time::timeout(Duration::from_secs(300), rx).await {
+            Ok(Ok(response)) => response,
+            _ => state::SyncResponse::error_for(state::codes::REBALANCE_IN_PROGRESS),
+        }
+    }
+
+    /// Heartbeat.
+    pub(crate) fn heartbeat(&self, group_id: &str, member_id: &str, generation: i32) -> i16 {
+        let mut inner = self.inner.lock();
+        let now = self.now();
+        match inner.groups.get_mut(group_id) {
+            Some(group) => group.heartbeat(now, member_id, generation),
+            None => state::codes::UNKNOWN_MEMBER_ID,
+        }
+    }
+
+    /// LeaveGroup for one member.
+    pub(crate) fn leave(&self, group_id: &str, member_id: &str) -> i16 {
+        let mut inner = self.inner.lock();
+        let now = self.now();
+        let Some(group) = inner.groups.get_mut(group_id) else {
+            return state::codes::UNKNOWN_MEMBER_ID;
+        };
+        let outcome = group.leave(now, member_id);
+        inner.deliver(group_id, outcome.deliveries);
+        outcome.reply.unwrap_or(state::codes::NONE)
+    }
+
+    /// Whether a commit by this member and generation is allowed (0) or its error code.
+    pub(crate) fn check_commit(&self, group_id: &str, member_id: &str, generation: i32) -> i16 {
+        let mut inner = self.inner.lock();
+        let now = self.now();
+        match inner.groups.get_mut(group_id) {
+            Some(group) => group.check_commit(now, member_id, generation),
+            None if generation < 0 => state::codes::NONE,
+            None => state::codes::UNKNOWN_MEMBER_ID,
+        }
+    }
+
+    /// Records offsets that are now durable in `__consumer_offsets`.
+    pub(crate) fn apply_offsets(
+        &self,
+        group_id: &str,
+        offsets: Vec<((String, i32), CommittedOffset)>,
+    ) {
+        let mut inner = self.inner.lock();
+        inner
+            .offsets
+            .entry(group_id.to_owned())
+            .or_default()
+            .extend(offsets);
+    }
+
+    /// A group's committed offsets (all of them, or of the given partitions).
+    pub(crate) fn committed(&self, group_id: &str) -> BTreeMap<(String, i32), CommittedOffset> {
+        self.inner
+            .lock()
+            .offsets
+            .get(group_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Replays one `__consumer_offsets` record read at start-up.
+    pub(crate) fn replay(&self, record: OffsetsRecord) {
+        let mut inner = self.inner.lock();
+        match record {
+            OffsetsRecord::Offset {
+                group,
+                topic,
+                partition,
+                value: Some(v),
+            } => {
+                inner
+                    .offsets
+                    .entry(group)
+                    .or_default()
+                    .insert((topic, partition), v);
+            }
+            OffsetsRecord::Offset {
+                group,
+                topic,
+                partition,
+                value: None,
+            } => {
+                if let Some(offsets) = inner.offsets.get_mut(&group) {
+                    offsets.remove(&(topic, partition));
+                }
+            }
+            OffsetsRecord::Group { group, value: None } => {
+                inner.offsets.remove(&group);
+            }
+            OffsetsRecord::Group { .. } => {}
+        }
+    }
+
+    /// Groups as ListGroups shows them: (id, protocol type, state).
+    pub(crate) fn list(&self) -> Vec<(String, String, &'static str)> {
+        let inner = self.inner.lock();
+        let mut out: Vec<_> = inner
+            .groups
+            .values()
+            .map(|g| {
+                (
+                    g.id.clone(),
+                    g.protocol_type.clone().unwrap_or_default(),
+                    g.state.name(),
+                )
+            })
+            .collect();
+        for group in inner.offsets.keys() {
+            if !inner.groups.contains_key(group) {
+                out.push((
+                    group.clone(),
+                    "consumer".to_owned(),
+                    state::GroupState::Empty.name(),
+                ));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Runs `f` on a group if it exists.
+    pub(crate) fn with_group<T>(&self, group_id: &str, f: impl FnOnce(&Group) -> T) -> Option<T> {
+        self.inner.lock().groups.get(group_id).map(f)
+    }
+
+    /// Expires sessions and completes rebalances whose time has come.
+    pub(crate) fn tick(&self) {
+        let mut inner = self.inner.lock();
+        let now = self.now();
+        let ids: Vec<String> = inner.groups.keys().cloned().collect();
+        for id in ids {
+            let deliveries = match inner.groups.get_mut(&id) {
+                Some(group) => group.tick(now),
+                None => continue,
+            };
+            inner.deliver(&id, deliveries);
+        }
+    }
+}

@@ -1,0 +1,866 @@
+//! The classic consumer group protocol as a state machine that does no I/O: JoinGroup,
+//! SyncGroup, Heartbeat and LeaveGroup go in with the current time; answers that must wait
+//! (a join until the rebalance completes, a follower's sync until the leader's assignment)
+//! come out later as [`Delivery`] values, from whichever call completes them or from
+//! [`Group::tick`].
+//!
+//! States follow Kafka's: Empty → PreparingRebalance → CompletingRebalance → Stable, and back
+//! to PreparingRebalance when a member joins, leaves or times out.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+/// Kafka error codes the group answers with.
+pub(crate) mod codes {
+    pub(crate) const NONE: i16 = 0;
+    pub(crate) const ILLEGAL_GENERATION: i16 = 22;
+    pub(crate) const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+    pub(crate) const INVALID_GROUP_ID: i16 = 24;
+    pub(crate) const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub(crate) const INVALID_SESSION_TIMEOUT: i16 = 26;
+    pub(crate) const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
+    pub(crate) const GROUP_MAX_SIZE_REACHED: i16 = 81;
+}
+
+/// Where the group is in its life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+}
+
+impl GroupState {
+    /// Kafka's name for the state (DescribeGroups, ListGroups).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Empty => "Empty",
+            Self::PreparingRebalance => "PreparingRebalance",
+            Self::CompletingRebalance => "CompletingRebalance",
+            Self::Stable => "Stable",
+        }
+    }
+}
+
+/// Coordinator settings, named after Kafka's broker configs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GroupConfig {
+    /// `group.min.session.timeout.ms`.
+    pub(crate) min_session_timeout_ms: u64,
+    /// `group.max.session.timeout.ms`.
+    pub(crate) max_session_timeout_ms: u64,
+    /// `group.initial.rebalance.delay.ms`.
+    pub(crate) initial_rebalance_delay_ms: u64,
+    /// `group.max.size`.
+    pub(crate) max_size: usize,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        Self {
+            min_session_timeout_ms: 6_000,
+            max_session_timeout_ms: 1_800_000,
+            initial_rebalance_delay_ms: 3_000,
+            max_size: usize::MAX,
+        }
+    }
+}
+
+/// A JoinGroup as the state machine needs it.
+#[derive(Debug, Clone)]
+pub(crate) struct JoinRequest {
+    pub(crate) member_id: String,
+    pub(crate) group_instance_id: Option<String>,
+    pub(crate) client_id: String,
+    pub(crate) client_host: String,
+    pub(crate) session_timeout_ms: u64,
+    pub(crate) rebalance_timeout_ms: u64,
+    pub(crate) protocol_type: String,
+    /// (name, metadata) in the member's order of preference.
+    pub(crate) protocols: Vec<(String, Bytes)>,
+    /// JoinGroup v4+: a member without an id is given one and asked to join again.
+    pub(crate) require_known_member_id: bool,
+}
+
+/// A JoinGroup answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JoinResponse {
+    pub(crate) error_code: i16,
+    pub(crate) generation_id: i32,
+    pub(crate) protocol_type: Option<String>,
+    pub(crate) protocol_name: Option<String>,
+    pub(crate) leader: String,
+    pub(crate) member_id: String,
+    /// For the leader: every member's id, instance id and metadata for the chosen protocol.
+    pub(crate) members: Vec<(String, Option<String>, Bytes)>,
+}
+
+impl JoinResponse {
+    /// An answer carrying only an error code.
+    pub(crate) fn error_for(code: i16, member_id: &str) -> Self {
+        Self::error(code, member_id)
+    }
+
+    fn error(code: i16, member_id: &str) -> Self {
+        Self {
+            error_code: code,
+            generation_id: -1,
+            protocol_type: None,
+            protocol_name: None,
+            leader: String::new(),
+            member_id: member_id.to_owned(),
+            members: Vec::new(),
+        }
+    }
+}
+
+/// A SyncGroup answer: error code and the member's assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SyncResponse {
+    pub(crate) error_code: i16,
+    pub(crate) protocol_type: Option<String>,
+    pub(crate) protocol_name: Option<String>,
+    pub(crate) assignment: Bytes,
+}
+
+impl SyncResponse {
+    /// An answer carrying only an error code.
+    pub(crate) fn error_for(code: i16) -> Self {
+        Self {
+            error_code: code,
+            protocol_type: None,
+            protocol_name: None,
+            assignment: Bytes::new(),
+        }
+    }
+}
+
+/// An answer that was waiting, now ready for the member it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    Join(String, JoinResponse),
+    Sync(String, SyncResponse),
+}
+
+/// What a call produced: its own answer (if ready) and answers for waiting members.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome<T> {
+    /// `None`: the caller's answer comes later as a [`Delivery`] for its member id.
+    pub(crate) reply: Option<T>,
+    pub(crate) deliveries: Vec<Delivery>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Member {
+    pub(crate) id: String,
+    pub(crate) group_instance_id: Option<String>,
+    pub(crate) client_id: String,
+    pub(crate) client_host: String,
+    session_timeout_ms: u64,
+    rebalance_timeout_ms: u64,
+    protocols: Vec<(String, Bytes)>,
+    pub(crate) assignment: Bytes,
+    last_heard_ms: u64,
+    awaiting_join: bool,
+    awaiting_sync: bool,
+}
+
+impl Member {
+    /// The member's metadata for `protocol`.
+    pub(crate) fn metadata(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(n, _)| n == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// One consumer group.
+#[derive(Debug)]
+pub(crate) struct Group {
+    pub(crate) id: String,
+    config: GroupConfig,
+    pub(crate) state: GroupState,
+    pub(crate) generation: i32,
+    pub(crate) protocol_type: Option<String>,
+    pub(crate) protocol: Option<String>,
+    pub(crate) leader: Option<String>,
+    pub(crate) members: BTreeMap<String, Member>,
+    /// Ids handed out with MEMBER_ID_REQUIRED, not yet joined, with when they expire.
+    pending_members: BTreeMap<String, u64>,
+    rebalance_deadline_ms: u64,
+    /// The first rebalance of an empty group waits `initial_rebalance_delay_ms` for more members.
+    initial_delay: bool,
+}
+
+impl Group {
+    pub(crate) fn new(id: String, config: GroupConfig) -> Self {
+        Self {
+            id,
+            config,
+            state: GroupState::Empty,
+            generation: 0,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: BTreeMap::new(),
+            pending_members: BTreeMap::new(),
+            rebalance_deadline_ms: 0,
+            initial_delay: false,
+        }
+    }
+
+    fn new_member_id(client_id: &str) -> String {
+        format!("{client_id}-{}", uuid::Uuid::new_v4())
+    }
+
+    /// JoinGroup; returns the member id the caller joins under and the outcome.
+    pub(crate) fn join(
+        &mut self,
+        now: u64,
+        request: JoinRequest,
+    ) -> (String, Outcome<JoinResponse>) {
+        let requested = request.member_id.clone();
+        let error = |code| {
+            (
+                requested.clone(),
+                Outcome {
+                    reply: Some(JoinResponse::error(code, &requested)),
+                    deliveries: vec![],
+                },
+            )
+        };
+        if request.session_timeout_ms < self.config.min_session_timeout_ms
+            || request.session_timeout_ms > self.config.max_session_timeout_ms
+        {
+            return error(codes::INVALID_SESSION_TIMEOUT);
+        }
+        if request.protocol_type.is_empty() || request.protocols.is_empty() {
+            return error(codes::INCONSISTENT_GROUP_PROTOCOL);
+        }
+        if self.state != GroupState::Empty || !self.members.is_empty() {
+            let same_type = self.protocol_type.as_deref() == Some(request.protocol_type.as_str());
+            let shared = request.protocols.iter().any(|(name, _)| {
+                self.members
+                    .values()
+                    .filter(|m| m.id != request.member_id)
+                    .all(|m| m.protocols.iter().any(|(n, _)| n == name))
+            });
+            if !same_type || !shared {
+                return error(codes::INCONSISTENT_GROUP_PROTOCOL);
+            }
+        }
+        let mut member_id = request.member_id.clone();
+        if member_id.is_empty() {
+            if self.members.len() >= self.config.max_size {
+                return error(codes::GROUP_MAX_SIZE_REACHED);
+            }
+            member_id = Self::new_member_id(&request.client_id);
+            if request.require_known_member_id {
+                self.pending_members
+                    .insert(member_id.clone(), now + request.session_timeout_ms);
+                let reply = JoinResponse::error(codes::MEMBER_ID_REQUIRED, &member_id);
+                return (
+                    member_id,
+                    Outcome {
+                        reply: Some(reply),
+                        deliveries: vec![],
+                    },
+                );
+            }
+        } else if !self.members.contains_key(&member_id)
+            && self.pending_members.remove(&member_id).is_none()
+        {
+            return error(codes::UNKNOWN_MEMBER_ID);
+        }
+        let known = self.members.get(&member_id).cloned();
+        // A follower of a stable group rejoining with unchanged metadata gets the current
+        // generation back without a rebalance.
+        if let Some(m) = &known {
+            let unchanged = m.protocols == request.protocols;
+            if unchanged
+                && self.state == GroupState::Stable
+                && self.leader.as_deref() != Some(member_id.as_str())
+            {
+                let reply = self.join_response(&member_id, false);
+                if let Some(member) = self.members.get_mut(&member_id) {
+                    member.last_heard_ms = now;
+                }
+                return (
+                    member_id,
+                    Outcome {
+                        reply: Some(reply),
+                        deliveries: vec![],
+                    },
+                );
+            }
+        }
+        let member = Member {
+            id: member_id.clone(),
+            group_instance_id: request.group_instance_id,
+            client_id: request.client_id,
+            client_host: request.client_host,
+            session_timeout_ms: request.session_timeout_ms,
+            rebalance_timeout_ms: request.rebalance_timeout_ms.max(request.session_timeout_ms),
+            protocols: request.protocols,
+            assignment: known.map(|m| m.assignment).unwrap_or_default(),
+            last_heard_ms: now,
+            awaiting_join: true,
+            awaiting_sync: false,
+        };
+        let is_new = !self.members.contains_key(&member_id);
+        self.members.insert(member_id.clone(), member);
+        if self.protocol_type.is_none() {
+            self.protocol_type = Some(request.protocol_type);
+        }
+        let mut deliveries = Vec::new();
+        match self.state {
+            GroupState::PreparingRebalance => {
+                if self.initial_delay && is_new {
+                    let cap = self.max_rebalance_timeout();
+                    self.rebalance_deadline_ms =
+                        (now + self.config.initial_rebalance_delay_ms).min(now + cap);
+                }
+            }
+            _ => deliveries.extend(self.prepare_rebalance(now)),
+        }
+        deliveries.extend(self.try_complete_join(now));
+        let reply = take_join(&mut deliveries, &member_id);
+        (member_id, Outcome { reply, deliveries })
+    }
+
+    fn max_rebalance_timeout(&self) -> u64 {
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout_ms)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Moves to PreparingRebalance; pending syncs are answered REBALANCE_IN_PROGRESS.
+    fn prepare_rebalance(&mut self, now: u64) -> Vec<Delivery> {
+        let mut deliveries = Vec::new();
+        for m in self.members.values_mut() {
+            if m.awaiting_sync {
+                m.awaiting_sync = false;
+                deliveries.push(Delivery::Sync(
+                    m.id.clone(),
+                    SyncResponse::error_for(codes::REBALANCE_IN_PROGRESS),
+                ));
+            }
+        }
+        self.initial_delay = self.state == GroupState::Empty;
+        self.state = GroupState::PreparingRebalance;
+        self.rebalance_deadline_ms = if self.initial_delay {
+            now + self
+                .config
+                .initial_rebalance_delay_ms
+                .min(self.max_rebalance_timeout())
+        } else {
+            now + self.max_rebalance_timeout()
+        };
+        deliveries
+    }
+
+    fn sync_error(&self, code: i16) -> SyncResponse {
+        SyncResponse::error_for(code)
+    }
+
+    /// Completes the join phase when every member rejoined (after the initial delay for a
+    /// new group) or the deadline passed, dropping members that did not rejoin.
+    fn try_complete_join(&mut self, now: u64) -> Vec<Delivery> {
+        if self.state != GroupState::PreparingRebalance {
+            return Vec::new();
+        }
+        let all_joined = self.members.values().all(|m| m.awaiting_join);
+        let due = now >= self.rebalance_deadline_ms;
+        if !(due || (all_joined && !self.initial_delay)) {
+            return Vec::new();
+        }
+        self.members.retain(|_, m| m.awaiting_join);
+        self.initial_delay = false;
+        self.generation += 1;
+        if self.members.is_empty() {
+            self.state = GroupState::Empty;
+            self.protocol = None;
+            self.leader = None;
+            return Vec::new();
+        }
+        self.protocol = self.select_protocol();
+        if !self
+            .leader
+            .as_ref()
+            .is_some_and(|l| self.members.contains_key(l))
+        {
+            self.leader = self.members.keys().next().cloned();
+        }
+        self.state = GroupState::CompletingRebalance;
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        let mut deliveries = Vec::new();
+        for id in ids {
+            let leader = self.leader.as_deref() == Some(id.as_str());
+            let response = self.join_response(&id, leader);
+            if let Some(m) = self.members.get_mut(&id) {
+                m.awaiting_join = false;
+                m.last_heard_ms = now;
+            }
+            deliveries.push(Delivery::Join(id, response));
+        }
+        deliveries
+    }
+
+    /// The protocol every member supports that most members prefer (each member votes for
+    /// its first choice among those all support).
+    fn select_protocol(&self) -> Option<String> {
+        let first = self.members.values().next()?;
+        let candidates: Vec<&String> = first
+            .protocols
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(p, _)| p == *n))
+            })
+            .collect();
+        let mut votes: BTreeMap<&String, usize> = BTreeMap::new();
+        for m in self.members.values() {
+            if let Some(choice) = m
+                .protocols
+                .iter()
+                .map(|(n, _)| n)
+                .find(|n| candidates.contains(n))
+            {
+                *votes.entry(choice).or_default() += 1;
+            }
+        }
+        let mut best: Option<(&String, usize)> = None;
+        for candidate in candidates {
+            let v = votes.get(candidate).copied().unwrap_or(0);
+            if best.is_none_or(|(_, b)| v > b) {
+                best = Some((candidate, v));
+            }
+        }
+        best.map(|(n, _)| n.clone())
+    }
+
+    fn join_response(&self, member_id: &str, with_members: bool) -> JoinResponse {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        JoinResponse {
+            error_code: codes::NONE,
+            generation_id: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            leader: self.leader.clone().unwrap_or_default(),
+            member_id: member_id.to_owned(),
+            members: if with_members {
+                self.members
+                    .values()
+                    .map(|m| {
+                        (
+                            m.id.clone(),
+                            m.group_instance_id.clone(),
+                            m.metadata(&protocol),
+                        )
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// SyncGroup: the leader's assignments complete the rebalance.
+    pub(crate) fn sync(
+        &mut self,
+        now: u64,
+        member_id: &str,
+        generation: i32,
+        assignments: Vec<(String, Bytes)>,
+    ) -> Outcome<SyncResponse> {
+        let reply = |r| Outcome {
+            reply: Some(r),
+            deliveries: vec![],
+        };
+        let Some(member) = self.members.get_mut(member_id) else {
+            return reply(self.sync_error(codes::UNKNOWN_MEMBER_ID));
+        };
+        member.last_heard_ms = now;
+        if generation != self.generation {
+            return reply(self.sync_error(codes::ILLEGAL_GENERATION));
+        }
+        match self.state {
+            GroupState::Empty => reply(self.sync_error(codes::UNKNOWN_MEMBER_ID)),
+            GroupState::PreparingRebalance => reply(self.sync_error(codes::REBALANCE_IN_PROGRESS)),
+            GroupState::Stable => reply(self.sync_ok(member_id)),
+            GroupState::CompletingRebalance => {
+                if let Some(m) = self.members.get_mut(member_id) {
+                    m.awaiting_sync = true;
+                }
+                if self.leader.as_deref() != Some(member_id) {
+                    return Outcome {
+                        reply: None,
+                        deliveries: vec![],
+                    };
+                }
+                for m in self.members.values_mut() {
+                    m.assignment = Bytes::new();
+                }
+                for (id, assignment) in assignments {
+                    if let Some(m) = self.members.get_mut(&id) {
+                        m.assignment = assignment;
+                    }
+                }
+                self.state = GroupState::Stable;
+                let waiting: Vec<String> = self
+                    .members
+                    .values()
+                    .filter(|m| m.awaiting_sync)
+                    .map(|m| m.id.clone())
+                    .collect();
+                let mut deliveries = Vec::new();
+                for id in waiting {
+                    if let Some(m) = self.members.get_mut(&id) {
+                        m.awaiting_sync = false;
+                    }
+                    deliveries.push(Delivery::Sync(id.clone(), self.sync_ok(&id)));
+                }
+                let reply = take_sync(&mut deliveries, member_id);
+                Outcome { reply, deliveries }
+            }
+        }
+    }
+
+    fn sync_ok(&self, member_id: &str) -> SyncResponse {
+        SyncResponse {
+            error_code: codes::NONE,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            assignment: self
+                .members
+                .get(member_id)
+                .map(|m| m.assignment.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Heartbeat: keeps the member alive and tells it when to rejoin.
+    pub(crate) fn heartbeat(&mut self, now: u64, member_id: &str, generation: i32) -> i16 {
+        let Some(member) = self.members.get_mut(member_id) else {
+            return codes::UNKNOWN_MEMBER_ID;
+        };
+        member.last_heard_ms = now;
+        match self.state {
+            GroupState::Empty => codes::UNKNOWN_MEMBER_ID,
+            GroupState::PreparingRebalance => codes::REBALANCE_IN_PROGRESS,
+            _ if generation != self.generation => codes::ILLEGAL_GENERATION,
+            _ => codes::NONE,
+        }
+    }
+
+    /// Whether `member_id` of `generation` may commit offsets now (0) or why not.
+    pub(crate) fn check_commit(&mut self, now: u64, member_id: &str, generation: i32) -> i16 {
+        if generation < 0 && member_id.is_empty() {
+            // A commit from outside the group protocol (assign()-based consumers, tools).
+            return if self.members.is_empty() {
+                codes::NONE
+            } else {
+                codes::ILLEGAL_GENERATION
+            };
+        }
+        let Some(member) = self.members.get_mut(member_id) else {
+            return codes::UNKNOWN_MEMBER_ID;
+        };
+        member.last_heard_ms = now;
+        if generation != self.generation {
+            return codes::ILLEGAL_GENERATION;
+        }
+        match self.state {
+            GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
+                codes::REBALANCE_IN_PROGRESS
+            }
+            _ => codes::NONE,
+        }
+    }
+
+    /// LeaveGroup for one member; the others rebalance.
+    pub(crate) fn leave(&mut self, now: u64, member_id: &str) -> Outcome<i16> {
+        if self.members.remove(member_id).is_none()
+            && self.pending_members.remove(member_id).is_none()
+        {
+            return Outcome {
+                reply: Some(codes::UNKNOWN_MEMBER_ID),
+                deliveries: vec![],
+            };
+        }
+        let deliveries = self.members_changed(now);
+        Outcome {
+            reply: Some(codes::NONE),
+            deliveries,
+        }
+    }
+
+    fn members_changed(&mut self, now: u64) -> Vec<Delivery> {
+        if self
+            .leader
+            .as_ref()
+            .is_some_and(|l| !self.members.contains_key(l))
+        {
+            self.leader = None;
+        }
+        let mut deliveries = Vec::new();
+        match self.state {
+            GroupState::PreparingRebalance => {}
+            _ if self.members.is_empty() => {
+                self.state = GroupState::Empty;
+                self.generation += 1;
+                self.protocol = None;
+                return deliveries;
+            }
+            _ => deliveries.extend(self.prepare_rebalance(now)),
+        }
+        deliveries.extend(self.try_complete_join(now));
+        deliveries
+    }
+
+    /// Expires members whose session lapsed and completes joins whose time has come.
+    pub(crate) fn tick(&mut self, now: u64) -> Vec<Delivery> {
+        self.pending_members.retain(|_, deadline| *deadline > now);
+        let preparing = self.state == GroupState::PreparingRebalance;
+        let expired: Vec<String> = self
+            .members
+            .values()
+            // A member waiting in a join is bounded by the rebalance deadline instead.
+            .filter(|m| {
+                !(preparing && m.awaiting_join) && m.last_heard_ms + m.session_timeout_ms <= now
+            })
+            .map(|m| m.id.clone())
+            .collect();
+        let mut deliveries = Vec::new();
+        if !expired.is_empty() {
+            for id in &expired {
+                tracing::info!(group = %self.id, member = %id, "member session expired");
+                self.members.remove(id);
+            }
+            deliveries.extend(self.members_changed(now));
+        }
+        deliveries.extend(self.try_complete_join(now));
+        deliveries
+    }
+
+    /// The group as GroupMetadataValue stores it.
+    pub(crate) fn stored(&self, now_ms: i64) -> super::records::StoredGroup {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        super::records::StoredGroup {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation,
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            current_state_timestamp: now_ms,
+            members: self
+                .members
+                .values()
+                .map(|m| super::records::StoredMember {
+                    member_id: m.id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout: m.rebalance_timeout_ms as i32,
+                    session_timeout: m.session_timeout_ms as i32,
+                    subscription: m.metadata(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn take_join(deliveries: &mut Vec<Delivery>, member_id: &str) -> Option<JoinResponse> {
+    let at = deliveries
+        .iter()
+        .position(|d| matches!(d, Delivery::Join(id, _) if id == member_id))?;
+    match deliveries.remove(at) {
+        Delivery::Join(_, r) => Some(r),
+        Delivery::Sync(..) => None,
+    }
+}
+
+fn take_sync(deliveries: &mut Vec<Delivery>, member_id: &str) -> Option<SyncResponse> {
+    let at = deliveries
+        .iter()
+        .position(|d| matches!(d, Delivery::Sync(id, _) if id == member_id))?;
+    match deliveries.remove(at) {
+        Delivery::Sync(_, r) => Some(r),
+        Delivery::Join(..) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> GroupConfig {
+        GroupConfig {
+            initial_rebalance_delay_ms: 100,
+            ..GroupConfig::default()
+        }
+    }
+
+    fn join_request(member: &str) -> JoinRequest {
+        JoinRequest {
+            member_id: member.to_owned(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![
+                ("range".into(), Bytes::from_static(b"r")),
+                ("roundrobin".into(), Bytes::from_static(b"rr")),
+            ],
+            require_known_member_id: true,
+        }
+    }
+
+    /// Joins with the KIP-394 round trip; returns the member id and the join outcome.
+    fn join(group: &mut Group, now: u64) -> (String, Outcome<JoinResponse>) {
+        let (id, first) = group.join(now, join_request(""));
+        assert_eq!(first.reply.unwrap().error_code, codes::MEMBER_ID_REQUIRED);
+        group.join(now, join_request(&id))
+    }
+
+    #[test]
+    fn first_members_wait_for_the_initial_delay_then_all_get_the_generation() {
+        let mut group = Group::new("g".into(), config());
+        let (a, outcome) = join(&mut group, 0);
+        assert!(
+            outcome.reply.is_none(),
+            "the first join waits for the initial delay"
+        );
+        let (b, outcome) = join(&mut group, 50);
+        assert!(outcome.reply.is_none());
+        assert!(
+            group.tick(100).is_empty(),
+            "the delay restarted when b joined"
+        );
+        let deliveries = group.tick(150);
+        assert_eq!(deliveries.len(), 2);
+        for d in &deliveries {
+            let Delivery::Join(id, r) = d else {
+                panic!("{d:?}")
+            };
+            assert_eq!(r.generation_id, 1);
+            assert_eq!(r.protocol_name.as_deref(), Some("range"));
+            assert_eq!(r.leader, a);
+            assert_eq!(
+                r.members.len(),
+                if *id == a { 2 } else { 0 },
+                "only the leader sees the members"
+            );
+        }
+        assert_eq!(group.state, GroupState::CompletingRebalance);
+        // The follower's sync waits for the leader's.
+        assert!(group.sync(160, &b, 1, vec![]).reply.is_none());
+        let leader = group.sync(
+            170,
+            &a,
+            1,
+            vec![
+                (a.clone(), Bytes::from_static(b"A")),
+                (b.clone(), Bytes::from_static(b"B")),
+            ],
+        );
+        assert_eq!(leader.reply.unwrap().assignment, Bytes::from_static(b"A"));
+        assert_eq!(
+            leader.deliveries,
+            vec![Delivery::Sync(
+                b.clone(),
+                SyncResponse {
+                    error_code: 0,
+                    protocol_type: Some("consumer".into()),
+                    protocol_name: Some("range".into()),
+                    assignment: Bytes::from_static(b"B"),
+                }
+            )]
+        );
+        assert_eq!(group.state, GroupState::Stable);
+        assert_eq!(group.heartbeat(200, &b, 1), codes::NONE);
+    }
+
+    #[test]
+    fn an_expired_member_triggers_a_rebalance_of_the_rest() {
+        let mut group = Group::new("g".into(), config());
+        let (a, _) = join(&mut group, 0);
+        let (b, _) = join(&mut group, 0);
+        group.tick(100);
+        group.sync(100, &a, 1, vec![]);
+        group.sync(100, &b, 1, vec![]);
+        assert_eq!(group.state, GroupState::Stable);
+        // Only a keeps heartbeating; b's 10 s session lapses.
+        for t in (1_000..=10_000).step_by(1_000) {
+            assert_eq!(group.heartbeat(t, &a, 1), codes::NONE);
+        }
+        assert!(group.tick(10_200).is_empty());
+        assert_eq!(group.state, GroupState::PreparingRebalance);
+        assert!(!group.members.contains_key(&b));
+        assert_eq!(group.heartbeat(10_300, &a, 1), codes::REBALANCE_IN_PROGRESS);
+        let (_, rejoin) = group.join(10_400, join_request(&a));
+        let r = rejoin
+            .reply
+            .expect("the only member's rejoin completes the rebalance");
+        assert_eq!((r.generation_id, r.members.len()), (2, 1));
+    }
+
+    #[test]
+    fn leaving_member_and_protocol_checks() {
+        let mut group = Group::new("g".into(), config());
+        let (a, _) = join(&mut group, 0);
+        group.tick(200);
+        let mut other = join_request("");
+        other.protocol_type = "connect".into();
+        assert_eq!(
+            group.join(300, other).1.reply.unwrap().error_code,
+            codes::INCONSISTENT_GROUP_PROTOCOL
+        );
+        assert_eq!(
+            group
+                .join(300, join_request("nobody"))
+                .1
+                .reply
+                .unwrap()
+                .error_code,
+            codes::UNKNOWN_MEMBER_ID
+        );
+        let mut short = join_request("");
+        short.session_timeout_ms = 10;
+        assert_eq!(
+            group.join(300, short).1.reply.unwrap().error_code,
+            codes::INVALID_SESSION_TIMEOUT
+        );
+        assert_eq!(group.leave(400, &a).reply, Some(codes::NONE));
+        assert_eq!(group.state, GroupState::Empty);
+        assert_eq!(group.leave(400, &a).reply, Some(codes::UNKNOWN_MEMBER_ID));
+    }
+
+    #[test]
+    fn commits_are_checked_against_generation_and_membership() {
+        let mut group = Group::new("g".into(), config());
+        assert_eq!(
+            group.check_commit(0, "", -1),
+            codes::NONE,
+            "standalone commits to an empty group"
+        );
+        let (a, _) = join(&mut group, 0);
+        group.tick(200);
+        assert_eq!(group.check_commit(210, &a, 1), codes::REBALANCE_IN_PROGRESS);
+        group.sync(220, &a, 1, vec![]);
+        assert_eq!(group.check_commit(230, &a, 1), codes::NONE);
+        assert_eq!(group.check_commit(230, &a, 0), codes::ILLEGAL_GENERATION);
+        assert_eq!(group.check_commit(230, "x", 1), codes::UNKNOWN_MEMBER_ID);
+    }
+}
