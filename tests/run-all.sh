@@ -18,6 +18,6 @@ step "cargo test (unit, property and black-box tests)"
 cargo test --workspace --locked -- --test-threads=2
 
 step "cross-client interop (kcat, confluent-kafka, kafka-python, aiokafka, kafkajs, sarama)"
-python3 -m pytest tests/interop -q -p no:cacheprovider
+bash tests/interop/run.sh -q -p no:cacheprovider
 
 step "all tests passed"

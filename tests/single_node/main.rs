@@ -5,6 +5,7 @@ mod admin;
 mod bad_input;
 mod common;
 mod durability;
+mod groups;
 mod idempotence;
 mod offsets;
 mod produce_consume;

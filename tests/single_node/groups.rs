@@ -1,0 +1,183 @@
+//! Consumer groups with librdkafka: members share a topic's partitions, and committed offsets
+//! outlive restarts and kill -9.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::FutureRecord;
+use rdkafka::ClientConfig;
+use strata_tests::{run_bounded, Node, NodeOptions};
+
+use crate::common::{create_topic, producer};
+
+fn member(bootstrap: &str, group: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .create()
+        .expect("creating a group member")
+}
+
+fn produce(bootstrap: &str, topic: &str, from: usize, count: usize) {
+    run_bounded(Duration::from_secs(30), async {
+        let producer = producer(bootstrap, &[]);
+        for i in from..from + count {
+            producer
+                .send(
+                    FutureRecord::to(topic)
+                        .key(&format!("k{i}"))
+                        .payload(&format!("v{i}")),
+                    Duration::from_secs(10),
+                )
+                .await
+                .expect("produce");
+        }
+    });
+}
+
+/// Polls every member until `expected` records arrived in total; returns values per member.
+fn drain(members: &[&BaseConsumer], expected: usize, limit: Duration) -> Vec<Vec<String>> {
+    let deadline = Instant::now() + limit;
+    let mut got = vec![Vec::new(); members.len()];
+    while got.iter().map(Vec::len).sum::<usize>() < expected && Instant::now() < deadline {
+        for (i, m) in members.iter().enumerate() {
+            if let Some(Ok(message)) = m.poll(Duration::from_millis(50)) {
+                got[i].push(String::from_utf8(message.payload().unwrap().to_vec()).unwrap());
+            }
+        }
+    }
+    got
+}
+
+fn node() -> Node {
+    Node::start(
+        NodeOptions::default()
+            .property("group.initial.rebalance.delay.ms", "0")
+            .property("offsets.topic.num.partitions", "5"),
+    )
+}
+
+#[test]
+fn members_of_a_group_split_the_partitions_between_them() {
+    let node = node();
+    let bootstrap = node.bootstrap();
+    run_bounded(
+        Duration::from_secs(20),
+        create_topic(&bootstrap, "shared", 6, &[]),
+    );
+    produce(&bootstrap, "shared", 0, 300);
+    let a = member(&bootstrap, "splitters");
+    let b = member(&bootstrap, "splitters");
+    a.subscribe(&["shared"]).unwrap();
+    b.subscribe(&["shared"]).unwrap();
+    // Both members must be in the generation before the split is judged.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = vec![Vec::new(), Vec::new()];
+    loop {
+        let more = drain(&[&a, &b], 1, Duration::from_millis(200));
+        got[0].extend(more[0].clone());
+        got[1].extend(more[1].clone());
+        let (pa, pb) = (
+            a.assignment().unwrap().count(),
+            b.assignment().unwrap().count(),
+        );
+        if pa > 0 && pb > 0 && pa + pb == 6 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group never settled on two members"
+        );
+    }
+    let pa: HashSet<i32> = a
+        .assignment()
+        .unwrap()
+        .elements()
+        .iter()
+        .map(|e| e.partition())
+        .collect();
+    let pb: HashSet<i32> = b
+        .assignment()
+        .unwrap()
+        .elements()
+        .iter()
+        .map(|e| e.partition())
+        .collect();
+    assert!(pa.is_disjoint(&pb), "{pa:?} and {pb:?} overlap");
+    assert_eq!(pa.union(&pb).count(), 6, "every partition is assigned");
+    let rest = drain(&[&a, &b], 300, Duration::from_secs(30));
+    let all: HashSet<String> = got.into_iter().chain(rest).flatten().collect();
+    assert_eq!(all.len(), 300, "the group read every record");
+}
+
+#[test]
+fn committed_offsets_survive_a_clean_restart_and_kill_9() {
+    let mut node = node();
+    let bootstrap = node.bootstrap();
+    run_bounded(
+        Duration::from_secs(20),
+        create_topic(&bootstrap, "resumed", 2, &[]),
+    );
+    produce(&bootstrap, "resumed", 0, 100);
+    {
+        let c = member(&bootstrap, "resumers");
+        c.subscribe(&["resumed"]).unwrap();
+        let got = drain(&[&c], 100, Duration::from_secs(30));
+        assert_eq!(got[0].len(), 100);
+        c.commit_consumer_state(CommitMode::Sync).expect("commit");
+    }
+    node.stop();
+    node.restart();
+    produce(&bootstrap, "resumed", 100, 10);
+    {
+        let c = member(&bootstrap, "resumers");
+        c.subscribe(&["resumed"]).unwrap();
+        let got = drain(&[&c], 10, Duration::from_secs(30));
+        let mut values = got[0].clone();
+        values.sort();
+        let mut expected: Vec<String> = (100..110).map(|i| format!("v{i}")).collect();
+        expected.sort();
+        assert_eq!(
+            values, expected,
+            "the group resumed at its committed offsets"
+        );
+        assert!(
+            drain(&[&c], 1, Duration::from_secs(1))[0].is_empty(),
+            "nothing read twice"
+        );
+        c.commit_consumer_state(CommitMode::Sync).expect("commit");
+        let committed = c.committed(Duration::from_secs(10)).unwrap();
+        let by_partition: HashMap<i32, i64> = committed
+            .elements()
+            .iter()
+            .map(|e| (e.partition(), e.offset().to_raw().unwrap()))
+            .collect();
+        assert_eq!(by_partition.values().sum::<i64>(), 110);
+    }
+    node.kill();
+    node.restart();
+    let c = member(&bootstrap, "resumers");
+    let committed = c
+        .committed_offsets(
+            {
+                let mut list = rdkafka::TopicPartitionList::new();
+                list.add_partition("resumed", 0);
+                list.add_partition("resumed", 1);
+                list
+            },
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    let total: i64 = committed
+        .elements()
+        .iter()
+        .map(|e| e.offset().to_raw().unwrap())
+        .sum();
+    assert_eq!(total, 110, "committed offsets survive kill -9");
+}
