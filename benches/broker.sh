@@ -30,14 +30,17 @@ SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$DATA" "$DATA.log"' EXIT
 sleep 0.5
 
+MAX_RATE=
 for partitions in 1 8; do
   topic=bench-p$partitions
   $STRATA topic create -b $B $topic -p $partitions >/dev/null
-  $LOADGEN -b $B -t $topic -p $partitions produce --size 1024 --count "$RECORDS" --acks 1
+  line=$($LOADGEN -b $B -t $topic -p $partitions produce --size 1024 --count "$RECORDS" --acks 1)
+  echo "$line"
+  [ -n "$MAX_RATE" ] || MAX_RATE=$(sed -n 's/.* records\/s=\([0-9]*\).*/\1/p' <<<"$line")
   $LOADGEN -b $B -t $topic -p $partitions consume --count "$RECORDS"
 done
 
-# Latency at a fixed rate: half the measured single-partition maximum is passed in by RATE.
-RATE=${RATE:-200000}
+# Latency at a fixed rate: half the single-partition maximum just measured (or RATE).
+RATE=${RATE:-$((MAX_RATE / 2))}
 $STRATA topic create -b $B bench-latency -p 1 >/dev/null
 $LOADGEN -b $B -t bench-latency -p 1 latency --size 1024 --rate "$RATE" --seconds 10 --acks 1

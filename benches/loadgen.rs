@@ -90,7 +90,8 @@ impl ProducerContext for Counting {
     }
 }
 
-fn producer(args: &Args, acks: &str) -> ThreadedProducer<Counting> {
+/// A producer with `linger.ms` = `linger_ms`: batching for throughput runs, none for latency.
+fn producer(args: &Args, acks: &str, linger_ms: u32) -> ThreadedProducer<Counting> {
     let context = Counting {
         delivered: AtomicU64::new(0),
         failed: AtomicU64::new(0),
@@ -101,7 +102,7 @@ fn producer(args: &Args, acks: &str) -> ThreadedProducer<Counting> {
     ClientConfig::new()
         .set("bootstrap.servers", &args.brokers)
         .set("acks", acks)
-        .set("linger.ms", "5")
+        .set("linger.ms", linger_ms.to_string())
         .set("batch.size", "1000000")
         .set("queue.buffering.max.kbytes", "1048576")
         .set("queue.buffering.max.messages", "1000000")
@@ -115,7 +116,7 @@ fn main() {
     let limit = Instant::now() + Duration::from_secs(args.time_limit);
     match &args.mode {
         Mode::Produce { size, count, acks } => {
-            let producer = producer(&args, acks);
+            let producer = producer(&args, acks, 5);
             let payload = vec![b'x'; *size];
             let started = Instant::now();
             for i in 0..*count {
@@ -197,7 +198,7 @@ fn main() {
             seconds,
             acks,
         } => {
-            let producer = producer(&args, acks);
+            let producer = producer(&args, acks, 0);
             let payload = vec![b'x'; *size];
             let total = rate * seconds;
             let started = Instant::now();

@@ -136,3 +136,57 @@ fn many_requests_in_flight_on_one_connection_are_answered_in_order() {
         assert_eq!(&response[..4], &id.to_be_bytes());
     }
 }
+
+#[test]
+fn produce_below_v3_is_answered_with_unsupported_version() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    let node = Node::start_default();
+    let bootstrap = node.bootstrap();
+    run_bounded(
+        Duration::from_secs(20),
+        create_topic(&bootstrap, "old", 1, &[]),
+    );
+    let batch = client::encode_batch(&records("o", 1), client::Compression::None).unwrap();
+    let request = ProduceRequest::default()
+        .with_transactional_id(None)
+        .with_acks(1)
+        .with_timeout_ms(1000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("old")))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch))])]);
+    // A v2 request is a v3 request without the leading (null) transactional id.
+    let mut frame = request_frame(&request, 3, 5);
+    let header_len = 2 + 2 + 4 + 2 + "raw-test".len();
+    frame.drain(4 + header_len..4 + header_len + 2);
+    frame[4..6].copy_from_slice(&0i16.to_be_bytes());
+    frame[6..8].copy_from_slice(&2i16.to_be_bytes());
+    let len = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    let mut stream = connect(&bootstrap);
+    stream.write_all(&frame).unwrap();
+    let response = read_frame(&mut stream).unwrap();
+    // correlation id, 1 topic "old", 1 partition: index 0, error 35, base offset -1, log append time -1, throttle 0
+    let mut expected = 5i32.to_be_bytes().to_vec();
+    expected.extend_from_slice(&1i32.to_be_bytes());
+    expected.extend_from_slice(&3i16.to_be_bytes());
+    expected.extend_from_slice(b"old");
+    expected.extend_from_slice(&1i32.to_be_bytes());
+    expected.extend_from_slice(&0i32.to_be_bytes());
+    expected.extend_from_slice(&35i16.to_be_bytes());
+    expected.extend_from_slice(&(-1i64).to_be_bytes());
+    expected.extend_from_slice(&(-1i64).to_be_bytes());
+    expected.extend_from_slice(&0i32.to_be_bytes());
+    assert_eq!(response.to_vec(), expected);
+    run_bounded(Duration::from_secs(10), async {
+        assert_eq!(
+            list_offset(&bootstrap, "old", 0, -1).await,
+            0,
+            "nothing was appended"
+        );
+    });
+}

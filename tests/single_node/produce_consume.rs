@@ -208,3 +208,39 @@ fn long_poll_fetch_wakes_when_data_arrives() {
         );
     });
 }
+
+#[test]
+fn log_append_time_topics_stamp_the_broker_time() {
+    let node = Node::start_default();
+    let bootstrap = node.bootstrap();
+    run_bounded(
+        Duration::from_secs(20),
+        create_topic(
+            &bootstrap,
+            "stamped",
+            1,
+            &[("message.timestamp.type", "LogAppendTime")],
+        ),
+    );
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // The records carry a creation time in 2023; the broker's time replaces it.
+    let (code, _) = raw_produce(
+        &bootstrap,
+        "stamped",
+        0,
+        client::encode_batch(&records("t", 3), client::Compression::None).unwrap(),
+    );
+    assert_eq!(code, 0);
+    let got = read_all(&bootstrap, "stamped", 1, 3, Duration::from_secs(20));
+    assert_eq!(got.len(), 3);
+    for g in got {
+        let ts = g.timestamp.unwrap();
+        assert!(
+            ts >= before && ts < before + 60_000,
+            "timestamp {ts} is the append time"
+        );
+    }
+}

@@ -168,14 +168,7 @@ fn read_one(
     zstd_allowed: bool,
 ) -> Result<(Bytes, i64, i64), i16> {
     let partition = wanted.partition.as_ref().map_err(|code| *code)?;
-    let epoch = partition.leader_epoch();
-    if wanted.current_leader_epoch >= 0 && wanted.current_leader_epoch != epoch {
-        return Err(if wanted.current_leader_epoch > epoch {
-            ResponseError::UnknownLeaderEpoch.code()
-        } else {
-            ResponseError::FencedLeaderEpoch.code()
-        });
-    }
+    partition.check_leader_epoch(wanted.current_leader_epoch)?;
     let limit = wanted.max_bytes.min(remaining);
     let read = partition
         .read(wanted.fetch_offset, limit, first)

@@ -34,15 +34,10 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ListOffsetsRequest) -> ListOffsetsR
                         return response
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
-                    let epoch = partition.leader_epoch();
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
-                        let error = if p.current_leader_epoch > epoch {
-                            ResponseError::UnknownLeaderEpoch
-                        } else {
-                            ResponseError::FencedLeaderEpoch
-                        };
-                        return response.with_error_code(error.code());
-                    }
+                    let epoch = match partition.check_leader_epoch(p.current_leader_epoch) {
+                        Ok(epoch) => epoch,
+                        Err(code) => return response.with_error_code(code),
+                    };
                     let log = &partition.log;
                     let found = match p.timestamp {
                         LATEST => Ok(Some((-1, log.high_watermark()))),

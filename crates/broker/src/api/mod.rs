@@ -27,6 +27,7 @@ mod offset_commit;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod produce_legacy;
 mod splice;
 mod sync_group;
 
@@ -52,10 +53,10 @@ pub(crate) enum Reply {
 }
 
 /// The APIs this broker serves and the versions it advertises. Produce advertises v0-v2 as
-/// Apache Kafka does (KAFKA-18659) but closes the connection on them, as Kafka does.
+/// Apache Kafka does (KAFKA-18659) and answers them with UNSUPPORTED_VERSION.
 pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 0, 11),
-    (ApiKey::Fetch, 4, 16),
+    (ApiKey::Fetch, 4, 18),
     (ApiKey::ListOffsets, 1, 9),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 4),
@@ -100,6 +101,9 @@ pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: &
         tracing::debug!(?api_key, "api not served; closing the connection");
         return Reply::Close;
     };
+    if api_key == ApiKey::Produce && (0..3).contains(&version) {
+        return produce_legacy::handle(frame, version);
+    }
     if !(min..=max).contains(&version) {
         if api_key == ApiKey::ApiVersions {
             return encode_response(

@@ -33,15 +33,10 @@ pub(super) fn handle(
                         return response
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
-                    let current = partition.leader_epoch();
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != current {
-                        let error = if p.current_leader_epoch > current {
-                            ResponseError::UnknownLeaderEpoch
-                        } else {
-                            ResponseError::FencedLeaderEpoch
-                        };
-                        return response.with_error_code(error.code());
-                    }
+                    let current = match partition.check_leader_epoch(p.current_leader_epoch) {
+                        Ok(epoch) => epoch,
+                        Err(code) => return response.with_error_code(code),
+                    };
                     if p.leader_epoch > current {
                         return response;
                     }

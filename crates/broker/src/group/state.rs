@@ -164,6 +164,8 @@ pub(crate) struct Member {
     protocols: Vec<(String, Bytes)>,
     pub(crate) assignment: Bytes,
     last_heard_ms: u64,
+    /// Order of first joining: the longest-standing member leads.
+    joined_order: u64,
     awaiting_join: bool,
     awaiting_sync: bool,
 }
@@ -195,6 +197,7 @@ pub(crate) struct Group {
     rebalance_deadline_ms: u64,
     /// The first rebalance of an empty group waits `initial_rebalance_delay_ms` for more members.
     initial_delay: bool,
+    joins: u64,
 }
 
 impl Group {
@@ -211,6 +214,7 @@ impl Group {
             pending_members: BTreeMap::new(),
             rebalance_deadline_ms: 0,
             initial_delay: false,
+            joins: 0,
         }
     }
 
@@ -278,6 +282,13 @@ impl Group {
             return error(codes::UNKNOWN_MEMBER_ID);
         }
         let known = self.members.get(&member_id).cloned();
+        let joined_order = match &known {
+            Some(m) => m.joined_order,
+            None => {
+                self.joins += 1;
+                self.joins
+            }
+        };
         // A follower of a stable group rejoining with unchanged metadata gets the current
         // generation back without a rebalance.
         if let Some(m) = &known {
@@ -309,6 +320,7 @@ impl Group {
             protocols: request.protocols,
             assignment: known.map(|m| m.assignment).unwrap_or_default(),
             last_heard_ms: now,
+            joined_order,
             awaiting_join: true,
             awaiting_sync: false,
         };
@@ -396,7 +408,11 @@ impl Group {
             .as_ref()
             .is_some_and(|l| self.members.contains_key(l))
         {
-            self.leader = self.members.keys().next().cloned();
+            self.leader = self
+                .members
+                .values()
+                .min_by_key(|m| m.joined_order)
+                .map(|m| m.id.clone());
         }
         self.state = GroupState::CompletingRebalance;
         let ids: Vec<String> = self.members.keys().cloned().collect();

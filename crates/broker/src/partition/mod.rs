@@ -110,6 +110,17 @@ impl Partition {
         self.leader_epoch.load(Ordering::Acquire)
     }
 
+    /// Checks a client's view of the leader epoch (KIP-320): -1 skips the check; an older
+    /// epoch is FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH.
+    pub(crate) fn check_leader_epoch(&self, client_epoch: i32) -> Result<i32, i16> {
+        let epoch = self.leader_epoch();
+        match client_epoch {
+            e if e < 0 || e == epoch => Ok(epoch),
+            e if e > epoch => Err(ResponseError::UnknownLeaderEpoch.code()),
+            _ => Err(ResponseError::FencedLeaderEpoch.code()),
+        }
+    }
+
     pub(crate) fn set_leader_epoch(&self, epoch: i32) {
         self.leader_epoch.store(epoch, Ordering::Release);
     }
