@@ -16,7 +16,8 @@ command -v iperf3 >/dev/null || apt-get install -y -qq iperf3 >/dev/null
 cargo build --release --locked -p strata -p strata-benches --bin strata --bin strata-loadgen
 STRATA=target/release/strata
 LOADGEN=target/release/strata-loadgen
-DATA=$(mktemp -d /tmp/strata-bench-XXXX)
+# DATA_ROOT=/dev/shm takes the disk out of the measurement (page-cache writeback throttling).
+DATA=$(mktemp -d "${DATA_ROOT:-/tmp}/strata-bench-XXXX")
 B=127.0.0.1:$PORT
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem/{print $2}') GiB, data on $(df --output=fstype "$DATA" | tail -1)"
