@@ -181,3 +181,140 @@ fn committed_offsets_survive_a_clean_restart_and_kill_9() {
         .sum();
     assert_eq!(total, 110, "committed offsets survive kill -9");
 }
+
+#[test]
+fn a_killed_member_loses_its_partitions_when_its_session_expires() {
+    let node = node();
+    let bootstrap = node.bootstrap();
+    run_bounded(
+        Duration::from_secs(20),
+        create_topic(&bootstrap, "handover", 4, &[]),
+    );
+    // The other member is a separate process (kcat's balanced consumer), so it can be killed.
+    let mut other = std::process::Command::new("kcat")
+        .args([
+            "-b",
+            &bootstrap,
+            "-G",
+            "handover-group",
+            "-q",
+            "-X",
+            "session.timeout.ms=6000",
+            "-X",
+            "heartbeat.interval.ms=500",
+            "handover",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kcat (Debian's kcat package) runs");
+    let survivor = member(&bootstrap, "handover-group");
+    survivor.subscribe(&["handover"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let _ = survivor.poll(Duration::from_millis(100));
+        let mine = survivor.assignment().unwrap().count();
+        if (1..4).contains(&mine) {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = other.kill();
+            panic!("the two members never shared the partitions (survivor has {mine})");
+        }
+    }
+    other.kill().expect("kill -9 kcat");
+    other.wait().unwrap();
+    let killed_at = Instant::now();
+    while survivor.assignment().unwrap().count() < 4 {
+        let _ = survivor.poll(Duration::from_millis(100));
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(6 + 10),
+            "partitions were not handed over"
+        );
+    }
+    let took = killed_at.elapsed();
+    assert!(
+        took >= Duration::from_secs(3),
+        "handover waited for the session timeout ({took:?})"
+    );
+}
+
+fn strata(args: &[&str]) -> String {
+    let output = std::process::Command::new(strata_tests::strata_bin())
+        .args(args)
+        .output()
+        .expect("strata runs");
+    assert!(
+        output.status.success(),
+        "strata {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn group_command_line_shows_lag_resets_offsets_and_deletes_groups() {
+    let node = node();
+    let b = node.bootstrap();
+    run_bounded(Duration::from_secs(20), create_topic(&b, "lagging", 1, &[]));
+    produce(&b, "lagging", 0, 10);
+    {
+        let c = member(&b, "cli-group");
+        c.subscribe(&["lagging"]).unwrap();
+        assert_eq!(drain(&[&c], 10, Duration::from_secs(30))[0].len(), 10);
+        c.commit_consumer_state(CommitMode::Sync).unwrap();
+        c.unsubscribe();
+    }
+    produce(&b, "lagging", 10, 5);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !strata(&["group", "list", "-b", &b]).contains("Empty") {
+        assert!(Instant::now() < deadline, "the group never became empty");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let described = strata(&["group", "describe", "-b", &b, "cli-group"]);
+    let row = described
+        .lines()
+        .find(|l| l.starts_with("lagging"))
+        .expect(&described);
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        &cells[1..5],
+        ["0", "10", "15", "5"],
+        "committed 10, end 15, lag 5: {row}"
+    );
+    let plan = strata(&[
+        "group",
+        "reset-offsets",
+        "-b",
+        &b,
+        "cli-group",
+        "--topic",
+        "lagging",
+        "--to",
+        "earliest",
+    ]);
+    assert!(plan.contains("dry run"));
+    strata(&[
+        "group",
+        "reset-offsets",
+        "-b",
+        &b,
+        "cli-group",
+        "--topic",
+        "lagging",
+        "--to",
+        "earliest",
+        "--execute",
+    ]);
+    let described = strata(&["group", "describe", "-b", &b, "cli-group"]);
+    let row = described
+        .lines()
+        .find(|l| l.starts_with("lagging"))
+        .expect(&described);
+    assert!(
+        row.split_whitespace().collect::<Vec<_>>()[1..5] == ["0", "0", "15", "15"],
+        "{row}"
+    );
+    strata(&["group", "delete", "-b", &b, "cli-group"]);
+    assert!(!strata(&["group", "list", "-b", &b]).contains("cli-group"));
+}

@@ -31,6 +31,9 @@ enum Command {
     /// Create, list, describe, delete and configure topics.
     #[command(subcommand)]
     Topic(cli::topic::TopicCommand),
+    /// List, describe, delete consumer groups and reset their offsets.
+    #[command(subcommand)]
+    Group(cli::group::GroupCommand),
     /// Produce lines of standard input as records.
     Produce(cli::produce::ProduceArgs),
     /// Print records of a topic.
@@ -53,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         match args.command {
             Command::Serve(a) => serve::run(a).await,
             Command::Topic(c) => cli::topic::run(c).await,
+            Command::Group(c) => cli::group::run(c).await,
             Command::Produce(a) => cli::produce::run(a).await,
             Command::Consume(a) => cli::consume::run(a).await,
         }

@@ -9,6 +9,7 @@ mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
@@ -24,6 +25,7 @@ mod list_groups;
 mod list_offsets;
 mod metadata;
 mod offset_commit;
+mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
@@ -79,6 +81,8 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetFetch, 1, 8),
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// Versions of `key` this broker decodes, if it serves the API at all.
@@ -182,6 +186,8 @@ pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: &
         RequestKind::OffsetFetch(r) => offset_fetch::handle(&ctx, r).into(),
         RequestKind::ListGroups(r) => list_groups::handle(&ctx, r).into(),
         RequestKind::DescribeGroups(r) => describe_groups::handle(&ctx, r).into(),
+        RequestKind::DeleteGroups(r) => delete_groups::handle(&ctx, r).into(),
+        RequestKind::OffsetDelete(r) => offset_delete::handle(&ctx, r).into(),
         _ => return Reply::Close,
     };
     encode_response(api_key, version, header.correlation_id, response)

@@ -107,3 +107,23 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetCommitRequest) -> OffsetCommi
         .collect();
     OffsetCommitResponse::default().with_topics(topics)
 }
+
+/// Appends records to the group's `__consumer_offsets` partition; an error code if that fails.
+pub(super) fn write_offsets_records(
+    ctx: &Ctx<'_>,
+    group_id: &str,
+    entries: &[(Bytes, Option<Bytes>)],
+    now: i64,
+) -> Result<(), i16> {
+    let partition = ctx
+        .broker
+        .offsets_partition(group_id)
+        .map_err(|_| ResponseError::CoordinatorNotAvailable.code())?;
+    partition
+        .append(&records::batch(entries, now), -1, now)
+        .map(|_| ())
+        .map_err(|e| {
+            tracing::warn!(group = group_id, error = %e, "writing to __consumer_offsets failed");
+            e.code()
+        })
+}

@@ -244,6 +244,66 @@ impl GroupCoordinator {
         }
     }
 
+    /// Checks that a group can be deleted: it exists and has no members. Returns the
+    /// partitions it has offsets for (to write tombstones), or an error code.
+    pub(crate) fn deletable(&self, group_id: &str) -> Result<Vec<(String, i32)>, i16> {
+        let inner = self.inner.lock();
+        let group = inner.groups.get(group_id);
+        let offsets = inner.offsets.get(group_id);
+        if group.is_none() && offsets.is_none() {
+            return Err(kafka_protocol::error::ResponseError::GroupIdNotFound.code());
+        }
+        if group.is_some_and(|g| !g.members.is_empty()) {
+            return Err(kafka_protocol::error::ResponseError::NonEmptyGroup.code());
+        }
+        Ok(offsets
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    /// Forgets a group whose tombstones are written.
+    pub(crate) fn remove_group(&self, group_id: &str) {
+        let mut inner = self.inner.lock();
+        if inner
+            .groups
+            .get(group_id)
+            .is_some_and(|g| g.members.is_empty())
+        {
+            inner.groups.remove(group_id);
+        }
+        inner.offsets.remove(group_id);
+    }
+
+    /// Forgets offsets whose tombstones are written.
+    pub(crate) fn remove_offsets(&self, group_id: &str, partitions: &[(String, i32)]) {
+        let mut inner = self.inner.lock();
+        if let Some(offsets) = inner.offsets.get_mut(group_id) {
+            for p in partitions {
+                offsets.remove(p);
+            }
+        }
+    }
+
+    /// Topics the group's members subscribe to (from their consumer-protocol metadata), or
+    /// `None` if the group is unknown.
+    pub(crate) fn subscribed_topics(&self, group_id: &str) -> Option<Vec<String>> {
+        let inner = self.inner.lock();
+        if !inner.groups.contains_key(group_id) && !inner.offsets.contains_key(group_id) {
+            return None;
+        }
+        let Some(group) = inner.groups.get(group_id) else {
+            return Some(Vec::new());
+        };
+        let protocol = group.protocol.clone().unwrap_or_default();
+        let mut topics = Vec::new();
+        if group.protocol_type.as_deref() == Some("consumer") {
+            for m in group.members.values() {
+                topics.extend(records::subscription_topics(&m.metadata(&protocol)));
+            }
+        }
+        Some(topics)
+    }
+
     /// Groups as ListGroups shows them: (id, protocol type, state).
     pub(crate) fn list(&self) -> Vec<(String, String, &'static str)> {
         let inner = self.inner.lock();

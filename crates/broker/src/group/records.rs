@@ -246,6 +246,18 @@ fn decode_group_value(value: &Bytes) -> Option<StoredGroup> {
     })
 }
 
+/// The topics of a consumer-protocol subscription (ConsumerProtocolSubscription: version,
+/// then an array of topic names); empty if it does not decode.
+pub(crate) fn subscription_topics(metadata: &Bytes) -> Vec<String> {
+    let mut r = Reader(metadata.clone());
+    let decode = |r: &mut Reader| -> Option<Vec<String>> {
+        r.i16()?;
+        let count = r.i32()?;
+        (0..count.max(0)).map(|_| r.str()).collect()
+    };
+    decode(&mut r).unwrap_or_default()
+}
+
 /// The `__consumer_offsets` partition of a group: Java's `String.hashCode`, made
 /// non-negative, modulo the partition count (Kafka's `Utils.abs(hash) % n`).
 pub(crate) fn partition_for(group: &str, partitions: i32) -> i32 {

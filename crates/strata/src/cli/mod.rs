@@ -1,6 +1,7 @@
 //! Command-line tools that speak the Kafka protocol to any Kafka-compatible cluster.
 
 pub(crate) mod consume;
+pub(crate) mod group;
 pub(crate) mod produce;
 pub(crate) mod topic;
 

@@ -1,0 +1,46 @@
+//! DeleteGroups (key 42): empty groups are removed, their offsets with them (tombstones in
+//! `__consumer_offsets`).
+
+use bytes::Bytes;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+
+use super::{owned, Ctx};
+use crate::broker::now_ms;
+use crate::group::records;
+
+pub(super) fn handle(ctx: &Ctx<'_>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let results = request
+        .groups_names
+        .iter()
+        .map(|id| {
+            let group = owned(&id.0);
+            let code = match ctx.broker.groups.deletable(&group) {
+                Err(code) => code,
+                Ok(partitions) => {
+                    let mut entries: Vec<(Bytes, Option<Bytes>)> = partitions
+                        .iter()
+                        .map(|(t, p)| (records::offset_key(&group, t, *p), None))
+                        .collect();
+                    entries.push((records::group_key(&group), None));
+                    match super::offset_commit::write_offsets_records(
+                        ctx,
+                        &group,
+                        &entries,
+                        now_ms(),
+                    ) {
+                        Ok(()) => {
+                            ctx.broker.groups.remove_group(&group);
+                            0
+                        }
+                        Err(code) => code,
+                    }
+                }
+            };
+            DeletableGroupResult::default()
+                .with_group_id(id.clone())
+                .with_error_code(code)
+        })
+        .collect();
+    DeleteGroupsResponse::default().with_results(results)
+}
