@@ -318,3 +318,101 @@ fn group_command_line_shows_lag_resets_offsets_and_deletes_groups() {
     strata(&["group", "delete", "-b", &b, "cli-group"]);
     assert!(!strata(&["group", "list", "-b", &b]).contains("cli-group"));
 }
+
+/// Counts the rebalances a member goes through.
+#[derive(Default)]
+struct RebalanceCounter(std::sync::atomic::AtomicUsize);
+
+impl rdkafka::ClientContext for RebalanceCounter {}
+
+impl rdkafka::consumer::ConsumerContext for RebalanceCounter {
+    fn post_rebalance(
+        &self,
+        _: &rdkafka::consumer::BaseConsumer<Self>,
+        _: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn static_member(bootstrap: &str, instance: &str) -> BaseConsumer<RebalanceCounter> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "statics")
+        .set("group.instance.id", instance)
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "30000")
+        .set("heartbeat.interval.ms", "500")
+        .create_with_context(RebalanceCounter::default())
+        .expect("creating a static member")
+}
+
+fn partitions_of(c: &BaseConsumer<RebalanceCounter>) -> Vec<i32> {
+    let mut p: Vec<i32> = c
+        .assignment()
+        .unwrap()
+        .elements()
+        .iter()
+        .map(|e| e.partition())
+        .collect();
+    p.sort();
+    p
+}
+
+#[test]
+fn a_restarted_static_member_gets_its_partitions_back_without_a_rebalance_of_the_others() {
+    let node = node();
+    let bootstrap = node.bootstrap();
+    run_bounded(
+        Duration::from_secs(20),
+        create_topic(&bootstrap, "statics", 4, &[]),
+    );
+    let a = static_member(&bootstrap, "member-a");
+    let b = static_member(&bootstrap, "member-b");
+    a.subscribe(&["statics"]).unwrap();
+    b.subscribe(&["statics"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(partitions_of(&a).len() == 2 && partitions_of(&b).len() == 2) {
+        let _ = a.poll(Duration::from_millis(50));
+        let _ = b.poll(Duration::from_millis(50));
+        assert!(
+            Instant::now() < deadline,
+            "the static members never shared the partitions"
+        );
+    }
+    // Let b settle, then note how many rebalances it has seen.
+    for _ in 0..20 {
+        let _ = b.poll(Duration::from_millis(50));
+    }
+    let before = b.context().0.load(std::sync::atomic::Ordering::SeqCst);
+    let a_partitions = partitions_of(&a);
+    let b_partitions = partitions_of(&b);
+    // A static member leaves no group on close (KIP-345): this is a restart, not a departure.
+    drop(a);
+    let a = static_member(&bootstrap, "member-a");
+    a.subscribe(&["statics"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while partitions_of(&a).is_empty() {
+        let _ = a.poll(Duration::from_millis(50));
+        let _ = b.poll(Duration::from_millis(50));
+        assert!(
+            Instant::now() < deadline,
+            "the restarted member got no partitions"
+        );
+    }
+    for _ in 0..20 {
+        let _ = a.poll(Duration::from_millis(50));
+        let _ = b.poll(Duration::from_millis(50));
+    }
+    assert_eq!(
+        partitions_of(&a),
+        a_partitions,
+        "the restarted member has its partitions back"
+    );
+    assert_eq!(partitions_of(&b), b_partitions);
+    assert_eq!(
+        b.context().0.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "the other member did not rebalance"
+    );
+}

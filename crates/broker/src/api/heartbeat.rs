@@ -8,6 +8,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: HeartbeatRequest) -> HeartbeatRespo
     let code = ctx.broker.groups.heartbeat(
         &owned(&request.group_id.0),
         &owned(&request.member_id),
+        request.group_instance_id.as_ref().map(|i| i.as_str()),
         request.generation_id,
     );
     HeartbeatResponse::default().with_error_code(code)

@@ -11,14 +11,18 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: LeaveGroupRequest) -> LeaveGroupRes
         let code = ctx
             .broker
             .groups
-            .leave(&group_id, &owned(&request.member_id));
+            .leave(&group_id, &owned(&request.member_id), None);
         return LeaveGroupResponse::default().with_error_code(code);
     }
     let members = request
         .members
         .iter()
         .map(|m| {
-            let code = ctx.broker.groups.leave(&group_id, &owned(&m.member_id));
+            let instance = m.group_instance_id.as_ref().map(|i| i.as_str());
+            let code = ctx
+                .broker
+                .groups
+                .leave(&group_id, &owned(&m.member_id), instance);
             MemberResponse::default()
                 .with_member_id(m.member_id.clone())
                 .with_group_instance_id(m.group_instance_id.clone())

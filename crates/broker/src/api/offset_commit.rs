@@ -25,6 +25,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetCommitRequest) -> OffsetCommi
         broker.groups.check_commit(
             &group_id,
             &owned(&request.member_id),
+            request.group_instance_id.as_ref().map(|i| i.as_str()),
             request.generation_id_or_member_epoch,
         )
     };

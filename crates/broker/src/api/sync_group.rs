@@ -18,6 +18,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: SyncGroupRequest) -> SyncGrou
         .sync(
             &group_id,
             &owned(&request.member_id),
+            request.group_instance_id.as_ref().map(|i| i.as_str()),
             request.generation_id,
             assignments,
         )

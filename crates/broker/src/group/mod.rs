@@ -127,6 +127,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         member_id: &str,
+        instance: Option<&str>,
         generation: i32,
         assignments: Vec<(String, Bytes)>,
     ) -> SyncResponse {
@@ -136,6 +137,9 @@ impl GroupCoordinator {
             let Some(group) = inner.groups.get_mut(group_id) else {
                 return state::SyncResponse::error_for(state::codes::UNKNOWN_MEMBER_ID);
             };
+            if group.fenced(member_id, instance) {
+                return state::SyncResponse::error_for(state::codes::FENCED_INSTANCE_ID);
+            }
             let outcome = group.sync(now, member_id, generation, assignments);
             inner.deliver(group_id, outcome.deliveries);
             if let Some(reply) = outcome.reply {
@@ -155,32 +159,51 @@ impl GroupCoordinator {
     }
 
     /// Heartbeat.
-    pub(crate) fn heartbeat(&self, group_id: &str, member_id: &str, generation: i32) -> i16 {
+    pub(crate) fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> i16 {
         let mut inner = self.inner.lock();
         let now = self.now();
         match inner.groups.get_mut(group_id) {
+            Some(group) if group.fenced(member_id, instance) => state::codes::FENCED_INSTANCE_ID,
             Some(group) => group.heartbeat(now, member_id, generation),
             None => state::codes::UNKNOWN_MEMBER_ID,
         }
     }
 
-    /// LeaveGroup for one member.
-    pub(crate) fn leave(&self, group_id: &str, member_id: &str) -> i16 {
+    /// LeaveGroup for one member, named by member id or (static members) instance id.
+    pub(crate) fn leave(&self, group_id: &str, member_id: &str, instance: Option<&str>) -> i16 {
         let mut inner = self.inner.lock();
         let now = self.now();
         let Some(group) = inner.groups.get_mut(group_id) else {
             return state::codes::UNKNOWN_MEMBER_ID;
         };
-        let outcome = group.leave(now, member_id);
+        let member_id = match instance.and_then(|i| group.member_for_instance(i)) {
+            Some(holder) if member_id.is_empty() || holder == member_id => holder,
+            Some(_) => return state::codes::FENCED_INSTANCE_ID,
+            None => member_id.to_owned(),
+        };
+        let outcome = group.leave(now, &member_id);
         inner.deliver(group_id, outcome.deliveries);
         outcome.reply.unwrap_or(state::codes::NONE)
     }
 
     /// Whether a commit by this member and generation is allowed (0) or its error code.
-    pub(crate) fn check_commit(&self, group_id: &str, member_id: &str, generation: i32) -> i16 {
+    pub(crate) fn check_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> i16 {
         let mut inner = self.inner.lock();
         let now = self.now();
         match inner.groups.get_mut(group_id) {
+            Some(group) if group.fenced(member_id, instance) => state::codes::FENCED_INSTANCE_ID,
             Some(group) => group.check_commit(now, member_id, generation),
             None if generation < 0 => state::codes::NONE,
             None => state::codes::UNKNOWN_MEMBER_ID,

@@ -22,6 +22,7 @@ pub(crate) mod codes {
     pub(crate) const REBALANCE_IN_PROGRESS: i16 = 27;
     pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
     pub(crate) const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    pub(crate) const FENCED_INSTANCE_ID: i16 = 82;
 }
 
 /// Where the group is in its life cycle.
@@ -194,6 +195,8 @@ pub(crate) struct Group {
     pub(crate) members: BTreeMap<String, Member>,
     /// Ids handed out with MEMBER_ID_REQUIRED, not yet joined, with when they expire.
     pending_members: BTreeMap<String, u64>,
+    /// Static members (KIP-345): `group.instance.id` to the member id that holds it.
+    instances: BTreeMap<String, String>,
     rebalance_deadline_ms: u64,
     /// The first rebalance of an empty group waits `initial_rebalance_delay_ms` for more members.
     initial_delay: bool,
@@ -212,6 +215,7 @@ impl Group {
             leader: None,
             members: BTreeMap::new(),
             pending_members: BTreeMap::new(),
+            instances: BTreeMap::new(),
             rebalance_deadline_ms: 0,
             initial_delay: false,
             joins: 0,
@@ -226,7 +230,7 @@ impl Group {
     pub(crate) fn join(
         &mut self,
         now: u64,
-        request: JoinRequest,
+        mut request: JoinRequest,
     ) -> (String, Outcome<JoinResponse>) {
         let requested = request.member_id.clone();
         let error = |code| {
@@ -256,6 +260,25 @@ impl Group {
             });
             if !same_type || !shared {
                 return error(codes::INCONSISTENT_GROUP_PROTOCOL);
+            }
+        }
+        if let Some(instance) = request.group_instance_id.clone() {
+            match self.instances.get(&instance).cloned() {
+                Some(holder) if request.member_id.is_empty() => {
+                    return self.replace_static_member(now, holder, request);
+                }
+                Some(holder) if holder != request.member_id => {
+                    return error(codes::FENCED_INSTANCE_ID)
+                }
+                Some(_) => {}
+                None if request.member_id.is_empty() => {
+                    // A static member needs no KIP-394 round trip: its instance id is its identity.
+                    request.member_id = Self::new_member_id(&request.client_id);
+                    self.pending_members
+                        .insert(request.member_id.clone(), now + request.session_timeout_ms);
+                    self.instances.insert(instance, request.member_id.clone());
+                }
+                None => {}
             }
         }
         let mut member_id = request.member_id.clone();
@@ -345,6 +368,103 @@ impl Group {
         (member_id, Outcome { reply, deliveries })
     }
 
+    /// A static member restarted (it rejoins without its old member id): the new member id
+    /// takes over the old one's place and assignment, the old id is fenced, and a stable group
+    /// with unchanged subscriptions does not rebalance (KIP-345).
+    fn replace_static_member(
+        &mut self,
+        now: u64,
+        old_id: String,
+        request: JoinRequest,
+    ) -> (String, Outcome<JoinResponse>) {
+        let new_id = Self::new_member_id(&request.client_id);
+        let mut deliveries = Vec::new();
+        let Some(old) = self.members.remove(&old_id) else {
+            // The holder was still pending its first join; start over as a new static member.
+            self.instances.retain(|_, id| *id != old_id);
+            self.pending_members.remove(&old_id);
+            return self.join(now, request);
+        };
+        if old.awaiting_join {
+            deliveries.push(Delivery::Join(
+                old_id.clone(),
+                JoinResponse::error(codes::FENCED_INSTANCE_ID, &old_id),
+            ));
+        }
+        if old.awaiting_sync {
+            deliveries.push(Delivery::Sync(
+                old_id.clone(),
+                SyncResponse::error_for(codes::FENCED_INSTANCE_ID),
+            ));
+        }
+        let unchanged = old.protocols == request.protocols;
+        let member = Member {
+            id: new_id.clone(),
+            group_instance_id: request.group_instance_id.clone(),
+            client_id: request.client_id.clone(),
+            client_host: request.client_host.clone(),
+            session_timeout_ms: request.session_timeout_ms,
+            rebalance_timeout_ms: request.rebalance_timeout_ms.max(request.session_timeout_ms),
+            protocols: request.protocols.clone(),
+            assignment: old.assignment,
+            last_heard_ms: now,
+            joined_order: old.joined_order,
+            awaiting_join: false,
+            awaiting_sync: false,
+        };
+        self.members.insert(new_id.clone(), member);
+        if let Some(instance) = &request.group_instance_id {
+            self.instances.insert(instance.clone(), new_id.clone());
+        }
+        if self.leader.as_deref() == Some(old_id.as_str()) {
+            self.leader = Some(new_id.clone());
+        }
+        if unchanged && self.state == GroupState::Stable {
+            let leader = self.leader.as_deref() == Some(new_id.as_str());
+            let reply = self.join_response(&new_id, leader);
+            return (
+                new_id,
+                Outcome {
+                    reply: Some(reply),
+                    deliveries,
+                },
+            );
+        }
+        let (id, mut outcome) = self.join(
+            now,
+            JoinRequest {
+                member_id: new_id,
+                ..request
+            },
+        );
+        deliveries.append(&mut outcome.deliveries);
+        (
+            id,
+            Outcome {
+                reply: outcome.reply,
+                deliveries,
+            },
+        )
+    }
+
+    /// Whether `instance` is held by a member other than `member_id` (a fenced static member).
+    pub(crate) fn fenced(&self, member_id: &str, instance: Option<&str>) -> bool {
+        instance
+            .and_then(|i| self.instances.get(i))
+            .is_some_and(|holder| holder != member_id)
+    }
+
+    /// The member id holding a static instance id.
+    pub(crate) fn member_for_instance(&self, instance: &str) -> Option<String> {
+        self.instances.get(instance).cloned()
+    }
+
+    fn forget_departed_instances(&mut self) {
+        let (members, pending) = (&self.members, &self.pending_members);
+        self.instances
+            .retain(|_, id| members.contains_key(id) || pending.contains_key(id));
+    }
+
     fn max_rebalance_timeout(&self) -> u64 {
         self.members
             .values()
@@ -394,6 +514,7 @@ impl Group {
             return Vec::new();
         }
         self.members.retain(|_, m| m.awaiting_join);
+        self.forget_departed_instances();
         self.initial_delay = false;
         self.generation += 1;
         if self.members.is_empty() {
@@ -621,6 +742,7 @@ impl Group {
     }
 
     fn members_changed(&mut self, now: u64) -> Vec<Delivery> {
+        self.forget_departed_instances();
         if self
             .leader
             .as_ref()
@@ -646,6 +768,7 @@ impl Group {
     /// Expires members whose session lapsed and completes joins whose time has come.
     pub(crate) fn tick(&mut self, now: u64) -> Vec<Delivery> {
         self.pending_members.retain(|_, deadline| *deadline > now);
+        self.forget_departed_instances();
         let preparing = self.state == GroupState::PreparingRebalance;
         let expired: Vec<String> = self
             .members
@@ -878,5 +1001,57 @@ mod tests {
         assert_eq!(group.check_commit(230, &a, 1), codes::NONE);
         assert_eq!(group.check_commit(230, &a, 0), codes::ILLEGAL_GENERATION);
         assert_eq!(group.check_commit(230, "x", 1), codes::UNKNOWN_MEMBER_ID);
+    }
+
+    #[test]
+    fn a_restarted_static_member_takes_its_place_back_without_a_rebalance() {
+        let mut group = Group::new("g".into(), config());
+        let static_join = |instance: &str| JoinRequest {
+            group_instance_id: Some(instance.into()),
+            ..join_request("")
+        };
+        let (a, first) = group.join(0, static_join("a"));
+        assert!(
+            first.reply.is_none(),
+            "a static member joins without the member-id round trip"
+        );
+        let (b, _) = group.join(0, static_join("b"));
+        group.tick(200);
+        group.sync(
+            210,
+            &a,
+            1,
+            vec![
+                (a.clone(), Bytes::from_static(b"A")),
+                (b.clone(), Bytes::from_static(b"B")),
+            ],
+        );
+        group.sync(210, &b, 1, vec![]);
+        assert_eq!(group.state, GroupState::Stable);
+
+        let (a2, rejoin) = group.join(300, static_join("a"));
+        assert_ne!(a2, a);
+        let reply = rejoin.reply.expect("answered at once");
+        assert_eq!(
+            (reply.error_code, reply.generation_id),
+            (codes::NONE, 1),
+            "same generation: no rebalance"
+        );
+        assert!(rejoin.deliveries.is_empty(), "b is not disturbed");
+        assert_eq!(group.state, GroupState::Stable);
+        assert_eq!(
+            group.sync(310, &a2, 1, vec![]).reply.unwrap().assignment,
+            Bytes::from_static(b"A")
+        );
+        assert!(group.fenced(&a, Some("a")), "the old incarnation is fenced");
+        assert_eq!(group.heartbeat(320, &b, 1), codes::NONE);
+        let stale = JoinRequest {
+            member_id: a.clone(),
+            ..static_join("a")
+        };
+        assert_eq!(
+            group.join(330, stale).1.reply.unwrap().error_code,
+            codes::FENCED_INSTANCE_ID
+        );
     }
 }
