@@ -381,8 +381,34 @@ impl Broker {
                 tracing::warn!(topic = %p.topic, partition = p.index, %error, "producer state snapshot failed");
             }
         }
+        self.expire_group_offsets(now);
         if let Err(error) = self.log_dir.checkpoint() {
             tracing::warn!(%error, "writing checkpoints failed");
+        }
+    }
+
+    /// Writes tombstones for offsets past `offsets.retention.minutes` and forgets them.
+    fn expire_group_offsets(&self, now: i64) {
+        let retention_ms = self.config.offsets_retention_minutes.saturating_mul(60_000);
+        for (group, partitions) in self.groups.expired_offsets(now, retention_ms) {
+            let entries: Vec<(bytes::Bytes, Option<bytes::Bytes>)> = partitions
+                .iter()
+                .map(|(t, p)| (records::offset_key(&group, t, *p), None))
+                .collect();
+            let written = self
+                .offsets_partition(&group)
+                .map_err(|e| e.to_string())
+                .and_then(|p| {
+                    p.append(&records::batch(&entries, now), -1, now)
+                        .map_err(|e| e.to_string())
+                });
+            match written {
+                Ok(_) => {
+                    tracing::info!(group = %group, partitions = partitions.len(), "expired committed offsets");
+                    self.groups.remove_offsets(&group, &partitions);
+                }
+                Err(error) => tracing::warn!(group = %group, %error, "expiring offsets failed"),
+            }
         }
     }
 

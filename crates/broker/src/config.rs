@@ -52,6 +52,9 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: u64,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_partitions: i32,
+    /// `offsets.retention.minutes`: committed offsets of a group without members expire this
+    /// long after their commit.
+    pub offsets_retention_minutes: i64,
     /// `offsets.topic.replication.factor` (capped by the live brokers).
     pub offsets_topic_replication_factor: i16,
     /// Broker-level defaults of topic configs, by topic config name (`retention.ms`, ...).
@@ -78,6 +81,7 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             offsets_topic_partitions: 50,
+            offsets_retention_minutes: 10_080,
             offsets_topic_replication_factor: 3,
             topic_defaults: BTreeMap::new(),
             properties: BTreeMap::new(),
@@ -150,6 +154,9 @@ impl BrokerConfig {
                 }
                 "group.max.session.timeout.ms" => {
                     self.group_max_session_timeout_ms = parse_positive(key, value)?
+                }
+                "offsets.retention.minutes" => {
+                    self.offsets_retention_minutes = parse_positive(key, value)?
                 }
                 "offsets.topic.num.partitions" => {
                     self.offsets_topic_partitions = parse_positive(key, value)?

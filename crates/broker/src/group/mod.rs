@@ -224,6 +224,35 @@ impl GroupCoordinator {
             .extend(offsets);
     }
 
+    /// Offsets past `offsets.retention.minutes`: those of groups without members whose
+    /// commit is older than `retention_ms` (Kafka 2.1+ keeps a live group's offsets).
+    pub(crate) fn expired_offsets(
+        &self,
+        now_ms: i64,
+        retention_ms: i64,
+    ) -> Vec<(String, Vec<(String, i32)>)> {
+        let inner = self.inner.lock();
+        let mut out = Vec::new();
+        for (group, offsets) in &inner.offsets {
+            if inner
+                .groups
+                .get(group)
+                .is_some_and(|g| !g.members.is_empty())
+            {
+                continue;
+            }
+            let expired: Vec<(String, i32)> = offsets
+                .iter()
+                .filter(|(_, c)| c.commit_timestamp.saturating_add(retention_ms) <= now_ms)
+                .map(|(k, _)| k.clone())
+                .collect();
+            if !expired.is_empty() {
+                out.push((group.clone(), expired));
+            }
+        }
+        out
+    }
+
     /// A group's committed offsets (all of them, or of the given partitions).
     pub(crate) fn committed(&self, group_id: &str) -> BTreeMap<(String, i32), CommittedOffset> {
         self.inner
@@ -304,6 +333,9 @@ impl GroupCoordinator {
             for p in partitions {
                 offsets.remove(p);
             }
+            if offsets.is_empty() {
+                inner.offsets.remove(group_id);
+            }
         }
     }
 
@@ -371,5 +403,67 @@ impl GroupCoordinator {
             };
             inner.deliver(&id, deliveries);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn committed_at(offset: i64, commit_timestamp: i64) -> CommittedOffset {
+        CommittedOffset {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp,
+        }
+    }
+
+    #[test]
+    fn offsets_expire_after_retention_and_are_forgotten() {
+        let coordinator = GroupCoordinator::new(GroupConfig::default());
+        coordinator.apply_offsets(
+            "g",
+            vec![
+                (("t".into(), 0), committed_at(5, 1_000)),
+                (("t".into(), 1), committed_at(7, 50_000)),
+            ],
+        );
+        assert!(
+            coordinator.expired_offsets(10_000, 60_000).is_empty(),
+            "nothing is older than the retention"
+        );
+        let expired = coordinator.expired_offsets(70_000, 60_000);
+        assert_eq!(expired, vec![("g".to_owned(), vec![("t".to_owned(), 0)])]);
+        coordinator.remove_offsets("g", &expired[0].1);
+        assert_eq!(coordinator.committed("g").len(), 1);
+        coordinator.remove_offsets("g", &[("t".to_owned(), 1)]);
+        assert!(
+            coordinator.list().is_empty(),
+            "a group with no offsets and no members is gone"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_group_with_members_keeps_its_offsets() {
+        let coordinator = GroupCoordinator::new(GroupConfig {
+            initial_rebalance_delay_ms: 0,
+            ..GroupConfig::default()
+        });
+        let join = state::JoinRequest {
+            member_id: String::new(),
+            group_instance_id: Some("i".into()),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::new())],
+            require_known_member_id: true,
+        };
+        let joined = coordinator.join("g", join).await;
+        assert_eq!(joined.error_code, 0);
+        coordinator.apply_offsets("g", vec![(("t".into(), 0), committed_at(5, 0))]);
+        assert!(coordinator.expired_offsets(i64::MAX / 2, 1).is_empty());
     }
 }
