@@ -265,6 +265,63 @@ fn read_varlong(buf: &[u8], pos: &mut usize) -> Option<i64> {
     None
 }
 
+/// One record of an uncompressed batch, as compaction sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawRecord<'a> {
+    /// Absolute offset (base offset + offset delta).
+    pub(crate) offset: i64,
+    /// The key, `None` when null.
+    pub(crate) key: Option<&'a [u8]>,
+    /// The value, `None` when null (a tombstone).
+    pub(crate) value: Option<&'a [u8]>,
+    /// The whole record, its length prefix included (copied as is into a rewritten batch).
+    pub(crate) raw: &'a [u8],
+}
+
+/// Decodes the records of an uncompressed v2 batch; `None` if they do not decode.
+pub(crate) fn decode_records(batch: &[u8]) -> Option<Vec<RawRecord<'_>>> {
+    let h = BatchHeader::parse(batch)?;
+    let end = h.total_size().min(batch.len());
+    let mut out = Vec::with_capacity(h.records_count.max(0) as usize);
+    let mut pos = BATCH_HEADER_LEN;
+    let bytes = |buf: &'_ [u8], pos: &mut usize| -> Option<Option<(usize, usize)>> {
+        let len = read_varlong(buf, pos)?;
+        if len < 0 {
+            return Some(None);
+        }
+        let start = *pos;
+        let stop = start.checked_add(usize::try_from(len).ok()?)?;
+        *pos = stop;
+        Some(Some((start, stop)))
+    };
+    for _ in 0..h.records_count {
+        let rec_start = pos;
+        let len = usize::try_from(read_varlong(batch, &mut pos)?).ok()?;
+        let body = pos;
+        let rec_end = body.checked_add(len)?;
+        if rec_end > end {
+            return None;
+        }
+        let buf = &batch[..rec_end];
+        pos += 1; // record attributes
+        read_varlong(buf, &mut pos)?; // timestamp delta
+        let offset_delta = read_varlong(buf, &mut pos)?;
+        let key = bytes(buf, &mut pos)?;
+        let value = bytes(buf, &mut pos)?;
+        if pos > rec_end {
+            return None;
+        }
+        out.push(RawRecord {
+            offset: h.base_offset + offset_delta,
+            key: key.map(|(a, b)| &batch[a..b]),
+            value: value.map(|(a, b)| &batch[a..b]),
+            raw: &batch[rec_start..rec_end],
+        });
+        pos = rec_end;
+    }
+    (pos == end).then_some(out)
+}
+
 /// The first record of an uncompressed batch whose timestamp is >= `target`, as
 /// `(timestamp, offset)`. `None` if no record qualifies or the records do not decode.
 /// For LogAppendTime batches every record carries the batch's max timestamp.

@@ -6,7 +6,7 @@ pub enum CleanupPolicy {
     /// `delete`: retention removes whole old segments.
     #[default]
     Delete,
-    /// `compact`: keep the last record per key (compaction runs outside this crate).
+    /// `compact`: keep the last record per key ([`crate::Log::compact`]); no retention.
     Compact,
     /// `compact,delete`: both.
     CompactDelete,

@@ -22,6 +22,7 @@
 
 mod batch;
 mod checkpoint;
+mod compaction;
 mod config;
 mod error;
 mod flush;
@@ -43,6 +44,7 @@ pub use checkpoint::{
     CLEAN_SHUTDOWN_MARKER, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
     REPLICATION_OFFSET_CHECKPOINT,
 };
+pub use compaction::CompactionStats;
 pub use config::{CleanupPolicy, LogConfig};
 pub use error::{Error, Result};
 pub use log::Log;

@@ -52,6 +52,8 @@ pub struct Log {
     pub(crate) closed: AtomicBool,
     /// Wall-clock ms of the oldest append not covered by a flush; -1 when none.
     pub(crate) unflushed_since_ms: AtomicI64,
+    /// Serialises compaction passes (the writer lock is only taken for each swap).
+    pub(crate) cleaner: Mutex<()>,
 }
 
 pub(crate) fn index_params(c: &LogConfig) -> IndexParams {
@@ -67,13 +69,16 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Base offsets of the `.log` files in `dir`, sorted.
-fn list_segments(dir: &Path) -> Result<Vec<i64>> {
+/// Base offsets of the `.log` files in `dir`, sorted, and whether a compaction pass left
+/// `.log.cleaned` or `.log.swap` files.
+fn list_segments(dir: &Path) -> Result<(Vec<i64>, bool)> {
     let mut bases = Vec::new();
+    let mut interrupted = false;
     for entry in std::fs::read_dir(dir).at(dir)? {
         let entry = entry.at(dir)?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
+        interrupted |= crate::compaction::is_leftover(name);
         if let Some(stem) = name.strip_suffix(".log") {
             if stem.len() == 20 {
                 if let Ok(base) = stem.parse::<i64>() {
@@ -83,7 +88,7 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>> {
         }
     }
     bases.sort_unstable();
-    Ok(bases)
+    Ok((bases, interrupted))
 }
 
 impl Log {
@@ -98,7 +103,11 @@ impl Log {
     pub fn open(dir: &Path, config: LogConfig, recovery_point: i64, clean: bool) -> Result<Log> {
         std::fs::create_dir_all(dir).at(dir)?;
         let params = index_params(&config);
-        let bases = list_segments(dir)?;
+        let (mut bases, interrupted) = list_segments(dir)?;
+        if interrupted {
+            crate::compaction::finish_interrupted_swaps(dir)?;
+            bases = list_segments(dir)?.0;
+        }
         let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len().max(1));
         for base in bases {
             segments.push(Arc::new(Segment::open(dir, base)?));
@@ -148,6 +157,7 @@ impl Log {
             roll_pending: AtomicBool::new(created),
             closed: AtomicBool::new(false),
             unflushed_since_ms: AtomicI64::new(-1),
+            cleaner: Mutex::new(()),
         };
         Ok(log)
     }

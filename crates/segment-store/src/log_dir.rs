@@ -204,6 +204,31 @@ impl LogDir {
         std::fs::remove_dir_all(&doomed).at(&doomed)
     }
 
+    /// Runs one compaction pass ([`Log::compact`]) over every log whose cleanup policy
+    /// compacts; returns the stats summed over the logs. A log that fails is logged and
+    /// skipped (the others still run); the first error is returned after the pass.
+    pub fn compact_all(&self, now_ms: i64) -> Result<crate::CompactionStats> {
+        let mut total = crate::CompactionStats::default();
+        let mut first_err = None;
+        for (tp, log) in self.logs() {
+            match log.compact(now_ms) {
+                Ok(s) => {
+                    total.segments += s.segments;
+                    total.records_before += s.records_before;
+                    total.records_after += s.records_after;
+                    total.bytes_before += s.bytes_before;
+                    total.bytes_after += s.bytes_after;
+                    total.tombstones_removed += s.tombstones_removed;
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "compaction failed");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(total), Err)
+    }
+
     /// Writes the recovery-point, log-start-offset and high-watermark checkpoint files.
     pub fn checkpoint(&self) -> Result<()> {
         let logs = self.logs();

@@ -11,6 +11,12 @@ fn put_varlong(out: &mut Vec<u8>, v: i64) {
     out.push(z as u8);
 }
 
+/// An owned record key and value (`None` = null).
+type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// A record's key and value for [`BatchBuilder::key_values`] (`None` = null).
+pub type KeyValueRef<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// Builds one uncompressed v2 record batch with a valid CRC32C.
 ///
 /// ```
@@ -30,6 +36,8 @@ pub struct BatchBuilder {
     base_sequence: i32,
     attributes: i16,
     leader_epoch: i32,
+    /// Explicit keys and values (`None` = null), one per record, when set.
+    key_values: Option<Vec<KeyValue>>,
 }
 
 impl BatchBuilder {
@@ -45,6 +53,7 @@ impl BatchBuilder {
             base_sequence: -1,
             attributes: 0,
             leader_epoch: -1,
+            key_values: None,
         }
     }
     /// Sets every record's timestamp to `ts` (keeps the record count).
@@ -88,6 +97,19 @@ impl BatchBuilder {
         self.attributes = attributes;
         self
     }
+    /// One record per `(key, value)` pair (`None` is null: a null value is a tombstone),
+    /// all at the first timestamp.
+    pub fn key_values(mut self, kvs: &[KeyValueRef<'_>]) -> Self {
+        assert!(!kvs.is_empty(), "a batch holds at least one record");
+        let ts = self.timestamps[0];
+        self.timestamps = vec![ts; kvs.len()];
+        self.key_values = Some(
+            kvs.iter()
+                .map(|(k, v)| (k.map(<[u8]>::to_vec), v.map(<[u8]>::to_vec)))
+                .collect(),
+        );
+        self
+    }
     /// The encoded batch.
     pub fn build(&self) -> Vec<u8> {
         let base_ts = self.timestamps[0];
@@ -98,9 +120,24 @@ impl BatchBuilder {
             rec.push(0); // attributes
             put_varlong(&mut rec, ts - base_ts);
             put_varlong(&mut rec, i as i64);
-            put_varlong(&mut rec, -1); // null key
-            put_varlong(&mut rec, self.value_len as i64);
-            rec.extend((0..self.value_len).map(|j| (j as u8) ^ (i as u8) ^ self.seed));
+            match self.key_values.as_ref().and_then(|kv| kv.get(i)) {
+                Some((key, value)) => {
+                    for field in [key, value] {
+                        match field {
+                            Some(b) => {
+                                put_varlong(&mut rec, b.len() as i64);
+                                rec.extend_from_slice(b);
+                            }
+                            None => put_varlong(&mut rec, -1),
+                        }
+                    }
+                }
+                None => {
+                    put_varlong(&mut rec, -1); // null key
+                    put_varlong(&mut rec, self.value_len as i64);
+                    rec.extend((0..self.value_len).map(|j| (j as u8) ^ (i as u8) ^ self.seed));
+                }
+            }
             put_varlong(&mut rec, 0); // no headers
             put_varlong(&mut records, rec.len() as i64);
             records.extend_from_slice(&rec);
@@ -131,4 +168,33 @@ impl BatchBuilder {
 /// Concatenates batches into one records set (what a producer sends).
 pub fn records_set(batches: &[Vec<u8>]) -> Vec<u8> {
     batches.concat()
+}
+
+/// A decoded record of an uncompressed batch: offset, key and value (`None` = null).
+pub type DecodedRecord = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Decodes every record of the uncompressed batches in `records` (whole batches, as a read
+/// returns them), in order. Panics on bytes that do not decode.
+pub fn decode_records(records: &[u8]) -> Vec<DecodedRecord> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < records.len() {
+        let h = BatchHeader::parse(&records[pos..]).expect("a batch header");
+        let batch = &records[pos..pos + h.total_size()];
+        assert_eq!(
+            h.crc,
+            compute_crc(batch),
+            "CRC of the batch at {}",
+            h.base_offset
+        );
+        for r in crate::batch::decode_records(batch).expect("records decode") {
+            out.push((
+                r.offset,
+                r.key.map(<[u8]>::to_vec),
+                r.value.map(<[u8]>::to_vec),
+            ));
+        }
+        pos += h.total_size();
+    }
+    out
 }
