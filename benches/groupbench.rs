@@ -49,11 +49,17 @@ fn wait_stable(members: &[BaseConsumer], partitions: usize, limit: Instant) -> D
         for m in members {
             let _ = m.poll(Duration::ZERO);
         }
-        let counts: Vec<usize> = members.iter().map(|m| m.assignment().map(|a| a.count()).unwrap_or(0)).collect();
+        let counts: Vec<usize> = members
+            .iter()
+            .map(|m| m.assignment().map(|a| a.count()).unwrap_or(0))
+            .collect();
         if counts.iter().all(|c| *c > 0) && counts.iter().sum::<usize>() == partitions {
             return started.elapsed();
         }
-        assert!(Instant::now() < limit, "time limit reached; assignments {counts:?}");
+        assert!(
+            Instant::now() < limit,
+            "time limit reached; assignments {counts:?}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -67,12 +73,20 @@ fn main() {
         m.subscribe(&[args.topic.as_str()]).expect("subscribe");
     }
     let cold = wait_stable(&members, args.partitions, limit);
-    println!("classic: {} members on {} partitions stable from cold in {:.2} s", args.members, args.partitions, cold.as_secs_f64());
+    println!(
+        "classic: {} members on {} partitions stable from cold in {:.2} s",
+        args.members,
+        args.partitions,
+        cold.as_secs_f64()
+    );
     let leaver = members.pop().expect("at least one member");
     let started = Instant::now();
     drop(leaver);
     wait_stable(&members, args.partitions, limit);
-    println!("classic: rebalance after one member left: {:.2} s", started.elapsed().as_secs_f64());
+    println!(
+        "classic: rebalance after one member left: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     drop(members);
 
     let committer = member(&args, &format!("{group}-commits"));
@@ -81,11 +95,19 @@ fn main() {
     for i in 0..args.commits {
         let mut offsets = rdkafka::TopicPartitionList::new();
         offsets
-            .add_partition_offset(&args.topic, (i % args.partitions) as i32, rdkafka::Offset::Offset(i as i64))
+            .add_partition_offset(
+                &args.topic,
+                (i % args.partitions) as i32,
+                rdkafka::Offset::Offset(i as i64),
+            )
             .expect("offset");
         let sent = Instant::now();
-        committer.commit(&offsets, rdkafka::consumer::CommitMode::Sync).expect("commit");
-        latency.record(sent.elapsed().as_micros() as u64).expect("record");
+        committer
+            .commit(&offsets, rdkafka::consumer::CommitMode::Sync)
+            .expect("commit");
+        latency
+            .record(sent.elapsed().as_micros() as u64)
+            .expect("record");
         assert!(Instant::now() < limit, "time limit reached");
     }
     let elapsed = started.elapsed().as_secs_f64();

@@ -38,6 +38,7 @@ APT_PACKAGES=(
     golang-github-shopify-sarama-dev  # sarama 1.22.1 sources in /usr/share/gocode
     pkg-config libzstd-dev gcc libc6-dev  # cgo zstd (DataDog/zstd links the system libzstd)
     g++ make python3                  # node-gyp builds of lz4 and cppzst for kafkajs
+    burrow zookeeper                  # the lag monitor, and the ZooKeeper it keeps its state in
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -274,3 +274,60 @@ fn command_line_creates_produces_consumes_and_deletes() {
     strata(&["topic", "delete", "-b", &b, "cli"], None);
     assert!(!strata(&["topic", "list", "-b", &b], None).contains("cli"));
 }
+
+#[test]
+fn compacted_topics_keep_the_latest_value_of_each_key() {
+    let node = Node::start(NodeOptions::default().property("log.cleaner.backoff.ms", "200"));
+    let bootstrap = node.bootstrap();
+    run_bounded(
+        Duration::from_secs(20),
+        create_topic(
+            &bootstrap,
+            "compacted",
+            1,
+            &[("cleanup.policy", "compact"), ("segment.bytes", "1024")],
+        ),
+    );
+    // 200 records over 10 keys, one batch each, so the log spans many segments.
+    for i in 0..200 {
+        let record = client::OwnedRecord {
+            offset: 0,
+            timestamp: 1_700_000_000_000 + i,
+            key: Some(bytes::Bytes::from(format!("key-{}", i % 10))),
+            value: Some(bytes::Bytes::from(format!("value-{i}"))),
+            headers: vec![],
+        };
+        let batch = client::encode_batch(&[record], client::Compression::None).unwrap();
+        assert_eq!(raw_produce(&bootstrap, "compacted", 0, batch).0, 0);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = crate::common::read_all(&bootstrap, "compacted", 1, 200, Duration::from_secs(3));
+        let mut latest = std::collections::HashMap::new();
+        for g in &got {
+            latest.insert(g.key.clone().unwrap(), g.value.clone().unwrap());
+        }
+        for k in 0..10 {
+            let expected = format!("value-{}", 190 + k).into_bytes();
+            assert_eq!(
+                latest[format!("key-{k}").as_bytes()],
+                expected,
+                "the latest value of every key survives"
+            );
+        }
+        let offsets: Vec<i64> = got.iter().map(|g| g.offset).collect();
+        assert!(
+            offsets.windows(2).all(|w| w[0] < w[1]),
+            "offsets stay in order"
+        );
+        if got.len() < 60 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "compaction never removed superseded records ({} left)",
+            got.len()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}

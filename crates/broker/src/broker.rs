@@ -352,6 +352,17 @@ impl Broker {
                 groups.groups.tick();
             }
         });
+        let cleaner = Arc::clone(self);
+        let backoff = Duration::from_millis(self.config.log_cleaner_backoff_ms);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(backoff);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                let cleaner = Arc::clone(&cleaner);
+                let _ = tokio::task::spawn_blocking(move || cleaner.compact_logs()).await;
+            }
+        });
         let broker = Arc::clone(self);
         let interval = Duration::from_millis(self.config.retention_check_interval_ms);
         tokio::spawn(async move {
@@ -363,6 +374,22 @@ impl Broker {
                 let _ = tokio::task::spawn_blocking(move || broker.housekeeping()).await;
             }
         });
+    }
+
+    /// One log-cleaner pass: compacts every `cleanup.policy=compact` log.
+    fn compact_logs(&self) {
+        match self.log_dir.compact_all(now_ms()) {
+            Ok(stats) if stats.records_before != stats.records_after => {
+                tracing::info!(
+                    segments = stats.segments,
+                    records_before = stats.records_before,
+                    records_after = stats.records_after,
+                    "compacted logs"
+                )
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "log compaction failed"),
+        }
     }
 
     fn housekeeping(&self) {

@@ -42,6 +42,8 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
+    /// `log.cleaner.backoff.ms`: pause between passes of the log cleaner (compaction).
+    pub log_cleaner_backoff_ms: u64,
     /// `queued.max.requests` per connection: requests read ahead of their responses.
     pub max_in_flight_per_connection: usize,
     /// `group.initial.rebalance.delay.ms`.
@@ -77,6 +79,7 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 104_857_600,
             retention_check_interval_ms: 300_000,
             max_in_flight_per_connection: 500,
+            log_cleaner_backoff_ms: 15_000,
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
@@ -142,6 +145,9 @@ impl BrokerConfig {
                 }
                 "log.retention.check.interval.ms" => {
                     self.retention_check_interval_ms = parse_positive(key, value)?
+                }
+                "log.cleaner.backoff.ms" => {
+                    self.log_cleaner_backoff_ms = parse_positive(key, value)?
                 }
                 "queued.max.requests" => {
                     self.max_in_flight_per_connection = parse_positive(key, value)?

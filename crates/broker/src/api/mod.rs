@@ -23,6 +23,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_offsets_v0;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -59,7 +60,7 @@ pub(crate) enum Reply {
 pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 0, 11),
     (ApiKey::Fetch, 4, 18),
-    (ApiKey::ListOffsets, 1, 9),
+    (ApiKey::ListOffsets, 0, 9),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
@@ -88,7 +89,12 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 /// Versions of `key` this broker decodes, if it serves the API at all.
 fn decodable_versions(key: ApiKey) -> Option<(i16, i16)> {
     let (_, min, max) = SUPPORTED.iter().find(|(k, _, _)| *k == key)?;
-    let min = if key == ApiKey::Produce { 3 } else { *min };
+    // Produce v0-2 and ListOffsets v0 are answered by hand (produce_legacy, list_offsets_v0).
+    let min = match key {
+        ApiKey::Produce => 3,
+        ApiKey::ListOffsets => 1,
+        _ => *min,
+    };
     Some((min, *max))
 }
 
@@ -107,6 +113,9 @@ pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: &
     };
     if api_key == ApiKey::Produce && (0..3).contains(&version) {
         return produce_legacy::handle(frame, version);
+    }
+    if api_key == ApiKey::ListOffsets && version == 0 {
+        return list_offsets_v0::handle(broker, frame);
     }
     if !(min..=max).contains(&version) {
         if api_key == ApiKey::ApiVersions {

@@ -101,10 +101,16 @@ pub(crate) fn group_key(group: &str) -> Bytes {
     buf.freeze()
 }
 
-/// GroupMetadataValue v3.
+/// GroupMetadataValue: version 3 when a member is static (it adds `group_instance_id`),
+/// else version 2, which older readers of the topic (Burrow 1.2) still decode.
 pub(crate) fn group_value(group: &StoredGroup) -> Bytes {
+    let version: i16 = if group.members.iter().any(|m| m.group_instance_id.is_some()) {
+        3
+    } else {
+        2
+    };
     let mut buf = BytesMut::with_capacity(64);
-    buf.put_i16(3);
+    buf.put_i16(version);
     put_str(&mut buf, &group.protocol_type);
     buf.put_i32(group.generation);
     put_nullable_str(&mut buf, group.protocol.as_deref());
@@ -113,7 +119,9 @@ pub(crate) fn group_value(group: &StoredGroup) -> Bytes {
     buf.put_i32(group.members.len() as i32);
     for m in &group.members {
         put_str(&mut buf, &m.member_id);
-        put_nullable_str(&mut buf, m.group_instance_id.as_deref());
+        if version >= 3 {
+            put_nullable_str(&mut buf, m.group_instance_id.as_deref());
+        }
         put_str(&mut buf, &m.client_id);
         put_str(&mut buf, &m.client_host);
         buf.put_i32(m.rebalance_timeout);
@@ -385,10 +393,29 @@ mod tests {
             }],
         };
         assert_eq!(
+            group_value(&group)[..2],
+            [0, 2],
+            "version 2 without static members"
+        );
+        assert_eq!(
             decode(&group_key("g"), Some(&group_value(&group))),
             Some(OffsetsRecord::Group {
                 group: "g".into(),
-                value: Some(group)
+                value: Some(group.clone())
+            })
+        );
+        let mut with_static = group;
+        with_static.members[0].group_instance_id = Some("instance-1".into());
+        assert_eq!(
+            group_value(&with_static)[..2],
+            [0, 3],
+            "version 3 carries instance ids"
+        );
+        assert_eq!(
+            decode(&group_key("g"), Some(&group_value(&with_static))),
+            Some(OffsetsRecord::Group {
+                group: "g".into(),
+                value: Some(with_static)
             })
         );
     }
