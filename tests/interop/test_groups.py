@@ -17,8 +17,17 @@ from confluent_kafka import Producer
 
 from conftest import INTEROP_DIR, create_topic
 
-MEMBER = INTEROP_DIR / "clients" / "group_member.py"
+MEMBERS = {
+    "confluent-kafka": INTEROP_DIR / "clients" / "group_member.py",
+    "kafka-python": INTEROP_DIR / "clients" / "group_member_kafka_python.py",
+    "kafkajs": INTEROP_DIR / "clients" / "group_member_kafkajs.js",
+}
 SESSION_TIMEOUT_S = 6
+
+
+def launcher(client: str) -> list[str]:
+    script = str(MEMBERS[client])
+    return ["node", script] if script.endswith(".js") else [sys.executable, script]
 
 
 def read_lines(path: Path) -> list[dict]:
@@ -58,8 +67,13 @@ def wait_for(what: str, condition, timeout_s: float) -> float:
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("assignor", ["range", "cooperative-sticky"])
-def test_killed_member_is_replaced_and_nothing_is_skipped(broker, admin, tmp_path, assignor):
+@pytest.mark.parametrize("client,assignor", [
+    ("confluent-kafka", "range"),
+    ("confluent-kafka", "cooperative-sticky"),
+    ("kafka-python", "range"),
+    ("kafkajs", "roundrobin"),  # kafkajs's own default assigner; --assignor is not passed on
+])
+def test_killed_member_is_replaced_and_nothing_is_skipped(broker, admin, tmp_path, client, assignor):
     if broker.is_mock:
         pytest.skip("group failover is a broker property")
     topic = f"group-failover-{uuid.uuid4().hex[:8]}"
@@ -71,7 +85,7 @@ def test_killed_member_is_replaced_and_nothing_is_skipped(broker, admin, tmp_pat
     try:
         for out in outputs:
             members.append(subprocess.Popen(
-                [sys.executable, str(MEMBER), "--bootstrap", broker.bootstrap, "--topic", topic,
+                [*launcher(client), "--bootstrap", broker.bootstrap, "--topic", topic,
                  "--group", group, "--session-timeout-ms", str(SESSION_TIMEOUT_S * 1000),
                  "--assignor", assignor],
                 stdout=out.open("w"), stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL))
