@@ -6,7 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use controller::{Applied, Command, ControllerError, LocalController, MetadataImage, TopicMeta};
+use controller::{
+    Applied, BrokerMeta, Command, Controller, ControllerError, MetadataImage, TopicMeta,
+};
 use parking_lot::{Mutex, RwLock};
 use segment_store::{LogDir, TopicPartition};
 use uuid::Uuid;
@@ -39,11 +41,55 @@ pub enum BrokerError {
     },
 }
 
-/// The partitions of one topic led here.
+/// One topic as this node serves it.
 #[derive(Debug)]
 pub(crate) struct LocalTopic {
     pub(crate) topic_id: Uuid,
-    pub(crate) partitions: Vec<Arc<Partition>>,
+    /// By partition index: the partition when this node hosts a replica of it.
+    replicas: Vec<Option<Arc<Partition>>>,
+    /// By partition index: whether this node leads it.
+    leading: Vec<bool>,
+}
+
+impl LocalTopic {
+    /// Partition `index` when this node leads it; otherwise Kafka's error code:
+    /// `NOT_LEADER_OR_FOLLOWER` for a partition led elsewhere, `UNKNOWN_TOPIC_OR_PARTITION`
+    /// for one that does not exist.
+    pub(crate) fn led(&self, index: i32) -> Result<&Arc<Partition>, i16> {
+        use kafka_protocol::error::ResponseError;
+        let Ok(i) = usize::try_from(index) else {
+            return Err(ResponseError::UnknownTopicOrPartition.code());
+        };
+        match (self.replicas.get(i), self.leading.get(i)) {
+            (Some(Some(partition)), Some(true)) => Ok(partition),
+            (Some(_), _) => Err(ResponseError::NotLeaderOrFollower.code()),
+            (None, _) => Err(ResponseError::UnknownTopicOrPartition.code()),
+        }
+    }
+
+    /// The partitions led here.
+    pub(crate) fn led_partitions(&self) -> impl Iterator<Item = &Arc<Partition>> {
+        self.replicas
+            .iter()
+            .zip(&self.leading)
+            .filter_map(|(p, leading)| p.as_ref().filter(|_| *leading))
+    }
+
+    /// Every partition with a replica here.
+    fn hosted(&self) -> impl Iterator<Item = &Arc<Partition>> {
+        self.replicas.iter().flatten()
+    }
+}
+
+/// Why this node cannot write a group's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum NotCoordinator {
+    /// `__consumer_offsets` does not exist yet, or its partition has no leader.
+    #[error("the group coordinator is not available")]
+    Unavailable,
+    /// Another broker leads the group's `__consumer_offsets` partition.
+    #[error("this broker is not the group's coordinator")]
+    Elsewhere,
 }
 
 #[derive(Debug, Default)]
@@ -57,25 +103,25 @@ struct ProducerIdBlock {
 pub struct Broker {
     pub(crate) config: BrokerConfig,
     pub(crate) cluster_id: String,
-    controller: LocalController,
+    controller: Controller,
     log_dir: LogDir,
     topics: RwLock<HashMap<String, Arc<LocalTopic>>>,
     reconcile_lock: Mutex<()>,
-    producer_ids: Mutex<ProducerIdBlock>,
+    producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     pub(crate) groups: GroupCoordinator,
 }
 
 impl Broker {
-    /// Opens the data directory and the metadata, registers this node and opens every
-    /// partition it leads.
-    pub fn open(config: BrokerConfig) -> Result<Arc<Self>, BrokerError> {
+    /// Opens the data directory and every partition the current metadata places here.
+    /// Registration with the quorum and following later metadata are started by
+    /// [`Broker::spawn_background_tasks`].
+    pub fn open(config: BrokerConfig, controller: Controller) -> Result<Arc<Self>, BrokerError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| BrokerError::Io { path, source }
         };
         std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
-        let cluster_id = read_or_create_cluster_id(&config)?;
-        let controller = LocalController::open(&config.data_dir.join("metadata"))?;
+        let cluster_id = read_or_create_cluster_id(&config, controller.voters())?;
         let log_dir = LogDir::open(&config.data_dir, segment_store::LogConfig::default())?;
         let broker = Arc::new(Self {
             cluster_id,
@@ -83,7 +129,7 @@ impl Broker {
             log_dir,
             topics: RwLock::new(HashMap::new()),
             reconcile_lock: Mutex::new(()),
-            producer_ids: Mutex::new(ProducerIdBlock::default()),
+            producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
             groups: GroupCoordinator::new(crate::group::state::GroupConfig {
                 min_session_timeout_ms: config.group_min_session_timeout_ms,
                 max_session_timeout_ms: config.group_max_session_timeout_ms,
@@ -92,29 +138,13 @@ impl Broker {
             }),
             config,
         });
-        broker.register()?;
         broker.reconcile()?;
-        broker.load_group_offsets()?;
         Ok(broker)
     }
 
-    fn register(&self) -> Result<(), BrokerError> {
-        let (host, port) = self.config.advertise.clone();
-        let command = Command::RegisterBroker {
-            node_id: self.config.node_id,
-            host,
-            port,
-            rack: self.config.rack.clone(),
-        };
-        let image = self.image();
-        let unchanged = image.broker(self.config.node_id).is_some_and(|b| {
-            matches!(&command, Command::RegisterBroker { host, port, rack, .. }
-                if &b.host == host && b.port == *port && &b.rack == rack)
-        });
-        if !unchanged {
-            self.controller.submit(command)?;
-        }
-        Ok(())
+    /// The metadata quorum handle.
+    pub fn controller(&self) -> &Controller {
+        &self.controller
     }
 
     /// This node's id.
@@ -128,25 +158,39 @@ impl Broker {
     }
 
     /// Submits a metadata command and brings the local partitions in line with the result.
-    pub(crate) fn submit(&self, command: Command) -> Result<Applied, ControllerError> {
-        let applied = self.controller.submit(command)?;
+    pub(crate) async fn submit(&self, command: Command) -> Result<Applied, ControllerError> {
+        let applied = self.controller.submit(command).await?;
         if let Err(error) = self.reconcile() {
             tracing::error!(%error, "opening partitions after a metadata change failed");
         }
         Ok(applied)
     }
 
-    /// The topic's partitions led here, by name.
+    /// The topic as this node serves it, by name.
     pub(crate) fn topic(&self, name: &str) -> Option<Arc<LocalTopic>> {
         self.topics.read().get(name).cloned()
     }
 
     /// One partition led here.
     pub(crate) fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
-        let topic = self.topic(topic)?;
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| topic.partitions.get(i).cloned())
+        self.topic(topic)?.led(index).ok().cloned()
+    }
+
+    /// The controller id clients see: the metadata leader when it is a live broker,
+    /// otherwise the lowest live broker (any broker forwards controller requests, as in
+    /// KRaft where clients never reach the quorum directly). -1 when no broker is live.
+    pub(crate) fn controller_id(&self) -> i32 {
+        let image = self.image();
+        let live = |id: &i32| image.broker(*id).is_some_and(|b| !b.fenced);
+        match self.controller.leader_id().filter(live) {
+            Some(leader) => leader,
+            None => image.live_brokers().next().map_or(-1, |b| b.node_id),
+        }
+    }
+
+    /// Live brokers, the ones Metadata lists and new replicas go to.
+    pub(crate) fn live_brokers(&self) -> Vec<BrokerMeta> {
+        self.image().live_brokers().cloned().collect()
     }
 
     /// Topic settings as the broker defaults and the topic's own configs make them.
@@ -157,7 +201,8 @@ impl Broker {
         ))
     }
 
-    /// Opens logs for new partitions, drops deleted topics and applies config changes.
+    /// Opens logs for new replicas, drops deleted topics, applies config changes and
+    /// leadership, and replays `__consumer_offsets` partitions that became led here.
     pub(crate) fn reconcile(&self) -> Result<(), BrokerError> {
         let _guard = self.reconcile_lock.lock();
         let image = self.image();
@@ -169,14 +214,16 @@ impl Broker {
             let existing = current
                 .get(&meta.name)
                 .filter(|t| t.topic_id == meta.topic_id);
-            let mut partitions = Vec::with_capacity(meta.partitions.len());
+            let mut replicas = Vec::with_capacity(meta.partitions.len());
+            let mut leading = Vec::with_capacity(meta.partitions.len());
             for p in &meta.partitions {
+                leading.push(p.leader == node);
                 if !p.replicas.contains(&node) {
+                    replicas.push(None);
                     continue;
                 }
-                let found = existing
-                    .and_then(|t| t.partitions.get(p.partition as usize))
-                    .cloned();
+                let found =
+                    existing.and_then(|t| t.replicas.get(p.partition as usize).cloned().flatten());
                 let partition = match found {
                     Some(partition) => {
                         partition.update_settings(settings.clone());
@@ -199,13 +246,14 @@ impl Broker {
                         )?)
                     }
                 };
-                partitions.push(partition);
+                replicas.push(Some(partition));
             }
             next.insert(
                 meta.name.clone(),
                 Arc::new(LocalTopic {
                     topic_id: meta.topic_id,
-                    partitions,
+                    replicas,
+                    leading,
                 }),
             );
         }
@@ -213,7 +261,7 @@ impl Broker {
         for (name, topic) in &current {
             let kept = next.get(name).is_some_and(|t| t.topic_id == topic.topic_id);
             if !kept {
-                for p in &topic.partitions {
+                for p in topic.hosted() {
                     let tp = TopicPartition {
                         topic: name.clone(),
                         partition: p.index,
@@ -226,23 +274,39 @@ impl Broker {
         for (tp, _) in self.log_dir.logs() {
             let known = next
                 .get(&tp.topic)
-                .is_some_and(|t| t.partitions.iter().any(|p| p.index == tp.partition));
+                .is_some_and(|t| t.hosted().any(|p| p.index == tp.partition));
             if !known {
                 tracing::info!(topic = %tp.topic, partition = tp.partition, "deleting log of a removed partition");
                 self.log_dir.delete(&tp)?;
             }
         }
+        let was_led = |p: &Arc<Partition>| {
+            current
+                .get(OFFSETS_TOPIC)
+                .is_some_and(|t| t.led(p.index).is_ok_and(|old| Arc::ptr_eq(old, p)))
+        };
+        let gained: Vec<Arc<Partition>> = next
+            .get(OFFSETS_TOPIC)
+            .map(|t| {
+                t.led_partitions()
+                    .filter(|p| !was_led(p))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
         *self.topics.write() = next;
+        self.load_group_offsets(&gained)?;
         Ok(())
     }
 
-    /// Replays the `__consumer_offsets` partitions led here into the group coordinator.
-    fn load_group_offsets(&self) -> Result<(), BrokerError> {
-        let Some(topic) = self.topic(OFFSETS_TOPIC) else {
+    /// Replays `__consumer_offsets` partitions that became led here into the group
+    /// coordinator.
+    fn load_group_offsets(&self, partitions: &[Arc<Partition>]) -> Result<(), BrokerError> {
+        if partitions.is_empty() {
             return Ok(());
-        };
+        }
         let mut count = 0usize;
-        for p in &topic.partitions {
+        for p in partitions {
             let mut offset = p.log.log_start_offset();
             let end = p.log.log_end_offset();
             while offset < end {
@@ -259,17 +323,20 @@ impl Broker {
                 offset = last + 1;
             }
         }
-        tracing::info!(records = count, "group offsets loaded");
+        tracing::info!(
+            partitions = partitions.len(),
+            records = count,
+            "group offsets loaded"
+        );
         Ok(())
     }
 
     /// Creates `__consumer_offsets` if it does not exist yet.
-    pub(crate) fn ensure_offsets_topic(&self) -> Result<Arc<LocalTopic>, ControllerError> {
-        if let Some(topic) = self.topic(OFFSETS_TOPIC) {
-            return Ok(topic);
+    pub(crate) async fn ensure_offsets_topic(&self) -> Result<(), ControllerError> {
+        if self.image().topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
         }
-        let image = self.image();
-        let brokers: Vec<_> = image.brokers().cloned().collect();
+        let brokers = self.live_brokers();
         let replication = self
             .config
             .offsets_topic_replication_factor
@@ -294,33 +361,48 @@ impl Broker {
             assignments,
             configs,
         };
-        match self.submit(command) {
+        match self.submit(command).await {
             Ok(_)
-            | Err(ControllerError::Rejected(controller::Rejection::TopicAlreadyExists(_))) => {}
-            Err(e) => return Err(e),
+            | Err(ControllerError::Rejected(controller::Rejection::TopicAlreadyExists(_))) => {
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
-        self.topic(OFFSETS_TOPIC).ok_or_else(|| {
-            ControllerError::Rejected(controller::Rejection::UnknownTopic(
-                OFFSETS_TOPIC.to_owned(),
-            ))
-        })
     }
 
-    /// The `__consumer_offsets` partition of a group.
-    pub(crate) fn offsets_partition(&self, group: &str) -> Result<Arc<Partition>, ControllerError> {
-        let topic = self.ensure_offsets_topic()?;
+    /// The broker that coordinates `group`: the leader of its `__consumer_offsets`
+    /// partition (`None` while the topic does not exist or that partition has no leader).
+    pub(crate) fn coordinator_for(&self, group: &str) -> Option<BrokerMeta> {
+        let image = self.image();
+        let topic = image.topic(OFFSETS_TOPIC)?;
         let index = records::partition_for(group, topic.partitions.len() as i32);
-        Ok(Arc::clone(&topic.partitions[index as usize]))
+        let leader = topic.partition(index)?.leader;
+        image.broker(leader).filter(|b| !b.fenced).cloned()
+    }
+
+    /// The `__consumer_offsets` partition of a group, when this node leads it.
+    pub(crate) fn offsets_partition(&self, group: &str) -> Result<Arc<Partition>, NotCoordinator> {
+        let topic = self
+            .topic(OFFSETS_TOPIC)
+            .ok_or(NotCoordinator::Unavailable)?;
+        let index = records::partition_for(group, topic.replicas.len() as i32);
+        topic
+            .led(index)
+            .cloned()
+            .map_err(|_| NotCoordinator::Elsewhere)
     }
 
     /// Hands out a producer id, reserving a new block from the controller when needed.
-    pub(crate) fn next_producer_id(&self) -> Result<i64, ControllerError> {
-        let mut block = self.producer_ids.lock();
+    pub(crate) async fn next_producer_id(&self) -> Result<i64, ControllerError> {
+        let mut block = self.producer_ids.lock().await;
         if block.next >= block.end {
-            let applied = self.controller.submit(Command::AllocateProducerIds {
-                broker_id: self.config.node_id,
-                count: PRODUCER_ID_BLOCK,
-            })?;
+            let applied = self
+                .controller
+                .submit(Command::AllocateProducerIds {
+                    broker_id: self.config.node_id,
+                    count: PRODUCER_ID_BLOCK,
+                })
+                .await?;
             if let Applied::ProducerIds { first, count } = applied {
                 *block = ProducerIdBlock {
                     next: first,
@@ -333,17 +415,38 @@ impl Broker {
         Ok(id)
     }
 
-    /// Every partition led here.
+    /// Every partition with a replica here.
     pub(crate) fn all_partitions(&self) -> Vec<Arc<Partition>> {
         self.topics
             .read()
             .values()
-            .flat_map(|t| t.partitions.iter().cloned())
+            .flat_map(|t| t.hosted().cloned().collect::<Vec<_>>())
             .collect()
     }
 
-    /// Runs retention, producer-state snapshots and group timers until the process ends.
+    /// Registers this broker with the quorum (and keeps its lease), follows metadata
+    /// changes, and runs retention, producer-state snapshots, the log cleaner and group
+    /// timers until the process ends.
     pub fn spawn_background_tasks(self: &Arc<Self>) {
+        let (host, port) = self.config.advertise.clone();
+        self.controller
+            .start_broker_lease(controller::BrokerRegistration {
+                host,
+                port,
+                rack: self.config.rack.clone(),
+            });
+        let follower = Arc::clone(self);
+        let mut images = self.controller.subscribe();
+        tokio::spawn(async move {
+            while images.changed().await.is_ok() {
+                images.borrow_and_update();
+                let broker = Arc::clone(&follower);
+                let reconciled = tokio::task::spawn_blocking(move || broker.reconcile()).await;
+                if let Ok(Err(error)) = reconciled {
+                    tracing::error!(%error, "applying a metadata change failed");
+                }
+            }
+        });
         let groups = Arc::clone(self);
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(crate::group::TICK);
@@ -472,8 +575,13 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Kafka keeps `cluster.id` in `meta.properties`; so do we, created on first start.
-fn read_or_create_cluster_id(config: &BrokerConfig) -> Result<String, BrokerError> {
+/// Kafka keeps `cluster.id` in `meta.properties`; so do we, written on first start. Every
+/// node of a cluster derives the same id from the voter set, so they agree without a
+/// separate formatting step.
+fn read_or_create_cluster_id(
+    config: &BrokerConfig,
+    voters: &BTreeMap<i32, String>,
+) -> Result<String, BrokerError> {
     let path = config.data_dir.join("meta.properties");
     let io = |source| BrokerError::Io {
         path: path.clone(),
@@ -494,7 +602,9 @@ fn read_or_create_cluster_id(config: &BrokerConfig) -> Result<String, BrokerErro
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
     }
-    let id = base64_uuid(Uuid::new_v4());
+    let voters: Vec<String> = voters.iter().map(|(id, a)| format!("{id}@{a}")).collect();
+    let name = format!("strata-cluster:{}", voters.join(","));
+    let id = base64_uuid(Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()));
     let text = format!("version=1\ncluster.id={id}\nnode.id={}\n", config.node_id);
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).map_err(io)?;

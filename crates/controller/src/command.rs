@@ -55,6 +55,20 @@ pub enum Command {
         /// Key → new value, or `None` to remove the override.
         changes: BTreeMap<String, Option<String>>,
     },
+    /// Fence a broker whose lease lapsed (or that is shutting down): it leaves the ISR of
+    /// every partition where another in-sync replica remains, and each partition it led
+    /// gets the first unfenced ISR member as leader (none, `-1`, when there is no such
+    /// member). Leader and partition epochs move on. Fencing a fenced broker is a no-op.
+    FenceBroker {
+        /// The broker's node id (must be registered).
+        node_id: i32,
+    },
+    /// Unfence a broker that heartbeats again: every leaderless partition whose ISR holds
+    /// it gets it as leader. Unfencing an unfenced broker is a no-op.
+    UnfenceBroker {
+        /// The broker's node id (must be registered).
+        node_id: i32,
+    },
     /// Reserve a block of producer ids for a broker.
     AllocateProducerIds {
         /// The broker asking (must be registered).
@@ -73,7 +87,27 @@ impl Command {
             Command::DeleteTopic { .. } => "delete_topic",
             Command::CreatePartitions { .. } => "create_partitions",
             Command::AlterConfigs { .. } => "alter_configs",
+            Command::FenceBroker { .. } => "fence_broker",
+            Command::UnfenceBroker { .. } => "unfence_broker",
             Command::AllocateProducerIds { .. } => "allocate_producer_ids",
+        }
+    }
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::RegisterBroker { node_id, .. }
+            | Command::FenceBroker { node_id }
+            | Command::UnfenceBroker { node_id } => write!(f, "{} {node_id}", self.kind()),
+            Command::CreateTopic { name, .. } | Command::DeleteTopic { name } => {
+                write!(f, "{} {name}", self.kind())
+            }
+            Command::CreatePartitions { topic, .. } => write!(f, "{} {topic}", self.kind()),
+            Command::AlterConfigs { resource, .. } => write!(f, "{} {resource:?}", self.kind()),
+            Command::AllocateProducerIds { broker_id, count } => {
+                write!(f, "{} {count} for {broker_id}", self.kind())
+            }
         }
     }
 }
@@ -88,7 +122,7 @@ pub enum ConfigResource {
 }
 
 /// What an accepted command produced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Applied {
     /// The command took effect; it has no other result.
     Done,

@@ -34,7 +34,7 @@ pub mod codes {
 ///
 /// Every variant maps to exactly one Kafka error code ([`Rejection::kafka_error_code`]);
 /// `Display` is the message to put next to it in a response.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum Rejection {
     /// A topic of exactly this name exists. `TOPIC_ALREADY_EXISTS` (36).
     #[error("Topic '{0}' already exists.")]
@@ -149,31 +149,29 @@ impl Rejection {
     }
 }
 
-/// Why [`crate::LocalController`] could not open or accept a command.
+/// Why the controller could not start or a command could not be committed.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
-    /// The command is invalid on the current image; nothing was written.
+    /// The command is invalid on the current image; nothing changed.
     #[error(transparent)]
     Rejected(#[from] Rejection),
-    /// Reading or writing a metadata file failed. After a failed write or fsync the
-    /// controller refuses further commands until it is reopened, since the on-disk state
-    /// is then unknown.
+    /// No metadata leader accepted the command in time (it may still have been
+    /// committed). Kafka's nearest answer is `REQUEST_TIMED_OUT` / `NOT_CONTROLLER`.
+    #[error("metadata quorum unavailable: {0}")]
+    Unavailable(String),
+    /// Reading or writing the Raft log, a snapshot or the listener failed.
     #[error("metadata I/O on {path}: {source}")]
     Io {
-        /// The file or directory concerned.
+        /// The file, directory or address concerned.
         path: PathBuf,
         /// The underlying error.
         #[source]
         source: std::io::Error,
     },
-    /// A metadata file holds something that is neither valid nor a torn tail (an
-    /// unparsable snapshot, a checksummed record that does not decode, a gap in indexes, a
-    /// logged command the image refuses on replay).
-    #[error("corrupt metadata file {path}: {reason}")]
-    Corrupt {
-        /// The file concerned.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
+    /// The options are inconsistent (a voter without a listen address, bad timings).
+    #[error("controller configuration: {0}")]
+    Config(String),
+    /// The Raft node failed to start or stopped.
+    #[error("Raft: {0}")]
+    Raft(String),
 }

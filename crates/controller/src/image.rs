@@ -29,6 +29,10 @@ pub struct BrokerMeta {
     pub port: u16,
     /// `broker.rack`, if set.
     pub rack: Option<String>,
+    /// Whether the broker is fenced (its lease lapsed); a fenced broker leads nothing new
+    /// and is left out of Metadata responses.
+    #[serde(default)]
+    pub fenced: bool,
 }
 
 /// One partition of a topic.
@@ -40,7 +44,7 @@ pub struct PartitionMeta {
     pub replicas: Vec<i32>,
     /// In-sync replicas, a subset of `replicas`.
     pub isr: Vec<i32>,
-    /// Current leader's broker id (a member of `isr`).
+    /// Current leader's broker id (a member of `isr`), or -1 when no replica can lead.
     pub leader: i32,
     /// Bumped on every leader change.
     pub leader_epoch: i32,
@@ -121,6 +125,8 @@ impl MetadataImage {
                 new_assignments,
             } => self.create_partitions(topic, new_assignments)?,
             Command::AlterConfigs { resource, changes } => self.alter_configs(resource, changes)?,
+            Command::FenceBroker { node_id } => self.fence_broker(*node_id)?,
+            Command::UnfenceBroker { node_id } => self.unfence_broker(*node_id)?,
             Command::AllocateProducerIds { broker_id, count } => {
                 self.allocate_producer_ids(*broker_id, *count)?
             }
@@ -152,6 +158,11 @@ impl MetadataImage {
     /// All registered brokers, by node id.
     pub fn brokers(&self) -> impl Iterator<Item = &BrokerMeta> {
         self.brokers.values()
+    }
+
+    /// Registered brokers that are not fenced, by node id.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerMeta> {
+        self.brokers.values().filter(|b| !b.fenced)
     }
 
     /// The registered broker `id`.

@@ -8,9 +8,12 @@
 //!   [`Rejection`] (which maps to a Kafka error code) without changing anything. It does no
 //!   I/O and reads no clock, so a replicated log of commands yields the same image on every
 //!   node.
-//! - [`LocalController`] makes the image durable on one node: an fsynced command log plus
-//!   periodic snapshots, replayed on open. It publishes each new image through a
-//!   `tokio::sync::watch` channel.
+//! - [`Controller`] replicates the commands with Raft (openraft, behind this crate's own
+//!   API) among the voters, over tonic (`proto/controller.proto`). Voters keep the Raft log
+//!   and snapshots of the image on disk; broker-only nodes follow the committed metadata
+//!   through a watch stream. The Raft leader keeps broker leases and fences brokers whose
+//!   lease lapsed. Every node publishes each new image through a `tokio::sync::watch`
+//!   channel.
 //!
 //! Pure helpers for the broker: [`assign_replicas`] (replica placement) and the
 //! [`topic_config`] catalog.
@@ -19,16 +22,21 @@
 mod command;
 mod error;
 mod image;
-mod local;
+mod leases;
+mod node;
 mod placement;
+mod quorum;
+mod raft;
+mod rpc;
 pub mod topic_config;
 mod validate;
 
 pub use command::{Applied, Command, ConfigResource};
 pub use error::{codes, ControllerError, Rejection};
 pub use image::{BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
-pub use local::{LocalController, LocalControllerOptions};
+pub use node::{parse_voters, BrokerRegistration, Controller, ControllerOptions};
 pub use placement::assign_replicas;
+pub use quorum::{QuorumInfo, VoterInfo};
 pub use topic_config::{topic_config_defs, validate_topic_config, ConfigDef, ConfigKind};
 pub use uuid::Uuid;
 pub use validate::{

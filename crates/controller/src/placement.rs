@@ -145,6 +145,7 @@ mod tests {
             host: "h".into(),
             port: 9092,
             rack: rack.map(Into::into),
+            fenced: false,
         }
     }
 

@@ -34,6 +34,18 @@ proptest! {
             if let Err(violation) = image.check_invariants() {
                 prop_assert!(false, "after {:?}: {}", command, violation);
             }
+            // No partition is led by a fenced broker, and a leaderless partition has no
+            // live member in its ISR (it would have been elected).
+            for topic in image.topics() {
+                for p in &topic.partitions {
+                    let live = |id: &i32| image.broker(*id).is_some_and(|b| !b.fenced);
+                    if p.leader == -1 {
+                        prop_assert!(!p.isr.iter().any(live), "after {:?}: {:?} has a live ISR member but no leader", command, p);
+                    } else {
+                        prop_assert!(live(&p.leader), "after {:?}: {:?} is led by a fenced broker", command, p);
+                    }
+                }
+            }
             let mut ids: Vec<_> = image.topics().map(|t| t.topic_id).collect();
             ids.sort();
             ids.dedup();

@@ -1,4 +1,5 @@
-//! `strata serve`: one node, broker and controller at once.
+//! `strata serve`: one node of a cluster: a metadata voter (controller), a broker, or both
+//! (the default, and a single node with no flags is a whole cluster).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -6,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use broker::{Broker, BrokerConfig};
+use controller::{Controller, ControllerOptions};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -29,6 +31,65 @@ pub(crate) struct ServeArgs {
     /// HOST:PORT given to clients [default: the listen address].
     #[arg(long)]
     advertise: Option<String>,
+    /// Address the controller (Raft and broker registration) binds [default: this node's
+    /// entry in --voters].
+    #[arg(long)]
+    controller_listen: Option<String>,
+    /// The metadata quorum's voters, ID@HOST:PORT,... [default: 1@127.0.0.1:9093].
+    #[arg(long, default_value = "1@127.0.0.1:9093")]
+    voters: String,
+    /// What this node does: broker, controller, or both [default: broker,controller].
+    #[arg(long, value_delimiter = ',', default_value = "broker,controller")]
+    roles: Vec<Role>,
+}
+
+/// A role of a node (Kafka's `process.roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Role {
+    /// Serves the Kafka protocol and hosts partitions.
+    Broker,
+    /// Votes in the metadata quorum.
+    Controller,
+}
+
+/// The controller half of a node, from the flags.
+async fn controller_options(
+    args: &ServeArgs,
+    node_id: i32,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<ControllerOptions> {
+    let voters = controller::parse_voters(&args.voters)
+        .map_err(|e| anyhow::anyhow!("--voters {}: {e}", args.voters))?;
+    let voting = args.roles.contains(&Role::Controller);
+    if voting != voters.contains_key(&node_id) {
+        anyhow::bail!(
+            "node {node_id} {} in --voters {} but its roles are {:?}",
+            if voting { "is not" } else { "is" },
+            args.voters,
+            args.roles
+        );
+    }
+    let listen = match (voting, &args.controller_listen) {
+        (false, _) => None,
+        (true, Some(addr)) => Some(addr.clone()),
+        (true, None) => voters.get(&node_id).cloned(),
+    };
+    let listen = match listen {
+        Some(addr) => Some(
+            tokio::net::lookup_host(&addr)
+                .await
+                .with_context(|| format!("resolving the controller address {addr}"))?
+                .next()
+                .with_context(|| format!("{addr} resolves to no address"))?,
+        ),
+        None => None,
+    };
+    Ok(ControllerOptions::new(
+        node_id,
+        data_dir.join("metadata"),
+        voters,
+        listen,
+    ))
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -40,7 +101,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(id) = args.node_id {
         config.node_id = id;
     }
-    if let Some(dir) = args.data_dir {
+    if let Some(dir) = args.data_dir.clone() {
         config.data_dir = dir;
     }
     if let Some(listen) = &args.listen {
@@ -56,10 +117,25 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(advertise) = &args.advertise {
         config.advertise = broker::config::split_host_port("--advertise", advertise)?;
     }
+    let options = controller_options(&args, config.node_id, &config.data_dir).await?;
+    let controller = Controller::start(options)
+        .await
+        .context("starting the controller")?;
+    if !args.roles.contains(&Role::Broker) {
+        tracing::info!(
+            node_id = config.node_id,
+            startup_ms = started.elapsed().as_millis() as u64,
+            "strata controller is serving"
+        );
+        wait_for_signal().await?;
+        controller.shutdown().await;
+        return Ok(());
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+    let opening = controller.clone();
+    let broker = tokio::task::spawn_blocking(move || Broker::open(config, opening)).await??;
     broker.spawn_background_tasks();
     tracing::info!(
         node_id = broker_node(&broker),
@@ -67,22 +143,31 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         startup_ms = started.elapsed().as_millis() as u64,
         "strata is serving"
     );
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let stop = async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-    };
-    broker::serve(Arc::clone(&broker), listener, stop).await;
+    let stop = wait_for_signal();
+    broker::serve(Arc::clone(&broker), listener, async move {
+        let _ = stop.await;
+    })
+    .await;
     tracing::info!("stopping");
     let stopping = tokio::task::spawn_blocking(move || broker.shutdown());
-    match tokio::time::timeout(SHUTDOWN_LIMIT, stopping).await {
+    let stopped = tokio::time::timeout(SHUTDOWN_LIMIT, stopping).await;
+    controller.shutdown().await;
+    match stopped {
         Ok(result) => result??,
         Err(_) => anyhow::bail!("clean shutdown took longer than {SHUTDOWN_LIMIT:?}"),
     }
     tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
     Ok(())
 }
 

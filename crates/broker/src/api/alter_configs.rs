@@ -24,7 +24,7 @@ const OP_SUBTRACT: i8 = 3;
 /// Changes for one resource: key to new value, or `None` to return to the default.
 type Changes = BTreeMap<String, Option<String>>;
 
-fn apply(
+async fn apply(
     ctx: &Ctx<'_>,
     resource_type: i8,
     name: &str,
@@ -61,7 +61,7 @@ fn apply(
     if validate_only {
         image.as_ref().clone().apply(&command)?;
     } else {
-        ctx.broker.submit(command)?;
+        ctx.broker.submit(command).await?;
     }
     Ok(())
 }
@@ -78,32 +78,30 @@ pub(super) async fn handle_legacy(
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
     use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|resource| {
-            let name = owned(&resource.resource_name);
-            let result = apply(
-                ctx,
-                resource.resource_type,
-                &name,
-                request.validate_only,
-                |current| {
-                    let mut changes: Changes = current.keys().map(|k| (k.clone(), None)).collect();
-                    for config in &resource.configs {
-                        changes.insert(owned(&config.name), config.value.as_ref().map(owned));
-                    }
-                    Ok(changes)
-                },
-            );
-            let (code, message) = outcome(result);
-            AlterConfigsResourceResponse::default()
-                .with_error_code(code)
-                .with_error_message(message)
-                .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name)
-        })
-        .collect();
+    let responses = request.resources.into_iter().map(|resource| async move {
+        let name = owned(&resource.resource_name);
+        let result = apply(
+            ctx,
+            resource.resource_type,
+            &name,
+            request.validate_only,
+            |current| {
+                let mut changes: Changes = current.keys().map(|k| (k.clone(), None)).collect();
+                for config in &resource.configs {
+                    changes.insert(owned(&config.name), config.value.as_ref().map(owned));
+                }
+                Ok(changes)
+            },
+        )
+        .await;
+        let (code, message) = outcome(result);
+        AlterConfigsResourceResponse::default()
+            .with_error_code(code)
+            .with_error_message(message)
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name)
+    });
+    let responses = futures::future::join_all(responses).await;
     AlterConfigsResponse::default().with_responses(responses)
 }
 
@@ -112,74 +110,73 @@ pub(super) async fn handle_incremental(
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
-    let defaults = ctx.broker.config.topic_defaults.clone();
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|resource| {
-            let name = owned(&resource.resource_name);
-            let result = apply(
-                ctx,
-                resource.resource_type,
-                &name,
-                request.validate_only,
-                |current| {
-                    let effective = topic_config::effective(&defaults, current);
-                    let mut changes = Changes::new();
-                    for config in &resource.configs {
-                        let key = owned(&config.name);
-                        let value = config.value.as_ref().map(owned);
-                        let list = || -> Vec<String> {
-                            let now = changes.get(&key).cloned().flatten().or_else(|| {
+    let defaults = &ctx.broker.config.topic_defaults;
+    let responses = request.resources.into_iter().map(|resource| async move {
+        let name = owned(&resource.resource_name);
+        let result = apply(
+            ctx,
+            resource.resource_type,
+            &name,
+            request.validate_only,
+            |current| {
+                let effective = topic_config::effective(&defaults, current);
+                let mut changes = Changes::new();
+                for config in &resource.configs {
+                    let key = owned(&config.name);
+                    let value = config.value.as_ref().map(owned);
+                    let list = || -> Vec<String> {
+                        let now =
+                            changes.get(&key).cloned().flatten().or_else(|| {
                                 effective.get(key.as_str()).and_then(|v| v.value.clone())
                             });
-                            now.unwrap_or_default()
+                        now.unwrap_or_default()
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    };
+                    let new_value = match config.config_operation {
+                        OP_SET => value,
+                        OP_DELETE => None,
+                        OP_APPEND | OP_SUBTRACT => {
+                            let mut items = list();
+                            for item in value
+                                .unwrap_or_default()
                                 .split(',')
                                 .map(str::trim)
                                 .filter(|s| !s.is_empty())
-                                .map(str::to_owned)
-                                .collect()
-                        };
-                        let new_value = match config.config_operation {
-                            OP_SET => value,
-                            OP_DELETE => None,
-                            OP_APPEND | OP_SUBTRACT => {
-                                let mut items = list();
-                                for item in value
-                                    .unwrap_or_default()
-                                    .split(',')
-                                    .map(str::trim)
-                                    .filter(|s| !s.is_empty())
-                                {
-                                    if config.config_operation == OP_APPEND {
-                                        if !items.iter().any(|i| i == item) {
-                                            items.push(item.to_owned());
-                                        }
-                                    } else {
-                                        items.retain(|i| i != item);
+                            {
+                                if config.config_operation == OP_APPEND {
+                                    if !items.iter().any(|i| i == item) {
+                                        items.push(item.to_owned());
                                     }
+                                } else {
+                                    items.retain(|i| i != item);
                                 }
-                                Some(items.join(","))
                             }
-                            other => {
-                                return Err(Rejected::new(
-                                    ResponseError::InvalidRequest,
-                                    format!("unknown config operation {other}"),
-                                ));
-                            }
-                        };
-                        changes.insert(key, new_value);
-                    }
-                    Ok(changes)
-                },
-            );
-            let (code, message) = outcome(result);
-            AlterConfigsResourceResponse::default()
-                .with_error_code(code)
-                .with_error_message(message)
-                .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name)
-        })
-        .collect();
+                            Some(items.join(","))
+                        }
+                        other => {
+                            return Err(Rejected::new(
+                                ResponseError::InvalidRequest,
+                                format!("unknown config operation {other}"),
+                            ));
+                        }
+                    };
+                    changes.insert(key, new_value);
+                }
+                Ok(changes)
+            },
+        )
+        .await;
+        let (code, message) = outcome(result);
+        AlterConfigsResourceResponse::default()
+            .with_error_code(code)
+            .with_error_message(message)
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name)
+    });
+    let responses = futures::future::join_all(responses).await;
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }

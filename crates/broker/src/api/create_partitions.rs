@@ -9,7 +9,7 @@ use super::create_topics::Rejected;
 use super::{owned, str_bytes, Ctx};
 use crate::Broker;
 
-fn grow(
+async fn grow(
     broker: &Broker,
     name: &str,
     count: i32,
@@ -49,7 +49,7 @@ fn grow(
                 .partitions
                 .first()
                 .map_or(1, |p| p.replicas.len() as i16);
-            let brokers: Vec<_> = image.brokers().cloned().collect();
+            let brokers = broker.live_brokers();
             assign_replicas(&brokers, count - current, replication, current)?
         }
     };
@@ -60,7 +60,7 @@ fn grow(
     if validate_only {
         image.as_ref().clone().apply(&command)?;
     } else {
-        broker.submit(command)?;
+        broker.submit(command).await?;
     }
     Ok(())
 }
@@ -69,24 +69,21 @@ pub(super) async fn handle(
     ctx: &Ctx<'_>,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    let results = request
-        .topics
-        .into_iter()
-        .map(|t| {
-            let name = owned(&t.name.0);
-            let explicit = t.assignments.map(|list| {
-                list.into_iter()
-                    .map(|a| a.broker_ids.into_iter().map(|b| b.0).collect())
-                    .collect()
-            });
-            let result = CreatePartitionsTopicResult::default().with_name(t.name);
-            match grow(ctx.broker, &name, t.count, explicit, request.validate_only) {
-                Ok(()) => result,
-                Err(rejected) => result
-                    .with_error_code(rejected.code)
-                    .with_error_message(Some(str_bytes(rejected.message))),
-            }
-        })
-        .collect();
+    let results = request.topics.into_iter().map(|t| async move {
+        let name = owned(&t.name.0);
+        let explicit = t.assignments.map(|list| {
+            list.into_iter()
+                .map(|a| a.broker_ids.into_iter().map(|b| b.0).collect())
+                .collect()
+        });
+        let result = CreatePartitionsTopicResult::default().with_name(t.name);
+        match grow(ctx.broker, &name, t.count, explicit, request.validate_only).await {
+            Ok(()) => result,
+            Err(rejected) => result
+                .with_error_code(rejected.code)
+                .with_error_message(Some(str_bytes(rejected.message))),
+        }
+    });
+    let results = futures::future::join_all(results).await;
     CreatePartitionsResponse::default().with_results(results)
 }

@@ -66,13 +66,16 @@ impl From<controller::ControllerError> for Rejected {
     fn from(error: controller::ControllerError) -> Self {
         match error {
             controller::ControllerError::Rejected(rejection) => rejection.into(),
+            controller::ControllerError::Unavailable(reason) => {
+                Self::new(ResponseError::RequestTimedOut, reason)
+            }
             other => Self::new(ResponseError::UnknownServerError, other.to_string()),
         }
     }
 }
 
 /// Creates (or with `validate_only`, checks) a topic; returns its id and partition count.
-pub(super) fn create(
+pub(super) async fn create(
     broker: &Broker,
     topic: NewTopic,
     validate_only: bool,
@@ -101,8 +104,9 @@ pub(super) fn create(
                 "replication factor must be at least 1",
             ));
         }
-        let brokers: Vec<_> = image.brokers().cloned().collect();
-        assign_replicas(&brokers, partitions, replication, 0)?
+        // Start each topic's leaders at a different broker so leadership spreads.
+        let start = image.topic_count() as i32;
+        assign_replicas(&broker.live_brokers(), partitions, replication, start)?
     } else {
         if topic.num_partitions != -1 || topic.replication_factor != -1 {
             return Err(Rejected::new(
@@ -140,7 +144,7 @@ pub(super) fn create(
         let mut scratch = image.as_ref().clone();
         scratch.apply(&command)?;
     } else {
-        broker.submit(command)?;
+        broker.submit(command).await?;
     }
     Ok((topic_id, partitions, replication))
 }
@@ -179,7 +183,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: CreateTopicsRequest) -> Creat
                 "topic named more than once in the request",
             ))
         } else {
-            create(ctx.broker, new_topic.clone(), request.validate_only)
+            create(ctx.broker, new_topic.clone(), request.validate_only).await
         };
         let result = CreatableTopicResult::default().with_name(TopicName(str_bytes(name)));
         results.push(match outcome {

@@ -23,39 +23,41 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: DeleteTopicsRequest) -> Delet
             .map(|n| (Some(owned(&n.0)), Uuid::nil()))
             .collect()
     };
-    let responses = wanted
-        .into_iter()
-        .map(|(name, topic_id)| {
-            let image = ctx.broker.image();
-            let found = match &name {
-                Some(name) => image.topic(name),
-                None => image.topic_by_id(topic_id),
+    let responses = wanted.into_iter().map(|(name, topic_id)| async move {
+        let image = ctx.broker.image();
+        let found = match &name {
+            Some(name) => image.topic(name),
+            None => image.topic_by_id(topic_id),
+        };
+        let result = DeletableTopicResult::default()
+            .with_name(name.clone().map(|n| TopicName(str_bytes(n))))
+            .with_topic_id(topic_id);
+        let Some(topic) = found else {
+            let missing = if name.is_some() {
+                ResponseError::UnknownTopicOrPartition
+            } else {
+                ResponseError::UnknownTopicId
             };
-            let result = DeletableTopicResult::default()
-                .with_name(name.clone().map(|n| TopicName(str_bytes(n))))
-                .with_topic_id(topic_id);
-            let Some(topic) = found else {
-                let missing = if name.is_some() {
-                    ResponseError::UnknownTopicOrPartition
-                } else {
-                    ResponseError::UnknownTopicId
-                };
-                return result.with_error_code(missing.code());
-            };
-            let (topic_name, id) = (topic.name.clone(), topic.topic_id);
-            let result = result
-                .with_name(Some(TopicName(str_bytes(topic_name.clone()))))
-                .with_topic_id(id);
-            match ctx.broker.submit(Command::DeleteTopic { name: topic_name }) {
-                Ok(_) => result,
-                Err(error) => {
-                    let rejected = Rejected::from(error);
-                    result
-                        .with_error_code(rejected.code)
-                        .with_error_message(Some(str_bytes(rejected.message)))
-                }
+            return result.with_error_code(missing.code());
+        };
+        let (topic_name, id) = (topic.name.clone(), topic.topic_id);
+        let result = result
+            .with_name(Some(TopicName(str_bytes(topic_name.clone()))))
+            .with_topic_id(id);
+        match ctx
+            .broker
+            .submit(Command::DeleteTopic { name: topic_name })
+            .await
+        {
+            Ok(_) => result,
+            Err(error) => {
+                let rejected = Rejected::from(error);
+                result
+                    .with_error_code(rejected.code)
+                    .with_error_message(Some(str_bytes(rejected.message)))
             }
-        })
-        .collect();
+        }
+    });
+    let responses = futures::future::join_all(responses).await;
     DeleteTopicsResponse::default().with_responses(responses)
 }

@@ -8,7 +8,7 @@ use super::{str_bytes, Ctx};
 pub(super) fn handle(ctx: &Ctx<'_>, _request: DescribeClusterRequest) -> DescribeClusterResponse {
     let image = ctx.broker.image();
     let brokers = image
-        .brokers()
+        .live_brokers()
         .map(|b| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.node_id))
@@ -19,6 +19,6 @@ pub(super) fn handle(ctx: &Ctx<'_>, _request: DescribeClusterRequest) -> Describ
         .collect();
     DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(ctx.broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(ctx.broker.config.node_id))
+        .with_controller_id(BrokerId(ctx.broker.controller_id()))
         .with_brokers(brokers)
 }

@@ -86,14 +86,10 @@ fn resolve(ctx: &Ctx<'_>, request: &FetchRequest) -> Vec<WantedTopic> {
                     fetch_offset: p.fetch_offset,
                     max_bytes: p.partition_max_bytes.max(0) as usize,
                     current_leader_epoch: p.current_leader_epoch,
-                    partition: local
-                        .as_ref()
-                        .and_then(|t| {
-                            usize::try_from(p.partition)
-                                .ok()
-                                .and_then(|i| t.partitions.get(i).cloned())
-                        })
-                        .ok_or(missing.code()),
+                    partition: match &local {
+                        Some(t) => t.led(p.partition).cloned(),
+                        None => Err(missing.code()),
+                    },
                 })
                 .collect();
             WantedTopic {

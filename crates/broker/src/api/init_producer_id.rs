@@ -18,7 +18,7 @@ pub(super) async fn handle(
     if request.transactional_id.is_some() {
         return response.with_error_code(ResponseError::CoordinatorNotAvailable.code());
     }
-    match ctx.broker.next_producer_id() {
+    match ctx.broker.next_producer_id().await {
         Ok(id) => response
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),

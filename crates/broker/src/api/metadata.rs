@@ -49,7 +49,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: MetadataRequest) -> MetadataR
                 };
                 let code = if allow_auto_create && !name.starts_with("__") {
                     let new_topic = NewTopic::with_defaults(name.clone());
-                    match create_topics::create(broker, new_topic, false) {
+                    match create_topics::create(broker, new_topic, false).await {
                         Ok(_) => {
                             image = broker.image();
                             if let Some(topic) = image.topic(&name) {
@@ -70,13 +70,13 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: MetadataRequest) -> MetadataR
     MetadataResponse::default()
         .with_brokers(brokers(&image))
         .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_controller_id(BrokerId(broker.controller_id()))
         .with_topics(topics)
 }
 
 fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
     image
-        .brokers()
+        .live_brokers()
         .map(|b| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.node_id))

@@ -186,7 +186,7 @@ pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: &
             alter_configs::handle_incremental(&ctx, r).await.into()
         }
         RequestKind::DescribeCluster(r) => describe_cluster::handle(&ctx, r).into(),
-        RequestKind::FindCoordinator(r) => find_coordinator::handle(&ctx, r).into(),
+        RequestKind::FindCoordinator(r) => find_coordinator::handle(&ctx, r).await.into(),
         RequestKind::JoinGroup(r) => join_group::handle(&ctx, r).await.into(),
         RequestKind::SyncGroup(r) => sync_group::handle(&ctx, r).await.into(),
         RequestKind::Heartbeat(r) => heartbeat::handle(&ctx, r).into(),

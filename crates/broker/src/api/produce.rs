@@ -26,14 +26,13 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Option<Pro
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
-            let partition = local.as_ref().and_then(|t| {
-                usize::try_from(data.index)
-                    .ok()
-                    .and_then(|i| t.partitions.get(i))
-            });
-            let outcome = match (valid_acks, partition, data.records) {
+            let partition = match &local {
+                Some(t) => t.led(data.index),
+                None => Err(ResponseError::UnknownTopicOrPartition.code()),
+            };
+            let outcome = match (valid_acks, partition.ok(), data.records) {
                 (false, _, _) => Err((ResponseError::InvalidRequiredAcks.code(), None)),
-                (true, None, _) => Err((ResponseError::UnknownTopicOrPartition.code(), None)),
+                (true, None, _) => Err((partition.err().unwrap_or_default(), None)),
                 (true, Some(_), None) => Err((ResponseError::InvalidRecord.code(), None)),
                 (true, Some(_), Some(records)) if !zstd_allowed && is_zstd(&records) => Err((
                     ResponseError::UnsupportedCompressionType.code(),

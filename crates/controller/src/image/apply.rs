@@ -1,7 +1,7 @@
 //! One handler per command. Each validates everything first and mutates only after every
 //! check passed, so a rejection leaves the image untouched.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -41,12 +41,13 @@ fn merged(
     next
 }
 
-/// New partitions `first..` with the given replicas: leader is the first replica, the
-/// ISR is all replicas, epochs start at 0.
-fn new_partitions(
+/// New partitions `first..` with the given replicas: leader is the first replica that is
+/// not fenced (-1 when all are), the ISR is all replicas, epochs start at 0.
+fn new_partitions<'a>(
+    image: &'a MetadataImage,
     first: usize,
-    assignments: &[Vec<i32>],
-) -> impl Iterator<Item = PartitionMeta> + '_ {
+    assignments: &'a [Vec<i32>],
+) -> impl Iterator<Item = PartitionMeta> + 'a {
     assignments
         .iter()
         .enumerate()
@@ -54,7 +55,11 @@ fn new_partitions(
             partition: (first + i) as i32,
             replicas: replicas.clone(),
             isr: replicas.clone(),
-            leader: replicas[0],
+            leader: replicas
+                .iter()
+                .copied()
+                .find(|r| image.brokers.get(r).is_some_and(|b| !b.fenced))
+                .unwrap_or(-1),
             leader_epoch: 0,
             partition_epoch: 0,
         })
@@ -99,9 +104,87 @@ impl MetadataImage {
             host: host.to_owned(),
             port,
             rack: rack.map(str::to_owned),
+            fenced: false,
         };
         self.brokers.insert(node_id, broker);
+        self.elect_leaderless(node_id);
         Ok(Applied::Done)
+    }
+
+    pub(super) fn fence_broker(&mut self, node_id: i32) -> Result<Applied, Rejection> {
+        let broker = self
+            .brokers
+            .get_mut(&node_id)
+            .ok_or(Rejection::UnknownBroker(node_id))?;
+        if broker.fenced {
+            return Ok(Applied::Done);
+        }
+        broker.fenced = true;
+        let live: BTreeSet<i32> = self.live_brokers().map(|b| b.node_id).collect();
+        self.change_partitions(|p| {
+            if !p.isr.contains(&node_id) {
+                return false;
+            }
+            if p.isr.len() > 1 {
+                p.isr.retain(|&r| r != node_id);
+            }
+            if p.leader == node_id {
+                p.leader = p
+                    .isr
+                    .iter()
+                    .copied()
+                    .find(|r| live.contains(r))
+                    .unwrap_or(-1);
+                p.leader_epoch += 1;
+            }
+            true
+        });
+        Ok(Applied::Done)
+    }
+
+    pub(super) fn unfence_broker(&mut self, node_id: i32) -> Result<Applied, Rejection> {
+        let broker = self
+            .brokers
+            .get_mut(&node_id)
+            .ok_or(Rejection::UnknownBroker(node_id))?;
+        if !broker.fenced {
+            return Ok(Applied::Done);
+        }
+        broker.fenced = false;
+        self.elect_leaderless(node_id);
+        Ok(Applied::Done)
+    }
+
+    /// Makes the live broker `node_id` leader of every leaderless partition whose ISR
+    /// holds it.
+    fn elect_leaderless(&mut self, node_id: i32) {
+        self.change_partitions(|p| {
+            if p.leader != -1 || !p.isr.contains(&node_id) {
+                return false;
+            }
+            p.leader = node_id;
+            p.leader_epoch += 1;
+            true
+        });
+    }
+
+    /// Applies `change` to every partition; one that returns true was changed, and its
+    /// partition epoch moves on. Topics are copied only when one of theirs changed.
+    fn change_partitions(&mut self, mut change: impl FnMut(&mut PartitionMeta) -> bool) {
+        for topic in self.topics.values_mut() {
+            let mut copy: Option<TopicMeta> = None;
+            for (i, p) in topic.partitions.iter().enumerate() {
+                let mut next = p.clone();
+                if change(&mut next) {
+                    next.partition_epoch += 1;
+                    copy.get_or_insert_with(|| TopicMeta::clone(topic))
+                        .partitions[i] = next;
+                }
+            }
+            if let Some(copy) = copy {
+                *topic = Arc::new(copy);
+            }
+        }
     }
 
     pub(super) fn create_topic(
@@ -141,7 +224,7 @@ impl MetadataImage {
         let topic = TopicMeta {
             name: name.to_owned(),
             topic_id,
-            partitions: new_partitions(0, assignments).collect(),
+            partitions: new_partitions(self, 0, assignments).collect(),
             configs: configs.clone(),
             internal: is_internal_topic(name),
         };
@@ -185,10 +268,9 @@ impl MetadataImage {
         if i32::try_from(total).is_err() {
             return Err(too_many_partitions(name, total));
         }
+        let added: Vec<PartitionMeta> = new_partitions(self, current, new_assignments).collect();
         if let Some(topic) = self.topics.get_mut(name) {
-            Arc::make_mut(topic)
-                .partitions
-                .extend(new_partitions(current, new_assignments));
+            Arc::make_mut(topic).partitions.extend(added);
         }
         Ok(Applied::Done)
     }

@@ -11,7 +11,7 @@ impl MetadataImage {
     /// Checks the image's internal consistency: brokers keyed by their id; the topic-id
     /// map is exactly the inverse of the topics' ids, ids non-nil and unique; partitions
     /// numbered `0..n` with non-empty, duplicate-free, registered, equally long replica
-    /// lists, ISR within replicas and leader in ISR; configs valid; internal flag right;
+    /// lists, a non-empty ISR within replicas and a leader in the ISR (or -1); configs valid; internal flag right;
     /// next producer id non-negative. `Err` names the first violation.
     pub fn check_invariants(&self) -> Result<(), String> {
         for (id, broker) in &self.brokers {
@@ -85,7 +85,10 @@ impl MetadataImage {
             if let Some(id) = p.replicas.iter().find(|id| !self.brokers.contains_key(id)) {
                 return Err(format!("{at} names unregistered broker {id}"));
             }
-            if !p.isr.iter().all(|id| replicas.contains(id)) || !p.isr.contains(&p.leader) {
+            if p.isr.is_empty()
+                || !p.isr.iter().all(|id| replicas.contains(id))
+                || (p.leader != -1 && !p.isr.contains(&p.leader))
+            {
                 return Err(format!("{at} has ISR {:?} and leader {}", p.isr, p.leader));
             }
         }

@@ -89,6 +89,8 @@ pub(crate) fn command() -> impl Strategy<Value = Command> {
             }),
         2 => (-1..4i32, select(vec![-1i64, 0, 1, 1000, i64::MAX / 2]))
             .prop_map(|(broker_id, count)| Command::AllocateProducerIds { broker_id, count }),
+        2 => (-1..4i32).prop_map(|node_id| Command::FenceBroker { node_id }),
+        2 => (-1..4i32).prop_map(|node_id| Command::UnfenceBroker { node_id }),
     ]
 }
 

@@ -1,0 +1,784 @@
+//! [`Controller`]: one node's handle on the metadata quorum.
+//!
+//! On a voter it runs the Raft node (log, state machine, tonic server for other voters
+//! and for brokers) and, while it is the Raft leader, keeps broker leases and fences
+//! brokers whose lease lapsed. On a broker-only node it follows the committed metadata
+//! through the voters' `Watch` stream. Either way the rest of the node sees the same API:
+//! the current image, a subscription to it, `submit`, broker registration with
+//! heartbeats, and the quorum's state.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::type_config::async_runtime::{Instant as _, WatchReceiver as _};
+use openraft::{ServerState, SnapshotPolicy};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+use crate::command::{Applied, Command};
+use crate::error::{ControllerError, Rejection};
+use crate::image::MetadataImage;
+use crate::leases::Leases;
+use crate::quorum::{QuorumInfo, VoterInfo};
+use crate::raft::log_store::LogStore;
+use crate::raft::network::Network;
+use crate::raft::state_machine::{Published, StateMachine};
+use crate::raft::{membership, Raft};
+use crate::rpc::pb::controller_client::ControllerClient;
+use crate::rpc::{self, pb};
+
+/// How long [`Controller::submit`] keeps looking for a leader before giving up.
+const SUBMIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one RPC to another voter may take.
+const RPC_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between attempts while no leader is known.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// How a node takes part in the metadata quorum.
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    /// This node's id (`node.id`).
+    pub node_id: i32,
+    /// Directory of the Raft log and metadata snapshots (used by voters only).
+    pub dir: PathBuf,
+    /// The voters: node id → controller address (`host:port`).
+    pub voters: BTreeMap<i32, String>,
+    /// Where this node's controller listens; required when `node_id` is a voter.
+    pub listen: Option<SocketAddr>,
+    /// Raft heartbeat interval. Default 100 ms.
+    pub raft_heartbeat_interval: Duration,
+    /// Raft election timeout range. Default 500–1000 ms.
+    pub election_timeout: (Duration, Duration),
+    /// How often a broker renews its lease. Default 500 ms.
+    pub broker_heartbeat_interval: Duration,
+    /// A broker silent for this long is fenced. Default 2 s, so that a dead broker's
+    /// partitions have new leaders within 3 s.
+    pub broker_session_timeout: Duration,
+    /// Snapshot the image after this many Raft log entries; older entries are purged.
+    /// Default 1,000.
+    pub snapshot_every: u64,
+}
+
+impl ControllerOptions {
+    /// Options with the defaults for everything but identity, storage and voters.
+    pub fn new(
+        node_id: i32,
+        dir: PathBuf,
+        voters: BTreeMap<i32, String>,
+        listen: Option<SocketAddr>,
+    ) -> ControllerOptions {
+        ControllerOptions {
+            node_id,
+            dir,
+            voters,
+            listen,
+            raft_heartbeat_interval: Duration::from_millis(100),
+            election_timeout: (Duration::from_millis(500), Duration::from_millis(1000)),
+            broker_heartbeat_interval: Duration::from_millis(500),
+            broker_session_timeout: Duration::from_millis(2000),
+            snapshot_every: 1000,
+        }
+    }
+
+    /// Whether this node is a voter.
+    pub fn is_voter(&self) -> bool {
+        self.voters.contains_key(&self.node_id)
+    }
+}
+
+/// Parses Kafka-style voters, `1@host:port,2@host:port`.
+pub fn parse_voters(text: &str) -> Result<BTreeMap<i32, String>, String> {
+    let mut voters = BTreeMap::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, address) = part
+            .split_once('@')
+            .ok_or_else(|| format!("voter '{part}' is not ID@HOST:PORT"))?;
+        let id: i32 = id
+            .parse()
+            .map_err(|_| format!("voter '{part}' has a bad node id"))?;
+        if id < 0 {
+            return Err(format!("voter '{part}' has a negative node id"));
+        }
+        let (_, port) = address
+            .rsplit_once(':')
+            .ok_or_else(|| format!("voter '{part}' has no port"))?;
+        port.parse::<u16>()
+            .map_err(|_| format!("voter '{part}' has a bad port"))?;
+        if voters.insert(id, address.to_owned()).is_some() {
+            return Err(format!("voter {id} is listed twice"));
+        }
+    }
+    if voters.is_empty() {
+        return Err("no voters".into());
+    }
+    Ok(voters)
+}
+
+/// A broker's registration: what it advertises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    /// Advertised Kafka host.
+    pub host: String,
+    /// Advertised Kafka port.
+    pub port: u16,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+}
+
+/// Why one submission attempt on one voter did not produce an outcome.
+#[derive(Debug)]
+pub(crate) enum Attempt {
+    /// The command is invalid.
+    Rejected(Rejection),
+    /// This voter is not the leader; the hint says who is, when known.
+    NotLeader(pb::NotLeader),
+    /// The voter could not be reached or failed.
+    Unavailable(String),
+}
+
+struct Voter {
+    raft: Raft,
+    leases: Mutex<Leases>,
+}
+
+struct Inner {
+    options: ControllerOptions,
+    published: Arc<Published>,
+    voter: Option<Voter>,
+    /// The leader as last learned from a `NotLeader` hint (broker-only nodes).
+    leader_hint: Mutex<Option<i32>>,
+    clients: Mutex<HashMap<i32, ControllerClient<Channel>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    stopping: watch::Sender<bool>,
+}
+
+/// One node's handle on the metadata quorum. Cheap to clone.
+#[derive(Clone)]
+pub struct Controller {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("node_id", &self.inner.options.node_id)
+            .field("voter", &self.inner.voter.is_some())
+            .finish()
+    }
+}
+
+impl Controller {
+    /// Starts this node's part of the quorum: as a voter, opens the Raft log and snapshot
+    /// in `options.dir`, binds the controller listener and joins (or, on first start,
+    /// forms) the quorum; otherwise starts following the voters' metadata. Returns once
+    /// the node is running, not once a leader is elected.
+    ///
+    /// Errors: [`ControllerError::Io`] when storage cannot be opened or the listener not
+    /// bound; [`ControllerError::Config`] for inconsistent options.
+    pub async fn start(options: ControllerOptions) -> Result<Controller, ControllerError> {
+        let (stopping, _) = watch::channel(false);
+        let voter_listen = match (options.is_voter(), options.listen) {
+            (true, Some(listen)) => Some(listen),
+            (true, None) => {
+                return Err(ControllerError::Config(
+                    "a voter needs a controller listen address".into(),
+                ))
+            }
+            (false, _) => None,
+        };
+        let (published, voter, listener) = match voter_listen {
+            Some(listen) => {
+                let io = |source| ControllerError::Io {
+                    path: options.dir.clone(),
+                    source,
+                };
+                let log = LogStore::open(&options.dir).map_err(io)?;
+                let state_machine = StateMachine::open(&options.dir).map_err(io)?;
+                let published = state_machine.published();
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .map_err(|source| ControllerError::Io {
+                        path: PathBuf::from(listen.to_string()),
+                        source,
+                    })?;
+                let config = raft_config(&options)?;
+                let raft = Raft::new(
+                    options.node_id as u64,
+                    Arc::new(config),
+                    Network,
+                    log,
+                    state_machine,
+                )
+                .await
+                .map_err(|e| ControllerError::Raft(e.to_string()))?;
+                let voter = Voter {
+                    raft,
+                    leases: Mutex::new(Leases::default()),
+                };
+                (published, Some(voter), Some(listener))
+            }
+            None => (Arc::new(Published::new(MetadataImage::new())), None, None),
+        };
+        let controller = Controller {
+            inner: Arc::new(Inner {
+                options,
+                published,
+                voter,
+                leader_hint: Mutex::new(None),
+                clients: Mutex::new(HashMap::new()),
+                tasks: Mutex::new(Vec::new()),
+                stopping,
+            }),
+        };
+        if let (Some(voter), Some(listener)) = (&controller.inner.voter, listener) {
+            let initialized = voter
+                .raft
+                .is_initialized()
+                .await
+                .map_err(|e| ControllerError::Raft(e.to_string()))?;
+            if !initialized {
+                // Every voter proposes the same initial membership; whichever is first
+                // wins, the others' proposals are refused as already initialized.
+                let members = membership(&controller.inner.options.voters);
+                if let Err(error) = voter.raft.initialize(members).await {
+                    tracing::debug!(%error, "metadata quorum already initialized");
+                }
+            }
+            controller.spawn_server(listener);
+            controller.spawn_lease_keeper();
+        } else {
+            controller.spawn_follower();
+        }
+        tracing::info!(
+            node_id = controller.inner.options.node_id,
+            voter = controller.inner.voter.is_some(),
+            voters = ?controller.inner.options.voters,
+            "controller started"
+        );
+        Ok(controller)
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> i32 {
+        self.inner.options.node_id
+    }
+
+    /// The voters, by node id.
+    pub fn voters(&self) -> &BTreeMap<i32, String> {
+        &self.inner.options.voters
+    }
+
+    /// The current metadata image as this node knows it.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.inner.published.image()
+    }
+
+    /// A receiver that holds the current image and sees every later one.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.inner.published.subscribe()
+    }
+
+    pub(crate) fn published(&self) -> Arc<Published> {
+        Arc::clone(&self.inner.published)
+    }
+
+    /// The node id of the quorum's leader, as far as this node knows.
+    pub fn leader_id(&self) -> Option<i32> {
+        match &self.inner.voter {
+            Some(voter) => voter
+                .raft
+                .metrics()
+                .borrow_watched()
+                .current_leader
+                .map(|id| id as i32),
+            None => *self.inner.leader_hint.lock(),
+        }
+    }
+
+    /// Validates and commits `command` through the quorum's leader (forwarding when this
+    /// node is not the leader), then waits until this node's image includes it.
+    ///
+    /// Errors: [`ControllerError::Rejected`] for an invalid command (nothing changed);
+    /// [`ControllerError::Unavailable`] when no leader accepted it within 10 s (it may
+    /// still have been committed, as with any timed-out request).
+    pub async fn submit(&self, command: Command) -> Result<Applied, ControllerError> {
+        let deadline = Instant::now() + SUBMIT_TIMEOUT;
+        let mut last_problem = String::from("no metadata leader known");
+        loop {
+            let attempt = match self.route() {
+                Some(id) if id == self.node_id() && self.inner.voter.is_some() => {
+                    self.submit_here(command.clone()).await
+                }
+                Some(id) => self.submit_to(id, &command).await,
+                None => Err(Attempt::Unavailable(last_problem.clone())),
+            };
+            match attempt {
+                Ok((applied, index)) => {
+                    self.wait_for_index(index, deadline).await;
+                    return Ok(applied);
+                }
+                Err(Attempt::Rejected(rejection)) => return Err(rejection.into()),
+                Err(Attempt::NotLeader(hint)) => {
+                    *self.inner.leader_hint.lock() = hint.leader_id;
+                    last_problem = "the metadata leader changed".into();
+                }
+                Err(Attempt::Unavailable(reason)) => {
+                    self.forget_leader();
+                    last_problem = reason;
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ControllerError::Unavailable(last_problem));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// Where to send the next write: the known leader, or (broker-only, none known) the
+    /// next voter in turn.
+    fn route(&self) -> Option<i32> {
+        if let Some(leader) = self.leader_id() {
+            return Some(leader);
+        }
+        if self.inner.voter.is_some() {
+            return None;
+        }
+        let voters: Vec<i32> = self.inner.options.voters.keys().copied().collect();
+        let pick = voters[rand_index(voters.len())];
+        Some(pick)
+    }
+
+    fn forget_leader(&self) {
+        *self.inner.leader_hint.lock() = None;
+    }
+
+    /// Waits (until `deadline`) for this node's image to reach `index`.
+    async fn wait_for_index(&self, index: u64, deadline: Instant) {
+        let mut images = self.subscribe();
+        let reached = images.wait_for(|image| image.applied_index() >= index);
+        let _ = tokio::time::timeout_at(deadline.into(), reached).await;
+    }
+
+    /// One submission on this voter's Raft (no forwarding).
+    pub(crate) async fn submit_here(&self, command: Command) -> Result<(Applied, u64), Attempt> {
+        let Some(voter) = &self.inner.voter else {
+            return Err(Attempt::NotLeader(pb::NotLeader {
+                leader_id: None,
+                leader_address: String::new(),
+            }));
+        };
+        match voter.raft.client_write(command).await {
+            Ok(response) => response.data.map_err(Attempt::Rejected),
+            Err(error) => match error.forward_to_leader() {
+                Some(forward) => {
+                    let leader_id = forward.leader_id.map(|id| id as i32);
+                    Err(Attempt::NotLeader(pb::NotLeader {
+                        leader_id,
+                        leader_address: forward
+                            .leader_node
+                            .as_ref()
+                            .map(|n| n.addr.clone())
+                            .unwrap_or_default(),
+                    }))
+                }
+                None => Err(Attempt::Unavailable(error.to_string())),
+            },
+        }
+    }
+
+    fn client(&self, id: i32) -> Result<ControllerClient<Channel>, Attempt> {
+        let mut clients = self.inner.clients.lock();
+        if let Some(client) = clients.get(&id) {
+            return Ok(client.clone());
+        }
+        let address = self
+            .inner
+            .options
+            .voters
+            .get(&id)
+            .ok_or_else(|| Attempt::Unavailable(format!("node {id} is not a voter")))?;
+        let channel = rpc::lazy_channel(address).map_err(Attempt::Unavailable)?;
+        let client = ControllerClient::new(channel);
+        clients.insert(id, client.clone());
+        Ok(client)
+    }
+
+    async fn submit_to(&self, id: i32, command: &Command) -> Result<(Applied, u64), Attempt> {
+        let mut client = self.client(id)?;
+        let command_json =
+            serde_json::to_vec(command).map_err(|e| Attempt::Unavailable(e.to_string()))?;
+        let reply = tokio::time::timeout(
+            RPC_TIMEOUT,
+            client.submit(pb::SubmitRequest { command_json }),
+        )
+        .await
+        .map_err(|_| Attempt::Unavailable(format!("voter {id} did not answer in time")))?
+        .map_err(|status| Attempt::Unavailable(format!("voter {id}: {}", status.message())))?;
+        decode_submit_reply(reply.into_inner())
+    }
+
+    /// Renews `broker`'s lease if this voter leads the quorum.
+    pub(crate) fn renew_lease(&self, broker: i32) {
+        if let Some(voter) = &self.inner.voter {
+            voter.leases.lock().renew(broker, Instant::now());
+        }
+    }
+
+    /// A heartbeat of `broker` arriving at this voter: `Ok(fenced)` when this voter leads
+    /// (the lease is renewed), else the leader hint.
+    pub(crate) fn heartbeat_here(&self, broker: i32) -> Result<bool, pb::NotLeader> {
+        let leading = self.inner.voter.as_ref().is_some_and(|v| {
+            let metrics = v.raft.metrics();
+            let m = metrics.borrow_watched();
+            m.state == ServerState::Leader
+        });
+        if !leading {
+            let leader_id = self.leader_id();
+            return Err(pb::NotLeader {
+                leader_id,
+                leader_address: leader_id
+                    .and_then(|id| self.inner.options.voters.get(&id).cloned())
+                    .unwrap_or_default(),
+            });
+        }
+        self.renew_lease(broker);
+        Ok(self.image().broker(broker).is_none_or(|b| b.fenced))
+    }
+
+    /// Registers this node as a broker and keeps its lease alive until shutdown:
+    /// registration is retried until a leader accepts it, heartbeats follow every
+    /// `broker_heartbeat_interval`, and a broker found fenced registers again.
+    pub fn start_broker_lease(&self, registration: BrokerRegistration) {
+        let controller = self.clone();
+        let mut stopping = self.inner.stopping.subscribe();
+        let task = tokio::spawn(async move {
+            let interval = controller.inner.options.broker_heartbeat_interval;
+            let mut registered = false;
+            loop {
+                if !registered {
+                    registered = controller.register(&registration).await;
+                } else {
+                    match controller.heartbeat().await {
+                        Some(true) => {
+                            tracing::warn!("this broker is fenced; registering again");
+                            registered = false;
+                            continue;
+                        }
+                        Some(false) | None => {}
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = stopping.changed() => return,
+                }
+            }
+        });
+        self.inner.tasks.lock().push(task);
+    }
+
+    async fn register(&self, registration: &BrokerRegistration) -> bool {
+        let command = Command::RegisterBroker {
+            node_id: self.node_id(),
+            host: registration.host.clone(),
+            port: registration.port,
+            rack: registration.rack.clone(),
+        };
+        match self.submit(command).await {
+            Ok(_) => {
+                tracing::info!(node_id = self.node_id(), "broker registered");
+                // The leader that accepted it renews the lease on our next heartbeat.
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "broker registration failed; retrying");
+                false
+            }
+        }
+    }
+
+    /// One heartbeat to the leader: `Some(fenced)` on an answer, `None` when no leader
+    /// answered (the next heartbeat retries).
+    async fn heartbeat(&self) -> Option<bool> {
+        let node_id = self.node_id();
+        let leader = self.route()?;
+        if leader == node_id && self.inner.voter.is_some() {
+            return match self.heartbeat_here(node_id) {
+                Ok(fenced) => Some(fenced),
+                Err(_) => None,
+            };
+        }
+        let mut client = self.client(leader).ok()?;
+        let request = pb::HeartbeatRequest {
+            node_id,
+            applied_index: self.image().applied_index(),
+        };
+        let reply = tokio::time::timeout(RPC_TIMEOUT, client.heartbeat(request))
+            .await
+            .ok()
+            .and_then(Result::ok);
+        match reply.and_then(|r| r.into_inner().outcome) {
+            Some(pb::heartbeat_reply::Outcome::Fenced(fenced)) => Some(fenced),
+            Some(pb::heartbeat_reply::Outcome::NotLeader(hint)) => {
+                *self.inner.leader_hint.lock() = hint.leader_id;
+                None
+            }
+            None => {
+                self.forget_leader();
+                None
+            }
+        }
+    }
+
+    /// The quorum's state as this voter sees it (`None` on a broker-only node).
+    pub(crate) fn local_quorum(&self) -> Option<QuorumInfo> {
+        let voter = self.inner.voter.as_ref()?;
+        let metrics = voter.raft.metrics().borrow_watched().clone();
+        let leading = metrics.state == ServerState::Leader;
+        let voters = self
+            .inner
+            .options
+            .voters
+            .iter()
+            .map(|(id, address)| {
+                let key = *id as u64;
+                let (log_end_offset, last_contact_ms_ago) = if key == metrics.id {
+                    (metrics.last_log_index.map(|i| i + 1), Some(0))
+                } else if leading {
+                    let matched = metrics
+                        .replication
+                        .as_ref()
+                        .and_then(|r| r.get(&key).cloned().flatten())
+                        .map(|l| l.index() + 1);
+                    let contact = metrics
+                        .heartbeat
+                        .as_ref()
+                        .and_then(|h| h.get(&key).cloned().flatten())
+                        .map(|at| at.elapsed().as_millis() as u64);
+                    (matched, contact)
+                } else {
+                    (None, None)
+                };
+                VoterInfo {
+                    node_id: *id,
+                    address: address.clone(),
+                    log_end_offset,
+                    last_contact_ms_ago,
+                }
+            })
+            .collect();
+        Some(QuorumInfo {
+            leader_id: metrics.current_leader.map(|id| id as i32),
+            term: metrics.current_term,
+            high_watermark: metrics
+                .cluster_committed
+                .clone()
+                .or(metrics.local_committed.clone())
+                .map_or(0, |c| c.index() + 1),
+            voters,
+        })
+    }
+
+    /// The quorum's state: from this node when it is a voter, otherwise from the leader
+    /// (or any voter that answers).
+    pub async fn quorum(&self) -> Result<QuorumInfo, ControllerError> {
+        if let Some(quorum) = self.local_quorum() {
+            return Ok(quorum);
+        }
+        let mut candidates: Vec<i32> = self.leader_id().into_iter().collect();
+        candidates.extend(self.inner.options.voters.keys().copied());
+        let mut last = String::from("no voter answered");
+        for id in candidates {
+            let Ok(mut client) = self.client(id) else {
+                continue;
+            };
+            match tokio::time::timeout(
+                RPC_TIMEOUT,
+                client.describe_quorum(pb::DescribeQuorumRequest {}),
+            )
+            .await
+            {
+                Ok(Ok(reply)) => return Ok(rpc::quorum_from_pb(reply.into_inner())),
+                Ok(Err(status)) => last = status.message().to_owned(),
+                Err(_) => last = format!("voter {id} did not answer in time"),
+            }
+        }
+        Err(ControllerError::Unavailable(last))
+    }
+
+    /// Stops background tasks and the Raft node. The log and snapshots stay on disk.
+    pub async fn shutdown(&self) {
+        self.inner.stopping.send_replace(true);
+        let tasks: Vec<JoinHandle<()>> = self.inner.tasks.lock().drain(..).collect();
+        for task in tasks {
+            task.abort();
+        }
+        if let Some(voter) = &self.inner.voter {
+            if let Err(error) = voter.raft.shutdown().await {
+                tracing::warn!(%error, "Raft shutdown failed");
+            }
+        }
+    }
+
+    fn spawn_server(&self, listener: tokio::net::TcpListener) {
+        let Some(voter) = &self.inner.voter else {
+            return;
+        };
+        let raft = rpc::pb::raft_server::RaftServer::new(rpc::RaftService {
+            raft: voter.raft.clone(),
+        })
+        .max_decoding_message_size(256 << 20);
+        let control = rpc::pb::controller_server::ControllerServer::new(rpc::ControllerService {
+            controller: self.clone(),
+        })
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(256 << 20);
+        let mut stopping = self.inner.stopping.subscribe();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let task = tokio::spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(raft)
+                .add_service(control)
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "controller listener failed");
+            }
+        });
+        self.inner.tasks.lock().push(task);
+    }
+
+    /// While this voter leads: fences every live broker whose lease lapsed.
+    fn spawn_lease_keeper(&self) {
+        let controller = self.clone();
+        let task = tokio::spawn(async move {
+            let Some(voter) = &controller.inner.voter else {
+                return;
+            };
+            let session = controller.inner.options.broker_session_timeout;
+            let mut ticker = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                ticker.tick().await;
+                let leading = voter.raft.metrics().borrow_watched().state == ServerState::Leader;
+                if !leading {
+                    voter.leases.lock().clear();
+                    continue;
+                }
+                let image = controller.image();
+                let live = image.live_brokers().map(|b| b.node_id);
+                let expired = voter.leases.lock().expired(live, Instant::now(), session);
+                for node_id in expired {
+                    tracing::warn!(node_id, "broker lease expired; fencing it");
+                    match controller
+                        .submit_here(Command::FenceBroker { node_id })
+                        .await
+                    {
+                        Ok(_) => voter.leases.lock().forget(node_id),
+                        Err(error) => tracing::warn!(node_id, ?error, "fencing failed"),
+                    }
+                }
+            }
+        });
+        self.inner.tasks.lock().push(task);
+    }
+
+    /// Broker-only nodes: follows the committed metadata from the voters.
+    fn spawn_follower(&self) {
+        let controller = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Some(id) = controller.route() else {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    continue;
+                };
+                if let Err(reason) = controller.follow(id).await {
+                    tracing::debug!(voter = id, %reason, "metadata watch ended; reconnecting");
+                    controller.forget_leader();
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        });
+        self.inner.tasks.lock().push(task);
+    }
+
+    async fn follow(&self, voter: i32) -> Result<(), String> {
+        let mut client = self.client(voter).map_err(|e| format!("{e:?}"))?;
+        let from = self.image().applied_index();
+        let mut stream = client
+            .watch(pb::WatchRequest { from_index: from })
+            .await
+            .map_err(|s| s.message().to_owned())?
+            .into_inner();
+        while let Some(update) = stream.message().await.map_err(|s| s.message().to_owned())? {
+            let published = &self.inner.published;
+            match update.update {
+                Some(pb::metadata_update::Update::ImageJson(json)) => {
+                    let image: MetadataImage =
+                        serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+                    published.reset(Arc::new(image));
+                }
+                Some(pb::metadata_update::Update::CommandJson(json)) => {
+                    let command: Command =
+                        serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+                    let mut image = MetadataImage::clone(&published.image());
+                    if update.index != image.applied_index() + 1 {
+                        return Err(format!(
+                            "metadata gap: at {}, got {}",
+                            image.applied_index(),
+                            update.index
+                        ));
+                    }
+                    image
+                        .apply(&command)
+                        .map_err(|r| format!("command {} refused: {r}", update.index))?;
+                    published.publish(Arc::new(image), vec![(update.index, Arc::new(command))]);
+                }
+                None => {}
+            }
+        }
+        Err("stream closed".into())
+    }
+}
+
+fn decode_submit_reply(reply: pb::SubmitReply) -> Result<(Applied, u64), Attempt> {
+    use pb::submit_reply::Outcome;
+    let undecodable = |e: serde_json::Error| Attempt::Unavailable(format!("bad reply: {e}"));
+    match reply.outcome {
+        Some(Outcome::AppliedJson(json)) => serde_json::from_slice(&json).map_err(undecodable),
+        Some(Outcome::RejectionJson(json)) => Err(Attempt::Rejected(
+            serde_json::from_slice(&json).map_err(undecodable)?,
+        )),
+        Some(Outcome::NotLeader(hint)) => Err(Attempt::NotLeader(hint)),
+        None => Err(Attempt::Unavailable("empty reply".into())),
+    }
+}
+
+/// A pseudo-random index below `len` (spreads broker-only nodes over voters).
+fn rand_index(len: usize) -> usize {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as usize);
+    nanos % len.max(1)
+}
+
+fn raft_config(options: &ControllerOptions) -> Result<openraft::Config, ControllerError> {
+    let ms = |d: Duration| d.as_millis() as u64;
+    openraft::Config {
+        cluster_name: "strata".into(),
+        heartbeat_interval: ms(options.raft_heartbeat_interval),
+        election_timeout_min: ms(options.election_timeout.0),
+        election_timeout_max: ms(options.election_timeout.1),
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_every.max(1)),
+        max_in_snapshot_log_to_keep: 100,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| ControllerError::Config(e.to_string()))
+}
