@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+pub mod cluster;
 pub mod raw;
 
 /// How long a node may take to accept connections after it is started.
@@ -35,10 +36,15 @@ pub fn strata_bin() -> PathBuf {
 
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+    free_port_on("127.0.0.1")
+}
+
+/// A port on `host` (a loopback address) that was free a moment ago.
+pub fn free_port_on(host: &str) -> u16 {
+    TcpListener::bind((host, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .expect("binding an ephemeral port on 127.0.0.1")
+        .unwrap_or_else(|e| panic!("binding an ephemeral port on {host}: {e}"))
 }
 
 /// How to start a node.
@@ -48,6 +54,14 @@ pub struct NodeOptions {
     pub node_id: i32,
     /// Extra Kafka properties written to the `--config` file.
     pub properties: Vec<(String, String)>,
+    /// The loopback address the node listens on (Kafka and controller).
+    pub host: String,
+    /// `--voters`; `None` makes the node a one-voter cluster of its own.
+    pub voters: Option<String>,
+    /// `--roles`; `None` for the default (broker and controller).
+    pub roles: Option<String>,
+    /// The controller port (when the node is a voter); `None` picks a free one.
+    pub controller_port: Option<u16>,
 }
 
 impl Default for NodeOptions {
@@ -55,6 +69,10 @@ impl Default for NodeOptions {
         Self {
             node_id: 1,
             properties: Vec::new(),
+            host: "127.0.0.1".into(),
+            voters: None,
+            roles: None,
+            controller_port: None,
         }
     }
 }
@@ -73,6 +91,7 @@ pub struct Node {
     child: Option<Child>,
     options: NodeOptions,
     port: u16,
+    controller_port: u16,
     dir: tempfile::TempDir,
 }
 
@@ -83,10 +102,15 @@ impl Node {
             .prefix("strata-test-")
             .tempdir()
             .expect("temp dir");
+        let port = free_port_on(&options.host);
+        let controller_port = options
+            .controller_port
+            .unwrap_or_else(|| free_port_on(&options.host));
         let mut node = Node {
             child: None,
             options,
-            port: free_port(),
+            port,
+            controller_port,
             dir,
         };
         node.spawn();
@@ -98,9 +122,24 @@ impl Node {
         Self::start(NodeOptions::default())
     }
 
-    /// `127.0.0.1:PORT` of the Kafka listener.
+    /// `HOST:PORT` of the Kafka listener.
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.options.host, self.port)
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> i32 {
+        self.options.node_id
+    }
+
+    /// The voters this node was started with.
+    pub fn voters(&self) -> String {
+        self.options.voters.clone().unwrap_or_else(|| {
+            format!(
+                "{}@{}:{}",
+                self.options.node_id, self.options.host, self.controller_port
+            )
+        })
     }
 
     /// The data directory.
@@ -132,6 +171,16 @@ impl Node {
             .arg(self.data_dir())
             .arg("--listen")
             .arg(self.bootstrap())
+            .arg("--voters")
+            .arg(self.voters())
+            .args(
+                self.options
+                    .roles
+                    .as_ref()
+                    .map(|roles| ["--roles".to_owned(), roles.clone()])
+                    .into_iter()
+                    .flatten(),
+            )
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),

@@ -34,6 +34,9 @@ enum Command {
     /// List, describe, delete consumer groups and reset their offsets.
     #[command(subcommand)]
     Group(cli::group::GroupCommand),
+    /// Show the cluster's brokers and controller, and the metadata quorum.
+    #[command(subcommand)]
+    Cluster(cli::cluster::ClusterCommand),
     /// Produce lines of standard input as records.
     Produce(cli::produce::ProduceArgs),
     /// Print records of a topic.
@@ -57,6 +60,7 @@ fn main() -> anyhow::Result<()> {
             Command::Serve(a) => serve::run(a).await,
             Command::Topic(c) => cli::topic::run(c).await,
             Command::Group(c) => cli::group::run(c).await,
+            Command::Cluster(c) => cli::cluster::run(c).await,
             Command::Produce(a) => cli::produce::run(a).await,
             Command::Consume(a) => cli::consume::run(a).await,
         }

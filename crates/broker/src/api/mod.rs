@@ -15,6 +15,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_quorum;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -73,6 +74,7 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
@@ -186,6 +188,7 @@ pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: &
             alter_configs::handle_incremental(&ctx, r).await.into()
         }
         RequestKind::DescribeCluster(r) => describe_cluster::handle(&ctx, r).into(),
+        RequestKind::DescribeQuorum(r) => describe_quorum::handle(&ctx, r).await.into(),
         RequestKind::FindCoordinator(r) => find_coordinator::handle(&ctx, r).await.into(),
         RequestKind::JoinGroup(r) => join_group::handle(&ctx, r).await.into(),
         RequestKind::SyncGroup(r) => sync_group::handle(&ctx, r).await.into(),

@@ -1,5 +1,6 @@
 //! Command-line tools that speak the Kafka protocol to any Kafka-compatible cluster.
 
+pub(crate) mod cluster;
 pub(crate) mod consume;
 pub(crate) mod group;
 pub(crate) mod produce;

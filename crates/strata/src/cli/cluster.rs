@@ -1,0 +1,114 @@
+//! `strata cluster info|quorum`: the cluster's brokers and controller (DescribeCluster),
+//! and the metadata quorum's voters, leader and lag (DescribeQuorum).
+
+use client::Cluster;
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::{DescribeClusterRequest, DescribeQuorumRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::Brokers;
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ClusterCommand {
+    /// Cluster id, controller and live brokers.
+    Info {
+        #[command(flatten)]
+        brokers: Brokers,
+    },
+    /// The metadata quorum: leader, term, high watermark, each voter's log end and lag.
+    Quorum {
+        #[command(flatten)]
+        brokers: Brokers,
+    },
+}
+
+pub(crate) async fn run(command: ClusterCommand) -> anyhow::Result<()> {
+    match command {
+        ClusterCommand::Info { brokers } => {
+            let mut cluster = Cluster::connect(&brokers.brokers).await?;
+            let response = cluster
+                .any()
+                .send(DescribeClusterRequest::default(), 1)
+                .await?;
+            anyhow::ensure!(
+                response.error_code == 0,
+                "DescribeCluster failed with error {}",
+                response.error_code
+            );
+            println!("CLUSTER-ID  {}", response.cluster_id.as_str());
+            println!("CONTROLLER  {}", response.controller_id.0);
+            println!();
+            println!("{:<8} {:<30} RACK", "BROKER", "ENDPOINT");
+            for b in &response.brokers {
+                let rack = b.rack.as_ref().map_or("-", |r| r.as_str());
+                let endpoint = format!("{}:{}", b.host.as_str(), b.port);
+                println!("{:<8} {endpoint:<30} {rack}", b.broker_id.0);
+            }
+        }
+        ClusterCommand::Quorum { brokers } => {
+            let mut cluster = Cluster::connect(&brokers.brokers).await?;
+            let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+                .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+                .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+            let response = cluster.any().send(request, 2).await?;
+            anyhow::ensure!(
+                response.error_code == 0,
+                "DescribeQuorum failed with error {}",
+                response.error_code
+            );
+            let partition = response
+                .topics
+                .first()
+                .and_then(|t| t.partitions.first())
+                .ok_or_else(|| anyhow::anyhow!("DescribeQuorum answered no partition"))?;
+            println!("LEADER          {}", partition.leader_id.0);
+            println!("TERM            {}", partition.leader_epoch);
+            println!("HIGH-WATERMARK  {}", partition.high_watermark);
+            println!();
+            println!(
+                "{:<8} {:<8} {:<14} {:<8} {:<22} LAST-CONTACT-MS-AGO",
+                "NODE", "ROLE", "LOG-END", "LAG", "ADDRESS"
+            );
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let address = |id: i32| {
+                response
+                    .nodes
+                    .iter()
+                    .find(|n| n.node_id.0 == id)
+                    .and_then(|n| n.listeners.first())
+                    .map_or("-".to_owned(), |l| {
+                        format!("{}:{}", l.host.as_str(), l.port)
+                    })
+            };
+            let rows = partition
+                .current_voters
+                .iter()
+                .map(|v| ("voter", v))
+                .chain(partition.observers.iter().map(|o| ("observer", o)));
+            for (role, r) in rows {
+                let known = |x: i64| if x < 0 { "-".to_owned() } else { x.to_string() };
+                let lag = if r.log_end_offset < 0 {
+                    "-".to_owned()
+                } else {
+                    (partition.high_watermark - r.log_end_offset)
+                        .max(0)
+                        .to_string()
+                };
+                let contact = if r.last_fetch_timestamp < 0 {
+                    "-".to_owned()
+                } else {
+                    (now - r.last_fetch_timestamp).max(0).to_string()
+                };
+                println!(
+                    "{:<8} {role:<8} {:<14} {lag:<8} {:<22} {contact}",
+                    r.replica_id.0,
+                    known(r.log_end_offset),
+                    address(r.replica_id.0),
+                );
+            }
+        }
+    }
+    Ok(())
+}

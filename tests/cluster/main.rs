@@ -1,0 +1,5 @@
+//! Several `strata serve` processes forming one cluster through the Raft metadata quorum,
+//! driven by real clients: metadata convergence, topic creation on any node, controller
+//! failover under load, and broker fencing.
+
+mod metadata;

@@ -1,0 +1,135 @@
+//! Several `strata serve` processes forming one cluster: node `i` listens on `127.0.0.i`
+//! (Kafka and controller ports chosen free), the first `voters` nodes vote in the metadata
+//! quorum and every node is a broker.
+
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::{free_port_on, Node, NodeOptions};
+
+/// A running cluster; nodes are numbered from 1.
+#[derive(Debug)]
+pub struct Cluster {
+    /// The nodes, `nodes[i]` being node `i + 1`.
+    pub nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// Starts `voters` voting nodes and `brokers_only` broker-only nodes, each with
+    /// `properties`, and waits until each accepts Kafka connections.
+    pub fn start(voters: usize, brokers_only: usize, properties: &[(&str, &str)]) -> Cluster {
+        let hosts: Vec<String> = (1..=voters + brokers_only)
+            .map(|i| format!("127.0.0.{i}"))
+            .collect();
+        let controller_ports: Vec<u16> = hosts[..voters].iter().map(|h| free_port_on(h)).collect();
+        let voter_list: Vec<String> = (0..voters)
+            .map(|i| format!("{}@{}:{}", i + 1, hosts[i], controller_ports[i]))
+            .collect();
+        let voter_list = voter_list.join(",");
+        let nodes = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| {
+                let mut options = NodeOptions {
+                    node_id: i as i32 + 1,
+                    host: host.clone(),
+                    voters: Some(voter_list.clone()),
+                    controller_port: controller_ports.get(i).copied(),
+                    roles: (i >= voters).then(|| "broker".to_owned()),
+                    ..NodeOptions::default()
+                };
+                for (k, v) in properties {
+                    options = options.property(k, v);
+                }
+                Node::start(options)
+            })
+            .collect();
+        Cluster { nodes }
+    }
+
+    /// Node `id` (1-based).
+    pub fn node(&mut self, id: i32) -> &mut Node {
+        &mut self.nodes[id as usize - 1]
+    }
+
+    /// Comma-separated Kafka addresses of the running nodes.
+    pub fn bootstrap(&mut self) -> String {
+        self.nodes
+            .iter_mut()
+            .filter_map(|n| n.is_running().then(|| n.bootstrap()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Waits until every running node's Metadata lists exactly the running nodes as
+    /// brokers. Panics after `limit`.
+    pub async fn wait_for_brokers(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut running: Vec<i32> = self
+            .nodes
+            .iter_mut()
+            .filter_map(|n| n.is_running().then(|| n.node_id()))
+            .collect();
+        running.sort_unstable();
+        loop {
+            let mut all = true;
+            for node in self.nodes.iter_mut() {
+                if !node.is_running() {
+                    continue;
+                }
+                let listed = live_brokers(&node.bootstrap()).await;
+                if listed.as_ref() != Some(&running) {
+                    all = false;
+                    break;
+                }
+            }
+            if all {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "brokers {running:?} not listed by every node within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The brokers `address` lists in Metadata, sorted (`None` when it does not answer).
+pub async fn live_brokers(address: &str) -> Option<Vec<i32>> {
+    let request = kafka_protocol::messages::MetadataRequest::default().with_topics(Some(vec![]));
+    let response = bounded(async {
+        let mut connection = client::Connection::connect(address).await.ok()?;
+        connection.send(request, 12).await.ok()
+    })
+    .await?;
+    let mut ids: Vec<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
+    ids.sort_unstable();
+    Some(ids)
+}
+
+/// The metadata quorum's leader and term as `address` reports them (DescribeQuorum).
+pub async fn quorum_leader(address: &str) -> Option<(i32, i32)> {
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let response = bounded(async {
+        let mut connection = client::Connection::connect(address).await.ok()?;
+        connection.send(request, 1).await.ok()
+    })
+    .await?;
+    let partition = response.topics.first()?.partitions.first()?;
+    (response.error_code == 0 && partition.leader_id.0 >= 0)
+        .then_some((partition.leader_id.0, partition.leader_epoch))
+}
+
+/// `f`, or `None` when it takes over two seconds (a paused node never answers).
+async fn bounded<T>(f: impl std::future::Future<Output = Option<T>>) -> Option<T> {
+    tokio::time::timeout(Duration::from_secs(2), f)
+        .await
+        .ok()
+        .flatten()
+}
