@@ -144,10 +144,21 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "strata is serving"
     );
     let stop = wait_for_signal();
-    broker::serve(Arc::clone(&broker), listener, async move {
-        let _ = stop.await;
-    })
-    .await;
+    tokio::pin!(stop);
+    // Like Kafka, answer clients only once this broker is registered: before that its
+    // Metadata would list no brokers and no controller. Connections made meanwhile wait in
+    // the listener's backlog.
+    let registered = wait_until_registered(&controller);
+    tokio::select! {
+        () = registered => {
+            tracing::info!(wait_ms = started.elapsed().as_millis() as u64, "broker registered; serving clients");
+            broker::serve(Arc::clone(&broker), listener, async move {
+                let _ = stop.await;
+            })
+            .await;
+        }
+        _ = &mut stop => {}
+    }
     tracing::info!("stopping");
     let stopping = tokio::task::spawn_blocking(move || broker.shutdown());
     let stopped = tokio::time::timeout(SHUTDOWN_LIMIT, stopping).await;
@@ -158,6 +169,15 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Resolves once the metadata lists this node as a live broker.
+async fn wait_until_registered(controller: &Controller) {
+    let id = controller.node_id();
+    let mut images = controller.subscribe();
+    let _ = images
+        .wait_for(|image| image.broker(id).is_some_and(|b| !b.fenced))
+        .await;
 }
 
 /// Resolves on SIGTERM or SIGINT.
