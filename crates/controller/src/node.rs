@@ -463,13 +463,10 @@ impl Controller {
                 if !registered {
                     registered = controller.register(&registration).await;
                 } else {
-                    match controller.heartbeat().await {
-                        Some(true) => {
-                            tracing::warn!("this broker is fenced; registering again");
-                            registered = false;
-                            continue;
-                        }
-                        Some(false) | None => {}
+                    if let Some(true) = controller.heartbeat().await {
+                        tracing::warn!("this broker is fenced; registering again");
+                        registered = false;
+                        continue;
                     }
                 }
                 tokio::select! {
@@ -507,10 +504,7 @@ impl Controller {
         let node_id = self.node_id();
         let leader = self.route()?;
         if leader == node_id && self.inner.voter.is_some() {
-            return match self.heartbeat_here(node_id) {
-                Ok(fenced) => Some(fenced),
-                Err(_) => None,
-            };
+            return self.heartbeat_here(node_id).ok();
         }
         let mut client = self.client(leader).ok()?;
         let request = pb::HeartbeatRequest {
@@ -576,8 +570,7 @@ impl Controller {
             term: metrics.current_term,
             high_watermark: metrics
                 .cluster_committed
-                .clone()
-                .or(metrics.local_committed.clone())
+                .or(metrics.local_committed)
                 .map_or(0, |c| c.index() + 1),
             voters,
         })

@@ -119,7 +119,7 @@ pub(super) async fn handle_incremental(
             &name,
             request.validate_only,
             |current| {
-                let effective = topic_config::effective(&defaults, current);
+                let effective = topic_config::effective(defaults, current);
                 let mut changes = Changes::new();
                 for config in &resource.configs {
                     let key = owned(&config.name);

@@ -225,12 +225,12 @@ impl Inner {
         let tmp = self.path.with_extension("rewrite");
         let mut out = Vec::new();
         if let Some(vote) = &self.vote {
-            out.extend(encode_record(&Record::Vote(vote.clone()))?);
+            out.extend(encode_record(&Record::Vote(*vote))?);
         }
         if let Some(purged) = &self.last_purged {
-            out.extend(encode_record(&Record::Purge(purged.clone()))?);
+            out.extend(encode_record(&Record::Purge(*purged))?);
         }
-        out.extend(encode_record(&Record::Committed(self.committed.clone()))?);
+        out.extend(encode_record(&Record::Committed(self.committed))?);
         let entries: Vec<Entry> = self.entries.values().cloned().collect();
         for chunk in entries.chunks(256) {
             out.extend(encode_record(&Record::Entries(chunk.to_vec()))?);
@@ -260,7 +260,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        Ok(self.inner.lock().await.vote.clone())
+        Ok(self.inner.lock().await.vote)
     }
 }
 
@@ -274,9 +274,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .values()
             .next_back()
             .map(|e| e.log_id())
-            .or_else(|| inner.last_purged.clone());
+            .or_else(|| inner.last_purged);
         Ok(LogState {
-            last_purged_log_id: inner.last_purged.clone(),
+            last_purged_log_id: inner.last_purged,
             last_log_id: last,
         })
     }
@@ -287,21 +287,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let mut inner = self.inner.lock().await;
-        inner.write(&Record::Vote(vote.clone()))?;
+        inner.write(&Record::Vote(*vote))?;
         inner.file.sync_data()?;
-        inner.vote = Some(vote.clone());
+        inner.vote = Some(*vote);
         Ok(())
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         let mut inner = self.inner.lock().await;
-        inner.write(&Record::Committed(committed.clone()))?;
+        inner.write(&Record::Committed(committed))?;
         inner.committed = committed;
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.inner.lock().await.committed.clone())
+        Ok(self.inner.lock().await.committed)
     }
 
     async fn append<I>(
@@ -328,7 +328,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let mut inner = self.inner.lock().await;
-        inner.write(&Record::TruncateAfter(last_log_id.clone()))?;
+        inner.write(&Record::TruncateAfter(last_log_id))?;
         let from = last_log_id.map_or(0, |l| l.index() + 1);
         inner.entries.split_off(&from);
         Ok(())
@@ -336,7 +336,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         let mut inner = self.inner.lock().await;
-        inner.write(&Record::Purge(log_id.clone()))?;
+        inner.write(&Record::Purge(log_id))?;
         inner.entries = inner.entries.split_off(&(log_id.index() + 1));
         inner.last_purged = Some(log_id);
         inner.maybe_rewrite()

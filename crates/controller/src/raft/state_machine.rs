@@ -30,6 +30,9 @@ const SNAPSHOT_FILE: &str = "snapshot.json";
 /// Accepted commands kept in memory for watchers that are slightly behind.
 const RECENT_COMMANDS: usize = 4096;
 
+/// Accepted commands with the image index each produced, oldest first.
+pub(crate) type CommandLog = Vec<(u64, Arc<Command>)>;
+
 /// A change of the published image, in order.
 #[derive(Debug, Clone)]
 pub(crate) enum Change {
@@ -72,10 +75,7 @@ impl Published {
     pub(crate) fn changes_since(
         &self,
         from: u64,
-    ) -> (
-        broadcast::Receiver<Change>,
-        Option<Vec<(u64, Arc<Command>)>>,
-    ) {
+    ) -> (broadcast::Receiver<Change>, Option<CommandLog>) {
         let recent = self.recent.lock();
         let receiver = self.changes.subscribe();
         let current = self.image.borrow().applied_index();
@@ -85,7 +85,7 @@ impl Published {
         (receiver, backlog)
     }
 
-    pub(crate) fn publish(&self, image: Arc<MetadataImage>, commands: Vec<(u64, Arc<Command>)>) {
+    pub(crate) fn publish(&self, image: Arc<MetadataImage>, commands: CommandLog) {
         let mut recent = self.recent.lock();
         for (index, command) in commands {
             recent.push_back((index, Arc::clone(&command)));
@@ -183,7 +183,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let (image, meta) = {
             let state = self.state.lock().await;
             let meta = SnapshotMeta {
-                last_log_id: state.last_applied.clone(),
+                last_log_id: state.last_applied,
                 last_membership: state.membership.clone(),
             };
             (Arc::clone(&state.image), meta)
@@ -213,7 +213,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
         let state = self.state.lock().await;
-        Ok((state.last_applied.clone(), state.membership.clone()))
+        Ok((state.last_applied, state.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -223,7 +223,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut state = self.state.lock().await;
         let mut accepted = Vec::new();
         while let Some((entry, responder)) = entries.try_next().await? {
-            state.last_applied = Some(entry.log_id.clone());
+            state.last_applied = Some(entry.log_id);
             let outcome = match &entry.payload {
                 EntryPayload::Blank => Ok((Applied::Done, state.image.applied_index())),
                 EntryPayload::Normal(command) => {
@@ -236,7 +236,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
                 EntryPayload::Membership(membership) => {
                     state.membership =
-                        StoredMembership::new(Some(entry.log_id.clone()), membership.clone());
+                        StoredMembership::new(Some(entry.log_id), membership.clone());
                     Ok((Applied::Done, state.image.applied_index()))
                 }
             };
@@ -271,7 +271,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(io::Error::other)??;
         let mut state = self.state.lock().await;
         state.image = Arc::new(file.image);
-        state.last_applied = meta.last_log_id.clone();
+        state.last_applied = meta.last_log_id;
         state.membership = meta.last_membership.clone();
         self.published.reset(Arc::clone(&state.image));
         tracing::info!(

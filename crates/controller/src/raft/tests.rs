@@ -58,7 +58,7 @@ async fn reopening_gives_back_entries_truncations_and_purges() {
     assert_eq!(state.last_purged_log_id, Some(blank(1, 3).log_id));
     assert_eq!(state.last_log_id, Some(blank(2, 9).log_id));
     let entries = log.try_get_log_entries(0..100).await.unwrap();
-    let ids: Vec<_> = entries.iter().map(|e| e.log_id.clone()).collect();
+    let ids: Vec<_> = entries.iter().map(|e| e.log_id).collect();
     let expected: Vec<_> = (4..=7)
         .map(|i| blank(1, i).log_id)
         .chain((8..=9).map(|i| blank(2, i).log_id))
