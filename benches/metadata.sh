@@ -22,8 +22,12 @@ declare -A PIDS
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem/{print $2}') GiB, data on $(df --output=fstype "$DATA" | tail -1)"
 if command -v fio >/dev/null; then
   fio --name=fdatasync --directory="$DATA" --rw=write --bs=4k --size=8m --fdatasync=1 \
-    --output-format=terse --terse-version=3 2>/dev/null |
-    awk -F';' '{printf "fio 4 KiB write+fdatasync: %.0f IOPS (%.2f ms each)\n", $8, 1000/$8}'
+    --output-format=json 2>/dev/null | python3 -c '
+import json, sys
+job = json.load(sys.stdin)["jobs"][0]
+sync = job["sync"]["lat_ns"]
+print("fio 4 KiB write+fdatasync: %.0f IOPS; fdatasync p50 %.2f ms, p99 %.2f ms" % (
+    job["write"]["iops"], sync["percentile"]["50.000000"] / 1e6, sync["percentile"]["99.000000"] / 1e6))'
   rm -f "$DATA"/fdatasync*
 fi
 

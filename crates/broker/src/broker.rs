@@ -45,6 +45,8 @@ pub enum BrokerError {
 #[derive(Debug)]
 pub(crate) struct LocalTopic {
     pub(crate) topic_id: Uuid,
+    /// The metadata this was built from (unchanged metadata is the same `Arc`).
+    meta: Arc<TopicMeta>,
     /// By partition index: the partition when this node hosts a replica of it.
     replicas: Vec<Option<Arc<Partition>>>,
     /// By partition index: whether this node leads it.
@@ -107,6 +109,11 @@ pub struct Broker {
     log_dir: LogDir,
     topics: RwLock<HashMap<String, Arc<LocalTopic>>>,
     reconcile_lock: Mutex<()>,
+    /// Whether the data directory was checked for logs the metadata no longer knows.
+    scanned_disk: std::sync::atomic::AtomicBool,
+    /// Whether the image holds everything committed before this process started (only
+    /// then may a log missing from it be deleted).
+    caught_up: std::sync::atomic::AtomicBool,
     producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     pub(crate) groups: GroupCoordinator,
 }
@@ -129,6 +136,8 @@ impl Broker {
             log_dir,
             topics: RwLock::new(HashMap::new()),
             reconcile_lock: Mutex::new(()),
+            scanned_disk: std::sync::atomic::AtomicBool::new(false),
+            caught_up: std::sync::atomic::AtomicBool::new(false),
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
             groups: GroupCoordinator::new(crate::group::state::GroupConfig {
                 min_session_timeout_ms: config.group_min_session_timeout_ms,
@@ -209,11 +218,15 @@ impl Broker {
         let node = self.config.node_id;
         let mut next: HashMap<String, Arc<LocalTopic>> = HashMap::new();
         let current = self.topics.read().clone();
-        for meta in image.topics() {
-            let settings = self.topic_settings(meta);
+        for meta in image.shared_topics() {
             let existing = current
                 .get(&meta.name)
                 .filter(|t| t.topic_id == meta.topic_id);
+            if let Some(unchanged) = existing.filter(|t| Arc::ptr_eq(&t.meta, meta)) {
+                next.insert(meta.name.clone(), Arc::clone(unchanged));
+                continue;
+            }
+            let settings = self.topic_settings(meta);
             let mut replicas = Vec::with_capacity(meta.partitions.len());
             let mut leading = Vec::with_capacity(meta.partitions.len());
             for p in &meta.partitions {
@@ -252,6 +265,7 @@ impl Broker {
                 meta.name.clone(),
                 Arc::new(LocalTopic {
                     topic_id: meta.topic_id,
+                    meta: Arc::clone(meta),
                     replicas,
                     leading,
                 }),
@@ -270,8 +284,13 @@ impl Broker {
                 }
             }
         }
-        // Logs on disk that the metadata no longer knows (deleted while this node was down).
-        for (tp, _) in self.log_dir.logs() {
+        // Logs on disk that the metadata no longer knows (deleted while this node was down),
+        // looked for once the metadata has caught up after start-up.
+        let scan = self.caught_up.load(std::sync::atomic::Ordering::Relaxed)
+            && !self
+                .scanned_disk
+                .swap(true, std::sync::atomic::Ordering::Relaxed);
+        for (tp, _) in self.log_dir.logs().into_iter().filter(|_| scan) {
             let known = next
                 .get(&tp.topic)
                 .is_some_and(|t| t.hosted().any(|p| p.index == tp.partition));
@@ -435,6 +454,17 @@ impl Broker {
                 port,
                 rack: self.config.rack.clone(),
             });
+        let registered = Arc::clone(self);
+        tokio::spawn(async move {
+            registered.controller.wait_registered().await;
+            registered
+                .caught_up
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            let broker = Arc::clone(&registered);
+            if let Ok(Err(error)) = tokio::task::spawn_blocking(move || broker.reconcile()).await {
+                tracing::error!(%error, "applying the caught-up metadata failed");
+            }
+        });
         let follower = Arc::clone(self);
         let mut images = self.controller.subscribe();
         tokio::spawn(async move {

@@ -150,6 +150,12 @@ impl MetadataImage {
         self.topics.values().map(Arc::as_ref)
     }
 
+    /// All topics, by name, as shared values: a topic unchanged between two images is the
+    /// same `Arc` in both (`Arc::ptr_eq` tells what changed).
+    pub fn shared_topics(&self) -> impl Iterator<Item = &Arc<TopicMeta>> {
+        self.topics.values()
+    }
+
     /// Number of topics.
     pub fn topic_count(&self) -> usize {
         self.topics.len()

@@ -22,6 +22,14 @@ impl Leases {
         self.last_heartbeat.remove(&broker);
     }
 
+    /// Renews every known lease at `now`: after this leader itself stalled (paused, starved
+    /// of CPU), silence during the stall says nothing about the brokers.
+    pub(crate) fn renew_all(&mut self, now: Instant) {
+        for last in self.last_heartbeat.values_mut() {
+            *last = now;
+        }
+    }
+
     /// Forgets every lease (leadership was lost; a new term starts from scratch).
     pub(crate) fn clear(&mut self) {
         self.last_heartbeat.clear();
@@ -61,5 +69,22 @@ mod tests {
         assert_eq!(leases.expired([1, 2], later, session), vec![2]);
         leases.clear();
         assert!(leases.expired([1, 2], later, session).is_empty());
+    }
+
+    #[test]
+    fn a_stalled_leader_renews_every_lease_instead_of_fencing() {
+        let start = Instant::now();
+        let session = Duration::from_secs(2);
+        let mut leases = Leases::default();
+        assert!(leases.expired([1], start, session).is_empty());
+        let resumed = start + Duration::from_secs(10);
+        leases.renew_all(resumed);
+        assert!(leases
+            .expired([1], resumed + Duration::from_secs(1), session)
+            .is_empty());
+        assert_eq!(
+            leases.expired([1], resumed + Duration::from_secs(3), session),
+            vec![1]
+        );
     }
 }

@@ -155,6 +155,9 @@ struct Inner {
     clients: Mutex<HashMap<i32, ControllerClient<Channel>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     stopping: watch::Sender<bool>,
+    /// Set once this process registered its broker (the image then holds every command
+    /// committed before start-up).
+    registered: watch::Sender<bool>,
 }
 
 /// One node's handle on the metadata quorum. Cheap to clone.
@@ -233,6 +236,7 @@ impl Controller {
                 clients: Mutex::new(HashMap::new()),
                 tasks: Mutex::new(Vec::new()),
                 stopping,
+                registered: watch::channel(false).0,
             }),
         };
         if let (Some(voter), Some(listener)) = (&controller.inner.voter, listener) {
@@ -450,6 +454,14 @@ impl Controller {
         Ok(self.image().broker(broker).is_none_or(|b| b.fenced))
     }
 
+    /// Resolves once this process has registered its broker: the registration was
+    /// committed after everything committed before start-up, and `submit` returned only
+    /// once the local image held it, so the image is caught up.
+    pub async fn wait_registered(&self) {
+        let mut registered = self.inner.registered.subscribe();
+        let _ = registered.wait_for(|r| *r).await;
+    }
+
     /// Registers this node as a broker and keeps its lease alive until shutdown:
     /// registration is retried until a leader accepts it, heartbeats follow every
     /// `broker_heartbeat_interval`, and a broker found fenced registers again.
@@ -488,7 +500,7 @@ impl Controller {
         match self.submit(command).await {
             Ok(_) => {
                 tracing::info!(node_id = self.node_id(), "broker registered");
-                // The leader that accepted it renews the lease on our next heartbeat.
+                self.inner.registered.send_replace(true);
                 true
             }
             Err(error) => {
@@ -663,13 +675,23 @@ impl Controller {
                 return;
             };
             let session = controller.inner.options.broker_session_timeout;
-            let mut ticker = tokio::time::interval(Duration::from_millis(100));
+            let tick = Duration::from_millis(100);
+            let mut ticker = tokio::time::interval(tick);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_tick = Instant::now();
             loop {
                 ticker.tick().await;
+                let now = Instant::now();
+                let stalled = now.duration_since(last_tick) > tick * 5;
+                last_tick = now;
                 let leading = voter.raft.metrics().borrow_watched().state == ServerState::Leader;
                 if !leading {
                     voter.leases.lock().clear();
                     continue;
+                }
+                if stalled {
+                    // This process did not run for a while: heartbeats could not arrive.
+                    voter.leases.lock().renew_all(now);
                 }
                 let image = controller.image();
                 let live = image.live_brokers().map(|b| b.node_id);

@@ -171,13 +171,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves once the metadata lists this node as a live broker.
+/// Resolves once this process registered its broker, so the metadata it serves is caught
+/// up with everything committed before it started.
 async fn wait_until_registered(controller: &Controller) {
-    let id = controller.node_id();
-    let mut images = controller.subscribe();
-    let _ = images
-        .wait_for(|image| image.broker(id).is_some_and(|b| !b.fenced))
-        .await;
+    controller.wait_registered().await;
 }
 
 /// Resolves on SIGTERM or SIGINT.
