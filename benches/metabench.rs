@@ -1,6 +1,8 @@
 //! `strata-metabench`: the metadata quorum through the Kafka protocol. `commits` times
 //! CreateTopics requests (each one Raft commit on the quorum, answered once the receiving
-//! broker's image holds it) one at a time and with several in flight; `wait-leader` polls
+//! broker's image holds it, plus a partition log created on each replica) one at a time
+//! and with several in flight; `alters` times IncrementalAlterConfigs of one topic (a Raft
+//! commit and nothing on disk besides the Raft log); `wait-leader` polls
 //! DescribeQuorum until a new leader serves, and prints the time since a given instant.
 //! Loopback only; bounded in count and time.
 
@@ -39,6 +41,22 @@ enum Command {
         #[arg(long, default_value = "meta")]
         prefix: String,
     },
+    /// Sets `retention.ms` of `topic` (created here) `count` times, with `concurrency`
+    /// requests in flight.
+    Alters {
+        /// Bootstrap addresses (loopback only), comma-separated; requests go round-robin.
+        #[arg(short, long)]
+        brokers: String,
+        /// Requests to send.
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// The topic whose config is changed.
+        #[arg(long, default_value = "meta-alter")]
+        topic: String,
+    },
     /// Polls `broker` until the quorum's leader is not `old` and prints the time since
     /// `since_ns` (Unix time in nanoseconds, as `date +%s%N` prints it).
     WaitLeader {
@@ -72,24 +90,55 @@ async fn leader(broker: &str) -> Option<i32> {
     (answer.error_code == 0 && id >= 0).then_some(id)
 }
 
-async fn commits(brokers: &str, count: usize, concurrency: usize, rf: i16, prefix: &str) {
+/// What one request of a run does.
+#[derive(Debug, Clone)]
+enum Op {
+    CreateTopic { prefix: String, rf: i16 },
+    AlterConfig { topic: String },
+}
+
+impl Op {
+    async fn run(&self, cluster: &mut Cluster, i: usize) {
+        match self {
+            Op::CreateTopic { prefix, rf } => cluster
+                .create_topic(&format!("{prefix}-{i:06}"), 1, *rf, &Default::default())
+                .await
+                .expect("CreateTopics"),
+            Op::AlterConfig { topic } => {
+                let change = [("retention.ms".to_owned(), Some((3_600_000 + i).to_string()))];
+                cluster
+                    .alter_topic_configs(topic, &change.into_iter().collect())
+                    .await
+                    .expect("IncrementalAlterConfigs")
+            }
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Op::CreateTopic { rf, .. } => format!("create-topics rf={rf}"),
+            Op::AlterConfig { .. } => "alter-configs".to_owned(),
+        }
+    }
+}
+
+async fn commits(brokers: &str, count: usize, concurrency: usize, op: Op) {
     let addresses: Vec<String> = brokers.split(',').map(str::to_owned).collect();
+    if let Op::AlterConfig { topic } = &op {
+        let mut cluster = Cluster::connect(&addresses[0]).await.expect("connect");
+        let _ = cluster.create_topic(topic, 1, 1, &Default::default()).await;
+    }
     let started = Instant::now();
     let mut workers = Vec::new();
     for w in 0..concurrency {
         let address = addresses[w % addresses.len()].clone();
-        let prefix = prefix.to_owned();
+        let op = op.clone();
         workers.push(tokio::spawn(async move {
             let mut histogram = Histogram::<u64>::new(3).expect("histogram");
             let mut cluster = Cluster::connect(&address).await.expect("connect");
-            let configs = Default::default();
             for i in (w..count).step_by(concurrency) {
-                let name = format!("{prefix}-{i:06}");
                 let sent = Instant::now();
-                cluster
-                    .create_topic(&name, 1, rf, &configs)
-                    .await
-                    .expect("CreateTopics");
+                op.run(&mut cluster, i).await;
                 histogram
                     .record(sent.elapsed().as_micros() as u64)
                     .expect("record");
@@ -103,7 +152,8 @@ async fn commits(brokers: &str, count: usize, concurrency: usize, rf: i16, prefi
     }
     let elapsed = started.elapsed();
     println!(
-        "create-topics count={count} concurrency={concurrency} rf={rf} topics/s={:.0} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+        "{} count={count} concurrency={concurrency} requests/s={:.0} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+        op.label(),
         count as f64 / elapsed.as_secs_f64(),
         all.value_at_quantile(0.50) as f64 / 1000.0,
         all.value_at_quantile(0.99) as f64 / 1000.0,
@@ -122,7 +172,22 @@ async fn main() {
             replication,
             prefix,
         } => {
-            let run = commits(&brokers, count, concurrency.max(1), replication, &prefix);
+            let op = Op::CreateTopic {
+                prefix,
+                rf: replication,
+            };
+            let run = commits(&brokers, count, concurrency.max(1), op);
+            tokio::time::timeout(Duration::from_secs(300), run)
+                .await
+                .expect("finished within 300 s");
+        }
+        Command::Alters {
+            brokers,
+            count,
+            concurrency,
+            topic,
+        } => {
+            let run = commits(&brokers, count, concurrency.max(1), Op::AlterConfig { topic });
             tokio::time::timeout(Duration::from_secs(300), run)
                 .await
                 .expect("finished within 300 s");

@@ -52,6 +52,8 @@ done
 
 $BENCH commits -b "$B" --count "$COUNT" --concurrency 1 --prefix seq
 $BENCH commits -b "$B" --count "$COUNT" --concurrency 32 --prefix par
+$BENCH alters -b "$B" --count "$COUNT" --concurrency 1
+$BENCH alters -b "$B" --count "$COUNT" --concurrency 32
 
 for round in 1 2 3; do
   leader=$($STRATA cluster quorum -b 127.0.0.1:19392 | awk '/^LEADER/{print $2}')
