@@ -187,7 +187,12 @@ async fn main() {
             concurrency,
             topic,
         } => {
-            let run = commits(&brokers, count, concurrency.max(1), Op::AlterConfig { topic });
+            let run = commits(
+                &brokers,
+                count,
+                concurrency.max(1),
+                Op::AlterConfig { topic },
+            );
             tokio::time::timeout(Duration::from_secs(300), run)
                 .await
                 .expect("finished within 300 s");

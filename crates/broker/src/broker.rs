@@ -215,83 +215,130 @@ impl Broker {
     pub(crate) fn reconcile(&self) -> Result<(), BrokerError> {
         let _guard = self.reconcile_lock.lock();
         let image = self.image();
-        let node = self.config.node_id;
-        let mut next: HashMap<String, Arc<LocalTopic>> = HashMap::new();
-        let current = self.topics.read().clone();
-        for meta in image.shared_topics() {
-            let existing = current
-                .get(&meta.name)
-                .filter(|t| t.topic_id == meta.topic_id);
-            if let Some(unchanged) = existing.filter(|t| Arc::ptr_eq(&t.meta, meta)) {
-                next.insert(meta.name.clone(), Arc::clone(unchanged));
-                continue;
+        // Only topics whose metadata changed are rebuilt: unchanged ones share their
+        // `Arc<TopicMeta>` with the image the local topic was built from.
+        // Topics that are gone, or were deleted and recreated under a new id: their logs
+        // go first, so that a recreated topic starts from empty logs.
+        let dropped: Vec<(String, Arc<LocalTopic>)> = self
+            .topics
+            .read()
+            .iter()
+            .filter(|(name, topic)| {
+                image
+                    .topic(name)
+                    .is_none_or(|m| m.topic_id != topic.topic_id)
+            })
+            .map(|(name, topic)| (name.clone(), Arc::clone(topic)))
+            .collect();
+        for (name, topic) in &dropped {
+            for p in topic.hosted() {
+                let tp = TopicPartition {
+                    topic: name.clone(),
+                    partition: p.index,
+                };
+                self.log_dir.delete(&tp)?;
             }
-            let settings = self.topic_settings(meta);
-            let mut replicas = Vec::with_capacity(meta.partitions.len());
-            let mut leading = Vec::with_capacity(meta.partitions.len());
-            for p in &meta.partitions {
-                leading.push(p.leader == node);
-                if !p.replicas.contains(&node) {
-                    replicas.push(None);
+        }
+        let mut rebuilt: Vec<Arc<LocalTopic>> = Vec::new();
+        {
+            let current = self.topics.read();
+            for meta in image.shared_topics() {
+                let existing = current
+                    .get(&meta.name)
+                    .filter(|t| t.topic_id == meta.topic_id);
+                if existing.is_some_and(|t| Arc::ptr_eq(&t.meta, meta)) {
                     continue;
                 }
-                let found =
-                    existing.and_then(|t| t.replicas.get(p.partition as usize).cloned().flatten());
-                let partition = match found {
-                    Some(partition) => {
-                        partition.update_settings(settings.clone());
-                        partition.set_leader_epoch(p.leader_epoch);
-                        partition
-                    }
-                    None => {
-                        let tp = TopicPartition {
-                            topic: meta.name.clone(),
-                            partition: p.partition,
-                        };
-                        let log = self.log_dir.get_or_create(&tp, settings.log.clone())?;
-                        log.set_config(settings.log.clone());
-                        Arc::new(Partition::new(
-                            meta.name.clone(),
-                            p.partition,
-                            log,
-                            settings.clone(),
-                            p.leader_epoch,
-                        )?)
-                    }
-                };
-                replicas.push(Some(partition));
+                rebuilt.push(Arc::new(self.local_topic(meta, existing.map(Arc::as_ref))?));
             }
-            next.insert(
-                meta.name.clone(),
-                Arc::new(LocalTopic {
-                    topic_id: meta.topic_id,
-                    meta: Arc::clone(meta),
-                    replicas,
-                    leading,
-                }),
-            );
         }
-        // Logs of topics that are gone, or were deleted and recreated under a new id.
-        for (name, topic) in &current {
-            let kept = next.get(name).is_some_and(|t| t.topic_id == topic.topic_id);
-            if !kept {
-                for p in topic.hosted() {
-                    let tp = TopicPartition {
-                        topic: name.clone(),
-                        partition: p.index,
+        let gained = {
+            let mut topics = self.topics.write();
+            for (name, _) in &dropped {
+                topics.remove(name);
+            }
+            let mut gained = Vec::new();
+            for topic in rebuilt {
+                let name = topic.meta.name.clone();
+                if name == OFFSETS_TOPIC {
+                    let before = topics.get(&name).cloned();
+                    let was_led = |p: &Arc<Partition>| {
+                        before
+                            .as_ref()
+                            .is_some_and(|t| t.led(p.index).is_ok_and(|old| Arc::ptr_eq(old, p)))
                     };
-                    self.log_dir.delete(&tp)?;
+                    gained.extend(topic.led_partitions().filter(|p| !was_led(p)).cloned());
                 }
+                topics.insert(name, topic);
             }
+            gained
+        };
+        self.delete_orphaned_logs()?;
+        self.load_group_offsets(&gained)?;
+        Ok(())
+    }
+
+    /// Topic `meta` as this node serves it: partitions with a replica here are opened
+    /// (their logs created when new), reusing `existing`'s partitions.
+    fn local_topic(
+        &self,
+        meta: &Arc<TopicMeta>,
+        existing: Option<&LocalTopic>,
+    ) -> Result<LocalTopic, BrokerError> {
+        let node = self.config.node_id;
+        let settings = self.topic_settings(meta);
+        let mut replicas = Vec::with_capacity(meta.partitions.len());
+        let mut leading = Vec::with_capacity(meta.partitions.len());
+        for p in &meta.partitions {
+            leading.push(p.leader == node);
+            if !p.replicas.contains(&node) {
+                replicas.push(None);
+                continue;
+            }
+            let found =
+                existing.and_then(|t| t.replicas.get(p.partition as usize).cloned().flatten());
+            let partition = match found {
+                Some(partition) => {
+                    partition.update_settings(settings.clone());
+                    partition.set_leader_epoch(p.leader_epoch);
+                    partition
+                }
+                None => {
+                    let tp = TopicPartition {
+                        topic: meta.name.clone(),
+                        partition: p.partition,
+                    };
+                    let log = self.log_dir.get_or_create(&tp, settings.log.clone())?;
+                    log.set_config(settings.log.clone());
+                    Arc::new(Partition::new(
+                        meta.name.clone(),
+                        p.partition,
+                        log,
+                        settings.clone(),
+                        p.leader_epoch,
+                    )?)
+                }
+            };
+            replicas.push(Some(partition));
         }
-        // Logs on disk that the metadata no longer knows (deleted while this node was down),
-        // looked for once the metadata has caught up after start-up.
-        let scan = self.caught_up.load(std::sync::atomic::Ordering::Relaxed)
-            && !self
-                .scanned_disk
-                .swap(true, std::sync::atomic::Ordering::Relaxed);
-        for (tp, _) in self.log_dir.logs().into_iter().filter(|_| scan) {
-            let known = next
+        Ok(LocalTopic {
+            topic_id: meta.topic_id,
+            meta: Arc::clone(meta),
+            replicas,
+            leading,
+        })
+    }
+
+    /// Once the metadata has caught up after start-up: deletes logs on disk that it no
+    /// longer places here (their partitions were deleted or moved while this node was down).
+    fn delete_orphaned_logs(&self) -> Result<(), BrokerError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.caught_up.load(Relaxed) || self.scanned_disk.swap(true, Relaxed) {
+            return Ok(());
+        }
+        let topics = self.topics.read().clone();
+        for (tp, _) in self.log_dir.logs() {
+            let known = topics
                 .get(&tp.topic)
                 .is_some_and(|t| t.hosted().any(|p| p.index == tp.partition));
             if !known {
@@ -299,22 +346,6 @@ impl Broker {
                 self.log_dir.delete(&tp)?;
             }
         }
-        let was_led = |p: &Arc<Partition>| {
-            current
-                .get(OFFSETS_TOPIC)
-                .is_some_and(|t| t.led(p.index).is_ok_and(|old| Arc::ptr_eq(old, p)))
-        };
-        let gained: Vec<Arc<Partition>> = next
-            .get(OFFSETS_TOPIC)
-            .map(|t| {
-                t.led_partitions()
-                    .filter(|p| !was_led(p))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        *self.topics.write() = next;
-        self.load_group_offsets(&gained)?;
         Ok(())
     }
 

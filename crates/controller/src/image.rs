@@ -90,8 +90,10 @@ impl TopicMeta {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MetadataImage {
     brokers: BTreeMap<i32, BrokerMeta>,
-    topics: BTreeMap<String, Arc<TopicMeta>>,
-    topic_ids: BTreeMap<Uuid, String>,
+    /// Structurally shared, so copying the image for the next command is O(1) however
+    /// many topics it holds.
+    topics: imbl::OrdMap<String, Arc<TopicMeta>>,
+    topic_ids: imbl::OrdMap<Uuid, String>,
     broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
     next_producer_id: i64,
     applied_index: u64,

@@ -171,7 +171,8 @@ impl MetadataImage {
     /// Applies `change` to every partition; one that returns true was changed, and its
     /// partition epoch moves on. Topics are copied only when one of theirs changed.
     fn change_partitions(&mut self, mut change: impl FnMut(&mut PartitionMeta) -> bool) {
-        for topic in self.topics.values_mut() {
+        let mut changed = Vec::new();
+        for topic in self.topics.values() {
             let mut copy: Option<TopicMeta> = None;
             for (i, p) in topic.partitions.iter().enumerate() {
                 let mut next = p.clone();
@@ -181,9 +182,10 @@ impl MetadataImage {
                         .partitions[i] = next;
                 }
             }
-            if let Some(copy) = copy {
-                *topic = Arc::new(copy);
-            }
+            changed.extend(copy);
+        }
+        for topic in changed {
+            self.topics.insert(topic.name.clone(), Arc::new(topic));
         }
     }
 
