@@ -15,6 +15,13 @@
 //!   lease lapsed. Every node publishes each new image through a `tokio::sync::watch`
 //!   channel.
 //!
+//! openraft is pinned to exactly `0.10.0-alpha.37`, not 0.9.25: 0.10's storage-v2 traits
+//! take log flushes as callbacks (so one `fdatasync` can acknowledge many appends), its
+//! network-v2 trait lets a transport send whole snapshots in one call, its storage
+//! conformance suite is what `raft::tests` runs, and it is the line that the tonic example
+//! and the turmoil harness track. Being an alpha, it is pinned with `=` and every voter of
+//! a cluster must run the same build (voters exchange openraft's own message types).
+//!
 //! Pure helpers for the broker: [`assign_replicas`] (replica placement) and the
 //! [`topic_config`] catalog.
 #![deny(missing_docs)]
