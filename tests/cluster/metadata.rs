@@ -246,3 +246,61 @@ fn a_killed_broker_is_fenced_and_loses_its_leaderships() {
         cluster.wait_for_brokers(Duration::from_secs(10)).await;
     });
 }
+
+#[test]
+fn a_voter_that_missed_purged_entries_catches_up_from_a_snapshot() {
+    // Snapshots every 20 entries, so the leader purges what the stopped voter lacks.
+    let mut cluster = Cluster::start(3, 0, &[("metadata.snapshot.interval.records", "20")]);
+    run_bounded(Duration::from_secs(90), async move {
+        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        cluster.node(3).kill();
+        cluster.wait_for_brokers(Duration::from_secs(10)).await;
+        let address = cluster.node(1).bootstrap();
+        let mut client = Client::connect(&address).await.unwrap();
+        for i in 0..5 {
+            client
+                .create_topic(&format!("while-down-{i}"), 2, 2, &BTreeMap::new())
+                .await
+                .unwrap();
+        }
+        for i in 0..250 {
+            let change = [("retention.ms".to_owned(), Some((60_000 + i).to_string()))];
+            client
+                .alter_topic_configs("while-down-0", &change.into_iter().collect())
+                .await
+                .unwrap();
+        }
+        cluster.node(3).restart();
+        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        let leader_view = topic_ids(&address).await;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let rejoined = cluster.node(3).bootstrap();
+        loop {
+            let mut client = Client::connect(&rejoined).await.unwrap();
+            let configs = client
+                .describe_topic_configs("while-down-0")
+                .await
+                .unwrap_or_default();
+            let retention = configs
+                .iter()
+                .find(|(name, _, _)| name == "retention.ms")
+                .and_then(|(_, value, _)| value.clone());
+            if topic_ids(&rejoined).await == leader_view && retention.as_deref() == Some("60249") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node 3 did not catch up: {retention:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            cluster
+                .node(3)
+                .log()
+                .contains("metadata snapshot installed"),
+            "node 3 caught up without a snapshot:\n{}",
+            cluster.node(3).log()
+        );
+    });
+}

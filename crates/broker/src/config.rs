@@ -59,6 +59,15 @@ pub struct BrokerConfig {
     pub offsets_retention_minutes: i64,
     /// `offsets.topic.replication.factor` (capped by the live brokers).
     pub offsets_topic_replication_factor: i16,
+    /// `broker.heartbeat.interval.ms`: how often the broker renews its lease with the
+    /// metadata quorum. Default 500 (Kafka: 2000).
+    pub broker_heartbeat_interval_ms: u64,
+    /// `broker.session.timeout.ms`: a broker silent this long is fenced. Default 2000
+    /// (Kafka: 9000), so a dead broker's partitions move within 3 s.
+    pub broker_session_timeout_ms: u64,
+    /// `metadata.snapshot.interval.records` (Strata's own): the metadata quorum snapshots
+    /// its image and purges its log every this many Raft entries. Default 1000.
+    pub metadata_snapshot_interval_records: u64,
     /// Broker-level defaults of topic configs, by topic config name (`retention.ms`, ...).
     pub topic_defaults: BTreeMap<String, String>,
     /// Every property as given, for DescribeConfigs on the broker resource.
@@ -85,6 +94,9 @@ impl Default for BrokerConfig {
             group_max_session_timeout_ms: 1_800_000,
             offsets_topic_partitions: 50,
             offsets_retention_minutes: 10_080,
+            broker_heartbeat_interval_ms: 500,
+            broker_session_timeout_ms: 2000,
+            metadata_snapshot_interval_records: 1000,
             offsets_topic_replication_factor: 3,
             topic_defaults: BTreeMap::new(),
             properties: BTreeMap::new(),
@@ -160,6 +172,15 @@ impl BrokerConfig {
                 }
                 "group.max.session.timeout.ms" => {
                     self.group_max_session_timeout_ms = parse_positive(key, value)?
+                }
+                "broker.heartbeat.interval.ms" => {
+                    self.broker_heartbeat_interval_ms = parse_positive(key, value)?
+                }
+                "broker.session.timeout.ms" => {
+                    self.broker_session_timeout_ms = parse_positive(key, value)?
+                }
+                "metadata.snapshot.interval.records" => {
+                    self.metadata_snapshot_interval_records = parse_positive(key, value)?
                 }
                 "offsets.retention.minutes" => {
                     self.offsets_retention_minutes = parse_positive(key, value)?

@@ -55,9 +55,9 @@ enum Role {
 /// The controller half of a node, from the flags.
 async fn controller_options(
     args: &ServeArgs,
-    node_id: i32,
-    data_dir: &std::path::Path,
+    config: &BrokerConfig,
 ) -> anyhow::Result<ControllerOptions> {
+    let node_id = config.node_id;
     let voters = controller::parse_voters(&args.voters)
         .map_err(|e| anyhow::anyhow!("--voters {}: {e}", args.voters))?;
     let voting = args.roles.contains(&Role::Controller);
@@ -84,12 +84,12 @@ async fn controller_options(
         ),
         None => None,
     };
-    Ok(ControllerOptions::new(
-        node_id,
-        data_dir.join("metadata"),
-        voters,
-        listen,
-    ))
+    let mut options =
+        ControllerOptions::new(node_id, config.data_dir.join("metadata"), voters, listen);
+    options.broker_heartbeat_interval = Duration::from_millis(config.broker_heartbeat_interval_ms);
+    options.broker_session_timeout = Duration::from_millis(config.broker_session_timeout_ms);
+    options.snapshot_every = config.metadata_snapshot_interval_records;
+    Ok(options)
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -117,7 +117,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(advertise) = &args.advertise {
         config.advertise = broker::config::split_host_port("--advertise", advertise)?;
     }
-    let options = controller_options(&args, config.node_id, &config.data_dir).await?;
+    let options = controller_options(&args, &config).await?;
     let controller = Controller::start(options)
         .await
         .context("starting the controller")?;
