@@ -5,6 +5,7 @@
 //! One node coordinates every group whose `__consumer_offsets` partition it leads; on start it
 //! replays those partitions to restore committed offsets.
 
+pub(crate) mod consumer;
 pub(crate) mod records;
 pub(crate) mod state;
 
