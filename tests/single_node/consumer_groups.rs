@@ -131,16 +131,27 @@ fn consumer_protocol_members_share_partitions_take_over_a_leaver_and_keep_offset
         "every record",
         |got| got[0].union(&got[1]).count() >= 300,
     );
-    assert_eq!(read[0].union(&read[1]).count(), 300, "the group read every record");
+    assert_eq!(
+        read[0].union(&read[1]).count(),
+        300,
+        "the group read every record"
+    );
 
     // A member that closes leaves (epoch -1): the other takes everything without waiting for
     // a session timeout.
     drop(first);
     let left_at = Instant::now();
-    poll_until(&[&second], &mut read[1..], Duration::from_secs(10), "the takeover", |_| {
-        partitions(&second).len() == 6
-    });
-    assert!(left_at.elapsed() < Duration::from_secs(6), "no session timeout wait");
+    poll_until(
+        &[&second],
+        &mut read[1..],
+        Duration::from_secs(10),
+        "the takeover",
+        |_| partitions(&second).len() == 6,
+    );
+    assert!(
+        left_at.elapsed() < Duration::from_secs(6),
+        "no session timeout wait"
+    );
     drop(second);
 
     node.stop();
@@ -158,7 +169,10 @@ fn consumer_protocol_members_share_partitions_take_over_a_leaver_and_keep_offset
         .iter()
         .map(|e| e.offset().to_raw().unwrap())
         .sum();
-    assert_eq!(total, 300, "commits of consumer-protocol members survive a restart");
+    assert_eq!(
+        total, 300,
+        "commits of consumer-protocol members survive a restart"
+    );
 }
 
 fn heartbeat(group: &str, member_id: &str, epoch: i32) -> ConsumerGroupHeartbeatRequest {
@@ -203,7 +217,8 @@ fn consumer_group_errors_are_kafka_s() {
     run_bounded(Duration::from_secs(20), create_topic(&b, "raw848", 2, &[]));
     let mut s = connect(&b);
     let id = "Zm9vYmFyLWJhei0xMjM0NTY";
-    let (_, joined): (_, ConsumerGroupHeartbeatResponse) = call(&mut s, &heartbeat("raw", id, 0), 1);
+    let (_, joined): (_, ConsumerGroupHeartbeatResponse) =
+        call(&mut s, &heartbeat("raw", id, 0), 1);
     assert_eq!(joined.error_code, 0, "{joined:?}");
     assert_eq!(joined.member_epoch, 1);
     assert_eq!(joined.heartbeat_interval_ms, 500);
@@ -221,12 +236,16 @@ fn consumer_group_errors_are_kafka_s() {
     let picky = heartbeat("raw", "picky-member", 0)
         .with_server_assignor(Some(StrBytes::from_static_str("sticky")));
     assert_eq!(call(&mut s, &picky, 1).1.error_code, UNSUPPORTED_ASSIGNOR);
-    let owning = heartbeat("raw", id, 1).with_topic_partitions(Some(vec![TopicPartitions::default()
-        .with_topic_id(joined.assignment.unwrap().topic_partitions[0].topic_id)
-        .with_partitions(vec![0, 1])]));
+    let owning =
+        heartbeat("raw", id, 1).with_topic_partitions(Some(vec![TopicPartitions::default()
+            .with_topic_id(joined.assignment.unwrap().topic_partitions[0].topic_id)
+            .with_partitions(vec![0, 1])]));
     assert_eq!(call(&mut s, &owning, 1).1.error_code, 0);
 
-    assert_eq!(call(&mut s, &commit("raw", id, 1), 9).1.topics[0].partitions[0].error_code, 0);
+    assert_eq!(
+        call(&mut s, &commit("raw", id, 1), 9).1.topics[0].partitions[0].error_code,
+        0
+    );
     assert_eq!(
         call(&mut s, &commit("raw", id, 0), 9).1.topics[0].partitions[0].error_code,
         STALE_MEMBER_EPOCH
@@ -244,8 +263,14 @@ fn consumer_group_errors_are_kafka_s() {
     )
     .1;
     let group = &described.groups[0];
-    assert_eq!((group.error_code, group.group_state.as_str()), (0, "Stable"));
-    assert_eq!((group.group_epoch, group.assignor_name.as_str()), (1, "uniform"));
+    assert_eq!(
+        (group.error_code, group.group_state.as_str()),
+        (0, "Stable")
+    );
+    assert_eq!(
+        (group.group_epoch, group.assignor_name.as_str()),
+        (1, "uniform")
+    );
     assert_eq!(group.members.len(), 1);
     let listed = call(&mut s, &ListGroupsRequest::default(), 5).1;
     let raw = listed
@@ -253,14 +278,25 @@ fn consumer_group_errors_are_kafka_s() {
         .iter()
         .find(|g| g.group_id.0.as_str() == "raw")
         .expect("ListGroups shows the consumer group");
-    assert_eq!((raw.group_type.as_str(), raw.protocol_type.as_str()), ("consumer", "consumer"));
+    assert_eq!(
+        (raw.group_type.as_str(), raw.protocol_type.as_str()),
+        ("consumer", "consumer")
+    );
 
     let delete = DeleteGroupsRequest::default()
         .with_groups_names(vec![GroupId(StrBytes::from_static_str("raw"))]);
-    assert_ne!(call(&mut s, &delete, 2).1.results[0].error_code, 0, "not while it has a member");
+    assert_ne!(
+        call(&mut s, &delete, 2).1.results[0].error_code,
+        0,
+        "not while it has a member"
+    );
     let (_, left) = call(&mut s, &heartbeat("raw", id, -1), 1);
     assert_eq!((left.error_code, left.member_epoch), (0, -1));
-    assert_eq!(call(&mut s, &delete, 2).1.results[0].error_code, 0, "an empty group goes");
+    assert_eq!(
+        call(&mut s, &delete, 2).1.results[0].error_code,
+        0,
+        "an empty group goes"
+    );
 
     // The other way round: a classic group with a member is no consumer group.
     let mut classic = connect(&b);

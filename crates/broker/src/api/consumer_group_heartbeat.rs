@@ -34,10 +34,13 @@ pub(super) fn handle(
     };
     let image = ctx.broker.image();
     let topics = |name: &str| {
-        image.topic(name).filter(|t| !t.internal).map(|t| TopicInfo {
-            id: t.topic_id,
-            partitions: t.partitions.len() as i32,
-        })
+        image
+            .topic(name)
+            .filter(|t| !t.internal)
+            .map(|t| TopicInfo {
+                id: t.topic_id,
+                partitions: t.partitions.len() as i32,
+            })
     };
     let member_id = heartbeat.member_id.clone();
     match ctx

@@ -51,8 +51,8 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: DescribeGroupsRequest) -> DescribeG
                     if ctx.version < 6 {
                         return DescribedGroup::default().with_group_state(str_bytes("Dead"));
                     }
-                    let known = consumer_group
-                        || !ctx.broker.groups.committed(&owned(&id.0)).is_empty();
+                    let known =
+                        consumer_group || !ctx.broker.groups.committed(&owned(&id.0)).is_empty();
                     if known && !consumer_group {
                         return DescribedGroup::default()
                             .with_group_state(str_bytes(GroupState::Empty.name()))

@@ -70,9 +70,7 @@ fn range(
             if count == 0 {
                 continue;
             }
-            let partitions = out
-                .get_mut(*member)
-                .map(|a| a.entry(info.id).or_default());
+            let partitions = out.get_mut(*member).map(|a| a.entry(info.id).or_default());
             if let Some(partitions) = partitions {
                 partitions.extend(next..next + count);
             }
@@ -229,7 +227,11 @@ mod tests {
     #[test]
     fn uniform_spreads_six_partitions_over_three_members_two_each() {
         let t = topics(&[("t", 1, 6)]);
-        let members = [member("a", &["t"]), member("b", &["t"]), member("c", &["t"])];
+        let members = [
+            member("a", &["t"]),
+            member("b", &["t"]),
+            member("c", &["t"]),
+        ];
         let out = assign("uniform", &members, &t);
         every_partition_once(&out, 6);
         assert_eq!(counts(&out), vec![2, 2, 2]);
@@ -238,7 +240,11 @@ mod tests {
     #[test]
     fn uniform_keeps_partitions_in_place_when_a_member_leaves() {
         let t = topics(&[("t", 1, 6)]);
-        let members = [member("a", &["t"]), member("b", &["t"]), member("c", &["t"])];
+        let members = [
+            member("a", &["t"]),
+            member("b", &["t"]),
+            member("c", &["t"]),
+        ];
         let first = assign("uniform", &members, &t);
         let rest = [
             AssignorMember {
@@ -256,7 +262,10 @@ mod tests {
         for id in ["a", "b"] {
             let before = &first[id][&Uuid::from_u128(1)];
             let after = &second[id][&Uuid::from_u128(1)];
-            assert!(before.is_subset(after), "{id} lost a partition it could keep");
+            assert!(
+                before.is_subset(after),
+                "{id} lost a partition it could keep"
+            );
         }
     }
 
@@ -271,13 +280,20 @@ mod tests {
         let out = assign("uniform", &members, &t);
         every_partition_once(&out, 8);
         let c = counts(&out);
-        assert!(c.iter().max().unwrap() - c.iter().min().unwrap() <= 1, "{c:?}");
+        assert!(
+            c.iter().max().unwrap() - c.iter().min().unwrap() <= 1,
+            "{c:?}"
+        );
     }
 
     #[test]
     fn range_gives_contiguous_ranges_first_members_one_more() {
         let t = topics(&[("t", 1, 7)]);
-        let members = [member("b", &["t"]), member("a", &["t"]), member("c", &["t"])];
+        let members = [
+            member("b", &["t"]),
+            member("a", &["t"]),
+            member("c", &["t"]),
+        ];
         let out = assign("range", &members, &t);
         every_partition_once(&out, 7);
         let tid = Uuid::from_u128(1);

@@ -150,8 +150,7 @@ fn next_assignment(
         for &p in want.difference(&keep) {
             // A partition still held by another member is not given yet. One this member
             // itself is revoking is safe to give back: only one member holds it.
-            let held_elsewhere = held(topic, p)
-                && !pending_here.is_some_and(|r| r.contains(&p));
+            let held_elsewhere = held(topic, p) && !pending_here.is_some_and(|r| r.contains(&p));
             if held_elsewhere {
                 unreleased = true;
             } else {
@@ -223,22 +222,37 @@ mod tests {
         reconcile(&mut m, 3, &parts(&[0, 1]), Some(&owned(&[0])), held);
         assert_eq!(m.assigned, parts(&[0]), "still held");
         reconcile(&mut m, 3, &parts(&[0, 1]), Some(&owned(&[0])), |_, _| false);
-        assert_eq!((m.state, m.assigned.clone()), (MemberState::Stable, parts(&[0, 1])));
+        assert_eq!(
+            (m.state, m.assigned.clone()),
+            (MemberState::Stable, parts(&[0, 1]))
+        );
     }
 
     #[test]
     fn revocation_keeps_the_epoch_until_the_member_lets_go() {
         let mut m = Member::new("m".into());
-        reconcile(&mut m, 1, &parts(&[0, 1, 2]), Some(&owned(&[])), |_, _| false);
-        reconcile(&mut m, 2, &parts(&[0]), Some(&owned(&[0, 1, 2])), |_, _| false);
+        reconcile(&mut m, 1, &parts(&[0, 1, 2]), Some(&owned(&[])), |_, _| {
+            false
+        });
+        reconcile(&mut m, 2, &parts(&[0]), Some(&owned(&[0, 1, 2])), |_, _| {
+            false
+        });
         assert_eq!(m.state, MemberState::UnrevokedPartitions);
         assert_eq!(m.epoch, 1, "no new epoch before the revocation");
         assert_eq!(m.assigned, parts(&[0]));
         assert_eq!(m.pending_revocation, parts(&[1, 2]));
         reconcile(&mut m, 2, &parts(&[0]), Some(&owned(&[0, 2])), |_, _| false);
-        assert_eq!(m.state, MemberState::UnrevokedPartitions, "2 not yet revoked");
+        assert_eq!(
+            m.state,
+            MemberState::UnrevokedPartitions,
+            "2 not yet revoked"
+        );
         reconcile(&mut m, 2, &parts(&[0]), None, |_, _| false);
-        assert_eq!(m.state, MemberState::UnrevokedPartitions, "silence is not revocation");
+        assert_eq!(
+            m.state,
+            MemberState::UnrevokedPartitions,
+            "silence is not revocation"
+        );
         reconcile(&mut m, 2, &parts(&[0]), Some(&owned(&[0])), |_, _| false);
         assert_eq!((m.state, m.epoch), (MemberState::Stable, 2));
         assert!(m.pending_revocation.is_empty());

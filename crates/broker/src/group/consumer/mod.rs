@@ -441,11 +441,10 @@ impl ConsumerGroup {
     fn leave(&mut self, now: u64, request: &Heartbeat) -> Result<HeartbeatReply, HeartbeatError> {
         let member_id = match &request.instance_id {
             Some(instance) => {
-                let holder = self
-                    .instances
-                    .get(instance)
-                    .cloned()
-                    .ok_or_else(|| HeartbeatError::UnknownMemberId(request.member_id.clone()))?;
+                let holder =
+                    self.instances.get(instance).cloned().ok_or_else(|| {
+                        HeartbeatError::UnknownMemberId(request.member_id.clone())
+                    })?;
                 if holder != request.member_id {
                     return Err(HeartbeatError::FencedInstanceId {
                         instance: instance.clone(),
@@ -577,7 +576,10 @@ impl ConsumerGroup {
                 if m.session_deadline_ms <= now {
                     Some((m.id.clone(), "session expired"))
                 } else if m.revocation_deadline_ms.is_some_and(|d| d <= now) {
-                    Some((m.id.clone(), "partitions not revoked within the rebalance timeout"))
+                    Some((
+                        m.id.clone(),
+                        "partitions not revoked within the rebalance timeout",
+                    ))
                 } else {
                     None
                 }
@@ -616,7 +618,11 @@ impl ConsumerGroup {
 
     /// Whether an OffsetFetch naming `member_id` at `epoch` may read (anyone may read
     /// without naming a member).
-    pub(crate) fn check_fetch(&self, member_id: Option<&str>, epoch: i32) -> Result<(), HeartbeatError> {
+    pub(crate) fn check_fetch(
+        &self,
+        member_id: Option<&str>,
+        epoch: i32,
+    ) -> Result<(), HeartbeatError> {
         let Some(member_id) = member_id else {
             return Ok(());
         };

@@ -205,7 +205,10 @@ fn epochs_unknown_members_and_bad_requests_are_refused_with_kafka_errors() {
     assert!(validate(&no_id, 1).is_err(), "v1 needs a client-chosen id");
     assert!(validate(&no_id, 0).is_ok(), "v0 lets the server choose");
     no_id.subscribed_topic_names = None;
-    assert!(validate(&no_id, 0).is_err(), "a join must say what it subscribes to");
+    assert!(
+        validate(&no_id, 0).is_err(),
+        "a join must say what it subscribes to"
+    );
     let mut regex = Client::new("r").request();
     regex.subscribed_topic_regex = Some("t.*".into());
     assert_eq!(validate(&regex, 1), Err(HeartbeatError::RegexNotSupported));
@@ -225,12 +228,17 @@ fn a_member_that_does_not_revoke_in_time_is_removed() {
     // a is asked to revoke (rebalance timeout 5 s) but keeps claiming both partitions.
     let mut stubborn = a.request();
     stubborn.member_epoch = a.epoch;
-    group.heartbeat(100, stubborn.clone(), &topics_with(2)).unwrap();
+    group
+        .heartbeat(100, stubborn.clone(), &topics_with(2))
+        .unwrap();
     group.heartbeat(4_000, stubborn, &topics_with(2)).unwrap();
     group.tick(5_000);
     assert!(group.members.contains_key("a"));
     group.tick(5_101);
-    assert!(!group.members.contains_key("a"), "fenced after the rebalance timeout");
+    assert!(
+        !group.members.contains_key("a"),
+        "fenced after the rebalance timeout"
+    );
     b.heartbeat(&mut group, 5_200, 2).unwrap();
     assert_eq!(b.owned.len(), 2);
 }
@@ -259,7 +267,11 @@ fn leaving_and_commits_follow_member_epochs() {
     let reply = group.heartbeat(10, leave, &topics_with(2)).unwrap();
     assert_eq!(reply.member_epoch, LEAVE_EPOCH);
     assert_eq!(group.state(), ConsumerGroupState::Empty);
-    assert_eq!(group.check_commit("", -1, 9), Ok(()), "an empty group takes any commit");
+    assert_eq!(
+        group.check_commit("", -1, 9),
+        Ok(()),
+        "an empty group takes any commit"
+    );
 }
 
 #[test]
@@ -269,20 +281,38 @@ fn a_static_member_returns_to_its_partitions_under_a_new_member_id() {
         instance_id: Some(instance.into()),
         ..Client::new(id).request()
     };
-    let a = group.heartbeat(0, join("a1", "ia"), &topics_with(4)).unwrap();
-    let b = group.heartbeat(0, join("b1", "ib"), &topics_with(4)).unwrap();
+    let a = group
+        .heartbeat(0, join("a1", "ia"), &topics_with(4))
+        .unwrap();
+    let b = group
+        .heartbeat(0, join("b1", "ib"), &topics_with(4))
+        .unwrap();
     assert!(b.assignment.unwrap().is_empty(), "a owns all four yet");
     let mut leave = join("a1", "ia");
     leave.member_epoch = STATIC_LEAVE_EPOCH;
-    leave.owned = Some(vec![(T, a.assignment.unwrap()[&T].iter().copied().collect())]);
+    leave.owned = Some(vec![(
+        T,
+        a.assignment.unwrap()[&T].iter().copied().collect(),
+    )]);
     group.heartbeat(10, leave, &topics_with(4)).unwrap();
     assert_eq!(
-        group.heartbeat(20, join("a3", "ib"), &topics_with(4)).unwrap_err(),
+        group
+            .heartbeat(20, join("a3", "ib"), &topics_with(4))
+            .unwrap_err(),
         HeartbeatError::UnreleasedInstanceId("ib".into())
     );
     let epoch = group.group_epoch;
-    let back = group.heartbeat(30, join("a2", "ia"), &topics_with(4)).unwrap();
-    assert_eq!(group.group_epoch, epoch, "no rebalance for a returning static member");
-    assert_eq!(back.assignment.unwrap()[&T].len(), 2, "its share of the target");
+    let back = group
+        .heartbeat(30, join("a2", "ia"), &topics_with(4))
+        .unwrap();
+    assert_eq!(
+        group.group_epoch, epoch,
+        "no rebalance for a returning static member"
+    );
+    assert_eq!(
+        back.assignment.unwrap()[&T].len(),
+        2,
+        "its share of the target"
+    );
     assert!(!group.members.contains_key("a1"));
 }
