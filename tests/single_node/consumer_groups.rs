@@ -305,3 +305,41 @@ fn consumer_group_errors_are_kafka_s() {
     let (_, refused) = call(&mut s, &heartbeat("old", "new-member-xyz", 0), 1);
     assert_eq!(refused.error_code, GROUP_ID_NOT_FOUND);
 }
+
+#[test]
+fn consumer_group_membership_and_assignments_survive_kill_9() {
+    let mut node = node();
+    let b = node.bootstrap();
+    run_bounded(Duration::from_secs(20), create_topic(&b, "raw848", 2, &[]));
+    let id = "cmVzdGFydGVkLW1lbWJlcjE";
+    let joined = call(&mut connect(&b), &heartbeat("kept", id, 0), 1).1;
+    assert_eq!((joined.error_code, joined.member_epoch), (0, 1));
+    node.kill();
+    node.restart();
+    let mut s = connect(&b);
+    let described = call(
+        &mut s,
+        &ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(StrBytes::from_static_str("kept"))]),
+        1,
+    )
+    .1;
+    let group = &described.groups[0];
+    assert_eq!(group.error_code, 0, "{group:?}");
+    assert_eq!(group.group_epoch, 1);
+    assert_eq!(group.members.len(), 1);
+    assert_eq!(group.members[0].member_id.as_str(), id);
+    assert_eq!(group.members[0].member_epoch, 1);
+    let owned: usize = group.members[0]
+        .assignment
+        .topic_partitions
+        .iter()
+        .map(|t| t.partitions.len())
+        .sum();
+    assert_eq!(owned, 2, "its partitions are still its own");
+    let beat = call(&mut s, &heartbeat("kept", id, 1), 1).1;
+    assert_eq!(
+        beat.error_code, 0,
+        "the member carries on with its epoch: {beat:?}"
+    );
+}

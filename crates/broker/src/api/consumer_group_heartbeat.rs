@@ -1,11 +1,18 @@
 //! ConsumerGroupHeartbeat (key 68): joins, heartbeats and leaves of KIP-848 consumer groups.
-//! Every answer is immediate; the assignment comes back in the heartbeats that follow.
+//! Every answer is immediate; the assignment comes back in the heartbeats that follow. What
+//! changed in the group is appended to `__consumer_offsets` (Kafka's record types 3 to 8)
+//! before the answer.
 
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+
 use super::{owned, str_bytes, Ctx};
+use crate::broker::now_ms;
 use crate::group::consumer::{Heartbeat, TopicInfo};
+use crate::group::records;
 
 pub(super) fn handle(
     ctx: &Ctx<'_>,
@@ -43,10 +50,25 @@ pub(super) fn handle(
             })
     };
     let member_id = heartbeat.member_id.clone();
+    let now = now_ms();
+    // Resolved first: creating `__consumer_offsets` must not happen under the group lock.
+    let partition = ctx.broker.offsets_partition(&group_id);
+    let write = |records: &[(Bytes, Option<Bytes>)]| {
+        match &partition {
+        Ok(p) => p
+            .append(&records::batch(records, now), -1, now)
+            .map(|_| ())
+            .map_err(|e| {
+                tracing::warn!(group = %group_id, error = %e, "writing consumer group records failed");
+                e.code()
+            }),
+        Err(_) => Err(ResponseError::CoordinatorNotAvailable.code()),
+    }
+    };
     match ctx
         .broker
         .groups
-        .consumer_heartbeat(&group_id, ctx.version, heartbeat, &topics)
+        .consumer_heartbeat(&group_id, ctx.version, heartbeat, &topics, &write)
     {
         Ok(reply) => {
             let assignment = reply.assignment.map(|a| {

@@ -336,6 +336,21 @@ impl GroupCoordinator {
                 inner.offsets.remove(&group);
             }
             OffsetsRecord::Group { .. } => {}
+            OffsetsRecord::Consumer {
+                group,
+                record: consumer::records::ConsumerRecord::GroupEpoch(None),
+            } => {
+                inner.consumer_groups.remove(&group);
+            }
+            OffsetsRecord::Consumer { group, record } => {
+                let now = self.now();
+                let config = self.consumer_config;
+                inner
+                    .consumer_groups
+                    .entry(group.clone())
+                    .or_insert_with(|| ConsumerGroup::new(group, config))
+                    .replay(now, record);
+            }
         }
     }
 
@@ -470,14 +485,17 @@ impl GroupCoordinator {
     }
 
     /// ConsumerGroupHeartbeat of `version`: joins, heartbeats and leaves of consumer-protocol
-    /// groups. `topics` looks a topic up in the current metadata. Errors are Kafka error
-    /// codes with a message.
+    /// groups. `topics` looks a topic up in the current metadata; `write` appends the
+    /// group's changed records to its `__consumer_offsets` partition, under the coordinator's
+    /// lock so that records of one group are appended in the order they were made. Errors
+    /// are Kafka error codes with a message.
     pub(crate) fn consumer_heartbeat(
         &self,
         group_id: &str,
         version: i16,
         request: Heartbeat,
         topics: &dyn Fn(&str) -> Option<consumer::TopicInfo>,
+        write: &dyn Fn(&[(Bytes, Option<Bytes>)]) -> Result<(), i16>,
     ) -> Result<HeartbeatReply, (i16, String)> {
         let failed = |e: HeartbeatError| (e.code(), e.to_string());
         if group_id.trim().is_empty() {
@@ -521,8 +539,34 @@ impl GroupCoordinator {
         let result = group.heartbeat(now, request, topics).map_err(failed);
         if group.members.is_empty() && group.group_epoch == 0 {
             inner.consumer_groups.remove(group_id);
+            return result;
+        }
+        let records: Vec<(Bytes, Option<Bytes>)> = group
+            .take_records()
+            .iter()
+            .filter_map(|r| consumer::records::encode(group_id, r))
+            .collect();
+        if !records.is_empty() {
+            if let Err(code) = write(&records) {
+                return Err((code, "writing the group's state failed".to_owned()));
+            }
         }
         result
+    }
+
+    /// Tombstones for a consumer-protocol group's records (for DeleteGroups).
+    pub(crate) fn consumer_tombstones(&self, group_id: &str) -> Vec<(Bytes, Option<Bytes>)> {
+        self.inner
+            .lock()
+            .consumer_groups
+            .get(group_id)
+            .map(|g| {
+                g.tombstones()
+                    .iter()
+                    .filter_map(|r| consumer::records::encode(group_id, r))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Whether an OffsetFetch (v9+) naming a member may read a group's offsets: 0 or the

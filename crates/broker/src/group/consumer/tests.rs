@@ -316,3 +316,53 @@ fn a_static_member_returns_to_its_partitions_under_a_new_member_id() {
     );
     assert!(!group.members.contains_key("a1"));
 }
+
+#[test]
+fn a_group_read_back_from_its_records_is_the_same_group() {
+    let mut group = ConsumerGroup::new("g".into(), config());
+    let mut clients = vec![Client::new("a"), Client::new("b"), Client::new("c")];
+    let mut log: Vec<(bytes::Bytes, Option<bytes::Bytes>)> = Vec::new();
+    let mut flush = |group: &mut ConsumerGroup| {
+        for r in group.take_records() {
+            log.extend(records::encode("g", &r));
+        }
+    };
+    settle(&mut group, &mut clients, 0, 6);
+    flush(&mut group);
+    // c leaves mid-way through a rebalance: some partitions are pending revocation.
+    let mut leave = clients[2].request();
+    leave.member_epoch = LEAVE_EPOCH;
+    group.heartbeat(100, leave, &topics_with(6)).unwrap();
+    clients.pop();
+    clients[0].heartbeat(&mut group, 200, 6).unwrap();
+    flush(&mut group);
+    assert!(group.take_records().is_empty(), "nothing changed since");
+
+    let mut restored = ConsumerGroup::new("g".into(), config());
+    for (k, v) in &log {
+        let (id, record) = records::decode(k, v.as_ref()).expect("decodes");
+        assert_eq!(id, "g");
+        restored.replay(1_000, record);
+    }
+    assert_eq!(restored.group_epoch, group.group_epoch);
+    assert_eq!(restored.assignment_epoch, group.assignment_epoch);
+    assert_eq!(restored.target, group.target);
+    assert_eq!(restored.owners, group.owners);
+    assert_eq!(
+        restored.members.keys().collect::<Vec<_>>(),
+        vec!["a", "b"],
+        "the departed member stays gone"
+    );
+    for (id, m) in &group.members {
+        assert_eq!(restored.members[id].current(), m.current());
+        assert_eq!(restored.members[id].metadata(), m.metadata());
+    }
+    assert!(
+        restored.take_records().is_empty(),
+        "what was read is not written again"
+    );
+    // The members carry on where they were.
+    settle(&mut restored, &mut clients, 1_100, 6);
+    let all: BTreeSet<i32> = clients.iter().flat_map(|c| c.owned.clone()).collect();
+    assert_eq!(all, (0..6).collect());
+}
