@@ -495,7 +495,7 @@ impl GroupCoordinator {
         version: i16,
         request: Heartbeat,
         topics: &dyn Fn(&str) -> Option<consumer::TopicInfo>,
-        write: &dyn Fn(&[(Bytes, Option<Bytes>)]) -> Result<(), i16>,
+        write: &RecordWriter<'_>,
     ) -> Result<HeartbeatReply, (i16, String)> {
         let failed = |e: HeartbeatError| (e.code(), e.to_string());
         if group_id.trim().is_empty() {
@@ -599,6 +599,10 @@ impl GroupCoordinator {
         }
     }
 }
+
+/// Appends `(key, value)` records to a group's `__consumer_offsets` partition; the error is
+/// a Kafka error code.
+pub(crate) type RecordWriter<'a> = dyn Fn(&[(Bytes, Option<Bytes>)]) -> Result<(), i16> + 'a;
 
 /// A group as ListGroups shows it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
