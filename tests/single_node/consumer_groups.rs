@@ -343,3 +343,35 @@ fn consumer_group_membership_and_assignments_survive_kill_9() {
         "the member carries on with its epoch: {beat:?}"
     );
 }
+
+#[test]
+fn a_regex_subscription_gets_every_matching_topic_and_no_other() {
+    let node = node();
+    let b = node.bootstrap();
+    for (topic, partitions) in [("re-one", 2), ("re-two", 1), ("unrelated", 1)] {
+        run_bounded(
+            Duration::from_secs(20),
+            create_topic(&b, topic, partitions, &[]),
+        );
+    }
+    let c = member(&b, "regex-group");
+    // librdkafka sends a subscription starting with ^ as SubscribedTopicRegex.
+    c.subscribe(&["^re-.*"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut topics = HashSet::new();
+    while topics.len() < 2 || c.assignment().unwrap().count() < 3 {
+        let _ = c.poll(Duration::from_millis(100));
+        topics = c
+            .assignment()
+            .unwrap()
+            .elements()
+            .iter()
+            .map(|e| e.topic().to_owned())
+            .collect();
+        assert!(Instant::now() < deadline, "no regex assignment: {topics:?}");
+    }
+    assert_eq!(
+        topics,
+        HashSet::from(["re-one".to_owned(), "re-two".to_owned()])
+    );
+}

@@ -49,6 +49,7 @@ fn describe(group: &ConsumerGroup, version: i16) -> DescribedGroup {
                         .map(|n| TopicName(str_bytes(n.clone())))
                         .collect(),
                 )
+                .with_subscribed_topic_regex(m.subscribed_topic_regex.clone().map(str_bytes))
                 .with_assignment(assignment(group, &m.assigned))
                 .with_target_assignment(assignment(
                     group,

@@ -11,8 +11,31 @@ use kafka_protocol::error::ResponseError;
 
 use super::{owned, str_bytes, Ctx};
 use crate::broker::now_ms;
-use crate::group::consumer::{Heartbeat, TopicInfo};
+use crate::group::consumer::{Heartbeat, TopicInfo, Topics};
 use crate::group::records;
+
+/// The metadata image as the group sees it: internal topics are never subscribed to.
+struct Image(std::sync::Arc<controller::MetadataImage>);
+
+impl Topics for Image {
+    fn get(&self, name: &str) -> Option<TopicInfo> {
+        self.0
+            .topic(name)
+            .filter(|t| !t.internal)
+            .map(|t| TopicInfo {
+                id: t.topic_id,
+                partitions: t.partitions.len() as i32,
+            })
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.0
+            .topics()
+            .filter(|t| !t.internal)
+            .map(|t| t.name.clone())
+            .collect()
+    }
+}
 
 pub(super) fn handle(
     ctx: &Ctx<'_>,
@@ -39,16 +62,7 @@ pub(super) fn handle(
         client_id: ctx.client_id.clone(),
         client_host: ctx.peer.to_owned(),
     };
-    let image = ctx.broker.image();
-    let topics = |name: &str| {
-        image
-            .topic(name)
-            .filter(|t| !t.internal)
-            .map(|t| TopicInfo {
-                id: t.topic_id,
-                partitions: t.partitions.len() as i32,
-            })
-    };
+    let topics = Image(ctx.broker.image());
     let member_id = heartbeat.member_id.clone();
     let now = now_ms();
     // Resolved first: creating `__consumer_offsets` must not happen under the group lock.

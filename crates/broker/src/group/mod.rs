@@ -415,7 +415,8 @@ impl GroupCoordinator {
             let mut topics: Vec<String> = group
                 .members
                 .values()
-                .flat_map(|m| m.subscribed_topic_names.iter().cloned())
+                .flat_map(|m| group.member_topics(m))
+                .map(str::to_owned)
                 .collect();
             topics.sort();
             topics.dedup();
@@ -485,7 +486,7 @@ impl GroupCoordinator {
     }
 
     /// ConsumerGroupHeartbeat of `version`: joins, heartbeats and leaves of consumer-protocol
-    /// groups. `topics` looks a topic up in the current metadata; `write` appends the
+    /// groups. `topics` is the current metadata; `write` appends the
     /// group's changed records to its `__consumer_offsets` partition, under the coordinator's
     /// lock so that records of one group are appended in the order they were made. Errors
     /// are Kafka error codes with a message.
@@ -494,7 +495,7 @@ impl GroupCoordinator {
         group_id: &str,
         version: i16,
         request: Heartbeat,
-        topics: &dyn Fn(&str) -> Option<consumer::TopicInfo>,
+        topics: &dyn consumer::Topics,
         write: &RecordWriter<'_>,
     ) -> Result<HeartbeatReply, (i16, String)> {
         let failed = |e: HeartbeatError| (e.code(), e.to_string());

@@ -34,6 +34,9 @@ pub(crate) struct Member {
     pub(crate) rebalance_timeout_ms: u64,
     /// Sorted, without duplicates.
     pub(crate) subscribed_topic_names: Vec<String>,
+    /// A regular expression topic names must match as a whole (Kafka's RE2/J syntax is
+    /// close to the `regex` crate's).
+    pub(crate) subscribed_topic_regex: Option<String>,
     pub(crate) server_assignor: Option<String>,
     pub(crate) state: MemberState,
     pub(crate) epoch: i32,
@@ -59,6 +62,7 @@ impl Member {
             client_host: String::new(),
             rebalance_timeout_ms: 300_000,
             subscribed_topic_names: Vec::new(),
+            subscribed_topic_regex: None,
             server_assignor: None,
             state: MemberState::Stable,
             epoch: 0,

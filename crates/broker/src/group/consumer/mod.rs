@@ -26,6 +26,14 @@ use records::{ConsumerRecord, CurrentAssignment, MemberMetadata};
 /// Partitions by topic id.
 pub(crate) type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
 
+/// The topics subscriptions resolve against: the metadata image, as the caller sees it.
+pub(crate) trait Topics {
+    /// A topic by name, if it exists (and is not internal).
+    fn get(&self, name: &str) -> Option<TopicInfo>;
+    /// The names of every topic a regular expression may match (internal ones excluded).
+    fn names(&self) -> Vec<String>;
+}
+
 /// The member epoch of a member leaving the group.
 pub(crate) const LEAVE_EPOCH: i32 = -1;
 /// The member epoch of a static member leaving for a while (it keeps its partitions).
@@ -62,9 +70,9 @@ pub(crate) enum HeartbeatError {
     /// `server_assignor` names an assignor this broker does not have.
     #[error("ServerAssignor {0} is not supported. Supported assignors: uniform, range.")]
     UnsupportedAssignor(String),
-    /// A regular expression subscription (not implemented).
-    #[error("SubscribedTopicRegex is not supported by this broker; subscribe to topic names.")]
-    RegexNotSupported,
+    /// A regular expression subscription that does not compile.
+    #[error("SubscribedTopicRegex `{0}` is not a valid regular expression.")]
+    InvalidRegularExpression(String),
     /// The member id is not (or no longer) in the group.
     #[error("Member {0} is not a member of the group.")]
     UnknownMemberId(String),
@@ -92,9 +100,8 @@ impl HeartbeatError {
     /// Kafka's error code for this error.
     pub(crate) fn code(&self) -> i16 {
         match self {
-            Self::InvalidRequest(_) | Self::RegexNotSupported => {
-                ResponseError::InvalidRequest.code()
-            }
+            Self::InvalidRequest(_) => ResponseError::InvalidRequest.code(),
+            Self::InvalidRegularExpression(_) => ResponseError::InvalidRegularExpression.code(),
             Self::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor.code(),
             Self::UnknownMemberId(_) => ResponseError::UnknownMemberId.code(),
             Self::FencedMemberEpoch { .. } => ResponseError::FencedMemberEpoch.code(),
@@ -177,14 +184,20 @@ pub(crate) fn validate(request: &Heartbeat, version: i16) -> Result<(), Heartbea
             return Err(HeartbeatError::UnsupportedAssignor(name.clone()));
         }
     }
-    if request
+    if let Some(re) = request
         .subscribed_topic_regex
         .as_ref()
-        .is_some_and(|r| !r.is_empty())
+        .filter(|r| !r.is_empty())
     {
-        return Err(HeartbeatError::RegexNotSupported);
+        compile(re)?;
     }
     Ok(())
+}
+
+/// A subscription's regular expression, matched against whole topic names as Kafka does.
+fn compile(re: &str) -> Result<regex::Regex, HeartbeatError> {
+    regex::Regex::new(&format!("^(?:{re})$"))
+        .map_err(|_| HeartbeatError::InvalidRegularExpression(re.to_owned()))
 }
 
 /// A member id as Kafka makes them: a random UUID in URL-safe base64.
@@ -229,6 +242,8 @@ pub(crate) struct ConsumerGroup {
     owners: BTreeMap<(Uuid, i32), String>,
     /// The subscribed topics that exist, as last seen.
     pub(crate) topics: BTreeMap<String, TopicInfo>,
+    /// Members' regular expressions and the topics each matched when last resolved.
+    resolved: BTreeMap<String, BTreeSet<String>>,
     /// What `__consumer_offsets` holds for the group.
     persisted: Persisted,
 }
@@ -251,7 +266,7 @@ impl Member {
             client_id: self.client_id.clone(),
             client_host: self.client_host.clone(),
             subscribed_topic_names: self.subscribed_topic_names.clone(),
-            subscribed_topic_regex: None,
+            subscribed_topic_regex: self.subscribed_topic_regex.clone(),
             rebalance_timeout_ms: i32::try_from(self.rebalance_timeout_ms).unwrap_or(i32::MAX),
             server_assignor: self.server_assignor.clone(),
         }
@@ -281,6 +296,7 @@ impl ConsumerGroup {
             target: BTreeMap::new(),
             owners: BTreeMap::new(),
             topics: BTreeMap::new(),
+            resolved: BTreeMap::new(),
             persisted: Persisted::default(),
         }
     }
@@ -393,6 +409,7 @@ impl ConsumerGroup {
                 m.client_id = meta.client_id.clone();
                 m.client_host = meta.client_host.clone();
                 m.subscribed_topic_names = meta.subscribed_topic_names.clone();
+                m.subscribed_topic_regex = meta.subscribed_topic_regex.clone();
                 m.rebalance_timeout_ms =
                     u64::try_from(meta.rebalance_timeout_ms).unwrap_or(300_000);
                 m.server_assignor = meta.server_assignor.clone();
@@ -499,13 +516,12 @@ impl ConsumerGroup {
             .map(|(n, _)| n.as_str())
     }
 
-    /// One ConsumerGroupHeartbeat (already [`validate`]d). `topics` looks a topic up by name
-    /// in the current metadata.
+    /// One ConsumerGroupHeartbeat (already [`validate`]d). `topics` is the current metadata.
     pub(crate) fn heartbeat(
         &mut self,
         now: u64,
         request: Heartbeat,
-        topics: &dyn Fn(&str) -> Option<TopicInfo>,
+        topics: &dyn Topics,
     ) -> Result<HeartbeatReply, HeartbeatError> {
         if request.member_epoch == LEAVE_EPOCH || request.member_epoch == STATIC_LEAVE_EPOCH {
             return self.leave(now, &request);
@@ -548,6 +564,13 @@ impl ConsumerGroup {
         if let Some(a) = &request.server_assignor {
             if member.server_assignor.as_ref() != Some(a) {
                 member.server_assignor = Some(a.clone());
+                bump = true;
+            }
+        }
+        if let Some(re) = &request.subscribed_topic_regex {
+            let re = Some(re.clone()).filter(|r| !r.is_empty());
+            if re != member.subscribed_topic_regex {
+                member.subscribed_topic_regex = re;
                 bump = true;
             }
         }
@@ -707,22 +730,57 @@ impl ConsumerGroup {
         self.bump_epoch();
     }
 
-    /// Re-reads the subscribed topics; whether anything changed.
-    fn refresh_topics(&mut self, lookup: &dyn Fn(&str) -> Option<TopicInfo>) -> bool {
+    /// Re-reads the subscribed topics (and what the members' regular expressions match);
+    /// whether anything changed.
+    fn refresh_topics(&mut self, lookup: &dyn Topics) -> bool {
+        let regexes: BTreeSet<&String> = self
+            .members
+            .values()
+            .filter_map(|m| m.subscribed_topic_regex.as_ref())
+            .collect();
+        let mut resolved = BTreeMap::new();
+        if !regexes.is_empty() {
+            let all = lookup.names();
+            for re in regexes {
+                // Validated when it came in; one that does not compile matches nothing.
+                let matched: BTreeSet<String> = match compile(re) {
+                    Ok(r) => all.iter().filter(|n| r.is_match(n)).cloned().collect(),
+                    Err(_) => BTreeSet::new(),
+                };
+                resolved.insert(re.clone(), matched);
+            }
+        }
         let names: BTreeSet<&str> = self
             .members
             .values()
             .flat_map(|m| m.subscribed_topic_names.iter().map(String::as_str))
+            .chain(resolved.values().flatten().map(String::as_str))
             .collect();
         let topics: BTreeMap<String, TopicInfo> = names
             .into_iter()
-            .filter_map(|n| lookup(n).map(|t| (n.to_owned(), t)))
+            .filter_map(|n| lookup.get(n).map(|t| (n.to_owned(), t)))
             .collect();
+        self.resolved = resolved;
         if topics == self.topics {
             return false;
         }
         self.topics = topics;
         true
+    }
+
+    /// The topics a member subscribes to: by name and through its regular expression.
+    pub(crate) fn member_topics<'a>(&'a self, m: &'a Member) -> BTreeSet<&'a str> {
+        let matched = m
+            .subscribed_topic_regex
+            .as_ref()
+            .and_then(|re| self.resolved.get(re))
+            .into_iter()
+            .flatten();
+        m.subscribed_topic_names
+            .iter()
+            .chain(matched)
+            .map(String::as_str)
+            .collect()
     }
 
     /// A new group epoch and its target assignment.
@@ -734,10 +792,9 @@ impl ConsumerGroup {
             .values()
             .map(|m| AssignorMember {
                 id: &m.id,
-                topics: m
-                    .subscribed_topic_names
-                    .iter()
-                    .map(String::as_str)
+                topics: self
+                    .member_topics(m)
+                    .into_iter()
                     .filter(|n| self.topics.contains_key(*n))
                     .collect(),
                 previous: self.target.get(&m.id),

@@ -13,8 +13,36 @@ fn config() -> ConsumerGroupConfig {
     }
 }
 
-fn topics_with(partitions: i32) -> impl Fn(&str) -> Option<TopicInfo> {
-    move |name| (name == "t").then_some(TopicInfo { id: T, partitions })
+/// Topic `t` with a number of partitions, and others named in `more`.
+struct Catalog {
+    partitions: i32,
+    more: Vec<(&'static str, TopicInfo)>,
+}
+
+impl Topics for Catalog {
+    fn get(&self, name: &str) -> Option<TopicInfo> {
+        if name == "t" {
+            return Some(TopicInfo {
+                id: T,
+                partitions: self.partitions,
+            });
+        }
+        self.more.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    }
+
+    fn names(&self) -> Vec<String> {
+        std::iter::once("t")
+            .chain(self.more.iter().map(|(n, _)| *n))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn topics_with(partitions: i32) -> Catalog {
+    Catalog {
+        partitions,
+        more: Vec::new(),
+    }
 }
 
 /// A client of the group: what it owns is what it was last given.
@@ -210,8 +238,11 @@ fn epochs_unknown_members_and_bad_requests_are_refused_with_kafka_errors() {
         "a join must say what it subscribes to"
     );
     let mut regex = Client::new("r").request();
-    regex.subscribed_topic_regex = Some("t.*".into());
-    assert_eq!(validate(&regex, 1), Err(HeartbeatError::RegexNotSupported));
+    regex.subscribed_topic_regex = Some("t(".into());
+    assert_eq!(
+        validate(&regex, 1).unwrap_err().code(),
+        ResponseError::InvalidRegularExpression.code()
+    );
     let reply = group
         .heartbeat(2, Client::new("").request(), &topics_with(2))
         .unwrap();
@@ -365,4 +396,56 @@ fn a_group_read_back_from_its_records_is_the_same_group() {
     settle(&mut restored, &mut clients, 1_100, 6);
     let all: BTreeSet<i32> = clients.iter().flat_map(|c| c.owned.clone()).collect();
     assert_eq!(all, (0..6).collect());
+}
+
+#[test]
+fn a_regular_expression_subscribes_to_every_topic_it_matches_in_full() {
+    let mut group = ConsumerGroup::new("g".into(), config());
+    let info = |id| TopicInfo {
+        id: Uuid::from_u128(id),
+        partitions: 1,
+    };
+    let mut catalog = Catalog {
+        partitions: 2,
+        more: vec![("t-extra", info(2)), ("other", info(3))],
+    };
+    let join = Heartbeat {
+        subscribed_topic_names: None,
+        subscribed_topic_regex: Some("t.*".into()),
+        ..Client::new("a").request()
+    };
+    validate(&join, 1).unwrap();
+    let reply = group.heartbeat(0, join, &catalog).unwrap();
+    let assigned = reply.assignment.unwrap();
+    assert_eq!(assigned.get(&T).map(BTreeSet::len), Some(2));
+    assert!(assigned.contains_key(&Uuid::from_u128(2)));
+    assert!(
+        !assigned.contains_key(&Uuid::from_u128(3)),
+        "`other` does not match"
+    );
+    // A topic created later that matches starts a new epoch and is assigned.
+    let epoch = group.group_epoch;
+    catalog.more.push(("tt", info(4)));
+    let beat = Heartbeat {
+        member_epoch: reply.member_epoch,
+        owned: Some(
+            assigned
+                .iter()
+                .map(|(t, p)| (*t, p.iter().copied().collect()))
+                .collect(),
+        ),
+        ..Heartbeat::default()
+    };
+    let reply = group
+        .heartbeat(
+            10,
+            Heartbeat {
+                member_id: "a".into(),
+                ..beat
+            },
+            &catalog,
+        )
+        .unwrap();
+    assert_eq!(group.group_epoch, epoch + 1);
+    assert!(reply.assignment.unwrap().contains_key(&Uuid::from_u128(4)));
 }
