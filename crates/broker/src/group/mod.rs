@@ -555,12 +555,15 @@ impl GroupCoordinator {
         result
     }
 
-    /// Tombstones for a consumer-protocol group's records (for DeleteGroups).
+    /// Tombstones for the records of a consumer-protocol group without members (for
+    /// DeleteGroups, and before a classic member takes the group id over); none for a group
+    /// with members or no such group.
     pub(crate) fn consumer_tombstones(&self, group_id: &str) -> Vec<(Bytes, Option<Bytes>)> {
         self.inner
             .lock()
             .consumer_groups
             .get(group_id)
+            .filter(|g| g.members.is_empty())
             .map(|g| {
                 g.tombstones()
                     .iter()
