@@ -342,6 +342,22 @@ fn consumer_group_membership_and_assignments_survive_kill_9() {
         beat.error_code, 0,
         "the member carries on with its epoch: {beat:?}"
     );
+
+    // Once empty, the group id can go to a classic group, and the consumer group's records
+    // are tombstoned: it does not come back after another restart.
+    assert_eq!(call(&mut s, &heartbeat("kept", id, -1), 1).1.error_code, 0);
+    assert_eq!(call(&mut s, &classic_join("kept"), 3).1.error_code, 0);
+    drop(s);
+    node.kill();
+    node.restart();
+    let listed = call(&mut connect(&b), &ListGroupsRequest::default(), 5).1;
+    assert!(
+        !listed
+            .groups
+            .iter()
+            .any(|g| g.group_id.0.as_str() == "kept" && g.group_type.as_str() == "consumer"),
+        "{listed:?}"
+    );
 }
 
 #[test]
