@@ -1,6 +1,7 @@
-//! `strata-groupbench`: consumer-group coordination timings through librdkafka (classic
-//! protocol): a group of N members on P partitions becoming stable from cold, rebalancing
-//! after one member leaves, and the OffsetCommit rate and latency. Loopback only; bounded.
+//! `strata-groupbench`: consumer-group coordination timings through librdkafka, with the
+//! classic protocol or KIP-848's consumer protocol (`--group-protocol consumer`): a group of N
+//! members on P partitions becoming stable from cold, rebalancing after one member leaves, and
+//! the OffsetCommit rate and latency. Loopback only; bounded.
 
 use std::time::{Duration, Instant};
 
@@ -26,20 +27,30 @@ struct Args {
     /// OffsetCommit requests for the commit-rate measurement.
     #[arg(long, default_value_t = 5000)]
     commits: usize,
+    /// `classic` (JoinGroup/SyncGroup, librdkafka assigns) or `consumer` (KIP-848
+    /// ConsumerGroupHeartbeat, the broker assigns with its default assignor).
+    #[arg(long, default_value = "classic", value_parser = ["classic", "consumer"])]
+    group_protocol: String,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 180)]
     time_limit: u64,
 }
 
 fn member(args: &Args, group: &str) -> BaseConsumer {
-    ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", &args.brokers)
         .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("session.timeout.ms", "30000")
-        .set("heartbeat.interval.ms", "1000")
-        .create()
-        .expect("creating a member")
+        .set("enable.auto.commit", "false");
+    if args.group_protocol == "consumer" {
+        // Session timeout and heartbeat interval are the broker's in this protocol.
+        config.set("group.protocol", "consumer");
+    } else {
+        config
+            .set("session.timeout.ms", "30000")
+            .set("heartbeat.interval.ms", "1000");
+    }
+    config.create().expect("creating a member")
 }
 
 /// Polls every member until their assignments cover all partitions, each member holding some.
@@ -73,8 +84,9 @@ fn main() {
         m.subscribe(&[args.topic.as_str()]).expect("subscribe");
     }
     let cold = wait_stable(&members, args.partitions, limit);
+    let protocol = args.group_protocol.as_str();
     println!(
-        "classic: {} members on {} partitions stable from cold in {:.2} s",
+        "{protocol}: {} members on {} partitions stable from cold in {:.2} s",
         args.members,
         args.partitions,
         cold.as_secs_f64()
@@ -84,7 +96,7 @@ fn main() {
     drop(leaver);
     wait_stable(&members, args.partitions, limit);
     println!(
-        "classic: rebalance after one member left: {:.2} s",
+        "{protocol}: rebalance after one member left: {:.2} s",
         started.elapsed().as_secs_f64()
     );
     drop(members);

@@ -10,6 +10,7 @@ Environment:
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -122,7 +123,19 @@ class Broker:
                 self.proc.wait(timeout=STOP_TIMEOUT_S)
 
 
-def _start_strata(tmp: Path) -> Broker:
+def start_strata(tmp: Path, properties: dict[str, object] | None = None) -> Broker:
+    """A Strata broker of its own for tests that need broker configs: `properties` (Kafka
+    property names) go into a TOML file passed with --config. Stop it with `.stop()`."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    extra: list[str] = []
+    if properties:
+        config = tmp / "strata.toml"
+        config.write_text("".join(f'"{k}" = {json.dumps(v)}\n' for k, v in properties.items()))
+        extra = ["--config", str(config)]
+    return _start_strata(tmp, extra)
+
+
+def _start_strata(tmp: Path, extra: list[str] | None = None) -> Broker:
     binary = Path(os.environ.get("STRATA_BIN", REPO / "target" / "release" / "strata"))
     if not binary.is_file() or not os.access(binary, os.X_OK):
         pytest.fail(f"Strata binary {binary} not found or not executable "
@@ -132,6 +145,7 @@ def _start_strata(tmp: Path) -> Broker:
     data_dir.mkdir()
     argv = [str(binary), "serve", "--node-id", "1", "--data-dir", str(data_dir),
             "--listen", f"127.0.0.1:{port}", "--advertise", f"127.0.0.1:{port}"]
+    argv += extra or []
     argv += shlex.split(os.environ.get("STRATA_ARGS", ""))
     log_path = tmp / "strata.log"
     log = open(log_path, "wb")

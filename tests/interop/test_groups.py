@@ -1,11 +1,14 @@
-"""Consumer groups with real clients in separate processes: three confluent-kafka members
-share a topic; one is killed with SIGKILL and the others take over its partitions; with a
-commit after every processed record nothing is skipped and nothing is processed twice except
-what the killed member processed but had not committed."""
+"""Consumer groups with real clients in separate processes: three members share a topic; one
+is killed with SIGKILL and the others take over its partitions; with a commit after every
+processed record nothing is skipped and nothing is processed twice except what the killed
+member processed but had not committed. Classic-protocol groups with confluent-kafka,
+kafka-python and kafkajs; KIP-848 consumer-protocol groups (group.protocol=consumer) with
+confluent-kafka and both of the broker's assignors."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -15,7 +18,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from conftest import INTEROP_DIR, create_topic
+from conftest import INTEROP_DIR, create_topic, start_strata
 
 MEMBERS = {
     "confluent-kafka": INTEROP_DIR / "clients" / "group_member.py",
@@ -76,6 +79,60 @@ def wait_for(what: str, condition, timeout_s: float) -> float:
 def test_killed_member_is_replaced_and_nothing_is_skipped(broker, admin, tmp_path, client, assignor):
     if broker.is_mock:
         pytest.skip("group failover is a broker property")
+    member_args = ["--session-timeout-ms", str(SESSION_TIMEOUT_S * 1000), "--assignor", assignor]
+    kill_a_member_and_check(broker, admin, tmp_path, client, member_args, SESSION_TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def consumer_protocol_broker(tmp_path_factory):
+    """A broker of its own whose consumer-protocol sessions last SESSION_TIMEOUT_S."""
+    if os.environ.get("INTEROP_BROKER", "strata") != "strata":
+        pytest.skip("the consumer protocol's session timeout is a broker config")
+    b = start_strata(tmp_path_factory.mktemp("kip848-broker"), {
+        "group.consumer.session.timeout.ms": SESSION_TIMEOUT_S * 1000,
+        "group.consumer.heartbeat.interval.ms": 500,
+    })
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("assignor", ["uniform", "range"])
+def test_consumer_protocol_killed_member_is_replaced_and_nothing_is_skipped(
+        consumer_protocol_broker, tmp_path, assignor):
+    from confluent_kafka.admin import AdminClient
+    broker = consumer_protocol_broker
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap, "log.connection.close": False,
+                         "log_level": 2})
+    member_args = ["--group-protocol", "consumer", "--assignor", assignor]
+
+    def described_by_the_broker(group: str) -> None:
+        # ConsumerGroupDescribe (librdkafka's describe of consumer-protocol groups) and
+        # ListGroups v5 see the group as a consumer group with its two survivors.
+        from confluent_kafka import ConsumerGroupState, ConsumerGroupType
+
+        def stable_with_two() -> bool:
+            d = admin.describe_consumer_groups([group])[group].result(timeout=10)
+            return d.state == ConsumerGroupState.STABLE and len(d.members) == 2
+        wait_for("the group to be described as stable with two members", stable_with_two, 20)
+        d = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        assert d.type == ConsumerGroupType.CONSUMER
+        assert d.partition_assignor == assignor
+        owned = sorted(tp.partition for m in d.members for tp in m.assignment.topic_partitions)
+        assert owned == list(range(6)), f"described assignment {owned}"
+        listed = admin.list_consumer_groups().result(timeout=10).valid
+        mine = [g for g in listed if g.group_id == group]
+        assert mine and mine[0].type == ConsumerGroupType.CONSUMER, mine
+
+    kill_a_member_and_check(broker, admin, tmp_path, "confluent-kafka", member_args, SESSION_TIMEOUT_S,
+                            check_live_group=described_by_the_broker)
+
+
+def kill_a_member_and_check(broker, admin, tmp_path, client, member_args, session_timeout_s,
+                            check_live_group=None):
+    """Three members of `client` share six partitions, one is killed, the rest take over."""
     topic = f"group-failover-{uuid.uuid4().hex[:8]}"
     group = f"g-{uuid.uuid4().hex[:8]}"
     create_topic(broker, admin, topic, partitions=6)
@@ -86,8 +143,7 @@ def test_killed_member_is_replaced_and_nothing_is_skipped(broker, admin, tmp_pat
         for out in outputs:
             members.append(subprocess.Popen(
                 [*launcher(client), "--bootstrap", broker.bootstrap, "--topic", topic,
-                 "--group", group, "--session-timeout-ms", str(SESSION_TIMEOUT_S * 1000),
-                 "--assignor", assignor],
+                 "--group", group, *member_args],
                 stdout=out.open("w"), stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL))
 
         def shared() -> bool:
@@ -103,7 +159,9 @@ def test_killed_member_is_replaced_and_nothing_is_skipped(broker, admin, tmp_pat
         produce(broker.bootstrap, topic, 600, 600)
         took = wait_for("the survivors to take over every partition",
                         lambda: sorted(assignment(outputs[1]) + assignment(outputs[2])) == list(range(6)),
-                        SESSION_TIMEOUT_S + 15)
+                        session_timeout_s + 15)
+        if check_live_group is not None:
+            check_live_group(group)
         wait_for("every record to be processed",
                  lambda: {e["v"] for o in outputs for e in read_lines(o) if "v" in e} >= {f"v{i}" for i in range(1200)},
                  60)
@@ -132,5 +190,5 @@ def test_killed_member_is_replaced_and_nothing_is_skipped(broker, admin, tmp_pat
     twice = {k for k, n in seen.items() if n > 1}
     allowed = {(p, o) for p, o in last_of_victim.items()}
     assert twice <= allowed, f"processed twice beyond the killed member's uncommitted records: {sorted(twice - allowed)}"
-    assert took <= SESSION_TIMEOUT_S + 15, f"takeover took {took:.1f}s"
+    assert took <= session_timeout_s + 15, f"takeover took {took:.1f}s"
     assert set(victim_partitions) <= set(range(6))

@@ -4,6 +4,7 @@
 mod admin;
 mod bad_input;
 mod common;
+mod consumer_groups;
 mod durability;
 mod groups;
 mod idempotence;

@@ -139,12 +139,19 @@ impl Broker {
             scanned_disk: std::sync::atomic::AtomicBool::new(false),
             caught_up: std::sync::atomic::AtomicBool::new(false),
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
-            groups: GroupCoordinator::new(crate::group::state::GroupConfig {
-                min_session_timeout_ms: config.group_min_session_timeout_ms,
-                max_session_timeout_ms: config.group_max_session_timeout_ms,
-                initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
-                max_size: usize::MAX,
-            }),
+            groups: GroupCoordinator::with_consumer_config(
+                crate::group::state::GroupConfig {
+                    min_session_timeout_ms: config.group_min_session_timeout_ms,
+                    max_session_timeout_ms: config.group_max_session_timeout_ms,
+                    initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+                    max_size: usize::MAX,
+                },
+                crate::group::consumer::ConsumerGroupConfig {
+                    session_timeout_ms: config.group_consumer_session_timeout_ms,
+                    heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
+                    max_size: usize::MAX,
+                },
+            ),
             config,
         });
         broker.reconcile()?;

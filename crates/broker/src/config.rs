@@ -52,6 +52,12 @@ pub struct BrokerConfig {
     pub group_min_session_timeout_ms: u64,
     /// `group.max.session.timeout.ms`.
     pub group_max_session_timeout_ms: u64,
+    /// `group.consumer.session.timeout.ms`: how long a consumer-protocol (KIP-848) member
+    /// stays in its group without a heartbeat.
+    pub group_consumer_session_timeout_ms: u64,
+    /// `group.consumer.heartbeat.interval.ms`: the heartbeat interval given to
+    /// consumer-protocol members.
+    pub group_consumer_heartbeat_interval_ms: u64,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_partitions: i32,
     /// `offsets.retention.minutes`: committed offsets of a group without members expire this
@@ -92,6 +98,8 @@ impl Default for BrokerConfig {
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
             offsets_topic_partitions: 50,
             offsets_retention_minutes: 10_080,
             broker_heartbeat_interval_ms: 500,
@@ -181,6 +189,12 @@ impl BrokerConfig {
                 }
                 "metadata.snapshot.interval.records" => {
                     self.metadata_snapshot_interval_records = parse_positive(key, value)?
+                }
+                "group.consumer.session.timeout.ms" => {
+                    self.group_consumer_session_timeout_ms = parse_positive(key, value)?
+                }
+                "group.consumer.heartbeat.interval.ms" => {
+                    self.group_consumer_heartbeat_interval_ms = parse_positive(key, value)?
                 }
                 "offsets.retention.minutes" => {
                     self.offsets_retention_minutes = parse_positive(key, value)?

@@ -22,7 +22,11 @@ def main() -> None:
     ap.add_argument("--topic", required=True)
     ap.add_argument("--group", required=True)
     ap.add_argument("--session-timeout-ms", default="6000")
-    ap.add_argument("--assignor", default="range", help="range, roundrobin or cooperative-sticky")
+    ap.add_argument("--assignor", default="range",
+                    help="range, roundrobin or cooperative-sticky; with --group-protocol consumer, "
+                         "the broker's assignor: uniform or range")
+    ap.add_argument("--group-protocol", default="classic", choices=["classic", "consumer"],
+                    help="consumer: KIP-848, where the broker assigns and times sessions")
     args = ap.parse_args()
     running = True
 
@@ -31,19 +35,27 @@ def main() -> None:
         running = False
 
     signal.signal(signal.SIGTERM, stop)
-    consumer = Consumer({
+    config = {
         "bootstrap.servers": args.bootstrap,
         "group.id": args.group,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
-        "session.timeout.ms": int(args.session_timeout_ms),
-        "heartbeat.interval.ms": 500,
-        "partition.assignment.strategy": args.assignor,
-    })
-    incremental = args.assignor == "cooperative-sticky"
+    }
+    if args.group_protocol == "consumer":
+        # Session timeout and heartbeat interval are the broker's in this protocol.
+        config.update({"group.protocol": "consumer", "group.remote.assignor": args.assignor})
+    else:
+        config.update({
+            "session.timeout.ms": int(args.session_timeout_ms),
+            "heartbeat.interval.ms": 500,
+            "partition.assignment.strategy": args.assignor,
+        })
+    consumer = Consumer(config)
+    # Cooperative rebalancing and the consumer protocol hand out and take back partitions
+    # incrementally.
+    incremental = args.assignor == "cooperative-sticky" or args.group_protocol == "consumer"
 
     def on_assign(c, partitions):
-        # Cooperative rebalancing hands out and takes back partitions incrementally.
         print(json.dumps({"assigned": sorted(p.partition for p in partitions), "incremental": incremental}), flush=True)
 
     def on_revoke(c, partitions):

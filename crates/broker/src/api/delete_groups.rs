@@ -23,6 +23,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: DeleteGroupsRequest) -> DeleteGroup
                         .map(|(t, p)| (records::offset_key(&group, t, *p), None))
                         .collect();
                     entries.push((records::group_key(&group), None));
+                    entries.extend(ctx.broker.groups.consumer_tombstones(&group));
                     match super::offset_commit::write_offsets_records(
                         ctx,
                         &group,

@@ -1,5 +1,8 @@
-//! DescribeGroups (key 15): state, protocol and members with their assignments.
+//! DescribeGroups (key 15): state, protocol and members with their assignments, of classic
+//! groups; a consumer-protocol group is Dead to versions before 6 and GROUP_ID_NOT_FOUND from 6
+//! on, as in Kafka (ConsumerGroupDescribe describes it).
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
@@ -36,7 +39,35 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: DescribeGroupsRequest) -> DescribeG
                     .with_protocol_data(str_bytes(protocol))
                     .with_members(members)
             });
+            let consumer_group = ctx
+                .broker
+                .groups
+                .with_consumer_group(&owned(&id.0), |_| ())
+                .is_some();
             let described = described.unwrap_or_else(|| {
+                if consumer_group || ctx.version >= 6 {
+                    // Kafka: v6 tells that the group is not a classic one (or does not exist);
+                    // older versions show it as Dead.
+                    if ctx.version < 6 {
+                        return DescribedGroup::default().with_group_state(str_bytes("Dead"));
+                    }
+                    let known =
+                        consumer_group || !ctx.broker.groups.committed(&owned(&id.0)).is_empty();
+                    if known && !consumer_group {
+                        return DescribedGroup::default()
+                            .with_group_state(str_bytes(GroupState::Empty.name()))
+                            .with_protocol_type(str_bytes("consumer"));
+                    }
+                    let message = if consumer_group {
+                        format!("Group {} is not a classic group.", id.0.as_str())
+                    } else {
+                        format!("Group {} not found.", id.0.as_str())
+                    };
+                    return DescribedGroup::default()
+                        .with_error_code(ResponseError::GroupIdNotFound.code())
+                        .with_error_message(Some(str_bytes(message)))
+                        .with_group_state(str_bytes("Dead"));
+                }
                 // Kafka describes an unknown group as Dead with no members.
                 DescribedGroup::default().with_group_state(str_bytes(
                     if ctx.broker.groups.committed(&owned(&id.0)).is_empty() {

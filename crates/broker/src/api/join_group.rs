@@ -4,6 +4,7 @@ use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
 use super::{owned, str_bytes, Ctx};
+use crate::broker::now_ms;
 use crate::group::state::{codes, JoinRequest};
 
 pub(super) async fn handle(ctx: &Ctx<'_>, request: JoinGroupRequest) -> JoinGroupResponse {
@@ -34,6 +35,17 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: JoinGroupRequest) -> JoinGrou
             .collect(),
         require_known_member_id: ctx.version >= 4,
     };
+    // An empty consumer-protocol group of this id gives way; its records go first.
+    let tombstones = ctx.broker.groups.consumer_tombstones(&group_id);
+    if !tombstones.is_empty() {
+        let written =
+            super::offset_commit::write_offsets_records(ctx, &group_id, &tombstones, now_ms());
+        if let Err(code) = written {
+            return JoinGroupResponse::default()
+                .with_error_code(code)
+                .with_generation_id(-1);
+        }
+    }
     let response = ctx.broker.groups.join(&group_id, join).await;
     let members = response
         .members

@@ -1,4 +1,5 @@
-//! ListGroups (key 16): the groups this node coordinates, optionally filtered by state.
+//! ListGroups (key 16): the groups this node coordinates, classic and consumer-protocol ones,
+//! optionally filtered by state and (v5) by type.
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
@@ -11,20 +12,29 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ListGroupsRequest) -> ListGroupsRes
         .iter()
         .map(|s| s.as_str().to_lowercase())
         .collect();
+    let types: Vec<String> = request
+        .types_filter
+        .iter()
+        .map(|s| s.as_str().to_lowercase())
+        .collect();
     let groups = ctx
         .broker
         .groups
         .list()
         .into_iter()
-        .filter(|(_, _, state)| states.is_empty() || states.contains(&state.to_lowercase()))
-        .map(|(id, protocol_type, state)| {
-            let mut g = ListedGroup::default()
-                .with_group_id(GroupId(str_bytes(id)))
-                .with_protocol_type(str_bytes(protocol_type));
+        .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
+        .map(|g| {
+            let mut listed = ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(g.id)))
+                .with_protocol_type(str_bytes(g.protocol_type));
             if ctx.version >= 4 {
-                g = g.with_group_state(str_bytes(state));
+                listed = listed.with_group_state(str_bytes(g.state));
             }
-            g
+            if ctx.version >= 5 {
+                listed = listed.with_group_type(str_bytes(g.group_type));
+            }
+            listed
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)

@@ -7,6 +7,8 @@
 
 mod alter_configs;
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -80,12 +82,14 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::Heartbeat, 0, 4),
     (ApiKey::LeaveGroup, 0, 5),
-    (ApiKey::OffsetCommit, 2, 8),
-    (ApiKey::OffsetFetch, 1, 8),
-    (ApiKey::ListGroups, 0, 4),
-    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// Versions of `key` this broker decodes, if it serves the API at all.
@@ -200,6 +204,8 @@ pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: &
         RequestKind::DescribeGroups(r) => describe_groups::handle(&ctx, r).into(),
         RequestKind::DeleteGroups(r) => delete_groups::handle(&ctx, r).into(),
         RequestKind::OffsetDelete(r) => offset_delete::handle(&ctx, r).into(),
+        RequestKind::ConsumerGroupHeartbeat(r) => consumer_group_heartbeat::handle(&ctx, r).into(),
+        RequestKind::ConsumerGroupDescribe(r) => consumer_group_describe::handle(&ctx, r).into(),
         _ => return Reply::Close,
     };
     encode_response(api_key, version, header.correlation_id, response)

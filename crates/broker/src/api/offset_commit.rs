@@ -1,5 +1,6 @@
 //! OffsetCommit (key 8): offsets are written to `__consumer_offsets` and acknowledged once
-//! appended there.
+//! appended there. Members of consumer-protocol groups commit with v9+, their member epoch in
+//! place of the generation.
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -27,6 +28,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetCommitRequest) -> OffsetCommi
             &owned(&request.member_id),
             request.group_instance_id.as_ref().map(|i| i.as_str()),
             request.generation_id_or_member_epoch,
+            ctx.version,
         )
     };
     let image = broker.image();

@@ -1,4 +1,5 @@
-//! OffsetFetch (key 9): a group's committed offsets, for one group or many (v8+).
+//! OffsetFetch (key 9): a group's committed offsets, for one group or many (v8+). From v9 a
+//! member of a consumer-protocol group names itself and its epoch, which are checked.
 
 use std::collections::BTreeMap;
 
@@ -54,7 +55,18 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetFetchRequest) -> OffsetFetchR
                         .map(|t| (owned(&t.name.0), t.partition_indexes.clone()))
                         .collect()
                 });
-                let topics = lookup(ctx, &owned(&g.group_id.0), wanted)
+                let group_id = owned(&g.group_id.0);
+                let denied = ctx.broker.groups.check_fetch(
+                    &group_id,
+                    g.member_id.as_ref().map(|m| m.as_str()),
+                    g.member_epoch,
+                );
+                if denied != 0 {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(GroupId(g.group_id.0.clone()))
+                        .with_error_code(denied);
+                }
+                let topics = lookup(ctx, &group_id, wanted)
                     .into_iter()
                     .map(|(topic, partitions)| {
                         OffsetFetchResponseTopics::default()

@@ -1,10 +1,15 @@
-//! Consumer group coordination, the classic protocol: group membership through the sans-IO
-//! [`state`] machine, committed offsets kept in memory and written to `__consumer_offsets` in
-//! Kafka's [`records`] format before they are acknowledged.
+//! Consumer group coordination: the classic protocol's membership through the sans-IO
+//! [`state`] machine, KIP-848's consumer protocol through the sans-IO [`consumer`] machine,
+//! and committed offsets (of both kinds of group) kept in memory and written to
+//! `__consumer_offsets` in Kafka's [`records`] format before they are acknowledged.
+//!
+//! A group id names either a classic or a consumer group: a protocol cannot join a non-empty
+//! group of the other kind; an empty group of the other kind is replaced (its offsets stay).
 //!
 //! One node coordinates every group whose `__consumer_offsets` partition it leads; on start it
 //! replays those partitions to restore committed offsets.
 
+pub(crate) mod consumer;
 pub(crate) mod records;
 pub(crate) mod state;
 
@@ -15,6 +20,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use consumer::{ConsumerGroup, ConsumerGroupConfig, Heartbeat, HeartbeatError, HeartbeatReply};
+use kafka_protocol::error::ResponseError;
 use records::{CommittedOffset, OffsetsRecord};
 use state::{Delivery, Group, GroupConfig, JoinRequest, JoinResponse, SyncResponse};
 
@@ -31,6 +38,7 @@ enum Waiter {
 #[derive(Default)]
 struct Inner {
     groups: HashMap<String, Group>,
+    consumer_groups: HashMap<String, ConsumerGroup>,
     waiters: HashMap<(String, String), Waiter>,
     offsets: HashMap<String, BTreeMap<(String, i32), CommittedOffset>>,
 }
@@ -66,6 +74,7 @@ impl Inner {
 /// The group coordinator of one node.
 pub(crate) struct GroupCoordinator {
     config: GroupConfig,
+    consumer_config: ConsumerGroupConfig,
     started: Instant,
     inner: Mutex<Inner>,
 }
@@ -79,9 +88,19 @@ impl std::fmt::Debug for GroupCoordinator {
 }
 
 impl GroupCoordinator {
+    #[cfg(test)]
     pub(crate) fn new(config: GroupConfig) -> Self {
+        Self::with_consumer_config(config, ConsumerGroupConfig::default())
+    }
+
+    /// A coordinator with settings for both protocols.
+    pub(crate) fn with_consumer_config(
+        config: GroupConfig,
+        consumer_config: ConsumerGroupConfig,
+    ) -> Self {
         Self {
             config,
+            consumer_config,
             started: Instant::now(),
             inner: Mutex::new(Inner::default()),
         }
@@ -101,6 +120,18 @@ impl GroupCoordinator {
             let mut inner = self.inner.lock();
             let now = self.now();
             let config = self.config;
+            match inner.consumer_groups.get(group_id) {
+                Some(g) if !g.members.is_empty() => {
+                    return JoinResponse::error_for(
+                        state::codes::INCONSISTENT_GROUP_PROTOCOL,
+                        &member_hint,
+                    );
+                }
+                Some(_) => {
+                    inner.consumer_groups.remove(group_id);
+                }
+                None => {}
+            }
             let group = inner
                 .groups
                 .entry(group_id.to_owned())
@@ -192,16 +223,24 @@ impl GroupCoordinator {
         outcome.reply.unwrap_or(state::codes::NONE)
     }
 
-    /// Whether a commit by this member and generation is allowed (0) or its error code.
+    /// Whether a commit by this member and generation (member epoch, for consumer groups) is
+    /// allowed (0) or its error code. `version` is the OffsetCommit version.
     pub(crate) fn check_commit(
         &self,
         group_id: &str,
         member_id: &str,
         instance: Option<&str>,
         generation: i32,
+        version: i16,
     ) -> i16 {
         let mut inner = self.inner.lock();
         let now = self.now();
+        if let Some(group) = inner.consumer_groups.get(group_id) {
+            return match group.check_commit(member_id, generation, version) {
+                Ok(()) => state::codes::NONE,
+                Err(e) => e.code(),
+            };
+        }
         match inner.groups.get_mut(group_id) {
             Some(group) if group.fenced(member_id, instance) => state::codes::FENCED_INSTANCE_ID,
             Some(group) => group.check_commit(now, member_id, generation),
@@ -238,6 +277,10 @@ impl GroupCoordinator {
                 .groups
                 .get(group)
                 .is_some_and(|g| !g.members.is_empty())
+                || inner
+                    .consumer_groups
+                    .get(group)
+                    .is_some_and(|g| !g.members.is_empty())
             {
                 continue;
             }
@@ -293,6 +336,21 @@ impl GroupCoordinator {
                 inner.offsets.remove(&group);
             }
             OffsetsRecord::Group { .. } => {}
+            OffsetsRecord::Consumer {
+                group,
+                record: consumer::records::ConsumerRecord::GroupEpoch(None),
+            } => {
+                inner.consumer_groups.remove(&group);
+            }
+            OffsetsRecord::Consumer { group, record } => {
+                let now = self.now();
+                let config = self.consumer_config;
+                inner
+                    .consumer_groups
+                    .entry(group.clone())
+                    .or_insert_with(|| ConsumerGroup::new(group, config))
+                    .replay(now, record);
+            }
         }
     }
 
@@ -301,11 +359,14 @@ impl GroupCoordinator {
     pub(crate) fn deletable(&self, group_id: &str) -> Result<Vec<(String, i32)>, i16> {
         let inner = self.inner.lock();
         let group = inner.groups.get(group_id);
+        let consumer = inner.consumer_groups.get(group_id);
         let offsets = inner.offsets.get(group_id);
-        if group.is_none() && offsets.is_none() {
+        if group.is_none() && consumer.is_none() && offsets.is_none() {
             return Err(kafka_protocol::error::ResponseError::GroupIdNotFound.code());
         }
-        if group.is_some_and(|g| !g.members.is_empty()) {
+        if group.is_some_and(|g| !g.members.is_empty())
+            || consumer.is_some_and(|g| !g.members.is_empty())
+        {
             return Err(kafka_protocol::error::ResponseError::NonEmptyGroup.code());
         }
         Ok(offsets
@@ -322,6 +383,13 @@ impl GroupCoordinator {
             .is_some_and(|g| g.members.is_empty())
         {
             inner.groups.remove(group_id);
+        }
+        if inner
+            .consumer_groups
+            .get(group_id)
+            .is_some_and(|g| g.members.is_empty())
+        {
+            inner.consumer_groups.remove(group_id);
         }
         inner.offsets.remove(group_id);
     }
@@ -343,6 +411,17 @@ impl GroupCoordinator {
     /// `None` if the group is unknown.
     pub(crate) fn subscribed_topics(&self, group_id: &str) -> Option<Vec<String>> {
         let inner = self.inner.lock();
+        if let Some(group) = inner.consumer_groups.get(group_id) {
+            let mut topics: Vec<String> = group
+                .members
+                .values()
+                .flat_map(|m| group.member_topics(m))
+                .map(str::to_owned)
+                .collect();
+            topics.sort();
+            topics.dedup();
+            return Some(topics);
+        }
         if !inner.groups.contains_key(group_id) && !inner.offsets.contains_key(group_id) {
             return None;
         }
@@ -359,27 +438,33 @@ impl GroupCoordinator {
         Some(topics)
     }
 
-    /// Groups as ListGroups shows them: (id, protocol type, state).
-    pub(crate) fn list(&self) -> Vec<(String, String, &'static str)> {
+    /// Groups as ListGroups shows them.
+    pub(crate) fn list(&self) -> Vec<ListedGroup> {
         let inner = self.inner.lock();
         let mut out: Vec<_> = inner
             .groups
             .values()
-            .map(|g| {
-                (
-                    g.id.clone(),
-                    g.protocol_type.clone().unwrap_or_default(),
-                    g.state.name(),
-                )
+            .map(|g| ListedGroup {
+                id: g.id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                state: g.state.name(),
+                group_type: "classic",
             })
             .collect();
+        out.extend(inner.consumer_groups.values().map(|g| ListedGroup {
+            id: g.id.clone(),
+            protocol_type: "consumer".to_owned(),
+            state: g.state().name(),
+            group_type: "consumer",
+        }));
         for group in inner.offsets.keys() {
-            if !inner.groups.contains_key(group) {
-                out.push((
-                    group.clone(),
-                    "consumer".to_owned(),
-                    state::GroupState::Empty.name(),
-                ));
+            if !inner.groups.contains_key(group) && !inner.consumer_groups.contains_key(group) {
+                out.push(ListedGroup {
+                    id: group.clone(),
+                    protocol_type: "consumer".to_owned(),
+                    state: state::GroupState::Empty.name(),
+                    group_type: "classic",
+                });
             }
         }
         out.sort();
@@ -389,6 +474,116 @@ impl GroupCoordinator {
     /// Runs `f` on a group if it exists.
     pub(crate) fn with_group<T>(&self, group_id: &str, f: impl FnOnce(&Group) -> T) -> Option<T> {
         self.inner.lock().groups.get(group_id).map(f)
+    }
+
+    /// Runs `f` on a consumer-protocol group if it exists.
+    pub(crate) fn with_consumer_group<T>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&ConsumerGroup) -> T,
+    ) -> Option<T> {
+        self.inner.lock().consumer_groups.get(group_id).map(f)
+    }
+
+    /// ConsumerGroupHeartbeat of `version`: joins, heartbeats and leaves of consumer-protocol
+    /// groups. `topics` is the current metadata; `write` appends the
+    /// group's changed records to its `__consumer_offsets` partition, under the coordinator's
+    /// lock so that records of one group are appended in the order they were made. Errors
+    /// are Kafka error codes with a message.
+    pub(crate) fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        version: i16,
+        request: Heartbeat,
+        topics: &dyn consumer::Topics,
+        write: &RecordWriter<'_>,
+    ) -> Result<HeartbeatReply, (i16, String)> {
+        let failed = |e: HeartbeatError| (e.code(), e.to_string());
+        if group_id.trim().is_empty() {
+            return Err((
+                ResponseError::InvalidRequest.code(),
+                "GroupId can't be empty.".to_owned(),
+            ));
+        }
+        consumer::validate(&request, version).map_err(failed)?;
+        let mut inner = self.inner.lock();
+        let now = self.now();
+        let joining = request.member_epoch == 0;
+        if let Some(classic) = inner.groups.get(group_id) {
+            if !classic.members.is_empty() {
+                return Err((
+                    ResponseError::GroupIdNotFound.code(),
+                    format!("Group {group_id} is not a consumer group."),
+                ));
+            }
+            if joining {
+                inner.groups.remove(group_id);
+            }
+        }
+        if !inner.consumer_groups.contains_key(group_id) {
+            if !joining {
+                // Kafka says GROUP_ID_NOT_FOUND; UNKNOWN_MEMBER_ID makes the client rejoin,
+                // which is what a member of a group this node does not know must do.
+                return Err((
+                    ResponseError::UnknownMemberId.code(),
+                    format!("Consumer group {group_id} not found."),
+                ));
+            }
+            inner.consumer_groups.insert(
+                group_id.to_owned(),
+                ConsumerGroup::new(group_id.to_owned(), self.consumer_config),
+            );
+        }
+        let Some(group) = inner.consumer_groups.get_mut(group_id) else {
+            return Err((ResponseError::UnknownServerError.code(), String::new()));
+        };
+        let result = group.heartbeat(now, request, topics).map_err(failed);
+        if group.members.is_empty() && group.group_epoch == 0 {
+            inner.consumer_groups.remove(group_id);
+            return result;
+        }
+        let records: Vec<(Bytes, Option<Bytes>)> = group
+            .take_records()
+            .iter()
+            .filter_map(|r| consumer::records::encode(group_id, r))
+            .collect();
+        if !records.is_empty() {
+            if let Err(code) = write(&records) {
+                return Err((code, "writing the group's state failed".to_owned()));
+            }
+        }
+        result
+    }
+
+    /// Tombstones for the records of a consumer-protocol group without members (for
+    /// DeleteGroups, and before a classic member takes the group id over); none for a group
+    /// with members or no such group.
+    pub(crate) fn consumer_tombstones(&self, group_id: &str) -> Vec<(Bytes, Option<Bytes>)> {
+        self.inner
+            .lock()
+            .consumer_groups
+            .get(group_id)
+            .filter(|g| g.members.is_empty())
+            .map(|g| {
+                g.tombstones()
+                    .iter()
+                    .filter_map(|r| consumer::records::encode(group_id, r))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether an OffsetFetch (v9+) naming a member may read a group's offsets: 0 or the
+    /// error code. Classic groups do not check.
+    pub(crate) fn check_fetch(&self, group_id: &str, member_id: Option<&str>, epoch: i32) -> i16 {
+        let inner = self.inner.lock();
+        match inner.consumer_groups.get(group_id) {
+            Some(group) => match group.check_fetch(member_id, epoch) {
+                Ok(()) => state::codes::NONE,
+                Err(e) => e.code(),
+            },
+            None => state::codes::NONE,
+        }
     }
 
     /// Expires sessions and completes rebalances whose time has come.
@@ -403,7 +598,25 @@ impl GroupCoordinator {
             };
             inner.deliver(&id, deliveries);
         }
+        for group in inner.consumer_groups.values_mut() {
+            group.tick(now);
+        }
     }
+}
+
+/// Appends `(key, value)` records to a group's `__consumer_offsets` partition; the error is
+/// a Kafka error code.
+pub(crate) type RecordWriter<'a> = dyn Fn(&[(Bytes, Option<Bytes>)]) -> Result<(), i16> + 'a;
+
+/// A group as ListGroups shows it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ListedGroup {
+    pub(crate) id: String,
+    pub(crate) protocol_type: String,
+    /// Kafka's name of the group's state.
+    pub(crate) state: &'static str,
+    /// `classic` or `consumer` (ListGroups v5).
+    pub(crate) group_type: &'static str,
 }
 
 #[cfg(test)]

@@ -53,6 +53,11 @@ pub(crate) enum OffsetsRecord {
         group: String,
         value: Option<StoredGroup>,
     },
+    /// A consumer-protocol (KIP-848) group's record: key types 3 to 8.
+    Consumer {
+        group: String,
+        record: super::consumer::records::ConsumerRecord,
+    },
 }
 
 fn put_str(buf: &mut BytesMut, s: &str) {
@@ -206,6 +211,8 @@ pub(crate) fn decode(key: &Bytes, value: Option<&Bytes>) -> Option<OffsetsRecord
             };
             Some(OffsetsRecord::Group { group, value })
         }
+        3..=8 => super::consumer::records::decode(key, value)
+            .map(|(group, record)| OffsetsRecord::Consumer { group, record }),
         _ => None,
     }
 }

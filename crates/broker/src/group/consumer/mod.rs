@@ -1,0 +1,739 @@
+//! The consumer group protocol of KIP-848 as a state machine that does no I/O: each
+//! ConsumerGroupHeartbeat goes in with the current time and a view of the topics, and its
+//! answer comes straight out; [`ConsumerGroup::tick`] expires sessions and revocations.
+//!
+//! Epochs, as in Apache Kafka's `GroupMetadataManager`: the group epoch grows whenever
+//! membership, a subscription or a subscribed topic's partition count changes; the target
+//! assignment is recomputed for the new group epoch (its assignment epoch); each member then
+//! moves to it one heartbeat at a time through [`member::reconcile`], which never gives a
+//! partition to a member while another one still holds it.
+
+pub(crate) mod assignor;
+pub(crate) mod member;
+mod persist;
+pub(crate) mod records;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::Engine as _;
+use kafka_protocol::error::ResponseError;
+use uuid::Uuid;
+
+pub(crate) use assignor::TopicInfo;
+use assignor::{AssignorMember, ASSIGNORS};
+pub(crate) use member::{Member, MemberState};
+
+/// Partitions by topic id.
+pub(crate) type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
+
+/// The topics subscriptions resolve against: the metadata image, as the caller sees it.
+pub(crate) trait Topics {
+    /// A topic by name, if it exists (and is not internal).
+    fn get(&self, name: &str) -> Option<TopicInfo>;
+    /// The names of every topic a regular expression may match (internal ones excluded).
+    fn names(&self) -> Vec<String>;
+}
+
+/// The member epoch of a member leaving the group.
+pub(crate) const LEAVE_EPOCH: i32 = -1;
+/// The member epoch of a static member leaving for a while (it keeps its partitions).
+pub(crate) const STATIC_LEAVE_EPOCH: i32 = -2;
+
+/// Coordinator settings of the consumer protocol, named after Kafka's broker configs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConsumerGroupConfig {
+    /// `group.consumer.session.timeout.ms`.
+    pub(crate) session_timeout_ms: u64,
+    /// `group.consumer.heartbeat.interval.ms`.
+    pub(crate) heartbeat_interval_ms: u64,
+    /// `group.consumer.max.size`.
+    pub(crate) max_size: usize,
+}
+
+impl Default for ConsumerGroupConfig {
+    fn default() -> Self {
+        Self {
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 5_000,
+            max_size: usize::MAX,
+        }
+    }
+}
+
+/// Why a ConsumerGroupHeartbeat (or a commit by a member) was refused; each maps to the
+/// Kafka error code the client expects ([`HeartbeatError::code`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum HeartbeatError {
+    /// A field is missing or malformed.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// `server_assignor` names an assignor this broker does not have.
+    #[error("ServerAssignor {0} is not supported. Supported assignors: uniform, range.")]
+    UnsupportedAssignor(String),
+    /// A regular expression subscription that does not compile.
+    #[error("SubscribedTopicRegex `{0}` is not a valid regular expression.")]
+    InvalidRegularExpression(String),
+    /// The member id is not (or no longer) in the group.
+    #[error("Member {0} is not a member of the group.")]
+    UnknownMemberId(String),
+    /// The member's epoch is not one the coordinator accepts: it must rejoin.
+    #[error("The consumer group member has a member epoch ({received}) other than the one known by the group coordinator ({known}). The member must abandon all its partitions and rejoin.")]
+    FencedMemberEpoch { received: i32, known: i32 },
+    /// The group is full.
+    #[error("The consumer group has reached its maximum capacity of {0} members.")]
+    GroupMaxSizeReached(usize),
+    /// The static member's instance id is held by another member id.
+    #[error("Static member {instance} with member id {member} is fenced by another member.")]
+    FencedInstanceId { instance: String, member: String },
+    /// A static member joins while the previous holder of its instance id is still active.
+    #[error("Static member with instance id {0} is still active under another member id.")]
+    UnreleasedInstanceId(String),
+    /// An offset commit or fetch from an older (or newer) member epoch.
+    #[error("The member epoch {received} is stale; the current one is {known}.")]
+    StaleMemberEpoch { received: i32, known: i32 },
+    /// A request below the version the consumer protocol requires.
+    #[error("OffsetCommit version 9 or above must be used by members of consumer groups.")]
+    UnsupportedVersion,
+}
+
+impl HeartbeatError {
+    /// Kafka's error code for this error.
+    pub(crate) fn code(&self) -> i16 {
+        match self {
+            Self::InvalidRequest(_) => ResponseError::InvalidRequest.code(),
+            Self::InvalidRegularExpression(_) => ResponseError::InvalidRegularExpression.code(),
+            Self::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor.code(),
+            Self::UnknownMemberId(_) => ResponseError::UnknownMemberId.code(),
+            Self::FencedMemberEpoch { .. } => ResponseError::FencedMemberEpoch.code(),
+            Self::GroupMaxSizeReached(_) => ResponseError::GroupMaxSizeReached.code(),
+            Self::FencedInstanceId { .. } => ResponseError::FencedInstanceId.code(),
+            Self::UnreleasedInstanceId(_) => ResponseError::UnreleasedInstanceId.code(),
+            Self::StaleMemberEpoch { .. } => ResponseError::StaleMemberEpoch.code(),
+            Self::UnsupportedVersion => ResponseError::UnsupportedVersion.code(),
+        }
+    }
+}
+
+/// A ConsumerGroupHeartbeat as the state machine needs it. `None` (or -1 for the rebalance
+/// timeout) means "unchanged since the last heartbeat".
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Heartbeat {
+    pub(crate) member_id: String,
+    pub(crate) member_epoch: i32,
+    pub(crate) instance_id: Option<String>,
+    pub(crate) rack_id: Option<String>,
+    pub(crate) rebalance_timeout_ms: i32,
+    pub(crate) subscribed_topic_names: Option<Vec<String>>,
+    pub(crate) subscribed_topic_regex: Option<String>,
+    pub(crate) server_assignor: Option<String>,
+    /// The partitions the member owns, by topic id.
+    pub(crate) owned: Option<Vec<(Uuid, Vec<i32>)>>,
+    pub(crate) client_id: String,
+    pub(crate) client_host: String,
+}
+
+/// A ConsumerGroupHeartbeat answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HeartbeatReply {
+    pub(crate) member_id: String,
+    pub(crate) member_epoch: i32,
+    pub(crate) heartbeat_interval_ms: i32,
+    /// The member's assignment, when it changed or the request was a full one.
+    pub(crate) assignment: Option<Assignment>,
+}
+
+/// Checks what can be checked without the group (Kafka's request validation). Version 1
+/// requires the client to choose its member id.
+pub(crate) fn validate(request: &Heartbeat, version: i16) -> Result<(), HeartbeatError> {
+    let invalid = |m: &str| Err(HeartbeatError::InvalidRequest(m.to_owned()));
+    let blank = |s: &Option<String>| s.as_ref().is_some_and(|s| s.trim().is_empty());
+    if (version >= 1 || request.member_epoch > 0 || request.member_epoch == LEAVE_EPOCH)
+        && request.member_id.trim().is_empty()
+    {
+        return invalid("MemberId can't be empty.");
+    }
+    if blank(&request.instance_id) {
+        return invalid("InstanceId can't be empty.");
+    }
+    if blank(&request.rack_id) {
+        return invalid("RackId can't be empty.");
+    }
+    match request.member_epoch {
+        0 => {
+            if request.rebalance_timeout_ms == -1 {
+                return invalid("RebalanceTimeoutMs must be provided in first request.");
+            }
+            if request.owned.as_ref().is_none_or(|o| !o.is_empty()) {
+                return invalid("TopicPartitions must be empty when (re-)joining.");
+            }
+            if request.subscribed_topic_names.is_none() && request.subscribed_topic_regex.is_none()
+            {
+                return invalid(
+                    "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when (re-)joining.",
+                );
+            }
+        }
+        STATIC_LEAVE_EPOCH if request.instance_id.is_none() => {
+            return invalid("InstanceId can't be null.");
+        }
+        e if e < STATIC_LEAVE_EPOCH => return invalid("MemberEpoch is invalid."),
+        _ => {}
+    }
+    if let Some(name) = &request.server_assignor {
+        if !ASSIGNORS.contains(&name.as_str()) {
+            return Err(HeartbeatError::UnsupportedAssignor(name.clone()));
+        }
+    }
+    if let Some(re) = request
+        .subscribed_topic_regex
+        .as_ref()
+        .filter(|r| !r.is_empty())
+    {
+        compile(re)?;
+    }
+    Ok(())
+}
+
+/// A subscription's regular expression, matched against whole topic names as Kafka does.
+fn compile(re: &str) -> Result<regex::Regex, HeartbeatError> {
+    regex::Regex::new(&format!("^(?:{re})$"))
+        .map_err(|_| HeartbeatError::InvalidRegularExpression(re.to_owned()))
+}
+
+/// A member id as Kafka makes them: a random UUID in URL-safe base64.
+pub(crate) fn new_member_id() -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Uuid::new_v4().as_bytes())
+}
+
+/// The group's life cycle state, as ConsumerGroupDescribe and ListGroups name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConsumerGroupState {
+    Empty,
+    Assigning,
+    Reconciling,
+    Stable,
+}
+
+impl ConsumerGroupState {
+    /// Kafka's name for the state.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Empty => "Empty",
+            Self::Assigning => "Assigning",
+            Self::Reconciling => "Reconciling",
+            Self::Stable => "Stable",
+        }
+    }
+}
+
+/// One consumer-protocol group.
+#[derive(Debug)]
+pub(crate) struct ConsumerGroup {
+    pub(crate) id: String,
+    config: ConsumerGroupConfig,
+    pub(crate) group_epoch: i32,
+    pub(crate) assignment_epoch: i32,
+    pub(crate) members: BTreeMap<String, Member>,
+    /// Static members: instance id to member id.
+    instances: BTreeMap<String, String>,
+    /// Target assignment by member id, at `assignment_epoch`.
+    pub(crate) target: BTreeMap<String, Assignment>,
+    /// Which member holds each partition (assigned or pending revocation).
+    owners: BTreeMap<(Uuid, i32), String>,
+    /// The subscribed topics that exist, as last seen.
+    pub(crate) topics: BTreeMap<String, TopicInfo>,
+    /// Members' regular expressions and the topics each matched when last resolved.
+    resolved: BTreeMap<String, BTreeSet<String>>,
+    /// What `__consumer_offsets` holds for the group.
+    persisted: persist::Persisted,
+}
+
+impl ConsumerGroup {
+    /// An empty group at epoch 0.
+    pub(crate) fn new(id: String, config: ConsumerGroupConfig) -> Self {
+        Self {
+            id,
+            config,
+            group_epoch: 0,
+            assignment_epoch: 0,
+            members: BTreeMap::new(),
+            instances: BTreeMap::new(),
+            target: BTreeMap::new(),
+            owners: BTreeMap::new(),
+            topics: BTreeMap::new(),
+            resolved: BTreeMap::new(),
+            persisted: persist::Persisted::default(),
+        }
+    }
+
+    /// The group's state.
+    pub(crate) fn state(&self) -> ConsumerGroupState {
+        if self.members.is_empty() {
+            ConsumerGroupState::Empty
+        } else if self.group_epoch != self.assignment_epoch {
+            ConsumerGroupState::Assigning
+        } else if self
+            .members
+            .values()
+            .any(|m| m.epoch != self.assignment_epoch || m.state != MemberState::Stable)
+        {
+            ConsumerGroupState::Reconciling
+        } else {
+            ConsumerGroupState::Stable
+        }
+    }
+
+    /// The assignor the group uses: the one most members ask for, else the default.
+    pub(crate) fn assignor(&self) -> &'static str {
+        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in self.members.values() {
+            if let Some(a) = &m.server_assignor {
+                *votes.entry(a.as_str()).or_default() += 1;
+            }
+        }
+        let mut best = (ASSIGNORS[0], 0);
+        for a in ASSIGNORS {
+            let v = votes.get(a).copied().unwrap_or(0);
+            if v > best.1 {
+                best = (a, v);
+            }
+        }
+        best.0
+    }
+
+    /// Name of a subscribed topic by id.
+    pub(crate) fn topic_name(&self, id: Uuid) -> Option<&str> {
+        self.topics
+            .iter()
+            .find(|(_, t)| t.id == id)
+            .map(|(n, _)| n.as_str())
+    }
+
+    /// One ConsumerGroupHeartbeat (already [`validate`]d). `topics` is the current metadata.
+    pub(crate) fn heartbeat(
+        &mut self,
+        now: u64,
+        request: Heartbeat,
+        topics: &dyn Topics,
+    ) -> Result<HeartbeatReply, HeartbeatError> {
+        if request.member_epoch == LEAVE_EPOCH || request.member_epoch == STATIC_LEAVE_EPOCH {
+            return self.leave(now, &request);
+        }
+        let mut member_id = request.member_id.clone();
+        let mut bump = self.group_epoch == 0;
+        if request.member_epoch == 0 {
+            if member_id.is_empty() {
+                member_id = new_member_id();
+            }
+            bump |= self.join(now, &member_id, &request)?;
+        } else {
+            let member = self
+                .members
+                .get(&member_id)
+                .ok_or_else(|| HeartbeatError::UnknownMemberId(member_id.clone()))?;
+            if let (Some(instance), Some(held)) = (&request.instance_id, &member.instance_id) {
+                if instance != held {
+                    return Err(HeartbeatError::FencedInstanceId {
+                        instance: instance.clone(),
+                        member: member_id,
+                    });
+                }
+            }
+            check_epoch(member, request.member_epoch, request.owned.as_deref())?;
+        }
+        let Some(member) = self.members.get_mut(&member_id) else {
+            return Err(HeartbeatError::UnknownMemberId(member_id));
+        };
+        let before = member.assigned.clone();
+        if let Some(instance) = &request.instance_id {
+            member.instance_id = Some(instance.clone());
+        }
+        if request.rack_id.is_some() {
+            member.rack_id = request.rack_id.clone();
+        }
+        if request.rebalance_timeout_ms >= 0 {
+            member.rebalance_timeout_ms = request.rebalance_timeout_ms as u64;
+        }
+        if let Some(a) = &request.server_assignor {
+            if member.server_assignor.as_ref() != Some(a) {
+                member.server_assignor = Some(a.clone());
+                bump = true;
+            }
+        }
+        if let Some(re) = &request.subscribed_topic_regex {
+            let re = Some(re.clone()).filter(|r| !r.is_empty());
+            if re != member.subscribed_topic_regex {
+                member.subscribed_topic_regex = re;
+                bump = true;
+            }
+        }
+        if let Some(names) = &request.subscribed_topic_names {
+            let mut names = names.clone();
+            names.sort_unstable();
+            names.dedup();
+            if names != member.subscribed_topic_names {
+                member.subscribed_topic_names = names;
+                bump = true;
+            }
+        }
+        member.client_id = request.client_id.clone();
+        member.client_host = request.client_host.clone();
+        member.session_deadline_ms = now + self.config.session_timeout_ms;
+
+        bump |= self.refresh_topics(topics);
+        if bump {
+            self.bump_epoch();
+        }
+        self.reconcile(now, &member_id, request.owned.as_deref());
+        let member = &self.members[&member_id];
+        let full = request.member_epoch == 0
+            || (request.rebalance_timeout_ms != -1
+                && request.subscribed_topic_names.is_some()
+                && request.owned.is_some());
+        Ok(HeartbeatReply {
+            member_id: member_id.clone(),
+            member_epoch: member.epoch,
+            heartbeat_interval_ms: self.config.heartbeat_interval_ms as i32,
+            assignment: (full || member.assigned != before).then(|| member.assigned.clone()),
+        })
+    }
+
+    /// A member joining (epoch 0). Returns whether the group epoch must grow.
+    fn join(
+        &mut self,
+        now: u64,
+        member_id: &str,
+        request: &Heartbeat,
+    ) -> Result<bool, HeartbeatError> {
+        if let Some(instance) = &request.instance_id {
+            if let Some(holder) = self.instances.get(instance).cloned() {
+                if holder != member_id {
+                    let previous = &self.members[&holder];
+                    if previous.epoch != STATIC_LEAVE_EPOCH {
+                        return Err(HeartbeatError::UnreleasedInstanceId(instance.clone()));
+                    }
+                    // A static member back under a new member id takes over its assignment.
+                    let Some(mut m) = self.members.remove(&holder) else {
+                        return Ok(false);
+                    };
+                    m.id = member_id.to_owned();
+                    m.epoch = 0;
+                    m.previous_epoch = 0;
+                    for tp in m.owned().collect::<Vec<_>>() {
+                        self.owners.insert(tp, member_id.to_owned());
+                    }
+                    if let Some(t) = self.target.remove(&holder) {
+                        self.target.insert(member_id.to_owned(), t);
+                    }
+                    self.members.insert(member_id.to_owned(), m);
+                    self.instances
+                        .insert(instance.clone(), member_id.to_owned());
+                    return Ok(false);
+                }
+            }
+        }
+        match self.members.get_mut(member_id) {
+            Some(m) => {
+                // A known member rejoining has given its partitions up (it says it owns none).
+                let held: Vec<(Uuid, i32)> = m.owned().collect();
+                m.assigned.clear();
+                m.pending_revocation.clear();
+                m.state = MemberState::Stable;
+                m.revocation_deadline_ms = None;
+                m.previous_epoch = m.epoch;
+                m.epoch = 0;
+                for tp in held {
+                    self.owners.remove(&tp);
+                }
+                Ok(false)
+            }
+            None => {
+                if self.members.len() >= self.config.max_size {
+                    return Err(HeartbeatError::GroupMaxSizeReached(self.config.max_size));
+                }
+                let mut m = Member::new(member_id.to_owned());
+                m.session_deadline_ms = now + self.config.session_timeout_ms;
+                if let Some(instance) = &request.instance_id {
+                    self.instances
+                        .insert(instance.clone(), member_id.to_owned());
+                }
+                self.members.insert(member_id.to_owned(), m);
+                tracing::info!(group = %self.id, member = member_id, "member joined");
+                Ok(true)
+            }
+        }
+    }
+
+    /// Epoch -1 (leave) or -2 (a static member leaving for a while).
+    fn leave(&mut self, now: u64, request: &Heartbeat) -> Result<HeartbeatReply, HeartbeatError> {
+        let member_id = match &request.instance_id {
+            Some(instance) => {
+                let holder =
+                    self.instances.get(instance).cloned().ok_or_else(|| {
+                        HeartbeatError::UnknownMemberId(request.member_id.clone())
+                    })?;
+                if holder != request.member_id {
+                    return Err(HeartbeatError::FencedInstanceId {
+                        instance: instance.clone(),
+                        member: request.member_id.clone(),
+                    });
+                }
+                holder
+            }
+            None => request.member_id.clone(),
+        };
+        if !self.members.contains_key(&member_id) {
+            return Err(HeartbeatError::UnknownMemberId(member_id));
+        }
+        if request.member_epoch == STATIC_LEAVE_EPOCH {
+            if let Some(m) = self.members.get_mut(&member_id) {
+                // Its partitions stay with it until it returns or its session lapses.
+                m.previous_epoch = m.epoch;
+                m.epoch = STATIC_LEAVE_EPOCH;
+                m.session_deadline_ms = now + self.config.session_timeout_ms;
+            }
+        } else {
+            self.remove_member(&member_id, "left the group");
+        }
+        Ok(HeartbeatReply {
+            member_id,
+            member_epoch: request.member_epoch,
+            heartbeat_interval_ms: 0,
+            assignment: None,
+        })
+    }
+
+    /// Removes a member, frees its partitions and starts a new group epoch.
+    fn remove_member(&mut self, member_id: &str, why: &str) {
+        let Some(m) = self.members.remove(member_id) else {
+            return;
+        };
+        tracing::info!(group = %self.id, member = member_id, why, "member removed");
+        for tp in m.owned() {
+            if self.owners.get(&tp).is_some_and(|o| o == member_id) {
+                self.owners.remove(&tp);
+            }
+        }
+        if let Some(instance) = &m.instance_id {
+            if self.instances.get(instance).is_some_and(|h| h == member_id) {
+                self.instances.remove(instance);
+            }
+        }
+        self.target.remove(member_id);
+        self.bump_epoch();
+    }
+
+    /// Re-reads the subscribed topics (and what the members' regular expressions match);
+    /// whether anything changed.
+    fn refresh_topics(&mut self, lookup: &dyn Topics) -> bool {
+        let regexes: BTreeSet<&String> = self
+            .members
+            .values()
+            .filter_map(|m| m.subscribed_topic_regex.as_ref())
+            .collect();
+        let mut resolved = BTreeMap::new();
+        if !regexes.is_empty() {
+            let all = lookup.names();
+            for re in regexes {
+                // Validated when it came in; one that does not compile matches nothing.
+                let matched: BTreeSet<String> = match compile(re) {
+                    Ok(r) => all.iter().filter(|n| r.is_match(n)).cloned().collect(),
+                    Err(_) => BTreeSet::new(),
+                };
+                resolved.insert(re.clone(), matched);
+            }
+        }
+        let names: BTreeSet<&str> = self
+            .members
+            .values()
+            .flat_map(|m| m.subscribed_topic_names.iter().map(String::as_str))
+            .chain(resolved.values().flatten().map(String::as_str))
+            .collect();
+        let topics: BTreeMap<String, TopicInfo> = names
+            .into_iter()
+            .filter_map(|n| lookup.get(n).map(|t| (n.to_owned(), t)))
+            .collect();
+        self.resolved = resolved;
+        if topics == self.topics {
+            return false;
+        }
+        self.topics = topics;
+        true
+    }
+
+    /// The topics a member subscribes to: by name and through its regular expression.
+    pub(crate) fn member_topics<'a>(&'a self, m: &'a Member) -> BTreeSet<&'a str> {
+        let matched = m
+            .subscribed_topic_regex
+            .as_ref()
+            .and_then(|re| self.resolved.get(re))
+            .into_iter()
+            .flatten();
+        m.subscribed_topic_names
+            .iter()
+            .chain(matched)
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// A new group epoch and its target assignment.
+    fn bump_epoch(&mut self) {
+        self.group_epoch += 1;
+        let assignor = self.assignor();
+        let members: Vec<AssignorMember<'_>> = self
+            .members
+            .values()
+            .map(|m| AssignorMember {
+                id: &m.id,
+                topics: self
+                    .member_topics(m)
+                    .into_iter()
+                    .filter(|n| self.topics.contains_key(*n))
+                    .collect(),
+                previous: self.target.get(&m.id),
+            })
+            .collect();
+        self.target = assignor::assign(assignor, &members, &self.topics);
+        self.assignment_epoch = self.group_epoch;
+        tracing::debug!(group = %self.id, epoch = self.group_epoch, assignor, "new target assignment");
+    }
+
+    /// Moves one member towards its target and keeps the partition owners in step.
+    fn reconcile(&mut self, now: u64, member_id: &str, owned: Option<&[(Uuid, Vec<i32>)]>) {
+        let empty = Assignment::new();
+        let target = self.target.get(member_id).unwrap_or(&empty);
+        let Some(member) = self.members.get_mut(member_id) else {
+            return;
+        };
+        let before: Vec<(Uuid, i32)> = member.owned().collect();
+        let owners = &self.owners;
+        member::reconcile(member, self.assignment_epoch, target, owned, |t, p| {
+            owners.contains_key(&(t, p))
+        });
+        member.revocation_deadline_ms = match member.state {
+            MemberState::UnrevokedPartitions => member
+                .revocation_deadline_ms
+                .or(Some(now + member.rebalance_timeout_ms)),
+            _ => None,
+        };
+        let after: Vec<(Uuid, i32)> = member.owned().collect();
+        for tp in before {
+            if self.owners.get(&tp).is_some_and(|o| o == member_id) {
+                self.owners.remove(&tp);
+            }
+        }
+        for tp in after {
+            self.owners.insert(tp, member_id.to_owned());
+        }
+    }
+
+    /// Removes members whose session lapsed or who did not revoke partitions within their
+    /// rebalance timeout.
+    pub(crate) fn tick(&mut self, now: u64) {
+        let expired: Vec<(String, &'static str)> = self
+            .members
+            .values()
+            .filter_map(|m| {
+                if m.session_deadline_ms <= now {
+                    Some((m.id.clone(), "session expired"))
+                } else if m.revocation_deadline_ms.is_some_and(|d| d <= now) {
+                    Some((
+                        m.id.clone(),
+                        "partitions not revoked within the rebalance timeout",
+                    ))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (id, why) in expired {
+            self.remove_member(&id, why);
+        }
+    }
+
+    /// Whether `member_id` at `epoch` may commit offsets with OffsetCommit `version`.
+    pub(crate) fn check_commit(
+        &self,
+        member_id: &str,
+        epoch: i32,
+        version: i16,
+    ) -> Result<(), HeartbeatError> {
+        if epoch < 0 && self.members.is_empty() {
+            return Ok(());
+        }
+        let member = self
+            .members
+            .get(member_id)
+            .ok_or_else(|| HeartbeatError::UnknownMemberId(member_id.to_owned()))?;
+        if version < 9 {
+            return Err(HeartbeatError::UnsupportedVersion);
+        }
+        if epoch != member.epoch {
+            return Err(HeartbeatError::StaleMemberEpoch {
+                received: epoch,
+                known: member.epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether an OffsetFetch naming `member_id` at `epoch` may read (anyone may read
+    /// without naming a member).
+    pub(crate) fn check_fetch(
+        &self,
+        member_id: Option<&str>,
+        epoch: i32,
+    ) -> Result<(), HeartbeatError> {
+        let Some(member_id) = member_id else {
+            return Ok(());
+        };
+        if epoch < 0 && member_id.is_empty() {
+            return Ok(());
+        }
+        let member = self
+            .members
+            .get(member_id)
+            .ok_or_else(|| HeartbeatError::UnknownMemberId(member_id.to_owned()))?;
+        if epoch != member.epoch {
+            return Err(HeartbeatError::StaleMemberEpoch {
+                received: epoch,
+                known: member.epoch,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Kafka's epoch check for a known member: a newer epoch than the coordinator's is fenced;
+/// an older one only if it is not the previous epoch with owned partitions inside the current
+/// assignment (the answer that bumped the epoch may have been lost).
+fn check_epoch(
+    member: &Member,
+    received: i32,
+    owned: Option<&[(Uuid, Vec<i32>)]>,
+) -> Result<(), HeartbeatError> {
+    let fenced = Err(HeartbeatError::FencedMemberEpoch {
+        received,
+        known: member.epoch,
+    });
+    if received > member.epoch {
+        return fenced;
+    }
+    if received < member.epoch {
+        let subset = owned.is_some_and(|owned| {
+            owned.iter().all(|(t, ps)| {
+                member
+                    .assigned
+                    .get(t)
+                    .is_some_and(|a| ps.iter().all(|p| a.contains(p)))
+            })
+        });
+        if received != member.previous_epoch || !subset {
+            return fenced;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
