@@ -216,6 +216,11 @@ fn consumer_group_errors_are_kafka_s() {
     let b = node.bootstrap();
     run_bounded(Duration::from_secs(20), create_topic(&b, "raw848", 2, &[]));
     let mut s = connect(&b);
+    // Clients find the coordinator first (which creates `__consumer_offsets`).
+    let find = kafka_protocol::messages::FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_static_str("raw"));
+    let (_, found): (_, kafka_protocol::messages::FindCoordinatorResponse) = call(&mut s, &find, 3);
+    assert_eq!(found.error_code, 0, "{found:?}");
     let id = "Zm9vYmFyLWJhei0xMjM0NTY";
     let (_, joined): (_, ConsumerGroupHeartbeatResponse) =
         call(&mut s, &heartbeat("raw", id, 0), 1);
@@ -312,6 +317,11 @@ fn consumer_group_membership_and_assignments_survive_kill_9() {
     let b = node.bootstrap();
     run_bounded(Duration::from_secs(20), create_topic(&b, "raw848", 2, &[]));
     let id = "cmVzdGFydGVkLW1lbWJlcjE";
+    let find = kafka_protocol::messages::FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_static_str("kept"));
+    let (_, found): (_, kafka_protocol::messages::FindCoordinatorResponse) =
+        call(&mut connect(&b), &find, 3);
+    assert_eq!(found.error_code, 0, "{found:?}");
     let joined = call(&mut connect(&b), &heartbeat("kept", id, 0), 1).1;
     assert_eq!((joined.error_code, joined.member_epoch), (0, 1));
     node.kill();
