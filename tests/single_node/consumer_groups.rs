@@ -211,7 +211,7 @@ fn classic_join(group: &str) -> JoinGroupRequest {
 }
 
 #[test]
-fn consumer_group_errors_are_kafka_s() {
+fn bad_epochs_members_assignors_and_protocol_mixes_get_kafka_s_error_codes() {
     let node = node();
     let b = node.bootstrap();
     run_bounded(Duration::from_secs(20), create_topic(&b, "raw848", 2, &[]));

@@ -229,6 +229,16 @@ impl BrokerConfig {
                 self.topic_defaults.insert((*topic_key).to_owned(), value);
             }
         }
+        if self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms {
+            return Err(invalid(
+                "group.consumer.heartbeat.interval.ms",
+                &self.group_consumer_heartbeat_interval_ms.to_string(),
+                format!(
+                    "must be less than group.consumer.session.timeout.ms ({})",
+                    self.group_consumer_session_timeout_ms
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -328,6 +338,24 @@ mod tests {
             .unwrap();
         assert_eq!(config.listen.port(), 19092);
         assert_eq!(config.advertise, ("localhost".to_owned(), 19092));
+    }
+
+    #[test]
+    fn consumer_heartbeats_must_come_within_the_session_timeout() {
+        let mut config = BrokerConfig::default();
+        config
+            .apply_properties(&props(&[
+                ("group.consumer.session.timeout.ms", "6000"),
+                ("group.consumer.heartbeat.interval.ms", "500"),
+            ]))
+            .unwrap();
+        assert_eq!(config.group_consumer_session_timeout_ms, 6_000);
+        let err = BrokerConfig::default()
+            .apply_properties(&props(&[("group.consumer.session.timeout.ms", "3000")]))
+            .unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("group.consumer.heartbeat.interval.ms"));
     }
 
     #[test]

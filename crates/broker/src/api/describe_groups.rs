@@ -9,6 +9,28 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use super::{owned, str_bytes, Ctx};
 use crate::group::state::GroupState;
 
+/// A group id with no classic group in memory: one with only committed offsets is an Empty
+/// classic group; a consumer-protocol group is Dead before v6 and GROUP_ID_NOT_FOUND ("not a
+/// classic group") from v6; an unknown id is Dead before v6 and GROUP_ID_NOT_FOUND from v6.
+fn not_classic(ctx: &Ctx<'_>, group: &str) -> DescribedGroup {
+    let groups = &ctx.broker.groups;
+    let consumer_group = groups.with_consumer_group(group, |_| ()).is_some();
+    if !consumer_group && !groups.committed(group).is_empty() {
+        return DescribedGroup::default().with_group_state(str_bytes(GroupState::Empty.name()));
+    }
+    let dead = DescribedGroup::default().with_group_state(str_bytes("Dead"));
+    if ctx.version < 6 {
+        return dead;
+    }
+    let message = if consumer_group {
+        format!("Group {group} is not a classic group.")
+    } else {
+        format!("Group {group} not found.")
+    };
+    dead.with_error_code(ResponseError::GroupIdNotFound.code())
+        .with_error_message(Some(str_bytes(message)))
+}
+
 pub(super) fn handle(ctx: &Ctx<'_>, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let groups = request
         .groups
@@ -39,44 +61,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: DescribeGroupsRequest) -> DescribeG
                     .with_protocol_data(str_bytes(protocol))
                     .with_members(members)
             });
-            let consumer_group = ctx
-                .broker
-                .groups
-                .with_consumer_group(&owned(&id.0), |_| ())
-                .is_some();
-            let described = described.unwrap_or_else(|| {
-                if consumer_group || ctx.version >= 6 {
-                    // Kafka: v6 tells that the group is not a classic one (or does not exist);
-                    // older versions show it as Dead.
-                    if ctx.version < 6 {
-                        return DescribedGroup::default().with_group_state(str_bytes("Dead"));
-                    }
-                    let known =
-                        consumer_group || !ctx.broker.groups.committed(&owned(&id.0)).is_empty();
-                    if known && !consumer_group {
-                        return DescribedGroup::default()
-                            .with_group_state(str_bytes(GroupState::Empty.name()))
-                            .with_protocol_type(str_bytes("consumer"));
-                    }
-                    let message = if consumer_group {
-                        format!("Group {} is not a classic group.", id.0.as_str())
-                    } else {
-                        format!("Group {} not found.", id.0.as_str())
-                    };
-                    return DescribedGroup::default()
-                        .with_error_code(ResponseError::GroupIdNotFound.code())
-                        .with_error_message(Some(str_bytes(message)))
-                        .with_group_state(str_bytes("Dead"));
-                }
-                // Kafka describes an unknown group as Dead with no members.
-                DescribedGroup::default().with_group_state(str_bytes(
-                    if ctx.broker.groups.committed(&owned(&id.0)).is_empty() {
-                        "Dead"
-                    } else {
-                        GroupState::Empty.name()
-                    },
-                ))
-            });
+            let described = described.unwrap_or_else(|| not_classic(ctx, &owned(&id.0)));
             described.with_group_id(id.clone())
         })
         .collect();
