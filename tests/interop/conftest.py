@@ -143,8 +143,11 @@ def _start_strata(tmp: Path, extra: list[str] | None = None) -> Broker:
     port = _free_port()
     data_dir = tmp / "data"
     data_dir.mkdir()
+    # A one-voter metadata quorum of its own, on a free port (the default, 9093, would
+    # collide between brokers of one session).
     argv = [str(binary), "serve", "--node-id", "1", "--data-dir", str(data_dir),
-            "--listen", f"127.0.0.1:{port}", "--advertise", f"127.0.0.1:{port}"]
+            "--listen", f"127.0.0.1:{port}", "--advertise", f"127.0.0.1:{port}",
+            "--voters", f"1@127.0.0.1:{_free_port()}"]
     argv += extra or []
     argv += shlex.split(os.environ.get("STRATA_ARGS", ""))
     log_path = tmp / "strata.log"
