@@ -11,9 +11,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::{Parser, Subcommand};
 use client::Cluster;
 use hdrhistogram::Histogram;
-use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -25,15 +22,8 @@ struct Args {
 enum Command {
     /// Creates `count` topics with `concurrency` requests in flight.
     Commits {
-        /// Bootstrap addresses (loopback only), comma-separated; requests go round-robin.
-        #[arg(short, long)]
-        brokers: String,
-        /// Topics to create.
-        #[arg(long, default_value_t = 2000)]
-        count: usize,
-        /// Requests in flight.
-        #[arg(long, default_value_t = 1)]
-        concurrency: usize,
+        #[command(flatten)]
+        load: Load,
         /// Replication factor of each topic.
         #[arg(long, default_value_t = 3)]
         replication: i16,
@@ -44,15 +34,8 @@ enum Command {
     /// Sets `retention.ms` of `topic` (created here) `count` times, with `concurrency`
     /// requests in flight.
     Alters {
-        /// Bootstrap addresses (loopback only), comma-separated; requests go round-robin.
-        #[arg(short, long)]
-        brokers: String,
-        /// Requests to send.
-        #[arg(long, default_value_t = 2000)]
-        count: usize,
-        /// Requests in flight.
-        #[arg(long, default_value_t = 1)]
-        concurrency: usize,
+        #[command(flatten)]
+        load: Load,
         /// The topic whose config is changed.
         #[arg(long, default_value = "meta-alter")]
         topic: String,
@@ -69,6 +52,20 @@ enum Command {
     },
 }
 
+/// How many requests to send, where, and how many at once.
+#[derive(Debug, clap::Args)]
+struct Load {
+    /// Bootstrap addresses (loopback only), comma-separated; requests go round-robin.
+    #[arg(short, long)]
+    brokers: String,
+    /// Requests to send.
+    #[arg(long, default_value_t = 2000)]
+    count: usize,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+}
+
 fn now_ns() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -76,9 +73,7 @@ fn now_ns() -> u128 {
 }
 
 async fn leader(broker: &str) -> Option<i32> {
-    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
-        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
-        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let request = client::metadata_quorum_request();
     let answer = tokio::time::timeout(Duration::from_secs(1), async {
         let mut cluster = Cluster::connect(broker).await.ok()?;
         cluster.any().send(request, 1).await.ok()
@@ -122,7 +117,8 @@ impl Op {
     }
 }
 
-async fn commits(brokers: &str, count: usize, concurrency: usize, op: Op) {
+async fn commits(load: Load, op: Op) {
+    let (brokers, count, concurrency) = (load.brokers, load.count, load.concurrency.max(1));
     let addresses: Vec<String> = brokers.split(',').map(str::to_owned).collect();
     if let Op::AlterConfig { topic } = &op {
         let mut cluster = Cluster::connect(&addresses[0]).await.expect("connect");
@@ -159,6 +155,12 @@ async fn commits(brokers: &str, count: usize, concurrency: usize, op: Op) {
         all.value_at_quantile(0.99) as f64 / 1000.0,
         all.max() as f64 / 1000.0,
     );
+}
+
+async fn bounded(run: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(300), run)
+        .await
+        .expect("finished within 300 s");
 }
 
 #[tokio::main]

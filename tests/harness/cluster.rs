@@ -4,10 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
-
 use crate::{free_port_on, Node, NodeOptions};
 
 /// A running cluster; nodes are numbered from 1.
@@ -113,9 +109,7 @@ pub async fn live_brokers(address: &str) -> Option<Vec<i32>> {
 
 /// The metadata quorum's leader and term as `address` reports them (DescribeQuorum).
 pub async fn quorum_leader(address: &str) -> Option<(i32, i32)> {
-    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
-        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
-        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let request = client::metadata_quorum_request();
     let response = bounded(async {
         let mut connection = client::Connection::connect(address).await.ok()?;
         connection.send(request, 1).await.ok()

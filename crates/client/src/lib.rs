@@ -9,12 +9,14 @@ mod cluster;
 mod connection;
 mod groups;
 mod partitioner;
+mod quorum;
 mod records;
 
 pub use cluster::{Cluster, PartitionInfo, TopicInfo};
 pub use connection::Connection;
 pub use groups::{GroupDescription, GroupMember};
 pub use partitioner::partition_for_key;
+pub use quorum::metadata_quorum_request;
 pub use records::{
     decode_records, encode_batch, encode_batch_as, Compression, OwnedRecord, ProducerIdentity,
 };

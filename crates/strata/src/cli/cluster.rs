@@ -2,9 +2,7 @@
 //! and the metadata quorum's voters, leader and lag (DescribeQuorum).
 
 use client::Cluster;
-use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-use kafka_protocol::messages::{DescribeClusterRequest, DescribeQuorumRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::DescribeClusterRequest;
 
 use super::Brokers;
 
@@ -47,9 +45,7 @@ pub(crate) async fn run(command: ClusterCommand) -> anyhow::Result<()> {
         }
         ClusterCommand::Quorum { brokers } => {
             let mut cluster = Cluster::connect(&brokers.brokers).await?;
-            let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
-                .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
-                .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+            let request = client::metadata_quorum_request();
             let response = cluster.any().send(request, 2).await?;
             anyhow::ensure!(
                 response.error_code == 0,
