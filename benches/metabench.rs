@@ -168,9 +168,7 @@ async fn main() {
     let args = Args::parse();
     match args.command {
         Command::Commits {
-            brokers,
-            count,
-            concurrency,
+            load,
             replication,
             prefix,
         } => {
@@ -178,27 +176,9 @@ async fn main() {
                 prefix,
                 rf: replication,
             };
-            let run = commits(&brokers, count, concurrency.max(1), op);
-            tokio::time::timeout(Duration::from_secs(300), run)
-                .await
-                .expect("finished within 300 s");
+            bounded(commits(load, op)).await;
         }
-        Command::Alters {
-            brokers,
-            count,
-            concurrency,
-            topic,
-        } => {
-            let run = commits(
-                &brokers,
-                count,
-                concurrency.max(1),
-                Op::AlterConfig { topic },
-            );
-            tokio::time::timeout(Duration::from_secs(300), run)
-                .await
-                .expect("finished within 300 s");
-        }
+        Command::Alters { load, topic } => bounded(commits(load, Op::AlterConfig { topic })).await,
         Command::WaitLeader {
             broker,
             old,
