@@ -1,5 +1,6 @@
 //! Several `strata serve` processes forming one cluster through the Raft metadata quorum,
 //! driven by real clients: metadata convergence, topic creation on any node, controller
-//! failover under load, and broker fencing.
+//! failover under load, broker fencing, and replication under faults.
 
 mod metadata;
+mod replication;

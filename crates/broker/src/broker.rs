@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::config::BrokerConfig;
 use crate::group::{records, GroupCoordinator, OFFSETS_TOPIC};
 use crate::partition::Partition;
+use crate::replication::{FetcherConfig, ReplicaFetchers};
 use crate::topic_config::{self, TopicSettings};
 
 /// Producer ids are reserved from the controller this many at a time.
@@ -114,8 +115,13 @@ pub struct Broker {
     /// Whether the image holds everything committed before this process started (only
     /// then may a log missing from it be deleted).
     caught_up: std::sync::atomic::AtomicBool,
+    /// Set once the partitions reflect the image this broker registered in (leaderships
+    /// it regained by registering included): only then does it answer clients.
+    ready: tokio::sync::watch::Sender<bool>,
     producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     pub(crate) groups: GroupCoordinator,
+    /// Pull the partitions this node follows from their leaders.
+    fetchers: ReplicaFetchers,
 }
 
 impl Broker {
@@ -138,7 +144,15 @@ impl Broker {
             reconcile_lock: Mutex::new(()),
             scanned_disk: std::sync::atomic::AtomicBool::new(false),
             caught_up: std::sync::atomic::AtomicBool::new(false),
+            ready: tokio::sync::watch::channel(false).0,
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
+            fetchers: ReplicaFetchers::new(FetcherConfig {
+                node_id: config.node_id,
+                max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
+                partition_max_bytes: config.replica_fetch_max_bytes,
+                response_max_bytes: config.replica_fetch_response_max_bytes,
+                backoff: Duration::from_millis(config.replica_fetch_backoff_ms),
+            }),
             groups: GroupCoordinator::with_consumer_config(
                 crate::group::state::GroupConfig {
                     min_session_timeout_ms: config.group_min_session_timeout_ms,
@@ -156,6 +170,13 @@ impl Broker {
         });
         broker.reconcile()?;
         Ok(broker)
+    }
+
+    /// Resolves once this broker registered and its partitions reflect the metadata it
+    /// registered in, so what it answers is caught up.
+    pub async fn wait_ready(&self) {
+        let mut ready = self.ready.subscribe();
+        let _ = ready.wait_for(|r| *r).await;
     }
 
     /// The metadata quorum handle.
@@ -187,9 +208,14 @@ impl Broker {
         self.topics.read().get(name).cloned()
     }
 
-    /// One partition led here.
-    pub(crate) fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
-        self.topic(topic)?.led(index).ok().cloned()
+    /// One partition led here, or the Kafka error code saying why not
+    /// (`UNKNOWN_TOPIC_OR_PARTITION`, `NOT_LEADER_OR_FOLLOWER`).
+    pub(crate) fn partition(&self, topic: &str, index: i32) -> Result<Arc<Partition>, i16> {
+        use kafka_protocol::error::ResponseError;
+        self.topic(topic)
+            .ok_or(ResponseError::UnknownTopicOrPartition.code())?
+            .led(index)
+            .cloned()
     }
 
     /// The controller id clients see: the metadata leader when it is a live broker,
@@ -282,7 +308,33 @@ impl Broker {
         };
         self.delete_orphaned_logs()?;
         self.load_group_offsets(&gained)?;
+        self.follow_leaders(&image);
         Ok(())
+    }
+
+    /// Points the replica fetchers at the leaders of the partitions this node follows.
+    fn follow_leaders(&self, image: &MetadataImage) {
+        let mut wanted: HashMap<i32, (String, Vec<Arc<Partition>>)> = HashMap::new();
+        for topic in self.topics.read().values() {
+            for p in topic.hosted() {
+                let (leader, _) = p.leader();
+                if leader < 0 || leader == self.config.node_id {
+                    continue;
+                }
+                let Some(broker) = image.broker(leader) else {
+                    continue;
+                };
+                wanted
+                    .entry(leader)
+                    .or_insert_with(|| (format!("{}:{}", broker.host, broker.port), Vec::new()))
+                    .1
+                    .push(Arc::clone(p));
+            }
+        }
+        for (_, partitions) in wanted.values_mut() {
+            partitions.sort_by(|a, b| (&a.topic, a.index).cmp(&(&b.topic, b.index)));
+        }
+        self.fetchers.update(wanted);
     }
 
     /// Topic `meta` as this node serves it: partitions with a replica here are opened
@@ -307,7 +359,6 @@ impl Broker {
             let partition = match found {
                 Some(partition) => {
                     partition.update_settings(settings.clone());
-                    partition.set_leader_epoch(p.leader_epoch);
                     partition
                 }
                 None => {
@@ -322,10 +373,11 @@ impl Broker {
                         p.partition,
                         log,
                         settings.clone(),
-                        p.leader_epoch,
+                        node,
                     )?)
                 }
             };
+            partition.apply_metadata(p, now_ms());
             replicas.push(Some(partition));
         }
         Ok(LocalTopic {
@@ -502,6 +554,7 @@ impl Broker {
             if let Ok(Err(error)) = tokio::task::spawn_blocking(move || broker.reconcile()).await {
                 tracing::error!(%error, "applying the caught-up metadata failed");
             }
+            registered.ready.send_replace(true);
         });
         let follower = Arc::clone(self);
         let mut images = self.controller.subscribe();
@@ -515,6 +568,29 @@ impl Broker {
                 }
             }
         });
+        self.fetchers.start(tokio::runtime::Handle::current());
+        let isr = Arc::clone(self);
+        let lag_ms = self.config.replica_lag_time_max_ms;
+        tokio::spawn(async move {
+            let period = Duration::from_millis((lag_ms / 2).clamp(10, 250));
+            let mut ticker = tokio::time::interval(period);
+            loop {
+                ticker.tick().await;
+                isr.maintain_isr(lag_ms as i64);
+            }
+        });
+        if self.config.auto_leader_rebalance_enable {
+            let rebalance = Arc::clone(self);
+            let period = Duration::from_secs(self.config.leader_imbalance_check_interval_seconds);
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(period);
+                ticker.tick().await;
+                loop {
+                    ticker.tick().await;
+                    rebalance.reclaim_preferred_leadership().await;
+                }
+            });
+        }
         let groups = Arc::clone(self);
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(crate::group::TICK);
@@ -545,6 +621,92 @@ impl Broker {
                 let _ = tokio::task::spawn_blocking(move || broker.housekeeping()).await;
             }
         });
+    }
+
+    /// Submits the ISR changes the partitions led here call for (laggards out, caught-up
+    /// followers in), each on its own task.
+    fn maintain_isr(self: &Arc<Self>, lag_ms: i64) {
+        let now = now_ms();
+        let image = self.image();
+        let live = |id: i32| image.broker(id).is_some_and(|b| !b.fenced);
+        let led: Vec<Arc<Partition>> = self
+            .topics
+            .read()
+            .values()
+            .flat_map(|t| t.led_partitions().cloned().collect::<Vec<_>>())
+            .collect();
+        for p in led {
+            let Some((isr, leader_epoch, partition_epoch)) =
+                p.propose_isr_change(now, lag_ms, live)
+            else {
+                continue;
+            };
+            tracing::info!(topic = %p.topic, partition = p.index, ?isr, "changing the ISR");
+            let command = Command::AlterPartition {
+                topic: p.topic.clone(),
+                partition: p.index,
+                leader: self.config.node_id,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            };
+            let broker = Arc::clone(self);
+            tokio::spawn(async move {
+                if let Err(error) = broker.submit(command).await {
+                    tracing::info!(topic = %p.topic, partition = p.index, %error, "ISR change refused");
+                    p.abandon_isr_change();
+                }
+            });
+        }
+    }
+
+    /// Asks for the leadership of partitions whose preferred replica is this node, where it
+    /// is in sync but another replica leads (after this node restarted, say).
+    async fn reclaim_preferred_leadership(&self) {
+        let node = self.config.node_id;
+        let image = self.image();
+        if image.broker(node).is_none_or(|b| b.fenced) {
+            return;
+        }
+        let partitions: Vec<(String, i32)> = image
+            .shared_topics()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .filter(|p| p.replicas[0] == node && p.leader != node && p.isr.contains(&node))
+                    .map(|p| (t.name.clone(), p.partition))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if partitions.is_empty() {
+            return;
+        }
+        let count = partitions.len();
+        match self
+            .submit(Command::ElectPreferredLeaders { partitions })
+            .await
+        {
+            Ok(_) => tracing::info!(partitions = count, "took back preferred leaderships"),
+            Err(error) => tracing::warn!(%error, "preferred leader election failed"),
+        }
+    }
+
+    /// Kafka's controlled shutdown: stops renewing this broker's lease and fences it, so
+    /// every partition it leads moves to another in-sync replica and it leaves every ISR
+    /// before the process stops. Bounded by `limit`; a no-op with
+    /// `controlled.shutdown.enable=false`.
+    pub async fn controlled_shutdown(&self, limit: Duration) {
+        if !self.config.controlled_shutdown_enable {
+            return;
+        }
+        let node_id = self.config.node_id;
+        self.controller.stop_broker_lease();
+        let fence = self.submit(Command::FenceBroker { node_id });
+        match tokio::time::timeout(limit, fence).await {
+            Ok(Ok(_)) => tracing::info!("controlled shutdown: leaderships handed over"),
+            Ok(Err(error)) => tracing::warn!(%error, "controlled shutdown failed"),
+            Err(_) => tracing::warn!("controlled shutdown timed out"),
+        }
     }
 
     /// One log-cleaner pass: compacts every `cleanup.policy=compact` log.
@@ -612,6 +774,7 @@ impl Broker {
 
     /// Flushes every log, saves producer state and marks the shutdown clean.
     pub fn shutdown(&self) -> Result<(), BrokerError> {
+        self.fetchers.stop();
         for p in self.all_partitions() {
             if let Err(error) = p.snapshot_producer_state() {
                 tracing::warn!(topic = %p.topic, partition = p.index, %error, "producer state snapshot failed");

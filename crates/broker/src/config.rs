@@ -74,6 +74,22 @@ pub struct BrokerConfig {
     /// `metadata.snapshot.interval.records` (Strata's own): the metadata quorum snapshots
     /// its image and purges its log every this many Raft entries. Default 1000.
     pub metadata_snapshot_interval_records: u64,
+    /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// `replica.fetch.wait.max.ms`: how long a follower's fetch parks at the leader.
+    pub replica_fetch_wait_max_ms: u64,
+    /// `replica.fetch.max.bytes`: per partition in a follower's fetch.
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`: per follower fetch response.
+    pub replica_fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms`: a follower's pause after a failed fetch.
+    pub replica_fetch_backoff_ms: u64,
+    /// `auto.leader.rebalance.enable`: move leadership back to preferred replicas.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval_seconds: u64,
+    /// `controlled.shutdown.enable`: on SIGTERM, hand leaderships over before stopping.
+    pub controlled_shutdown_enable: bool,
     /// Broker-level defaults of topic configs, by topic config name (`retention.ms`, ...).
     pub topic_defaults: BTreeMap<String, String>,
     /// Every property as given, for DescribeConfigs on the broker resource.
@@ -106,6 +122,14 @@ impl Default for BrokerConfig {
             broker_session_timeout_ms: 2000,
             metadata_snapshot_interval_records: 1000,
             offsets_topic_replication_factor: 3,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_max_bytes: 1_048_576,
+            replica_fetch_response_max_bytes: 10_485_760,
+            replica_fetch_backoff_ms: 1_000,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
+            controlled_shutdown_enable: true,
             topic_defaults: BTreeMap::new(),
             properties: BTreeMap::new(),
         }
@@ -204,6 +228,30 @@ impl BrokerConfig {
                 }
                 "offsets.topic.replication.factor" => {
                     self.offsets_topic_replication_factor = parse_positive(key, value)?
+                }
+                "replica.lag.time.max.ms" => {
+                    self.replica_lag_time_max_ms = parse_positive(key, value)?
+                }
+                "replica.fetch.wait.max.ms" => {
+                    self.replica_fetch_wait_max_ms = parse_positive(key, value)?
+                }
+                "replica.fetch.max.bytes" => {
+                    self.replica_fetch_max_bytes = parse_positive(key, value)?
+                }
+                "replica.fetch.response.max.bytes" => {
+                    self.replica_fetch_response_max_bytes = parse_positive(key, value)?
+                }
+                "replica.fetch.backoff.ms" => {
+                    self.replica_fetch_backoff_ms = parse_positive(key, value)?
+                }
+                "auto.leader.rebalance.enable" => {
+                    self.auto_leader_rebalance_enable = parse(key, value)?
+                }
+                "leader.imbalance.check.interval.seconds" => {
+                    self.leader_imbalance_check_interval_seconds = parse_positive(key, value)?
+                }
+                "controlled.shutdown.enable" => {
+                    self.controlled_shutdown_enable = parse(key, value)?
                 }
                 "listeners" => {
                     let addr = listener_address(key, value)?;

@@ -11,6 +11,7 @@ mod broker;
 pub mod config;
 mod group;
 mod partition;
+mod replication;
 mod server;
 mod topic_config;
 

@@ -69,6 +69,31 @@ pub enum Command {
         /// The broker's node id (must be registered).
         node_id: i32,
     },
+    /// A partition leader changes the ISR (shrinks it when a follower lags, grows it when
+    /// one caught up). Refused unless the sender is the current leader at `leader_epoch`
+    /// and the partition is still at `partition_epoch`, so the ISR in metadata never
+    /// holds a replica its leader has not seen in sync.
+    AlterPartition {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The leader asking.
+        leader: i32,
+        /// The leader epoch it leads in.
+        leader_epoch: i32,
+        /// The partition epoch its view is from.
+        partition_epoch: i32,
+        /// The new ISR: replicas of the partition, holding the leader; replicas added must
+        /// be live brokers.
+        isr: Vec<i32>,
+    },
+    /// Move the leadership of partitions to their preferred replica (the first of the
+    /// replica list) where it is live, in the ISR and not leading already.
+    ElectPreferredLeaders {
+        /// `(topic, partition)` pairs; an empty list means every partition.
+        partitions: Vec<(String, i32)>,
+    },
     /// Reserve a block of producer ids for a broker.
     AllocateProducerIds {
         /// The broker asking (must be registered).
@@ -89,6 +114,8 @@ impl Command {
             Command::AlterConfigs { .. } => "alter_configs",
             Command::FenceBroker { .. } => "fence_broker",
             Command::UnfenceBroker { .. } => "unfence_broker",
+            Command::AlterPartition { .. } => "alter_partition",
+            Command::ElectPreferredLeaders { .. } => "elect_preferred_leaders",
             Command::AllocateProducerIds { .. } => "allocate_producer_ids",
         }
     }
@@ -107,6 +134,15 @@ impl std::fmt::Display for Command {
             Command::AlterConfigs { resource, .. } => write!(f, "{} {resource:?}", self.kind()),
             Command::AllocateProducerIds { broker_id, count } => {
                 write!(f, "{} {count} for {broker_id}", self.kind())
+            }
+            Command::AlterPartition {
+                topic,
+                partition,
+                isr,
+                ..
+            } => write!(f, "{} {topic}-{partition} isr {isr:?}", self.kind()),
+            Command::ElectPreferredLeaders { partitions } => {
+                write!(f, "{} ({} partitions)", self.kind(), partitions.len())
             }
         }
     }

@@ -26,8 +26,14 @@ pub mod codes {
     pub const INVALID_CONFIG: i16 = 40;
     /// `INVALID_REQUEST`.
     pub const INVALID_REQUEST: i16 = 42;
+    /// `FENCED_LEADER_EPOCH`.
+    pub const FENCED_LEADER_EPOCH: i16 = 74;
     /// `BROKER_ID_NOT_REGISTERED`.
     pub const BROKER_ID_NOT_REGISTERED: i16 = 102;
+    /// `INELIGIBLE_REPLICA`.
+    pub const INELIGIBLE_REPLICA: i16 = 107;
+    /// `INVALID_UPDATE_VERSION`.
+    pub const INVALID_UPDATE_VERSION: i16 = 108;
 }
 
 /// A command the metadata image refused. Applying a rejected command changes nothing.
@@ -109,6 +115,42 @@ pub enum Rejection {
         /// Why it cannot be used.
         reason: String,
     },
+    /// An ISR change from a broker that is not the partition's leader at that leader
+    /// epoch. `FENCED_LEADER_EPOCH` (74).
+    #[error("Broker {leader} does not lead {topic}-{partition} in epoch {leader_epoch}.")]
+    NotPartitionLeader {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The broker that asked.
+        leader: i32,
+        /// The leader epoch it asked in.
+        leader_epoch: i32,
+    },
+    /// An ISR change computed from an older partition state. `INVALID_UPDATE_VERSION` (108).
+    #[error("Partition {topic}-{partition} moved past epoch {partition_epoch}.")]
+    StalePartitionEpoch {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The partition epoch the change was based on.
+        partition_epoch: i32,
+    },
+    /// An ISR that is empty, lacks its leader or names a non-replica, or that adds a fenced
+    /// broker. `INELIGIBLE_REPLICA` (107).
+    #[error("Invalid ISR {isr:?} for {topic}-{partition}: {reason}")]
+    IneligibleReplica {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The refused ISR.
+        isr: Vec<i32>,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A producer-id block request for a count below one. `INVALID_REQUEST` (42).
     #[error("Invalid producer id block size {0}: must be at least 1.")]
     InvalidProducerIdCount(i64),
@@ -138,6 +180,9 @@ impl Rejection {
             Rejection::InvalidBrokerRegistration { .. } => codes::INVALID_REQUEST,
             Rejection::InvalidTopicId { .. } => codes::UNKNOWN_SERVER_ERROR,
             Rejection::InvalidProducerIdCount(_) => codes::INVALID_REQUEST,
+            Rejection::NotPartitionLeader { .. } => codes::FENCED_LEADER_EPOCH,
+            Rejection::StalePartitionEpoch { .. } => codes::INVALID_UPDATE_VERSION,
+            Rejection::IneligibleReplica { .. } => codes::INELIGIBLE_REPLICA,
             Rejection::ProducerIdsExhausted { .. } => codes::UNKNOWN_SERVER_ERROR,
         }
     }

@@ -132,6 +132,22 @@ impl MetadataImage {
             Command::AllocateProducerIds { broker_id, count } => {
                 self.allocate_producer_ids(*broker_id, *count)?
             }
+            Command::AlterPartition {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => self.alter_partition(
+                topic,
+                *partition,
+                (*leader, *leader_epoch, *partition_epoch),
+                isr,
+            )?,
+            Command::ElectPreferredLeaders { partitions } => {
+                self.elect_preferred_leaders(partitions)?
+            }
         };
         self.applied_index += 1;
         Ok(applied)

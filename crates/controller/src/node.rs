@@ -154,6 +154,8 @@ struct Inner {
     leader_hint: Mutex<Option<i32>>,
     clients: Mutex<HashMap<i32, ControllerClient<Channel>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The task renewing this node's broker lease, while it runs.
+    broker_lease: Mutex<Option<JoinHandle<()>>>,
     stopping: watch::Sender<bool>,
     /// Set once this process registered its broker (the image then holds every command
     /// committed before start-up).
@@ -235,6 +237,7 @@ impl Controller {
                 leader_hint: Mutex::new(None),
                 clients: Mutex::new(HashMap::new()),
                 tasks: Mutex::new(Vec::new()),
+                broker_lease: Mutex::new(None),
                 stopping,
                 registered: watch::channel(false).0,
             }),
@@ -487,7 +490,17 @@ impl Controller {
                 }
             }
         });
-        self.inner.tasks.lock().push(task);
+        if let Some(previous) = self.inner.broker_lease.lock().replace(task) {
+            previous.abort();
+        }
+    }
+
+    /// Stops renewing this node's broker lease (a broker shutting down fences itself and
+    /// must not register again meanwhile).
+    pub fn stop_broker_lease(&self) {
+        if let Some(task) = self.inner.broker_lease.lock().take() {
+            task.abort();
+        }
     }
 
     async fn register(&self, registration: &BrokerRegistration) -> bool {
@@ -625,6 +638,7 @@ impl Controller {
     /// Stops background tasks and the Raft node. The log and snapshots stay on disk.
     pub async fn shutdown(&self) {
         self.inner.stopping.send_replace(true);
+        self.stop_broker_lease();
         let tasks: Vec<JoinHandle<()>> = self.inner.tasks.lock().drain(..).collect();
         for task in tasks {
             task.abort();

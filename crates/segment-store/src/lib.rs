@@ -24,6 +24,7 @@ mod batch;
 mod checkpoint;
 mod compaction;
 mod config;
+mod epoch_cache;
 mod error;
 mod flush;
 mod fsio;
@@ -46,6 +47,7 @@ pub use checkpoint::{
 };
 pub use compaction::CompactionStats;
 pub use config::{CleanupPolicy, LogConfig};
+pub use epoch_cache::{EpochEntry, LEADER_EPOCH_CHECKPOINT};
 pub use error::{Error, Result};
 pub use log::Log;
 pub use log_dir::LogDir;

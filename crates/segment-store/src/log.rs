@@ -18,6 +18,7 @@ use crate::batch::{
     validate_records, BatchHeader, BATCH_HEADER_LEN,
 };
 use crate::config::LogConfig;
+use crate::epoch_cache::EpochCache;
 use crate::error::{Error, IoContext, Result};
 use crate::flush::FlushGroup;
 use crate::index::IndexingState;
@@ -54,6 +55,8 @@ pub struct Log {
     pub(crate) unflushed_since_ms: AtomicI64,
     /// Serialises compaction passes (the writer lock is only taken for each swap).
     pub(crate) cleaner: Mutex<()>,
+    /// Where each leader epoch starts; changed only under the writer lock.
+    pub(crate) epochs: Mutex<EpochCache>,
 }
 
 pub(crate) fn index_params(c: &LogConfig) -> IndexParams {
@@ -158,7 +161,9 @@ impl Log {
             closed: AtomicBool::new(false),
             unflushed_since_ms: AtomicI64::new(-1),
             cleaner: Mutex::new(()),
+            epochs: Mutex::new(EpochCache::load(dir)),
         };
+        log.restore_epochs()?;
         Ok(log)
     }
 
@@ -239,6 +244,17 @@ impl Log {
         }
         let first_offset = bases[0];
         let last_offset = next - 1;
+        {
+            // The epoch checkpoint is written before the data it describes; an entry left
+            // past the log end by a failed write is harmless and dropped on open.
+            let mut epochs = self.epochs.lock();
+            for (v, &base) in batches.iter().zip(&bases) {
+                let epoch = options
+                    .leader_epoch
+                    .unwrap_or(v.header.partition_leader_epoch);
+                epochs.assign(epoch, base)?;
+            }
+        }
         let max_ts_in = match options.log_append_time {
             Some(t) => t,
             None => batches
@@ -546,6 +562,45 @@ impl Log {
     /// The offset below which everything is known to be on disk.
     pub fn recovery_point(&self) -> i64 {
         self.recovery_point.load(Ordering::Acquire)
+    }
+
+    /// The latest leader epoch written to (or assigned in) this log.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.lock().latest_epoch()
+    }
+
+    /// The leader epochs and where each starts.
+    pub fn epoch_entries(&self) -> Vec<crate::EpochEntry> {
+        self.epochs.lock().entries().to_vec()
+    }
+
+    /// Starts leader epoch `epoch` at the current log end (a new leader does this before its
+    /// first append, so OffsetsForLeaderEpoch answers for the epoch at once).
+    pub fn assign_epoch(&self, epoch: i32) -> Result<()> {
+        let _w = self.writer.lock();
+        let log_end = self.log_end_offset();
+        self.epochs.lock().assign(epoch, log_end)
+    }
+
+    /// Kafka's OffsetsForLeaderEpoch answer for this log: the largest epoch at or below
+    /// `epoch` and its end offset, `(-1, -1)` when `epoch` is unknown or newer than all.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        let log_end = self.log_end_offset();
+        self.epochs.lock().end_offset_for(epoch, log_end)
+    }
+
+    /// Drops epochs that start past the log end and, when the checkpoint is missing,
+    /// relearns the epochs from the batch headers.
+    fn restore_epochs(&self) -> Result<()> {
+        let log_end = self.log_end_offset();
+        let mut epochs = self.epochs.lock();
+        epochs.truncate_from_end(log_end + 1)?;
+        if epochs.latest_epoch().is_none() && log_end > self.log_start_offset() {
+            for header in self.batch_headers_from(self.log_start_offset())? {
+                epochs.assign(header.partition_leader_epoch, header.base_offset)?;
+            }
+        }
+        Ok(())
     }
 
     /// Rolls when the append of `len` bytes with offsets `first..=last` and max timestamp

@@ -161,6 +161,7 @@ impl Log {
             let seg = Arc::new(Segment::create(&self.dir, offset, params)?);
             self.segments.store(Arc::new(vec![seg]));
             self.log_start.store(offset, Ordering::Release);
+            self.epochs.lock().clear()?;
             w.indexing = IndexingState::new();
             w.rolling_ts = None;
             new_end = offset;
@@ -185,6 +186,7 @@ impl Log {
             new_end = next.unwrap_or(last.base_offset).max(last.base_offset);
         }
         self.set_log_end(new_end);
+        self.epochs.lock().truncate_from_end(new_end)?;
         self.log_start.fetch_min(new_end, Ordering::AcqRel);
         self.high_watermark.fetch_min(new_end, Ordering::AcqRel);
         self.recovery_point.fetch_min(new_end, Ordering::AcqRel);

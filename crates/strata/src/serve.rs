@@ -13,6 +13,8 @@ use tokio::signal::unix::{signal, SignalKind};
 
 /// How long a clean stop may take before the process exits anyway.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
+/// How long a stopping broker waits for the quorum to move its leaderships elsewhere.
+const CONTROLLED_SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
@@ -143,12 +145,20 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         startup_ms = started.elapsed().as_millis() as u64,
         "strata is serving"
     );
-    let stop = wait_for_signal();
+    let draining = Arc::clone(&broker);
+    let stop = async move {
+        let signalled = wait_for_signal().await;
+        // Hand leaderships over while clients can still be told where they went.
+        draining
+            .controlled_shutdown(CONTROLLED_SHUTDOWN_LIMIT)
+            .await;
+        signalled
+    };
     tokio::pin!(stop);
     // Like Kafka, answer clients only once this broker is registered: before that its
     // Metadata would list no brokers and no controller. Connections made meanwhile wait in
     // the listener's backlog.
-    let registered = wait_until_registered(&controller);
+    let registered = broker.wait_ready();
     tokio::select! {
         () = registered => {
             tracing::info!(wait_ms = started.elapsed().as_millis() as u64, "broker registered; serving clients");
@@ -169,12 +179,6 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped cleanly");
     Ok(())
-}
-
-/// Resolves once this process registered its broker, so the metadata it serves is caught
-/// up with everything committed before it started.
-async fn wait_until_registered(controller: &Controller) {
-    controller.wait_registered().await;
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -25,9 +25,9 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: DeleteRecordsRequest) -> DeleteReco
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    let Some(partition) = ctx.broker.partition(&name, p.partition_index) else {
-                        return result
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let partition = match ctx.broker.partition(&name, p.partition_index) {
+                        Ok(partition) => partition,
+                        Err(code) => return result.with_error_code(code),
                     };
                     let log = &partition.log;
                     let hw = log.high_watermark();

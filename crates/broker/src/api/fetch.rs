@@ -1,5 +1,7 @@
 //! Fetch (key 1): whole batches below the high watermark, zero-copy from the segment mapping,
-//! parking until `min_bytes` are there or `max_wait_ms` passes.
+//! parking until `min_bytes` are there or `max_wait_ms` passes. A fetch with a `replica_id`
+//! comes from a follower: it reads up to the log end, parks on appends rather than on the
+//! high watermark, and its fetch offset tells the leader how far the follower got.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,8 +33,25 @@ struct WantedTopic {
     partitions: Vec<Wanted>,
 }
 
+/// Who is fetching: a consumer, or the follower replica with this node id.
+#[derive(Clone, Copy)]
+enum Reader {
+    Consumer,
+    Follower(i32),
+}
+
 pub(super) async fn handle(ctx: &Ctx<'_>, request: FetchRequest) -> FetchResponse {
     let topics = resolve(ctx, &request);
+    let replica_id = if ctx.version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    let reader = if replica_id >= 0 {
+        Reader::Follower(replica_id)
+    } else {
+        Reader::Consumer
+    };
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
     let max_bytes = if request.max_bytes <= 0 {
@@ -46,15 +65,19 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: FetchRequest) -> FetchRespons
         let mut watchers: Vec<watch::Receiver<i64>> = topics
             .iter()
             .flat_map(|t| t.partitions.iter())
-            .filter_map(|w| w.partition.as_ref().ok().map(|p| p.watch_high_watermark()))
+            .filter_map(|w| w.partition.as_ref().ok())
+            .map(|p| match reader {
+                Reader::Consumer => p.watch_high_watermark(),
+                Reader::Follower(_) => p.watch_log_end(),
+            })
             .collect();
-        let (response, bytes, errors) = read_all(ctx, &topics, max_bytes, read_committed);
+        let (response, bytes, errors) = read_all(ctx, &topics, max_bytes, read_committed, reader);
         if bytes >= min_bytes || errors || watchers.is_empty() || Instant::now() >= deadline {
             return response;
         }
         let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            let (response, _, _) = read_all(ctx, &topics, max_bytes, read_committed);
+            let (response, _, _) = read_all(ctx, &topics, max_bytes, read_committed, reader);
             return response;
         }
     }
@@ -108,6 +131,7 @@ fn read_all(
     topics: &[WantedTopic],
     max_bytes: usize,
     read_committed: bool,
+    reader: Reader,
 ) -> (FetchResponse, usize, bool) {
     let mut total = 0usize;
     let mut errors = false;
@@ -126,6 +150,7 @@ fn read_all(
                 max_bytes.saturating_sub(total),
                 total == 0,
                 ctx.version >= 10,
+                reader,
             ) {
                 Ok((records, hw, log_start)) => {
                     total += records.len();
@@ -162,13 +187,22 @@ fn read_one(
     remaining: usize,
     first: bool,
     zstd_allowed: bool,
+    reader: Reader,
 ) -> Result<(Bytes, i64, i64), i16> {
     let partition = wanted.partition.as_ref().map_err(|code| *code)?;
     partition.check_leader_epoch(wanted.current_leader_epoch)?;
     let limit = wanted.max_bytes.min(remaining);
-    let read = partition
-        .read(wanted.fetch_offset, limit, first)
-        .map_err(|e| storage_error_code(&e))?;
+    let read = match reader {
+        Reader::Consumer => partition
+            .read(wanted.fetch_offset, limit, first)
+            .map_err(|e| storage_error_code(&e))?,
+        Reader::Follower(replica) => {
+            let now = crate::broker::now_ms();
+            return partition
+                .read_for_follower(replica, wanted.fetch_offset, limit, now)
+                .map(|read| (read.records, read.high_watermark, read.log_start_offset));
+        }
+    };
     if !zstd_allowed && holds_zstd(&read.records) {
         // KIP-110: a consumer older than Fetch v10 cannot decompress zstd.
         return Err(ResponseError::UnsupportedCompressionType.code());

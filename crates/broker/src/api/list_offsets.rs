@@ -1,6 +1,5 @@
 //! ListOffsets (key 2): earliest, latest, max-timestamp and by-timestamp offset lookups.
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -30,9 +29,9 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ListOffsetsRequest) -> ListOffsetsR
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    let Some(partition) = ctx.broker.partition(&name, p.partition_index) else {
-                        return response
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let partition = match ctx.broker.partition(&name, p.partition_index) {
+                        Ok(partition) => partition,
+                        Err(code) => return response.with_error_code(code),
                     };
                     let epoch = match partition.check_leader_epoch(p.current_leader_epoch) {
                         Ok(epoch) => epoch,

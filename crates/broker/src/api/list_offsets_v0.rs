@@ -4,7 +4,6 @@
 //! one-element `old_style_offsets` list.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::RequestHeader;
 use kafka_protocol::protocol::Decodable;
 
@@ -87,15 +86,15 @@ pub(super) fn handle(broker: &Broker, mut frame: Bytes) -> Reply {
                     .map(|found| found.map(|t| t.offset)),
             });
             match offset {
-                None => {
-                    out.put_i16(ResponseError::UnknownTopicOrPartition.code());
+                Err(code) => {
+                    out.put_i16(code);
                     out.put_i32(0);
                 }
-                Some(Err(error)) => {
+                Ok(Err(error)) => {
                     out.put_i16(crate::partition::storage_error_code(&error));
                     out.put_i32(0);
                 }
-                Some(Ok(found)) => {
+                Ok(Ok(found)) => {
                     out.put_i16(0);
                     out.put_i32(found.is_some() as i32);
                     if let Some(offset) = found {

@@ -1,8 +1,9 @@
 //! OffsetForLeaderEpoch (key 23): the end offset of a leader epoch, for clients and replicas
 //! that must check a log for divergence.
 //!
-//! A single node keeps one leader epoch per partition for the life of the topic, so the
-//! current epoch ends at the log end offset and a later one is unknown.
+//! Answered from the log's leader epoch cache, as Kafka does: the largest epoch at or below
+//! the one asked for and the offset where it ends (the next epoch's start, or the log end).
+//! Followers (`replica_id` ≥ 0) ask this before fetching in a new leader epoch.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
@@ -21,6 +22,7 @@ pub(super) fn handle(
         .into_iter()
         .map(|topic| {
             let name = owned(&topic.topic.0);
+            let local = ctx.broker.topic(&name);
             let partitions = topic
                 .partitions
                 .iter()
@@ -29,20 +31,21 @@ pub(super) fn handle(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    let Some(partition) = ctx.broker.partition(&name, p.partition) else {
-                        return response
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let led = match &local {
+                        Some(t) => t.led(p.partition),
+                        None => Err(ResponseError::UnknownTopicOrPartition.code()),
                     };
-                    let current = match partition.check_leader_epoch(p.current_leader_epoch) {
-                        Ok(epoch) => epoch,
+                    let partition = match led {
+                        Ok(partition) => partition,
                         Err(code) => return response.with_error_code(code),
                     };
-                    if p.leader_epoch > current {
-                        return response;
+                    if let Err(code) = partition.check_leader_epoch(p.current_leader_epoch) {
+                        return response.with_error_code(code);
                     }
+                    let (epoch, end_offset) = partition.log.end_offset_for_epoch(p.leader_epoch);
                     response
-                        .with_leader_epoch(current.min(p.leader_epoch.max(0)))
-                        .with_end_offset(partition.log.log_end_offset())
+                        .with_leader_epoch(epoch)
+                        .with_end_offset(end_offset)
                 })
                 .collect();
             OffsetForLeaderTopicResult::default()

@@ -1,5 +1,8 @@
 //! Produce (key 0): append each partition's record batch, with idempotence checks, and answer
-//! with the offsets given (nothing at all for acks=0).
+//! with the offsets given (nothing at all for acks=0). acks=all answers once the high
+//! watermark covers the records, or with the error that stopped it.
+
+use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -15,6 +18,10 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Option<Pro
     let now = now_ms();
     // KIP-110: zstd batches arrive only from clients that know Produce v7.
     let zstd_allowed = ctx.version >= 7;
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
+    // (topic index, partition index) of acks=all appends, and what they wait for.
+    let mut uncommitted = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let name = owned(&topic.name.0);
@@ -40,6 +47,12 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Option<Pro
                 )),
                 (true, Some(partition), Some(records)) => partition
                     .append(&records, acks, now)
+                    .inspect(|produced| {
+                        if acks == -1 {
+                            let at = (responses.len(), partitions.len());
+                            uncommitted.push((at, Arc::clone(partition), *produced));
+                        }
+                    })
                     .map(|produced| (produced, partition.log.log_start_offset()))
                     .map_err(|error| {
                         tracing::debug!(topic = %name, partition = data.index, %error, "produce refused");
@@ -61,6 +74,18 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Option<Pro
                 .with_name(topic.name)
                 .with_partition_responses(partitions),
         );
+    }
+    let waits = uncommitted
+        .iter()
+        .map(|(_, partition, produced)| partition.wait_committed(produced, deadline));
+    let outcomes = futures::future::join_all(waits).await;
+    for (((t, p), _, _), outcome) in uncommitted.iter().zip(outcomes) {
+        if let Err(code) = outcome {
+            let response: &mut PartitionProduceResponse =
+                &mut responses[*t].partition_responses[*p];
+            response.error_code = code;
+            response.base_offset = -1;
+        }
     }
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }

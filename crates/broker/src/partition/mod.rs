@@ -1,13 +1,18 @@
-//! One partition as its leader serves it: the log, the idempotent producer state, the topic
-//! settings the produce path enforces, and the high-watermark channel that parked fetches
-//! wait on.
+//! One partition replica on this node: the log, the idempotent producer state, the topic
+//! settings the produce path enforces, the replica set that decides the high watermark, and
+//! the channels parked fetches and acks=all produces wait on.
+//!
+//! Lock order: `producers` (which also serialises appends, truncations and role changes)
+//! before `replicas`.
 
 mod producer_state;
+mod replica_set;
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use controller::PartitionMeta;
 use kafka_protocol::error::ResponseError;
 use parking_lot::{Mutex, RwLock};
 use segment_store::{AppendOptions, BatchHeader, Log, ReadResult};
@@ -15,6 +20,8 @@ use tokio::sync::watch;
 
 use crate::topic_config::TopicSettings;
 use producer_state::{ProducerStateTable, SequenceCheck, SequenceError};
+use replica_set::ReplicaSet;
+pub(crate) use replica_set::Transition;
 
 /// Why a produce to this partition was refused; each maps to one Kafka error code.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +34,8 @@ pub(crate) enum ProduceError {
     Sequence(#[from] SequenceError),
     #[error("min.insync.replicas is {required} but the in-sync replicas are {isr}")]
     NotEnoughReplicas { required: usize, isr: usize },
+    #[error("this broker no longer leads the partition")]
+    NotLeader,
     #[error(transparent)]
     Storage(#[from] segment_store::Error),
 }
@@ -44,6 +53,7 @@ impl ProduceError {
                 ResponseError::OutOfOrderSequenceNumber.code()
             }
             Self::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas.code(),
+            Self::NotLeader => ResponseError::NotLeaderOrFollower.code(),
             Self::Storage(e) => storage_error_code(e),
         }
     }
@@ -67,43 +77,109 @@ pub(crate) struct Produced {
     pub(crate) base_offset: i64,
     /// The LogAppendTime stamped, or -1 for CreateTime topics.
     pub(crate) log_append_time: i64,
+    /// One past the last offset: the high watermark that commits the records.
+    pub(crate) end_offset: i64,
+    /// The leader epoch they were written in.
+    pub(crate) leader_epoch: i32,
 }
 
-/// A partition led by this broker.
+/// A partition with a replica on this node, led here or followed.
 #[derive(Debug)]
 pub(crate) struct Partition {
     pub(crate) topic: String,
     pub(crate) index: i32,
     pub(crate) log: Arc<Log>,
     settings: RwLock<TopicSettings>,
-    /// Also serialises appends, so sequence checks and offsets agree.
+    /// Also serialises appends, truncations and role changes, so sequence checks, offsets
+    /// and the leader epoch agree.
     producers: Mutex<ProducerStateTable>,
     leader_epoch: AtomicI32,
+    replicas: Mutex<ReplicaSet>,
+    /// Set when this node starts following in a new leader epoch: the fetcher checks the
+    /// log against the leader's epochs (and truncates a divergent tail) before fetching.
+    needs_truncation: AtomicBool,
     high_watermark: watch::Sender<i64>,
+    log_end: watch::Sender<i64>,
 }
 
 impl Partition {
-    /// Wraps an opened log; restores producer state from its snapshot and the batches after it.
+    /// Wraps an opened log; restores producer state from its snapshot and the batches after
+    /// it. The partition has no role until [`Partition::apply_metadata`].
     pub(crate) fn new(
         topic: String,
         index: i32,
         log: Arc<Log>,
         settings: TopicSettings,
-        leader_epoch: i32,
+        node_id: i32,
     ) -> Result<Self, segment_store::Error> {
         let producers = restore_producer_state(&log)?;
-        // A single replica is the whole ISR: everything appended is committed.
-        log.set_high_watermark(log.log_end_offset());
         let (high_watermark, _) = watch::channel(log.high_watermark());
+        let (log_end, _) = watch::channel(log.log_end_offset());
         Ok(Self {
             topic,
             index,
             log,
             settings: RwLock::new(settings),
             producers: Mutex::new(producers),
-            leader_epoch: AtomicI32::new(leader_epoch),
+            leader_epoch: AtomicI32::new(-1),
+            replicas: Mutex::new(ReplicaSet::new(node_id)),
+            needs_truncation: AtomicBool::new(false),
             high_watermark,
+            log_end,
         })
+    }
+
+    /// Takes this partition's metadata: a new leader starts its epoch in the log, a new
+    /// follower is marked for truncation, and waiters of the old role are woken.
+    pub(crate) fn apply_metadata(&self, meta: &PartitionMeta, now_ms: i64) -> Transition {
+        let _appends = self.producers.lock();
+        let mut replicas = self.replicas.lock();
+        let transition = replicas.apply(meta, self.log.log_end_offset(), now_ms);
+        self.leader_epoch
+            .store(meta.leader_epoch, Ordering::Release);
+        match transition {
+            Transition::BecameLeader => {
+                if let Err(error) = self.log.assign_epoch(meta.leader_epoch) {
+                    tracing::error!(topic = %self.topic, partition = self.index, %error, "recording the leader epoch failed");
+                }
+                tracing::debug!(topic = %self.topic, partition = self.index, epoch = meta.leader_epoch, "leading");
+            }
+            Transition::BecameFollower => {
+                self.needs_truncation.store(true, Ordering::Release);
+                tracing::debug!(topic = %self.topic, partition = self.index, leader = meta.leader, epoch = meta.leader_epoch, "following");
+            }
+            Transition::Unchanged => {}
+        }
+        self.advance_high_watermark(&replicas);
+        drop(replicas);
+        if transition != Transition::Unchanged {
+            // Wake acks=all produces and fetches parked under the old role.
+            self.high_watermark.send_replace(self.log.high_watermark());
+            self.log_end.send_replace(self.log.log_end_offset());
+        }
+        transition
+    }
+
+    /// Moves the high watermark up to what the replicas allow (leader only).
+    fn advance_high_watermark(&self, replicas: &ReplicaSet) {
+        let Some(hw) = replicas.high_watermark(self.log.log_end_offset()) else {
+            return;
+        };
+        if hw > self.log.high_watermark() {
+            self.log.set_high_watermark(hw);
+            self.high_watermark.send_replace(hw);
+        }
+    }
+
+    /// Whether this node leads the partition.
+    pub(crate) fn is_leader(&self) -> bool {
+        self.replicas.lock().is_leader()
+    }
+
+    /// The leader's node id (-1 when none) and its epoch.
+    pub(crate) fn leader(&self) -> (i32, i32) {
+        let replicas = self.replicas.lock();
+        (replicas.leader(), replicas.leader_epoch())
     }
 
     pub(crate) fn leader_epoch(&self) -> i32 {
@@ -119,10 +195,6 @@ impl Partition {
             e if e > epoch => Err(ResponseError::UnknownLeaderEpoch.code()),
             _ => Err(ResponseError::FencedLeaderEpoch.code()),
         }
-    }
-
-    pub(crate) fn set_leader_epoch(&self, epoch: i32) {
-        self.leader_epoch.store(epoch, Ordering::Release);
     }
 
     /// Applies new topic settings to the produce path and the log.
@@ -163,25 +235,38 @@ impl Partition {
                 max: settings.max_message_bytes,
             });
         }
-        let isr = 1;
+        let mut producers = self.producers.lock();
+        let (is_leader, isr) = {
+            let replicas = self.replicas.lock();
+            (replicas.is_leader(), replicas.isr().len())
+        };
+        if !is_leader {
+            return Err(ProduceError::NotLeader);
+        }
         if acks == -1 && isr < settings.min_insync_replicas {
             return Err(ProduceError::NotEnoughReplicas {
                 required: settings.min_insync_replicas,
                 isr,
             });
         }
-        let mut producers = self.producers.lock();
+        let leader_epoch = self.leader_epoch();
         if header.producer_id >= 0 {
-            if let SequenceCheck::Duplicate { first_offset } = producers.check(&header)? {
+            if let SequenceCheck::Duplicate {
+                first_offset,
+                last_offset,
+            } = producers.check(&header)?
+            {
                 return Ok(Produced {
                     base_offset: first_offset,
                     log_append_time: -1,
+                    end_offset: last_offset + 1,
+                    leader_epoch,
                 });
             }
         }
         let options = AppendOptions {
             assign_offsets: true,
-            leader_epoch: Some(self.leader_epoch()),
+            leader_epoch: Some(leader_epoch),
             log_append_time: settings.log_append_time.then_some(now_ms),
         };
         let info = self.log.append(records, &options)?;
@@ -191,13 +276,151 @@ impl Partition {
                 ..header
             });
         }
+        self.advance_high_watermark(&self.replicas.lock());
         drop(producers);
-        self.log.set_high_watermark(info.last_offset + 1);
-        self.high_watermark.send_replace(self.log.high_watermark());
+        self.log_end.send_replace(info.last_offset + 1);
         Ok(Produced {
             base_offset: info.first_offset,
             log_append_time: info.log_append_time,
+            end_offset: info.last_offset + 1,
+            leader_epoch,
         })
+    }
+
+    /// Waits until the high watermark reaches `produced.end_offset` (acks=all), answering
+    /// with Kafka's error code when leadership moved (`NOT_LEADER_OR_FOLLOWER`), the ISR
+    /// fell below `min.insync.replicas` meanwhile (`NOT_ENOUGH_REPLICAS_AFTER_APPEND`) or
+    /// `deadline` passed first (`REQUEST_TIMED_OUT`).
+    pub(crate) async fn wait_committed(
+        &self,
+        produced: &Produced,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), i16> {
+        let mut hw = self.high_watermark.subscribe();
+        loop {
+            if self.leader_epoch() != produced.leader_epoch || !self.is_leader() {
+                return Err(ResponseError::NotLeaderOrFollower.code());
+            }
+            if *hw.borrow_and_update() >= produced.end_offset {
+                let required = self.settings.read().min_insync_replicas;
+                if self.replicas.lock().isr().len() < required {
+                    return Err(ResponseError::NotEnoughReplicasAfterAppend.code());
+                }
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline, hw.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return Err(ResponseError::RequestTimedOut.code()),
+            }
+        }
+    }
+
+    /// Serves a follower's fetch: records that `replica` holds everything below
+    /// `fetch_offset`, moves the high watermark, and reads from there up to the log end.
+    pub(crate) fn read_for_follower(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+        max_bytes: usize,
+        now_ms: i64,
+    ) -> Result<ReadResult, i16> {
+        {
+            let mut replicas = self.replicas.lock();
+            if !replicas.is_leader() {
+                return Err(ResponseError::NotLeaderOrFollower.code());
+            }
+            let log_end = self.log.log_end_offset();
+            if fetch_offset <= log_end {
+                replicas.record_fetch(replica, fetch_offset, log_end, now_ms);
+                self.advance_high_watermark(&replicas);
+            }
+        }
+        let end = self.log.log_end_offset();
+        self.log
+            .read(fetch_offset, max_bytes, end, true)
+            .map_err(|e| storage_error_code(&e))
+    }
+
+    /// Appends batches fetched from the leader of `leader_epoch` at their own offsets,
+    /// recording their producers, then takes the leader's high watermark. Refused with
+    /// [`ProduceError::NotLeader`] if the partition moved to another epoch meanwhile.
+    pub(crate) fn append_as_follower(
+        &self,
+        records: &Bytes,
+        leader_epoch: i32,
+        leader_high_watermark: i64,
+    ) -> Result<(), ProduceError> {
+        let mut producers = self.producers.lock();
+        if self.leader_epoch() != leader_epoch || self.replicas.lock().is_leader() {
+            return Err(ProduceError::NotLeader);
+        }
+        if !records.is_empty() {
+            let info = self.log.append(records, &AppendOptions::default())?;
+            let mut rest: &[u8] = records;
+            while let Some(header) = BatchHeader::parse(rest) {
+                producers.record(&header);
+                rest = rest.get(header.total_size()..).unwrap_or_default();
+            }
+            self.log_end.send_replace(info.last_offset + 1);
+        }
+        drop(producers);
+        let hw = leader_high_watermark.min(self.log.log_end_offset());
+        if hw > self.log.high_watermark() {
+            self.log.set_high_watermark(hw);
+            self.high_watermark.send_replace(hw);
+        }
+        Ok(())
+    }
+
+    /// Makes the fetcher check this log against the leader's epochs before fetching again.
+    pub(crate) fn mark_for_truncation(&self) {
+        self.needs_truncation.store(true, Ordering::Release);
+    }
+
+    /// Whether the fetcher must check this log against the leader's epochs first.
+    pub(crate) fn needs_truncation(&self) -> bool {
+        self.needs_truncation.load(Ordering::Acquire)
+    }
+
+    /// Cuts the log at `offset` (a tail the leader of `leader_epoch` does not have) and
+    /// clears the truncation mark; the producer state is rebuilt from what remains.
+    pub(crate) fn truncate_as_follower(
+        &self,
+        offset: i64,
+        leader_epoch: i32,
+    ) -> Result<(), ProduceError> {
+        let mut producers = self.producers.lock();
+        if self.leader_epoch() != leader_epoch || self.replicas.lock().is_leader() {
+            return Err(ProduceError::NotLeader);
+        }
+        if offset < self.log.log_end_offset() {
+            tracing::info!(topic = %self.topic, partition = self.index, from = self.log.log_end_offset(), to = offset, "truncating a divergent tail");
+            self.log.truncate_to(offset)?;
+            *producers = restore_producer_state(&self.log)?;
+            self.log_end.send_replace(self.log.log_end_offset());
+        }
+        self.needs_truncation.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// The ISR change this leader should submit now, as `(isr, leader epoch, partition
+    /// epoch)`; it is then outstanding until metadata moves on or it is abandoned.
+    /// Only `eligible` replicas (live brokers) may join.
+    pub(crate) fn propose_isr_change(
+        &self,
+        now_ms: i64,
+        lag_ms: i64,
+        eligible: impl Fn(i32) -> bool,
+    ) -> Option<(Vec<i32>, i32, i32)> {
+        let mut replicas = self.replicas.lock();
+        let isr = replicas.isr_change(now_ms, lag_ms, self.log.high_watermark(), eligible)?;
+        let (leader_epoch, partition_epoch) = replicas.propose(isr.clone());
+        Some((isr, leader_epoch, partition_epoch))
+    }
+
+    /// Forgets an ISR change the controller refused.
+    pub(crate) fn abandon_isr_change(&self) {
+        self.replicas.lock().abandon_proposal();
     }
 
     /// Reads committed batches for a consumer.
@@ -214,6 +437,11 @@ impl Partition {
     /// A receiver that changes whenever the high watermark moves.
     pub(crate) fn watch_high_watermark(&self) -> watch::Receiver<i64> {
         self.high_watermark.subscribe()
+    }
+
+    /// A receiver that changes whenever records are appended (followers wait on it).
+    pub(crate) fn watch_log_end(&self) -> watch::Receiver<i64> {
+        self.log_end.subscribe()
     }
 
     /// Saves producer state so the next open scans only what comes after.

@@ -38,7 +38,7 @@ pub(crate) enum SequenceCheck {
     /// Append it.
     Append,
     /// Already appended: answer with these offsets and append nothing.
-    Duplicate { first_offset: i64 },
+    Duplicate { first_offset: i64, last_offset: i64 },
 }
 
 /// Why an idempotent batch is refused.
@@ -98,6 +98,7 @@ impl ProducerStateTable {
         {
             return Ok(SequenceCheck::Duplicate {
                 first_offset: dup.first_offset,
+                last_offset: dup.last_offset,
             });
         }
         let last = entry.batches.back().map_or(-1, |b| b.last_seq);
@@ -257,7 +258,10 @@ mod tests {
         table.record(&batch(7, 0, 3, 2, 13));
         assert_eq!(
             table.check(&batch(7, 0, 0, 3, 0)),
-            Ok(SequenceCheck::Duplicate { first_offset: 10 })
+            Ok(SequenceCheck::Duplicate {
+                first_offset: 10,
+                last_offset: 12
+            })
         );
         assert_eq!(
             table.check(&batch(7, 0, 5, 1, 0)),

@@ -12,6 +12,14 @@ use crate::error::Rejection;
 use crate::topic_config::{topic_config_def, validate_topic_configs};
 use crate::validate::{is_internal_topic, validate_assignments, validate_topic_name};
 
+/// Whether the topic allows a replica outside the ISR to lead when no ISR member is live.
+fn unclean_election_allowed(topic: &TopicMeta) -> bool {
+    topic
+        .configs
+        .get("unclean.leader.election.enable")
+        .is_some_and(|v| v == "true")
+}
+
 /// Whether two topic names are equal once '.' and '_' are treated alike.
 fn names_collide(a: &str, b: &str) -> bool {
     let norm = |c: u8| if c == b'.' { b'_' } else { c };
@@ -121,22 +129,31 @@ impl MetadataImage {
         }
         broker.fenced = true;
         let live: BTreeSet<i32> = self.live_brokers().map(|b| b.node_id).collect();
-        self.change_partitions(|p| {
-            if !p.isr.contains(&node_id) {
+        self.change_partitions(|topic, p| {
+            if !p.replicas.contains(&node_id) {
                 return false;
             }
-            if p.isr.len() > 1 {
+            let in_isr = p.isr.contains(&node_id);
+            if in_isr && p.isr.len() > 1 {
                 p.isr.retain(|&r| r != node_id);
             }
-            if p.leader == node_id {
-                p.leader = p
-                    .isr
-                    .iter()
-                    .copied()
-                    .find(|r| live.contains(r))
-                    .unwrap_or(-1);
-                p.leader_epoch += 1;
+            if p.leader != node_id {
+                return in_isr;
             }
+            p.leader = p
+                .isr
+                .iter()
+                .copied()
+                .find(|r| live.contains(r))
+                .unwrap_or(-1);
+            if p.leader == -1 && unclean_election_allowed(topic) {
+                if let Some(&r) = p.replicas.iter().find(|r| live.contains(r)) {
+                    tracing::warn!(topic = %topic.name, partition = p.partition, leader = r, "unclean leader election: records may be lost");
+                    p.leader = r;
+                    p.isr = vec![r];
+                }
+            }
+            p.leader_epoch += 1;
             true
         });
         Ok(Applied::Done)
@@ -156,11 +173,19 @@ impl MetadataImage {
     }
 
     /// Makes the live broker `node_id` leader of every leaderless partition whose ISR
-    /// holds it.
+    /// holds it (or, with `unclean.leader.election.enable`, of every leaderless partition
+    /// it is a replica of).
     fn elect_leaderless(&mut self, node_id: i32) {
-        self.change_partitions(|p| {
-            if p.leader != -1 || !p.isr.contains(&node_id) {
+        self.change_partitions(|topic, p| {
+            if p.leader != -1 || !p.replicas.contains(&node_id) {
                 return false;
+            }
+            if !p.isr.contains(&node_id) {
+                if !unclean_election_allowed(topic) {
+                    return false;
+                }
+                tracing::warn!(topic = %topic.name, partition = p.partition, leader = node_id, "unclean leader election: records may be lost");
+                p.isr = vec![node_id];
             }
             p.leader = node_id;
             p.leader_epoch += 1;
@@ -170,13 +195,16 @@ impl MetadataImage {
 
     /// Applies `change` to every partition; one that returns true was changed, and its
     /// partition epoch moves on. Topics are copied only when one of theirs changed.
-    fn change_partitions(&mut self, mut change: impl FnMut(&mut PartitionMeta) -> bool) {
+    fn change_partitions(
+        &mut self,
+        mut change: impl FnMut(&TopicMeta, &mut PartitionMeta) -> bool,
+    ) {
         let mut changed = Vec::new();
         for topic in self.topics.values() {
             let mut copy: Option<TopicMeta> = None;
             for (i, p) in topic.partitions.iter().enumerate() {
                 let mut next = p.clone();
-                if change(&mut next) {
+                if change(topic, &mut next) {
                     next.partition_epoch += 1;
                     copy.get_or_insert_with(|| TopicMeta::clone(topic))
                         .partitions[i] = next;
@@ -187,6 +215,93 @@ impl MetadataImage {
         for topic in changed {
             self.topics.insert(topic.name.clone(), Arc::new(topic));
         }
+    }
+
+    pub(super) fn alter_partition(
+        &mut self,
+        name: &str,
+        partition: i32,
+        (leader, leader_epoch, partition_epoch): (i32, i32, i32),
+        isr: &[i32],
+    ) -> Result<Applied, Rejection> {
+        let topic = self
+            .topics
+            .get(name)
+            .ok_or_else(|| Rejection::UnknownTopic(name.to_owned()))?;
+        let current = topic
+            .partition(partition)
+            .ok_or_else(|| Rejection::UnknownTopic(format!("{name}-{partition}")))?;
+        if current.leader != leader || current.leader_epoch != leader_epoch {
+            return Err(Rejection::NotPartitionLeader {
+                topic: name.to_owned(),
+                partition,
+                leader,
+                leader_epoch,
+            });
+        }
+        if current.partition_epoch != partition_epoch {
+            return Err(Rejection::StalePartitionEpoch {
+                topic: name.to_owned(),
+                partition,
+                partition_epoch,
+            });
+        }
+        let ineligible = |reason: &str| Rejection::IneligibleReplica {
+            topic: name.to_owned(),
+            partition,
+            isr: isr.to_vec(),
+            reason: reason.to_owned(),
+        };
+        if !isr.contains(&leader) {
+            return Err(ineligible("the leader must be in the ISR"));
+        }
+        let distinct: BTreeSet<i32> = isr.iter().copied().collect();
+        if distinct.len() != isr.len() || !isr.iter().all(|r| current.replicas.contains(r)) {
+            return Err(ineligible(
+                "members must be distinct replicas of the partition",
+            ));
+        }
+        let added_fenced = isr
+            .iter()
+            .filter(|r| !current.isr.contains(r))
+            .any(|r| self.brokers.get(r).is_none_or(|b| b.fenced));
+        if added_fenced {
+            return Err(ineligible("a fenced broker cannot join the ISR"));
+        }
+        let mut next = current.clone();
+        next.isr = isr.to_vec();
+        next.partition_epoch += 1;
+        let mut copy = TopicMeta::clone(topic);
+        copy.partitions[partition as usize] = next;
+        self.topics.insert(name.to_owned(), Arc::new(copy));
+        Ok(Applied::Done)
+    }
+
+    pub(super) fn elect_preferred_leaders(
+        &mut self,
+        partitions: &[(String, i32)],
+    ) -> Result<Applied, Rejection> {
+        for (topic, _) in partitions {
+            if !self.topics.contains_key(topic) {
+                return Err(Rejection::UnknownTopic(topic.clone()));
+            }
+        }
+        let wanted: BTreeSet<(&str, i32)> =
+            partitions.iter().map(|(t, p)| (t.as_str(), *p)).collect();
+        let live: BTreeSet<i32> = self.live_brokers().map(|b| b.node_id).collect();
+        self.change_partitions(|topic, p| {
+            if !wanted.is_empty() && !wanted.contains(&(topic.name.as_str(), p.partition)) {
+                return false;
+            }
+            let preferred = p.replicas[0];
+            if p.leader == preferred || !p.isr.contains(&preferred) || !live.contains(&preferred) {
+                return false;
+            }
+            p.leader = preferred;
+            p.leader_epoch += 1;
+            true
+        });
+        Ok(Applied::Done)
     }
 
     pub(super) fn create_topic(
