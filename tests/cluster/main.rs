@@ -3,4 +3,5 @@
 //! failover under load, broker fencing, and replication under faults.
 
 mod metadata;
+mod reassignment;
 mod replication;

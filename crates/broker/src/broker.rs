@@ -273,6 +273,7 @@ impl Broker {
             }
         }
         let mut rebuilt: Vec<Arc<LocalTopic>> = Vec::new();
+        let mut moved_away: Vec<TopicPartition> = Vec::new();
         {
             let current = self.topics.read();
             for meta in image.shared_topics() {
@@ -282,7 +283,25 @@ impl Broker {
                 if existing.is_some_and(|t| Arc::ptr_eq(&t.meta, meta)) {
                     continue;
                 }
-                rebuilt.push(Arc::new(self.local_topic(meta, existing.map(Arc::as_ref))?));
+                let topic = self.local_topic(meta, existing.map(Arc::as_ref))?;
+                // Replicas moved off this node by a reassignment.
+                if let Some(existing) = existing {
+                    moved_away.extend(
+                        existing
+                            .hosted()
+                            .filter(|p| {
+                                topic
+                                    .replicas
+                                    .get(p.index as usize)
+                                    .is_none_or(Option::is_none)
+                            })
+                            .map(|p| TopicPartition {
+                                topic: meta.name.clone(),
+                                partition: p.index,
+                            }),
+                    );
+                }
+                rebuilt.push(Arc::new(topic));
             }
         }
         let gained = {
@@ -306,6 +325,10 @@ impl Broker {
             }
             gained
         };
+        for tp in &moved_away {
+            tracing::info!(topic = %tp.topic, partition = tp.partition, "deleting a replica moved to other brokers");
+            self.log_dir.delete(tp)?;
+        }
         self.delete_orphaned_logs()?;
         self.load_group_offsets(&gained)?;
         self.follow_leaders(&image);
@@ -683,7 +706,10 @@ impl Broker {
         }
         let count = partitions.len();
         match self
-            .submit(Command::ElectPreferredLeaders { partitions })
+            .submit(Command::ElectLeaders {
+                partitions,
+                election: controller::Election::Preferred,
+            })
             .await
         {
             Ok(_) => tracing::info!(partitions = count, "took back preferred leaderships"),

@@ -11,6 +11,7 @@ mod groups;
 mod partitioner;
 mod quorum;
 mod records;
+mod replicas;
 
 pub use cluster::{Cluster, PartitionInfo, TopicInfo};
 pub use connection::Connection;
@@ -20,6 +21,7 @@ pub use quorum::metadata_quorum_request;
 pub use records::{
     decode_records, encode_batch, encode_batch_as, Compression, OwnedRecord, ProducerIdentity,
 };
+pub use replicas::Reassignment;
 
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]

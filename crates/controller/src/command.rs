@@ -88,11 +88,21 @@ pub enum Command {
         /// be live brokers.
         isr: Vec<i32>,
     },
-    /// Move the leadership of partitions to their preferred replica (the first of the
-    /// replica list) where it is live, in the ISR and not leading already.
-    ElectPreferredLeaders {
+    /// Elect leaders (Kafka's ElectLeaders). Preferred: the first replica takes over where
+    /// it is live, in the ISR and not leading already. Unclean: a leaderless partition gets
+    /// its first live replica as leader and sole ISR member, whatever it may have missed.
+    ElectLeaders {
         /// `(topic, partition)` pairs; an empty list means every partition.
         partitions: Vec<(String, i32)>,
+        /// Which election.
+        election: Election,
+    },
+    /// Start (`Some(target)`) or cancel (`None`) moving partitions to new replica lists
+    /// (Kafka's AlterPartitionReassignments). A move adds the new replicas first and drops
+    /// the old ones once every new one is in the ISR; the leader moves if it was dropped.
+    AlterReassignments {
+        /// `(topic, partition, target replicas or None to cancel)`.
+        reassignments: Vec<(String, i32, Option<Vec<i32>>)>,
     },
     /// Reserve a block of producer ids for a broker.
     AllocateProducerIds {
@@ -115,7 +125,8 @@ impl Command {
             Command::FenceBroker { .. } => "fence_broker",
             Command::UnfenceBroker { .. } => "unfence_broker",
             Command::AlterPartition { .. } => "alter_partition",
-            Command::ElectPreferredLeaders { .. } => "elect_preferred_leaders",
+            Command::ElectLeaders { .. } => "elect_leaders",
+            Command::AlterReassignments { .. } => "alter_reassignments",
             Command::AllocateProducerIds { .. } => "allocate_producer_ids",
         }
     }
@@ -141,11 +152,29 @@ impl std::fmt::Display for Command {
                 isr,
                 ..
             } => write!(f, "{} {topic}-{partition} isr {isr:?}", self.kind()),
-            Command::ElectPreferredLeaders { partitions } => {
-                write!(f, "{} ({} partitions)", self.kind(), partitions.len())
+            Command::ElectLeaders {
+                partitions,
+                election,
+            } => write!(
+                f,
+                "{} {election:?} ({} partitions)",
+                self.kind(),
+                partitions.len()
+            ),
+            Command::AlterReassignments { reassignments } => {
+                write!(f, "{} ({} partitions)", self.kind(), reassignments.len())
             }
         }
     }
+}
+
+/// The kind of a leader election.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Election {
+    /// Back to the preferred (first) replica, from the ISR only.
+    Preferred,
+    /// Any live replica for a leaderless partition: records may be lost.
+    Unclean,
 }
 
 /// The owner of a set of config overrides.

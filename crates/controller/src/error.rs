@@ -32,6 +32,8 @@ pub mod codes {
     pub const BROKER_ID_NOT_REGISTERED: i16 = 102;
     /// `INELIGIBLE_REPLICA`.
     pub const INELIGIBLE_REPLICA: i16 = 107;
+    /// `NO_REASSIGNMENT_IN_PROGRESS`.
+    pub const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
     /// `INVALID_UPDATE_VERSION`.
     pub const INVALID_UPDATE_VERSION: i16 = 108;
 }
@@ -151,6 +153,14 @@ pub enum Rejection {
         /// What is wrong with it.
         reason: String,
     },
+    /// A reassignment cancelled where none runs. `NO_REASSIGNMENT_IN_PROGRESS` (85).
+    #[error("No reassignment of {topic}-{partition} is in progress.")]
+    NoReassignmentInProgress {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+    },
     /// A producer-id block request for a count below one. `INVALID_REQUEST` (42).
     #[error("Invalid producer id block size {0}: must be at least 1.")]
     InvalidProducerIdCount(i64),
@@ -183,6 +193,7 @@ impl Rejection {
             Rejection::NotPartitionLeader { .. } => codes::FENCED_LEADER_EPOCH,
             Rejection::StalePartitionEpoch { .. } => codes::INVALID_UPDATE_VERSION,
             Rejection::IneligibleReplica { .. } => codes::INELIGIBLE_REPLICA,
+            Rejection::NoReassignmentInProgress { .. } => codes::NO_REASSIGNMENT_IN_PROGRESS,
             Rejection::ProducerIdsExhausted { .. } => codes::UNKNOWN_SERVER_ERROR,
         }
     }

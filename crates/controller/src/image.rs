@@ -50,6 +50,12 @@ pub struct PartitionMeta {
     pub leader_epoch: i32,
     /// Bumped on every change of the partition's replicas, ISR or leader.
     pub partition_epoch: i32,
+    /// During a reassignment: replicas being added (they are in `replicas` already).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<i32>,
+    /// During a reassignment: replicas to drop once every added one is in sync.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<i32>,
 }
 
 /// A topic and its partitions.
@@ -145,8 +151,12 @@ impl MetadataImage {
                 (*leader, *leader_epoch, *partition_epoch),
                 isr,
             )?,
-            Command::ElectPreferredLeaders { partitions } => {
-                self.elect_preferred_leaders(partitions)?
+            Command::ElectLeaders {
+                partitions,
+                election,
+            } => self.elect_leaders(partitions, *election)?,
+            Command::AlterReassignments { reassignments } => {
+                self.alter_reassignments(reassignments)?
             }
         };
         self.applied_index += 1;

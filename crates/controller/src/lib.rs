@@ -38,7 +38,7 @@ mod rpc;
 pub mod topic_config;
 mod validate;
 
-pub use command::{Applied, Command, ConfigResource};
+pub use command::{Applied, Command, ConfigResource, Election};
 pub use error::{codes, ControllerError, Rejection};
 pub use image::{BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
 pub use node::{parse_voters, BrokerRegistration, Controller, ControllerOptions};

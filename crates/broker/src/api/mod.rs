@@ -18,6 +18,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_quorum;
+mod elect_leaders;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -32,6 +33,7 @@ mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
+mod partition_reassignments;
 mod produce;
 mod produce_legacy;
 mod splice;
@@ -77,6 +79,9 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
@@ -193,6 +198,11 @@ pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: &
         }
         RequestKind::DescribeCluster(r) => describe_cluster::handle(&ctx, r).into(),
         RequestKind::DescribeQuorum(r) => describe_quorum::handle(&ctx, r).await.into(),
+        RequestKind::ElectLeaders(r) => elect_leaders::handle(&ctx, r).await.into(),
+        RequestKind::AlterPartitionReassignments(r) => {
+            partition_reassignments::alter(&ctx, r).await.into()
+        }
+        RequestKind::ListPartitionReassignments(r) => partition_reassignments::list(&ctx, r).into(),
         RequestKind::FindCoordinator(r) => find_coordinator::handle(&ctx, r).await.into(),
         RequestKind::JoinGroup(r) => join_group::handle(&ctx, r).await.into(),
         RequestKind::SyncGroup(r) => sync_group::handle(&ctx, r).await.into(),

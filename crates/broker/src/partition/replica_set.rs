@@ -79,6 +79,16 @@ impl ReplicaSet {
         self.isr.clone_from(&meta.isr);
         if !new_epoch {
             self.followers.retain(|id, _| meta.replicas.contains(id));
+            if self.is_leader() {
+                // Replicas added by a reassignment start untracked and out of sync.
+                for &id in meta.replicas.iter().filter(|&&id| id != self.node_id) {
+                    self.followers.entry(id).or_insert(FollowerProgress {
+                        log_end: -1,
+                        caught_up_ms: 0,
+                        previous_fetch: (-1, 0),
+                    });
+                }
+            }
             return Transition::Unchanged;
         }
         self.proposed = None;
@@ -233,6 +243,8 @@ mod tests {
             leader,
             leader_epoch: epoch,
             partition_epoch: epoch,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         }
     }
 

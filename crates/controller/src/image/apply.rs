@@ -7,10 +7,40 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
-use crate::command::{Applied, ConfigResource};
+use crate::command::{Applied, ConfigResource, Election};
 use crate::error::Rejection;
 use crate::topic_config::{topic_config_def, validate_topic_configs};
 use crate::validate::{is_internal_topic, validate_assignments, validate_topic_name};
+
+/// Finishes a reassignment once every target replica is in the ISR (Kafka's rule): the
+/// removed replicas go (from the ISR too), and a removed leader hands over to the first live
+/// in-sync replica of the new set.
+fn complete_reassignment_if_in_sync(p: &mut PartitionMeta, live: &BTreeSet<i32>) {
+    if p.adding_replicas.is_empty() && p.removing_replicas.is_empty() {
+        return;
+    }
+    let in_sync = p
+        .replicas
+        .iter()
+        .filter(|r| !p.removing_replicas.contains(r))
+        .all(|r| p.isr.contains(r));
+    if !in_sync {
+        return;
+    }
+    let removing = std::mem::take(&mut p.removing_replicas);
+    p.adding_replicas.clear();
+    p.replicas.retain(|r| !removing.contains(r));
+    p.isr.retain(|r| !removing.contains(r));
+    if removing.contains(&p.leader) || p.leader == -1 {
+        p.leader = p
+            .isr
+            .iter()
+            .copied()
+            .find(|r| live.contains(r))
+            .unwrap_or(-1);
+        p.leader_epoch += 1;
+    }
+}
 
 /// Whether the topic allows a replica outside the ISR to lead when no ISR member is live.
 fn unclean_election_allowed(topic: &TopicMeta) -> bool {
@@ -70,6 +100,8 @@ fn new_partitions<'a>(
                 .unwrap_or(-1),
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         })
 }
 
@@ -268,8 +300,10 @@ impl MetadataImage {
         if added_fenced {
             return Err(ineligible("a fenced broker cannot join the ISR"));
         }
+        let live: BTreeSet<i32> = self.live_brokers().map(|b| b.node_id).collect();
         let mut next = current.clone();
         next.isr = isr.to_vec();
+        complete_reassignment_if_in_sync(&mut next, &live);
         next.partition_epoch += 1;
         let mut copy = TopicMeta::clone(topic);
         copy.partitions[partition as usize] = next;
@@ -277,9 +311,10 @@ impl MetadataImage {
         Ok(Applied::Done)
     }
 
-    pub(super) fn elect_preferred_leaders(
+    pub(super) fn elect_leaders(
         &mut self,
         partitions: &[(String, i32)],
+        election: Election,
     ) -> Result<Applied, Rejection> {
         for (topic, _) in partitions {
             if !self.topics.contains_key(topic) {
@@ -293,14 +328,104 @@ impl MetadataImage {
             if !wanted.is_empty() && !wanted.contains(&(topic.name.as_str(), p.partition)) {
                 return false;
             }
-            let preferred = p.replicas[0];
-            if p.leader == preferred || !p.isr.contains(&preferred) || !live.contains(&preferred) {
-                return false;
+            match election {
+                Election::Preferred => {
+                    let preferred = p.replicas[0];
+                    if p.leader == preferred
+                        || !p.isr.contains(&preferred)
+                        || !live.contains(&preferred)
+                    {
+                        return false;
+                    }
+                    p.leader = preferred;
+                }
+                Election::Unclean => {
+                    if p.leader != -1 {
+                        return false;
+                    }
+                    let Some(&r) = p.replicas.iter().find(|r| live.contains(r)) else {
+                        return false;
+                    };
+                    tracing::warn!(topic = %topic.name, partition = p.partition, leader = r, "unclean leader election: records may be lost");
+                    p.leader = r;
+                    p.isr = vec![r];
+                }
             }
-            p.leader = preferred;
             p.leader_epoch += 1;
             true
         });
+        Ok(Applied::Done)
+    }
+
+    pub(super) fn alter_reassignments(
+        &mut self,
+        reassignments: &[(String, i32, Option<Vec<i32>>)],
+    ) -> Result<Applied, Rejection> {
+        // Validate everything first.
+        for (name, partition, target) in reassignments {
+            let topic = self
+                .topics
+                .get(name)
+                .ok_or_else(|| Rejection::UnknownTopic(name.clone()))?;
+            let current = topic
+                .partition(*partition)
+                .ok_or_else(|| Rejection::UnknownTopic(format!("{name}-{partition}")))?;
+            let invalid = |reason: &str| Rejection::InvalidReplicaAssignment {
+                topic: name.clone(),
+                reason: format!("partition {partition}: {reason}"),
+            };
+            match target {
+                None if current.adding_replicas.is_empty()
+                    && current.removing_replicas.is_empty() =>
+                {
+                    return Err(Rejection::NoReassignmentInProgress {
+                        topic: name.clone(),
+                        partition: *partition,
+                    })
+                }
+                None => {}
+                Some(target) => {
+                    let distinct: BTreeSet<i32> = target.iter().copied().collect();
+                    if target.is_empty() || distinct.len() != target.len() {
+                        return Err(invalid("the replicas must be distinct and not empty"));
+                    }
+                    if let Some(unknown) = target.iter().find(|r| !self.brokers.contains_key(r)) {
+                        return Err(invalid(&format!("broker {unknown} is not registered")));
+                    }
+                }
+            }
+        }
+        let live: BTreeSet<i32> = self.live_brokers().map(|b| b.node_id).collect();
+        for (name, partition, target) in reassignments {
+            let topic = &self.topics[name];
+            let mut next = topic.partitions[*partition as usize].clone();
+            let original: Vec<i32> = next
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| !next.adding_replicas.contains(r))
+                .collect();
+            let target = target.clone().unwrap_or_else(|| original.clone());
+            let mut replicas = target.clone();
+            replicas.extend(original.iter().filter(|r| !target.contains(r)));
+            next.adding_replicas = target
+                .iter()
+                .copied()
+                .filter(|r| !original.contains(r))
+                .collect();
+            next.removing_replicas = original
+                .iter()
+                .copied()
+                .filter(|r| !target.contains(r))
+                .collect();
+            next.replicas = replicas;
+            next.isr.retain(|r| next.replicas.contains(r));
+            complete_reassignment_if_in_sync(&mut next, &live);
+            next.partition_epoch += 1;
+            let mut copy = TopicMeta::clone(topic);
+            copy.partitions[*partition as usize] = next;
+            self.topics.insert(name.clone(), Arc::new(copy));
+        }
         Ok(Applied::Done)
     }
 

@@ -1,4 +1,4 @@
-//! `strata topic create|list|describe|delete|alter-config`.
+//! `strata topic create|list|describe|delete|alter-config|move|reassignments|elect-leaders`.
 
 use std::collections::BTreeMap;
 
@@ -56,6 +56,38 @@ pub(crate) enum TopicCommand {
         /// KEY to return to its default (repeatable).
         #[arg(long = "delete")]
         delete: Vec<String>,
+    },
+    /// Move a partition to a new replica list (the first replica is the preferred leader);
+    /// the old replicas are dropped once the new ones are in sync.
+    Move {
+        #[command(flatten)]
+        brokers: Brokers,
+        /// Topic name.
+        name: String,
+        /// Partition index.
+        #[arg(long)]
+        partition: i32,
+        /// Target broker ids, comma-separated (for example 2,3,1).
+        #[arg(long, value_delimiter = ',', required_unless_present = "cancel")]
+        replicas: Vec<i32>,
+        /// Cancel the partition's move in progress instead.
+        #[arg(long, conflicts_with = "replicas")]
+        cancel: bool,
+        /// Wait up to this many seconds for the move to finish.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// List partition moves in progress.
+    Reassignments {
+        #[command(flatten)]
+        brokers: Brokers,
+    },
+    /// Move leadership back to the preferred replicas (of one topic, or of all).
+    ElectLeaders {
+        #[command(flatten)]
+        brokers: Brokers,
+        /// Topic name (all topics when omitted).
+        name: Option<String>,
     },
 }
 
@@ -164,6 +196,70 @@ pub(crate) async fn run(command: TopicCommand) -> anyhow::Result<()> {
             changes.extend(delete.into_iter().map(|k| (k, None)));
             cluster.alter_topic_configs(&name, &changes).await?;
             println!("altered configs of {name}");
+        }
+        TopicCommand::Move {
+            brokers,
+            name,
+            partition,
+            replicas,
+            cancel,
+            wait,
+        } => {
+            let mut cluster = Cluster::connect(&brokers.brokers).await?;
+            let target = (!cancel).then_some(replicas);
+            cluster
+                .reassign_partitions(&name, &[(partition, target.clone())])
+                .await?;
+            match &target {
+                Some(r) => println!("moving {name}-{partition} to {r:?}"),
+                None => println!("cancelled the move of {name}-{partition}"),
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
+            if wait > 0 {
+                loop {
+                    let pending = cluster.list_reassignments().await?;
+                    if !pending
+                        .iter()
+                        .any(|r| r.topic == name && r.partition == partition)
+                    {
+                        println!("done");
+                        break;
+                    }
+                    anyhow::ensure!(
+                        std::time::Instant::now() < deadline,
+                        "the move of {name}-{partition} did not finish within {wait} s"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+        }
+        TopicCommand::Reassignments { brokers } => {
+            let mut cluster = Cluster::connect(&brokers.brokers).await?;
+            println!(
+                "{:<40} {:<10} {:<20} {:<15} {:<15}",
+                "TOPIC", "PARTITION", "REPLICAS", "ADDING", "REMOVING"
+            );
+            for r in cluster.list_reassignments().await? {
+                println!(
+                    "{:<40} {:<10} {:<20} {:<15} {:<15}",
+                    r.topic,
+                    r.partition,
+                    format!("{:?}", r.replicas),
+                    format!("{:?}", r.adding),
+                    format!("{:?}", r.removing)
+                );
+            }
+        }
+        TopicCommand::ElectLeaders { brokers, name } => {
+            let mut cluster = Cluster::connect(&brokers.brokers).await?;
+            let elected = cluster.elect_preferred_leaders(name.as_deref()).await?;
+            println!(
+                "{} partitions moved to their preferred leader",
+                elected.len()
+            );
+            for (topic, partition) in elected {
+                println!("{topic}-{partition}");
+            }
         }
     }
     Ok(())
