@@ -59,6 +59,15 @@ enum Mode {
         #[arg(long, default_value = "1")]
         acks: String,
     },
+    /// One idempotent acks=all record to partition 0 every `interval-ms`, each awaited, for
+    /// `seconds`; reports the longest wait between two acknowledgements (with a leader
+    /// killed meanwhile: the failover time as a producer sees it).
+    Probe {
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
+        #[arg(long, default_value_t = 10)]
+        interval_ms: u64,
+    },
 }
 
 /// Counts deliveries and records their latency (the opaque is the send time).
@@ -106,7 +115,11 @@ fn producer(args: &Args, acks: &str, linger_ms: u32) -> ThreadedProducer<Countin
         .set("batch.size", "1000000")
         .set("queue.buffering.max.kbytes", "1048576")
         .set("queue.buffering.max.messages", "1000000")
-        .set("enable.idempotence", "false")
+        .set(
+            "enable.idempotence",
+            if acks == "all" { "true" } else { "false" },
+        )
+        .set("message.timeout.ms", "60000")
         .create_with_context(context)
         .expect("creating the producer")
 }
@@ -200,6 +213,18 @@ fn main() {
         } => {
             let producer = producer(&args, acks, 0);
             let payload = vec![b'x'; *size];
+            // Warm up (metadata, connections, the idempotent producer id), then measure.
+            for partition in 0..args.partitions {
+                let record = BaseRecord::<(), [u8], _>::with_opaque_to(
+                    &args.topic,
+                    Box::new(Instant::now()),
+                )
+                .payload(&payload[..])
+                .partition(partition);
+                let _ = producer.send(record);
+            }
+            producer.flush(Duration::from_secs(30)).expect("warm-up flush");
+            producer.context().latency.lock().expect("latency lock").reset();
             let total = rate * seconds;
             let started = Instant::now();
             for i in 0..total {
@@ -239,6 +264,49 @@ fn main() {
                 h.value_at_quantile(0.99),
                 h.value_at_quantile(0.999),
                 h.max()
+            );
+        }
+        Mode::Probe {
+            seconds,
+            interval_ms,
+        } => {
+            let producer = producer(&args, "all", 0);
+            let started = Instant::now();
+            let mut last_ack = Instant::now();
+            let (mut longest, mut longest_at) = (Duration::ZERO, 0.0);
+            let mut acked = 0u64;
+            while started.elapsed() < Duration::from_secs(*seconds) {
+                assert!(Instant::now() < limit, "time limit reached");
+                let record = BaseRecord::<(), [u8], _>::with_opaque_to(
+                    &args.topic,
+                    Box::new(Instant::now()),
+                )
+                .payload(&b"probe"[..])
+                .partition(0);
+                if producer.send(record).is_err() {
+                    producer.poll(Duration::from_millis(1));
+                    continue;
+                }
+                let before = producer.context().delivered.load(Ordering::Relaxed);
+                let _ = producer.flush(Duration::from_secs(30));
+                if producer.context().delivered.load(Ordering::Relaxed) > before {
+                    acked += 1;
+                    let gap = last_ack.elapsed();
+                    if gap > longest {
+                        longest = gap;
+                        longest_at = started.elapsed().as_secs_f64();
+                    }
+                    last_ack = Instant::now();
+                }
+                std::thread::sleep(Duration::from_millis(*interval_ms));
+            }
+            println!(
+                "probe acks=all interval={}ms acked={} failed={} longest_gap_ms={} ending_at_s={:.1}",
+                interval_ms,
+                acked,
+                producer.context().failed.load(Ordering::Relaxed),
+                longest.as_millis(),
+                longest_at
             );
         }
     }

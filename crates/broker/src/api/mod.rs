@@ -48,7 +48,6 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use crate::Broker;
 
 /// What the connection does after a request.
-#[derive(Debug)]
 pub(crate) enum Reply {
     /// Write this frame (length prefix included).
     Frame(Bytes),
@@ -56,6 +55,9 @@ pub(crate) enum Reply {
     Pieces(Vec<Bytes>),
     /// Nothing to write (Produce with acks=0).
     Nothing,
+    /// The reply once this resolves (acks=all waiting for replication). Later requests of
+    /// the connection are handled meanwhile; replies still leave in request order.
+    Deferred(futures::future::BoxFuture<'static, Reply>),
     /// Close the connection: the request could not be understood.
     Close,
 }
@@ -172,9 +174,15 @@ pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: &
     let response: ResponseKind = match request {
         RequestKind::ApiVersions(r) => api_versions::handle(&ctx, r).into(),
         RequestKind::Metadata(r) => metadata::handle(&ctx, r).await.into(),
-        RequestKind::Produce(r) => match produce::handle(&ctx, r).await {
-            Some(response) => response.into(),
-            None => return Reply::Nothing,
+        RequestKind::Produce(r) => match produce::handle(&ctx, r) {
+            produce::Outcome::NoResponse => return Reply::Nothing,
+            produce::Outcome::Done(response) => response.into(),
+            produce::Outcome::AwaitingCommit(response) => {
+                let correlation_id = header.correlation_id;
+                return Reply::Deferred(Box::pin(async move {
+                    encode_response(api_key, version, correlation_id, response.await.into())
+                }));
+            }
         },
         RequestKind::Fetch(r) => {
             let mut response = fetch::handle(&ctx, r).await;

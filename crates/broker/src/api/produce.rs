@@ -10,8 +10,22 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{owned, str_bytes, Ctx};
 use crate::broker::now_ms;
+use crate::partition::{Partition, Produced};
 
-pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Option<ProduceResponse> {
+/// What a produce request leads to.
+pub(super) enum Outcome {
+    /// acks=0: no response at all.
+    NoResponse,
+    /// The response, ready now.
+    Done(ProduceResponse),
+    /// acks=all appends waiting for the high watermark; resolves to the response. The
+    /// connection goes on appending its next requests meanwhile, so producers that pipeline
+    /// requests keep the replicas busy.
+    AwaitingCommit(futures::future::BoxFuture<'static, ProduceResponse>),
+}
+
+/// Appends every partition's batch now, in request order; acks=all completes later.
+pub(super) fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
     let broker = ctx.broker;
     let acks = request.acks;
     let valid_acks = matches!(acks, -1..=1);
@@ -75,19 +89,35 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Option<Pro
                 .with_partition_responses(partitions),
         );
     }
+    if acks == 0 {
+        return Outcome::NoResponse;
+    }
+    let response = ProduceResponse::default().with_responses(responses);
+    if uncommitted.is_empty() {
+        return Outcome::Done(response);
+    }
+    Outcome::AwaitingCommit(Box::pin(wait_committed(response, uncommitted, deadline)))
+}
+
+/// Waits for every acks=all append of a request, then fills in the errors of those that
+/// did not commit.
+async fn wait_committed(
+    mut response: ProduceResponse,
+    uncommitted: Vec<((usize, usize), Arc<Partition>, Produced)>,
+    deadline: tokio::time::Instant,
+) -> ProduceResponse {
     let waits = uncommitted
         .iter()
         .map(|(_, partition, produced)| partition.wait_committed(produced, deadline));
     let outcomes = futures::future::join_all(waits).await;
     for (((t, p), _, _), outcome) in uncommitted.iter().zip(outcomes) {
         if let Err(code) = outcome {
-            let response: &mut PartitionProduceResponse =
-                &mut responses[*t].partition_responses[*p];
-            response.error_code = code;
-            response.base_offset = -1;
+            let partition = &mut response.responses[*t].partition_responses[*p];
+            partition.error_code = code;
+            partition.base_offset = -1;
         }
     }
-    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    response
 }
 
 fn is_zstd(records: &bytes::Bytes) -> bool {

@@ -52,6 +52,7 @@ pub(super) async fn run(
         };
         match fetch_round(&config, conn, &followed).await {
             Ok(Round::Progress) => {}
+            Ok(Round::MetadataRace) => tokio::time::sleep(METADATA_RACE_RETRY).await,
             Ok(Round::Backoff) => tokio::time::sleep(config.backoff).await,
             Err(error) => {
                 tracing::debug!(leader, %addr, %error, "replica fetch failed; reconnecting");
@@ -64,9 +65,16 @@ pub(super) async fn run(
 
 enum Round {
     Progress,
-    /// Some partition answered with an error worth waiting out (stale metadata).
+    /// Some partition is ahead of or behind the leader's view of the metadata (a leader
+    /// change seen by one side first): retry shortly.
+    MetadataRace,
+    /// Some partition answered with an error worth waiting out.
     Backoff,
 }
+
+/// How long to wait before retrying a partition whose leader and follower disagree about
+/// the leader epoch; the metadata log reaches both within milliseconds.
+const METADATA_RACE_RETRY: Duration = Duration::from_millis(20);
 
 async fn fetch_round(
     config: &FetcherConfig,
@@ -85,7 +93,7 @@ async fn fetch_round(
         .map(|p| (p, p.leader_epoch()))
         .collect();
     if ready.is_empty() {
-        return Ok(Round::Backoff);
+        return Ok(Round::MetadataRace);
     }
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(config.node_id))
@@ -141,7 +149,9 @@ async fn fetch_round(
                     "follower offset out of range at the leader; checking epochs again"
                 );
                 partition.mark_for_truncation();
-                round = Round::Backoff;
+                if matches!(round, Round::Progress) {
+                    round = Round::MetadataRace;
+                }
             }
             Some(error) => {
                 tracing::debug!(
