@@ -223,8 +223,15 @@ fn main() {
                 .partition(partition);
                 let _ = producer.send(record);
             }
-            producer.flush(Duration::from_secs(30)).expect("warm-up flush");
-            producer.context().latency.lock().expect("latency lock").reset();
+            producer
+                .flush(Duration::from_secs(30))
+                .expect("warm-up flush");
+            producer
+                .context()
+                .latency
+                .lock()
+                .expect("latency lock")
+                .reset();
             let total = rate * seconds;
             let started = Instant::now();
             for i in 0..total {

@@ -66,10 +66,10 @@ pub struct BrokerConfig {
     /// `offsets.topic.replication.factor` (capped by the live brokers).
     pub offsets_topic_replication_factor: i16,
     /// `broker.heartbeat.interval.ms`: how often the broker renews its lease with the
-    /// metadata quorum. Default 500 (Kafka: 2000).
+    /// metadata quorum. Default 250 (Kafka: 2000).
     pub broker_heartbeat_interval_ms: u64,
-    /// `broker.session.timeout.ms`: a broker silent this long is fenced. Default 2000
-    /// (Kafka: 9000), so a dead broker's partitions move within 3 s.
+    /// `broker.session.timeout.ms`: a broker silent this long is fenced. Default 1000
+    /// (Kafka: 9000), so a dead broker's partitions move within about 1.2 s.
     pub broker_session_timeout_ms: u64,
     /// `metadata.snapshot.interval.records` (Strata's own): the metadata quorum snapshots
     /// its image and purges its log every this many Raft entries. Default 1000.
@@ -118,8 +118,8 @@ impl Default for BrokerConfig {
             group_consumer_heartbeat_interval_ms: 5_000,
             offsets_topic_partitions: 50,
             offsets_retention_minutes: 10_080,
-            broker_heartbeat_interval_ms: 500,
-            broker_session_timeout_ms: 2000,
+            broker_heartbeat_interval_ms: 250,
+            broker_session_timeout_ms: 1000,
             metadata_snapshot_interval_records: 1000,
             offsets_topic_replication_factor: 3,
             replica_lag_time_max_ms: 30_000,

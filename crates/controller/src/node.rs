@@ -54,10 +54,10 @@ pub struct ControllerOptions {
     pub raft_heartbeat_interval: Duration,
     /// Raft election timeout range. Default 300–600 ms (with 100 ms heartbeats, a dead leader is replaced in about a second).
     pub election_timeout: (Duration, Duration),
-    /// How often a broker renews its lease. Default 500 ms.
+    /// How often a broker renews its lease. Default 250 ms.
     pub broker_heartbeat_interval: Duration,
-    /// A broker silent for this long is fenced. Default 2 s, so that a dead broker's
-    /// partitions have new leaders within 3 s.
+    /// A broker silent for this long is fenced. Default 1 s (four missed heartbeats), so
+    /// that a dead broker's partitions have new leaders within about 1.2 s.
     pub broker_session_timeout: Duration,
     /// Snapshot the image after this many Raft log entries; older entries are purged.
     /// Default 1,000.
@@ -79,8 +79,8 @@ impl ControllerOptions {
             listen,
             raft_heartbeat_interval: Duration::from_millis(100),
             election_timeout: (Duration::from_millis(300), Duration::from_millis(600)),
-            broker_heartbeat_interval: Duration::from_millis(500),
-            broker_session_timeout: Duration::from_millis(2000),
+            broker_heartbeat_interval: Duration::from_millis(250),
+            broker_session_timeout: Duration::from_millis(1000),
             snapshot_every: 1000,
         }
     }
@@ -689,19 +689,41 @@ impl Controller {
                 return;
             };
             let session = controller.inner.options.broker_session_timeout;
+            let election_min = controller.inner.options.election_timeout.0;
             let tick = Duration::from_millis(100);
             let mut ticker = tokio::time::interval(tick);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last_tick = Instant::now();
+            // The leader this voter followed last, and whether it leads itself now.
+            let mut previous_leader: Option<i32> = None;
+            let mut was_leading = false;
             loop {
                 ticker.tick().await;
                 let now = Instant::now();
                 let stalled = now.duration_since(last_tick) > tick * 5;
                 last_tick = now;
-                let leading = voter.raft.metrics().borrow_watched().state == ServerState::Leader;
+                let (leading, current) = {
+                    let metrics = voter.raft.metrics();
+                    let m = metrics.borrow_watched();
+                    (
+                        m.state == ServerState::Leader,
+                        m.current_leader.map(|id| id as i32),
+                    )
+                };
                 if !leading {
                     voter.leases.lock().clear();
+                    previous_leader = current.or(previous_leader);
+                    was_leading = false;
                     continue;
+                }
+                if !was_leading {
+                    was_leading = true;
+                    // This voter was elected because the previous leader went silent for
+                    // at least an election timeout: its broker's session counts from then.
+                    if let Some(old) = previous_leader.filter(|&id| id != controller.node_id()) {
+                        let silent_since = now.checked_sub(election_min).unwrap_or(now);
+                        voter.leases.lock().renew(old, silent_since);
+                    }
                 }
                 if stalled {
                     // This process did not run for a while: heartbeats could not arrive.
