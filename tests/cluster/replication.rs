@@ -15,6 +15,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use strata_tests::cluster::Cluster;
+use strata_tests::netns::Network;
 use strata_tests::run_bounded;
 
 const TOPIC: &str = "checked";
@@ -38,15 +39,13 @@ struct Outcome {
     failed: Vec<String>,
 }
 
+const PROPERTIES: &[(&str, &str)] = &[
+    ("replica.lag.time.max.ms", LAG_MS),
+    ("leader.imbalance.check.interval.seconds", "2"),
+];
+
 fn start_cluster() -> Cluster {
-    Cluster::start(
-        3,
-        0,
-        &[
-            ("replica.lag.time.max.ms", LAG_MS),
-            ("leader.imbalance.check.interval.seconds", "2"),
-        ],
-    )
+    Cluster::start(3, 0, PROPERTIES)
 }
 
 async fn create_checked_topic(cluster: &mut Cluster) {
@@ -62,9 +61,10 @@ async fn create_checked_topic(cluster: &mut Cluster) {
     wait_for_full_isr(cluster, Duration::from_secs(10)).await;
 }
 
-/// `(leader, isr)` of every partition as any running node reports them.
-async fn partition_state(cluster: &mut Cluster) -> Option<Vec<(i32, Vec<i32>)>> {
+/// `(leader, isr)` of every partition as each running node that answers reports them.
+async fn partition_views(cluster: &mut Cluster) -> Vec<Vec<(i32, Vec<i32>)>> {
     let bootstrap = cluster.bootstrap();
+    let mut views = Vec::new();
     for address in bootstrap.split(',') {
         let connect = tokio::time::timeout(Duration::from_secs(2), Client::connect(address));
         let Ok(Ok(mut client)) = connect.await else {
@@ -78,12 +78,19 @@ async fn partition_state(cluster: &mut Cluster) -> Option<Vec<(i32, Vec<i32>)>> 
         else {
             continue;
         };
-        let topic = topics.into_iter().find(|t| t.name == TOPIC)?;
+        let Some(topic) = topics.into_iter().find(|t| t.name == TOPIC) else {
+            continue;
+        };
         let mut partitions = topic.partitions;
         partitions.sort_by_key(|p| p.partition);
-        return Some(partitions.into_iter().map(|p| (p.leader, p.isr)).collect());
+        views.push(partitions.into_iter().map(|p| (p.leader, p.isr)).collect());
     }
-    None
+    views
+}
+
+/// `(leader, isr)` of every partition as the first running node that answers reports them.
+async fn partition_state(cluster: &mut Cluster) -> Option<Vec<(i32, Vec<i32>)>> {
+    partition_views(cluster).await.into_iter().next()
 }
 
 /// The leader of partition `index`.
@@ -100,22 +107,23 @@ async fn leader_of(cluster: &mut Cluster, index: usize) -> i32 {
     }
 }
 
-/// Waits until every partition has a leader and all three replicas in its ISR.
+/// Waits until every running node reports a leader and all three replicas in the ISR for
+/// every partition (a node just reconnected may still answer from stale metadata).
 async fn wait_for_full_isr(cluster: &mut Cluster, limit: Duration) {
     let deadline = Instant::now() + limit;
     loop {
-        let state = partition_state(cluster).await;
-        if let Some(state) = &state {
-            if state
-                .iter()
+        let running = cluster.bootstrap().split(',').count();
+        let views = partition_views(cluster).await;
+        let full = |view: &Vec<(i32, Vec<i32>)>| {
+            view.iter()
                 .all(|(leader, isr)| *leader > 0 && isr.len() == 3)
-            {
-                return;
-            }
+        };
+        if views.len() == running && views.iter().all(full) {
+            return;
         }
         assert!(
             Instant::now() < deadline,
-            "replicas not back in sync within {limit:?}: {state:?}"
+            "replicas not back in sync within {limit:?}: {views:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -191,8 +199,9 @@ async fn produce_until(bootstrap: String, stop: Arc<AtomicBool>) -> Outcome {
     all
 }
 
-/// Reads every partition from the start up to its high watermark: `partition → [(offset,
-/// value)]`.
+/// Reads every partition from the start up to its high watermark, asking for the high
+/// watermark again until the reading has reached it (a new leader's may still be rising):
+/// `partition → [(offset, value)]`.
 fn read_back(bootstrap: &str) -> HashMap<i32, Vec<(i64, String)>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -200,39 +209,49 @@ fn read_back(bootstrap: &str) -> HashMap<i32, Vec<(i64, String)>> {
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
-    let mut ends = HashMap::new();
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
+    let high_watermark = |p: i32| {
         // Leadership may still be settling (a preferred leader taking over): retry.
         let deadline = Instant::now() + Duration::from_secs(20);
-        let high = loop {
+        loop {
             match consumer.fetch_watermarks(TOPIC, p, Duration::from_secs(5)) {
-                Ok((_, high)) => break high,
+                Ok((_, high)) => return high,
                 Err(error) if Instant::now() < deadline => {
                     eprintln!("watermarks of {p}: {error}; retrying");
                     std::thread::sleep(Duration::from_millis(200));
                 }
                 Err(error) => panic!("watermarks of {p}: {error}"),
             }
-        };
-        ends.insert(p, high);
+        }
+    };
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
         assignment
             .add_partition_offset(TOPIC, p, Offset::Beginning)
             .expect("assign");
     }
     consumer.assign(&assignment).expect("assign");
     let mut records: HashMap<i32, Vec<(i64, String)>> = HashMap::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let done = |records: &HashMap<i32, Vec<(i64, String)>>| {
-        ends.iter().all(|(p, end)| {
-            *end == 0
-                || records
-                    .get(p)
-                    .and_then(|r| r.last())
-                    .is_some_and(|(o, _)| o + 1 >= *end)
-        })
+    let next = |records: &HashMap<i32, Vec<(i64, String)>>, p: i32| {
+        records
+            .get(&p)
+            .and_then(|r| r.last())
+            .map_or(0, |(o, _)| o + 1)
     };
-    while !done(&records) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ends: HashMap<i32, i64> = (0..PARTITIONS).map(|p| (p, high_watermark(p))).collect();
+    loop {
+        let behind: Vec<i32> = (0..PARTITIONS)
+            .filter(|p| next(&records, *p) < ends[p])
+            .collect();
+        if behind.is_empty() {
+            // Caught up with what was asked: done once the high watermarks stand still.
+            let now: HashMap<i32, i64> = (0..PARTITIONS).map(|p| (p, high_watermark(p))).collect();
+            if now == ends {
+                return records;
+            }
+            ends = now;
+            continue;
+        }
         assert!(Instant::now() < deadline, "reading back timed out");
         if let Some(message) = consumer.poll(Duration::from_millis(200)) {
             let message = message.expect("consume");
@@ -244,7 +263,6 @@ fn read_back(bootstrap: &str) -> HashMap<i32, Vec<(i64, String)>> {
                 .push((message.offset(), value));
         }
     }
-    records
 }
 
 /// The checker: every acknowledged record at its offset with its value, no duplicates, each
@@ -438,5 +456,35 @@ fn a_rolling_restart_gives_acks_all_producers_no_errors() {
             outcome.failed.len(),
             &outcome.failed[..outcome.failed.len().min(5)]
         );
+    });
+}
+
+#[test]
+fn a_leader_cut_off_the_network_loses_no_acknowledged_record() {
+    let Some(net) = Network::create(3) else {
+        eprintln!("SKIPPED: network namespaces need iproute2 and CAP_NET_ADMIN");
+        return;
+    };
+    // The network outlives the nodes: it is dropped (and torn down) after them.
+    let net = Arc::new(net);
+    let mut cluster = Cluster::start_in(&net, 3, PROPERTIES);
+    let faults = Arc::clone(&net);
+    run_bounded(Duration::from_secs(180), async move {
+        checked_run(&mut cluster, move |cluster| {
+            let net = faults;
+            Box::pin(async move {
+                for _ in 0..2 {
+                    // The leader keeps running but hears nothing and reaches no one: it is
+                    // fenced, its followers elect a new leader, and when it is back it
+                    // must drop whatever it took in alone.
+                    let leader = leader_of(cluster, 0).await;
+                    net.cut(leader as usize);
+                    tokio::time::sleep(Duration::from_secs(4)).await;
+                    net.heal(leader as usize);
+                    wait_for_full_isr(cluster, Duration::from_secs(30)).await;
+                }
+            })
+        })
+        .await;
     });
 }

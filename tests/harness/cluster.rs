@@ -46,6 +46,37 @@ impl Cluster {
         Cluster { nodes }
     }
 
+    /// Starts `voters` voting nodes, node `i` in namespace `i` of `net` at its address there
+    /// (ports 9092 and 9093), each with `properties`.
+    pub fn start_in(
+        net: &crate::netns::Network,
+        voters: usize,
+        properties: &[(&str, &str)],
+    ) -> Cluster {
+        let voter_list: Vec<String> = (1..=voters)
+            .map(|i| format!("{i}@{}:9093", net.node_ip(i)))
+            .collect();
+        let voter_list = voter_list.join(",");
+        let nodes = (1..=voters)
+            .map(|i| {
+                let mut options = NodeOptions {
+                    node_id: i as i32,
+                    host: net.node_ip(i),
+                    voters: Some(voter_list.clone()),
+                    controller_port: Some(9093),
+                    port: Some(9092),
+                    netns: Some(net.namespace(i)),
+                    ..NodeOptions::default()
+                };
+                for (k, v) in properties {
+                    options = options.property(k, v);
+                }
+                Node::start(options)
+            })
+            .collect();
+        Cluster { nodes }
+    }
+
     /// Node `id` (1-based).
     pub fn node(&mut self, id: i32) -> &mut Node {
         &mut self.nodes[id as usize - 1]

@@ -12,6 +12,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 pub mod cluster;
+pub mod netns;
 pub mod raw;
 
 /// How long a node may take to accept connections after it is started.
@@ -62,6 +63,10 @@ pub struct NodeOptions {
     pub roles: Option<String>,
     /// The controller port (when the node is a voter); `None` picks a free one.
     pub controller_port: Option<u16>,
+    /// The Kafka port; `None` picks a free one.
+    pub port: Option<u16>,
+    /// The network namespace to run in (`ip netns exec`); `None` for this one.
+    pub netns: Option<String>,
 }
 
 impl Default for NodeOptions {
@@ -73,6 +78,8 @@ impl Default for NodeOptions {
             voters: None,
             roles: None,
             controller_port: None,
+            port: None,
+            netns: None,
         }
     }
 }
@@ -102,7 +109,7 @@ impl Node {
             .prefix("strata-test-")
             .tempdir()
             .expect("temp dir");
-        let port = free_port_on(&options.host);
+        let port = options.port.unwrap_or_else(|| free_port_on(&options.host));
         let controller_port = options
             .controller_port
             .unwrap_or_else(|| free_port_on(&options.host));
@@ -161,7 +168,15 @@ impl Node {
             .append(true)
             .open(self.dir.path().join("strata.log"))
             .expect("log file");
-        let child = Command::new(strata_bin())
+        let mut command = match &self.options.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(strata_bin());
+                c
+            }
+            None => Command::new(strata_bin()),
+        };
+        let child = command
             .arg("serve")
             .arg("--config")
             .arg(&config)

@@ -97,6 +97,17 @@ impl Connection {
             .await
     }
 
+    /// Like [`Connection::send`], failing after exactly `timeout`.
+    pub async fn send_within<R: Request>(
+        &mut self,
+        request: R,
+        preferred: i16,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let version = self.version::<R>(preferred)?;
+        self.send_version(request, version, timeout).await
+    }
+
     /// Sends `request` at exactly `version` without reading a response (Produce acks=0).
     pub async fn send_only<R: Request>(&mut self, request: R, preferred: i16) -> Result<()> {
         let version = self.version::<R>(preferred)?;

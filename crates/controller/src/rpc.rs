@@ -24,11 +24,16 @@ pub(crate) mod pb {
     tonic::include_proto!("strata.controller.v1");
 }
 
-/// A channel to `host:port` that connects on first use and reconnects after failures.
+/// A channel to `host:port` that connects on first use and reconnects after failures. HTTP/2
+/// pings every 250 ms find a connection that went silent (a peer cut off the network, or
+/// paused) within about a second, so it is replaced instead of timing out every call.
 pub(crate) fn lazy_channel(address: &str) -> Result<Channel, String> {
     let endpoint = Endpoint::from_shared(format!("http://{address}"))
         .map_err(|e| format!("bad controller address {address}: {e}"))?
         .connect_timeout(std::time::Duration::from_millis(500))
+        .http2_keep_alive_interval(std::time::Duration::from_millis(250))
+        .keep_alive_timeout(std::time::Duration::from_millis(750))
+        .keep_alive_while_idle(true)
         .tcp_nodelay(true);
     Ok(endpoint.connect_lazy())
 }

@@ -1,5 +1,6 @@
 //! ListOffsets (key 2): earliest, latest, max-timestamp and by-timestamp offset lookups.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -38,6 +39,13 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ListOffsetsRequest) -> ListOffsetsR
                         Err(code) => return response.with_error_code(code),
                     };
                     let log = &partition.log;
+                    let needs_high_watermark = !matches!(
+                        p.timestamp,
+                        EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD
+                    );
+                    if needs_high_watermark && !partition.high_watermark_settled() {
+                        return response.with_error_code(ResponseError::OffsetNotAvailable.code());
+                    }
                     let found = match p.timestamp {
                         LATEST => Ok(Some((-1, log.high_watermark()))),
                         EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => {

@@ -176,6 +176,14 @@ impl Partition {
         self.replicas.lock().is_leader()
     }
 
+    /// KIP-207: a new leader's high watermark may trail the previous leader's until its
+    /// followers fetch; while it is below the start of this leader's epoch, offsets that
+    /// depend on it are not answered (`OFFSET_NOT_AVAILABLE`), so they never go backwards.
+    pub(crate) fn high_watermark_settled(&self) -> bool {
+        let replicas = self.replicas.lock();
+        !replicas.is_leader() || self.log.high_watermark() >= replicas.epoch_start_offset()
+    }
+
     /// The leader's node id (-1 when none) and its epoch.
     pub(crate) fn leader(&self) -> (i32, i32) {
         let replicas = self.replicas.lock();

@@ -123,6 +123,11 @@ impl ReplicaSet {
         self.leader_epoch
     }
 
+    /// Where this leader's epoch starts in its log (meaningful on the leader only).
+    pub(crate) fn epoch_start_offset(&self) -> i64 {
+        self.epoch_start_offset
+    }
+
     /// The ISR as metadata has it.
     pub(crate) fn isr(&self) -> &[i32] {
         &self.isr

@@ -20,6 +20,9 @@ use crate::partition::Partition;
 const FETCH_VERSION: i16 = 12;
 /// OffsetForLeaderEpoch v3: the first with `replica_id`.
 const EPOCH_VERSION: i16 = 3;
+/// How long a leader may take to answer beyond the fetch's own wait before the connection
+/// is given up as dead (a leader cut off the network sends no reset).
+const ANSWER_MARGIN: Duration = Duration::from_secs(5);
 
 /// Runs until aborted: connects to `leader` at `addr`, settles divergent tails, then
 /// fetches in a loop; any failure drops the connection and retries after the backoff.
@@ -118,7 +121,7 @@ async fn fetch_round(
                 .collect(),
         );
     let response = conn
-        .send_with_timeout(request, FETCH_VERSION, config.max_wait)
+        .send_within(request, FETCH_VERSION, config.max_wait + ANSWER_MARGIN)
         .await?;
     let mut round = Round::Progress;
     let answers = response
@@ -205,7 +208,7 @@ async fn truncate_divergent(
                 .collect(),
         );
     let response = conn
-        .send_with_timeout(request, EPOCH_VERSION, Duration::ZERO)
+        .send_within(request, EPOCH_VERSION, ANSWER_MARGIN)
         .await?;
     for topic in &response.topics {
         for answer in &topic.partitions {
