@@ -1,6 +1,7 @@
 //! Replica administration on a live cluster: moving a partition to other brokers
 //! (`strata topic move`, AlterPartitionReassignments) and preferred leader election
-//! (`strata topic elect-leaders`, ElectLeaders, and the automatic rebalance).
+//! (`strata topic elect-leaders`, ElectLeaders, and the automatic rebalance), and unclean
+//! leader election.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -247,5 +248,75 @@ fn leadership_returns_to_preferred_replicas_on_request_and_automatically() {
             s.iter().all(|p| p.0 == p.1[0] && p.2.len() == 3)
         })
         .await;
+    });
+}
+
+#[test]
+fn only_an_unclean_election_gives_a_partition_a_leader_outside_the_isr() {
+    let mut cluster = Cluster::start(3, 0, &[("replica.lag.time.max.ms", "1000")]);
+    run_bounded(Duration::from_secs(90), async move {
+        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        let boot = cluster.node(3).bootstrap();
+        let mut client = Client::connect(&boot).await.expect("connect");
+        // Two topics placed alike: one refuses unclean elections (the default), one allows them.
+        let unclean = BTreeMap::from([(
+            "unclean.leader.election.enable".to_owned(),
+            "true".to_owned(),
+        )]);
+        client
+            .create_topic("clean", 1, 2, &BTreeMap::new())
+            .await
+            .expect("create");
+        client
+            .create_topic("unclean", 1, 2, &unclean)
+            .await
+            .expect("create");
+        let both = |s: &[(i32, Vec<i32>, Vec<i32>)]| s[0].2.len() == 2;
+        let clean = wait_until(&boot, "clean", Duration::from_secs(10), both).await;
+        wait_until(&boot, "unclean", Duration::from_secs(10), both).await;
+        let replicas = clean[0].1.clone();
+        let moved = strata(&[
+            "topic",
+            "move",
+            "-b",
+            &boot,
+            "unclean",
+            "--partition",
+            "0",
+            "--replicas",
+            &format!("{},{}", replicas[0], replicas[1]),
+            "--wait",
+            "20",
+        ]);
+        assert!(moved.contains("done"), "{moved}");
+        // The second replica dies; the first carries on alone and becomes the whole ISR.
+        let (first, second) = (replicas[0], replicas[1]);
+        cluster.node(second).kill();
+        let third = 6 - first - second;
+        let boot = cluster.node(third).bootstrap();
+        for topic in ["clean", "unclean"] {
+            wait_until(&boot, topic, Duration::from_secs(10), |s| {
+                s[0].2 == vec![first]
+            })
+            .await;
+        }
+        // Then the first dies too, and the second comes back: outside the ISR, it may lead
+        // only where unclean elections are allowed.
+        cluster.node(first).kill();
+        cluster.node(second).restart();
+        wait_until(&boot, "unclean", Duration::from_secs(15), |s| {
+            s[0].0 == second
+        })
+        .await;
+        let clean = partitions(&boot, "clean").await;
+        assert_eq!(
+            clean[0].0, -1,
+            "a clean topic stays without a leader: {clean:?}"
+        );
+        assert_eq!(
+            clean[0].2,
+            vec![first],
+            "its ISR keeps the last in-sync replica"
+        );
     });
 }
