@@ -1,7 +1,9 @@
 //! Several `strata serve` processes forming one cluster through the Raft metadata quorum,
 //! driven by real clients: metadata convergence, topic creation on any node, controller
-//! failover under load, broker fencing, and replication under faults.
+//! failover under load, broker fencing, replication under faults, replica administration and
+//! group coordinator failover.
 
+mod groups;
 mod metadata;
 mod reassignment;
 mod replication;

@@ -320,6 +320,20 @@ impl Broker {
                             .is_some_and(|t| t.led(p.index).is_ok_and(|old| Arc::ptr_eq(old, p)))
                     };
                     gained.extend(topic.led_partitions().filter(|p| !was_led(p)).cloned());
+                    if let Some(before) = &before {
+                        let lost: Vec<i32> = before
+                            .led_partitions()
+                            .filter(|p| topic.led(p.index).is_err())
+                            .map(|p| p.index)
+                            .collect();
+                        if !lost.is_empty() {
+                            let count = topic.replicas.len() as i32;
+                            self.groups.unload(|group| {
+                                lost.contains(&records::partition_for(group, count))
+                            });
+                            tracing::info!(partitions = ?lost, "group coordination moved to other brokers");
+                        }
+                    }
                 }
                 topics.insert(name, topic);
             }
@@ -522,6 +536,16 @@ impl Broker {
             .led(index)
             .cloned()
             .map_err(|_| NotCoordinator::Elsewhere)
+    }
+
+    /// `NOT_COORDINATOR` when another broker leads `group`'s `__consumer_offsets`
+    /// partition (the group moved there; its client must find it again).
+    pub(crate) fn coordinator_error(&self, group: &str) -> Option<i16> {
+        matches!(
+            self.offsets_partition(group),
+            Err(NotCoordinator::Elsewhere)
+        )
+        .then(|| kafka_protocol::error::ResponseError::NotCoordinator.code())
     }
 
     /// Hands out a producer id, reserving a new block from the controller when needed.

@@ -42,6 +42,11 @@ pub(super) fn handle(
     request: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
     let group_id = owned(&request.group_id.0);
+    if let Some(code) = ctx.broker.coordinator_error(&group_id) {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(code)
+            .with_member_epoch(-1);
+    }
     let heartbeat = Heartbeat {
         member_id: owned(&request.member_id),
         member_epoch: request.member_epoch,

@@ -5,6 +5,9 @@ use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use super::{owned, Ctx};
 
 pub(super) fn handle(ctx: &Ctx<'_>, request: HeartbeatRequest) -> HeartbeatResponse {
+    if let Some(code) = ctx.broker.coordinator_error(request.group_id.0.as_str()) {
+        return HeartbeatResponse::default().with_error_code(code);
+    }
     let code = ctx.broker.groups.heartbeat(
         &owned(&request.group_id.0),
         &owned(&request.member_id),

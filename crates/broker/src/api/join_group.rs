@@ -14,6 +14,11 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: JoinGroupRequest) -> JoinGrou
             .with_error_code(codes::INVALID_GROUP_ID)
             .with_generation_id(-1);
     }
+    if let Some(code) = ctx.broker.coordinator_error(&group_id) {
+        return JoinGroupResponse::default()
+            .with_error_code(code)
+            .with_generation_id(-1);
+    }
     let session = request.session_timeout_ms.max(0) as u64;
     let rebalance = if ctx.version >= 1 {
         request.rebalance_timeout_ms.max(0) as u64

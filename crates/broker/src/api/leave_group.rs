@@ -7,6 +7,9 @@ use super::{owned, Ctx};
 
 pub(super) fn handle(ctx: &Ctx<'_>, request: LeaveGroupRequest) -> LeaveGroupResponse {
     let group_id = owned(&request.group_id.0);
+    if let Some(code) = ctx.broker.coordinator_error(&group_id) {
+        return LeaveGroupResponse::default().with_error_code(code);
+    }
     if ctx.version < 3 {
         let code = ctx
             .broker

@@ -216,7 +216,7 @@ pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: &
         RequestKind::SyncGroup(r) => sync_group::handle(&ctx, r).await.into(),
         RequestKind::Heartbeat(r) => heartbeat::handle(&ctx, r).into(),
         RequestKind::LeaveGroup(r) => leave_group::handle(&ctx, r).into(),
-        RequestKind::OffsetCommit(r) => offset_commit::handle(&ctx, r).into(),
+        RequestKind::OffsetCommit(r) => offset_commit::handle(&ctx, r).await.into(),
         RequestKind::OffsetFetch(r) => offset_fetch::handle(&ctx, r).into(),
         RequestKind::ListGroups(r) => list_groups::handle(&ctx, r).into(),
         RequestKind::DescribeGroups(r) => describe_groups::handle(&ctx, r).into(),

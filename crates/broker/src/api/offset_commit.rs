@@ -1,6 +1,7 @@
 //! OffsetCommit (key 8): offsets are written to `__consumer_offsets` and acknowledged once
-//! appended there. Members of consumer-protocol groups commit with v9+, their member epoch in
-//! place of the generation.
+//! replicated there (the partition's high watermark covers them), so they survive the loss
+//! of the coordinator's node. Members of consumer-protocol groups commit with v9+, their
+//! member epoch in place of the generation.
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -10,18 +11,22 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::{owned, Ctx};
-use crate::broker::now_ms;
+use crate::broker::{now_ms, NotCoordinator};
 use crate::group::records::{self, CommittedOffset};
 
 /// `offset.metadata.max.bytes`.
 const MAX_METADATA: usize = 4096;
+/// `offsets.commit.timeout.ms`: how long a commit waits for replication.
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(5000);
 
-pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+pub(super) async fn handle(ctx: &Ctx<'_>, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let group_id = owned(&request.group_id.0);
     let broker = ctx.broker;
     let now = now_ms();
     let mut group_error = if group_id.is_empty() {
         ResponseError::InvalidGroupId.code()
+    } else if let Some(code) = broker.coordinator_error(&group_id) {
+        code
     } else {
         broker.groups.check_commit(
             &group_id,
@@ -70,19 +75,8 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetCommitRequest) -> OffsetCommi
         decided.push(partitions);
     }
     if !entries.is_empty() {
-        let appended = broker
-            .offsets_partition(&group_id)
-            .map_err(|_| ResponseError::CoordinatorNotAvailable.code())
-            .and_then(|partition| {
-                partition
-                    .append(&records::batch(&entries, now), -1, now)
-                    .map_err(|e| {
-                        tracing::warn!(group = %group_id, error = %e, "writing offsets failed");
-                        e.code()
-                    })
-            });
-        match appended {
-            Ok(_) => broker.groups.apply_offsets(&group_id, accepted),
+        match commit_offsets(ctx, &group_id, &entries, now).await {
+            Ok(()) => broker.groups.apply_offsets(&group_id, accepted),
             Err(code) => group_error = code,
         }
     }
@@ -109,6 +103,51 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetCommitRequest) -> OffsetCommi
         })
         .collect();
     OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// Appends offset records to the group's `__consumer_offsets` partition and waits until they
+/// are replicated; Kafka's coordinator error codes when that fails.
+async fn commit_offsets(
+    ctx: &Ctx<'_>,
+    group_id: &str,
+    entries: &[(Bytes, Option<Bytes>)],
+    now: i64,
+) -> Result<(), i16> {
+    let partition = ctx
+        .broker
+        .offsets_partition(group_id)
+        .map_err(|e| match e {
+            NotCoordinator::Elsewhere => ResponseError::NotCoordinator.code(),
+            NotCoordinator::Unavailable => ResponseError::CoordinatorNotAvailable.code(),
+        })?;
+    let produced = partition
+        .append(&records::batch(entries, now), -1, now)
+        .map_err(|e| {
+            tracing::warn!(group = group_id, error = %e, "writing offsets failed");
+            coordinator_code(e.code())
+        })?;
+    let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
+    partition
+        .wait_committed(&produced, deadline)
+        .await
+        .map_err(coordinator_code)
+}
+
+/// Kafka's mapping of a failed write to `__consumer_offsets` onto what a group client
+/// understands (`GroupMetadataManager`).
+fn coordinator_code(code: i16) -> i16 {
+    use ResponseError as E;
+    match ResponseError::try_from_code(code) {
+        Some(E::NotLeaderOrFollower | E::KafkaStorageError) => E::NotCoordinator.code(),
+        Some(
+            E::UnknownTopicOrPartition
+            | E::NotEnoughReplicas
+            | E::NotEnoughReplicasAfterAppend
+            | E::RequestTimedOut,
+        ) => E::CoordinatorNotAvailable.code(),
+        Some(E::MessageTooLarge | E::RecordListTooLarge) => E::InvalidCommitOffsetSize.code(),
+        _ => code,
+    }
 }
 
 /// Appends records to the group's `__consumer_offsets` partition; an error code if that fails.

@@ -56,11 +56,13 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetFetchRequest) -> OffsetFetchR
                         .collect()
                 });
                 let group_id = owned(&g.group_id.0);
-                let denied = ctx.broker.groups.check_fetch(
-                    &group_id,
-                    g.member_id.as_ref().map(|m| m.as_str()),
-                    g.member_epoch,
-                );
+                let denied = ctx.broker.coordinator_error(&group_id).unwrap_or_else(|| {
+                    ctx.broker.groups.check_fetch(
+                        &group_id,
+                        g.member_id.as_ref().map(|m| m.as_str()),
+                        g.member_epoch,
+                    )
+                });
                 if denied != 0 {
                     return OffsetFetchResponseGroup::default()
                         .with_group_id(GroupId(g.group_id.0.clone()))
@@ -91,6 +93,9 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetFetchRequest) -> OffsetFetchR
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
+    }
+    if let Some(code) = ctx.broker.coordinator_error(request.group_id.0.as_str()) {
+        return OffsetFetchResponse::default().with_error_code(code);
     }
     let wanted = request.topics.as_ref().map(|ts| {
         ts.iter()

@@ -7,6 +7,9 @@ use crate::group::records;
 
 pub(super) async fn handle(ctx: &Ctx<'_>, request: SyncGroupRequest) -> SyncGroupResponse {
     let group_id = owned(&request.group_id.0);
+    if let Some(code) = ctx.broker.coordinator_error(&group_id) {
+        return SyncGroupResponse::default().with_error_code(code);
+    }
     let assignments = request
         .assignments
         .iter()

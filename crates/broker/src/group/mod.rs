@@ -394,6 +394,15 @@ impl GroupCoordinator {
         inner.offsets.remove(group_id);
     }
 
+    /// Forgets every group for which `moved` holds (its `__consumer_offsets` partition is
+    /// led elsewhere now): another coordinator owns it, and coming back replays it afresh.
+    pub(crate) fn unload(&self, moved: impl Fn(&str) -> bool) {
+        let mut inner = self.inner.lock();
+        inner.groups.retain(|id, _| !moved(id));
+        inner.consumer_groups.retain(|id, _| !moved(id));
+        inner.offsets.retain(|id, _| !moved(id));
+    }
+
     /// Forgets offsets whose tombstones are written.
     pub(crate) fn remove_offsets(&self, group_id: &str, partitions: &[(String, i32)]) {
         let mut inner = self.inner.lock();
