@@ -3,6 +3,7 @@
 //! failover under load, broker fencing, replication under faults, replica administration and
 //! group coordinator failover.
 
+mod acks;
 mod groups;
 mod metadata;
 mod reassignment;

@@ -1,0 +1,111 @@
+//! acks and `min.insync.replicas` on a replicated topic, as Kafka answers them: acks=all is
+//! refused with NOT_ENOUGH_REPLICAS while the ISR is below the minimum, acks=1 is not, and
+//! the records acks=all did write are readable once the ISR is whole again.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use client::{encode_batch, Cluster as Client, Compression, OwnedRecord};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use strata_tests::cluster::Cluster;
+use strata_tests::run_bounded;
+
+/// NOT_ENOUGH_REPLICAS.
+const NOT_ENOUGH_REPLICAS: i16 = 19;
+
+fn batch(value: &str) -> bytes::Bytes {
+    let record = OwnedRecord {
+        offset: 0,
+        timestamp: 0,
+        key: None,
+        value: Some(value.as_bytes().to_vec().into()),
+        headers: Vec::new(),
+    };
+    encode_batch(&[record], Compression::None).expect("encode")
+}
+
+/// Produces one record to partition 0 of `topic` on its leader with `acks`; the error code.
+async fn produce(client: &mut Client, topic: &str, acks: i16, value: &str) -> i16 {
+    let request = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch(value)))])]);
+    let topics = client
+        .metadata(Some(&[topic]), false)
+        .await
+        .expect("metadata");
+    let leader = topics[0].partitions[0].leader;
+    let connection = client.broker(leader).await.expect("leader connection");
+    let response = connection.send(request, 9).await.expect("produce");
+    response.responses[0].partition_responses[0].error_code
+}
+
+/// Waits until partition 0 of `topic` has an ISR of `size`.
+async fn wait_for_isr(client: &mut Client, topic: &str, size: usize, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let topics = client
+            .metadata(Some(&[topic]), false)
+            .await
+            .expect("metadata");
+        let isr = &topics[0].partitions[0].isr;
+        if isr.len() == size {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ISR of {topic} is {isr:?}, not {size} replicas"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn acks_all_needs_min_insync_replicas_and_acks_1_does_not() {
+    let mut cluster = Cluster::start(3, 0, &[("replica.lag.time.max.ms", "1000")]);
+    run_bounded(Duration::from_secs(90), async move {
+        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        let mut client = Client::connect(&cluster.bootstrap())
+            .await
+            .expect("connect");
+        let configs = BTreeMap::from([("min.insync.replicas".to_owned(), "3".to_owned())]);
+        client
+            .create_topic("strict", 1, 3, &configs)
+            .await
+            .expect("create");
+        wait_for_isr(&mut client, "strict", 3, Duration::from_secs(10)).await;
+        assert_eq!(produce(&mut client, "strict", -1, "whole").await, 0);
+
+        // One follower dies; once it has left the ISR, acks=all is refused and acks=1 is not.
+        let topics = client
+            .metadata(Some(&["strict"]), false)
+            .await
+            .expect("metadata");
+        let leader = topics[0].partitions[0].leader;
+        let follower = (1..=3).find(|&n| n != leader).expect("a follower");
+        cluster.node(follower).kill();
+        let mut client = Client::connect(&cluster.node(leader).bootstrap())
+            .await
+            .expect("connect");
+        wait_for_isr(&mut client, "strict", 2, Duration::from_secs(10)).await;
+        assert_eq!(
+            produce(&mut client, "strict", -1, "refused").await,
+            NOT_ENOUGH_REPLICAS,
+            "acks=all with 2 in-sync replicas of min.insync.replicas=3"
+        );
+        assert_eq!(produce(&mut client, "strict", 1, "leader only").await, 0);
+
+        // The follower comes back and catches up: acks=all works again.
+        cluster.node(follower).restart();
+        wait_for_isr(&mut client, "strict", 3, Duration::from_secs(20)).await;
+        assert_eq!(produce(&mut client, "strict", -1, "whole again").await, 0);
+        let high_watermark = client.list_offset("strict", 0, -1).await.expect("offsets");
+        assert_eq!(high_watermark, 3, "whole, leader only, whole again");
+    });
+}
