@@ -81,6 +81,12 @@ pub(super) fn handle(
         .iter()
         .map(|id| {
             let name = owned(&id.0);
+            if let Some(code) = ctx.broker.coordinator_error(&name) {
+                return DescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(code)
+                    .with_authorized_operations(OPERATIONS_NOT_ASKED);
+            }
             let groups = &ctx.broker.groups;
             let described = groups
                 .with_consumer_group(&name, |g| describe(g, ctx.version))

@@ -15,7 +15,11 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: DeleteGroupsRequest) -> DeleteGroup
         .iter()
         .map(|id| {
             let group = owned(&id.0);
-            let code = match ctx.broker.groups.deletable(&group) {
+            let deletable = match ctx.broker.coordinator_error(&group) {
+                Some(code) => Err(code),
+                None => ctx.broker.groups.deletable(&group),
+            };
+            let code = match deletable {
                 Err(code) => code,
                 Ok(partitions) => {
                     let mut entries: Vec<(Bytes, Option<Bytes>)> = partitions

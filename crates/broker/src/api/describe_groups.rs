@@ -36,6 +36,11 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: DescribeGroupsRequest) -> DescribeG
         .groups
         .iter()
         .map(|id| {
+            if let Some(code) = ctx.broker.coordinator_error(id.0.as_str()) {
+                return DescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(code);
+            }
             let described = ctx.broker.groups.with_group(&owned(&id.0), |g| {
                 let protocol = g.protocol.clone().unwrap_or_default();
                 let members = g

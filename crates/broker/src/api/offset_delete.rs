@@ -14,6 +14,9 @@ use crate::group::records;
 
 pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let group = owned(&request.group_id.0);
+    if let Some(code) = ctx.broker.coordinator_error(&group) {
+        return OffsetDeleteResponse::default().with_error_code(code);
+    }
     let Some(subscribed) = ctx.broker.groups.subscribed_topics(&group) else {
         return OffsetDeleteResponse::default()
             .with_error_code(ResponseError::GroupIdNotFound.code());
