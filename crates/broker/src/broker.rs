@@ -122,6 +122,8 @@ pub struct Broker {
     pub(crate) groups: GroupCoordinator,
     /// Pull the partitions this node follows from their leaders.
     fetchers: ReplicaFetchers,
+    /// `__consumer_offsets` partitions led here whose groups are still being replayed.
+    loading_offsets: Mutex<std::collections::HashSet<i32>>,
 }
 
 impl Broker {
@@ -146,6 +148,7 @@ impl Broker {
             caught_up: std::sync::atomic::AtomicBool::new(false),
             ready: tokio::sync::watch::channel(false).0,
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
+            loading_offsets: Mutex::new(std::collections::HashSet::new()),
             fetchers: ReplicaFetchers::new(FetcherConfig {
                 node_id: config.node_id,
                 max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
@@ -320,6 +323,9 @@ impl Broker {
                             .is_some_and(|t| t.led(p.index).is_ok_and(|old| Arc::ptr_eq(old, p)))
                     };
                     gained.extend(topic.led_partitions().filter(|p| !was_led(p)).cloned());
+                    self.loading_offsets
+                        .lock()
+                        .extend(gained.iter().map(|p| p.index));
                     if let Some(before) = &before {
                         let lost: Vec<i32> = before
                             .led_partitions()
@@ -344,7 +350,14 @@ impl Broker {
             self.log_dir.delete(tp)?;
         }
         self.delete_orphaned_logs()?;
-        self.load_group_offsets(&gained)?;
+        let loaded = self.load_group_offsets(&gained);
+        {
+            let mut loading = self.loading_offsets.lock();
+            for p in &gained {
+                loading.remove(&p.index);
+            }
+        }
+        loaded?;
         self.follow_leaders(&image);
         Ok(())
     }
@@ -539,13 +552,17 @@ impl Broker {
     }
 
     /// `NOT_COORDINATOR` when another broker leads `group`'s `__consumer_offsets`
-    /// partition (the group moved there; its client must find it again).
+    /// partition (the group moved there; its client must find it again), and
+    /// `COORDINATOR_LOAD_IN_PROGRESS` while this node replays that partition.
     pub(crate) fn coordinator_error(&self, group: &str) -> Option<i16> {
-        matches!(
-            self.offsets_partition(group),
-            Err(NotCoordinator::Elsewhere)
-        )
-        .then(|| kafka_protocol::error::ResponseError::NotCoordinator.code())
+        use kafka_protocol::error::ResponseError;
+        match self.offsets_partition(group) {
+            Err(NotCoordinator::Elsewhere) => Some(ResponseError::NotCoordinator.code()),
+            Ok(p) if self.loading_offsets.lock().contains(&p.index) => {
+                Some(ResponseError::CoordinatorLoadInProgress.code())
+            }
+            _ => None,
+        }
     }
 
     /// Hands out a producer id, reserving a new block from the controller when needed.
