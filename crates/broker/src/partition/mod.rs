@@ -350,13 +350,14 @@ impl Partition {
     }
 
     /// Appends batches fetched from the leader of `leader_epoch` at their own offsets,
-    /// recording their producers, then takes the leader's high watermark. Refused with
-    /// [`ProduceError::NotLeader`] if the partition moved to another epoch meanwhile.
+    /// recording their producers, then takes the leader's high watermark and log start
+    /// (records the leader deleted go here too). Refused with [`ProduceError::NotLeader`] if
+    /// the partition moved to another epoch meanwhile.
     pub(crate) fn append_as_follower(
         &self,
         records: &Bytes,
         leader_epoch: i32,
-        leader_high_watermark: i64,
+        (leader_high_watermark, leader_log_start): (i64, i64),
     ) -> Result<(), ProduceError> {
         let mut producers = self.producers.lock();
         if self.leader_epoch() != leader_epoch || self.replicas.lock().is_leader() {
@@ -376,6 +377,10 @@ impl Partition {
         if hw > self.log.high_watermark() {
             self.log.set_high_watermark(hw);
             self.high_watermark.send_replace(hw);
+        }
+        if leader_log_start > self.log.log_start_offset() {
+            self.log
+                .delete_records(leader_log_start.min(self.log.high_watermark()))?;
         }
         Ok(())
     }

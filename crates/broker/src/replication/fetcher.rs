@@ -138,9 +138,8 @@ async fn fetch_round(
         match ResponseError::try_from_code(data.error_code) {
             None => {
                 let records = data.records.clone().unwrap_or_default();
-                if let Err(error) =
-                    partition.append_as_follower(&records, *epoch, data.high_watermark)
-                {
+                let leader_offsets = (data.high_watermark, data.log_start_offset);
+                if let Err(error) = partition.append_as_follower(&records, *epoch, leader_offsets) {
                     tracing::debug!(topic, partition = partition.index, %error, "fetched records not appended");
                 }
             }
