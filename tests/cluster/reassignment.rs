@@ -194,25 +194,36 @@ fn a_moved_partition_keeps_every_record_and_leaves_its_old_broker() {
     });
 }
 
+/// Every partition has all three replicas in its ISR.
+fn all_in_sync(s: &[(i32, Vec<i32>, Vec<i32>)]) -> bool {
+    s.iter().all(|p| p.2.len() == 3)
+}
+
+/// Creates `topic` (3 partitions, RF 3), then kills node 1 until its leaderships moved and
+/// starts it again; returns the bootstrap address used (node 2's).
+async fn bounce_node_1(cluster: &mut Cluster, topic: &str) -> String {
+    cluster.wait_for_brokers(Duration::from_secs(15)).await;
+    let boot = cluster.node(2).bootstrap();
+    let mut client = Client::connect(&boot).await.expect("connect");
+    client
+        .create_topic(topic, 3, 3, &BTreeMap::new())
+        .await
+        .expect("create");
+    wait_until(&boot, topic, Duration::from_secs(10), all_in_sync).await;
+    cluster.node(1).kill();
+    wait_until(&boot, topic, Duration::from_secs(10), |s| {
+        s.iter().all(|p| p.0 != 1 && p.0 > 0)
+    })
+    .await;
+    cluster.node(1).restart();
+    boot
+}
+
 #[test]
 fn leadership_returns_to_preferred_replicas_on_request_and_automatically() {
     let mut cluster = Cluster::start(3, 0, &[("auto.leader.rebalance.enable", "false")]);
     run_bounded(Duration::from_secs(90), async move {
-        cluster.wait_for_brokers(Duration::from_secs(15)).await;
-        let boot = cluster.node(2).bootstrap();
-        let mut client = Client::connect(&boot).await.expect("connect");
-        client
-            .create_topic("elected", 3, 3, &BTreeMap::new())
-            .await
-            .expect("create");
-        let all_in_sync = |s: &[(i32, Vec<i32>, Vec<i32>)]| s.iter().all(|p| p.2.len() == 3);
-        wait_until(&boot, "elected", Duration::from_secs(10), all_in_sync).await;
-        cluster.node(1).kill();
-        wait_until(&boot, "elected", Duration::from_secs(10), |s| {
-            s.iter().all(|p| p.0 != 1 && p.0 > 0)
-        })
-        .await;
-        cluster.node(1).restart();
+        let boot = bounce_node_1(&mut cluster, "elected").await;
         let state = wait_until(&boot, "elected", Duration::from_secs(20), all_in_sync).await;
         assert!(
             state.iter().any(|p| p.0 != p.1[0]),
@@ -229,21 +240,7 @@ fn leadership_returns_to_preferred_replicas_on_request_and_automatically() {
     // The same without asking: the automatic rebalance.
     let mut cluster = Cluster::start(3, 0, &[("leader.imbalance.check.interval.seconds", "1")]);
     run_bounded(Duration::from_secs(90), async move {
-        cluster.wait_for_brokers(Duration::from_secs(15)).await;
-        let boot = cluster.node(2).bootstrap();
-        let mut client = Client::connect(&boot).await.expect("connect");
-        client
-            .create_topic("rebalanced", 3, 3, &BTreeMap::new())
-            .await
-            .expect("create");
-        let all_in_sync = |s: &[(i32, Vec<i32>, Vec<i32>)]| s.iter().all(|p| p.2.len() == 3);
-        wait_until(&boot, "rebalanced", Duration::from_secs(10), all_in_sync).await;
-        cluster.node(1).kill();
-        wait_until(&boot, "rebalanced", Duration::from_secs(10), |s| {
-            s.iter().all(|p| p.0 != 1 && p.0 > 0)
-        })
-        .await;
-        cluster.node(1).restart();
+        let boot = bounce_node_1(&mut cluster, "rebalanced").await;
         wait_until(&boot, "rebalanced", Duration::from_secs(20), |s| {
             s.iter().all(|p| p.0 == p.1[0] && p.2.len() == 3)
         })

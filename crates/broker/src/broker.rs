@@ -633,56 +633,45 @@ impl Broker {
             }
         });
         self.fetchers.start(tokio::runtime::Handle::current());
-        let isr = Arc::clone(self);
         let lag_ms = self.config.replica_lag_time_max_ms;
-        tokio::spawn(async move {
-            let period = Duration::from_millis((lag_ms / 2).clamp(10, 250));
-            let mut ticker = tokio::time::interval(period);
-            loop {
-                ticker.tick().await;
-                isr.maintain_isr(lag_ms as i64);
-            }
+        let isr_period = Duration::from_millis((lag_ms / 2).clamp(10, 250));
+        self.every(isr_period, move |broker| async move {
+            broker.maintain_isr(lag_ms as i64);
         });
         if self.config.auto_leader_rebalance_enable {
-            let rebalance = Arc::clone(self);
             let period = Duration::from_secs(self.config.leader_imbalance_check_interval_seconds);
-            tokio::spawn(async move {
-                let mut ticker = tokio::time::interval(period);
-                ticker.tick().await;
-                loop {
-                    ticker.tick().await;
-                    rebalance.reclaim_preferred_leadership().await;
-                }
+            self.every(period, |broker| async move {
+                broker.reclaim_preferred_leadership().await;
             });
         }
-        let groups = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(crate::group::TICK);
-            loop {
-                ticker.tick().await;
-                groups.groups.tick();
-            }
+        self.every(crate::group::TICK, |broker| async move {
+            broker.groups.tick();
         });
-        let cleaner = Arc::clone(self);
         let backoff = Duration::from_millis(self.config.log_cleaner_backoff_ms);
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(backoff);
-            ticker.tick().await;
-            loop {
-                ticker.tick().await;
-                let cleaner = Arc::clone(&cleaner);
-                let _ = tokio::task::spawn_blocking(move || cleaner.compact_logs()).await;
-            }
+        self.every(backoff, |broker| async move {
+            let _ = tokio::task::spawn_blocking(move || broker.compact_logs()).await;
         });
-        let broker = Arc::clone(self);
         let interval = Duration::from_millis(self.config.retention_check_interval_ms);
+        self.every(interval, |broker| async move {
+            let _ = tokio::task::spawn_blocking(move || broker.housekeeping()).await;
+        });
+    }
+
+    /// Runs `work` every `period`, the first time one period from now, until the process
+    /// ends; a run that overlaps the next tick delays it.
+    fn every<F, Fut>(self: &Arc<Self>, period: Duration, work: F)
+    where
+        F: Fn(Arc<Self>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let broker = Arc::clone(self);
         tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
+            let mut ticker = tokio::time::interval(period);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticker.tick().await;
             loop {
                 ticker.tick().await;
-                let broker = Arc::clone(&broker);
-                let _ = tokio::task::spawn_blocking(move || broker.housekeeping()).await;
+                work(Arc::clone(&broker)).await;
             }
         });
     }

@@ -92,8 +92,7 @@ impl Connection {
         preferred: i16,
         timeout: Duration,
     ) -> Result<R::Response> {
-        let version = self.version::<R>(preferred)?;
-        self.send_version(request, version, timeout + REQUEST_TIMEOUT)
+        self.send_within(request, preferred, timeout + REQUEST_TIMEOUT)
             .await
     }
 

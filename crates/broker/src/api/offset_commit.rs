@@ -3,6 +3,8 @@
 //! of the coordinator's node. Members of consumer-protocol groups commit with v9+, their
 //! member epoch in place of the generation.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
@@ -11,8 +13,10 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::{owned, Ctx};
+
 use crate::broker::{now_ms, NotCoordinator};
 use crate::group::records::{self, CommittedOffset};
+use crate::partition::{Partition, Produced};
 
 /// `offset.metadata.max.bytes`.
 const MAX_METADATA: usize = 4096;
@@ -113,6 +117,31 @@ async fn commit_offsets(
     entries: &[(Bytes, Option<Bytes>)],
     now: i64,
 ) -> Result<(), i16> {
+    let (partition, produced) = append_offsets_records(ctx, group_id, entries, now)?;
+    let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
+    partition
+        .wait_committed(&produced, deadline)
+        .await
+        .map_err(coordinator_code)
+}
+
+/// Appends records to the group's `__consumer_offsets` partition without waiting for
+/// replication; Kafka's coordinator error code if that fails.
+pub(super) fn write_offsets_records(
+    ctx: &Ctx<'_>,
+    group_id: &str,
+    entries: &[(Bytes, Option<Bytes>)],
+    now: i64,
+) -> Result<(), i16> {
+    append_offsets_records(ctx, group_id, entries, now).map(|_| ())
+}
+
+fn append_offsets_records(
+    ctx: &Ctx<'_>,
+    group_id: &str,
+    entries: &[(Bytes, Option<Bytes>)],
+    now: i64,
+) -> Result<(Arc<Partition>, Produced), i16> {
     let partition = ctx
         .broker
         .offsets_partition(group_id)
@@ -123,14 +152,10 @@ async fn commit_offsets(
     let produced = partition
         .append(&records::batch(entries, now), -1, now)
         .map_err(|e| {
-            tracing::warn!(group = group_id, error = %e, "writing offsets failed");
+            tracing::warn!(group = group_id, error = %e, "writing to __consumer_offsets failed");
             coordinator_code(e.code())
         })?;
-    let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
-    partition
-        .wait_committed(&produced, deadline)
-        .await
-        .map_err(coordinator_code)
+    Ok((partition, produced))
 }
 
 /// Kafka's mapping of a failed write to `__consumer_offsets` onto what a group client
@@ -148,24 +173,4 @@ fn coordinator_code(code: i16) -> i16 {
         Some(E::MessageTooLarge | E::RecordListTooLarge) => E::InvalidCommitOffsetSize.code(),
         _ => code,
     }
-}
-
-/// Appends records to the group's `__consumer_offsets` partition; an error code if that fails.
-pub(super) fn write_offsets_records(
-    ctx: &Ctx<'_>,
-    group_id: &str,
-    entries: &[(Bytes, Option<Bytes>)],
-    now: i64,
-) -> Result<(), i16> {
-    let partition = ctx
-        .broker
-        .offsets_partition(group_id)
-        .map_err(|_| ResponseError::CoordinatorNotAvailable.code())?;
-    partition
-        .append(&records::batch(entries, now), -1, now)
-        .map(|_| ())
-        .map_err(|e| {
-            tracing::warn!(group = group_id, error = %e, "writing to __consumer_offsets failed");
-            e.code()
-        })
 }

@@ -42,6 +42,14 @@ fn complete_reassignment_if_in_sync(p: &mut PartitionMeta, live: &BTreeSet<i32>)
     }
 }
 
+/// Makes `replica` (possibly outside the ISR) the leader and whole ISR of `p`; whatever
+/// the old ISR held beyond it may be lost. The caller moves the leader epoch on.
+fn lead_uncleanly(topic: &TopicMeta, p: &mut PartitionMeta, replica: i32) {
+    tracing::warn!(topic = %topic.name, partition = p.partition, leader = replica, "unclean leader election: records may be lost");
+    p.leader = replica;
+    p.isr = vec![replica];
+}
+
 /// Whether the topic allows a replica outside the ISR to lead when no ISR member is live.
 fn unclean_election_allowed(topic: &TopicMeta) -> bool {
     topic
@@ -180,9 +188,7 @@ impl MetadataImage {
                 .unwrap_or(-1);
             if p.leader == -1 && unclean_election_allowed(topic) {
                 if let Some(&r) = p.replicas.iter().find(|r| live.contains(r)) {
-                    tracing::warn!(topic = %topic.name, partition = p.partition, leader = r, "unclean leader election: records may be lost");
-                    p.leader = r;
-                    p.isr = vec![r];
+                    lead_uncleanly(topic, p, r);
                 }
             }
             p.leader_epoch += 1;
@@ -216,8 +222,7 @@ impl MetadataImage {
                 if !unclean_election_allowed(topic) {
                     return false;
                 }
-                tracing::warn!(topic = %topic.name, partition = p.partition, leader = node_id, "unclean leader election: records may be lost");
-                p.isr = vec![node_id];
+                lead_uncleanly(topic, p, node_id);
             }
             p.leader = node_id;
             p.leader_epoch += 1;
@@ -346,9 +351,7 @@ impl MetadataImage {
                     let Some(&r) = p.replicas.iter().find(|r| live.contains(r)) else {
                         return false;
                     };
-                    tracing::warn!(topic = %topic.name, partition = p.partition, leader = r, "unclean leader election: records may be lost");
-                    p.leader = r;
-                    p.isr = vec![r];
+                    lead_uncleanly(topic, p, r);
                 }
             }
             p.leader_epoch += 1;
