@@ -124,6 +124,8 @@ pub struct Broker {
     fetchers: ReplicaFetchers,
     /// `__consumer_offsets` partitions led here whose groups are still being replayed.
     loading_offsets: Mutex<std::collections::HashSet<i32>>,
+    /// Per-API request timings.
+    request_metrics: crate::metrics::RequestMetrics,
 }
 
 impl Broker {
@@ -149,6 +151,9 @@ impl Broker {
             ready: tokio::sync::watch::channel(false).0,
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
             loading_offsets: Mutex::new(std::collections::HashSet::new()),
+            request_metrics: crate::metrics::RequestMetrics::new(
+                crate::api::SUPPORTED.iter().map(|(key, _, _)| *key),
+            ),
             fetchers: ReplicaFetchers::new(FetcherConfig {
                 node_id: config.node_id,
                 max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
@@ -180,6 +185,11 @@ impl Broker {
     pub async fn wait_ready(&self) {
         let mut ready = self.ready.subscribe();
         let _ = ready.wait_for(|r| *r).await;
+    }
+
+    /// Per-API request timings (queue, handling, send).
+    pub fn request_metrics(&self) -> &crate::metrics::RequestMetrics {
+        &self.request_metrics
     }
 
     /// The metadata quorum handle.
@@ -815,8 +825,8 @@ impl Broker {
                 .offsets_partition(&group)
                 .map_err(|e| e.to_string())
                 .and_then(|p| {
-                    p.append(&records::batch(&entries, now), -1, now)
-                        .map_err(|e| e.to_string())
+                    let append = p.append(records::batch(&entries, now), -1);
+                    futures::executor::block_on(append).map_err(|e| e.to_string())
                 });
             match written {
                 Ok(_) => {
@@ -831,6 +841,7 @@ impl Broker {
     /// Flushes every log, saves producer state and marks the shutdown clean.
     pub fn shutdown(&self) -> Result<(), BrokerError> {
         self.fetchers.stop();
+        self.request_metrics.log_summary();
         for p in self.all_partitions() {
             if let Err(error) = p.snapshot_producer_state() {
                 tracing::warn!(topic = %p.topic, partition = p.index, %error, "producer state snapshot failed");

@@ -10,6 +10,7 @@ mod api;
 mod broker;
 pub mod config;
 mod group;
+pub mod metrics;
 mod partition;
 mod replication;
 mod server;

@@ -23,6 +23,10 @@ pub struct Connection {
     stream: TcpStream,
     next_correlation_id: i32,
     versions: HashMap<i16, (i16, i16)>,
+    /// Responses are read into this buffer and split off it; once a response's bytes are
+    /// dropped its allocation is reused, so a long-lived fetching connection does not
+    /// allocate and zero a new buffer per response.
+    read_buf: BytesMut,
 }
 
 impl Connection {
@@ -42,6 +46,7 @@ impl Connection {
             stream,
             next_correlation_id: 1,
             versions: HashMap::new(),
+            read_buf: BytesMut::new(),
         };
         let request = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("strata-cli"))
@@ -158,9 +163,22 @@ impl Connection {
                 .ok_or_else(|| {
                     ClientError::Protocol(format!("response length {len} out of range"))
                 })?;
-            let mut body = vec![0u8; len];
-            self.stream.read_exact(&mut body).await.map_err(io)?;
-            Ok::<_, ClientError>(Bytes::from(body))
+            let buf = &mut self.read_buf;
+            buf.clear();
+            buf.reserve(len);
+            while buf.len() < len {
+                let want = len - buf.len();
+                if self
+                    .stream
+                    .read_buf(&mut buf.limit(want))
+                    .await
+                    .map_err(io)?
+                    == 0
+                {
+                    return Err(io(std::io::ErrorKind::UnexpectedEof.into()));
+                }
+            }
+            Ok::<_, ClientError>(buf.split_to(len).freeze())
         };
         let mut body = tokio::time::timeout(timeout, exchange)
             .await

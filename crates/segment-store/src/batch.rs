@@ -159,6 +159,47 @@ pub(crate) struct ValidBatch {
     pub(crate) crc_of_records: u32,
 }
 
+/// A producer's records set whose batches passed [`ValidatedRecords::new`]: what
+/// [`crate::Log::append_validated`] takes, so a set is checked (and its CRC computed) once.
+#[derive(Debug, Clone)]
+pub struct ValidatedRecords<'a> {
+    pub(crate) records: &'a [u8],
+    pub(crate) batches: Vec<ValidBatch>,
+}
+
+impl<'a> ValidatedRecords<'a> {
+    /// Checks every batch of `records` (magic 2, lengths, CRC32C, offset deltas, increasing
+    /// offsets); fails on the first invalid one. An empty set is invalid.
+    pub fn new(records: &'a [u8]) -> Result<Self> {
+        Ok(Self {
+            batches: validate_records(records)?,
+            records,
+        })
+    }
+
+    /// The set's size in bytes.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Always false: an empty set does not validate.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The headers of its batches, in order.
+    pub fn headers(&self) -> impl Iterator<Item = &BatchHeader> + '_ {
+        self.batches.iter().map(|b| &b.header)
+    }
+
+    /// How many offsets the set takes when the leader assigns them.
+    pub fn offset_count(&self) -> i64 {
+        self.headers()
+            .map(|h| i64::from(h.last_offset_delta) + 1)
+            .sum()
+    }
+}
+
 /// Validates every batch of a producer's records set (magic, lengths, CRC32C, offset deltas)
 /// and returns them in order. Fails on the first invalid batch; an empty set is invalid.
 pub(crate) fn validate_records(records: &[u8]) -> Result<Vec<ValidBatch>> {

@@ -40,7 +40,7 @@ pub mod testing;
 
 use bytes::Bytes;
 
-pub use batch::{compute_crc, BatchHeader, BATCH_HEADER_LEN};
+pub use batch::{compute_crc, BatchHeader, ValidatedRecords, BATCH_HEADER_LEN};
 pub use checkpoint::{
     CLEAN_SHUTDOWN_MARKER, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
     REPLICATION_OFFSET_CHECKPOINT,

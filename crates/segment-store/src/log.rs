@@ -15,7 +15,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::batch::{
     complete_batch_at, first_record_at_or_after, offset_of_max_timestamp, rewrite_header,
-    validate_records, BatchHeader, BATCH_HEADER_LEN,
+    BatchHeader, ValidatedRecords, BATCH_HEADER_LEN,
 };
 use crate::config::LogConfig;
 use crate::epoch_cache::EpochCache;
@@ -193,40 +193,106 @@ impl Log {
     }
 
     /// Validates (magic 2, CRC32C, lengths) and appends whole batches; nothing is appended if
-    /// any batch is invalid.
-    ///
-    /// Leader path (`assign_offsets`): offsets are assigned from the log end offset. Replica
-    /// path: batches keep their offsets; the first must be at or after the log end offset
-    /// (gaps are allowed, as after compaction) or [`Error::NonMonotonicOffset`] is returned.
-    /// Batches are stored as sent except for the rewritten header fields (base offset,
-    /// leader epoch, LogAppendTime with its CRC). `offset_of_max_timestamp` is the last
-    /// offset of the batch with the largest timestamp (the first offset for LogAppendTime):
-    /// records are not decoded on this path. Syncs when `flush.messages` says so, grouped
-    /// with concurrent appenders.
+    /// any batch is invalid. One record set's [`Log::append_validated`].
     pub fn append(&self, records: &[u8], options: &AppendOptions) -> Result<AppendInfo> {
-        let batches = validate_records(records)?;
+        let set = ValidatedRecords::new(records)?;
+        let mut infos = self.append_validated(std::slice::from_ref(&set), options)?;
+        Ok(infos.remove(0))
+    }
+
+    /// Appends several validated record sets (say, one per producer request) back to back,
+    /// with one `pwritev` per segment they land in and at most one sync: the group commit
+    /// that lets one write and one fsync serve many producers. Returns one [`AppendInfo`] per
+    /// set, in order.
+    ///
+    /// Leader path (`assign_offsets`): offsets are assigned from the log end offset, set after
+    /// set. Replica path: batches keep their offsets; each must be at or after the log end
+    /// offset (gaps are allowed, as after compaction) or [`Error::NonMonotonicOffset`] is
+    /// returned. Batches are stored as sent except for the rewritten header fields (base
+    /// offset, leader epoch, LogAppendTime with its CRC). `offset_of_max_timestamp` is the
+    /// last offset of the batch with the largest timestamp (the first offset for
+    /// LogAppendTime): records are not decoded on this path. Syncs when `flush.messages` or
+    /// `flush.ms` say so.
+    ///
+    /// On an error no set counts as appended, but sets written before it (the log end
+    /// offset says how far) stay in the log, as after a failed sync.
+    pub fn append_validated(
+        &self,
+        sets: &[ValidatedRecords<'_>],
+        options: &AppendOptions,
+    ) -> Result<Vec<AppendInfo>> {
         let config = self.config();
-        let params = index_params(&config);
         let segment_bytes = config
             .segment_bytes
             .clamp(BATCH_HEADER_LEN as u64, MAX_SEGMENT_BYTES);
-        if records.len() as u64 > segment_bytes {
+        if let Some(set) = sets.iter().find(|s| s.len() as u64 > segment_bytes) {
             return Err(Error::BatchTooLarge {
-                size: records.len(),
+                size: set.len(),
                 segment_bytes,
             });
         }
+        let mut infos = Vec::with_capacity(sets.len());
         let mut w = self.writer.lock();
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed {
                 path: self.dir.clone(),
             });
         }
+        // Runs of sets that fit one segment: each run is one write, after a roll if needed.
+        let mut rest = sets;
+        while !rest.is_empty() {
+            let mut bytes = rest[0].len() as u64;
+            let mut count = 1;
+            while count < rest.len() && bytes + rest[count].len() as u64 <= segment_bytes {
+                bytes += rest[count].len() as u64;
+                count += 1;
+            }
+            let (run, after) = rest.split_at(count);
+            self.write_run(&mut w, run, bytes, options, &config, &mut infos)?;
+            rest = after;
+        }
+        let next = self.log_end.load(Ordering::Relaxed);
+        if self.unflushed_since_ms.load(Ordering::Relaxed) < 0 {
+            self.unflushed_since_ms.store(now_ms(), Ordering::Relaxed);
+        }
+        drop(w);
+
+        if let Some(n) = config.flush_messages {
+            if (next - self.recovery_point()) as u64 >= n.max(1) {
+                self.flush_to(next, false)?;
+            }
+        }
+        if self.flush_ms_due(&config, now_ms()) {
+            self.flush_to(next, false)?;
+        }
+        Ok(infos)
+    }
+
+    /// Writes record sets that fit one segment (`len` bytes in all) with one `pwritev`,
+    /// rolling first if the active segment cannot take them, then indexes them and publishes
+    /// the new log end. Writer lock held.
+    fn write_run(
+        &self,
+        w: &mut Writer,
+        sets: &[ValidatedRecords<'_>],
+        len: u64,
+        options: &AppendOptions,
+        config: &LogConfig,
+        infos: &mut Vec<AppendInfo>,
+    ) -> Result<()> {
+        let params = index_params(config);
+        let segment_bytes = config
+            .segment_bytes
+            .clamp(BATCH_HEADER_LEN as u64, MAX_SEGMENT_BYTES);
+        let batches = || {
+            sets.iter()
+                .flat_map(|s| s.batches.iter().map(move |b| (s.records, b)))
+        };
         let log_end = self.log_end.load(Ordering::Relaxed);
         // Offsets each batch is stored with.
-        let mut bases = Vec::with_capacity(batches.len());
+        let mut bases = Vec::with_capacity(batches().count());
         let mut next = log_end;
-        for b in &batches {
+        for (_, b) in batches() {
             let base = if options.assign_offsets {
                 next
             } else {
@@ -248,7 +314,7 @@ impl Log {
             // The epoch checkpoint is written before the data it describes; an entry left
             // past the log end by a failed write is harmless and dropped on open.
             let mut epochs = self.epochs.lock();
-            for (v, &base) in batches.iter().zip(&bases) {
+            for ((_, v), &base) in batches().zip(&bases) {
                 let epoch = options
                     .leader_epoch
                     .unwrap_or(v.header.partition_leader_epoch);
@@ -257,33 +323,24 @@ impl Log {
         }
         let max_ts_in = match options.log_append_time {
             Some(t) => t,
-            None => batches
-                .iter()
-                .map(|b| b.header.max_timestamp)
+            None => batches()
+                .map(|(_, b)| b.header.max_timestamp)
                 .max()
                 .unwrap_or(-1),
         };
-        self.maybe_roll(
-            &mut w,
-            records.len() as u64,
-            first_offset,
-            last_offset,
-            max_ts_in,
-            &config,
-        )?;
+        self.maybe_roll(w, len, first_offset, last_offset, max_ts_in, config)?;
 
         // [patched header][rest of the batch] per batch, unless nothing changes.
         let rewrite = options.leader_epoch.is_some()
             || options.log_append_time.is_some()
             || bases
                 .iter()
-                .zip(&batches)
-                .any(|(b, v)| *b != v.header.base_offset);
+                .zip(batches())
+                .any(|(b, (_, v))| *b != v.header.base_offset);
         let headers: Vec<[u8; BATCH_HEADER_LEN]> = if rewrite {
-            batches
-                .iter()
+            batches()
                 .zip(&bases)
-                .map(|(v, &base)| {
+                .map(|((records, v), &base)| {
                     let orig = &records[v.position..];
                     rewrite_header(v, orig, base, options.leader_epoch, options.log_append_time)
                 })
@@ -291,66 +348,62 @@ impl Log {
         } else {
             Vec::new()
         };
-        let mut bufs: Vec<&[u8]> = Vec::with_capacity(batches.len() * 2);
+        let mut bufs: Vec<&[u8]> = Vec::with_capacity(bases.len() * 2);
         if rewrite {
-            for (v, h) in batches.iter().zip(&headers) {
+            for ((records, v), h) in batches().zip(&headers) {
                 bufs.push(h);
                 bufs.push(
                     &records[v.position + BATCH_HEADER_LEN..v.position + v.header.total_size()],
                 );
             }
         } else {
-            bufs.push(records);
+            bufs.extend(sets.iter().map(|s| s.records));
         }
         let active = self.active();
-        let at = active.append(&bufs, records.len() as u64, segment_bytes)?;
+        let mut at = active.append(&bufs, len, segment_bytes)?;
 
-        let mut info = AppendInfo {
-            first_offset,
-            last_offset,
-            max_timestamp: -1,
-            offset_of_max_timestamp: -1,
-            log_append_time: options.log_append_time.unwrap_or(-1),
-            batches: batches.len(),
-            records: 0,
-        };
-        for (v, &base) in batches.iter().zip(&bases) {
-            let mut h = v.header;
-            h.base_offset = base;
-            if let Some(t) = options.log_append_time {
-                h.max_timestamp = t;
-                h.attributes |= 0x08;
+        let mut bases = bases.into_iter();
+        for set in sets {
+            let mut info = AppendInfo {
+                first_offset: -1,
+                last_offset: -1,
+                max_timestamp: -1,
+                offset_of_max_timestamp: -1,
+                log_append_time: options.log_append_time.unwrap_or(-1),
+                batches: set.batches.len(),
+                records: 0,
+            };
+            for v in &set.batches {
+                let mut h = v.header;
+                h.base_offset = bases.next().expect("one base per batch");
+                if info.first_offset < 0 {
+                    info.first_offset = h.base_offset;
+                }
+                info.last_offset = h.last_offset();
+                if let Some(t) = options.log_append_time {
+                    h.max_timestamp = t;
+                    h.attributes |= 0x08;
+                }
+                if h.max_timestamp > info.max_timestamp {
+                    info.max_timestamp = h.max_timestamp;
+                    info.offset_of_max_timestamp = if options.log_append_time.is_some() {
+                        h.base_offset
+                    } else {
+                        h.last_offset()
+                    };
+                }
+                info.records += h.records_count.max(0) as u64;
+                if w.rolling_ts.is_none() {
+                    w.rolling_ts = Some(h.max_timestamp);
+                }
+                active.index_batch(&mut w.indexing, at + v.position as u64, &h, params)?;
             }
-            if h.max_timestamp > info.max_timestamp {
-                info.max_timestamp = h.max_timestamp;
-                info.offset_of_max_timestamp = if options.log_append_time.is_some() {
-                    h.base_offset
-                } else {
-                    h.last_offset()
-                };
-            }
-            info.records += h.records_count.max(0) as u64;
-            if w.rolling_ts.is_none() {
-                w.rolling_ts = Some(h.max_timestamp);
-            }
-            active.index_batch(&mut w.indexing, at + v.position as u64, &h, params)?;
+            at += set.len() as u64;
+            infos.push(info);
         }
         active.set_max_timestamp(w.indexing.max_timestamp, w.indexing.offset_of_max_timestamp);
         self.log_end.store(next, Ordering::Release);
-        if self.unflushed_since_ms.load(Ordering::Relaxed) < 0 {
-            self.unflushed_since_ms.store(now_ms(), Ordering::Relaxed);
-        }
-        drop(w);
-
-        if let Some(n) = config.flush_messages {
-            if (next - self.recovery_point()) as u64 >= n.max(1) {
-                self.flush_to(next, false)?;
-            }
-        }
-        if self.flush_ms_due(&config, now_ms()) {
-            self.flush_to(next, false)?;
-        }
-        Ok(info)
+        Ok(())
     }
 
     pub(crate) fn active(&self) -> Arc<Segment> {

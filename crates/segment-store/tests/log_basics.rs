@@ -4,7 +4,9 @@ mod common;
 
 use common::{all_batches, batch, leader, small_config};
 use segment_store::testing::BatchBuilder;
-use segment_store::{AppendOptions, BatchHeader, Error, Log, LogConfig, TimestampOffset};
+use segment_store::{
+    AppendOptions, BatchHeader, Error, Log, LogConfig, TimestampOffset, ValidatedRecords,
+};
 
 #[test]
 fn append_assigns_offsets_and_reads_back_whole_batches() {
@@ -198,6 +200,40 @@ fn rolls_on_segment_bytes_and_reads_across_segments() {
         .iter()
         .any(|f| f.to_str() == Some("00000000000000000000.timeindex")));
     assert_eq!(files.len(), 3 * log.segment_count());
+}
+
+#[test]
+fn grouped_appends_take_consecutive_offsets_and_roll_between_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = Log::open(&tmp.path().join("t-0"), small_config(), 0, true).unwrap();
+    // 60 sets of ~1.2 KiB: several runs of one 16 KiB segment each.
+    let sent: Vec<Vec<u8>> = (0..60u8)
+        .map(|i| batch(1 + i as usize % 4, 300, i as i64, i))
+        .collect();
+    let sets: Vec<ValidatedRecords<'_>> = sent
+        .iter()
+        .map(|b| ValidatedRecords::new(b).unwrap())
+        .collect();
+    let infos = log.append_validated(&sets, &leader()).unwrap();
+    assert_eq!(infos.len(), sent.len());
+    let mut next = 0;
+    for (info, set) in infos.iter().zip(&sets) {
+        assert_eq!(info.first_offset, next);
+        next += set.offset_count();
+        assert_eq!(info.last_offset, next - 1);
+    }
+    assert_eq!(log.log_end_offset(), next);
+    assert!(
+        log.segment_count() >= 3,
+        "segments: {}",
+        log.segment_count()
+    );
+    let got = all_batches(&log);
+    assert_eq!(got.len(), sent.len());
+    for ((sent, info), (base, got)) in sent.iter().zip(&infos).zip(&got) {
+        assert_eq!(*base, info.first_offset);
+        assert_eq!(sent[12..], got[12..]);
+    }
 }
 
 #[test]

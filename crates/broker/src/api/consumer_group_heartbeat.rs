@@ -37,7 +37,7 @@ impl Topics for Image {
     }
 }
 
-pub(super) fn handle(
+pub(super) async fn handle(
     ctx: &Ctx<'_>,
     request: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
@@ -72,23 +72,29 @@ pub(super) fn handle(
     let now = now_ms();
     // Resolved first: creating `__consumer_offsets` must not happen under the group lock.
     let partition = ctx.broker.offsets_partition(&group_id);
-    let write = |records: &[(Bytes, Option<Bytes>)]| {
-        match &partition {
-        Ok(p) => p
-            .append(&records::batch(records, now), -1, now)
-            .map(|_| ())
-            .map_err(|e| {
-                tracing::warn!(group = %group_id, error = %e, "writing consumer group records failed");
-                e.code()
-            }),
+    // Records are queued under the group lock, in the order the group made them, and
+    // awaited after it: the answer waits for them to be written.
+    let queued = parking_lot::Mutex::new(Vec::new());
+    let write = |records: &[(Bytes, Option<Bytes>)]| match &partition {
+        Ok(p) => {
+            queued
+                .lock()
+                .push(p.append(records::batch(records, now), -1));
+            Ok(())
+        }
         Err(_) => Err(ResponseError::CoordinatorNotAvailable.code()),
-    }
     };
-    match ctx
-        .broker
-        .groups
-        .consumer_heartbeat(&group_id, ctx.version, heartbeat, &topics, &write)
-    {
+    let mut outcome =
+        ctx.broker
+            .groups
+            .consumer_heartbeat(&group_id, ctx.version, heartbeat, &topics, &write);
+    for written in futures::future::join_all(queued.into_inner()).await {
+        if let Err(error) = written {
+            tracing::warn!(group = %group_id, %error, "writing consumer group records failed");
+            outcome = Err((error.kafka_error().code(), error.to_string()));
+        }
+    }
+    match outcome {
         Ok(reply) => {
             let assignment = reply.assignment.map(|a| {
                 Assignment::default().with_topic_partitions(

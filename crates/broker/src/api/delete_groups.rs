@@ -9,11 +9,10 @@ use super::{owned, Ctx};
 use crate::broker::now_ms;
 use crate::group::records;
 
-pub(super) fn handle(ctx: &Ctx<'_>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
-    let results = request
-        .groups_names
-        .iter()
-        .map(|id| {
+pub(super) async fn handle(ctx: &Ctx<'_>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(request.groups_names.len());
+    for id in &request.groups_names {
+        {
             let group = owned(&id.0);
             let deletable = match ctx.broker.coordinator_error(&group) {
                 Some(code) => Err(code),
@@ -33,7 +32,9 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: DeleteGroupsRequest) -> DeleteGroup
                         &group,
                         &entries,
                         now_ms(),
-                    ) {
+                    )
+                    .await
+                    {
                         Ok(()) => {
                             ctx.broker.groups.remove_group(&group);
                             0
@@ -42,10 +43,12 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: DeleteGroupsRequest) -> DeleteGroup
                     }
                 }
             };
-            DeletableGroupResult::default()
-                .with_group_id(id.clone())
-                .with_error_code(code)
-        })
-        .collect();
+            results.push(
+                DeletableGroupResult::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(code),
+            );
+        }
+    }
     DeleteGroupsResponse::default().with_results(results)
 }

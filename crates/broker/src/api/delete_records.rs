@@ -7,7 +7,7 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::{owned, Ctx};
-use crate::partition::storage_error_code;
+use crate::partition::storage_error;
 
 /// `offset` -1 means "up to the high watermark".
 const HIGH_WATERMARK: i64 = -1;
@@ -43,7 +43,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: DeleteRecordsRequest) -> DeleteReco
                     }
                     match log.delete_records(offset) {
                         Ok(low_watermark) => result.with_low_watermark(low_watermark),
-                        Err(error) => result.with_error_code(storage_error_code(&error)),
+                        Err(error) => result.with_error_code(storage_error(&error).code()),
                     }
                 })
                 .collect();

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::{owned, str_bytes, Ctx};
-use crate::partition::{storage_error_code, Partition};
+use crate::partition::{storage_error, Partition};
 
 /// One partition of the request, resolved once.
 struct Wanted {
@@ -24,7 +24,7 @@ struct Wanted {
     fetch_offset: i64,
     max_bytes: usize,
     current_leader_epoch: i32,
-    partition: Result<Arc<Partition>, i16>,
+    partition: Result<Arc<Partition>, ResponseError>,
 }
 
 struct WantedTopic {
@@ -110,8 +110,8 @@ fn resolve(ctx: &Ctx<'_>, request: &FetchRequest) -> Vec<WantedTopic> {
                     max_bytes: p.partition_max_bytes.max(0) as usize,
                     current_leader_epoch: p.current_leader_epoch,
                     partition: match &local {
-                        Some(t) => t.led(p.partition).cloned(),
-                        None => Err(missing.code()),
+                        Some(t) => t.led(p.partition).cloned().map_err(super::code_error),
+                        None => Err(missing),
                     },
                 })
                 .collect();
@@ -160,9 +160,11 @@ fn read_all(
                         .with_log_start_offset(log_start)
                         .with_records(Some(records));
                 }
-                Err(code) => {
+                Err(error) => {
                     errors = true;
-                    data = data.with_error_code(code).with_records(Some(Bytes::new()));
+                    data = data
+                        .with_error_code(error.code())
+                        .with_records(Some(Bytes::new()));
                 }
             }
             partitions.push(data);
@@ -188,14 +190,14 @@ fn read_one(
     first: bool,
     zstd_allowed: bool,
     reader: Reader,
-) -> Result<(Bytes, i64, i64), i16> {
-    let partition = wanted.partition.as_ref().map_err(|code| *code)?;
+) -> Result<(Bytes, i64, i64), ResponseError> {
+    let partition = wanted.partition.as_ref().map_err(|error| *error)?;
     partition.check_leader_epoch(wanted.current_leader_epoch)?;
     let limit = wanted.max_bytes.min(remaining);
     let read = match reader {
         Reader::Consumer => partition
             .read(wanted.fetch_offset, limit, first)
-            .map_err(|e| storage_error_code(&e))?,
+            .map_err(|e| storage_error(&e))?,
         Reader::Follower(replica) => {
             let now = crate::broker::now_ms();
             return partition
@@ -205,7 +207,7 @@ fn read_one(
     };
     if !zstd_allowed && holds_zstd(&read.records) {
         // KIP-110: a consumer older than Fetch v10 cannot decompress zstd.
-        return Err(ResponseError::UnsupportedCompressionType.code());
+        return Err(ResponseError::UnsupportedCompressionType);
     }
     Ok((read.records, read.high_watermark, read.log_start_offset))
 }

@@ -44,7 +44,8 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: JoinGroupRequest) -> JoinGrou
     let tombstones = ctx.broker.groups.consumer_tombstones(&group_id);
     if !tombstones.is_empty() {
         let written =
-            super::offset_commit::write_offsets_records(ctx, &group_id, &tombstones, now_ms());
+            super::offset_commit::write_offsets_records(ctx, &group_id, &tombstones, now_ms())
+                .await;
         if let Err(code) = written {
             return JoinGroupResponse::default()
                 .with_error_code(code)

@@ -7,7 +7,7 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::{owned, Ctx};
-use crate::partition::storage_error_code;
+use crate::partition::storage_error;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -36,7 +36,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ListOffsetsRequest) -> ListOffsetsR
                     };
                     let epoch = match partition.check_leader_epoch(p.current_leader_epoch) {
                         Ok(epoch) => epoch,
-                        Err(code) => return response.with_error_code(code),
+                        Err(error) => return response.with_error_code(error.code()),
                     };
                     let log = &partition.log;
                     let needs_high_watermark = !matches!(
@@ -66,7 +66,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ListOffsetsRequest) -> ListOffsetsR
                                 .with_leader_epoch(epoch)
                         }
                         Ok(None) => response,
-                        Err(error) => response.with_error_code(storage_error_code(&error)),
+                        Err(error) => response.with_error_code(storage_error(&error).code()),
                     }
                 })
                 .collect();

@@ -91,7 +91,7 @@ pub(super) fn handle(broker: &Broker, mut frame: Bytes) -> Reply {
                     out.put_i32(0);
                 }
                 Ok(Err(error)) => {
-                    out.put_i16(crate::partition::storage_error_code(&error));
+                    out.put_i16(crate::partition::storage_error(&error).code());
                     out.put_i32(0);
                 }
                 Ok(Ok(found)) => {

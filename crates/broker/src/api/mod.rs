@@ -45,6 +45,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
+use tracing::Instrument as _;
+
+use crate::server::Peer;
 use crate::Broker;
 
 /// What the connection does after a request.
@@ -112,7 +115,7 @@ fn decodable_versions(key: ApiKey) -> Option<(i16, i16)> {
 }
 
 /// Answers one request frame.
-pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: &str) -> Reply {
+pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: &Peer) -> Reply {
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -169,64 +172,88 @@ pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: &
         broker,
         version,
         client_id,
-        peer,
+        peer: &peer.host,
     };
-    let response: ResponseKind = match request {
-        RequestKind::ApiVersions(r) => api_versions::handle(&ctx, r).into(),
-        RequestKind::Metadata(r) => metadata::handle(&ctx, r).await.into(),
-        RequestKind::Produce(r) => match produce::handle(&ctx, r) {
-            produce::Outcome::NoResponse => return Reply::Nothing,
-            produce::Outcome::Done(response) => response.into(),
-            produce::Outcome::AwaitingCommit(response) => {
-                let correlation_id = header.correlation_id;
-                return Reply::Deferred(Box::pin(async move {
-                    encode_response(api_key, version, correlation_id, response.await.into())
-                }));
+    let span = tracing::info_span!(
+        "request",
+        api = ?api_key,
+        version,
+        correlation_id = header.correlation_id,
+        client_id = %ctx.client_id,
+        connection = %peer.addr,
+    );
+    let dispatch = async {
+        let response: ResponseKind = match request {
+            RequestKind::ApiVersions(r) => api_versions::handle(&ctx, r).into(),
+            RequestKind::Metadata(r) => metadata::handle(&ctx, r).await.into(),
+            RequestKind::Produce(r) => match produce::handle(&ctx, r) {
+                produce::Outcome::NoResponse => return Reply::Nothing,
+                produce::Outcome::Later(response) => {
+                    let correlation_id = header.correlation_id;
+                    return Reply::Deferred(Box::pin(async move {
+                        encode_response(api_key, version, correlation_id, response.await.into())
+                    }));
+                }
+            },
+            RequestKind::Fetch(r) => {
+                let mut response = fetch::handle(&ctx, r).await;
+                let splicer = splice::Splicer::detach_fetch_records(&mut response);
+                return match encode_response(
+                    api_key,
+                    version,
+                    header.correlation_id,
+                    response.into(),
+                ) {
+                    Reply::Frame(frame) => Reply::Pieces(splicer.splice(frame, version >= 12)),
+                    other => other,
+                };
             }
-        },
-        RequestKind::Fetch(r) => {
-            let mut response = fetch::handle(&ctx, r).await;
-            let splicer = splice::Splicer::detach_fetch_records(&mut response);
-            return match encode_response(api_key, version, header.correlation_id, response.into()) {
-                Reply::Frame(frame) => Reply::Pieces(splicer.splice(frame, version >= 12)),
-                other => other,
-            };
-        }
-        RequestKind::ListOffsets(r) => list_offsets::handle(&ctx, r).into(),
-        RequestKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(&ctx, r).into(),
-        RequestKind::CreateTopics(r) => create_topics::handle(&ctx, r).await.into(),
-        RequestKind::DeleteTopics(r) => delete_topics::handle(&ctx, r).await.into(),
-        RequestKind::CreatePartitions(r) => create_partitions::handle(&ctx, r).await.into(),
-        RequestKind::DeleteRecords(r) => delete_records::handle(&ctx, r).into(),
-        RequestKind::InitProducerId(r) => init_producer_id::handle(&ctx, r).await.into(),
-        RequestKind::DescribeConfigs(r) => describe_configs::handle(&ctx, r).into(),
-        RequestKind::AlterConfigs(r) => alter_configs::handle_legacy(&ctx, r).await.into(),
-        RequestKind::IncrementalAlterConfigs(r) => {
-            alter_configs::handle_incremental(&ctx, r).await.into()
-        }
-        RequestKind::DescribeCluster(r) => describe_cluster::handle(&ctx, r).into(),
-        RequestKind::DescribeQuorum(r) => describe_quorum::handle(&ctx, r).await.into(),
-        RequestKind::ElectLeaders(r) => elect_leaders::handle(&ctx, r).await.into(),
-        RequestKind::AlterPartitionReassignments(r) => {
-            partition_reassignments::alter(&ctx, r).await.into()
-        }
-        RequestKind::ListPartitionReassignments(r) => partition_reassignments::list(&ctx, r).into(),
-        RequestKind::FindCoordinator(r) => find_coordinator::handle(&ctx, r).await.into(),
-        RequestKind::JoinGroup(r) => join_group::handle(&ctx, r).await.into(),
-        RequestKind::SyncGroup(r) => sync_group::handle(&ctx, r).await.into(),
-        RequestKind::Heartbeat(r) => heartbeat::handle(&ctx, r).into(),
-        RequestKind::LeaveGroup(r) => leave_group::handle(&ctx, r).into(),
-        RequestKind::OffsetCommit(r) => offset_commit::handle(&ctx, r).await.into(),
-        RequestKind::OffsetFetch(r) => offset_fetch::handle(&ctx, r).into(),
-        RequestKind::ListGroups(r) => list_groups::handle(&ctx, r).into(),
-        RequestKind::DescribeGroups(r) => describe_groups::handle(&ctx, r).into(),
-        RequestKind::DeleteGroups(r) => delete_groups::handle(&ctx, r).into(),
-        RequestKind::OffsetDelete(r) => offset_delete::handle(&ctx, r).into(),
-        RequestKind::ConsumerGroupHeartbeat(r) => consumer_group_heartbeat::handle(&ctx, r).into(),
-        RequestKind::ConsumerGroupDescribe(r) => consumer_group_describe::handle(&ctx, r).into(),
-        _ => return Reply::Close,
+            RequestKind::ListOffsets(r) => list_offsets::handle(&ctx, r).into(),
+            RequestKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(&ctx, r).into(),
+            RequestKind::CreateTopics(r) => create_topics::handle(&ctx, r).await.into(),
+            RequestKind::DeleteTopics(r) => delete_topics::handle(&ctx, r).await.into(),
+            RequestKind::CreatePartitions(r) => create_partitions::handle(&ctx, r).await.into(),
+            RequestKind::DeleteRecords(r) => delete_records::handle(&ctx, r).into(),
+            RequestKind::InitProducerId(r) => init_producer_id::handle(&ctx, r).await.into(),
+            RequestKind::DescribeConfigs(r) => describe_configs::handle(&ctx, r).into(),
+            RequestKind::AlterConfigs(r) => alter_configs::handle_legacy(&ctx, r).await.into(),
+            RequestKind::IncrementalAlterConfigs(r) => {
+                alter_configs::handle_incremental(&ctx, r).await.into()
+            }
+            RequestKind::DescribeCluster(r) => describe_cluster::handle(&ctx, r).into(),
+            RequestKind::DescribeQuorum(r) => describe_quorum::handle(&ctx, r).await.into(),
+            RequestKind::ElectLeaders(r) => elect_leaders::handle(&ctx, r).await.into(),
+            RequestKind::AlterPartitionReassignments(r) => {
+                partition_reassignments::alter(&ctx, r).await.into()
+            }
+            RequestKind::ListPartitionReassignments(r) => {
+                partition_reassignments::list(&ctx, r).into()
+            }
+            RequestKind::FindCoordinator(r) => find_coordinator::handle(&ctx, r).await.into(),
+            RequestKind::JoinGroup(r) => join_group::handle(&ctx, r).await.into(),
+            RequestKind::SyncGroup(r) => sync_group::handle(&ctx, r).await.into(),
+            RequestKind::Heartbeat(r) => heartbeat::handle(&ctx, r).into(),
+            RequestKind::LeaveGroup(r) => leave_group::handle(&ctx, r).into(),
+            RequestKind::OffsetCommit(r) => offset_commit::handle(&ctx, r).await.into(),
+            RequestKind::OffsetFetch(r) => offset_fetch::handle(&ctx, r).into(),
+            RequestKind::ListGroups(r) => list_groups::handle(&ctx, r).into(),
+            RequestKind::DescribeGroups(r) => describe_groups::handle(&ctx, r).into(),
+            RequestKind::DeleteGroups(r) => delete_groups::handle(&ctx, r).await.into(),
+            RequestKind::OffsetDelete(r) => offset_delete::handle(&ctx, r).await.into(),
+            RequestKind::ConsumerGroupHeartbeat(r) => {
+                consumer_group_heartbeat::handle(&ctx, r).await.into()
+            }
+            RequestKind::ConsumerGroupDescribe(r) => {
+                consumer_group_describe::handle(&ctx, r).into()
+            }
+            _ => return Reply::Close,
+        };
+        encode_response(api_key, version, header.correlation_id, response)
     };
-    encode_response(api_key, version, header.correlation_id, response)
+    match dispatch.instrument(span.clone()).await {
+        Reply::Deferred(later) => Reply::Deferred(Box::pin(later.instrument(span))),
+        reply => reply,
+    }
 }
 
 /// What every handler gets besides its request.
@@ -259,6 +286,12 @@ fn encode_response(
     let len = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&len.to_be_bytes());
     Reply::Frame(buf.freeze())
+}
+
+/// The error for a code the broker's lookups answered with.
+pub(crate) fn code_error(code: i16) -> kafka_protocol::error::ResponseError {
+    use kafka_protocol::error::ResponseError;
+    ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError)
 }
 
 /// Copies a string out of a request frame so that keeping it does not keep the frame alive.

@@ -117,26 +117,28 @@ async fn commit_offsets(
     entries: &[(Bytes, Option<Bytes>)],
     now: i64,
 ) -> Result<(), i16> {
-    let (partition, produced) = append_offsets_records(ctx, group_id, entries, now)?;
+    let (partition, produced) = append_offsets_records(ctx, group_id, entries, now).await?;
     let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
     partition
         .wait_committed(&produced, deadline)
         .await
-        .map_err(coordinator_code)
+        .map_err(|e| coordinator_code(e.code()))
 }
 
 /// Appends records to the group's `__consumer_offsets` partition without waiting for
 /// replication; Kafka's coordinator error code if that fails.
-pub(super) fn write_offsets_records(
+pub(super) async fn write_offsets_records(
     ctx: &Ctx<'_>,
     group_id: &str,
     entries: &[(Bytes, Option<Bytes>)],
     now: i64,
 ) -> Result<(), i16> {
-    append_offsets_records(ctx, group_id, entries, now).map(|_| ())
+    append_offsets_records(ctx, group_id, entries, now)
+        .await
+        .map(|_| ())
 }
 
-fn append_offsets_records(
+async fn append_offsets_records(
     ctx: &Ctx<'_>,
     group_id: &str,
     entries: &[(Bytes, Option<Bytes>)],
@@ -150,10 +152,11 @@ fn append_offsets_records(
             NotCoordinator::Unavailable => ResponseError::CoordinatorNotAvailable.code(),
         })?;
     let produced = partition
-        .append(&records::batch(entries, now), -1, now)
+        .append(records::batch(entries, now), -1)
+        .await
         .map_err(|e| {
             tracing::warn!(group = group_id, error = %e, "writing to __consumer_offsets failed");
-            coordinator_code(e.code())
+            coordinator_code(e.kafka_error().code())
         })?;
     Ok((partition, produced))
 }

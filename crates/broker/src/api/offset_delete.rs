@@ -12,7 +12,7 @@ use super::{owned, Ctx};
 use crate::broker::now_ms;
 use crate::group::records;
 
-pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub(super) async fn handle(ctx: &Ctx<'_>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let group = owned(&request.group_id.0);
     if let Some(code) = ctx.broker.coordinator_error(&group) {
         return OffsetDeleteResponse::default().with_error_code(code);
@@ -47,7 +47,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetDeleteRequest) -> OffsetDelet
     }
     let mut top_error = 0;
     if !entries.is_empty() {
-        match super::offset_commit::write_offsets_records(ctx, &group, &entries, now_ms()) {
+        match super::offset_commit::write_offsets_records(ctx, &group, &entries, now_ms()).await {
             Ok(()) => ctx.broker.groups.remove_offsets(&group, &deleted),
             Err(code) => top_error = code,
         }

@@ -39,8 +39,8 @@ pub(super) fn handle(
                         Ok(partition) => partition,
                         Err(code) => return response.with_error_code(code),
                     };
-                    if let Err(code) = partition.check_leader_epoch(p.current_leader_epoch) {
-                        return response.with_error_code(code);
+                    if let Err(error) = partition.check_leader_epoch(p.current_leader_epoch) {
+                        return response.with_error_code(error.code());
                     }
                     let (epoch, end_offset) = partition.log.end_offset_for_epoch(p.leader_epoch);
                     response

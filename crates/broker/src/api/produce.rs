@@ -1,6 +1,7 @@
-//! Produce (key 0): append each partition's record batch, with idempotence checks, and answer
-//! with the offsets given (nothing at all for acks=0). acks=all answers once the high
-//! watermark covers the records, or with the error that stopped it.
+//! Produce (key 0): queue each partition's record batch on the partition's append path
+//! (validation, idempotence checks, group commit) and answer with the offsets given (nothing at
+//! all for acks=0). acks=all answers once the high watermark covers the records, or with the
+//! error that stopped it.
 
 use std::sync::Arc;
 
@@ -9,33 +10,35 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{owned, str_bytes, Ctx};
-use crate::broker::now_ms;
-use crate::partition::{Partition, Produced};
+use crate::partition::{Partition, ProduceError, Produced};
 
 /// What a produce request leads to.
 pub(super) enum Outcome {
-    /// acks=0: no response at all.
+    /// acks=0: no response at all (the appends still happen, in order).
     NoResponse,
-    /// The response, ready now.
-    Done(ProduceResponse),
-    /// acks=all appends waiting for the high watermark; resolves to the response. The
-    /// connection goes on appending its next requests meanwhile, so producers that pipeline
-    /// requests keep the replicas busy.
-    AwaitingCommit(futures::future::BoxFuture<'static, ProduceResponse>),
+    /// The response once every partition's append is written (and, for acks=all,
+    /// replicated). The connection goes on queueing its next requests meanwhile, so a
+    /// producer's pipelined requests share writes and keep the replicas busy.
+    Later(futures::future::BoxFuture<'static, ProduceResponse>),
 }
 
-/// Appends every partition's batch now, in request order; acks=all completes later.
+/// One partition's append, queued.
+type Queued = (
+    Arc<Partition>,
+    futures::future::BoxFuture<'static, Result<Produced, ProduceError>>,
+);
+
+/// Queues every partition's batch now, in request order; the response follows.
 pub(super) fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
     let broker = ctx.broker;
     let acks = request.acks;
     let valid_acks = matches!(acks, -1..=1);
-    let now = now_ms();
     // KIP-110: zstd batches arrive only from clients that know Produce v7.
     let zstd_allowed = ctx.version >= 7;
     let deadline = tokio::time::Instant::now()
         + std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
-    // (topic index, partition index) of acks=all appends, and what they wait for.
-    let mut uncommitted = Vec::new();
+    // (topic index, partition index) of each queued append.
+    let mut queued: Vec<((usize, usize), Queued)> = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let name = owned(&topic.name.0);
@@ -48,40 +51,30 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
             let partition = match &local {
-                Some(t) => t.led(data.index),
-                None => Err(ResponseError::UnknownTopicOrPartition.code()),
+                Some(t) => t.led(data.index).map_err(super::code_error),
+                None => Err(ResponseError::UnknownTopicOrPartition),
             };
-            let outcome = match (valid_acks, partition.ok(), data.records) {
-                (false, _, _) => Err((ResponseError::InvalidRequiredAcks.code(), None)),
-                (true, None, _) => Err((partition.err().unwrap_or_default(), None)),
-                (true, Some(_), None) => Err((ResponseError::InvalidRecord.code(), None)),
-                (true, Some(_), Some(records)) if !zstd_allowed && is_zstd(&records) => Err((
-                    ResponseError::UnsupportedCompressionType.code(),
-                    Some("zstd needs Produce v7 or later".to_owned()),
-                )),
-                (true, Some(partition), Some(records)) => partition
-                    .append(&records, acks, now)
-                    .inspect(|produced| {
-                        if acks == -1 {
-                            let at = (responses.len(), partitions.len());
-                            uncommitted.push((at, Arc::clone(partition), *produced));
-                        }
-                    })
-                    .map(|produced| (produced, partition.log.log_start_offset()))
-                    .map_err(|error| {
-                        tracing::debug!(topic = %name, partition = data.index, %error, "produce refused");
-                        (error.code(), Some(error.to_string()))
-                    }),
+            let refused = match (valid_acks, partition, data.records) {
+                (false, _, _) => (ResponseError::InvalidRequiredAcks, None),
+                (true, Err(error), _) => (error, None),
+                (true, Ok(_), None) => (ResponseError::InvalidRecord, None),
+                (true, Ok(_), Some(records)) if !zstd_allowed && is_zstd(&records) => (
+                    ResponseError::UnsupportedCompressionType,
+                    Some("zstd needs Produce v7 or later"),
+                ),
+                (true, Ok(partition), Some(records)) => {
+                    let at = (responses.len(), partitions.len());
+                    let append = partition.append(records, acks);
+                    queued.push((at, (Arc::clone(partition), Box::pin(append))));
+                    partitions.push(response);
+                    continue;
+                }
             };
-            partitions.push(match outcome {
-                Ok((produced, log_start)) => response
-                    .with_base_offset(produced.base_offset)
-                    .with_log_append_time_ms(produced.log_append_time)
-                    .with_log_start_offset(log_start),
-                Err((code, message)) => response
-                    .with_error_code(code)
-                    .with_error_message(message.map(str_bytes)),
-            });
+            partitions.push(
+                response
+                    .with_error_code(refused.0.code())
+                    .with_error_message(refused.1.map(str_bytes)),
+            );
         }
         responses.push(
             TopicProduceResponse::default()
@@ -93,28 +86,45 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
         return Outcome::NoResponse;
     }
     let response = ProduceResponse::default().with_responses(responses);
-    if uncommitted.is_empty() {
-        return Outcome::Done(response);
-    }
-    Outcome::AwaitingCommit(Box::pin(wait_committed(response, uncommitted, deadline)))
+    Outcome::Later(Box::pin(complete(response, queued, acks, deadline)))
 }
 
-/// Waits for every acks=all append of a request, then fills in the errors of those that
-/// did not commit.
-async fn wait_committed(
+/// Waits for each queued append (and for acks=all its replication), then fills in its
+/// offsets or its error.
+async fn complete(
     mut response: ProduceResponse,
-    uncommitted: Vec<((usize, usize), Arc<Partition>, Produced)>,
+    queued: Vec<((usize, usize), Queued)>,
+    acks: i16,
     deadline: tokio::time::Instant,
 ) -> ProduceResponse {
-    let waits = uncommitted
-        .iter()
-        .map(|(_, partition, produced)| partition.wait_committed(produced, deadline));
-    let outcomes = futures::future::join_all(waits).await;
-    for (((t, p), _, _), outcome) in uncommitted.iter().zip(outcomes) {
-        if let Err(code) = outcome {
-            let partition = &mut response.responses[*t].partition_responses[*p];
-            partition.error_code = code;
-            partition.base_offset = -1;
+    let outcomes = queued
+        .into_iter()
+        .map(|(at, (partition, append))| async move {
+            let outcome = async {
+                let produced = append.await.map_err(|error| {
+                    let message = error.to_string();
+                    (error.kafka_error(), Some(message))
+                })?;
+                if acks == -1 {
+                    let committed = partition.wait_committed(&produced, deadline).await;
+                    committed.map_err(|error| (error, None))?;
+                }
+                Ok((produced, partition.log.log_start_offset()))
+            };
+            (at, outcome.await)
+        });
+    for ((t, p), outcome) in futures::future::join_all(outcomes).await {
+        let partition = &mut response.responses[t].partition_responses[p];
+        match outcome {
+            Ok((produced, log_start)) => {
+                partition.base_offset = produced.base_offset;
+                partition.log_append_time_ms = produced.log_append_time;
+                partition.log_start_offset = log_start;
+            }
+            Err((error, message)) => {
+                partition.error_code = error.code();
+                partition.error_message = message.map(str_bytes);
+            }
         }
     }
     response

@@ -27,7 +27,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: SyncGroupRequest) -> SyncGrou
         )
         .await;
     if response.error_code == 0 {
-        persist_membership(ctx, &group_id);
+        persist_membership(ctx, &group_id).await;
     }
     let mut out = SyncGroupResponse::default()
         .with_error_code(response.error_code)
@@ -42,7 +42,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: SyncGroupRequest) -> SyncGrou
 
 /// Writes the group's membership to `__consumer_offsets` once a generation is stable, as
 /// Kafka does, for tools that read member assignments from there.
-fn persist_membership(ctx: &Ctx<'_>, group_id: &str) {
+async fn persist_membership(ctx: &Ctx<'_>, group_id: &str) {
     let now = crate::broker::now_ms();
     let Some(stored) = ctx.broker.groups.with_group(group_id, |g| {
         (g.state == crate::group::state::GroupState::Stable).then(|| g.stored(now))
@@ -54,14 +54,13 @@ fn persist_membership(ctx: &Ctx<'_>, group_id: &str) {
         records::group_key(group_id),
         Some(records::group_value(&stored)),
     );
-    let written = ctx
-        .broker
-        .offsets_partition(group_id)
-        .map_err(|e| e.to_string())
-        .and_then(|p| {
-            p.append(&records::batch(&[entry], now), -1, now)
-                .map_err(|e| e.to_string())
-        });
+    let written = match ctx.broker.offsets_partition(group_id) {
+        Ok(p) => p
+            .append(records::batch(&[entry], now), -1)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
     if let Err(error) = written {
         tracing::warn!(group = group_id, %error, "writing group metadata failed");
     }

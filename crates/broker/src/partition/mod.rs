@@ -5,6 +5,7 @@
 //! Lock order: `producers` (which also serialises appends, truncations and role changes)
 //! before `replicas`.
 
+mod appender;
 mod producer_state;
 mod replica_set;
 
@@ -19,7 +20,8 @@ use segment_store::{AppendOptions, BatchHeader, Log, ReadResult};
 use tokio::sync::watch;
 
 use crate::topic_config::TopicSettings;
-use producer_state::{ProducerStateTable, SequenceCheck, SequenceError};
+use appender::AppendQueue;
+use producer_state::{ProducerStateTable, SequenceError};
 use replica_set::ReplicaSet;
 pub(crate) use replica_set::Transition;
 
@@ -38,36 +40,44 @@ pub(crate) enum ProduceError {
     NotLeader,
     #[error(transparent)]
     Storage(#[from] segment_store::Error),
+    /// The write of a group of appends failed; every request in it gets this.
+    #[error("append failed: {0}")]
+    AppendFailed(Arc<segment_store::Error>),
+    /// The partition's writer stopped before answering.
+    #[error("the append was abandoned")]
+    AppendAborted,
 }
 
 impl ProduceError {
-    /// The Kafka error code the client gets.
-    pub(crate) fn code(&self) -> i16 {
+    /// The Kafka error the client gets.
+    pub(crate) fn kafka_error(&self) -> ResponseError {
         match self {
-            Self::MessageTooLarge { .. } => ResponseError::MessageTooLarge.code(),
-            Self::InvalidRecord => ResponseError::InvalidRecord.code(),
+            Self::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+            Self::InvalidRecord => ResponseError::InvalidRecord,
             Self::Sequence(SequenceError::InvalidProducerEpoch { .. }) => {
-                ResponseError::InvalidProducerEpoch.code()
+                ResponseError::InvalidProducerEpoch
             }
             Self::Sequence(SequenceError::OutOfOrderSequence { .. }) => {
-                ResponseError::OutOfOrderSequenceNumber.code()
+                ResponseError::OutOfOrderSequenceNumber
             }
-            Self::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas.code(),
-            Self::NotLeader => ResponseError::NotLeaderOrFollower.code(),
-            Self::Storage(e) => storage_error_code(e),
+            Self::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+            Self::NotLeader => ResponseError::NotLeaderOrFollower,
+            Self::Storage(e) => storage_error(e),
+            Self::AppendFailed(e) => storage_error(e),
+            Self::AppendAborted => ResponseError::KafkaStorageError,
         }
     }
 }
 
-/// Maps a storage error to the Kafka error code a client understands.
-pub(crate) fn storage_error_code(error: &segment_store::Error) -> i16 {
+/// Maps a storage error to the Kafka error a client understands.
+pub(crate) fn storage_error(error: &segment_store::Error) -> ResponseError {
     use segment_store::Error as E;
     match error {
-        E::CorruptBatch { .. } => ResponseError::CorruptMessage.code(),
-        E::UnsupportedMagic { .. } => ResponseError::UnsupportedForMessageFormat.code(),
-        E::BatchTooLarge { .. } => ResponseError::RecordListTooLarge.code(),
-        E::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
-        _ => ResponseError::KafkaStorageError.code(),
+        E::CorruptBatch { .. } => ResponseError::CorruptMessage,
+        E::UnsupportedMagic { .. } => ResponseError::UnsupportedForMessageFormat,
+        E::BatchTooLarge { .. } => ResponseError::RecordListTooLarge,
+        E::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        _ => ResponseError::KafkaStorageError,
     }
 }
 
@@ -93,6 +103,8 @@ pub(crate) struct Partition {
     /// Also serialises appends, truncations and role changes, so sequence checks, offsets
     /// and the leader epoch agree.
     producers: Mutex<ProducerStateTable>,
+    /// Produce requests waiting for the writer (see [`appender`]).
+    appends: AppendQueue,
     leader_epoch: AtomicI32,
     replicas: Mutex<ReplicaSet>,
     /// Set when this node starts following in a new leader epoch: the fetcher checks the
@@ -121,6 +133,7 @@ impl Partition {
             log,
             settings: RwLock::new(settings),
             producers: Mutex::new(producers),
+            appends: AppendQueue::default(),
             leader_epoch: AtomicI32::new(-1),
             replicas: Mutex::new(ReplicaSet::new(node_id)),
             needs_truncation: AtomicBool::new(false),
@@ -196,12 +209,12 @@ impl Partition {
 
     /// Checks a client's view of the leader epoch (KIP-320): -1 skips the check; an older
     /// epoch is FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH.
-    pub(crate) fn check_leader_epoch(&self, client_epoch: i32) -> Result<i32, i16> {
+    pub(crate) fn check_leader_epoch(&self, client_epoch: i32) -> Result<i32, ResponseError> {
         let epoch = self.leader_epoch();
         match client_epoch {
             e if e < 0 || e == epoch => Ok(epoch),
-            e if e > epoch => Err(ResponseError::UnknownLeaderEpoch.code()),
-            _ => Err(ResponseError::FencedLeaderEpoch.code()),
+            e if e > epoch => Err(ResponseError::UnknownLeaderEpoch),
+            _ => Err(ResponseError::FencedLeaderEpoch),
         }
     }
 
@@ -214,87 +227,6 @@ impl Partition {
         *current = settings;
     }
 
-    /// Appends one producer request's records for this partition.
-    pub(crate) fn append(
-        &self,
-        records: &Bytes,
-        acks: i16,
-        now_ms: i64,
-    ) -> Result<Produced, ProduceError> {
-        let settings = self.settings.read().clone();
-        let header = BatchHeader::parse(records).ok_or(segment_store::Error::CorruptBatch {
-            position: 0,
-            reason: "shorter than a record batch header",
-        })?;
-        if header.total_size() != records.len() {
-            return Err(if header.total_size() > records.len() {
-                segment_store::Error::CorruptBatch {
-                    position: 0,
-                    reason: "batch length exceeds the records",
-                }
-                .into()
-            } else {
-                ProduceError::InvalidRecord
-            });
-        }
-        if records.len() > settings.max_message_bytes {
-            return Err(ProduceError::MessageTooLarge {
-                size: records.len(),
-                max: settings.max_message_bytes,
-            });
-        }
-        let mut producers = self.producers.lock();
-        let (is_leader, isr) = {
-            let replicas = self.replicas.lock();
-            (replicas.is_leader(), replicas.isr().len())
-        };
-        if !is_leader {
-            return Err(ProduceError::NotLeader);
-        }
-        if acks == -1 && isr < settings.min_insync_replicas {
-            return Err(ProduceError::NotEnoughReplicas {
-                required: settings.min_insync_replicas,
-                isr,
-            });
-        }
-        let leader_epoch = self.leader_epoch();
-        if header.producer_id >= 0 {
-            if let SequenceCheck::Duplicate {
-                first_offset,
-                last_offset,
-            } = producers.check(&header)?
-            {
-                return Ok(Produced {
-                    base_offset: first_offset,
-                    log_append_time: -1,
-                    end_offset: last_offset + 1,
-                    leader_epoch,
-                });
-            }
-        }
-        let options = AppendOptions {
-            assign_offsets: true,
-            leader_epoch: Some(leader_epoch),
-            log_append_time: settings.log_append_time.then_some(now_ms),
-        };
-        let info = self.log.append(records, &options)?;
-        if header.producer_id >= 0 {
-            producers.record(&BatchHeader {
-                base_offset: info.first_offset,
-                ..header
-            });
-        }
-        self.advance_high_watermark(&self.replicas.lock());
-        drop(producers);
-        self.log_end.send_replace(info.last_offset + 1);
-        Ok(Produced {
-            base_offset: info.first_offset,
-            log_append_time: info.log_append_time,
-            end_offset: info.last_offset + 1,
-            leader_epoch,
-        })
-    }
-
     /// Waits until the high watermark reaches `produced.end_offset` (acks=all), answering
     /// with Kafka's error code when leadership moved (`NOT_LEADER_OR_FOLLOWER`), the ISR
     /// fell below `min.insync.replicas` meanwhile (`NOT_ENOUGH_REPLICAS_AFTER_APPEND`) or
@@ -303,22 +235,22 @@ impl Partition {
         &self,
         produced: &Produced,
         deadline: tokio::time::Instant,
-    ) -> Result<(), i16> {
+    ) -> Result<(), ResponseError> {
         let mut hw = self.high_watermark.subscribe();
         loop {
             if self.leader_epoch() != produced.leader_epoch || !self.is_leader() {
-                return Err(ResponseError::NotLeaderOrFollower.code());
+                return Err(ResponseError::NotLeaderOrFollower);
             }
             if *hw.borrow_and_update() >= produced.end_offset {
                 let required = self.settings.read().min_insync_replicas;
                 if self.replicas.lock().isr().len() < required {
-                    return Err(ResponseError::NotEnoughReplicasAfterAppend.code());
+                    return Err(ResponseError::NotEnoughReplicasAfterAppend);
                 }
                 return Ok(());
             }
             match tokio::time::timeout_at(deadline, hw.changed()).await {
                 Ok(Ok(())) => {}
-                _ => return Err(ResponseError::RequestTimedOut.code()),
+                _ => return Err(ResponseError::RequestTimedOut),
             }
         }
     }
@@ -331,11 +263,11 @@ impl Partition {
         fetch_offset: i64,
         max_bytes: usize,
         now_ms: i64,
-    ) -> Result<ReadResult, i16> {
+    ) -> Result<ReadResult, ResponseError> {
         {
             let mut replicas = self.replicas.lock();
             if !replicas.is_leader() {
-                return Err(ResponseError::NotLeaderOrFollower.code());
+                return Err(ResponseError::NotLeaderOrFollower);
             }
             let log_end = self.log.log_end_offset();
             if fetch_offset <= log_end {
@@ -346,7 +278,7 @@ impl Partition {
         let end = self.log.log_end_offset();
         self.log
             .read(fetch_offset, max_bytes, end, true)
-            .map_err(|e| storage_error_code(&e))
+            .map_err(|e| storage_error(&e))
     }
 
     /// Appends batches fetched from the leader of `leader_epoch` at their own offsets,

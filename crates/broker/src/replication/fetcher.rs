@@ -1,5 +1,6 @@
 //! One follower fetcher: pulls every partition this node follows from one leader broker.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,25 +124,25 @@ async fn fetch_round(
     let response = conn
         .send_within(request, FETCH_VERSION, config.max_wait + ANSWER_MARGIN)
         .await?;
+    let by_name: HashMap<(&str, i32), (&Arc<Partition>, i32)> = ready
+        .iter()
+        .map(|&(p, epoch)| ((p.topic.as_str(), p.index), (p, epoch)))
+        .collect();
     let mut round = Round::Progress;
+    let mut fetched = Vec::new();
     let answers = response
         .responses
         .iter()
         .flat_map(|t| t.partitions.iter().map(move |p| (t.topic.0.as_str(), p)));
     for (topic, data) in answers {
-        let Some((partition, epoch)) = ready
-            .iter()
-            .find(|(p, _)| p.topic == topic && p.index == data.partition_index)
-        else {
+        let Some(&(partition, epoch)) = by_name.get(&(topic, data.partition_index)) else {
             continue;
         };
         match ResponseError::try_from_code(data.error_code) {
             None => {
                 let records = data.records.clone().unwrap_or_default();
                 let leader_offsets = (data.high_watermark, data.log_start_offset);
-                if let Err(error) = partition.append_as_follower(&records, *epoch, leader_offsets) {
-                    tracing::debug!(topic, partition = partition.index, %error, "fetched records not appended");
-                }
+                fetched.push((Arc::clone(partition), records, epoch, leader_offsets));
             }
             Some(ResponseError::OffsetOutOfRange) => {
                 tracing::warn!(
@@ -166,6 +167,18 @@ async fn fetch_round(
             }
         }
     }
+    drop(response);
+    // Appends write and may roll or sync: off the runtime's workers.
+    let appended = tokio::task::spawn_blocking(move || {
+        for (partition, records, epoch, leader_offsets) in fetched {
+            if let Err(error) = partition.append_as_follower(&records, epoch, leader_offsets) {
+                tracing::debug!(topic = %partition.topic, partition = partition.index, %error, "fetched records not appended");
+            }
+        }
+    });
+    if let Err(error) = appended.await {
+        tracing::error!(%error, "appending fetched records failed");
+    }
     Ok(round)
 }
 
@@ -177,19 +190,17 @@ async fn truncate_divergent(
     partitions: &[&Arc<Partition>],
 ) -> Result<(), client::ClientError> {
     let mut asked = Vec::new();
+    // (partition, where to cut, its leader epoch); a log without epochs is cut nowhere.
+    let mut cuts = Vec::new();
     for &p in partitions {
         let epoch = p.leader_epoch();
         match p.log.latest_epoch() {
             Some(latest) => asked.push((p, epoch, latest)),
-            None => {
-                if let Err(error) = p.truncate_as_follower(p.log.log_end_offset(), epoch) {
-                    tracing::debug!(topic = %p.topic, partition = p.index, %error, "truncation check skipped");
-                }
-            }
+            None => cuts.push((Arc::clone(p), p.log.log_end_offset(), epoch)),
         }
     }
     if asked.is_empty() {
-        return Ok(());
+        return truncate(cuts).await;
     }
     let request = OffsetForLeaderEpochRequest::default()
         .with_replica_id(BrokerId(config.node_id))
@@ -209,12 +220,13 @@ async fn truncate_divergent(
     let response = conn
         .send_within(request, EPOCH_VERSION, ANSWER_MARGIN)
         .await?;
+    let by_name: HashMap<(&str, i32), (&Arc<Partition>, i32)> = asked
+        .iter()
+        .map(|&(p, epoch, _)| ((p.topic.as_str(), p.index), (p, epoch)))
+        .collect();
     for topic in &response.topics {
         for answer in &topic.partitions {
-            let Some((p, epoch, _)) = asked
-                .iter()
-                .find(|(p, _, _)| p.topic == topic.topic.0.as_str() && p.index == answer.partition)
-            else {
+            let Some(&(p, epoch)) = by_name.get(&(topic.topic.0.as_str(), answer.partition)) else {
                 continue;
             };
             if answer.error_code != 0 {
@@ -222,10 +234,26 @@ async fn truncate_divergent(
                 continue;
             }
             let target = truncation_offset(p, answer.leader_epoch, answer.end_offset);
-            if let Err(error) = p.truncate_as_follower(target, *epoch) {
+            cuts.push((Arc::clone(p), target, epoch));
+        }
+    }
+    truncate(cuts).await
+}
+
+/// Cuts each log at its target on the blocking pool (truncation deletes and rewrites files).
+async fn truncate(cuts: Vec<(Arc<Partition>, i64, i32)>) -> Result<(), client::ClientError> {
+    if cuts.is_empty() {
+        return Ok(());
+    }
+    let done = tokio::task::spawn_blocking(move || {
+        for (p, target, epoch) in cuts {
+            if let Err(error) = p.truncate_as_follower(target, epoch) {
                 tracing::warn!(topic = %p.topic, partition = p.index, %error, "truncation failed");
             }
         }
+    });
+    if let Err(error) = done.await {
+        tracing::error!(%error, "truncating follower logs failed");
     }
     Ok(())
 }

@@ -1,37 +1,77 @@
 //! One client connection. A reader task reads frames ahead (at most `queued.max.requests`);
-//! the processor handles them one by one in order, so responses leave in request order, and
-//! flushes the socket when no more requests are waiting. A deferred reply (acks=all waiting
-//! for replication) does not hold up the requests behind it: they are handled, and their
-//! replies queue behind the deferred one.
+//! the processor handles them one by one in order, so responses leave in request order. A
+//! deferred reply (a produce waiting for its append, acks=all waiting for replication) does
+//! not hold up the requests behind it: they are handled, and their replies queue behind the
+//! deferred one.
+//!
+//! Replies are written with vectored writes straight from their pieces (record bytes are
+//! slices of the segment mappings), so no reply is copied in user space; the processor writes
+//! once no more requests are waiting or [`WRITE_AHEAD`] bytes are ready.
 
+use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::sync::Arc;
+use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::frame::{FrameError, FrameReader};
 use crate::api::{self, Reply};
+use crate::metrics::Stage;
 use crate::Broker;
+
+/// Reply bytes gathered before a write even while more requests are waiting.
+const WRITE_AHEAD: usize = 1 << 20;
+/// Slices handed to one `writev` (Linux allows 1,024).
+const MAX_SLICES: usize = 256;
+
+/// The other end of a connection, as handlers and logs name it.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    /// The client's address as Kafka shows it in group descriptions (`/127.0.0.1`).
+    pub(crate) host: String,
+    /// `ip:port`, naming the connection in request spans.
+    pub(crate) addr: String,
+}
+
+/// A reply on its way out, with what its timings need.
+struct Timed {
+    reply: Reply,
+    api_key: i16,
+    /// When its handler started.
+    started: Instant,
+    /// When the reply was ready.
+    ready: Instant,
+}
 
 pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream) -> Result<(), FrameError> {
     stream.set_nodelay(true)?;
-    let peer = stream
-        .peer_addr()
-        .map(|a| format!("/{}", a.ip()))
-        .unwrap_or_default();
-    let (read_half, write_half) = stream.into_split();
-    let (requests, mut queue) = mpsc::channel::<Bytes>(broker.config.max_in_flight_per_connection);
+    let peer = match stream.peer_addr() {
+        Ok(addr) => Peer {
+            host: format!("/{}", addr.ip()),
+            addr: addr.to_string(),
+        },
+        Err(_) => Peer {
+            host: String::new(),
+            addr: String::new(),
+        },
+    };
+    let (read_half, mut write_half) = stream.into_split();
+    let (requests, mut queue) =
+        mpsc::channel::<(Bytes, Instant)>(broker.config.max_in_flight_per_connection);
     let max_frame = broker.config.socket_request_max_bytes;
     let reader = tokio::spawn(async move {
         let mut reader = FrameReader::new(read_half, max_frame);
         loop {
             match reader.next().await {
                 Ok(Some(frame)) => {
-                    if requests.send(frame).await.is_err() {
+                    if requests.send((frame, Instant::now())).await.is_err() {
                         return Ok(());
                     }
                 }
@@ -40,52 +80,62 @@ pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream) -> Result<(), Fr
             }
         }
     });
-    let mut writer = BufWriter::with_capacity(64 * 1024, write_half);
+    let metrics = broker.request_metrics();
     let limit = broker.config.max_in_flight_per_connection.max(1);
+    let mut outbox = Outbox::default();
     let result = async {
         // Replies not yet written, in request order; empty unless a reply was deferred.
-        let mut pending: FuturesOrdered<BoxFuture<'static, Reply>> = FuturesOrdered::new();
+        let mut pending: FuturesOrdered<BoxFuture<'static, Timed>> = FuturesOrdered::new();
         let mut open = true;
         while open || !pending.is_empty() {
-            let reply = tokio::select! {
+            let timed = tokio::select! {
                 biased;
-                Some(reply) = pending.next(), if !pending.is_empty() => reply,
+                Some(timed) = pending.next(), if !pending.is_empty() => timed,
                 frame = queue.recv(), if open && pending.len() < limit => {
-                    let Some(frame) = frame else {
+                    let Some((frame, received)) = frame else {
                         open = false;
                         continue;
                     };
+                    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+                    let started = Instant::now();
+                    metrics.record(api_key, Stage::Queue, started - received);
                     let reply = api::handle_frame(&broker, frame, &peer).await;
+                    let timed = move |reply| Timed { reply, api_key, started, ready: Instant::now() };
                     match reply {
                         Reply::Deferred(later) => {
-                            pending.push_back(later);
+                            pending.push_back(Box::pin(async move { timed(later.await) }));
                             continue;
                         }
                         ready if !pending.is_empty() => {
+                            let ready = timed(ready);
                             pending.push_back(Box::pin(std::future::ready(ready)));
                             continue;
                         }
-                        ready => ready,
+                        ready => timed(ready),
                     }
                 }
             };
+            let Timed { reply, api_key, started, ready } = timed;
             match reply {
-                Reply::Frame(response) => writer.write_all(&response).await?,
-                Reply::Pieces(pieces) => {
-                    for piece in pieces {
-                        writer.write_all(&piece).await?;
-                    }
-                }
-                Reply::Nothing => {}
                 // A deferred reply resolving to another waits again, still first in line.
-                Reply::Deferred(later) => pending.push_front(later),
+                Reply::Deferred(later) => {
+                    pending.push_front(Box::pin(async move {
+                        Timed { reply: later.await, api_key, started, ready: Instant::now() }
+                    }));
+                    continue;
+                }
                 Reply::Close => break,
+                Reply::Frame(frame) => outbox.push(frame),
+                Reply::Pieces(pieces) => pieces.into_iter().for_each(|p| outbox.push(p)),
+                Reply::Nothing => {}
             }
-            if queue.is_empty() {
-                writer.flush().await?;
+            metrics.record(api_key, Stage::Handling, ready - started);
+            outbox.started.push((api_key, ready));
+            if queue.is_empty() || outbox.bytes >= WRITE_AHEAD {
+                outbox.write_to(&mut write_half, &broker).await?;
             }
         }
-        writer.flush().await?;
+        outbox.write_to(&mut write_half, &broker).await?;
         Ok::<_, std::io::Error>(())
     }
     .await;
@@ -93,4 +143,62 @@ pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream) -> Result<(), Fr
     let read_result = reader.await.unwrap_or(Ok(()));
     result?;
     read_result
+}
+
+/// Reply pieces waiting for the socket, and when each reply became ready.
+#[derive(Default)]
+struct Outbox {
+    pieces: VecDeque<Bytes>,
+    bytes: usize,
+    started: Vec<(i16, Instant)>,
+}
+
+impl Outbox {
+    fn push(&mut self, piece: Bytes) {
+        if !piece.is_empty() {
+            self.bytes += piece.len();
+            self.pieces.push_back(piece);
+        }
+    }
+
+    /// Writes every piece with vectored writes, then records the replies' send times.
+    async fn write_to(
+        &mut self,
+        socket: &mut OwnedWriteHalf,
+        broker: &Broker,
+    ) -> std::io::Result<()> {
+        while !self.pieces.is_empty() {
+            let slices: Vec<IoSlice<'_>> = self
+                .pieces
+                .iter()
+                .take(MAX_SLICES)
+                .map(|p| IoSlice::new(p))
+                .collect();
+            let mut written = socket.write_vectored(&slices).await?;
+            drop(slices);
+            if written == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            self.bytes -= written;
+            while written > 0 {
+                let front = self
+                    .pieces
+                    .front_mut()
+                    .expect("written bytes came from pieces");
+                if written >= front.len() {
+                    written -= front.len();
+                    self.pieces.pop_front();
+                } else {
+                    front.advance(written);
+                    written = 0;
+                }
+            }
+        }
+        let done = Instant::now();
+        let metrics = broker.request_metrics();
+        for (api_key, ready) in self.started.drain(..) {
+            metrics.record(api_key, Stage::Send, done - ready);
+        }
+        Ok(())
+    }
 }

@@ -2,6 +2,7 @@
 //! processor that answers them in request order.
 
 mod connection;
+pub(crate) use connection::Peer;
 mod frame;
 
 use std::future::Future;

@@ -288,7 +288,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let mut inner = self.inner.lock().await;
         inner.write(&Record::Vote(*vote))?;
-        inner.file.sync_data()?;
+        // The sync blocks: off the runtime's workers.
+        let file = Arc::clone(&inner.file);
+        tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .map_err(io::Error::other)??;
         inner.vote = Some(*vote);
         Ok(())
     }

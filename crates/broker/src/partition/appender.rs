@@ -1,0 +1,252 @@
+//! The leader's append path: group commit across producers.
+//!
+//! Produce requests for a partition queue here. Whoever finds the queue idle starts one drain
+//! on tokio's blocking pool; the drain takes every queued request, validates each (CRC,
+//! lengths, limits) and checks its idempotent sequence under the producer-state lock, then
+//! writes all accepted batches with one [`Log::append_validated`]: one write and at most one
+//! fsync for everything that queued while the previous write ran. Requests are appended in
+//! the order they were queued, so one connection's pipelined requests keep their order.
+//!
+//! Nothing here runs on a tokio worker: writes, segment rolls and syncs may block.
+//!
+//! [`Log::append_validated`]: segment_store::Log::append_validated
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use segment_store::{AppendOptions, BatchHeader, ValidatedRecords};
+use tokio::sync::oneshot;
+
+use super::producer_state::SequenceCheck;
+use super::{restore_producer_state, Partition, ProduceError, Produced};
+use crate::broker::now_ms;
+
+/// Requests waiting for the partition's writer.
+#[derive(Debug, Default)]
+pub(super) struct AppendQueue {
+    state: Mutex<QueueState>,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    pending: Vec<PendingAppend>,
+    /// A drain is running (or about to): it will take what is pending.
+    draining: bool,
+}
+
+#[derive(Debug)]
+struct PendingAppend {
+    records: Bytes,
+    acks: i16,
+    reply: oneshot::Sender<Result<Produced, ProduceError>>,
+}
+
+/// Clears the queue if a drain unwinds, so the partition does not wait forever on a drain
+/// that is gone (its callers then see [`ProduceError::AppendAborted`]).
+struct DrainGuard<'a>(&'a AppendQueue);
+
+impl Drop for DrainGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut state = self.0.state.lock();
+            state.pending.clear();
+            state.draining = false;
+        }
+    }
+}
+
+/// What the drain decided for one request before the write.
+enum Decision {
+    Refused(ProduceError),
+    /// A retry of batches already in the log (idempotent producer).
+    Duplicate(Produced),
+    /// Written with the others; the offset the producer state recorded it at.
+    Accepted {
+        base_offset: i64,
+    },
+}
+
+impl Partition {
+    /// Queues one producer request's records (`acks` -1, 0 or 1) for this partition. The
+    /// future resolves once they are written (acks=all then waits with
+    /// [`Partition::wait_committed`]); dropping it does not cancel the append. Requests are
+    /// appended in the order of the calls. Must be called within a tokio runtime.
+    pub(crate) fn append(
+        self: &Arc<Self>,
+        records: Bytes,
+        acks: i16,
+    ) -> impl Future<Output = Result<Produced, ProduceError>> + Send + 'static {
+        let (reply, answer) = oneshot::channel();
+        let start_drain = {
+            let mut state = self.appends.state.lock();
+            state.pending.push(PendingAppend {
+                records,
+                acks,
+                reply,
+            });
+            !std::mem::replace(&mut state.draining, true)
+        };
+        if start_drain {
+            let partition = Arc::clone(self);
+            tokio::task::spawn_blocking(move || partition.drain_appends());
+        }
+        async move { answer.await.unwrap_or(Err(ProduceError::AppendAborted)) }
+    }
+
+    /// Appends queued requests, group by group, until the queue is empty. Blocking.
+    fn drain_appends(&self) {
+        let _guard = DrainGuard(&self.appends);
+        loop {
+            let group = {
+                let mut state = self.appends.state.lock();
+                if state.pending.is_empty() {
+                    state.draining = false;
+                    return;
+                }
+                std::mem::take(&mut state.pending)
+            };
+            self.append_group(group);
+        }
+    }
+
+    /// Validates and sequence-checks each request, writes the accepted ones in one
+    /// `append_validated`, and answers every request.
+    fn append_group(&self, group: Vec<PendingAppend>) {
+        let settings = self.settings.read().clone();
+        let mut producers = self.producers.lock();
+        let (is_leader, isr) = {
+            let replicas = self.replicas.lock();
+            (replicas.is_leader(), replicas.isr().len())
+        };
+        let leader_epoch = self.leader_epoch();
+        let mut next_offset = self.log.log_end_offset();
+        let mut sets = Vec::with_capacity(group.len());
+        let mut decisions = Vec::with_capacity(group.len());
+        for request in &group {
+            let decided = (|| {
+                let header = check_shape(&request.records, settings.max_message_bytes)?;
+                if !is_leader {
+                    return Err(ProduceError::NotLeader);
+                }
+                if request.acks == -1 && isr < settings.min_insync_replicas {
+                    return Err(ProduceError::NotEnoughReplicas {
+                        required: settings.min_insync_replicas,
+                        isr,
+                    });
+                }
+                let set = ValidatedRecords::new(&request.records)?;
+                if header.producer_id >= 0 {
+                    if let SequenceCheck::Duplicate {
+                        first_offset,
+                        last_offset,
+                    } = producers.check(&header)?
+                    {
+                        return Ok(Decision::Duplicate(Produced {
+                            base_offset: first_offset,
+                            log_append_time: -1,
+                            end_offset: last_offset + 1,
+                            leader_epoch,
+                        }));
+                    }
+                    // Recorded now, so a later request of the same producer in this group
+                    // is checked against it; undone below if the write fails.
+                    producers.record(&BatchHeader {
+                        base_offset: next_offset,
+                        ..header
+                    });
+                }
+                let base_offset = next_offset;
+                next_offset += set.offset_count();
+                sets.push(set);
+                Ok(Decision::Accepted { base_offset })
+            })();
+            decisions.push(decided.unwrap_or_else(Decision::Refused));
+        }
+        let written = if sets.is_empty() {
+            Ok(Vec::new())
+        } else {
+            let options = AppendOptions {
+                assign_offsets: true,
+                leader_epoch: Some(leader_epoch),
+                log_append_time: settings.log_append_time.then(now_ms),
+            };
+            self.log.append_validated(&sets, &options)
+        };
+        drop(sets);
+        let mut written = match written {
+            Ok(infos) => Ok(infos.into_iter()),
+            Err(error) => {
+                tracing::warn!(topic = %self.topic, partition = self.index, %error, "append failed");
+                self.rebuild_producer_state(&mut producers);
+                Err(Arc::new(error))
+            }
+        };
+        if written.is_ok() {
+            self.advance_high_watermark(&self.replicas.lock());
+        }
+        drop(producers);
+        self.log_end.send_replace(self.log.log_end_offset());
+        for (request, decision) in group.into_iter().zip(decisions) {
+            let outcome = match decision {
+                Decision::Refused(error) => Err(error),
+                Decision::Duplicate(produced) => Ok(produced),
+                Decision::Accepted { base_offset } => match &mut written {
+                    Ok(infos) => {
+                        let info = infos.next().expect("one append info per accepted set");
+                        debug_assert_eq!(info.first_offset, base_offset);
+                        Ok(Produced {
+                            base_offset: info.first_offset,
+                            log_append_time: info.log_append_time,
+                            end_offset: info.last_offset + 1,
+                            leader_epoch,
+                        })
+                    }
+                    Err(error) => Err(ProduceError::AppendFailed(Arc::clone(error))),
+                },
+            };
+            if let Err(error) = &outcome {
+                tracing::debug!(topic = %self.topic, partition = self.index, %error, "produce refused");
+            }
+            let _ = request.reply.send(outcome);
+        }
+    }
+
+    /// After a failed write: producer state as the log now has it.
+    fn rebuild_producer_state(&self, producers: &mut super::ProducerStateTable) {
+        match restore_producer_state(&self.log) {
+            Ok(table) => *producers = table,
+            Err(error) => {
+                tracing::error!(topic = %self.topic, partition = self.index, %error, "rebuilding producer state failed")
+            }
+        }
+    }
+}
+
+/// The one record batch a Produce v3+ request must carry for a partition, within
+/// `max.message.bytes`.
+fn check_shape(records: &[u8], max_message_bytes: usize) -> Result<BatchHeader, ProduceError> {
+    let header = BatchHeader::parse(records).ok_or(segment_store::Error::CorruptBatch {
+        position: 0,
+        reason: "shorter than a record batch header",
+    })?;
+    if header.total_size() != records.len() {
+        return Err(if header.total_size() > records.len() {
+            segment_store::Error::CorruptBatch {
+                position: 0,
+                reason: "batch length exceeds the records",
+            }
+            .into()
+        } else {
+            ProduceError::InvalidRecord
+        });
+    }
+    if records.len() > max_message_bytes {
+        return Err(ProduceError::MessageTooLarge {
+            size: records.len(),
+            max: max_message_bytes,
+        });
+    }
+    Ok(header)
+}
