@@ -9,7 +9,6 @@
 mod api;
 mod broker;
 pub mod config;
-mod group;
 mod partition;
 mod replication;
 mod server;

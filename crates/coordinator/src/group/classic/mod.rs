@@ -10,24 +10,11 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-
-/// Kafka error codes the group answers with.
-pub(crate) mod codes {
-    pub(crate) const NONE: i16 = 0;
-    pub(crate) const ILLEGAL_GENERATION: i16 = 22;
-    pub(crate) const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-    pub(crate) const INVALID_GROUP_ID: i16 = 24;
-    pub(crate) const UNKNOWN_MEMBER_ID: i16 = 25;
-    pub(crate) const INVALID_SESSION_TIMEOUT: i16 = 26;
-    pub(crate) const REBALANCE_IN_PROGRESS: i16 = 27;
-    pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
-    pub(crate) const GROUP_MAX_SIZE_REACHED: i16 = 81;
-    pub(crate) const FENCED_INSTANCE_ID: i16 = 82;
-}
+use kafka_protocol::error::ResponseError;
 
 /// Where the group is in its life cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum GroupState {
+pub enum GroupState {
     Empty,
     PreparingRebalance,
     CompletingRebalance,
@@ -36,7 +23,7 @@ pub(crate) enum GroupState {
 
 impl GroupState {
     /// Kafka's name for the state (DescribeGroups, ListGroups).
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Self::Empty => "Empty",
             Self::PreparingRebalance => "PreparingRebalance",
@@ -48,15 +35,15 @@ impl GroupState {
 
 /// Coordinator settings, named after Kafka's broker configs.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct GroupConfig {
+pub struct GroupConfig {
     /// `group.min.session.timeout.ms`.
-    pub(crate) min_session_timeout_ms: u64,
+    pub min_session_timeout_ms: u64,
     /// `group.max.session.timeout.ms`.
-    pub(crate) max_session_timeout_ms: u64,
+    pub max_session_timeout_ms: u64,
     /// `group.initial.rebalance.delay.ms`.
-    pub(crate) initial_rebalance_delay_ms: u64,
+    pub initial_rebalance_delay_ms: u64,
     /// `group.max.size`.
-    pub(crate) max_size: usize,
+    pub max_size: usize,
 }
 
 impl Default for GroupConfig {
@@ -72,42 +59,43 @@ impl Default for GroupConfig {
 
 /// A JoinGroup as the state machine needs it.
 #[derive(Debug, Clone)]
-pub(crate) struct JoinRequest {
-    pub(crate) member_id: String,
-    pub(crate) group_instance_id: Option<String>,
-    pub(crate) client_id: String,
-    pub(crate) client_host: String,
-    pub(crate) session_timeout_ms: u64,
-    pub(crate) rebalance_timeout_ms: u64,
-    pub(crate) protocol_type: String,
+pub struct JoinRequest {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: u64,
+    pub rebalance_timeout_ms: u64,
+    pub protocol_type: String,
     /// (name, metadata) in the member's order of preference.
-    pub(crate) protocols: Vec<(String, Bytes)>,
+    pub protocols: Vec<(String, Bytes)>,
     /// JoinGroup v4+: a member without an id is given one and asked to join again.
-    pub(crate) require_known_member_id: bool,
+    pub require_known_member_id: bool,
 }
 
 /// A JoinGroup answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct JoinResponse {
-    pub(crate) error_code: i16,
-    pub(crate) generation_id: i32,
-    pub(crate) protocol_type: Option<String>,
-    pub(crate) protocol_name: Option<String>,
-    pub(crate) leader: String,
-    pub(crate) member_id: String,
+pub struct JoinResponse {
+    /// `None` on success.
+    pub error: Option<ResponseError>,
+    pub generation_id: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader: String,
+    pub member_id: String,
     /// For the leader: every member's id, instance id and metadata for the chosen protocol.
-    pub(crate) members: Vec<(String, Option<String>, Bytes)>,
+    pub members: Vec<(String, Option<String>, Bytes)>,
 }
 
 impl JoinResponse {
-    /// An answer carrying only an error code.
-    pub(crate) fn error_for(code: i16, member_id: &str) -> Self {
-        Self::error(code, member_id)
+    /// An answer carrying only an error.
+    pub fn error_for(error: ResponseError, member_id: &str) -> Self {
+        Self::error(error, member_id)
     }
 
-    fn error(code: i16, member_id: &str) -> Self {
+    fn error(error: ResponseError, member_id: &str) -> Self {
         Self {
-            error_code: code,
+            error: Some(error),
             generation_id: -1,
             protocol_type: None,
             protocol_name: None,
@@ -118,20 +106,21 @@ impl JoinResponse {
     }
 }
 
-/// A SyncGroup answer: error code and the member's assignment.
+/// A SyncGroup answer: error and the member's assignment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SyncResponse {
-    pub(crate) error_code: i16,
-    pub(crate) protocol_type: Option<String>,
-    pub(crate) protocol_name: Option<String>,
-    pub(crate) assignment: Bytes,
+pub struct SyncResponse {
+    /// `None` on success.
+    pub error: Option<ResponseError>,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub assignment: Bytes,
 }
 
 impl SyncResponse {
-    /// An answer carrying only an error code.
-    pub(crate) fn error_for(code: i16) -> Self {
+    /// An answer carrying only an error.
+    pub fn error_for(error: ResponseError) -> Self {
         Self {
-            error_code: code,
+            error: Some(error),
             protocol_type: None,
             protocol_name: None,
             assignment: Bytes::new(),
@@ -141,29 +130,29 @@ impl SyncResponse {
 
 /// An answer that was waiting, now ready for the member it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Delivery {
+pub enum Delivery {
     Join(String, JoinResponse),
     Sync(String, SyncResponse),
 }
 
 /// What a call produced: its own answer (if ready) and answers for waiting members.
 #[derive(Debug, Default)]
-pub(crate) struct Outcome<T> {
+pub struct Outcome<T> {
     /// `None`: the caller's answer comes later as a [`Delivery`] for its member id.
-    pub(crate) reply: Option<T>,
-    pub(crate) deliveries: Vec<Delivery>,
+    pub reply: Option<T>,
+    pub deliveries: Vec<Delivery>,
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct Member {
-    pub(crate) id: String,
-    pub(crate) group_instance_id: Option<String>,
-    pub(crate) client_id: String,
-    pub(crate) client_host: String,
+pub struct Member {
+    pub id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
     session_timeout_ms: u64,
     rebalance_timeout_ms: u64,
     protocols: Vec<(String, Bytes)>,
-    pub(crate) assignment: Bytes,
+    pub assignment: Bytes,
     last_heard_ms: u64,
     /// Order of first joining: the longest-standing member leads.
     joined_order: u64,
@@ -173,7 +162,7 @@ pub(crate) struct Member {
 
 impl Member {
     /// The member's metadata for `protocol`.
-    pub(crate) fn metadata(&self, protocol: &str) -> Bytes {
+    pub fn metadata(&self, protocol: &str) -> Bytes {
         self.protocols
             .iter()
             .find(|(n, _)| n == protocol)
@@ -184,15 +173,15 @@ impl Member {
 
 /// One consumer group.
 #[derive(Debug)]
-pub(crate) struct Group {
-    pub(crate) id: String,
+pub struct Group {
+    pub id: String,
     config: GroupConfig,
-    pub(crate) state: GroupState,
-    pub(crate) generation: i32,
-    pub(crate) protocol_type: Option<String>,
-    pub(crate) protocol: Option<String>,
-    pub(crate) leader: Option<String>,
-    pub(crate) members: BTreeMap<String, Member>,
+    pub state: GroupState,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub members: BTreeMap<String, Member>,
     /// Ids handed out with MEMBER_ID_REQUIRED, not yet joined, with when they expire.
     pending_members: BTreeMap<String, u64>,
     /// Static members (KIP-345): `group.instance.id` to the member id that holds it.
@@ -204,7 +193,7 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    pub(crate) fn new(id: String, config: GroupConfig) -> Self {
+    pub fn new(id: String, config: GroupConfig) -> Self {
         Self {
             id,
             config,
@@ -227,11 +216,7 @@ impl Group {
     }
 
     /// JoinGroup; returns the member id the caller joins under and the outcome.
-    pub(crate) fn join(
-        &mut self,
-        now: u64,
-        mut request: JoinRequest,
-    ) -> (String, Outcome<JoinResponse>) {
+    pub fn join(&mut self, now: u64, mut request: JoinRequest) -> (String, Outcome<JoinResponse>) {
         let requested = request.member_id.clone();
         let error = |code| {
             (
@@ -245,10 +230,10 @@ impl Group {
         if request.session_timeout_ms < self.config.min_session_timeout_ms
             || request.session_timeout_ms > self.config.max_session_timeout_ms
         {
-            return error(codes::INVALID_SESSION_TIMEOUT);
+            return error(ResponseError::InvalidSessionTimeout);
         }
         if request.protocol_type.is_empty() || request.protocols.is_empty() {
-            return error(codes::INCONSISTENT_GROUP_PROTOCOL);
+            return error(ResponseError::InconsistentGroupProtocol);
         }
         if self.state != GroupState::Empty || !self.members.is_empty() {
             let same_type = self.protocol_type.as_deref() == Some(request.protocol_type.as_str());
@@ -259,7 +244,7 @@ impl Group {
                     .all(|m| m.protocols.iter().any(|(n, _)| n == name))
             });
             if !same_type || !shared {
-                return error(codes::INCONSISTENT_GROUP_PROTOCOL);
+                return error(ResponseError::InconsistentGroupProtocol);
             }
         }
         if let Some(instance) = request.group_instance_id.clone() {
@@ -268,7 +253,7 @@ impl Group {
                     return self.replace_static_member(now, holder, request);
                 }
                 Some(holder) if holder != request.member_id => {
-                    return error(codes::FENCED_INSTANCE_ID)
+                    return error(ResponseError::FencedInstanceId)
                 }
                 Some(_) => {}
                 None if request.member_id.is_empty() => {
@@ -284,13 +269,13 @@ impl Group {
         let mut member_id = request.member_id.clone();
         if member_id.is_empty() {
             if self.members.len() >= self.config.max_size {
-                return error(codes::GROUP_MAX_SIZE_REACHED);
+                return error(ResponseError::GroupMaxSizeReached);
             }
             member_id = Self::new_member_id(&request.client_id);
             if request.require_known_member_id {
                 self.pending_members
                     .insert(member_id.clone(), now + request.session_timeout_ms);
-                let reply = JoinResponse::error(codes::MEMBER_ID_REQUIRED, &member_id);
+                let reply = JoinResponse::error(ResponseError::MemberIdRequired, &member_id);
                 return (
                     member_id,
                     Outcome {
@@ -302,7 +287,7 @@ impl Group {
         } else if !self.members.contains_key(&member_id)
             && self.pending_members.remove(&member_id).is_none()
         {
-            return error(codes::UNKNOWN_MEMBER_ID);
+            return error(ResponseError::UnknownMemberId);
         }
         let known = self.members.get(&member_id).cloned();
         let joined_order = match &known {
@@ -388,13 +373,13 @@ impl Group {
         if old.awaiting_join {
             deliveries.push(Delivery::Join(
                 old_id.clone(),
-                JoinResponse::error(codes::FENCED_INSTANCE_ID, &old_id),
+                JoinResponse::error(ResponseError::FencedInstanceId, &old_id),
             ));
         }
         if old.awaiting_sync {
             deliveries.push(Delivery::Sync(
                 old_id.clone(),
-                SyncResponse::error_for(codes::FENCED_INSTANCE_ID),
+                SyncResponse::error_for(ResponseError::FencedInstanceId),
             ));
         }
         let unchanged = old.protocols == request.protocols;
@@ -448,14 +433,14 @@ impl Group {
     }
 
     /// Whether `instance` is held by a member other than `member_id` (a fenced static member).
-    pub(crate) fn fenced(&self, member_id: &str, instance: Option<&str>) -> bool {
+    pub fn fenced(&self, member_id: &str, instance: Option<&str>) -> bool {
         instance
             .and_then(|i| self.instances.get(i))
             .is_some_and(|holder| holder != member_id)
     }
 
     /// The member id holding a static instance id.
-    pub(crate) fn member_for_instance(&self, instance: &str) -> Option<String> {
+    pub fn member_for_instance(&self, instance: &str) -> Option<String> {
         self.instances.get(instance).cloned()
     }
 
@@ -481,7 +466,7 @@ impl Group {
                 m.awaiting_sync = false;
                 deliveries.push(Delivery::Sync(
                     m.id.clone(),
-                    SyncResponse::error_for(codes::REBALANCE_IN_PROGRESS),
+                    SyncResponse::error_for(ResponseError::RebalanceInProgress),
                 ));
             }
         }
@@ -498,8 +483,8 @@ impl Group {
         deliveries
     }
 
-    fn sync_error(&self, code: i16) -> SyncResponse {
-        SyncResponse::error_for(code)
+    fn sync_error(&self, error: ResponseError) -> SyncResponse {
+        SyncResponse::error_for(error)
     }
 
     /// Completes the join phase when every member rejoined (after the initial delay for a
@@ -588,7 +573,7 @@ impl Group {
     fn join_response(&self, member_id: &str, with_members: bool) -> JoinResponse {
         let protocol = self.protocol.clone().unwrap_or_default();
         JoinResponse {
-            error_code: codes::NONE,
+            error: None,
             generation_id: self.generation,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),
@@ -612,7 +597,7 @@ impl Group {
     }
 
     /// SyncGroup: the leader's assignments complete the rebalance.
-    pub(crate) fn sync(
+    pub fn sync(
         &mut self,
         now: u64,
         member_id: &str,
@@ -624,15 +609,17 @@ impl Group {
             deliveries: vec![],
         };
         let Some(member) = self.members.get_mut(member_id) else {
-            return reply(self.sync_error(codes::UNKNOWN_MEMBER_ID));
+            return reply(self.sync_error(ResponseError::UnknownMemberId));
         };
         member.last_heard_ms = now;
         if generation != self.generation {
-            return reply(self.sync_error(codes::ILLEGAL_GENERATION));
+            return reply(self.sync_error(ResponseError::IllegalGeneration));
         }
         match self.state {
-            GroupState::Empty => reply(self.sync_error(codes::UNKNOWN_MEMBER_ID)),
-            GroupState::PreparingRebalance => reply(self.sync_error(codes::REBALANCE_IN_PROGRESS)),
+            GroupState::Empty => reply(self.sync_error(ResponseError::UnknownMemberId)),
+            GroupState::PreparingRebalance => {
+                reply(self.sync_error(ResponseError::RebalanceInProgress))
+            }
             GroupState::Stable => reply(self.sync_ok(member_id)),
             GroupState::CompletingRebalance => {
                 if let Some(m) = self.members.get_mut(member_id) {
@@ -674,7 +661,7 @@ impl Group {
 
     fn sync_ok(&self, member_id: &str) -> SyncResponse {
         SyncResponse {
-            error_code: codes::NONE,
+            error: None,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),
             assignment: self
@@ -686,57 +673,67 @@ impl Group {
     }
 
     /// Heartbeat: keeps the member alive and tells it when to rejoin.
-    pub(crate) fn heartbeat(&mut self, now: u64, member_id: &str, generation: i32) -> i16 {
+    pub fn heartbeat(
+        &mut self,
+        now: u64,
+        member_id: &str,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
         let Some(member) = self.members.get_mut(member_id) else {
-            return codes::UNKNOWN_MEMBER_ID;
+            return Err(ResponseError::UnknownMemberId);
         };
         member.last_heard_ms = now;
         match self.state {
-            GroupState::Empty => codes::UNKNOWN_MEMBER_ID,
-            GroupState::PreparingRebalance => codes::REBALANCE_IN_PROGRESS,
-            _ if generation != self.generation => codes::ILLEGAL_GENERATION,
-            _ => codes::NONE,
+            GroupState::Empty => Err(ResponseError::UnknownMemberId),
+            GroupState::PreparingRebalance => Err(ResponseError::RebalanceInProgress),
+            _ if generation != self.generation => Err(ResponseError::IllegalGeneration),
+            _ => Ok(()),
         }
     }
 
-    /// Whether `member_id` of `generation` may commit offsets now (0) or why not.
-    pub(crate) fn check_commit(&mut self, now: u64, member_id: &str, generation: i32) -> i16 {
+    /// Whether `member_id` of `generation` may commit offsets now (`Ok`) or why not.
+    pub fn check_commit(
+        &mut self,
+        now: u64,
+        member_id: &str,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
         if generation < 0 && member_id.is_empty() {
             // A commit from outside the group protocol (assign()-based consumers, tools).
             return if self.members.is_empty() {
-                codes::NONE
+                Ok(())
             } else {
-                codes::ILLEGAL_GENERATION
+                Err(ResponseError::IllegalGeneration)
             };
         }
         let Some(member) = self.members.get_mut(member_id) else {
-            return codes::UNKNOWN_MEMBER_ID;
+            return Err(ResponseError::UnknownMemberId);
         };
         member.last_heard_ms = now;
         if generation != self.generation {
-            return codes::ILLEGAL_GENERATION;
+            return Err(ResponseError::IllegalGeneration);
         }
         match self.state {
             GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
-                codes::REBALANCE_IN_PROGRESS
+                Err(ResponseError::RebalanceInProgress)
             }
-            _ => codes::NONE,
+            _ => Ok(()),
         }
     }
 
     /// LeaveGroup for one member; the others rebalance.
-    pub(crate) fn leave(&mut self, now: u64, member_id: &str) -> Outcome<i16> {
+    pub fn leave(&mut self, now: u64, member_id: &str) -> Outcome<Result<(), ResponseError>> {
         if self.members.remove(member_id).is_none()
             && self.pending_members.remove(member_id).is_none()
         {
             return Outcome {
-                reply: Some(codes::UNKNOWN_MEMBER_ID),
+                reply: Some(Err(ResponseError::UnknownMemberId)),
                 deliveries: vec![],
             };
         }
         let deliveries = self.members_changed(now);
         Outcome {
-            reply: Some(codes::NONE),
+            reply: Some(Ok(())),
             deliveries,
         }
     }
@@ -766,7 +763,7 @@ impl Group {
     }
 
     /// Expires members whose session lapsed and completes joins whose time has come.
-    pub(crate) fn tick(&mut self, now: u64) -> Vec<Delivery> {
+    pub fn tick(&mut self, now: u64) -> Vec<Delivery> {
         self.pending_members.retain(|_, deadline| *deadline > now);
         self.forget_departed_instances();
         let preparing = self.state == GroupState::PreparingRebalance;
@@ -792,7 +789,7 @@ impl Group {
     }
 
     /// The group as GroupMetadataValue stores it.
-    pub(crate) fn stored(&self, now_ms: i64) -> super::records::StoredGroup {
+    pub fn stored(&self, now_ms: i64) -> super::records::StoredGroup {
         let protocol = self.protocol.clone().unwrap_or_default();
         super::records::StoredGroup {
             protocol_type: self.protocol_type.clone().unwrap_or_default(),
@@ -839,219 +836,4 @@ fn take_sync(deliveries: &mut Vec<Delivery>, member_id: &str) -> Option<SyncResp
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config() -> GroupConfig {
-        GroupConfig {
-            initial_rebalance_delay_ms: 100,
-            ..GroupConfig::default()
-        }
-    }
-
-    fn join_request(member: &str) -> JoinRequest {
-        JoinRequest {
-            member_id: member.to_owned(),
-            group_instance_id: None,
-            client_id: "c".into(),
-            client_host: "/127.0.0.1".into(),
-            session_timeout_ms: 10_000,
-            rebalance_timeout_ms: 30_000,
-            protocol_type: "consumer".into(),
-            protocols: vec![
-                ("range".into(), Bytes::from_static(b"r")),
-                ("roundrobin".into(), Bytes::from_static(b"rr")),
-            ],
-            require_known_member_id: true,
-        }
-    }
-
-    /// Joins with the KIP-394 round trip; returns the member id and the join outcome.
-    fn join(group: &mut Group, now: u64) -> (String, Outcome<JoinResponse>) {
-        let (id, first) = group.join(now, join_request(""));
-        assert_eq!(first.reply.unwrap().error_code, codes::MEMBER_ID_REQUIRED);
-        group.join(now, join_request(&id))
-    }
-
-    #[test]
-    fn first_members_wait_for_the_initial_delay_then_all_get_the_generation() {
-        let mut group = Group::new("g".into(), config());
-        let (a, outcome) = join(&mut group, 0);
-        assert!(
-            outcome.reply.is_none(),
-            "the first join waits for the initial delay"
-        );
-        let (b, outcome) = join(&mut group, 50);
-        assert!(outcome.reply.is_none());
-        assert!(
-            group.tick(100).is_empty(),
-            "the delay restarted when b joined"
-        );
-        let deliveries = group.tick(150);
-        assert_eq!(deliveries.len(), 2);
-        for d in &deliveries {
-            let Delivery::Join(id, r) = d else {
-                panic!("{d:?}")
-            };
-            assert_eq!(r.generation_id, 1);
-            assert_eq!(r.protocol_name.as_deref(), Some("range"));
-            assert_eq!(r.leader, a);
-            assert_eq!(
-                r.members.len(),
-                if *id == a { 2 } else { 0 },
-                "only the leader sees the members"
-            );
-        }
-        assert_eq!(group.state, GroupState::CompletingRebalance);
-        // The follower's sync waits for the leader's.
-        assert!(group.sync(160, &b, 1, vec![]).reply.is_none());
-        let leader = group.sync(
-            170,
-            &a,
-            1,
-            vec![
-                (a.clone(), Bytes::from_static(b"A")),
-                (b.clone(), Bytes::from_static(b"B")),
-            ],
-        );
-        assert_eq!(leader.reply.unwrap().assignment, Bytes::from_static(b"A"));
-        assert_eq!(
-            leader.deliveries,
-            vec![Delivery::Sync(
-                b.clone(),
-                SyncResponse {
-                    error_code: 0,
-                    protocol_type: Some("consumer".into()),
-                    protocol_name: Some("range".into()),
-                    assignment: Bytes::from_static(b"B"),
-                }
-            )]
-        );
-        assert_eq!(group.state, GroupState::Stable);
-        assert_eq!(group.heartbeat(200, &b, 1), codes::NONE);
-    }
-
-    #[test]
-    fn an_expired_member_triggers_a_rebalance_of_the_rest() {
-        let mut group = Group::new("g".into(), config());
-        let (a, _) = join(&mut group, 0);
-        let (b, _) = join(&mut group, 0);
-        group.tick(100);
-        group.sync(100, &a, 1, vec![]);
-        group.sync(100, &b, 1, vec![]);
-        assert_eq!(group.state, GroupState::Stable);
-        // Only a keeps heartbeating; b's 10 s session lapses.
-        for t in (1_000..=10_000).step_by(1_000) {
-            assert_eq!(group.heartbeat(t, &a, 1), codes::NONE);
-        }
-        assert!(group.tick(10_200).is_empty());
-        assert_eq!(group.state, GroupState::PreparingRebalance);
-        assert!(!group.members.contains_key(&b));
-        assert_eq!(group.heartbeat(10_300, &a, 1), codes::REBALANCE_IN_PROGRESS);
-        let (_, rejoin) = group.join(10_400, join_request(&a));
-        let r = rejoin
-            .reply
-            .expect("the only member's rejoin completes the rebalance");
-        assert_eq!((r.generation_id, r.members.len()), (2, 1));
-    }
-
-    #[test]
-    fn leaving_member_and_protocol_checks() {
-        let mut group = Group::new("g".into(), config());
-        let (a, _) = join(&mut group, 0);
-        group.tick(200);
-        let mut other = join_request("");
-        other.protocol_type = "connect".into();
-        assert_eq!(
-            group.join(300, other).1.reply.unwrap().error_code,
-            codes::INCONSISTENT_GROUP_PROTOCOL
-        );
-        assert_eq!(
-            group
-                .join(300, join_request("nobody"))
-                .1
-                .reply
-                .unwrap()
-                .error_code,
-            codes::UNKNOWN_MEMBER_ID
-        );
-        let mut short = join_request("");
-        short.session_timeout_ms = 10;
-        assert_eq!(
-            group.join(300, short).1.reply.unwrap().error_code,
-            codes::INVALID_SESSION_TIMEOUT
-        );
-        assert_eq!(group.leave(400, &a).reply, Some(codes::NONE));
-        assert_eq!(group.state, GroupState::Empty);
-        assert_eq!(group.leave(400, &a).reply, Some(codes::UNKNOWN_MEMBER_ID));
-    }
-
-    #[test]
-    fn commits_are_checked_against_generation_and_membership() {
-        let mut group = Group::new("g".into(), config());
-        assert_eq!(
-            group.check_commit(0, "", -1),
-            codes::NONE,
-            "standalone commits to an empty group"
-        );
-        let (a, _) = join(&mut group, 0);
-        group.tick(200);
-        assert_eq!(group.check_commit(210, &a, 1), codes::REBALANCE_IN_PROGRESS);
-        group.sync(220, &a, 1, vec![]);
-        assert_eq!(group.check_commit(230, &a, 1), codes::NONE);
-        assert_eq!(group.check_commit(230, &a, 0), codes::ILLEGAL_GENERATION);
-        assert_eq!(group.check_commit(230, "x", 1), codes::UNKNOWN_MEMBER_ID);
-    }
-
-    #[test]
-    fn a_restarted_static_member_takes_its_place_back_without_a_rebalance() {
-        let mut group = Group::new("g".into(), config());
-        let static_join = |instance: &str| JoinRequest {
-            group_instance_id: Some(instance.into()),
-            ..join_request("")
-        };
-        let (a, first) = group.join(0, static_join("a"));
-        assert!(
-            first.reply.is_none(),
-            "a static member joins without the member-id round trip"
-        );
-        let (b, _) = group.join(0, static_join("b"));
-        group.tick(200);
-        group.sync(
-            210,
-            &a,
-            1,
-            vec![
-                (a.clone(), Bytes::from_static(b"A")),
-                (b.clone(), Bytes::from_static(b"B")),
-            ],
-        );
-        group.sync(210, &b, 1, vec![]);
-        assert_eq!(group.state, GroupState::Stable);
-
-        let (a2, rejoin) = group.join(300, static_join("a"));
-        assert_ne!(a2, a);
-        let reply = rejoin.reply.expect("answered at once");
-        assert_eq!(
-            (reply.error_code, reply.generation_id),
-            (codes::NONE, 1),
-            "same generation: no rebalance"
-        );
-        assert!(rejoin.deliveries.is_empty(), "b is not disturbed");
-        assert_eq!(group.state, GroupState::Stable);
-        assert_eq!(
-            group.sync(310, &a2, 1, vec![]).reply.unwrap().assignment,
-            Bytes::from_static(b"A")
-        );
-        assert!(group.fenced(&a, Some("a")), "the old incarnation is fenced");
-        assert_eq!(group.heartbeat(320, &b, 1), codes::NONE);
-        let stale = JoinRequest {
-            member_id: a.clone(),
-            ..static_join("a")
-        };
-        assert_eq!(
-            group.join(330, stale).1.reply.unwrap().error_code,
-            codes::FENCED_INSTANCE_ID
-        );
-    }
-}
+mod tests;
