@@ -2,11 +2,14 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use kafka_protocol::error::ResponseError;
 use parking_lot::Mutex;
 
-use super::classic::GroupConfig;
+use super::classic::{self, GroupConfig};
 use super::consumer::ConsumerGroupConfig;
+use super::groups::Groups;
 use super::records::{self, CommittedOffset};
 use super::GroupCoordinator;
 use crate::error::{CoordinatorError, LogError};
@@ -203,4 +206,66 @@ async fn failed_writes_map_to_coordinator_errors() {
         group.committed().is_empty(),
         "nothing unreplicated is applied"
     );
+}
+
+// The in-memory state alone.
+
+fn committed_at(offset: i64, commit_timestamp: i64) -> CommittedOffset {
+    CommittedOffset {
+        offset,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_timestamp,
+    }
+}
+
+#[test]
+fn offsets_expire_after_retention_and_are_forgotten() {
+    let coordinator = Groups::new(GroupConfig::default(), ConsumerGroupConfig::default());
+    coordinator.apply_offsets(
+        "g",
+        vec![
+            (("t".into(), 0), committed_at(5, 1_000)),
+            (("t".into(), 1), committed_at(7, 50_000)),
+        ],
+    );
+    assert!(
+        coordinator.expired_offsets(10_000, 60_000).is_empty(),
+        "nothing is older than the retention"
+    );
+    let expired = coordinator.expired_offsets(70_000, 60_000);
+    assert_eq!(expired, vec![("g".to_owned(), vec![("t".to_owned(), 0)])]);
+    coordinator.remove_offsets("g", &expired[0].1);
+    assert_eq!(coordinator.committed("g").len(), 1);
+    coordinator.remove_offsets("g", &[("t".to_owned(), 1)]);
+    assert!(
+        coordinator.list().is_empty(),
+        "a group with no offsets and no members is gone"
+    );
+}
+
+#[tokio::test]
+async fn a_group_with_members_keeps_its_offsets() {
+    let coordinator = Groups::new(
+        GroupConfig {
+            initial_rebalance_delay_ms: 0,
+            ..GroupConfig::default()
+        },
+        ConsumerGroupConfig::default(),
+    );
+    let join = classic::JoinRequest {
+        member_id: String::new(),
+        group_instance_id: Some("i".into()),
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 10_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), Bytes::new())],
+        require_known_member_id: true,
+    };
+    let joined = coordinator.join("g", join).await;
+    assert_eq!(joined.error, None);
+    coordinator.apply_offsets("g", vec![(("t".into(), 0), committed_at(5, 0))]);
+    assert!(coordinator.expired_offsets(i64::MAX / 2, 1).is_empty());
 }
