@@ -2,6 +2,7 @@
 //! do: they own exactly the last assignment they were given and report it in every heartbeat.
 
 use super::*;
+use kafka_protocol::error::ResponseError;
 
 const T: Uuid = Uuid::from_u128(1);
 
