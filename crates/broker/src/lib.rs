@@ -9,7 +9,6 @@
 mod api;
 mod broker;
 pub mod config;
-mod group;
 pub mod metrics;
 mod partition;
 mod replication;

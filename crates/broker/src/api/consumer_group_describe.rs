@@ -10,7 +10,7 @@ use kafka_protocol::messages::{
 };
 
 use super::{owned, str_bytes, Ctx};
-use crate::group::consumer::{self, ConsumerGroup};
+use coordinator::group::consumer::{self, ConsumerGroup};
 
 /// `authorized_operations` when they were not asked for.
 const OPERATIONS_NOT_ASKED: i32 = i32::MIN;
@@ -81,17 +81,19 @@ pub(super) fn handle(
         .iter()
         .map(|id| {
             let name = owned(&id.0);
-            if let Some(code) = ctx.broker.coordinator_error(&name) {
-                return DescribedGroup::default()
-                    .with_group_id(id.clone())
-                    .with_error_code(code)
-                    .with_authorized_operations(OPERATIONS_NOT_ASKED);
-            }
-            let groups = &ctx.broker.groups;
-            let described = groups
-                .with_consumer_group(&name, |g| describe(g, ctx.version))
+            let handle = match ctx.broker.groups.group(&name) {
+                Ok(handle) => handle,
+                Err(e) => {
+                    return DescribedGroup::default()
+                        .with_group_id(id.clone())
+                        .with_error_code(e.code())
+                        .with_authorized_operations(OPERATIONS_NOT_ASKED)
+                }
+            };
+            let described = handle
+                .with_consumer(|g| describe(g, ctx.version))
                 .unwrap_or_else(|| {
-                    let message = if groups.with_group(&name, |_| ()).is_some() {
+                    let message = if handle.with_classic(|_| ()).is_some() {
                         format!("Group {name} is not a consumer group.")
                     } else {
                         format!("Group {name} not found.")

@@ -6,13 +6,9 @@
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 
-use bytes::Bytes;
-use kafka_protocol::error::ResponseError;
-
 use super::{owned, str_bytes, Ctx};
 use crate::broker::now_ms;
-use crate::group::consumer::{Heartbeat, TopicInfo, Topics};
-use crate::group::records;
+use coordinator::group::consumer::{Heartbeat, TopicInfo, Topics};
 
 /// The metadata image as the group sees it: internal topics are never subscribed to.
 struct Image(std::sync::Arc<controller::MetadataImage>);
@@ -42,11 +38,14 @@ pub(super) async fn handle(
     request: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
     let group_id = owned(&request.group_id.0);
-    if let Some(code) = ctx.broker.coordinator_error(&group_id) {
-        return ConsumerGroupHeartbeatResponse::default()
-            .with_error_code(code)
-            .with_member_epoch(-1);
-    }
+    let group = match ctx.broker.groups.group(&group_id) {
+        Ok(group) => group,
+        Err(e) => {
+            return ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(e.code())
+                .with_member_epoch(-1)
+        }
+    };
     let heartbeat = Heartbeat {
         member_id: owned(&request.member_id),
         member_epoch: request.member_epoch,
@@ -69,32 +68,10 @@ pub(super) async fn handle(
     };
     let topics = Image(ctx.broker.image());
     let member_id = heartbeat.member_id.clone();
-    let now = now_ms();
-    // Resolved first: creating `__consumer_offsets` must not happen under the group lock.
-    let partition = ctx.broker.offsets_partition(&group_id);
-    // Records are queued under the group lock, in the order the group made them, and
-    // awaited after it: the answer waits for them to be written.
-    let queued = parking_lot::Mutex::new(Vec::new());
-    let write = |records: &[(Bytes, Option<Bytes>)]| match &partition {
-        Ok(p) => {
-            queued
-                .lock()
-                .push(p.append(records::batch(records, now), -1));
-            Ok(())
-        }
-        Err(_) => Err(ResponseError::CoordinatorNotAvailable.code()),
-    };
-    let mut outcome =
-        ctx.broker
-            .groups
-            .consumer_heartbeat(&group_id, ctx.version, heartbeat, &topics, &write);
-    for written in futures::future::join_all(queued.into_inner()).await {
-        if let Err(error) = written {
-            tracing::warn!(group = %group_id, %error, "writing consumer group records failed");
-            outcome = Err((error.kafka_error().code(), error.to_string()));
-        }
-    }
-    match outcome {
+    match group
+        .consumer_heartbeat(ctx.version, heartbeat, &topics, now_ms())
+        .await
+    {
         Ok(reply) => {
             let assignment = reply.assignment.map(|a| {
                 Assignment::default().with_topic_partitions(
@@ -113,10 +90,10 @@ pub(super) async fn handle(
                 .with_heartbeat_interval_ms(reply.heartbeat_interval_ms)
                 .with_assignment(assignment)
         }
-        Err((code, message)) => {
-            tracing::debug!(group = %group_id, member = %member_id, code, %message, "consumer group heartbeat refused");
+        Err((error, message)) => {
+            tracing::debug!(group = %group_id, member = %member_id, ?error, %message, "consumer group heartbeat refused");
             ConsumerGroupHeartbeatResponse::default()
-                .with_error_code(code)
+                .with_error_code(error.code())
                 .with_error_message(Some(str_bytes(message)))
                 .with_member_id((!member_id.is_empty()).then(|| str_bytes(member_id)))
                 .with_member_epoch(-1)

@@ -10,7 +10,7 @@ use super::{owned, str_bytes, Ctx};
 use crate::Broker;
 
 async fn grow(
-    broker: &Broker,
+    broker: &std::sync::Arc<Broker>,
     name: &str,
     count: i32,
     explicit: Option<Vec<Vec<i32>>>,

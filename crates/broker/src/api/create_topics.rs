@@ -76,7 +76,7 @@ impl From<controller::ControllerError> for Rejected {
 
 /// Creates (or with `validate_only`, checks) a topic; returns its id and partition count.
 pub(super) async fn create(
-    broker: &Broker,
+    broker: &std::sync::Arc<Broker>,
     topic: NewTopic,
     validate_only: bool,
 ) -> Result<(Uuid, i32, i16), Rejected> {

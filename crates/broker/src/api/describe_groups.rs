@@ -7,15 +7,16 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
 use super::{owned, str_bytes, Ctx};
-use crate::group::state::GroupState;
+use coordinator::group::classic::GroupState;
+use coordinator::GroupHandle;
 
 /// A group id with no classic group in memory: one with only committed offsets is an Empty
 /// classic group; a consumer-protocol group is Dead before v6 and GROUP_ID_NOT_FOUND ("not a
 /// classic group") from v6; an unknown id is Dead before v6 and GROUP_ID_NOT_FOUND from v6.
-fn not_classic(ctx: &Ctx<'_>, group: &str) -> DescribedGroup {
-    let groups = &ctx.broker.groups;
-    let consumer_group = groups.with_consumer_group(group, |_| ()).is_some();
-    if !consumer_group && !groups.committed(group).is_empty() {
+fn not_classic(ctx: &Ctx<'_>, handle: &GroupHandle<'_>) -> DescribedGroup {
+    let group = handle.id();
+    let consumer_group = handle.with_consumer(|_| ()).is_some();
+    if !consumer_group && !handle.committed().is_empty() {
         return DescribedGroup::default().with_group_state(str_bytes(GroupState::Empty.name()));
     }
     let dead = DescribedGroup::default().with_group_state(str_bytes("Dead"));
@@ -36,12 +37,16 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: DescribeGroupsRequest) -> DescribeG
         .groups
         .iter()
         .map(|id| {
-            if let Some(code) = ctx.broker.coordinator_error(id.0.as_str()) {
-                return DescribedGroup::default()
-                    .with_group_id(id.clone())
-                    .with_error_code(code);
-            }
-            let described = ctx.broker.groups.with_group(&owned(&id.0), |g| {
+            let group_id = owned(&id.0);
+            let handle = match ctx.broker.groups.group(&group_id) {
+                Ok(handle) => handle,
+                Err(e) => {
+                    return DescribedGroup::default()
+                        .with_group_id(id.clone())
+                        .with_error_code(e.code())
+                }
+            };
+            let described = handle.with_classic(|g| {
                 let protocol = g.protocol.clone().unwrap_or_default();
                 let members = g
                     .members
@@ -66,7 +71,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: DescribeGroupsRequest) -> DescribeG
                     .with_protocol_data(str_bytes(protocol))
                     .with_members(members)
             });
-            let described = described.unwrap_or_else(|| not_classic(ctx, &owned(&id.0)));
+            let described = described.unwrap_or_else(|| not_classic(ctx, &handle));
             described.with_group_id(id.clone())
         })
         .collect();

@@ -5,20 +5,24 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
 use super::{owned, str_bytes, Ctx};
 use crate::broker::now_ms;
-use crate::group::state::{codes, JoinRequest};
+use coordinator::group::classic::JoinRequest;
+use kafka_protocol::error::ResponseError;
 
 pub(super) async fn handle(ctx: &Ctx<'_>, request: JoinGroupRequest) -> JoinGroupResponse {
     let group_id = owned(&request.group_id.0);
     if group_id.is_empty() {
         return JoinGroupResponse::default()
-            .with_error_code(codes::INVALID_GROUP_ID)
+            .with_error_code(ResponseError::InvalidGroupId.code())
             .with_generation_id(-1);
     }
-    if let Some(code) = ctx.broker.coordinator_error(&group_id) {
-        return JoinGroupResponse::default()
-            .with_error_code(code)
-            .with_generation_id(-1);
-    }
+    let group = match ctx.broker.groups.group(&group_id) {
+        Ok(group) => group,
+        Err(e) => {
+            return JoinGroupResponse::default()
+                .with_error_code(e.code())
+                .with_generation_id(-1)
+        }
+    };
     let session = request.session_timeout_ms.max(0) as u64;
     let rebalance = if ctx.version >= 1 {
         request.rebalance_timeout_ms.max(0) as u64
@@ -41,18 +45,14 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: JoinGroupRequest) -> JoinGrou
         require_known_member_id: ctx.version >= 4,
     };
     // An empty consumer-protocol group of this id gives way; its records go first.
-    let tombstones = ctx.broker.groups.consumer_tombstones(&group_id);
-    if !tombstones.is_empty() {
-        let written =
-            super::offset_commit::write_offsets_records(ctx, &group_id, &tombstones, now_ms())
-                .await;
-        if let Err(code) = written {
+    let response = match group.join(join, now_ms()).await {
+        Ok(response) => response,
+        Err(e) => {
             return JoinGroupResponse::default()
-                .with_error_code(code)
-                .with_generation_id(-1);
+                .with_error_code(e.code())
+                .with_generation_id(-1)
         }
-    }
-    let response = ctx.broker.groups.join(&group_id, join).await;
+    };
     let members = response
         .members
         .into_iter()
@@ -68,7 +68,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: JoinGroupRequest) -> JoinGrou
         })
         .collect();
     let mut out = JoinGroupResponse::default()
-        .with_error_code(response.error_code)
+        .with_error_code(response.error.map_or(0, |e| e.code()))
         .with_generation_id(response.generation_id)
         .with_protocol_name(response.protocol_name.map(str_bytes))
         .with_leader(str_bytes(response.leader))

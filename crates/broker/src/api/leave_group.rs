@@ -1,5 +1,6 @@
 //! LeaveGroup (key 13): members leave; the rest rebalance.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
@@ -7,29 +8,25 @@ use super::{owned, Ctx};
 
 pub(super) fn handle(ctx: &Ctx<'_>, request: LeaveGroupRequest) -> LeaveGroupResponse {
     let group_id = owned(&request.group_id.0);
-    if let Some(code) = ctx.broker.coordinator_error(&group_id) {
-        return LeaveGroupResponse::default().with_error_code(code);
-    }
+    let group = match ctx.broker.groups.group(&group_id) {
+        Ok(group) => group,
+        Err(e) => return LeaveGroupResponse::default().with_error_code(e.code()),
+    };
+    let code = |left: Result<(), ResponseError>| left.err().map_or(0, |e| e.code());
     if ctx.version < 3 {
-        let code = ctx
-            .broker
-            .groups
-            .leave(&group_id, &owned(&request.member_id), None);
-        return LeaveGroupResponse::default().with_error_code(code);
+        let left = group.leave(&owned(&request.member_id), None);
+        return LeaveGroupResponse::default().with_error_code(code(left));
     }
     let members = request
         .members
         .iter()
         .map(|m| {
             let instance = m.group_instance_id.as_ref().map(|i| i.as_str());
-            let code = ctx
-                .broker
-                .groups
-                .leave(&group_id, &owned(&m.member_id), instance);
+            let left = group.leave(&owned(&m.member_id), instance);
             MemberResponse::default()
                 .with_member_id(m.member_id.clone())
                 .with_group_instance_id(m.group_instance_id.clone())
-                .with_error_code(code)
+                .with_error_code(code(left))
         })
         .collect();
     LeaveGroupResponse::default().with_members(members)

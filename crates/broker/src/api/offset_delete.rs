@@ -1,7 +1,6 @@
 //! OffsetDelete (key 47): removes a group's committed offsets for partitions of topics its
 //! members are not subscribed to.
 
-use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
@@ -10,19 +9,18 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use super::{owned, Ctx};
 use crate::broker::now_ms;
-use crate::group::records;
 
 pub(super) async fn handle(ctx: &Ctx<'_>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let group = owned(&request.group_id.0);
-    if let Some(code) = ctx.broker.coordinator_error(&group) {
-        return OffsetDeleteResponse::default().with_error_code(code);
-    }
-    let Some(subscribed) = ctx.broker.groups.subscribed_topics(&group) else {
+    let handle = match ctx.broker.groups.group(&group) {
+        Ok(handle) => handle,
+        Err(e) => return OffsetDeleteResponse::default().with_error_code(e.code()),
+    };
+    let Some(subscribed) = handle.subscribed_topics() else {
         return OffsetDeleteResponse::default()
             .with_error_code(ResponseError::GroupIdNotFound.code());
     };
     let mut deleted = Vec::new();
-    let mut entries: Vec<(Bytes, Option<Bytes>)> = Vec::new();
     let mut topics: Vec<(OffsetDeleteResponseTopic, Vec<(i32, i16)>)> = Vec::new();
     for topic in &request.topics {
         let name = owned(&topic.name.0);
@@ -35,7 +33,6 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: OffsetDeleteRequest) -> Offse
                     ResponseError::GroupSubscribedToTopic.code(),
                 ));
             } else {
-                entries.push((records::offset_key(&group, &name, p.partition_index), None));
                 deleted.push((name.clone(), p.partition_index));
                 partitions.push((p.partition_index, 0));
             }
@@ -46,10 +43,9 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: OffsetDeleteRequest) -> Offse
         ));
     }
     let mut top_error = 0;
-    if !entries.is_empty() {
-        match super::offset_commit::write_offsets_records(ctx, &group, &entries, now_ms()).await {
-            Ok(()) => ctx.broker.groups.remove_offsets(&group, &deleted),
-            Err(code) => top_error = code,
+    if !deleted.is_empty() {
+        if let Err(e) = handle.delete_offsets(&deleted, now_ms()).await {
+            top_error = e.code();
         }
     }
     let topics = topics

@@ -10,13 +10,14 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
 
 use super::{owned, str_bytes, Ctx};
-use crate::group::records::CommittedOffset;
+use coordinator::group::records::CommittedOffset;
+use coordinator::GroupHandle;
 
 /// (offset, leader epoch, metadata) per partition, by topic; -1 where nothing is committed.
 type Answer = BTreeMap<String, Vec<(i32, i64, i32, String)>>;
 
-fn lookup(ctx: &Ctx<'_>, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> Answer {
-    let committed = ctx.broker.groups.committed(group);
+fn lookup(group: &GroupHandle<'_>, wanted: Option<Vec<(String, Vec<i32>)>>) -> Answer {
+    let committed = group.committed();
     let show = |c: Option<&CommittedOffset>| match c {
         Some(c) => (c.offset, c.leader_epoch, c.metadata.clone()),
         None => (-1, -1, String::new()),
@@ -56,19 +57,25 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetFetchRequest) -> OffsetFetchR
                         .collect()
                 });
                 let group_id = owned(&g.group_id.0);
-                let denied = ctx.broker.coordinator_error(&group_id).unwrap_or_else(|| {
-                    ctx.broker.groups.check_fetch(
-                        &group_id,
-                        g.member_id.as_ref().map(|m| m.as_str()),
-                        g.member_epoch,
-                    )
-                });
-                if denied != 0 {
-                    return OffsetFetchResponseGroup::default()
-                        .with_group_id(GroupId(g.group_id.0.clone()))
-                        .with_error_code(denied);
-                }
-                let topics = lookup(ctx, &group_id, wanted)
+                let allowed = ctx
+                    .broker
+                    .groups
+                    .group(&group_id)
+                    .map_err(|e| e.error())
+                    .and_then(|handle| {
+                        handle
+                            .check_fetch(g.member_id.as_ref().map(|m| m.as_str()), g.member_epoch)
+                            .map(|()| handle)
+                    });
+                let handle = match allowed {
+                    Ok(handle) => handle,
+                    Err(denied) => {
+                        return OffsetFetchResponseGroup::default()
+                            .with_group_id(GroupId(g.group_id.0.clone()))
+                            .with_error_code(denied.code())
+                    }
+                };
+                let topics = lookup(&handle, wanted)
                     .into_iter()
                     .map(|(topic, partitions)| {
                         OffsetFetchResponseTopics::default()
@@ -94,15 +101,17 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetFetchRequest) -> OffsetFetchR
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
     }
-    if let Some(code) = ctx.broker.coordinator_error(request.group_id.0.as_str()) {
-        return OffsetFetchResponse::default().with_error_code(code);
-    }
+    let group_id = owned(&request.group_id.0);
+    let handle = match ctx.broker.groups.group(&group_id) {
+        Ok(handle) => handle,
+        Err(e) => return OffsetFetchResponse::default().with_error_code(e.code()),
+    };
     let wanted = request.topics.as_ref().map(|ts| {
         ts.iter()
             .map(|t| (owned(&t.name.0), t.partition_indexes.clone()))
             .collect()
     });
-    let topics = lookup(ctx, &owned(&request.group_id.0), wanted)
+    let topics = lookup(&handle, wanted)
         .into_iter()
         .map(|(topic, partitions)| {
             OffsetFetchResponseTopic::default()

@@ -14,7 +14,7 @@ use super::Assignment;
 
 /// Where a member is in reconciling its assignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum MemberState {
+pub enum MemberState {
     /// The member owns its target assignment at the target epoch.
     Stable,
     /// The member must give up partitions before it may move to the next epoch.
@@ -25,35 +25,35 @@ pub(crate) enum MemberState {
 
 /// One member of a consumer group.
 #[derive(Debug, Clone)]
-pub(crate) struct Member {
-    pub(crate) id: String,
-    pub(crate) instance_id: Option<String>,
-    pub(crate) rack_id: Option<String>,
-    pub(crate) client_id: String,
-    pub(crate) client_host: String,
-    pub(crate) rebalance_timeout_ms: u64,
+pub struct Member {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: u64,
     /// Sorted, without duplicates.
-    pub(crate) subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_names: Vec<String>,
     /// A regular expression topic names must match as a whole (Kafka's RE2/J syntax is
     /// close to the `regex` crate's).
-    pub(crate) subscribed_topic_regex: Option<String>,
-    pub(crate) server_assignor: Option<String>,
-    pub(crate) state: MemberState,
-    pub(crate) epoch: i32,
-    pub(crate) previous_epoch: i32,
+    pub subscribed_topic_regex: Option<String>,
+    pub server_assignor: Option<String>,
+    pub state: MemberState,
+    pub epoch: i32,
+    pub previous_epoch: i32,
     /// Partitions the member owns (or is being given) and keeps.
-    pub(crate) assigned: Assignment,
+    pub assigned: Assignment,
     /// Partitions the member still owns but must give up.
-    pub(crate) pending_revocation: Assignment,
+    pub pending_revocation: Assignment,
     /// When the session lapses without a heartbeat.
-    pub(crate) session_deadline_ms: u64,
+    pub session_deadline_ms: u64,
     /// When a member that must revoke partitions is fenced for not doing so.
-    pub(crate) revocation_deadline_ms: Option<u64>,
+    pub revocation_deadline_ms: Option<u64>,
 }
 
 impl Member {
     /// A member that has just joined: epoch 0, nothing assigned.
-    pub(crate) fn new(id: String) -> Self {
+    pub fn new(id: String) -> Self {
         Self {
             id,
             instance_id: None,
@@ -75,7 +75,7 @@ impl Member {
     }
 
     /// Every partition the member may still hold: assigned and pending revocation.
-    pub(crate) fn owned(&self) -> impl Iterator<Item = (Uuid, i32)> + '_ {
+    pub fn owned(&self) -> impl Iterator<Item = (Uuid, i32)> + '_ {
         self.assigned
             .iter()
             .chain(self.pending_revocation.iter())
@@ -92,7 +92,7 @@ impl Member {
 
 /// Whether `owned` (from a heartbeat; `None` when the member did not say) may still hold any
 /// partition of `revoking`. Not saying counts as still owning.
-pub(crate) fn owns_any(owned: Option<&[(Uuid, Vec<i32>)]>, revoking: &Assignment) -> bool {
+pub fn owns_any(owned: Option<&[(Uuid, Vec<i32>)]>, revoking: &Assignment) -> bool {
     let Some(owned) = owned else { return true };
     owned.iter().any(|(topic, partitions)| {
         revoking
@@ -103,7 +103,7 @@ pub(crate) fn owns_any(owned: Option<&[(Uuid, Vec<i32>)]>, revoking: &Assignment
 
 /// Moves `member` one step towards `target` at `target_epoch`, given what its heartbeat says
 /// it owns and `held`, which answers whether a member (this one included) holds a partition.
-pub(crate) fn reconcile(
+pub fn reconcile(
     member: &mut Member,
     target_epoch: i32,
     target: &Assignment,

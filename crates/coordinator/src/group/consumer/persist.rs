@@ -47,7 +47,7 @@ impl ConsumerGroup {
     /// The records that bring `__consumer_offsets` in line with the group since the last
     /// call, in Kafka's order: departed members' tombstones, member metadata, the group epoch,
     /// target assignments and their epoch, current assignments.
-    pub(crate) fn take_records(&mut self) -> Vec<ConsumerRecord> {
+    pub fn take_records(&mut self) -> Vec<ConsumerRecord> {
         let mut out = Vec::new();
         let p = &mut self.persisted;
         let gone: Vec<String> = p
@@ -112,7 +112,7 @@ impl ConsumerGroup {
     }
 
     /// Tombstones for everything `__consumer_offsets` holds for the group (DeleteGroups).
-    pub(crate) fn tombstones(&self) -> Vec<ConsumerRecord> {
+    pub fn tombstones(&self) -> Vec<ConsumerRecord> {
         let p = &self.persisted;
         let mut out = Vec::new();
         for id in p.current.keys() {
@@ -131,7 +131,7 @@ impl ConsumerGroup {
 
     /// Applies one record read from `__consumer_offsets` at start-up. Members come back with
     /// a fresh session (`now` + the session timeout), as in Kafka.
-    pub(crate) fn replay(&mut self, now: u64, record: ConsumerRecord) {
+    pub fn replay(&mut self, now: u64, record: ConsumerRecord) {
         let session = now + self.config.session_timeout_ms;
         match record {
             ConsumerRecord::GroupEpoch(epoch) => {

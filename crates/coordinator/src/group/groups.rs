@@ -1,17 +1,6 @@
-//! Consumer group coordination: the classic protocol's membership through the sans-IO
-//! [`state`] machine, KIP-848's consumer protocol through the sans-IO [`consumer`] machine,
-//! and committed offsets (of both kinds of group) kept in memory and written to
-//! `__consumer_offsets` in Kafka's [`records`] format before they are acknowledged.
-//!
-//! A group id names either a classic or a consumer group: a protocol cannot join a non-empty
-//! group of the other kind; an empty group of the other kind is replaced (its offsets stay).
-//!
-//! One node coordinates every group whose `__consumer_offsets` partition it leads; on start it
-//! replays those partitions to restore committed offsets.
-
-pub(crate) mod consumer;
-pub(crate) mod records;
-pub(crate) mod state;
+//! The in-memory state of the groups this node coordinates: classic groups, consumer
+//! groups and committed offsets, with the waiting JoinGroup/SyncGroup answers. Persistence
+//! is the caller's ([`super::GroupHandle`]); this only changes state and hands out records.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -20,15 +9,16 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use consumer::{ConsumerGroup, ConsumerGroupConfig, Heartbeat, HeartbeatError, HeartbeatReply};
+use super::classic::{self, Delivery, Group, GroupConfig, JoinRequest, JoinResponse, SyncResponse};
+use super::consumer::{
+    self, ConsumerGroup, ConsumerGroupConfig, Heartbeat, HeartbeatError, HeartbeatReply,
+};
+use super::records::{self, CommittedOffset, OffsetsRecord};
+use super::ListedGroup;
+use crate::error::CoordinatorError;
+use crate::log::Record;
+use crate::ownership::CoordinatorState;
 use kafka_protocol::error::ResponseError;
-use records::{CommittedOffset, OffsetsRecord};
-use state::{Delivery, Group, GroupConfig, JoinRequest, JoinResponse, SyncResponse};
-
-/// The internal topic of group state and offsets.
-pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
-/// How often sessions and rebalance deadlines are checked.
-pub(crate) const TICK: Duration = Duration::from_millis(100);
 
 enum Waiter {
     Join(oneshot::Sender<JoinResponse>),
@@ -71,33 +61,25 @@ impl Inner {
     }
 }
 
-/// The group coordinator of one node.
-pub(crate) struct GroupCoordinator {
+/// The groups of one node, in memory.
+pub(crate) struct Groups {
     config: GroupConfig,
     consumer_config: ConsumerGroupConfig,
     started: Instant,
     inner: Mutex<Inner>,
 }
 
-impl std::fmt::Debug for GroupCoordinator {
+impl std::fmt::Debug for Groups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GroupCoordinator")
+        f.debug_struct("Groups")
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
 
-impl GroupCoordinator {
-    #[cfg(test)]
-    pub(crate) fn new(config: GroupConfig) -> Self {
-        Self::with_consumer_config(config, ConsumerGroupConfig::default())
-    }
-
-    /// A coordinator with settings for both protocols.
-    pub(crate) fn with_consumer_config(
-        config: GroupConfig,
-        consumer_config: ConsumerGroupConfig,
-    ) -> Self {
+impl Groups {
+    /// No groups yet, with settings for both protocols.
+    pub(crate) fn new(config: GroupConfig, consumer_config: ConsumerGroupConfig) -> Self {
         Self {
             config,
             consumer_config,
@@ -123,7 +105,7 @@ impl GroupCoordinator {
             match inner.consumer_groups.get(group_id) {
                 Some(g) if !g.members.is_empty() => {
                     return JoinResponse::error_for(
-                        state::codes::INCONSISTENT_GROUP_PROTOCOL,
+                        ResponseError::InconsistentGroupProtocol,
                         &member_hint,
                     );
                 }
@@ -149,7 +131,7 @@ impl GroupCoordinator {
         };
         match tokio::time::timeout(limit, rx).await {
             Ok(Ok(response)) => response,
-            _ => state::JoinResponse::error_for(state::codes::REBALANCE_IN_PROGRESS, &member_hint),
+            _ => JoinResponse::error_for(ResponseError::RebalanceInProgress, &member_hint),
         }
     }
 
@@ -166,10 +148,10 @@ impl GroupCoordinator {
             let mut inner = self.inner.lock();
             let now = self.now();
             let Some(group) = inner.groups.get_mut(group_id) else {
-                return state::SyncResponse::error_for(state::codes::UNKNOWN_MEMBER_ID);
+                return SyncResponse::error_for(ResponseError::UnknownMemberId);
             };
             if group.fenced(member_id, instance) {
-                return state::SyncResponse::error_for(state::codes::FENCED_INSTANCE_ID);
+                return SyncResponse::error_for(ResponseError::FencedInstanceId);
             }
             let outcome = group.sync(now, member_id, generation, assignments);
             inner.deliver(group_id, outcome.deliveries);
@@ -185,7 +167,7 @@ impl GroupCoordinator {
         };
         match tokio::time::timeout(Duration::from_secs(300), rx).await {
             Ok(Ok(response)) => response,
-            _ => state::SyncResponse::error_for(state::codes::REBALANCE_IN_PROGRESS),
+            _ => SyncResponse::error_for(ResponseError::RebalanceInProgress),
         }
     }
 
@@ -196,31 +178,38 @@ impl GroupCoordinator {
         member_id: &str,
         instance: Option<&str>,
         generation: i32,
-    ) -> i16 {
+    ) -> Result<(), ResponseError> {
         let mut inner = self.inner.lock();
         let now = self.now();
         match inner.groups.get_mut(group_id) {
-            Some(group) if group.fenced(member_id, instance) => state::codes::FENCED_INSTANCE_ID,
+            Some(group) if group.fenced(member_id, instance) => {
+                Err(ResponseError::FencedInstanceId)
+            }
             Some(group) => group.heartbeat(now, member_id, generation),
-            None => state::codes::UNKNOWN_MEMBER_ID,
+            None => Err(ResponseError::UnknownMemberId),
         }
     }
 
     /// LeaveGroup for one member, named by member id or (static members) instance id.
-    pub(crate) fn leave(&self, group_id: &str, member_id: &str, instance: Option<&str>) -> i16 {
+    pub(crate) fn leave(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+    ) -> Result<(), ResponseError> {
         let mut inner = self.inner.lock();
         let now = self.now();
         let Some(group) = inner.groups.get_mut(group_id) else {
-            return state::codes::UNKNOWN_MEMBER_ID;
+            return Err(ResponseError::UnknownMemberId);
         };
         let member_id = match instance.and_then(|i| group.member_for_instance(i)) {
             Some(holder) if member_id.is_empty() || holder == member_id => holder,
-            Some(_) => return state::codes::FENCED_INSTANCE_ID,
+            Some(_) => return Err(ResponseError::FencedInstanceId),
             None => member_id.to_owned(),
         };
         let outcome = group.leave(now, &member_id);
         inner.deliver(group_id, outcome.deliveries);
-        outcome.reply.unwrap_or(state::codes::NONE)
+        outcome.reply.unwrap_or(Ok(()))
     }
 
     /// Whether a commit by this member and generation (member epoch, for consumer groups) is
@@ -232,20 +221,21 @@ impl GroupCoordinator {
         instance: Option<&str>,
         generation: i32,
         version: i16,
-    ) -> i16 {
+    ) -> Result<(), ResponseError> {
         let mut inner = self.inner.lock();
         let now = self.now();
         if let Some(group) = inner.consumer_groups.get(group_id) {
-            return match group.check_commit(member_id, generation, version) {
-                Ok(()) => state::codes::NONE,
-                Err(e) => e.code(),
-            };
+            return group
+                .check_commit(member_id, generation, version)
+                .map_err(|e| e.error());
         }
         match inner.groups.get_mut(group_id) {
-            Some(group) if group.fenced(member_id, instance) => state::codes::FENCED_INSTANCE_ID,
+            Some(group) if group.fenced(member_id, instance) => {
+                Err(ResponseError::FencedInstanceId)
+            }
             Some(group) => group.check_commit(now, member_id, generation),
-            None if generation < 0 => state::codes::NONE,
-            None => state::codes::UNKNOWN_MEMBER_ID,
+            None if generation < 0 => Ok(()),
+            None => Err(ResponseError::UnknownMemberId),
         }
     }
 
@@ -307,7 +297,7 @@ impl GroupCoordinator {
     }
 
     /// Replays one `__consumer_offsets` record read at start-up.
-    pub(crate) fn replay(&self, record: OffsetsRecord) {
+    fn replay_record(&self, record: OffsetsRecord) {
         let mut inner = self.inner.lock();
         match record {
             OffsetsRecord::Offset {
@@ -356,18 +346,18 @@ impl GroupCoordinator {
 
     /// Checks that a group can be deleted: it exists and has no members. Returns the
     /// partitions it has offsets for (to write tombstones), or an error code.
-    pub(crate) fn deletable(&self, group_id: &str) -> Result<Vec<(String, i32)>, i16> {
+    pub(crate) fn deletable(&self, group_id: &str) -> Result<Vec<(String, i32)>, ResponseError> {
         let inner = self.inner.lock();
         let group = inner.groups.get(group_id);
         let consumer = inner.consumer_groups.get(group_id);
         let offsets = inner.offsets.get(group_id);
         if group.is_none() && consumer.is_none() && offsets.is_none() {
-            return Err(kafka_protocol::error::ResponseError::GroupIdNotFound.code());
+            return Err(ResponseError::GroupIdNotFound);
         }
         if group.is_some_and(|g| !g.members.is_empty())
             || consumer.is_some_and(|g| !g.members.is_empty())
         {
-            return Err(kafka_protocol::error::ResponseError::NonEmptyGroup.code());
+            return Err(ResponseError::NonEmptyGroup);
         }
         Ok(offsets
             .map(|o| o.keys().cloned().collect())
@@ -396,7 +386,7 @@ impl GroupCoordinator {
 
     /// Forgets every group for which `moved` holds (its `__consumer_offsets` partition is
     /// led elsewhere now): another coordinator owns it, and coming back replays it afresh.
-    pub(crate) fn unload(&self, moved: impl Fn(&str) -> bool) {
+    fn unload_groups(&self, moved: &dyn Fn(&str) -> bool) {
         let mut inner = self.inner.lock();
         inner.groups.retain(|id, _| !moved(id));
         inner.consumer_groups.retain(|id, _| !moved(id));
@@ -471,7 +461,7 @@ impl GroupCoordinator {
                 out.push(ListedGroup {
                     id: group.clone(),
                     protocol_type: "consumer".to_owned(),
-                    state: state::GroupState::Empty.name(),
+                    state: classic::GroupState::Empty.name(),
                     group_type: "classic",
                 });
             }
@@ -498,7 +488,7 @@ impl GroupCoordinator {
     /// groups. `topics` is the current metadata; `write` appends the
     /// group's changed records to its `__consumer_offsets` partition, under the coordinator's
     /// lock so that records of one group are appended in the order they were made. Errors
-    /// are Kafka error codes with a message.
+    /// are Kafka errors with a message.
     pub(crate) fn consumer_heartbeat(
         &self,
         group_id: &str,
@@ -506,11 +496,11 @@ impl GroupCoordinator {
         request: Heartbeat,
         topics: &dyn consumer::Topics,
         write: &RecordWriter<'_>,
-    ) -> Result<HeartbeatReply, (i16, String)> {
-        let failed = |e: HeartbeatError| (e.code(), e.to_string());
+    ) -> Result<HeartbeatReply, (ResponseError, String)> {
+        let failed = |e: HeartbeatError| (e.error(), e.to_string());
         if group_id.trim().is_empty() {
             return Err((
-                ResponseError::InvalidRequest.code(),
+                ResponseError::InvalidRequest,
                 "GroupId can't be empty.".to_owned(),
             ));
         }
@@ -521,7 +511,7 @@ impl GroupCoordinator {
         if let Some(classic) = inner.groups.get(group_id) {
             if !classic.members.is_empty() {
                 return Err((
-                    ResponseError::GroupIdNotFound.code(),
+                    ResponseError::GroupIdNotFound,
                     format!("Group {group_id} is not a consumer group."),
                 ));
             }
@@ -534,7 +524,7 @@ impl GroupCoordinator {
                 // Kafka says GROUP_ID_NOT_FOUND; UNKNOWN_MEMBER_ID makes the client rejoin,
                 // which is what a member of a group this node does not know must do.
                 return Err((
-                    ResponseError::UnknownMemberId.code(),
+                    ResponseError::UnknownMemberId,
                     format!("Consumer group {group_id} not found."),
                 ));
             }
@@ -544,21 +534,21 @@ impl GroupCoordinator {
             );
         }
         let Some(group) = inner.consumer_groups.get_mut(group_id) else {
-            return Err((ResponseError::UnknownServerError.code(), String::new()));
+            return Err((ResponseError::UnknownServerError, String::new()));
         };
         let result = group.heartbeat(now, request, topics).map_err(failed);
         if group.members.is_empty() && group.group_epoch == 0 {
             inner.consumer_groups.remove(group_id);
             return result;
         }
-        let records: Vec<(Bytes, Option<Bytes>)> = group
+        let records: Vec<Record> = group
             .take_records()
             .iter()
             .filter_map(|r| consumer::records::encode(group_id, r))
             .collect();
         if !records.is_empty() {
-            if let Err(code) = write(&records) {
-                return Err((code, "writing the group's state failed".to_owned()));
+            if let Err(e) = write(&records) {
+                return Err((e.error(), format!("writing the group's state failed: {e}")));
             }
         }
         result
@@ -567,7 +557,7 @@ impl GroupCoordinator {
     /// Tombstones for the records of a consumer-protocol group without members (for
     /// DeleteGroups, and before a classic member takes the group id over); none for a group
     /// with members or no such group.
-    pub(crate) fn consumer_tombstones(&self, group_id: &str) -> Vec<(Bytes, Option<Bytes>)> {
+    pub(crate) fn consumer_tombstones(&self, group_id: &str) -> Vec<Record> {
         self.inner
             .lock()
             .consumer_groups
@@ -584,14 +574,16 @@ impl GroupCoordinator {
 
     /// Whether an OffsetFetch (v9+) naming a member may read a group's offsets: 0 or the
     /// error code. Classic groups do not check.
-    pub(crate) fn check_fetch(&self, group_id: &str, member_id: Option<&str>, epoch: i32) -> i16 {
+    pub(crate) fn check_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        epoch: i32,
+    ) -> Result<(), ResponseError> {
         let inner = self.inner.lock();
         match inner.consumer_groups.get(group_id) {
-            Some(group) => match group.check_fetch(member_id, epoch) {
-                Ok(()) => state::codes::NONE,
-                Err(e) => e.code(),
-            },
-            None => state::codes::NONE,
+            Some(group) => group.check_fetch(member_id, epoch).map_err(|e| e.error()),
+            None => Ok(()),
         }
     }
 
@@ -613,79 +605,17 @@ impl GroupCoordinator {
     }
 }
 
-/// Appends `(key, value)` records to a group's `__consumer_offsets` partition; the error is
-/// a Kafka error code.
-pub(crate) type RecordWriter<'a> = dyn Fn(&[(Bytes, Option<Bytes>)]) -> Result<(), i16> + 'a;
-
-/// A group as ListGroups shows it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct ListedGroup {
-    pub(crate) id: String,
-    pub(crate) protocol_type: String,
-    /// Kafka's name of the group's state.
-    pub(crate) state: &'static str,
-    /// `classic` or `consumer` (ListGroups v5).
-    pub(crate) group_type: &'static str,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn committed_at(offset: i64, commit_timestamp: i64) -> CommittedOffset {
-        CommittedOffset {
-            offset,
-            leader_epoch: -1,
-            metadata: String::new(),
-            commit_timestamp,
+impl CoordinatorState for Groups {
+    fn replay(&self, key: &Bytes, value: Option<&Bytes>) {
+        if let Some(record) = records::decode(key, value) {
+            self.replay_record(record);
         }
     }
 
-    #[test]
-    fn offsets_expire_after_retention_and_are_forgotten() {
-        let coordinator = GroupCoordinator::new(GroupConfig::default());
-        coordinator.apply_offsets(
-            "g",
-            vec![
-                (("t".into(), 0), committed_at(5, 1_000)),
-                (("t".into(), 1), committed_at(7, 50_000)),
-            ],
-        );
-        assert!(
-            coordinator.expired_offsets(10_000, 60_000).is_empty(),
-            "nothing is older than the retention"
-        );
-        let expired = coordinator.expired_offsets(70_000, 60_000);
-        assert_eq!(expired, vec![("g".to_owned(), vec![("t".to_owned(), 0)])]);
-        coordinator.remove_offsets("g", &expired[0].1);
-        assert_eq!(coordinator.committed("g").len(), 1);
-        coordinator.remove_offsets("g", &[("t".to_owned(), 1)]);
-        assert!(
-            coordinator.list().is_empty(),
-            "a group with no offsets and no members is gone"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_group_with_members_keeps_its_offsets() {
-        let coordinator = GroupCoordinator::new(GroupConfig {
-            initial_rebalance_delay_ms: 0,
-            ..GroupConfig::default()
-        });
-        let join = state::JoinRequest {
-            member_id: String::new(),
-            group_instance_id: Some("i".into()),
-            client_id: "c".into(),
-            client_host: "/127.0.0.1".into(),
-            session_timeout_ms: 10_000,
-            rebalance_timeout_ms: 10_000,
-            protocol_type: "consumer".into(),
-            protocols: vec![("range".into(), Bytes::new())],
-            require_known_member_id: true,
-        };
-        let joined = coordinator.join("g", join).await;
-        assert_eq!(joined.error_code, 0);
-        coordinator.apply_offsets("g", vec![(("t".into(), 0), committed_at(5, 0))]);
-        assert!(coordinator.expired_offsets(i64::MAX / 2, 1).is_empty());
+    fn unload(&self, moved: &dyn Fn(&str) -> bool) {
+        self.unload_groups(moved);
     }
 }
+
+/// Appends records to a group's `__consumer_offsets` partition (not waiting for replication).
+pub(crate) type RecordWriter<'a> = dyn Fn(&[Record]) -> Result<(), CoordinatorError> + 'a;

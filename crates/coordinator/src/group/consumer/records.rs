@@ -17,30 +17,30 @@ use super::{Assignment, MemberState};
 
 /// A member's metadata as ConsumerGroupMemberMetadataValue stores it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct MemberMetadata {
-    pub(crate) instance_id: Option<String>,
-    pub(crate) rack_id: Option<String>,
-    pub(crate) client_id: String,
-    pub(crate) client_host: String,
-    pub(crate) subscribed_topic_names: Vec<String>,
-    pub(crate) subscribed_topic_regex: Option<String>,
-    pub(crate) rebalance_timeout_ms: i32,
-    pub(crate) server_assignor: Option<String>,
+pub struct MemberMetadata {
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub server_assignor: Option<String>,
 }
 
 /// A member's current assignment as ConsumerGroupCurrentMemberAssignmentValue stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CurrentAssignment {
-    pub(crate) member_epoch: i32,
-    pub(crate) previous_member_epoch: i32,
-    pub(crate) state: MemberState,
-    pub(crate) assigned: Assignment,
-    pub(crate) pending_revocation: Assignment,
+pub struct CurrentAssignment {
+    pub member_epoch: i32,
+    pub previous_member_epoch: i32,
+    pub state: MemberState,
+    pub assigned: Assignment,
+    pub pending_revocation: Assignment,
 }
 
 /// One consumer-group record of one group; `None` payloads are tombstones.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ConsumerRecord {
+pub enum ConsumerRecord {
     GroupEpoch(Option<i32>),
     Member(String, Option<MemberMetadata>),
     TargetEpoch(Option<i32>),
@@ -107,7 +107,7 @@ fn value(body: impl FnOnce(&mut BytesMut)) -> Bytes {
 }
 
 /// The key and value of one record of `group`.
-pub(crate) fn encode(group: &str, record: &ConsumerRecord) -> Option<(Bytes, Option<Bytes>)> {
+pub fn encode(group: &str, record: &ConsumerRecord) -> Option<(Bytes, Option<Bytes>)> {
     Some(match record {
         ConsumerRecord::GroupEpoch(epoch) => {
             (key(3, group, None), epoch.map(|e| value(|b| b.put_i32(e))))
@@ -232,7 +232,7 @@ impl Reader {
 }
 
 /// Decodes a record whose key type is 3 to 8; `None` for other types or malformed bytes.
-pub(crate) fn decode(key: &Bytes, value: Option<&Bytes>) -> Option<(String, ConsumerRecord)> {
+pub fn decode(key: &Bytes, value: Option<&Bytes>) -> Option<(String, ConsumerRecord)> {
     let mut k = Reader(key.clone());
     let kind = k.i16()?;
     if !(3..=8).contains(&kind) {

@@ -8,26 +8,27 @@
 //! moves to it one heartbeat at a time through [`member::reconcile`], which never gives a
 //! partition to a member while another one still holds it.
 
-pub(crate) mod assignor;
-pub(crate) mod member;
+pub mod assignor;
+pub mod member;
 mod persist;
-pub(crate) mod records;
+pub mod records;
+mod request;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use base64::Engine as _;
-use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
-pub(crate) use assignor::TopicInfo;
+pub use assignor::TopicInfo;
 use assignor::{AssignorMember, ASSIGNORS};
-pub(crate) use member::{Member, MemberState};
+pub use member::{Member, MemberState};
+use request::compile;
+pub use request::{new_member_id, validate, Heartbeat, HeartbeatError, HeartbeatReply};
 
 /// Partitions by topic id.
-pub(crate) type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
+pub type Assignment = BTreeMap<Uuid, BTreeSet<i32>>;
 
 /// The topics subscriptions resolve against: the metadata image, as the caller sees it.
-pub(crate) trait Topics {
+pub trait Topics: Sync {
     /// A topic by name, if it exists (and is not internal).
     fn get(&self, name: &str) -> Option<TopicInfo>;
     /// The names of every topic a regular expression may match (internal ones excluded).
@@ -35,19 +36,19 @@ pub(crate) trait Topics {
 }
 
 /// The member epoch of a member leaving the group.
-pub(crate) const LEAVE_EPOCH: i32 = -1;
+pub const LEAVE_EPOCH: i32 = -1;
 /// The member epoch of a static member leaving for a while (it keeps its partitions).
-pub(crate) const STATIC_LEAVE_EPOCH: i32 = -2;
+pub const STATIC_LEAVE_EPOCH: i32 = -2;
 
 /// Coordinator settings of the consumer protocol, named after Kafka's broker configs.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ConsumerGroupConfig {
+pub struct ConsumerGroupConfig {
     /// `group.consumer.session.timeout.ms`.
-    pub(crate) session_timeout_ms: u64,
+    pub session_timeout_ms: u64,
     /// `group.consumer.heartbeat.interval.ms`.
-    pub(crate) heartbeat_interval_ms: u64,
+    pub heartbeat_interval_ms: u64,
     /// `group.consumer.max.size`.
-    pub(crate) max_size: usize,
+    pub max_size: usize,
 }
 
 impl Default for ConsumerGroupConfig {
@@ -60,154 +61,9 @@ impl Default for ConsumerGroupConfig {
     }
 }
 
-/// Why a ConsumerGroupHeartbeat (or a commit by a member) was refused; each maps to the
-/// Kafka error code the client expects ([`HeartbeatError::code`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum HeartbeatError {
-    /// A field is missing or malformed.
-    #[error("{0}")]
-    InvalidRequest(String),
-    /// `server_assignor` names an assignor this broker does not have.
-    #[error("ServerAssignor {0} is not supported. Supported assignors: uniform, range.")]
-    UnsupportedAssignor(String),
-    /// A regular expression subscription that does not compile.
-    #[error("SubscribedTopicRegex `{0}` is not a valid regular expression.")]
-    InvalidRegularExpression(String),
-    /// The member id is not (or no longer) in the group.
-    #[error("Member {0} is not a member of the group.")]
-    UnknownMemberId(String),
-    /// The member's epoch is not one the coordinator accepts: it must rejoin.
-    #[error("The consumer group member has a member epoch ({received}) other than the one known by the group coordinator ({known}). The member must abandon all its partitions and rejoin.")]
-    FencedMemberEpoch { received: i32, known: i32 },
-    /// The group is full.
-    #[error("The consumer group has reached its maximum capacity of {0} members.")]
-    GroupMaxSizeReached(usize),
-    /// The static member's instance id is held by another member id.
-    #[error("Static member {instance} with member id {member} is fenced by another member.")]
-    FencedInstanceId { instance: String, member: String },
-    /// A static member joins while the previous holder of its instance id is still active.
-    #[error("Static member with instance id {0} is still active under another member id.")]
-    UnreleasedInstanceId(String),
-    /// An offset commit or fetch from an older (or newer) member epoch.
-    #[error("The member epoch {received} is stale; the current one is {known}.")]
-    StaleMemberEpoch { received: i32, known: i32 },
-    /// A request below the version the consumer protocol requires.
-    #[error("OffsetCommit version 9 or above must be used by members of consumer groups.")]
-    UnsupportedVersion,
-}
-
-impl HeartbeatError {
-    /// Kafka's error code for this error.
-    pub(crate) fn code(&self) -> i16 {
-        match self {
-            Self::InvalidRequest(_) => ResponseError::InvalidRequest.code(),
-            Self::InvalidRegularExpression(_) => ResponseError::InvalidRegularExpression.code(),
-            Self::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor.code(),
-            Self::UnknownMemberId(_) => ResponseError::UnknownMemberId.code(),
-            Self::FencedMemberEpoch { .. } => ResponseError::FencedMemberEpoch.code(),
-            Self::GroupMaxSizeReached(_) => ResponseError::GroupMaxSizeReached.code(),
-            Self::FencedInstanceId { .. } => ResponseError::FencedInstanceId.code(),
-            Self::UnreleasedInstanceId(_) => ResponseError::UnreleasedInstanceId.code(),
-            Self::StaleMemberEpoch { .. } => ResponseError::StaleMemberEpoch.code(),
-            Self::UnsupportedVersion => ResponseError::UnsupportedVersion.code(),
-        }
-    }
-}
-
-/// A ConsumerGroupHeartbeat as the state machine needs it. `None` (or -1 for the rebalance
-/// timeout) means "unchanged since the last heartbeat".
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Heartbeat {
-    pub(crate) member_id: String,
-    pub(crate) member_epoch: i32,
-    pub(crate) instance_id: Option<String>,
-    pub(crate) rack_id: Option<String>,
-    pub(crate) rebalance_timeout_ms: i32,
-    pub(crate) subscribed_topic_names: Option<Vec<String>>,
-    pub(crate) subscribed_topic_regex: Option<String>,
-    pub(crate) server_assignor: Option<String>,
-    /// The partitions the member owns, by topic id.
-    pub(crate) owned: Option<Vec<(Uuid, Vec<i32>)>>,
-    pub(crate) client_id: String,
-    pub(crate) client_host: String,
-}
-
-/// A ConsumerGroupHeartbeat answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct HeartbeatReply {
-    pub(crate) member_id: String,
-    pub(crate) member_epoch: i32,
-    pub(crate) heartbeat_interval_ms: i32,
-    /// The member's assignment, when it changed or the request was a full one.
-    pub(crate) assignment: Option<Assignment>,
-}
-
-/// Checks what can be checked without the group (Kafka's request validation). Version 1
-/// requires the client to choose its member id.
-pub(crate) fn validate(request: &Heartbeat, version: i16) -> Result<(), HeartbeatError> {
-    let invalid = |m: &str| Err(HeartbeatError::InvalidRequest(m.to_owned()));
-    let blank = |s: &Option<String>| s.as_ref().is_some_and(|s| s.trim().is_empty());
-    if (version >= 1 || request.member_epoch > 0 || request.member_epoch == LEAVE_EPOCH)
-        && request.member_id.trim().is_empty()
-    {
-        return invalid("MemberId can't be empty.");
-    }
-    if blank(&request.instance_id) {
-        return invalid("InstanceId can't be empty.");
-    }
-    if blank(&request.rack_id) {
-        return invalid("RackId can't be empty.");
-    }
-    match request.member_epoch {
-        0 => {
-            if request.rebalance_timeout_ms == -1 {
-                return invalid("RebalanceTimeoutMs must be provided in first request.");
-            }
-            if request.owned.as_ref().is_none_or(|o| !o.is_empty()) {
-                return invalid("TopicPartitions must be empty when (re-)joining.");
-            }
-            if request.subscribed_topic_names.is_none() && request.subscribed_topic_regex.is_none()
-            {
-                return invalid(
-                    "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when (re-)joining.",
-                );
-            }
-        }
-        STATIC_LEAVE_EPOCH if request.instance_id.is_none() => {
-            return invalid("InstanceId can't be null.");
-        }
-        e if e < STATIC_LEAVE_EPOCH => return invalid("MemberEpoch is invalid."),
-        _ => {}
-    }
-    if let Some(name) = &request.server_assignor {
-        if !ASSIGNORS.contains(&name.as_str()) {
-            return Err(HeartbeatError::UnsupportedAssignor(name.clone()));
-        }
-    }
-    if let Some(re) = request
-        .subscribed_topic_regex
-        .as_ref()
-        .filter(|r| !r.is_empty())
-    {
-        compile(re)?;
-    }
-    Ok(())
-}
-
-/// A subscription's regular expression, matched against whole topic names as Kafka does.
-fn compile(re: &str) -> Result<regex::Regex, HeartbeatError> {
-    regex::Regex::new(&format!("^(?:{re})$"))
-        .map_err(|_| HeartbeatError::InvalidRegularExpression(re.to_owned()))
-}
-
-/// A member id as Kafka makes them: a random UUID in URL-safe base64.
-pub(crate) fn new_member_id() -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Uuid::new_v4().as_bytes())
-}
-
 /// The group's life cycle state, as ConsumerGroupDescribe and ListGroups name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ConsumerGroupState {
+pub enum ConsumerGroupState {
     Empty,
     Assigning,
     Reconciling,
@@ -216,7 +72,7 @@ pub(crate) enum ConsumerGroupState {
 
 impl ConsumerGroupState {
     /// Kafka's name for the state.
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Self::Empty => "Empty",
             Self::Assigning => "Assigning",
@@ -228,20 +84,20 @@ impl ConsumerGroupState {
 
 /// One consumer-protocol group.
 #[derive(Debug)]
-pub(crate) struct ConsumerGroup {
-    pub(crate) id: String,
+pub struct ConsumerGroup {
+    pub id: String,
     config: ConsumerGroupConfig,
-    pub(crate) group_epoch: i32,
-    pub(crate) assignment_epoch: i32,
-    pub(crate) members: BTreeMap<String, Member>,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub members: BTreeMap<String, Member>,
     /// Static members: instance id to member id.
     instances: BTreeMap<String, String>,
     /// Target assignment by member id, at `assignment_epoch`.
-    pub(crate) target: BTreeMap<String, Assignment>,
+    pub target: BTreeMap<String, Assignment>,
     /// Which member holds each partition (assigned or pending revocation).
     owners: BTreeMap<(Uuid, i32), String>,
     /// The subscribed topics that exist, as last seen.
-    pub(crate) topics: BTreeMap<String, TopicInfo>,
+    pub topics: BTreeMap<String, TopicInfo>,
     /// Members' regular expressions and the topics each matched when last resolved.
     resolved: BTreeMap<String, BTreeSet<String>>,
     /// What `__consumer_offsets` holds for the group.
@@ -250,7 +106,7 @@ pub(crate) struct ConsumerGroup {
 
 impl ConsumerGroup {
     /// An empty group at epoch 0.
-    pub(crate) fn new(id: String, config: ConsumerGroupConfig) -> Self {
+    pub fn new(id: String, config: ConsumerGroupConfig) -> Self {
         Self {
             id,
             config,
@@ -267,7 +123,7 @@ impl ConsumerGroup {
     }
 
     /// The group's state.
-    pub(crate) fn state(&self) -> ConsumerGroupState {
+    pub fn state(&self) -> ConsumerGroupState {
         if self.members.is_empty() {
             ConsumerGroupState::Empty
         } else if self.group_epoch != self.assignment_epoch {
@@ -284,7 +140,7 @@ impl ConsumerGroup {
     }
 
     /// The assignor the group uses: the one most members ask for, else the default.
-    pub(crate) fn assignor(&self) -> &'static str {
+    pub fn assignor(&self) -> &'static str {
         let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
         for m in self.members.values() {
             if let Some(a) = &m.server_assignor {
@@ -302,7 +158,7 @@ impl ConsumerGroup {
     }
 
     /// Name of a subscribed topic by id.
-    pub(crate) fn topic_name(&self, id: Uuid) -> Option<&str> {
+    pub fn topic_name(&self, id: Uuid) -> Option<&str> {
         self.topics
             .iter()
             .find(|(_, t)| t.id == id)
@@ -310,7 +166,7 @@ impl ConsumerGroup {
     }
 
     /// One ConsumerGroupHeartbeat (already [`validate`]d). `topics` is the current metadata.
-    pub(crate) fn heartbeat(
+    pub fn heartbeat(
         &mut self,
         now: u64,
         request: Heartbeat,
@@ -562,7 +418,7 @@ impl ConsumerGroup {
     }
 
     /// The topics a member subscribes to: by name and through its regular expression.
-    pub(crate) fn member_topics<'a>(&'a self, m: &'a Member) -> BTreeSet<&'a str> {
+    pub fn member_topics<'a>(&'a self, m: &'a Member) -> BTreeSet<&'a str> {
         let matched = m
             .subscribed_topic_regex
             .as_ref()
@@ -629,7 +485,7 @@ impl ConsumerGroup {
 
     /// Removes members whose session lapsed or who did not revoke partitions within their
     /// rebalance timeout.
-    pub(crate) fn tick(&mut self, now: u64) {
+    pub fn tick(&mut self, now: u64) {
         let expired: Vec<(String, &'static str)> = self
             .members
             .values()
@@ -652,7 +508,7 @@ impl ConsumerGroup {
     }
 
     /// Whether `member_id` at `epoch` may commit offsets with OffsetCommit `version`.
-    pub(crate) fn check_commit(
+    pub fn check_commit(
         &self,
         member_id: &str,
         epoch: i32,
@@ -679,11 +535,7 @@ impl ConsumerGroup {
 
     /// Whether an OffsetFetch naming `member_id` at `epoch` may read (anyone may read
     /// without naming a member).
-    pub(crate) fn check_fetch(
-        &self,
-        member_id: Option<&str>,
-        epoch: i32,
-    ) -> Result<(), HeartbeatError> {
+    pub fn check_fetch(&self, member_id: Option<&str>, epoch: i32) -> Result<(), HeartbeatError> {
         let Some(member_id) = member_id else {
             return Ok(());
         };

@@ -2,6 +2,7 @@
 //! do: they own exactly the last assignment they were given and report it in every heartbeat.
 
 use super::*;
+use kafka_protocol::error::ResponseError;
 
 const T: Uuid = Uuid::from_u128(1);
 
@@ -217,7 +218,7 @@ fn epochs_unknown_members_and_bad_requests_are_refused_with_kafka_errors() {
     let mut ahead = a.clone();
     ahead.epoch += 5;
     let err = ahead.heartbeat(&mut group, 1, 2).unwrap_err();
-    assert_eq!(err.code(), ResponseError::FencedMemberEpoch.code());
+    assert_eq!(err.error(), ResponseError::FencedMemberEpoch);
     let mut stranger = Client::new("x");
     stranger.epoch = 3;
     let err = stranger.heartbeat(&mut group, 1, 2).unwrap_err();
@@ -226,8 +227,8 @@ fn epochs_unknown_members_and_bad_requests_are_refused_with_kafka_errors() {
     let mut bad = a.request();
     bad.server_assignor = Some("sticky".into());
     assert_eq!(
-        validate(&bad, 1).unwrap_err().code(),
-        ResponseError::UnsupportedAssignor.code()
+        validate(&bad, 1).unwrap_err().error(),
+        ResponseError::UnsupportedAssignor
     );
     let mut no_id = Client::new("").request();
     assert!(validate(&no_id, 1).is_err(), "v1 needs a client-chosen id");
@@ -240,8 +241,8 @@ fn epochs_unknown_members_and_bad_requests_are_refused_with_kafka_errors() {
     let mut regex = Client::new("r").request();
     regex.subscribed_topic_regex = Some("t(".into());
     assert_eq!(
-        validate(&regex, 1).unwrap_err().code(),
-        ResponseError::InvalidRegularExpression.code()
+        validate(&regex, 1).unwrap_err().error(),
+        ResponseError::InvalidRegularExpression
     );
     let reply = group
         .heartbeat(2, Client::new("").request(), &topics_with(2))

@@ -9,29 +9,29 @@ use uuid::Uuid;
 use super::Assignment;
 
 /// The assignors this broker serves, the default first (`group.consumer.assignors`).
-pub(crate) const ASSIGNORS: &[&str] = &["uniform", "range"];
+pub const ASSIGNORS: &[&str] = &["uniform", "range"];
 
 /// A subscribed topic as the assignor sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TopicInfo {
-    pub(crate) id: Uuid,
-    pub(crate) partitions: i32,
+pub struct TopicInfo {
+    pub id: Uuid,
+    pub partitions: i32,
 }
 
 /// One member's input to an assignor.
 #[derive(Debug, Clone)]
-pub(crate) struct AssignorMember<'a> {
-    pub(crate) id: &'a str,
+pub struct AssignorMember<'a> {
+    pub id: &'a str,
     /// Subscribed topics that exist, by name.
-    pub(crate) topics: BTreeSet<&'a str>,
+    pub topics: BTreeSet<&'a str>,
     /// The member's previous target assignment (for stickiness).
-    pub(crate) previous: Option<&'a Assignment>,
+    pub previous: Option<&'a Assignment>,
 }
 
 /// Runs the assignor `name` (one of [`ASSIGNORS`]; anything else is treated as the default).
 /// Every partition of a topic someone subscribes to goes to exactly one member subscribed to
 /// it; every member gets an entry, possibly empty.
-pub(crate) fn assign(
+pub fn assign(
     name: &str,
     members: &[AssignorMember<'_>],
     topics: &BTreeMap<String, TopicInfo>,

@@ -9,40 +9,40 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// A committed offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CommittedOffset {
-    pub(crate) offset: i64,
-    pub(crate) leader_epoch: i32,
-    pub(crate) metadata: String,
-    pub(crate) commit_timestamp: i64,
+pub struct CommittedOffset {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp: i64,
 }
 
 /// A member as GroupMetadataValue stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StoredMember {
-    pub(crate) member_id: String,
-    pub(crate) group_instance_id: Option<String>,
-    pub(crate) client_id: String,
-    pub(crate) client_host: String,
-    pub(crate) rebalance_timeout: i32,
-    pub(crate) session_timeout: i32,
-    pub(crate) subscription: Bytes,
-    pub(crate) assignment: Bytes,
+pub struct StoredMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout: i32,
+    pub session_timeout: i32,
+    pub subscription: Bytes,
+    pub assignment: Bytes,
 }
 
 /// A group's membership as GroupMetadataValue stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StoredGroup {
-    pub(crate) protocol_type: String,
-    pub(crate) generation: i32,
-    pub(crate) protocol: Option<String>,
-    pub(crate) leader: Option<String>,
-    pub(crate) current_state_timestamp: i64,
-    pub(crate) members: Vec<StoredMember>,
+pub struct StoredGroup {
+    pub protocol_type: String,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub current_state_timestamp: i64,
+    pub members: Vec<StoredMember>,
 }
 
 /// One decoded `__consumer_offsets` record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum OffsetsRecord {
+pub enum OffsetsRecord {
     Offset {
         group: String,
         topic: String,
@@ -78,7 +78,7 @@ fn put_bytes(buf: &mut BytesMut, b: &[u8]) {
 }
 
 /// OffsetCommitKey v1.
-pub(crate) fn offset_key(group: &str, topic: &str, partition: i32) -> Bytes {
+pub fn offset_key(group: &str, topic: &str, partition: i32) -> Bytes {
     let mut buf = BytesMut::with_capacity(10 + group.len() + topic.len());
     buf.put_i16(1);
     put_str(&mut buf, group);
@@ -88,7 +88,7 @@ pub(crate) fn offset_key(group: &str, topic: &str, partition: i32) -> Bytes {
 }
 
 /// OffsetCommitValue v3.
-pub(crate) fn offset_value(value: &CommittedOffset) -> Bytes {
+pub fn offset_value(value: &CommittedOffset) -> Bytes {
     let mut buf = BytesMut::with_capacity(24 + value.metadata.len());
     buf.put_i16(3);
     buf.put_i64(value.offset);
@@ -99,7 +99,7 @@ pub(crate) fn offset_value(value: &CommittedOffset) -> Bytes {
 }
 
 /// GroupMetadataKey v2.
-pub(crate) fn group_key(group: &str) -> Bytes {
+pub fn group_key(group: &str) -> Bytes {
     let mut buf = BytesMut::with_capacity(4 + group.len());
     buf.put_i16(2);
     put_str(&mut buf, group);
@@ -108,7 +108,7 @@ pub(crate) fn group_key(group: &str) -> Bytes {
 
 /// GroupMetadataValue: version 3 when a member is static (it adds `group_instance_id`),
 /// else version 2, which older readers of the topic (Burrow 1.2) still decode.
-pub(crate) fn group_value(group: &StoredGroup) -> Bytes {
+pub fn group_value(group: &StoredGroup) -> Bytes {
     let version: i16 = if group.members.iter().any(|m| m.group_instance_id.is_some()) {
         3
     } else {
@@ -172,7 +172,7 @@ impl Reader {
 
 /// Decodes one record; `None` for keys of kinds Strata does not keep (transactions' and
 /// share groups' records share no topic with these, but a newer Kafka's might).
-pub(crate) fn decode(key: &Bytes, value: Option<&Bytes>) -> Option<OffsetsRecord> {
+pub fn decode(key: &Bytes, value: Option<&Bytes>) -> Option<OffsetsRecord> {
     let mut k = Reader(key.clone());
     match k.i16()? {
         0 | 1 => {
@@ -263,7 +263,7 @@ fn decode_group_value(value: &Bytes) -> Option<StoredGroup> {
 
 /// The topics of a consumer-protocol subscription (ConsumerProtocolSubscription: version,
 /// then an array of topic names); empty if it does not decode.
-pub(crate) fn subscription_topics(metadata: &Bytes) -> Vec<String> {
+pub fn subscription_topics(metadata: &Bytes) -> Vec<String> {
     let mut r = Reader(metadata.clone());
     let decode = |r: &mut Reader| -> Option<Vec<String>> {
         r.i16()?;
@@ -275,76 +275,13 @@ pub(crate) fn subscription_topics(metadata: &Bytes) -> Vec<String> {
 
 /// The `__consumer_offsets` partition of a group: Java's `String.hashCode`, made
 /// non-negative, modulo the partition count (Kafka's `Utils.abs(hash) % n`).
-pub(crate) fn partition_for(group: &str, partitions: i32) -> i32 {
+pub fn partition_for(group: &str, partitions: i32) -> i32 {
     let mut hash: i32 = 0;
     for unit in group.encode_utf16() {
         hash = hash.wrapping_mul(31).wrapping_add(unit as i32);
     }
     let positive = if hash == i32::MIN { 0 } else { hash.abs() };
     positive % partitions.max(1)
-}
-
-/// One record batch of `(key, value)` records (a `None` value is a tombstone).
-pub(crate) fn batch(entries: &[(Bytes, Option<Bytes>)], timestamp: i64) -> Bytes {
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
-    let records: Vec<Record> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // Kept one less than the offset so that the encoder makes a single batch.
-            sequence: (i as i32).wrapping_sub(1),
-            timestamp,
-            key: Some(key.clone()),
-            value: value.clone(),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encoding uncompressed records cannot fail");
-    buf.freeze()
-}
-
-/// Decodes every record of whole batches in `records`.
-pub(crate) fn decode_batches(records: &Bytes) -> Vec<(Bytes, Option<Bytes>)> {
-    let mut out = Vec::new();
-    let mut rest = records.clone();
-    while rest.len() >= 61 {
-        let len = i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]);
-        let Ok(len) = usize::try_from(len) else { break };
-        if rest.len() < 12 + len {
-            break;
-        }
-        let mut one = rest.split_to(12 + len);
-        match kafka_protocol::records::RecordBatchDecoder::decode(&mut one) {
-            Ok(set) => {
-                for r in set.records {
-                    if let Some(key) = r.key {
-                        out.push((key, r.value));
-                    }
-                }
-            }
-            Err(error) => tracing::warn!(%error, "undecodable batch in __consumer_offsets"),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

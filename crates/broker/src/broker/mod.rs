@@ -1,0 +1,373 @@
+//! The broker's shared state: its configuration, the metadata controller, the data directory
+//! and the partitions this node leads, kept in step with the metadata image
+//! ([`reconcile`]); the periodic tasks ([`tasks`]); the wiring of the coordinators
+//! ([`coordination`]).
+
+mod coordination;
+mod reconcile;
+mod tasks;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use controller::{
+    Applied, BrokerMeta, Command, Controller, ControllerError, MetadataImage, TopicMeta,
+};
+use parking_lot::{Mutex, RwLock};
+use segment_store::LogDir;
+use uuid::Uuid;
+
+use crate::config::BrokerConfig;
+use crate::partition::Partition;
+use crate::replication::{FetcherConfig, ReplicaFetchers};
+use crate::topic_config::{self, TopicSettings};
+use coordinator::GroupCoordinator;
+
+/// Producer ids are reserved from the controller this many at a time.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// Failures that stop the broker from starting or stopping cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The data directory could not be read or written.
+    #[error("storage: {0}")]
+    Storage(#[from] segment_store::Error),
+    /// The metadata controller failed.
+    #[error("metadata: {0}")]
+    Controller(#[from] ControllerError),
+    /// A file of the broker's own (`meta.properties`) failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One topic as this node serves it.
+#[derive(Debug)]
+pub(crate) struct LocalTopic {
+    pub(crate) topic_id: Uuid,
+    /// The metadata this was built from (unchanged metadata is the same `Arc`).
+    meta: Arc<TopicMeta>,
+    /// By partition index: the partition when this node hosts a replica of it.
+    replicas: Vec<Option<Arc<Partition>>>,
+    /// By partition index: whether this node leads it.
+    leading: Vec<bool>,
+}
+
+impl LocalTopic {
+    /// Partition `index` when this node leads it; otherwise Kafka's error code:
+    /// `NOT_LEADER_OR_FOLLOWER` for a partition led elsewhere, `UNKNOWN_TOPIC_OR_PARTITION`
+    /// for one that does not exist.
+    pub(crate) fn led(&self, index: i32) -> Result<&Arc<Partition>, i16> {
+        use kafka_protocol::error::ResponseError;
+        let Ok(i) = usize::try_from(index) else {
+            return Err(ResponseError::UnknownTopicOrPartition.code());
+        };
+        match (self.replicas.get(i), self.leading.get(i)) {
+            (Some(Some(partition)), Some(true)) => Ok(partition),
+            (Some(_), _) => Err(ResponseError::NotLeaderOrFollower.code()),
+            (None, _) => Err(ResponseError::UnknownTopicOrPartition.code()),
+        }
+    }
+
+    /// The partitions led here.
+    pub(crate) fn led_partitions(&self) -> impl Iterator<Item = &Arc<Partition>> {
+        self.replicas
+            .iter()
+            .zip(&self.leading)
+            .filter_map(|(p, leading)| p.as_ref().filter(|_| *leading))
+    }
+
+    /// Every partition with a replica here.
+    fn hosted(&self) -> impl Iterator<Item = &Arc<Partition>> {
+        self.replicas.iter().flatten()
+    }
+}
+
+#[derive(Debug, Default)]
+struct ProducerIdBlock {
+    next: i64,
+    end: i64,
+}
+
+/// One Strata node's broker.
+#[derive(Debug)]
+pub struct Broker {
+    pub(crate) config: BrokerConfig,
+    pub(crate) cluster_id: String,
+    controller: Controller,
+    log_dir: LogDir,
+    topics: RwLock<HashMap<String, Arc<LocalTopic>>>,
+    reconcile_lock: Mutex<()>,
+    /// Whether the data directory was checked for logs the metadata no longer knows.
+    scanned_disk: std::sync::atomic::AtomicBool,
+    /// Whether the image holds everything committed before this process started (only
+    /// then may a log missing from it be deleted).
+    caught_up: std::sync::atomic::AtomicBool,
+    /// Set once the partitions reflect the image this broker registered in (leaderships
+    /// it regained by registering included): only then does it answer clients.
+    ready: tokio::sync::watch::Sender<bool>,
+    producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
+    /// The group coordinator of the `__consumer_offsets` partitions led here.
+    pub(crate) groups: Arc<GroupCoordinator>,
+    /// Pull the partitions this node follows from their leaders.
+    fetchers: ReplicaFetchers,
+    /// Per-API request timings.
+    request_metrics: crate::metrics::RequestMetrics,
+}
+
+impl Broker {
+    /// Opens the data directory and every partition the current metadata places here.
+    /// Registration with the quorum and following later metadata are started by
+    /// [`Broker::spawn_background_tasks`].
+    pub fn open(config: BrokerConfig, controller: Controller) -> Result<Arc<Self>, BrokerError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| BrokerError::Io { path, source }
+        };
+        std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
+        let cluster_id = read_or_create_cluster_id(&config, controller.voters())?;
+        let log_dir = LogDir::open(&config.data_dir, segment_store::LogConfig::default())?;
+        let broker = Arc::new(Self {
+            cluster_id,
+            controller,
+            log_dir,
+            topics: RwLock::new(HashMap::new()),
+            reconcile_lock: Mutex::new(()),
+            scanned_disk: std::sync::atomic::AtomicBool::new(false),
+            caught_up: std::sync::atomic::AtomicBool::new(false),
+            ready: tokio::sync::watch::channel(false).0,
+            producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
+            request_metrics: crate::metrics::RequestMetrics::new(
+                crate::api::SUPPORTED.iter().map(|(key, _, _)| *key),
+            ),
+            fetchers: ReplicaFetchers::new(FetcherConfig {
+                node_id: config.node_id,
+                max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
+                partition_max_bytes: config.replica_fetch_max_bytes,
+                response_max_bytes: config.replica_fetch_response_max_bytes,
+                backoff: Duration::from_millis(config.replica_fetch_backoff_ms),
+            }),
+            groups: Arc::new(GroupCoordinator::new(
+                coordinator::group::classic::GroupConfig {
+                    min_session_timeout_ms: config.group_min_session_timeout_ms,
+                    max_session_timeout_ms: config.group_max_session_timeout_ms,
+                    initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+                    max_size: usize::MAX,
+                },
+                coordinator::group::consumer::ConsumerGroupConfig {
+                    session_timeout_ms: config.group_consumer_session_timeout_ms,
+                    heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
+                    max_size: usize::MAX,
+                },
+            )),
+            config,
+        });
+        broker.reconcile()?;
+        Ok(broker)
+    }
+
+    /// Resolves once this broker registered and its partitions reflect the metadata it
+    /// registered in, so what it answers is caught up.
+    pub async fn wait_ready(&self) {
+        let mut ready = self.ready.subscribe();
+        let _ = ready.wait_for(|r| *r).await;
+    }
+
+    /// Per-API request timings (queue, handling, send).
+    pub fn request_metrics(&self) -> &crate::metrics::RequestMetrics {
+        &self.request_metrics
+    }
+
+    /// The metadata quorum handle.
+    pub fn controller(&self) -> &Controller {
+        &self.controller
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    /// The current metadata image.
+    pub(crate) fn image(&self) -> Arc<MetadataImage> {
+        self.controller.image()
+    }
+
+    /// Submits a metadata command and brings the local partitions in line with the result
+    /// (on a blocking thread: that opens files and deletes directories).
+    pub(crate) async fn submit(
+        self: &Arc<Self>,
+        command: Command,
+    ) -> Result<Applied, ControllerError> {
+        let applied = self.controller.submit(command).await?;
+        let broker = Arc::clone(self);
+        match tokio::task::spawn_blocking(move || broker.reconcile()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(%error, "opening partitions after a metadata change failed")
+            }
+            Err(error) => tracing::error!(%error, "applying a metadata change panicked"),
+        }
+        Ok(applied)
+    }
+
+    /// The topic as this node serves it, by name.
+    pub(crate) fn topic(&self, name: &str) -> Option<Arc<LocalTopic>> {
+        self.topics.read().get(name).cloned()
+    }
+
+    /// One partition led here, or the Kafka error code saying why not
+    /// (`UNKNOWN_TOPIC_OR_PARTITION`, `NOT_LEADER_OR_FOLLOWER`).
+    pub(crate) fn partition(&self, topic: &str, index: i32) -> Result<Arc<Partition>, i16> {
+        use kafka_protocol::error::ResponseError;
+        self.topic(topic)
+            .ok_or(ResponseError::UnknownTopicOrPartition.code())?
+            .led(index)
+            .cloned()
+    }
+
+    /// The controller id clients see: the metadata leader when it is a live broker,
+    /// otherwise the lowest live broker (any broker forwards controller requests, as in
+    /// KRaft where clients never reach the quorum directly). -1 when no broker is live.
+    pub(crate) fn controller_id(&self) -> i32 {
+        let image = self.image();
+        let live = |id: &i32| image.broker(*id).is_some_and(|b| !b.fenced);
+        match self.controller.leader_id().filter(live) {
+            Some(leader) => leader,
+            None => image.live_brokers().next().map_or(-1, |b| b.node_id),
+        }
+    }
+
+    /// Live brokers, the ones Metadata lists and new replicas go to.
+    pub(crate) fn live_brokers(&self) -> Vec<BrokerMeta> {
+        self.image().live_brokers().cloned().collect()
+    }
+
+    /// Topic settings as the broker defaults and the topic's own configs make them.
+    pub(crate) fn topic_settings(&self, topic: &TopicMeta) -> TopicSettings {
+        TopicSettings::from_effective(&topic_config::effective(
+            &self.config.topic_defaults,
+            &topic.configs,
+        ))
+    }
+
+    /// Hands out a producer id, reserving a new block from the controller when needed.
+    pub(crate) async fn next_producer_id(&self) -> Result<i64, ControllerError> {
+        let mut block = self.producer_ids.lock().await;
+        if block.next >= block.end {
+            let applied = self
+                .controller
+                .submit(Command::AllocateProducerIds {
+                    broker_id: self.config.node_id,
+                    count: PRODUCER_ID_BLOCK,
+                })
+                .await?;
+            if let Applied::ProducerIds { first, count } = applied {
+                *block = ProducerIdBlock {
+                    next: first,
+                    end: first + count,
+                };
+            }
+        }
+        let id = block.next;
+        block.next += 1;
+        Ok(id)
+    }
+
+    /// Every partition with a replica here.
+    pub(crate) fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.topics
+            .read()
+            .values()
+            .flat_map(|t| t.hosted().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Kafka's controlled shutdown: stops renewing this broker's lease and fences it, so
+    /// every partition it leads moves to another in-sync replica and it leaves every ISR
+    /// before the process stops. Bounded by `limit`; a no-op with
+    /// `controlled.shutdown.enable=false`.
+    pub async fn controlled_shutdown(self: &Arc<Self>, limit: Duration) {
+        if !self.config.controlled_shutdown_enable {
+            return;
+        }
+        let node_id = self.config.node_id;
+        self.controller.stop_broker_lease();
+        let fence = self.submit(Command::FenceBroker { node_id });
+        match tokio::time::timeout(limit, fence).await {
+            Ok(Ok(_)) => tracing::info!("controlled shutdown: leaderships handed over"),
+            Ok(Err(error)) => tracing::warn!(%error, "controlled shutdown failed"),
+            Err(_) => tracing::warn!("controlled shutdown timed out"),
+        }
+    }
+
+    /// Flushes every log, saves producer state and marks the shutdown clean.
+    pub fn shutdown(&self) -> Result<(), BrokerError> {
+        self.fetchers.stop();
+        self.request_metrics.log_summary();
+        for p in self.all_partitions() {
+            if let Err(error) = p.snapshot_producer_state() {
+                tracing::warn!(topic = %p.topic, partition = p.index, %error, "producer state snapshot failed");
+            }
+        }
+        self.log_dir.shutdown()?;
+        Ok(())
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Kafka keeps `cluster.id` in `meta.properties`; so do we, written on first start. Every
+/// node of a cluster derives the same id from the voter set, so they agree without a
+/// separate formatting step.
+fn read_or_create_cluster_id(
+    config: &BrokerConfig,
+    voters: &BTreeMap<i32, String>,
+) -> Result<String, BrokerError> {
+    let path = config.data_dir.join("meta.properties");
+    let io = |source| BrokerError::Io {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let props: BTreeMap<&str, &str> = text
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .collect();
+            if let Some(id) = props.get("cluster.id") {
+                return Ok((*id).to_owned());
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let voters: Vec<String> = voters.iter().map(|(id, a)| format!("{id}@{a}")).collect();
+    let name = format!("strata-cluster:{}", voters.join(","));
+    let id = base64_uuid(Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()));
+    let text = format!("version=1\ncluster.id={id}\nnode.id={}\n", config.node_id);
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    Ok(id)
+}
+
+/// Kafka prints cluster ids as URL-safe base64 of a UUID, without padding.
+fn base64_uuid(id: Uuid) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
+}

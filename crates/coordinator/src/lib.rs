@@ -1,0 +1,28 @@
+//! Strata's coordinators: the state that lives in Kafka's internal topics and the one
+//! component that owns those topics' partitions on a node.
+//!
+//! - [`group`]: the group coordinator. Sans-IO state machines for the classic protocol
+//!   ([`group::classic`]) and KIP-848's consumer protocol ([`group::consumer`], with its
+//!   assignors), the `__consumer_offsets` record formats ([`group::records`]), and
+//!   [`GroupCoordinator`], through which every group request goes:
+//!   [`GroupCoordinator::group`] answers `NOT_COORDINATOR` / `COORDINATOR_LOAD_IN_PROGRESS`
+//!   before any group is touched.
+//! - [`ownership`]: [`CoordinatorPartitions`], generic over the internal topic and the state
+//!   kept from it: which partitions this node leads, which are loading, their replay, and
+//!   unloading when leadership moves. A transaction coordinator (`__transaction_state`) is
+//!   meant to sit beside `group` and reuse it.
+//! - [`log`]: [`CoordinatorLog`], the only I/O a coordinator does (read, append, wait for
+//!   replication), implemented by the broker over its partitions.
+//! - [`error`]: [`CoordinatorError`] and [`LogError`]; Kafka's `ResponseError` at the edge.
+//!
+//! This crate never depends on the broker, the storage engine or the controller.
+
+pub mod error;
+pub mod group;
+pub mod log;
+pub mod ownership;
+
+pub use error::{CoordinatorError, LogError};
+pub use group::{GroupCoordinator, GroupHandle, ListedGroup, OFFSETS_TOPIC};
+pub use log::{CoordinatorLog, Record, Replication};
+pub use ownership::{CoordinatorPartitions, CoordinatorState, Load};

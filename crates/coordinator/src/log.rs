@@ -1,0 +1,102 @@
+//! What a coordinator needs of its internal topic's partitions, as a trait the broker
+//! implements over its own partitions ([`CoordinatorLog`]), and the record batch format the
+//! records travel in.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::LogError;
+
+/// One record of an internal topic: key and value (`None`: a tombstone).
+pub type Record = (Bytes, Option<Bytes>);
+
+/// Resolves once appended records are written and replicated (the high watermark covers
+/// them), or with the reason they will not be by the deadline given to
+/// [`CoordinatorLog::append`].
+pub type Replication<'a> = Pin<Box<dyn Future<Output = Result<(), LogError>> + Send + 'a>>;
+
+/// One partition of a coordinator's internal topic, led by this node.
+pub trait CoordinatorLog: Send + Sync {
+    /// The log start and end offsets now: the range a load replays.
+    fn offsets(&self) -> (i64, i64);
+
+    /// The records of the whole batches from `from` up to `end` (exclusive), with the
+    /// offset after the last batch returned; `None` when nothing more can be read.
+    fn read(&self, from: i64, end: i64) -> Result<Option<(Vec<Record>, i64)>, LogError>;
+
+    /// Queues `records` as one batch stamped `now_ms` on the partition's append path, in
+    /// the order of the calls, and returns at once: the returned future resolves once they
+    /// are written and replicated, or with why not (by `deadline` at most). An error here
+    /// means nothing was queued. Dropping the future does not cancel the append.
+    fn append(
+        &self,
+        records: &[Record],
+        now_ms: i64,
+        deadline: tokio::time::Instant,
+    ) -> Result<Replication<'_>, LogError>;
+}
+
+/// One record batch of `(key, value)` records (a `None` value is a tombstone).
+pub fn encode_batch(entries: &[Record], timestamp: i64) -> Bytes {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let records: Vec<Record> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // Kept one less than the offset so that the encoder makes a single batch.
+            sequence: (i as i32).wrapping_sub(1),
+            timestamp,
+            key: Some(key.clone()),
+            value: value.clone(),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encoding uncompressed records cannot fail");
+    buf.freeze()
+}
+
+/// Decodes every record of whole batches in `records`.
+pub fn decode_batches(records: &Bytes) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut rest = records.clone();
+    while rest.len() >= 61 {
+        let len = i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]);
+        let Ok(len) = usize::try_from(len) else { break };
+        if rest.len() < 12 + len {
+            break;
+        }
+        let mut one = rest.split_to(12 + len);
+        match kafka_protocol::records::RecordBatchDecoder::decode(&mut one) {
+            Ok(set) => {
+                for r in set.records {
+                    if let Some(key) = r.key {
+                        out.push((key, r.value));
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "undecodable batch in an internal topic"),
+        }
+    }
+    out
+}
