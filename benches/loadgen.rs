@@ -41,6 +41,9 @@ enum Mode {
         count: u64,
         #[arg(long, default_value = "1")]
         acks: String,
+        /// Concurrent producers (each its own librdkafka client and thread), sharing `count`.
+        #[arg(long, default_value_t = 1)]
+        producers: u64,
     },
     /// Read `count` records from the beginning of every partition.
     Consume {
@@ -124,44 +127,69 @@ fn producer(args: &Args, acks: &str, linger_ms: u32) -> ThreadedProducer<Countin
         .expect("creating the producer")
 }
 
+/// Sends `count` records of `size` bytes round-robin over the partitions as fast as the
+/// producer takes them, then waits for every acknowledgement; (delivered, failed).
+fn produce(args: &Args, acks: &str, size: usize, count: u64, limit: Instant) -> (u64, u64) {
+    let producer = producer(args, acks, 5);
+    let payload = vec![b'x'; size];
+    for i in 0..count {
+        let partition = (i % args.partitions as u64) as i32;
+        let mut record =
+            BaseRecord::<(), [u8], _>::with_opaque_to(&args.topic, Box::new(Instant::now()))
+                .payload(&payload[..])
+                .partition(partition);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(1));
+                }
+            }
+            assert!(Instant::now() < limit, "time limit reached");
+        }
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    let ctx = producer.context();
+    (
+        ctx.delivered.load(Ordering::Relaxed),
+        ctx.failed.load(Ordering::Relaxed),
+    )
+}
+
 fn main() {
     let args = Args::parse();
     let limit = Instant::now() + Duration::from_secs(args.time_limit);
     match &args.mode {
-        Mode::Produce { size, count, acks } => {
-            let producer = producer(&args, acks, 5);
-            let payload = vec![b'x'; *size];
+        Mode::Produce {
+            size,
+            count,
+            acks,
+            producers,
+        } => {
+            let producers = (*producers).max(1);
             let started = Instant::now();
-            for i in 0..*count {
-                let partition = (i % args.partitions as u64) as i32;
-                let mut record = BaseRecord::<(), [u8], _>::with_opaque_to(
-                    &args.topic,
-                    Box::new(Instant::now()),
-                )
-                .payload(&payload[..])
-                .partition(partition);
-                loop {
-                    match producer.send(record) {
-                        Ok(()) => break,
-                        Err((_, back)) => {
-                            record = back;
-                            producer.poll(Duration::from_millis(1));
-                        }
-                    }
-                    assert!(Instant::now() < limit, "time limit reached");
-                }
-            }
-            producer.flush(Duration::from_secs(60)).expect("flush");
+            let (delivered, failed) = std::thread::scope(|scope| {
+                let runs: Vec<_> = (0..producers)
+                    .map(|i| {
+                        let share = count / producers + u64::from(i < count % producers);
+                        let args = &args;
+                        scope.spawn(move || produce(args, acks, *size, share, limit))
+                    })
+                    .collect();
+                runs.into_iter()
+                    .map(|r| r.join().expect("producer thread"))
+                    .fold((0, 0), |(d, f), (d2, f2)| (d + d2, f + f2))
+            });
             let elapsed = started.elapsed().as_secs_f64();
-            let ctx = producer.context();
-            let delivered = ctx.delivered.load(Ordering::Relaxed);
             println!(
-                "produce partitions={} size={} acks={} records={} failed={} seconds={:.2} records/s={:.0} MB/s={:.1}",
+                "produce partitions={} size={} acks={} producers={} records={} failed={} seconds={:.2} records/s={:.0} MB/s={:.1}",
                 args.partitions,
                 size,
                 acks,
+                producers,
                 delivered,
-                ctx.failed.load(Ordering::Relaxed),
+                failed,
                 elapsed,
                 delivered as f64 / elapsed,
                 (delivered * *size as u64) as f64 / elapsed / 1e6

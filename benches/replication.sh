@@ -9,6 +9,7 @@
 # Everything targets 127.0.0.0/8 and stops by itself (record counts and time limits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/common.sh
 
 RECORDS=${RECORDS:-1000000}
 PARTITIONS=${PARTITIONS:-8}
@@ -51,10 +52,13 @@ leader_of() {
   $STRATA topic describe -b "$2" "$1" 2>/dev/null | awk '$1 == "0" {print $2; exit}'
 }
 
-measure() { # label bootstrap topic
-  local label=$1 b=$2 topic=$3
+measure() { # label bootstrap topic pid... (the brokers whose CPU is counted)
+  local label=$1 b=$2 topic=$3 before line
+  shift 3
   for acks in 1 all; do
-    echo "$label $($LOADGEN -b "$b" -t "$topic" -p "$PARTITIONS" produce --size 1024 --count "$RECORDS" --acks $acks)"
+    before=$(cpu_seconds "$@")
+    line=$($LOADGEN -b "$b" -t "$topic" -p "$PARTITIONS" produce --size 1024 --count "$RECORDS" --acks $acks)
+    echo "$label $line brokers_cpu_s_per_GB=$(per_gb "$before" "$(cpu_seconds "$@")" "$RECORDS" 1024)"
   done
   for acks in 1 all; do
     echo "$label $($LOADGEN -b "$b" -t "$topic-lat" -p 1 latency --size 1024 --rate 5000 --seconds 10 --acks $acks)"
@@ -67,7 +71,7 @@ sleep 1
 B=127.0.0.1:$BASE
 $STRATA topic create -b $B single -p "$PARTITIONS" >/dev/null
 $STRATA topic create -b $B single-lat -p 1 >/dev/null
-measure "single-node" $B single
+measure "single-node" $B single "${NODE_PID[1]}"
 kill "${NODE_PID[1]}"; wait "${NODE_PID[1]}" 2>/dev/null || true
 rm -rf "$ROOT/n1" "$ROOT"/n1.log
 
@@ -78,7 +82,7 @@ B=127.0.0.1:$BASE,127.0.0.2:$BASE,127.0.0.3:$BASE
 $STRATA topic create -b $B rf3 -p "$PARTITIONS" -r 3 -c min.insync.replicas=2 >/dev/null
 $STRATA topic create -b $B rf3-lat -p 1 -r 3 -c min.insync.replicas=2 >/dev/null
 sleep 1
-measure "3-nodes-rf3" $B rf3
+measure "3-nodes-rf3" $B rf3 "${NODE_PID[1]}" "${NODE_PID[2]}" "${NODE_PID[3]}"
 
 # Failover: a probe producer acks=all every 10 ms while the leader of its partition is
 # killed with -9 after 4 s; the longest wait between two acknowledgements is the failover
