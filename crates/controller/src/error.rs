@@ -3,44 +3,13 @@
 
 use std::path::PathBuf;
 
-use uuid::Uuid;
+use kafka_protocol::error::ResponseError;
 
-/// Kafka's numeric error codes used by [`Rejection::kafka_error_code`]
-/// (`org.apache.kafka.common.protocol.Errors`).
-pub mod codes {
-    /// `UNKNOWN_SERVER_ERROR`: a failure that is not the client's fault.
-    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
-    /// `UNKNOWN_TOPIC_OR_PARTITION`.
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    /// `INVALID_TOPIC_EXCEPTION`: bad or colliding topic name.
-    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
-    /// `TOPIC_ALREADY_EXISTS`.
-    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
-    /// `INVALID_PARTITIONS`.
-    pub const INVALID_PARTITIONS: i16 = 37;
-    /// `INVALID_REPLICATION_FACTOR`.
-    pub const INVALID_REPLICATION_FACTOR: i16 = 38;
-    /// `INVALID_REPLICA_ASSIGNMENT`.
-    pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
-    /// `INVALID_CONFIG`.
-    pub const INVALID_CONFIG: i16 = 40;
-    /// `INVALID_REQUEST`.
-    pub const INVALID_REQUEST: i16 = 42;
-    /// `FENCED_LEADER_EPOCH`.
-    pub const FENCED_LEADER_EPOCH: i16 = 74;
-    /// `BROKER_ID_NOT_REGISTERED`.
-    pub const BROKER_ID_NOT_REGISTERED: i16 = 102;
-    /// `INELIGIBLE_REPLICA`.
-    pub const INELIGIBLE_REPLICA: i16 = 107;
-    /// `NO_REASSIGNMENT_IN_PROGRESS`.
-    pub const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
-    /// `INVALID_UPDATE_VERSION`.
-    pub const INVALID_UPDATE_VERSION: i16 = 108;
-}
+use uuid::Uuid;
 
 /// A command the metadata image refused. Applying a rejected command changes nothing.
 ///
-/// Every variant maps to exactly one Kafka error code ([`Rejection::kafka_error_code`]);
+/// Every variant maps to exactly one Kafka error code ([`Rejection::kafka_error`]);
 /// `Display` is the message to put next to it in a response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum Rejection {
@@ -176,25 +145,25 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    /// Kafka's numeric error code for this rejection (see [`codes`]).
-    pub fn kafka_error_code(&self) -> i16 {
+    /// The Kafka error a client gets for this rejection.
+    pub fn kafka_error(&self) -> ResponseError {
         match self {
-            Rejection::TopicAlreadyExists(_) => codes::TOPIC_ALREADY_EXISTS,
-            Rejection::UnknownTopic(_) => codes::UNKNOWN_TOPIC_OR_PARTITION,
-            Rejection::InvalidTopicName { .. } => codes::INVALID_TOPIC_EXCEPTION,
-            Rejection::InvalidPartitions { .. } => codes::INVALID_PARTITIONS,
-            Rejection::InvalidReplicationFactor { .. } => codes::INVALID_REPLICATION_FACTOR,
-            Rejection::InvalidReplicaAssignment { .. } => codes::INVALID_REPLICA_ASSIGNMENT,
-            Rejection::InvalidConfig { .. } => codes::INVALID_CONFIG,
-            Rejection::UnknownBroker(_) => codes::BROKER_ID_NOT_REGISTERED,
-            Rejection::InvalidBrokerRegistration { .. } => codes::INVALID_REQUEST,
-            Rejection::InvalidTopicId { .. } => codes::UNKNOWN_SERVER_ERROR,
-            Rejection::InvalidProducerIdCount(_) => codes::INVALID_REQUEST,
-            Rejection::NotPartitionLeader { .. } => codes::FENCED_LEADER_EPOCH,
-            Rejection::StalePartitionEpoch { .. } => codes::INVALID_UPDATE_VERSION,
-            Rejection::IneligibleReplica { .. } => codes::INELIGIBLE_REPLICA,
-            Rejection::NoReassignmentInProgress { .. } => codes::NO_REASSIGNMENT_IN_PROGRESS,
-            Rejection::ProducerIdsExhausted { .. } => codes::UNKNOWN_SERVER_ERROR,
+            Rejection::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            Rejection::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+            Rejection::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
+            Rejection::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
+            Rejection::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
+            Rejection::InvalidReplicaAssignment { .. } => ResponseError::InvalidReplicaAssignment,
+            Rejection::InvalidConfig { .. } => ResponseError::InvalidConfig,
+            Rejection::UnknownBroker(_) => ResponseError::BrokerIdNotRegistered,
+            Rejection::InvalidBrokerRegistration { .. } => ResponseError::InvalidRequest,
+            Rejection::InvalidTopicId { .. } => ResponseError::UnknownServerError,
+            Rejection::InvalidProducerIdCount(_) => ResponseError::InvalidRequest,
+            Rejection::NotPartitionLeader { .. } => ResponseError::FencedLeaderEpoch,
+            Rejection::StalePartitionEpoch { .. } => ResponseError::InvalidUpdateVersion,
+            Rejection::IneligibleReplica { .. } => ResponseError::IneligibleReplica,
+            Rejection::NoReassignmentInProgress { .. } => ResponseError::NoReassignmentInProgress,
+            Rejection::ProducerIdsExhausted { .. } => ResponseError::UnknownServerError,
         }
     }
 

@@ -39,7 +39,7 @@ pub mod topic_config;
 mod validate;
 
 pub use command::{Applied, Command, ConfigResource, Election};
-pub use error::{codes, ControllerError, Rejection};
+pub use error::{ControllerError, Rejection};
 pub use image::{BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
 pub use node::{parse_voters, BrokerRegistration, Controller, ControllerOptions};
 pub use placement::assign_replicas;

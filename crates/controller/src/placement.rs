@@ -202,15 +202,19 @@ mod tests {
     fn replication_factor_above_broker_count_is_rejected() {
         let b = [broker(0, None), broker(1, None)];
         let err = assign_replicas(&b, 1, 3, 0).unwrap_err();
-        assert_eq!(err.kafka_error_code(), 38);
+        assert_eq!(err.kafka_error().code(), 38);
         assert_eq!(
             assign_replicas(&[], 1, 1, 0)
                 .unwrap_err()
-                .kafka_error_code(),
+                .kafka_error()
+                .code(),
             38
         );
         assert_eq!(
-            assign_replicas(&b, 1, 0, 0).unwrap_err().kafka_error_code(),
+            assign_replicas(&b, 1, 0, 0)
+                .unwrap_err()
+                .kafka_error()
+                .code(),
             38
         );
     }
@@ -219,7 +223,10 @@ mod tests {
     fn non_positive_partition_count_is_rejected() {
         let b = [broker(0, None)];
         assert_eq!(
-            assign_replicas(&b, 0, 1, 0).unwrap_err().kafka_error_code(),
+            assign_replicas(&b, 0, 1, 0)
+                .unwrap_err()
+                .kafka_error()
+                .code(),
             37
         );
     }

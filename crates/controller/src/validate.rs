@@ -114,7 +114,7 @@ mod tests {
     fn illegal_names_are_invalid_topic_exception() {
         for name in ["", ".", "..", "a b", "ü", "a/b", &"x".repeat(250)] {
             let err = validate_topic_name(name).unwrap_err();
-            assert_eq!(err.kafka_error_code(), 17, "{name:?}");
+            assert_eq!(err.kafka_error().code(), 17, "{name:?}");
         }
     }
 

@@ -69,7 +69,7 @@ async fn apply(
 fn outcome(result: Result<(), Rejected>) -> (i16, Option<StrBytes>) {
     match result {
         Ok(()) => (0, None),
-        Err(rejected) => (rejected.code, Some(str_bytes(rejected.message))),
+        Err(rejected) => (rejected.error.code(), Some(str_bytes(rejected.message))),
     }
 }
 

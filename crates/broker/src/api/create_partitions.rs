@@ -80,7 +80,7 @@ pub(super) async fn handle(
         match grow(ctx.broker, &name, t.count, explicit, request.validate_only).await {
             Ok(()) => result,
             Err(rejected) => result
-                .with_error_code(rejected.code)
+                .with_error_code(rejected.error.code())
                 .with_error_message(Some(str_bytes(rejected.message))),
         }
     });

@@ -37,17 +37,17 @@ impl NewTopic {
     }
 }
 
-/// A refused topic operation: its Kafka error code and a message.
+/// A refused topic operation: its Kafka error and a message.
 #[derive(Debug, Clone)]
 pub(super) struct Rejected {
-    pub(super) code: i16,
+    pub(super) error: ResponseError,
     pub(super) message: String,
 }
 
 impl Rejected {
     pub(super) fn new(error: ResponseError, message: impl Into<String>) -> Self {
         Self {
-            code: error.code(),
+            error,
             message: message.into(),
         }
     }
@@ -56,7 +56,7 @@ impl Rejected {
 impl From<controller::Rejection> for Rejected {
     fn from(rejection: controller::Rejection) -> Self {
         Self {
-            code: rejection.kafka_error_code(),
+            error: rejection.kafka_error(),
             message: rejection.to_string(),
         }
     }
@@ -209,7 +209,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: CreateTopicsRequest) -> Creat
                     .with_configs(Some(configs))
             }
             Err(rejected) => result
-                .with_error_code(rejected.code)
+                .with_error_code(rejected.error.code())
                 .with_error_message(Some(str_bytes(rejected.message)))
                 .with_num_partitions(-1)
                 .with_replication_factor(-1),

@@ -27,7 +27,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: DeleteRecordsRequest) -> DeleteReco
                         .with_low_watermark(-1);
                     let partition = match ctx.broker.partition(&name, p.partition_index) {
                         Ok(partition) => partition,
-                        Err(code) => return result.with_error_code(code),
+                        Err(error) => return result.with_error_code(error.code()),
                     };
                     let log = &partition.log;
                     let hw = log.high_watermark();

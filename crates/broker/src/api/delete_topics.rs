@@ -53,7 +53,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: DeleteTopicsRequest) -> Delet
             Err(error) => {
                 let rejected = Rejected::from(error);
                 result
-                    .with_error_code(rejected.code)
+                    .with_error_code(rejected.error.code())
                     .with_error_message(Some(str_bytes(rejected.message)))
             }
         }

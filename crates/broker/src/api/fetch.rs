@@ -110,7 +110,7 @@ fn resolve(ctx: &Ctx<'_>, request: &FetchRequest) -> Vec<WantedTopic> {
                     max_bytes: p.partition_max_bytes.max(0) as usize,
                     current_leader_epoch: p.current_leader_epoch,
                     partition: match &local {
-                        Some(t) => t.led(p.partition).cloned().map_err(super::code_error),
+                        Some(t) => t.led(p.partition).cloned(),
                         None => Err(missing),
                     },
                 })

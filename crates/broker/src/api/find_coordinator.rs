@@ -9,31 +9,33 @@ use super::{owned, str_bytes, Ctx};
 
 const GROUP: i8 = 0;
 
-/// (error code, node id, host, port) of the coordinator of `key`.
-async fn locate(ctx: &Ctx<'_>, key: &str, key_type: i8) -> (i16, i32, String, i32) {
+/// (node id, host, port) of the coordinator of `key`, or why it cannot be named.
+async fn locate(
+    ctx: &Ctx<'_>,
+    key: &str,
+    key_type: i8,
+) -> Result<(i32, String, i32), ResponseError> {
     if key_type != GROUP {
         // Transactions are not coordinated yet.
-        return (
-            ResponseError::CoordinatorNotAvailable.code(),
-            -1,
-            String::new(),
-            -1,
-        );
+        return Err(ResponseError::CoordinatorNotAvailable);
     }
     if key.is_empty() {
-        return (ResponseError::InvalidGroupId.code(), -1, String::new(), -1);
+        return Err(ResponseError::InvalidGroupId);
     }
     if let Err(error) = ctx.broker.ensure_offsets_topic().await {
         tracing::warn!(%error, "creating __consumer_offsets failed");
     }
-    match ctx.broker.coordinator_for(key) {
-        Some(b) => (0, b.node_id, b.host, i32::from(b.port)),
-        None => (
-            ResponseError::CoordinatorNotAvailable.code(),
-            -1,
-            String::new(),
-            -1,
-        ),
+    let coordinator = ctx.broker.coordinator_for(key);
+    coordinator
+        .map(|b| (b.node_id, b.host, i32::from(b.port)))
+        .ok_or(ResponseError::CoordinatorNotAvailable)
+}
+
+/// The response fields for a [`locate`] outcome: (error code, node id, host, port).
+fn fields(located: Result<(i32, String, i32), ResponseError>) -> (i16, i32, String, i32) {
+    match located {
+        Ok((node, host, port)) => (0, node, host, port),
+        Err(error) => (error.code(), -1, String::new(), -1),
     }
 }
 
@@ -44,7 +46,8 @@ pub(super) async fn handle(
     if ctx.version >= 4 {
         let mut coordinators = Vec::with_capacity(request.coordinator_keys.len());
         for key in &request.coordinator_keys {
-            let (code, node, host, port) = locate(ctx, key.as_str(), request.key_type).await;
+            let (code, node, host, port) =
+                fields(locate(ctx, key.as_str(), request.key_type).await);
             coordinators.push(
                 Coordinator::default()
                     .with_key(key.clone())
@@ -56,7 +59,8 @@ pub(super) async fn handle(
         }
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    let (code, node, host, port) = locate(ctx, &owned(&request.key), request.key_type).await;
+    let (code, node, host, port) =
+        fields(locate(ctx, &owned(&request.key), request.key_type).await);
     FindCoordinatorResponse::default()
         .with_error_code(code)
         .with_error_message(if code == 0 || ctx.version == 0 {

@@ -32,7 +32,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ListOffsetsRequest) -> ListOffsetsR
                         .with_leader_epoch(-1);
                     let partition = match ctx.broker.partition(&name, p.partition_index) {
                         Ok(partition) => partition,
-                        Err(code) => return response.with_error_code(code),
+                        Err(error) => return response.with_error_code(error.code()),
                     };
                     let epoch = match partition.check_leader_epoch(p.current_leader_epoch) {
                         Ok(epoch) => epoch,

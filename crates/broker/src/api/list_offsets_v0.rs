@@ -86,8 +86,8 @@ pub(super) fn handle(broker: &Broker, mut frame: Bytes) -> Reply {
                     .map(|found| found.map(|t| t.offset)),
             });
             match offset {
-                Err(code) => {
-                    out.put_i16(code);
+                Err(error) => {
+                    out.put_i16(error.code());
                     out.put_i32(0);
                 }
                 Ok(Err(error)) => {

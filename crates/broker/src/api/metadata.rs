@@ -43,11 +43,11 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: MetadataRequest) -> MetadataR
                     topics.push(error_topic(
                         None,
                         wanted.topic_id,
-                        ResponseError::UnknownTopicId.code(),
+                        ResponseError::UnknownTopicId,
                     ));
                     continue;
                 };
-                let code = if allow_auto_create && !name.starts_with("__") {
+                let error = if allow_auto_create && !name.starts_with("__") {
                     let new_topic = NewTopic::with_defaults(name.clone());
                     match create_topics::create(broker, new_topic, false).await {
                         Ok(_) => {
@@ -56,14 +56,14 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: MetadataRequest) -> MetadataR
                                 topics.push(describe_topic(topic, ctx.version));
                                 continue;
                             }
-                            ResponseError::LeaderNotAvailable.code()
+                            ResponseError::LeaderNotAvailable
                         }
-                        Err(rejected) => rejected.code,
+                        Err(rejected) => rejected.error,
                     }
                 } else {
-                    ResponseError::UnknownTopicOrPartition.code()
+                    ResponseError::UnknownTopicOrPartition
                 };
-                topics.push(error_topic(Some(name), Uuid::nil(), code));
+                topics.push(error_topic(Some(name), Uuid::nil(), error));
             }
         }
     }
@@ -107,9 +107,13 @@ fn describe_topic(topic: &TopicMeta, _version: i16) -> MetadataResponseTopic {
         .with_partitions(partitions)
 }
 
-fn error_topic(name: Option<String>, topic_id: Uuid, code: i16) -> MetadataResponseTopic {
+fn error_topic(
+    name: Option<String>,
+    topic_id: Uuid,
+    error: ResponseError,
+) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
-        .with_error_code(code)
+        .with_error_code(error.code())
         .with_name(name.map(|n| TopicName(str_bytes(n))))
         .with_topic_id(topic_id)
 }

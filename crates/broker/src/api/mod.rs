@@ -288,12 +288,6 @@ fn encode_response(
     Reply::Frame(buf.freeze())
 }
 
-/// The error for a code the broker's lookups answered with.
-pub(crate) fn code_error(code: i16) -> kafka_protocol::error::ResponseError {
-    use kafka_protocol::error::ResponseError;
-    ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError)
-}
-
 /// Copies a string out of a request frame so that keeping it does not keep the frame alive.
 pub(crate) fn owned(s: &kafka_protocol::protocol::StrBytes) -> String {
     s.as_str().to_owned()

@@ -33,11 +33,11 @@ pub(super) fn handle(
                         .with_end_offset(-1);
                     let led = match &local {
                         Some(t) => t.led(p.partition),
-                        None => Err(ResponseError::UnknownTopicOrPartition.code()),
+                        None => Err(ResponseError::UnknownTopicOrPartition),
                     };
                     let partition = match led {
                         Ok(partition) => partition,
-                        Err(code) => return response.with_error_code(code),
+                        Err(error) => return response.with_error_code(error.code()),
                     };
                     if let Err(error) = partition.check_leader_epoch(p.current_leader_epoch) {
                         return response.with_error_code(error.code());

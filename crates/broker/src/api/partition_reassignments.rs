@@ -58,7 +58,7 @@ pub(super) async fn alter(
                 ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
             if let Err(rejected) = result {
                 response = response
-                    .with_error_code(rejected.code)
+                    .with_error_code(rejected.error.code())
                     .with_error_message(Some(str_bytes(rejected.message)));
             }
             partitions.push(response);

@@ -51,7 +51,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
             let partition = match &local {
-                Some(t) => t.led(data.index).map_err(super::code_error),
+                Some(t) => t.led(data.index),
                 None => Err(ResponseError::UnknownTopicOrPartition),
             };
             let refused = match (valid_acks, partition, data.records) {

@@ -15,6 +15,7 @@ use std::time::Duration;
 use controller::{
     Applied, BrokerMeta, Command, Controller, ControllerError, MetadataImage, TopicMeta,
 };
+use kafka_protocol::error::ResponseError;
 use parking_lot::{Mutex, RwLock};
 use segment_store::LogDir;
 use uuid::Uuid;
@@ -64,15 +65,14 @@ impl LocalTopic {
     /// Partition `index` when this node leads it; otherwise Kafka's error code:
     /// `NOT_LEADER_OR_FOLLOWER` for a partition led elsewhere, `UNKNOWN_TOPIC_OR_PARTITION`
     /// for one that does not exist.
-    pub(crate) fn led(&self, index: i32) -> Result<&Arc<Partition>, i16> {
-        use kafka_protocol::error::ResponseError;
+    pub(crate) fn led(&self, index: i32) -> Result<&Arc<Partition>, ResponseError> {
         let Ok(i) = usize::try_from(index) else {
-            return Err(ResponseError::UnknownTopicOrPartition.code());
+            return Err(ResponseError::UnknownTopicOrPartition);
         };
         match (self.replicas.get(i), self.leading.get(i)) {
             (Some(Some(partition)), Some(true)) => Ok(partition),
-            (Some(_), _) => Err(ResponseError::NotLeaderOrFollower.code()),
-            (None, _) => Err(ResponseError::UnknownTopicOrPartition.code()),
+            (Some(_), _) => Err(ResponseError::NotLeaderOrFollower),
+            (None, _) => Err(ResponseError::UnknownTopicOrPartition),
         }
     }
 
@@ -225,10 +225,13 @@ impl Broker {
 
     /// One partition led here, or the Kafka error code saying why not
     /// (`UNKNOWN_TOPIC_OR_PARTITION`, `NOT_LEADER_OR_FOLLOWER`).
-    pub(crate) fn partition(&self, topic: &str, index: i32) -> Result<Arc<Partition>, i16> {
-        use kafka_protocol::error::ResponseError;
+    pub(crate) fn partition(
+        &self,
+        topic: &str,
+        index: i32,
+    ) -> Result<Arc<Partition>, ResponseError> {
         self.topic(topic)
-            .ok_or(ResponseError::UnknownTopicOrPartition.code())?
+            .ok_or(ResponseError::UnknownTopicOrPartition)?
             .led(index)
             .cloned()
     }

@@ -49,7 +49,7 @@ fn image() -> MetadataImage {
 fn rejected(image: &mut MetadataImage, command: Command, code: i16) -> Rejection {
     let before = image.clone();
     let rejection = image.apply(&command).unwrap_err();
-    assert_eq!(rejection.kafka_error_code(), code, "{rejection}");
+    assert_eq!(rejection.kafka_error().code(), code, "{rejection}");
     assert_eq!(*image, before, "a rejected command changed the image");
     rejection
 }

@@ -3,7 +3,7 @@ use super::*;
 fn code(key: &str, value: &str) -> Option<i16> {
     validate_topic_config(key, value)
         .err()
-        .map(|e| e.kafka_error_code())
+        .map(|e| e.kafka_error().code())
 }
 
 #[test]
