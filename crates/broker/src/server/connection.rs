@@ -26,8 +26,9 @@ use crate::api::{self, Reply};
 use crate::metrics::Stage;
 use crate::Broker;
 
-/// Reply bytes gathered before a write even while more requests are waiting.
-const WRITE_AHEAD: usize = 1 << 20;
+/// Reply bytes gathered before a write even while more requests are waiting: small, so a
+/// client that keeps requests coming still gets its replies promptly.
+const WRITE_AHEAD: usize = 64 * 1024;
 /// Slices handed to one `writev` (Linux allows 1,024).
 const MAX_SLICES: usize = 256;
 
@@ -131,7 +132,8 @@ pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream) -> Result<(), Fr
             }
             metrics.record(api_key, Stage::Handling, ready - started);
             outbox.started.push((api_key, ready));
-            if queue.is_empty() || outbox.bytes >= WRITE_AHEAD {
+            let full = outbox.bytes >= WRITE_AHEAD || outbox.pieces.len() >= MAX_SLICES;
+            if queue.is_empty() || full {
                 outbox.write_to(&mut write_half, &broker).await?;
             }
         }
