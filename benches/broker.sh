@@ -7,6 +7,7 @@
 #   bash benches/broker.sh     # 1 KiB records: acks=1 to 1 and 8 partitions, consume, latency
 #                              # at half the single-partition rate, durable (flush.messages=1)
 #                              # produce from 8 producers on one partition
+#   RATES="25000 100000" bash benches/broker.sh   # latency at these rates too
 #
 # Everything runs against 127.0.0.1 and stops by itself (record counts and time limits).
 set -euo pipefail
@@ -19,7 +20,8 @@ PORT=${PORT:-19892}
 command -v iperf3 >/dev/null || apt-get install -y -qq iperf3 >/dev/null
 
 cargo build --release --locked -p strata -p strata-benches --bin strata --bin strata-loadgen
-STRATA=target/release/strata
+# STRATA=path/to/another/strata measures another build with the same load.
+STRATA=${STRATA:-target/release/strata}
 LOADGEN=target/release/strata-loadgen
 # DATA_ROOT=/dev/shm takes the disk out of the measurement (page-cache writeback throttling).
 ROOT=$(mktemp -d "${DATA_ROOT:-/tmp}/strata-bench-XXXX")
@@ -67,12 +69,13 @@ stop
 
 # Latency at a fixed rate: half the single-partition maximum just measured (or RATE), on a
 # fresh node so its request-time summary covers this run alone.
-RATE=${RATE:-$((MAX_RATE / 2))}
-start latency
-$STRATA topic create -b $B bench-latency -p 1 >/dev/null
-$LOADGEN -b $B -t bench-latency -p 1 latency --size 1024 --rate "$RATE" --seconds 10 --acks 1
-stop
-echo "broker-side Produce: $(request_times "$ROOT/latency.log" Produce)"
+for rate in ${RATES:-} "${RATE:-$((MAX_RATE / 2))}"; do
+  start latency-$rate
+  $STRATA topic create -b $B bench-latency -p 1 >/dev/null
+  $LOADGEN -b $B -t bench-latency -p 1 latency --size 1024 --rate "$rate" --seconds 10 --acks 1
+  stop
+  echo "broker-side Produce: $(request_times "$ROOT/latency-$rate.log" Produce)"
+done
 
 # Durability: 8 producers on one partition, acknowledged after the write (flush.messages
 # unset) and after fsync (flush.messages=1: group commit). fdatasync calls are counted by

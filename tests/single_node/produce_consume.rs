@@ -244,3 +244,33 @@ fn log_append_time_topics_stamp_the_broker_time() {
         );
     }
 }
+
+/// acks=0 gets no answer, yet every record is appended, in order, on one partition.
+#[test]
+fn acks_0_records_are_all_appended_in_order() {
+    let node = Node::start_default();
+    let bootstrap = node.bootstrap();
+    let total = 3000;
+    run_bounded(Duration::from_secs(60), async {
+        create_topic(&bootstrap, "unanswered", 1, &[]).await;
+        let producer = producer(&bootstrap, &[("acks", "0"), ("linger.ms", "0")]);
+        let sends: Vec<_> = (0..total)
+            .map(|i| {
+                let payload = format!("u{i}");
+                producer
+                    .send_result(FutureRecord::<(), _>::to("unanswered").payload(&payload))
+                    .expect("queue")
+            })
+            .collect();
+        for send in sends {
+            send.await.expect("delivery").expect("sent");
+        }
+    });
+    let got = read_all(&bootstrap, "unanswered", 1, total, Duration::from_secs(30));
+    let values: Vec<String> = got
+        .iter()
+        .map(|g| String::from_utf8(g.value.clone().unwrap()).unwrap())
+        .collect();
+    let expected: Vec<String> = (0..total).map(|i| format!("u{i}")).collect();
+    assert_eq!(values, expected);
+}

@@ -187,7 +187,12 @@ pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: &
             RequestKind::ApiVersions(r) => api_versions::handle(&ctx, r).into(),
             RequestKind::Metadata(r) => metadata::handle(&ctx, r).await.into(),
             RequestKind::Produce(r) => match produce::handle(&ctx, r) {
-                produce::Outcome::NoResponse => return Reply::Nothing,
+                produce::Outcome::NoResponse(written) => {
+                    return Reply::Deferred(Box::pin(async move {
+                        written.await;
+                        Reply::Nothing
+                    }));
+                }
                 produce::Outcome::Later(response) => {
                     let correlation_id = header.correlation_id;
                     return Reply::Deferred(Box::pin(async move {

@@ -14,8 +14,9 @@ use crate::partition::{Partition, ProduceError, Produced};
 
 /// What a produce request leads to.
 pub(super) enum Outcome {
-    /// acks=0: no response at all (the appends still happen, in order).
-    NoResponse,
+    /// acks=0: no response at all; resolves once the appends are written, so a connection
+    /// holds at most `queued.max.requests` of them in flight, as it does for acks=1.
+    NoResponse(futures::future::BoxFuture<'static, ()>),
     /// The response once every partition's append is written (and, for acks=all,
     /// replicated). The connection goes on queueing its next requests meanwhile, so a
     /// producer's pipelined requests share writes and keep the replicas busy.
@@ -83,7 +84,10 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
         );
     }
     if acks == 0 {
-        return Outcome::NoResponse;
+        let appends = queued.into_iter().map(|(_, (_, append))| append);
+        return Outcome::NoResponse(Box::pin(async move {
+            futures::future::join_all(appends).await;
+        }));
     }
     let response = ProduceResponse::default().with_responses(responses);
     Outcome::Later(Box::pin(complete(response, queued, acks, deadline)))
