@@ -67,6 +67,27 @@ pub fn call<R: Request>(
     (header, response)
 }
 
+/// Kafka's `COORDINATOR_LOAD_IN_PROGRESS`: a coordinator still replaying its partitions.
+pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+
+/// Like [`call`], but sends again while `loading(response)` says the coordinator is still
+/// loading (clients retry `COORDINATOR_LOAD_IN_PROGRESS`), for at most 10 s.
+pub fn call_loaded<R: Request>(
+    stream: &mut TcpStream,
+    request: &R,
+    version: i16,
+    loading: impl Fn(&R::Response) -> bool,
+) -> R::Response {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, response) = call(stream, request, version);
+        if !loading(&response) || std::time::Instant::now() > deadline {
+            return response;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Whether the server closed the connection (a read sees end of stream or a reset) within
 /// the read timeout.
 pub fn closed_by_server(stream: &mut TcpStream) -> bool {

@@ -20,7 +20,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 use rdkafka::ClientConfig;
-use strata_tests::raw::{call, connect};
+use strata_tests::raw::{call, call_loaded, connect, COORDINATOR_LOAD_IN_PROGRESS};
 use strata_tests::{run_bounded, Node, NodeOptions};
 
 use crate::common::{create_topic, producer};
@@ -327,13 +327,13 @@ fn consumer_group_membership_and_assignments_survive_kill_9() {
     node.kill();
     node.restart();
     let mut s = connect(&b);
-    let described = call(
+    let described = call_loaded(
         &mut s,
         &ConsumerGroupDescribeRequest::default()
             .with_group_ids(vec![GroupId(StrBytes::from_static_str("kept"))]),
         1,
-    )
-    .1;
+        |r| r.groups[0].error_code == COORDINATOR_LOAD_IN_PROGRESS,
+    );
     let group = &described.groups[0];
     assert_eq!(group.error_code, 0, "{group:?}");
     assert_eq!(group.group_epoch, 1);
@@ -360,7 +360,10 @@ fn consumer_group_membership_and_assignments_survive_kill_9() {
     drop(s);
     node.kill();
     node.restart();
-    let listed = call(&mut connect(&b), &ListGroupsRequest::default(), 5).1;
+    let listed = call_loaded(&mut connect(&b), &ListGroupsRequest::default(), 5, |r| {
+        r.error_code == COORDINATOR_LOAD_IN_PROGRESS
+    });
+    assert_eq!(listed.error_code, 0, "{listed:?}");
     assert!(
         !listed
             .groups

@@ -230,6 +230,15 @@ impl<S: CoordinatorState> CoordinatorPartitions<S> {
         replayed
     }
 
+    /// Whether a partition led here is still being replayed.
+    pub fn any_loading(&self) -> bool {
+        self.led
+            .read()
+            .partitions
+            .values()
+            .any(|s| s.loading.is_some())
+    }
+
     /// The log of `key`'s partition when this node leads it and has loaded it; otherwise
     /// why not.
     pub fn owner(&self, key: &str) -> Result<Arc<dyn CoordinatorLog>, CoordinatorError> {

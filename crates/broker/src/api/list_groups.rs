@@ -17,10 +17,11 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ListGroupsRequest) -> ListGroupsRes
         .iter()
         .map(|s| s.as_str().to_lowercase())
         .collect();
-    let groups = ctx
-        .broker
-        .groups
-        .list()
+    let listed = match ctx.broker.groups.list() {
+        Ok(listed) => listed,
+        Err(error) => return ListGroupsResponse::default().with_error_code(error.code()),
+    };
+    let groups = listed
         .into_iter()
         .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
         .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))

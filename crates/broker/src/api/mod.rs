@@ -186,14 +186,10 @@ pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: &
         let response: ResponseKind = match request {
             RequestKind::ApiVersions(r) => api_versions::handle(&ctx, r).into(),
             RequestKind::Metadata(r) => metadata::handle(&ctx, r).await.into(),
-            RequestKind::Produce(r) => match produce::handle(&ctx, r) {
-                produce::Outcome::NoResponse(written) => {
-                    return Reply::Deferred(Box::pin(async move {
-                        written.await;
-                        Reply::Nothing
-                    }));
-                }
-                produce::Outcome::Later(response) => {
+            RequestKind::Produce(r) => match produce::handle(&ctx, r).await {
+                produce::Outcome::NoResponse => return Reply::Nothing,
+                produce::Outcome::Done(response) => response.into(),
+                produce::Outcome::AwaitingCommit(response) => {
                     let correlation_id = header.correlation_id;
                     return Reply::Deferred(Box::pin(async move {
                         encode_response(api_key, version, correlation_id, response.await.into())

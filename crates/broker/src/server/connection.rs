@@ -1,8 +1,8 @@
-//! One client connection. A reader task reads frames ahead (at most `queued.max.requests`);
+//! One client connection. A reader task reads frames ahead (at most `queued.max.requests`, and
+//! at most [`READ_AHEAD_BYTES`] of them);
 //! the processor handles them one by one in order, so responses leave in request order. A
-//! deferred reply (a produce waiting for its append, acks=all waiting for replication) does
-//! not hold up the requests behind it: they are handled, and their replies queue behind the
-//! deferred one.
+//! deferred reply (acks=all waiting for replication) does not hold up the requests behind it:
+//! they are handled, and their replies queue behind the deferred one.
 //!
 //! Replies are written with vectored writes straight from their pieces (record bytes are
 //! slices of the segment mappings), so no reply is copied in user space; the processor writes
@@ -19,7 +19,7 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::frame::{FrameError, FrameReader};
 use crate::api::{self, Reply};
@@ -29,6 +29,11 @@ use crate::Broker;
 /// Reply bytes gathered before a write even while more requests are waiting: small, so a
 /// client that keeps requests coming still gets its replies promptly.
 const WRITE_AHEAD: usize = 64 * 1024;
+/// Bytes of requests read off the socket and not yet handled, beyond the one being read: the
+/// reader waits for room before reading on. Small requests still pipeline by the hundred; a
+/// stream of large produce requests is read one or two ahead, so memory stays bounded and a
+/// request's bytes are still in cache when they are copied to the log.
+const READ_AHEAD_BYTES: usize = 1 << 20;
 /// Slices handed to one `writev` (Linux allows 1,024).
 const MAX_SLICES: usize = 256;
 
@@ -64,15 +69,22 @@ pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream) -> Result<(), Fr
         },
     };
     let (read_half, mut write_half) = stream.into_split();
-    let (requests, mut queue) =
-        mpsc::channel::<(Bytes, Instant)>(broker.config.max_in_flight_per_connection);
+    let (requests, mut queue) = mpsc::channel::<(Bytes, Instant, OwnedSemaphorePermit)>(
+        broker.config.max_in_flight_per_connection,
+    );
+    let read_ahead = Arc::new(Semaphore::new(READ_AHEAD_BYTES));
     let max_frame = broker.config.socket_request_max_bytes;
     let reader = tokio::spawn(async move {
         let mut reader = FrameReader::new(read_half, max_frame);
         loop {
             match reader.next().await {
                 Ok(Some(frame)) => {
-                    if requests.send((frame, Instant::now())).await.is_err() {
+                    let received = Instant::now();
+                    let bytes = frame.len().min(READ_AHEAD_BYTES) as u32;
+                    let Ok(permit) = Arc::clone(&read_ahead).acquire_many_owned(bytes).await else {
+                        return Ok(());
+                    };
+                    if requests.send((frame, received, permit)).await.is_err() {
                         return Ok(());
                     }
                 }
@@ -93,7 +105,7 @@ pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream) -> Result<(), Fr
                 biased;
                 Some(timed) = pending.next(), if !pending.is_empty() => timed,
                 frame = queue.recv(), if open && pending.len() < limit => {
-                    let Some((frame, received)) = frame else {
+                    let Some((frame, received, _read_ahead)) = frame else {
                         open = false;
                         continue;
                     };

@@ -80,9 +80,14 @@ impl GroupCoordinator {
         self.partitions.load(load)
     }
 
-    /// Groups as ListGroups shows them: every group in memory.
-    pub fn list(&self) -> Vec<ListedGroup> {
-        self.partitions.state().list()
+    /// Groups as ListGroups shows them: every group coordinated here, or
+    /// `COORDINATOR_LOAD_IN_PROGRESS` while a partition is still being replayed (as Kafka
+    /// answers, so a listing is never missing groups that are loading).
+    pub fn list(&self) -> Result<Vec<ListedGroup>, CoordinatorError> {
+        if self.partitions.any_loading() {
+            return Err(CoordinatorError::LoadInProgress);
+        }
+        Ok(self.partitions.state().list())
     }
 
     /// Expires sessions and completes rebalances whose time has come; run every [`TICK`].

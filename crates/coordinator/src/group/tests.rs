@@ -131,7 +131,10 @@ async fn commits_are_replayed_when_leadership_returns_and_unloaded_when_it_goes(
         error_of(coordinator.group("g")),
         ResponseError::NotCoordinator
     );
-    assert!(coordinator.list().is_empty(), "the group is unloaded");
+    assert!(
+        coordinator.list().expect("loaded").is_empty(),
+        "the group is unloaded"
+    );
 
     let loads = coordinator.update(Some(4), vec![(p, log)]);
     for load in loads {
