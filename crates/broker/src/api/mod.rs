@@ -115,7 +115,12 @@ fn decodable_versions(key: ApiKey) -> Option<(i16, i16)> {
 }
 
 /// Answers one request frame.
-pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: &Peer) -> Reply {
+pub(crate) async fn handle_frame(
+    broker: &Arc<Broker>,
+    mut frame: Bytes,
+    peer: &Peer,
+    read_ahead: crate::partition::Hold,
+) -> Reply {
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -173,6 +178,7 @@ pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: &
         version,
         client_id,
         peer: &peer.host,
+        read_ahead,
     };
     let span = tracing::info_span!(
         "request",
@@ -186,10 +192,9 @@ pub(crate) async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes, peer: &
         let response: ResponseKind = match request {
             RequestKind::ApiVersions(r) => api_versions::handle(&ctx, r).into(),
             RequestKind::Metadata(r) => metadata::handle(&ctx, r).await.into(),
-            RequestKind::Produce(r) => match produce::handle(&ctx, r).await {
+            RequestKind::Produce(r) => match produce::handle(&ctx, r) {
                 produce::Outcome::NoResponse => return Reply::Nothing,
-                produce::Outcome::Done(response) => response.into(),
-                produce::Outcome::AwaitingCommit(response) => {
+                produce::Outcome::Later(response) => {
                     let correlation_id = header.correlation_id;
                     return Reply::Deferred(Box::pin(async move {
                         encode_response(api_key, version, correlation_id, response.await.into())
@@ -266,6 +271,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) client_id: String,
     /// The client's address, as Kafka shows it (`/127.0.0.1`).
     pub(crate) peer: &'a str,
+    /// The request's share of its connection's read-ahead budget: whatever keeps request
+    /// bytes past the handler (a queued append) keeps this too.
+    pub(crate) read_ahead: crate::partition::Hold,
 }
 
 fn encode_response(

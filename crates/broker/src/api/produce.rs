@@ -1,6 +1,6 @@
 //! Produce (key 0): queue each partition's record batch on the partition's append path
-//! (validation, idempotence checks, group commit), wait until it is written, and answer with
-//! the offsets given (nothing at all for acks=0). acks=all answers once the high watermark
+//! (validation, idempotence checks, group commit) and answer with the offsets given once it
+//! is written (nothing at all for acks=0). acks=all answers once the high watermark
 //! covers the records, or with the error that stopped it.
 
 use std::sync::Arc;
@@ -14,14 +14,12 @@ use crate::partition::{Partition, ProduceError, Produced};
 
 /// What a produce request leads to.
 pub(super) enum Outcome {
-    /// acks=0: no response at all.
+    /// acks=0: no response at all (the appends still happen, in order).
     NoResponse,
-    /// The response, every append written (acks=1, or nothing was appended).
-    Done(ProduceResponse),
-    /// acks=all appends written and waiting for the high watermark; resolves to the
-    /// response. The connection goes on with its next requests meanwhile, so producers that
-    /// pipeline requests keep the replicas busy.
-    AwaitingCommit(futures::future::BoxFuture<'static, ProduceResponse>),
+    /// The response once every partition's append is written (and, for acks=all,
+    /// replicated). The connection goes on with its next requests meanwhile: a producer's
+    /// pipelined requests share writes, and keep the replicas busy.
+    Later(futures::future::BoxFuture<'static, ProduceResponse>),
 }
 
 /// One partition's append, queued.
@@ -30,11 +28,10 @@ type Queued = (
     futures::future::BoxFuture<'static, Result<Produced, ProduceError>>,
 );
 
-/// Queues every partition's batch at once, in request order, and waits until they are
-/// written: the connection reads its next request only then, which bounds what one client
-/// has in memory and keeps a request's bytes warm in cache until they are copied. Producers
-/// on different connections are grouped into shared writes. acks=all completes later.
-pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
+/// Queues every partition's batch now, in request order; the response follows. Each queued
+/// append keeps the request's read-ahead share until it is written, so a connection has at
+/// most its read-ahead budget of bytes waiting to be written.
+pub(super) fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
     let broker = ctx.broker;
     let acks = request.acks;
     let valid_acks = matches!(acks, -1..=1);
@@ -69,7 +66,8 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
                 ),
                 (true, Ok(partition), Some(records)) => {
                     let at = (responses.len(), partitions.len());
-                    let append = partition.append(records, acks);
+                    let hold = Some(Arc::clone(&ctx.read_ahead));
+                    let append = partition.append(records, acks, hold);
                     queued.push((at, (Arc::clone(partition), Box::pin(append))));
                     partitions.push(response);
                     continue;
@@ -87,57 +85,49 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
                 .with_partition_responses(partitions),
         );
     }
-    let appended = futures::future::join_all(
-        queued
-            .into_iter()
-            .map(|(at, (partition, append))| async move { (at, partition, append.await) }),
-    )
-    .await;
     if acks == 0 {
         return Outcome::NoResponse;
     }
-    let mut response = ProduceResponse::default().with_responses(responses);
-    // (topic index, partition index) of acks=all appends, and what they wait for.
-    let mut uncommitted = Vec::new();
-    for ((t, p), partition, outcome) in appended {
-        let data = &mut response.responses[t].partition_responses[p];
-        match outcome {
-            Ok(produced) => {
-                data.base_offset = produced.base_offset;
-                data.log_append_time_ms = produced.log_append_time;
-                data.log_start_offset = partition.log.log_start_offset();
-                if acks == -1 {
-                    uncommitted.push(((t, p), partition, produced));
-                }
-            }
-            Err(error) => {
-                data.error_code = error.kafka_error().code();
-                data.error_message = Some(str_bytes(error.to_string()));
-            }
-        }
-    }
-    if uncommitted.is_empty() {
-        return Outcome::Done(response);
-    }
-    Outcome::AwaitingCommit(Box::pin(wait_committed(response, uncommitted, deadline)))
+    let response = ProduceResponse::default().with_responses(responses);
+    Outcome::Later(Box::pin(complete(response, queued, acks, deadline)))
 }
 
-/// Waits for every acks=all append of a request to be replicated, then fills in the errors
-/// of those that were not.
-async fn wait_committed(
+/// Waits for each queued append (and for acks=all its replication), then fills in its
+/// offsets or its error.
+async fn complete(
     mut response: ProduceResponse,
-    uncommitted: Vec<((usize, usize), Arc<Partition>, Produced)>,
+    queued: Vec<((usize, usize), Queued)>,
+    acks: i16,
     deadline: tokio::time::Instant,
 ) -> ProduceResponse {
-    let waits = uncommitted
-        .iter()
-        .map(|(_, partition, produced)| partition.wait_committed(produced, deadline));
-    let outcomes = futures::future::join_all(waits).await;
-    for (((t, p), _, _), outcome) in uncommitted.iter().zip(outcomes) {
-        if let Err(error) = outcome {
-            let data = &mut response.responses[*t].partition_responses[*p];
-            data.error_code = error.code();
-            data.base_offset = -1;
+    let outcomes = queued
+        .into_iter()
+        .map(|(at, (partition, append))| async move {
+            let outcome = async {
+                let produced = append.await.map_err(|error| {
+                    let message = error.to_string();
+                    (error.kafka_error(), Some(message))
+                })?;
+                if acks == -1 {
+                    let committed = partition.wait_committed(&produced, deadline).await;
+                    committed.map_err(|error| (error, None))?;
+                }
+                Ok((produced, partition.log.log_start_offset()))
+            };
+            (at, outcome.await)
+        });
+    for ((t, p), outcome) in futures::future::join_all(outcomes).await {
+        let data = &mut response.responses[t].partition_responses[p];
+        match outcome {
+            Ok((produced, log_start)) => {
+                data.base_offset = produced.base_offset;
+                data.log_append_time_ms = produced.log_append_time;
+                data.log_start_offset = log_start;
+            }
+            Err((error, message)) => {
+                data.error_code = error.code();
+                data.error_message = message.map(str_bytes);
+            }
         }
     }
     response

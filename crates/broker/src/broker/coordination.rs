@@ -42,7 +42,7 @@ impl CoordinatorLog for CoordinatorPartition {
         now_ms: i64,
         deadline: tokio::time::Instant,
     ) -> Result<Replication<'_>, LogError> {
-        let appended = self.0.append(encode_batch(records, now_ms), -1);
+        let appended = self.0.append(encode_batch(records, now_ms), -1, None);
         Ok(Box::pin(async move {
             let produced = appended
                 .await

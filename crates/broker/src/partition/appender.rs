@@ -36,11 +36,24 @@ struct QueueState {
     draining: bool,
 }
 
-#[derive(Debug)]
+/// Kept by a queued append until its records are written, then dropped: a connection's
+/// read-ahead budget, so the bytes a client has waiting to be written stay bounded.
+pub(crate) type Hold = Arc<dyn Send + Sync>;
+
 struct PendingAppend {
     records: Bytes,
     acks: i16,
     reply: oneshot::Sender<Result<Produced, ProduceError>>,
+    _hold: Option<Hold>,
+}
+
+impl std::fmt::Debug for PendingAppend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingAppend")
+            .field("bytes", &self.records.len())
+            .field("acks", &self.acks)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Clears the queue if a drain unwinds, so the partition does not wait forever on a drain
@@ -69,14 +82,15 @@ enum Decision {
 }
 
 impl Partition {
-    /// Queues one producer request's records (`acks` -1, 0 or 1) for this partition. The
-    /// future resolves once they are written (acks=all then waits with
+    /// Queues one producer request's records (`acks` -1, 0 or 1) for this partition; `hold`
+    /// is dropped once they are written. The future resolves then (acks=all then waits with
     /// [`Partition::wait_committed`]); dropping it does not cancel the append. Requests are
     /// appended in the order of the calls. Must be called within a tokio runtime.
     pub(crate) fn append(
         self: &Arc<Self>,
         records: Bytes,
         acks: i16,
+        hold: Option<Hold>,
     ) -> impl Future<Output = Result<Produced, ProduceError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
         let start_drain = {
@@ -85,6 +99,7 @@ impl Partition {
                 records,
                 acks,
                 reply,
+                _hold: hold,
             });
             !std::mem::replace(&mut state.draining, true)
         };

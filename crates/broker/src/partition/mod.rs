@@ -21,6 +21,7 @@ use tokio::sync::watch;
 
 use crate::topic_config::TopicSettings;
 use appender::AppendQueue;
+pub(crate) use appender::Hold;
 use producer_state::{ProducerStateTable, SequenceError};
 use replica_set::ReplicaSet;
 pub(crate) use replica_set::Transition;

@@ -1,8 +1,10 @@
 //! One client connection. A reader task reads frames ahead (at most `queued.max.requests`, and
 //! at most [`READ_AHEAD_BYTES`] of them);
 //! the processor handles them one by one in order, so responses leave in request order. A
-//! deferred reply (acks=all waiting for replication) does not hold up the requests behind it:
-//! they are handled, and their replies queue behind the deferred one.
+//! deferred reply (a produce waiting for its append, acks=all for replication) does not hold
+//! up the requests behind it: they are handled, and their replies queue behind the deferred
+//! one. A request's read-ahead share is released when its handler returns, or for a produce
+//! when its records are written.
 //!
 //! Replies are written with vectored writes straight from their pieces (record bytes are
 //! slices of the segment mappings), so no reply is copied in user space; the processor writes
@@ -29,8 +31,8 @@ use crate::Broker;
 /// Reply bytes gathered before a write even while more requests are waiting: small, so a
 /// client that keeps requests coming still gets its replies promptly.
 const WRITE_AHEAD: usize = 64 * 1024;
-/// Bytes of requests read off the socket and not yet handled, beyond the one being read: the
-/// reader waits for room before reading on. Small requests still pipeline by the hundred; a
+/// Bytes of requests read off the socket and not yet handled (for a produce: not yet
+/// written), beyond the one being read: the reader waits for room before reading on. Small requests still pipeline by the hundred; a
 /// stream of large produce requests is read one or two ahead, so memory stays bounded and a
 /// request's bytes are still in cache when they are copied to the log.
 const READ_AHEAD_BYTES: usize = 1 << 20;
@@ -105,14 +107,24 @@ pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream) -> Result<(), Fr
                 biased;
                 Some(timed) = pending.next(), if !pending.is_empty() => timed,
                 frame = queue.recv(), if open && pending.len() < limit => {
-                    let Some((frame, received, _read_ahead)) = frame else {
+                    let Some((frame, received, read_ahead)) = frame else {
                         open = false;
                         continue;
                     };
                     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
                     let started = Instant::now();
                     metrics.record(api_key, Stage::Queue, started - received);
-                    let reply = api::handle_frame(&broker, frame, &peer).await;
+                    let handling = api::handle_frame(&broker, frame, &peer, Arc::new(read_ahead));
+                    tokio::pin!(handling);
+                    // A handler that waits (a long poll, a join) does not hold back the
+                    // replies already made: they go out first.
+                    let reply = match futures::poll!(handling.as_mut()) {
+                        std::task::Poll::Ready(reply) => reply,
+                        std::task::Poll::Pending => {
+                            outbox.write_to(&mut write_half, &broker).await?;
+                            handling.await
+                        }
+                    };
                     let timed = move |reply| Timed { reply, api_key, started, ready: Instant::now() };
                     match reply {
                         Reply::Deferred(later) => {
