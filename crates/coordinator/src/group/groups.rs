@@ -617,5 +617,6 @@ impl CoordinatorState for Groups {
     }
 }
 
-/// Appends records to a group's `__consumer_offsets` partition (not waiting for replication).
+/// Queues records for a group's `__consumer_offsets` partition, in call order; whoever passes
+/// it waits for them (written and replicated) after the group's lock is released.
 pub(crate) type RecordWriter<'a> = dyn Fn(&[Record]) -> Result<(), CoordinatorError> + 'a;
