@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use rdkafka::producer::FutureRecord;
-use strata_tests::{run_bounded, Node};
+use strata_tests::{free_port, run_bounded, strata_bin, Node};
 
 use crate::common::{create_topic, producer, read_all};
 
@@ -167,4 +167,47 @@ fn concurrent_producers_grouped_into_synced_writes_lose_reorder_and_duplicate_no
         next[p] += 1;
     }
     assert_eq!(next, vec![EACH; PRODUCERS]);
+}
+
+/// A second `strata serve` on a data directory in use refuses to start, names the process
+/// that holds it, and leaves the first one's records alone.
+#[test]
+fn a_second_process_on_a_data_directory_in_use_is_refused() {
+    let node = Node::start_default();
+    let bootstrap = node.bootstrap();
+    run_bounded(
+        Duration::from_secs(20),
+        create_topic(&bootstrap, "owned", 1, &[]),
+    );
+    produce_numbered(&bootstrap, "owned", 0, 200);
+    let data_dir = node.data_dir();
+    let mut second = std::process::Command::new(strata_bin())
+        .args(["serve", "--data-dir"])
+        .arg(&data_dir)
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--voters", &format!("1@127.0.0.1:{}", free_port())])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("strata runs");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("a second process on {} kept running", data_dir.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "refused: {stderr}");
+    assert!(
+        stderr.contains("is in use by another process") && stderr.contains("pid"),
+        "the message names the holder: {stderr}"
+    );
+    produce_numbered(&bootstrap, "owned", 200, 100);
+    assert_eq!(values(&bootstrap, "owned", 1, 300), expected(300));
 }

@@ -79,6 +79,17 @@ pub enum Error {
         /// The high watermark at the time of the call.
         high_watermark: i64,
     },
+    /// Another process holds the data directory's `.lock`.
+    #[error(
+        "data directory {path} is in use by another process{}: only one strata process may use a data directory",
+        holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+    )]
+    DirectoryInUse {
+        /// The data directory.
+        path: PathBuf,
+        /// The pid the holder wrote into the lock file, when readable.
+        holder: Option<u32>,
+    },
 }
 
 /// Result alias of this crate.

@@ -24,6 +24,7 @@ mod batch;
 mod checkpoint;
 mod compaction;
 mod config;
+mod dir_lock;
 mod epoch_cache;
 mod error;
 mod flush;
@@ -47,6 +48,7 @@ pub use checkpoint::{
 };
 pub use compaction::CompactionStats;
 pub use config::{CleanupPolicy, LogConfig};
+pub use dir_lock::{DirLock, LOCK_FILE};
 pub use epoch_cache::{EpochEntry, LEADER_EPOCH_CHECKPOINT};
 pub use error::{Error, Result};
 pub use log::Log;

@@ -119,6 +119,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(advertise) = &args.advertise {
         config.advertise = broker::config::split_host_port("--advertise", advertise)?;
     }
+    // Before anything reads or writes the directory: a second process on it would corrupt
+    // the first one's logs.
+    let _data_dir_lock = segment_store::DirLock::acquire(&config.data_dir)?;
     let options = controller_options(&args, &config).await?;
     let controller = Controller::start(options)
         .await
