@@ -15,6 +15,9 @@ use uuid::Uuid;
 use super::Broker;
 use crate::partition::Partition;
 
+/// Coordinator partitions with at most this many offsets are replayed inline (milliseconds).
+const INLINE_LOAD_RECORDS: i64 = 10_000;
+
 /// Most bytes a replay reads at a time.
 const REPLAY_READ_BYTES: usize = 16 << 20;
 
@@ -72,20 +75,30 @@ impl Broker {
         self.groups.update(count, led)
     }
 
-    /// Replays gained coordinator partitions, each on a blocking thread of its own (inline
-    /// when there is no runtime).
+    /// Replays gained coordinator partitions. Short ones (at most [`INLINE_LOAD_RECORDS`]
+    /// offsets, a new `__consumer_offsets` above all) replay here, on the caller's blocking
+    /// thread, so the broker that just created or gained them answers for their groups as soon
+    /// as the metadata change is applied; longer ones replay each on a blocking thread of its
+    /// own, their groups answering COORDINATOR_LOAD_IN_PROGRESS meanwhile.
     pub(super) fn run_loads(&self, loads: Vec<Load>) {
+        let topic = self.topic(OFFSETS_TOPIC);
         for load in loads {
+            let short = topic
+                .as_ref()
+                .and_then(|t| t.led(load.partition()).ok())
+                .is_none_or(|p| {
+                    p.log.log_end_offset() - p.log.log_start_offset() <= INLINE_LOAD_RECORDS
+                });
             let groups = Arc::clone(&self.groups);
             let run = move || {
                 // `load` logs its outcome.
                 let _ = groups.load(load);
             };
             match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
+                Ok(runtime) if !short => {
                     runtime.spawn_blocking(run);
                 }
-                Err(_) => run(),
+                _ => run(),
             }
         }
     }
