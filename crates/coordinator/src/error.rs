@@ -27,10 +27,8 @@ impl LogError {
 /// Why a coordinator on this node cannot serve a key (a group id) right now.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CoordinatorError {
-    /// The internal topic does not exist here yet.
-    #[error("the coordinator is not available")]
-    NotAvailable,
-    /// Another broker leads the key's partition of the internal topic.
+    /// Another broker leads the key's partition of the internal topic, or this node has not
+    /// yet applied the metadata that makes it the leader (Kafka answers the same).
     #[error("this broker is not the coordinator")]
     NotCoordinator,
     /// This node leads the partition but is still replaying it.
@@ -49,7 +47,6 @@ impl CoordinatorError {
     pub fn error(&self) -> ResponseError {
         use ResponseError as E;
         match self {
-            Self::NotAvailable => E::CoordinatorNotAvailable,
             Self::NotCoordinator => E::NotCoordinator,
             Self::LoadInProgress => E::CoordinatorLoadInProgress,
             Self::Write(e) => match e.error {

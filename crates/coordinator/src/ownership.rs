@@ -243,7 +243,7 @@ impl<S: CoordinatorState> CoordinatorPartitions<S> {
     /// why not.
     pub fn owner(&self, key: &str) -> Result<Arc<dyn CoordinatorLog>, CoordinatorError> {
         let led = self.led.read();
-        let count = led.count.ok_or(CoordinatorError::NotAvailable)?;
+        let count = led.count.ok_or(CoordinatorError::NotCoordinator)?;
         let slot = led
             .partitions
             .get(&(self.partition_for)(key, count))

@@ -143,12 +143,22 @@ impl Broker {
     }
 
     /// The broker that coordinates `group`: the leader of its `__consumer_offsets`
-    /// partition (`None` while the topic does not exist or that partition has no leader).
+    /// partition (`None` while the topic does not exist, that partition has no leader, or
+    /// this node leads it in the metadata but has not applied that yet: a client told to
+    /// come here would be answered NOT_COORDINATOR).
     pub(crate) fn coordinator_for(&self, group: &str) -> Option<BrokerMeta> {
         let image = self.image();
         let topic = image.topic(OFFSETS_TOPIC)?;
         let index = records::partition_for(group, topic.partitions.len() as i32);
         let leader = topic.partition(index)?.leader;
+        if leader == self.config.node_id
+            && matches!(
+                self.groups.group(group),
+                Err(coordinator::CoordinatorError::NotCoordinator)
+            )
+        {
+            return None;
+        }
         image.broker(leader).filter(|b| !b.fenced).cloned()
     }
 }

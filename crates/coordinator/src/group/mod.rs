@@ -59,8 +59,8 @@ impl GroupCoordinator {
     }
 
     /// The group `group_id`, when this node coordinates it and has loaded it: otherwise
-    /// `NOT_COORDINATOR`, `COORDINATOR_LOAD_IN_PROGRESS` or (no `__consumer_offsets` here)
-    /// `COORDINATOR_NOT_AVAILABLE`.
+    /// `NOT_COORDINATOR` (another node leads its partition, or this node has not applied
+    /// the metadata yet) or `COORDINATOR_LOAD_IN_PROGRESS`.
     pub fn group<'a>(&'a self, group_id: &'a str) -> Result<GroupHandle<'a>, CoordinatorError> {
         let log = self.partitions.owner(group_id)?;
         Ok(GroupHandle::new(self.partitions.state(), group_id, log))

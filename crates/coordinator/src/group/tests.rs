@@ -81,9 +81,10 @@ fn partitions() -> (i32, &'static str) {
 #[test]
 fn groups_answer_by_ownership_and_loading() {
     let coordinator = coordinator();
+    // No `__consumer_offsets` applied here yet: clients look for the coordinator again.
     assert_eq!(
         error_of(coordinator.group("g")),
-        ResponseError::CoordinatorNotAvailable
+        ResponseError::NotCoordinator
     );
     let (p, other) = partitions();
     let log: Arc<dyn CoordinatorLog> = Arc::new(MemoryLog::default());
