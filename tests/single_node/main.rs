@@ -10,3 +10,4 @@ mod groups;
 mod idempotence;
 mod offsets;
 mod produce_consume;
+mod record_validation;

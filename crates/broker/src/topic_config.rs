@@ -63,6 +63,12 @@ pub(crate) struct TopicSettings {
     pub(crate) log_append_time: bool,
     /// `min.insync.replicas`.
     pub(crate) min_insync_replicas: usize,
+    /// `message.timestamp.before.max.ms` (falling back to the deprecated
+    /// `message.timestamp.difference.max.ms`): how far behind the broker's clock a
+    /// CreateTime record may be.
+    pub(crate) timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms` (same fallback): how far ahead.
+    pub(crate) timestamp_after_max_ms: i64,
 }
 
 impl TopicSettings {
@@ -72,6 +78,21 @@ impl TopicSettings {
         let get = |key: &str| values.get(key).and_then(|v| v.value.as_deref());
         let num = |key: &str| get(key).and_then(|v| v.trim().parse::<i64>().ok());
         let defaults = LogConfig::default();
+        let explicit = |key: &str| {
+            values
+                .get(key)
+                .filter(|v| v.source != ConfigSource::Default)
+                .and_then(|v| v.value.as_deref())
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        };
+        // Kafka (KIP-937): a bound not set explicitly takes the deprecated
+        // difference.max.ms when that one is set.
+        let timestamp_bound = |key: &str| {
+            explicit(key)
+                .or_else(|| explicit("message.timestamp.difference.max.ms"))
+                .unwrap_or(i64::MAX)
+                .max(0)
+        };
         // Kafka writes "never flush" as Long.MAX_VALUE.
         let flush = |key: &str| {
             num(key)
@@ -109,6 +130,8 @@ impl TopicSettings {
             max_message_bytes: num("max.message.bytes").map_or(1_048_588, |v| v.max(0) as usize),
             log_append_time: get("message.timestamp.type") == Some("LogAppendTime"),
             min_insync_replicas: num("min.insync.replicas").map_or(1, |v| v.max(1) as usize),
+            timestamp_before_max_ms: timestamp_bound("message.timestamp.before.max.ms"),
+            timestamp_after_max_ms: timestamp_bound("message.timestamp.after.max.ms"),
         }
     }
 }
@@ -134,6 +157,8 @@ mod tests {
         assert_eq!(settings.log.segment_bytes, 2048);
         assert_eq!(settings.max_message_bytes, 1_048_588);
         assert!(!settings.log_append_time);
+        assert_eq!(settings.timestamp_before_max_ms, i64::MAX);
+        assert_eq!(settings.timestamp_after_max_ms, i64::MAX);
         assert_eq!(settings.log.flush_messages, None);
     }
 }

@@ -34,6 +34,7 @@ mod log;
 mod log_dir;
 mod maintenance;
 mod mmap;
+mod record_check;
 mod recovery;
 mod segment;
 #[cfg(any(test, feature = "test-util"))]
@@ -53,6 +54,9 @@ pub use epoch_cache::{EpochEntry, LEADER_EPOCH_CHECKPOINT};
 pub use error::{Error, Result};
 pub use log::Log;
 pub use log_dir::LogDir;
+pub use record_check::{
+    check_client_batch, CheckedBatch, ClientBatchPolicy, RecordCheckError, RecordError,
+};
 
 /// How [`Log::append`] rewrites incoming batches.
 #[derive(Debug, Clone, Default)]

@@ -198,3 +198,55 @@ pub fn decode_records(records: &[u8]) -> Vec<DecodedRecord> {
     }
     out
 }
+
+/// Re-encodes an uncompressed batch with `codec` (1 gzip, 2 snappy in xerial framing, 3 lz4,
+/// 4 zstd): same header fields, the records compressed, a fresh CRC.
+pub fn compress_batch(batch: &[u8], codec: i16) -> Vec<u8> {
+    use std::io::Write;
+    let h = BatchHeader::parse(batch).expect("a batch header");
+    let records = &batch[BATCH_HEADER_LEN..h.total_size()];
+    let payload = match codec {
+        1 => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(records).expect("gzip");
+            e.finish().expect("gzip")
+        }
+        2 => {
+            let mut out = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01".to_vec();
+            for chunk in records.chunks(32 * 1024) {
+                let block = snap::raw::Encoder::new()
+                    .compress_vec(chunk)
+                    .expect("snappy");
+                out.extend_from_slice(&(block.len() as u32).to_be_bytes());
+                out.extend_from_slice(&block);
+            }
+            out
+        }
+        3 => {
+            let mut e = lz4::EncoderBuilder::new().build(Vec::new()).expect("lz4");
+            e.write_all(records).expect("lz4");
+            let (out, result) = e.finish();
+            result.expect("lz4");
+            out
+        }
+        4 => zstd::encode_all(records, 3).expect("zstd"),
+        other => panic!("no codec {other}"),
+    };
+    with_payload(batch, (h.attributes & !0x07) | codec, &payload)
+}
+
+/// `batch` with its records replaced by `payload` and its attributes by `attributes`
+/// (length and CRC recomputed; other header fields kept).
+pub fn with_payload(batch: &[u8], attributes: i16, payload: &[u8]) -> Vec<u8> {
+    let h = BatchHeader::parse(batch).expect("a batch header");
+    let header = BatchHeader {
+        batch_length: (BATCH_HEADER_LEN - LOG_OVERHEAD + payload.len()) as i32,
+        attributes,
+        ..h
+    };
+    let mut out = header.encode().to_vec();
+    out.extend_from_slice(payload);
+    let crc = compute_crc(&out);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    out
+}

@@ -25,6 +25,10 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: DeleteRecordsRequest) -> DeleteReco
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
+                    // Kafka's ReplicaManager: never on internal topics.
+                    if controller::is_internal_topic(&name) {
+                        return result.with_error_code(ResponseError::InvalidTopicException.code());
+                    }
                     let partition = match ctx.broker.partition(&name, p.partition_index) {
                         Ok(partition) => partition,
                         Err(error) => return result.with_error_code(error.code()),

@@ -6,11 +6,13 @@
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{owned, str_bytes, Ctx};
-use crate::partition::{Partition, ProduceError, Produced};
+use crate::partition::{AppendOrigin, Partition, ProduceError, Produced};
 
 /// What a produce request leads to.
 pub(super) enum Outcome {
@@ -44,6 +46,9 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let name = owned(&topic.name.0);
+        // Kafka's ReplicaManager: no client appends to internal topics (their records are
+        // replayed as coordinator state).
+        let internal = controller::is_internal_topic(&name).then(|| internal_topic_message(&name));
         let local = broker.topic(&name);
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
@@ -59,6 +64,9 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
             let refused = match (valid_acks, partition, data.records) {
                 (false, _, _) => (ResponseError::InvalidRequiredAcks, None),
                 (true, Err(error), _) => (error, None),
+                (true, Ok(_), _) if internal.is_some() => {
+                    (ResponseError::InvalidTopicException, internal.as_deref())
+                }
                 (true, Ok(_), None) => (ResponseError::InvalidRecord, None),
                 (true, Ok(_), Some(records)) if !zstd_allowed && is_zstd(&records) => (
                     ResponseError::UnsupportedCompressionType,
@@ -67,7 +75,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
                 (true, Ok(partition), Some(records)) => {
                     let at = (responses.len(), partitions.len());
                     let hold = Some(Arc::clone(&ctx.read_ahead));
-                    let append = partition.append(records, acks, hold);
+                    let append = partition.append(records, acks, AppendOrigin::Client, hold);
                     queued.push((at, (Arc::clone(partition), Box::pin(append))));
                     partitions.push(response);
                     continue;
@@ -76,7 +84,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
             partitions.push(
                 response
                     .with_error_code(refused.0.code())
-                    .with_error_message(refused.1.map(str_bytes)),
+                    .with_error_message(refused.1.map(|m| str_bytes(m.to_owned()))),
             );
         }
         responses.push(
@@ -106,11 +114,20 @@ async fn complete(
             let outcome = async {
                 let produced = append.await.map_err(|error| {
                     let message = error.to_string();
-                    (error.kafka_error(), Some(message))
+                    let record_errors = error
+                        .record_errors()
+                        .iter()
+                        .map(|e| {
+                            BatchIndexAndErrorMessage::default()
+                                .with_batch_index(e.batch_index)
+                                .with_batch_index_error_message(Some(str_bytes(e.message.clone())))
+                        })
+                        .collect();
+                    (error.kafka_error(), Some(message), record_errors)
                 })?;
                 if acks == -1 {
                     let committed = partition.wait_committed(&produced, deadline).await;
-                    committed.map_err(|error| (error, None))?;
+                    committed.map_err(|error| (error, None, Vec::new()))?;
                 }
                 Ok((produced, partition.log.log_start_offset()))
             };
@@ -124,13 +141,19 @@ async fn complete(
                 data.log_append_time_ms = produced.log_append_time;
                 data.log_start_offset = log_start;
             }
-            Err((error, message)) => {
+            Err((error, message, record_errors)) => {
                 data.error_code = error.code();
                 data.error_message = message.map(str_bytes);
+                data.record_errors = record_errors;
             }
         }
     }
     response
+}
+
+/// Kafka's message for a client append to an internal topic.
+fn internal_topic_message(topic: &str) -> String {
+    format!("Cannot append to internal topic {topic}")
 }
 
 fn is_zstd(records: &bytes::Bytes) -> bool {

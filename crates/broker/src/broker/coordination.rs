@@ -13,7 +13,7 @@ use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use super::Broker;
-use crate::partition::Partition;
+use crate::partition::{AppendOrigin, Partition};
 
 /// Coordinator partitions with at most this many offsets are replayed inline (milliseconds).
 const INLINE_LOAD_RECORDS: i64 = 10_000;
@@ -45,7 +45,12 @@ impl CoordinatorLog for CoordinatorPartition {
         now_ms: i64,
         deadline: tokio::time::Instant,
     ) -> Result<Replication<'_>, LogError> {
-        let appended = self.0.append(encode_batch(records, now_ms), -1, None);
+        let appended = self.0.append(
+            encode_batch(records, now_ms),
+            -1,
+            AppendOrigin::Coordinator,
+            None,
+        );
         Ok(Box::pin(async move {
             let produced = appended
                 .await

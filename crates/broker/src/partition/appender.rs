@@ -16,7 +16,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use segment_store::{AppendOptions, BatchHeader, ValidatedRecords};
+use segment_store::{
+    check_client_batch, AppendOptions, BatchHeader, CleanupPolicy, ClientBatchPolicy,
+    ValidatedRecords,
+};
 use tokio::sync::oneshot;
 
 use super::producer_state::SequenceCheck;
@@ -40,9 +43,26 @@ struct QueueState {
 /// read-ahead budget, so the bytes a client has waiting to be written stay bounded.
 pub(crate) type Hold = Arc<dyn Send + Sync>;
 
+/// Who asked for an append: producers' batches get Kafka's client checks (record walk,
+/// no control or transactional batches); the broker's own coordinators' batches do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AppendOrigin {
+    /// A Produce request.
+    Client,
+    /// The group coordinator writing `__consumer_offsets`.
+    Coordinator,
+}
+
+/// Bound on a compressed batch's decompressed records: 16 × `max.message.bytes`, at least
+/// 64 MiB. Kafka has none; past it the batch is refused as undecodable (a zip bomb).
+pub(crate) fn max_decompressed_bytes(max_message_bytes: usize) -> usize {
+    max_message_bytes.saturating_mul(16).max(64 << 20)
+}
+
 struct PendingAppend {
     records: Bytes,
     acks: i16,
+    origin: AppendOrigin,
     reply: oneshot::Sender<Result<Produced, ProduceError>>,
     _hold: Option<Hold>,
 }
@@ -90,6 +110,7 @@ impl Partition {
         self: &Arc<Self>,
         records: Bytes,
         acks: i16,
+        origin: AppendOrigin,
         hold: Option<Hold>,
     ) -> impl Future<Output = Result<Produced, ProduceError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
@@ -98,6 +119,7 @@ impl Partition {
             state.pending.push(PendingAppend {
                 records,
                 acks,
+                origin,
                 reply,
                 _hold: hold,
             });
@@ -136,6 +158,19 @@ impl Partition {
             (replicas.is_leader(), replicas.isr().len())
         };
         let leader_epoch = self.leader_epoch();
+        let partition_name = format!("{}-{}", self.topic, self.index);
+        let policy = ClientBatchPolicy {
+            partition: &partition_name,
+            now_ms: now_ms(),
+            log_append_time: settings.log_append_time,
+            timestamp_before_max_ms: settings.timestamp_before_max_ms,
+            timestamp_after_max_ms: settings.timestamp_after_max_ms,
+            compacted: matches!(
+                settings.log.cleanup_policy,
+                CleanupPolicy::Compact | CleanupPolicy::CompactDelete
+            ),
+            max_decompressed_bytes: max_decompressed_bytes(settings.max_message_bytes),
+        };
         let mut next_offset = self.log.log_end_offset();
         let mut sets = Vec::with_capacity(group.len());
         let mut decisions = Vec::with_capacity(group.len());
@@ -152,6 +187,10 @@ impl Partition {
                     });
                 }
                 let set = ValidatedRecords::new(&request.records)?;
+                if request.origin == AppendOrigin::Client {
+                    check_client_batch(&request.records, &policy)?;
+                    check_transaction(&header)?;
+                }
                 if header.producer_id >= 0 {
                     if let SequenceCheck::Duplicate {
                         first_offset,
@@ -237,6 +276,16 @@ impl Partition {
             }
         }
     }
+}
+
+/// Transactional batches need an ongoing transaction on the partition, which Strata, having
+/// no transaction coordinator yet, never has: Kafka's answer when KIP-890 verification finds
+/// none. The one place to replace when transactions arrive.
+fn check_transaction(header: &BatchHeader) -> Result<(), ProduceError> {
+    if header.is_transactional() {
+        return Err(ProduceError::NoOngoingTransaction);
+    }
+    Ok(())
 }
 
 /// The one record batch a Produce v3+ request must carry for a partition, within

@@ -16,12 +16,12 @@ use bytes::Bytes;
 use controller::PartitionMeta;
 use kafka_protocol::error::ResponseError;
 use parking_lot::{Mutex, RwLock};
-use segment_store::{AppendOptions, BatchHeader, Log, ReadResult};
+use segment_store::{AppendOptions, BatchHeader, Log, ReadResult, RecordCheckError};
 use tokio::sync::watch;
 
 use crate::topic_config::TopicSettings;
 use appender::AppendQueue;
-pub(crate) use appender::Hold;
+pub(crate) use appender::{AppendOrigin, Hold};
 use producer_state::{ProducerStateTable, SequenceError};
 use replica_set::ReplicaSet;
 pub(crate) use replica_set::Transition;
@@ -35,6 +35,13 @@ pub(crate) enum ProduceError {
     InvalidRecord,
     #[error(transparent)]
     Sequence(#[from] SequenceError),
+    /// The batch's records fail Kafka's `LogValidator` checks.
+    #[error(transparent)]
+    Records(#[from] RecordCheckError),
+    /// A transactional batch: Strata has no transaction coordinator yet, so there is never
+    /// an ongoing transaction (Kafka's KIP-890 verification answers the same).
+    #[error("Record was not part of an ongoing transaction")]
+    NoOngoingTransaction,
     #[error("min.insync.replicas is {required} but the in-sync replicas are {isr}")]
     NotEnoughReplicas { required: usize, isr: usize },
     #[error("this broker no longer leads the partition")]
@@ -61,11 +68,26 @@ impl ProduceError {
             Self::Sequence(SequenceError::OutOfOrderSequence { .. }) => {
                 ResponseError::OutOfOrderSequenceNumber
             }
+            Self::Records(RecordCheckError::InvalidTimestamps(_)) => {
+                ResponseError::InvalidTimestamp
+            }
+            Self::Records(_) => ResponseError::InvalidRecord,
+            Self::NoOngoingTransaction => ResponseError::InvalidTxnState,
             Self::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
             Self::NotLeader => ResponseError::NotLeaderOrFollower,
             Self::Storage(e) => storage_error(e),
             Self::AppendFailed(e) => storage_error(e),
             Self::AppendAborted => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+impl ProduceError {
+    /// Kafka's `record_errors` for the response (empty unless individual records failed).
+    pub(crate) fn record_errors(&self) -> &[segment_store::RecordError] {
+        match self {
+            Self::Records(e) => e.record_errors(),
+            _ => &[],
         }
     }
 }
