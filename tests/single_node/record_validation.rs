@@ -9,7 +9,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use segment_store::testing::{compress_batch, with_payload, BatchBuilder};
+use segment_store::testing::{compress_batch, with_payload, BatchBuilder, KeyValueRef};
 use segment_store::{BatchHeader, BATCH_HEADER_LEN};
 use strata_tests::raw::{call, connect};
 use strata_tests::{run_bounded, Node, NodeOptions};
@@ -38,7 +38,7 @@ fn good(n: usize) -> Bytes {
     let kvs: Vec<(Vec<u8>, Vec<u8>)> = (0..n)
         .map(|i| (format!("k{i}").into_bytes(), format!("v{i}").into_bytes()))
         .collect();
-    let refs: Vec<(Option<&[u8]>, Option<&[u8]>)> = kvs
+    let refs: Vec<KeyValueRef<'_>> = kvs
         .iter()
         .map(|(k, v)| (Some(k.as_slice()), Some(v.as_slice())))
         .collect();

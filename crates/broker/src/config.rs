@@ -154,6 +154,21 @@ const TOPIC_DEFAULT_PROPERTIES: &[(&str, &str, i64)] = &[
     ("log.cleaner.delete.retention.ms", "delete.retention.ms", 1),
     ("message.max.bytes", "max.message.bytes", 1),
     ("log.message.timestamp.type", "message.timestamp.type", 1),
+    (
+        "log.message.timestamp.before.max.ms",
+        "message.timestamp.before.max.ms",
+        1,
+    ),
+    (
+        "log.message.timestamp.after.max.ms",
+        "message.timestamp.after.max.ms",
+        1,
+    ),
+    (
+        "log.message.timestamp.difference.max.ms",
+        "message.timestamp.difference.max.ms",
+        1,
+    ),
     ("min.insync.replicas", "min.insync.replicas", 1),
     ("compression.type", "compression.type", 1),
     (
