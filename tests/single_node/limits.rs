@@ -155,7 +155,7 @@ fn idle_connections_are_closed_after_connections_max_idle_ms() {
     let (closed, after) = idle.join().unwrap();
     assert!(closed, "the idle connection stayed open");
     assert!(
-        after >= Duration::from_millis(900) && after < Duration::from_millis(2500),
+        after >= Duration::from_millis(900) && after < Duration::from_secs(4),
         "closed after {after:?}"
     );
 }
@@ -185,7 +185,7 @@ fn a_request_that_stops_half_way_is_closed_within_request_receive_timeout() {
         let (closed, after) = stalled.join().unwrap();
         assert!(closed, "a stalled request kept its connection");
         assert!(
-            after >= Duration::from_millis(900) && after < Duration::from_secs(3),
+            after >= Duration::from_millis(900) && after < Duration::from_secs(4),
             "closed after {after:?}"
         );
     }
