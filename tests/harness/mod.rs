@@ -243,6 +243,17 @@ impl Node {
         Pid::from_raw(self.child.as_ref().expect("node is running").id() as i32)
     }
 
+    /// The process's resident memory (`VmRSS`) in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let path = format!("/proc/{}/status", self.pid());
+        let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in {path}"))
+    }
+
     /// SIGTERM and wait for a clean exit; returns how long it took.
     pub fn stop(&mut self) -> Duration {
         let started = Instant::now();

@@ -23,6 +23,32 @@ pub fn connect(addr: &str) -> TcpStream {
     stream
 }
 
+/// Like [`connect`], from the local address `source` (another loopback address such as
+/// `127.0.0.2`). Not for use inside a tokio runtime.
+pub fn connect_from(source: &str, addr: &str) -> TcpStream {
+    let source: std::net::SocketAddr = format!("{source}:0").parse().expect("source address");
+    let addr: std::net::SocketAddr = addr.parse().expect("server address");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime");
+    let stream = runtime
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(source)?;
+            socket.connect(addr).await?.into_std()
+        })
+        .unwrap_or_else(|e| panic!("connecting to {addr} from {source}: {e}"));
+    stream.set_nonblocking(false).expect("blocking");
+    stream
+        .set_read_timeout(Some(READ_TIMEOUT))
+        .expect("timeout");
+    stream
+        .set_write_timeout(Some(READ_TIMEOUT))
+        .expect("timeout");
+    stream
+}
+
 /// A length-prefixed request frame.
 pub fn request_frame<R: Request>(request: &R, version: i16, correlation_id: i32) -> Vec<u8> {
     let header = RequestHeader::default()

@@ -8,6 +8,7 @@ mod consumer_groups;
 mod durability;
 mod groups;
 mod idempotence;
+mod limits;
 mod offsets;
 mod produce_consume;
 mod record_validation;

@@ -1,7 +1,7 @@
 //! Broker configuration, read from Kafka's own property names.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 /// A configuration value that could not be understood.
@@ -46,6 +46,23 @@ pub struct BrokerConfig {
     pub log_cleaner_backoff_ms: u64,
     /// `queued.max.requests` per connection: requests read ahead of their responses.
     pub max_in_flight_per_connection: usize,
+    /// `queued.max.request.bytes`: request bytes read off sockets and not yet handled,
+    /// broker-wide; `None` (a value of 0 or less, Kafka's default -1) for no bound. Default
+    /// 100 MiB (`socket.request.max.bytes`'s default).
+    pub queued_max_request_bytes: Option<usize>,
+    /// `max.connections`: at this many open connections the listener stops accepting until
+    /// one closes.
+    pub max_connections: usize,
+    /// `max.connections.per.ip`: a further connection from the address is closed at once.
+    pub max_connections_per_ip: usize,
+    /// `max.connections.per.ip.overrides` (`host:count,...`), host names resolved.
+    pub max_connections_per_ip_overrides: BTreeMap<IpAddr, usize>,
+    /// `connections.max.idle.ms`: a connection with no request, reply or request in progress
+    /// for this long is closed; `None` (a negative value) never.
+    pub connections_max_idle_ms: Option<u64>,
+    /// `request.receive.timeout.ms` (Strata's own): a request must arrive whole within this
+    /// long of its first byte, or the connection is closed.
+    pub request_receive_timeout_ms: u64,
     /// `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: u64,
     /// `group.min.session.timeout.ms`.
@@ -110,6 +127,12 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 104_857_600,
             retention_check_interval_ms: 300_000,
             max_in_flight_per_connection: 500,
+            queued_max_request_bytes: Some(104_857_600),
+            max_connections: i32::MAX as usize,
+            max_connections_per_ip: i32::MAX as usize,
+            max_connections_per_ip_overrides: BTreeMap::new(),
+            connections_max_idle_ms: Some(600_000),
+            request_receive_timeout_ms: 30_000,
             log_cleaner_backoff_ms: 15_000,
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
@@ -211,6 +234,22 @@ impl BrokerConfig {
                 "queued.max.requests" => {
                     self.max_in_flight_per_connection = parse_positive(key, value)?
                 }
+                "queued.max.request.bytes" => {
+                    let bytes: i64 = parse(key, value)?;
+                    self.queued_max_request_bytes = usize::try_from(bytes).ok().filter(|b| *b > 0);
+                }
+                "max.connections" => self.max_connections = parse(key, value)?,
+                "max.connections.per.ip" => self.max_connections_per_ip = parse(key, value)?,
+                "max.connections.per.ip.overrides" => {
+                    self.max_connections_per_ip_overrides = parse_ip_overrides(key, value)?
+                }
+                "connections.max.idle.ms" => {
+                    let ms: i64 = parse(key, value)?;
+                    self.connections_max_idle_ms = u64::try_from(ms).ok();
+                }
+                "request.receive.timeout.ms" => {
+                    self.request_receive_timeout_ms = parse_positive(key, value)?
+                }
                 "group.initial.rebalance.delay.ms" => {
                     self.group_initial_rebalance_delay_ms = parse(key, value)?
                 }
@@ -292,6 +331,13 @@ impl BrokerConfig {
                 self.topic_defaults.insert((*topic_key).to_owned(), value);
             }
         }
+        if self.max_connections_per_ip == 0 && self.max_connections_per_ip_overrides.is_empty() {
+            return Err(invalid(
+                "max.connections.per.ip",
+                "0",
+                "0 needs max.connections.per.ip.overrides".into(),
+            ));
+        }
         if self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms {
             return Err(invalid(
                 "group.consumer.heartbeat.interval.ms",
@@ -314,6 +360,31 @@ fn listener_address<'a>(key: &str, value: &'a str) -> Result<&'a str, ConfigErro
         return Err(invalid(key, value, "no listener address".into()));
     }
     Ok(addr)
+}
+
+/// Parses `max.connections.per.ip.overrides`: `host:count` entries separated by commas,
+/// each host an address or a name (every address it resolves to gets the count).
+fn parse_ip_overrides(key: &str, value: &str) -> Result<BTreeMap<IpAddr, usize>, ConfigError> {
+    let mut overrides = BTreeMap::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (host, count) = entry
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(key, value, format!("{entry:?} is not HOST:COUNT")))?;
+        let count: usize = parse(key, count)?;
+        let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+        let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => (host, 0)
+                .to_socket_addrs()
+                .map_err(|e| invalid(key, value, format!("resolving {host}: {e}")))?
+                .map(|a| a.ip())
+                .collect(),
+        };
+        for ip in addresses {
+            overrides.insert(ip, count);
+        }
+    }
+    Ok(overrides)
 }
 
 /// Splits `host:port`, keeping IPv6 brackets off the host.
@@ -419,6 +490,39 @@ mod tests {
         assert!(err
             .to_string()
             .contains("group.consumer.heartbeat.interval.ms"));
+    }
+
+    #[test]
+    fn connection_limits_follow_kafka() {
+        let mut config = BrokerConfig::default();
+        assert_eq!(config.max_connections, i32::MAX as usize);
+        assert_eq!(config.connections_max_idle_ms, Some(600_000));
+        config
+            .apply_properties(&props(&[
+                ("max.connections", "100"),
+                ("max.connections.per.ip", "0"),
+                (
+                    "max.connections.per.ip.overrides",
+                    "127.0.0.2:5, [::1]:7,localhost:9",
+                ),
+                ("connections.max.idle.ms", "-1"),
+                ("queued.max.request.bytes", "-1"),
+            ]))
+            .unwrap();
+        assert_eq!(config.max_connections, 100);
+        let overrides = &config.max_connections_per_ip_overrides;
+        assert_eq!(overrides[&"127.0.0.2".parse::<IpAddr>().unwrap()], 5);
+        assert_eq!(overrides[&"127.0.0.1".parse::<IpAddr>().unwrap()], 9);
+        assert!(overrides.contains_key(&"::1".parse::<IpAddr>().unwrap()));
+        assert_eq!(config.connections_max_idle_ms, None);
+        assert_eq!(config.queued_max_request_bytes, None);
+        let err = BrokerConfig::default()
+            .apply_properties(&props(&[("max.connections.per.ip", "0")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("max.connections.per.ip"));
+        assert!(BrokerConfig::default()
+            .apply_properties(&props(&[("max.connections.per.ip.overrides", "nocount")]))
+            .is_err());
     }
 
     #[test]

@@ -1,19 +1,25 @@
 //! One client connection. A reader task reads frames ahead (at most `queued.max.requests`, and
-//! at most [`READ_AHEAD_BYTES`] of them);
+//! at most [`READ_AHEAD_BYTES`] of them, each also reserved from the broker-wide
+//! `queued.max.request.bytes` budget before its body is read);
 //! the processor handles them one by one in order, so responses leave in request order. A
 //! deferred reply (a produce waiting for its append, acks=all for replication) does not hold
 //! up the requests behind it: they are handled, and their replies queue behind the deferred
-//! one. A request's read-ahead share is released when its handler returns, or for a produce
-//! when its records are written.
+//! one. A request's read-ahead share and its reservation are released when its handler
+//! returns, or for a produce when its records are written.
 //!
 //! Replies are written with vectored writes straight from their pieces (record bytes are
 //! slices of the segment mappings), so no reply is copied in user space; the processor writes
 //! once no more requests are waiting or [`WRITE_AHEAD`] bytes are ready.
+//!
+//! A connection with nothing received, nothing sent and nothing in progress for
+//! `connections.max.idle.ms` is closed. While idle it holds a small read buffer and no
+//! reply buffers, so it costs little more than its two tasks.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use futures::future::BoxFuture;
@@ -21,11 +27,12 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 
-use super::frame::{FrameError, FrameReader};
+use super::frame::{Budget, Frame, FrameError, FrameReader};
 use crate::api::{self, Reply};
 use crate::metrics::Stage;
+use crate::partition::Hold;
 use crate::Broker;
 
 /// Reply bytes gathered before a write even while more requests are waiting: small, so a
@@ -38,6 +45,8 @@ const WRITE_AHEAD: usize = 64 * 1024;
 const READ_AHEAD_BYTES: usize = 1 << 20;
 /// Slices handed to one `writev` (Linux allows 1,024).
 const MAX_SLICES: usize = 256;
+/// Reply pieces an emptied outbox keeps room for; a larger queue is freed once written.
+const IDLE_SLICES: usize = 16;
 
 /// The other end of a connection, as handlers and logs name it.
 #[derive(Debug)]
@@ -58,7 +67,12 @@ struct Timed {
     ready: Instant,
 }
 
-pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream) -> Result<(), FrameError> {
+/// Serves one connection until the client closes it, a frame is bad or stalls, or it idles.
+pub(crate) async fn run(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    budget: Arc<Budget>,
+) -> Result<(), FrameError> {
     stream.set_nodelay(true)?;
     let peer = match stream.peer_addr() {
         Ok(addr) => Peer {
@@ -71,22 +85,27 @@ pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream) -> Result<(), Fr
         },
     };
     let (read_half, mut write_half) = stream.into_split();
-    let (requests, mut queue) = mpsc::channel::<(Bytes, Instant, OwnedSemaphorePermit)>(
-        broker.config.max_in_flight_per_connection,
-    );
+    let (requests, mut queue) =
+        mpsc::channel::<(Bytes, Instant, Hold)>(broker.config.max_in_flight_per_connection);
     let read_ahead = Arc::new(Semaphore::new(READ_AHEAD_BYTES));
-    let max_frame = broker.config.socket_request_max_bytes;
+    let mut reader = FrameReader::new(
+        read_half,
+        broker.config.socket_request_max_bytes,
+        budget,
+        Duration::from_millis(broker.config.request_receive_timeout_ms),
+    );
+    let receiving = reader.receiving();
     let reader = tokio::spawn(async move {
-        let mut reader = FrameReader::new(read_half, max_frame);
         loop {
             match reader.next().await {
-                Ok(Some(frame)) => {
+                Ok(Some(Frame { bytes, reservation })) => {
                     let received = Instant::now();
-                    let bytes = frame.len().min(READ_AHEAD_BYTES) as u32;
-                    let Ok(permit) = Arc::clone(&read_ahead).acquire_many_owned(bytes).await else {
+                    let share = bytes.len().min(READ_AHEAD_BYTES) as u32;
+                    let Ok(permit) = Arc::clone(&read_ahead).acquire_many_owned(share).await else {
                         return Ok(());
                     };
-                    if requests.send((frame, received, permit)).await.is_err() {
+                    let hold: Hold = Arc::new((permit, reservation));
+                    if requests.send((bytes, received, hold)).await.is_err() {
                         return Ok(());
                     }
                 }
@@ -98,6 +117,14 @@ pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream) -> Result<(), Fr
     let metrics = broker.request_metrics();
     let limit = broker.config.max_in_flight_per_connection.max(1);
     let mut outbox = Outbox::default();
+    let max_idle = broker
+        .config
+        .connections_max_idle_ms
+        .map(Duration::from_millis);
+    let mut last_active = tokio::time::Instant::now();
+    // Armed lazily: when it fires, it is moved to the last activity plus the idle time.
+    let expiry = tokio::time::sleep(max_idle.unwrap_or(Duration::from_secs(86_400)));
+    tokio::pin!(expiry);
     let result = async {
         // Replies not yet written, in request order; empty unless a reply was deferred.
         let mut pending: FuturesOrdered<BoxFuture<'static, Timed>> = FuturesOrdered::new();
@@ -107,15 +134,17 @@ pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream) -> Result<(), Fr
                 biased;
                 Some(timed) = pending.next(), if !pending.is_empty() => timed,
                 frame = queue.recv(), if open && pending.len() < limit => {
-                    let Some((frame, received, read_ahead)) = frame else {
+                    let Some((frame, received, hold)) = frame else {
                         open = false;
                         continue;
                     };
+                    last_active = tokio::time::Instant::now();
                     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
                     let started = Instant::now();
                     metrics.record(api_key, Stage::Queue, started - received);
-                    let handling = api::handle_frame(&broker, frame, &peer, Arc::new(read_ahead));
-                    tokio::pin!(handling);
+                    // Boxed: a handler's state lives only while it runs, not in every
+                    // connection's task.
+                    let mut handling = Box::pin(api::handle_frame(&broker, frame, &peer, hold));
                     // A handler that waits (a long poll, a join) does not hold back the
                     // replies already made: they go out first.
                     let reply = match futures::poll!(handling.as_mut()) {
@@ -139,6 +168,19 @@ pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream) -> Result<(), Fr
                         ready => timed(ready),
                     }
                 }
+                () = &mut expiry, if max_idle.is_some() && pending.is_empty() && open => {
+                    let now = tokio::time::Instant::now();
+                    if receiving.load(Ordering::Relaxed) || !queue.is_empty() {
+                        last_active = now;
+                    }
+                    let due = last_active + max_idle.unwrap_or_default();
+                    if due <= now {
+                        tracing::debug!(peer = %peer.addr, "closing a connection idle for connections.max.idle.ms");
+                        break;
+                    }
+                    expiry.as_mut().reset(due);
+                    continue;
+                }
             };
             let Timed { reply, api_key, started, ready } = timed;
             match reply {
@@ -159,6 +201,7 @@ pub(crate) async fn run(broker: Arc<Broker>, stream: TcpStream) -> Result<(), Fr
             let full = outbox.bytes >= WRITE_AHEAD || outbox.pieces.len() >= MAX_SLICES;
             if queue.is_empty() || full {
                 outbox.write_to(&mut write_half, &broker).await?;
+                last_active = tokio::time::Instant::now();
             }
         }
         outbox.write_to(&mut write_half, &broker).await?;
@@ -220,10 +263,16 @@ impl Outbox {
                 }
             }
         }
+        if self.pieces.capacity() > IDLE_SLICES {
+            self.pieces = VecDeque::new();
+        }
         let done = Instant::now();
         let metrics = broker.request_metrics();
         for (api_key, ready) in self.started.drain(..) {
             metrics.record(api_key, Stage::Send, done - ready);
+        }
+        if self.started.capacity() > IDLE_SLICES {
+            self.started = Vec::new();
         }
         Ok(())
     }

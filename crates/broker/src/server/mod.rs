@@ -1,30 +1,60 @@
 //! Sockets: the listener, and per connection a reader of length-prefixed frames and a
 //! processor that answers them in request order.
+//!
+//! The listener enforces Kafka's connection limits: at `max.connections` it stops accepting
+//! until a connection closes (KIP-402; new connections wait in the listen backlog), and a
+//! connection from an address that already has `max.connections.per.ip` (or its entry in
+//! `max.connections.per.ip.overrides`) is closed at once.
 
 mod connection;
 pub(crate) use connection::Peer;
 mod frame;
 
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use crate::Broker;
 
 /// Accepts Kafka clients on `listener` until `shutdown` completes.
 pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
+    let config = &broker.config;
+    let quotas = Arc::new(ConnectionQuotas::new(
+        config.max_connections,
+        config.max_connections_per_ip,
+        config.max_connections_per_ip_overrides.clone(),
+    ));
+    let budget = Arc::new(frame::Budget::new(config.queued_max_request_bytes));
     loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            () = quotas.wait_for_slot() => {}
+        }
         tokio::select! {
             _ = &mut shutdown => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let Some(slot) = quotas.admit(peer.ip()) else {
+                        tracing::info!(
+                            ip = %peer.ip(),
+                            max = quotas.max_for(peer.ip()),
+                            "rejected connection: the address already has the configured maximum of connections"
+                        );
+                        drop(stream);
+                        continue;
+                    };
                     let broker = Arc::clone(&broker);
+                    let budget = Arc::clone(&budget);
                     tokio::spawn(async move {
-                        if let Err(error) = connection::run(broker, stream).await {
+                        if let Err(error) = connection::run(broker, stream, budget).await {
                             tracing::debug!(%peer, %error, "connection closed");
                         }
+                        drop(slot);
                     });
                 }
                 Err(error) => {
@@ -34,5 +64,148 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Fu
                 }
             }
         }
+    }
+}
+
+/// Open connections counted against `max.connections` and `max.connections.per.ip`.
+#[derive(Debug)]
+struct ConnectionQuotas {
+    max_total: usize,
+    max_per_ip: usize,
+    overrides: BTreeMap<IpAddr, usize>,
+    counts: Mutex<Counts>,
+    /// Signalled when a connection closes.
+    closed: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    by_ip: HashMap<IpAddr, usize>,
+}
+
+/// An admitted connection's place in the counts, given back when dropped.
+#[derive(Debug)]
+struct Slot {
+    quotas: Arc<ConnectionQuotas>,
+    ip: IpAddr,
+}
+
+impl ConnectionQuotas {
+    fn new(max_total: usize, max_per_ip: usize, overrides: BTreeMap<IpAddr, usize>) -> Self {
+        Self {
+            max_total,
+            max_per_ip,
+            overrides,
+            counts: Mutex::default(),
+            closed: Notify::new(),
+        }
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        // The counts stay consistent even if a holder panicked: every update is one step.
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The most connections `ip` may have open.
+    fn max_for(&self, ip: IpAddr) -> usize {
+        self.overrides.get(&ip).copied().unwrap_or(self.max_per_ip)
+    }
+
+    /// Resolves once fewer than `max.connections` connections are open.
+    async fn wait_for_slot(&self) {
+        let mut warned = false;
+        loop {
+            let closed = self.closed.notified();
+            tokio::pin!(closed);
+            closed.as_mut().enable();
+            if self.counts().total < self.max_total {
+                return;
+            }
+            if !warned {
+                tracing::warn!(
+                    max_connections = self.max_total,
+                    "max.connections reached; not accepting until a connection closes"
+                );
+                warned = true;
+            }
+            closed.await;
+        }
+    }
+
+    /// Counts a connection from `ip`, or `None` if that address is at its limit.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+        let max = self.max_for(ip);
+        let mut counts = self.counts();
+        let open = counts.by_ip.entry(ip).or_default();
+        if *open >= max {
+            if *open == 0 {
+                counts.by_ip.remove(&ip);
+            }
+            return None;
+        }
+        *open += 1;
+        counts.total += 1;
+        Some(Slot {
+            quotas: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self.quotas.counts();
+        counts.total -= 1;
+        if let Some(open) = counts.by_ip.get_mut(&self.ip) {
+            *open -= 1;
+            if *open == 0 {
+                counts.by_ip.remove(&self.ip);
+            }
+        }
+        drop(counts);
+        self.quotas.closed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn per_ip_limits_and_overrides_count_open_connections() {
+        let overrides = BTreeMap::from([(ip("127.0.0.2"), 0), (ip("127.0.0.3"), 3)]);
+        let quotas = Arc::new(ConnectionQuotas::new(100, 2, overrides));
+        let a = quotas.admit(ip("127.0.0.1")).unwrap();
+        let _b = quotas.admit(ip("127.0.0.1")).unwrap();
+        assert!(quotas.admit(ip("127.0.0.1")).is_none());
+        assert!(quotas.admit(ip("127.0.0.2")).is_none());
+        let three: Vec<_> = (0..3).map(|_| quotas.admit(ip("127.0.0.3"))).collect();
+        assert!(three.iter().all(Option::is_some));
+        assert!(quotas.admit(ip("127.0.0.3")).is_none());
+        drop(a);
+        let again = quotas.admit(ip("127.0.0.1"));
+        assert!(again.is_some());
+        assert_eq!(quotas.counts().total, 5);
+        drop((again, three));
+        assert_eq!(quotas.counts().total, 1);
+    }
+
+    #[tokio::test]
+    async fn at_max_connections_the_listener_waits_for_one_to_close() {
+        let quotas = Arc::new(ConnectionQuotas::new(1, 10, BTreeMap::new()));
+        quotas.wait_for_slot().await;
+        let slot = quotas.admit(ip("127.0.0.1")).unwrap();
+        let waiting = quotas.wait_for_slot();
+        tokio::pin!(waiting);
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        drop(slot);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("a slot after the close");
     }
 }
