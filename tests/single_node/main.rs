@@ -8,5 +8,6 @@ mod consumer_groups;
 mod durability;
 mod groups;
 mod idempotence;
+mod limits;
 mod offsets;
 mod produce_consume;
