@@ -116,15 +116,16 @@ fn produce_to_every_partition(bootstrap: &str, topic: &str, partitions: i32, rou
 #[test]
 fn thousands_of_partitions_with_many_segments_reopen_after_kill_under_a_low_open_files_limit() {
     // 2,048 descriptors: the node keeps at most 1,536 log files open and accepts 1,536
-    // partition replicas. Every partition of `data` rolls a segment every few batches and
-    // writes index entries for every batch: ~4,000 segments of 3 files each, far beyond
-    // the limit, that a node keeping its files open could neither write nor reopen.
+    // partition replicas. Every partition of `data` rolls a segment every two batches and
+    // writes index entries for every batch: 1,000 active segments of 3 files each being
+    // written at once, ~3,000 segments in all, beyond the limit, that a node keeping its
+    // files open could neither write nor reopen.
     let mut node = Node::start(NodeOptions {
         open_files_limit: Some(2048),
         ..NodeOptions::default()
     });
     let bootstrap = node.bootstrap();
-    let (data, empty) = (("data", 500), ("empty", 1000));
+    let (data, empty) = (("data", 1000), ("empty", 400));
     run_bounded(Duration::from_secs(30), async {
         create_topic(
             &bootstrap,
@@ -135,7 +136,7 @@ fn thousands_of_partitions_with_many_segments_reopen_after_kill_under_a_low_open
         .await;
         create_topic(&bootstrap, empty.0, empty.1, &[]).await;
     });
-    let rounds = 8;
+    let rounds = 6;
     produce_to_every_partition(&bootstrap, data.0, data.1, rounds);
     let (fds, maps) = fds_and_maps(&node);
     let segments = std::fs::read_dir(node.data_dir())
@@ -156,7 +157,7 @@ fn thousands_of_partitions_with_many_segments_reopen_after_kill_under_a_low_open
     node.kill();
     let restarted = Instant::now();
     node.restart();
-    wait_for_leaders(&bootstrap, &[data, empty], Duration::from_secs(40));
+    wait_for_leaders(&bootstrap, &[data, empty], Duration::from_secs(45));
     let reopened = restarted.elapsed();
     let (fds, maps) = fds_and_maps(&node);
     assert!(fds < 200, "{fds} descriptors open after recovery");

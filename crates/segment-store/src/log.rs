@@ -739,27 +739,37 @@ fn recover(
 ) -> Result<(IndexingState, Option<i64>)> {
     let mut i = from;
     let mut last = (IndexingState::new(), None);
+    let mut dir_changed = false;
     while i < segments.len() {
         let seg = segments[i].clone();
+        let size = seg.size();
         let (scan, mut state) = seg.recover(params)?;
+        dir_changed |= scan.valid_len != size;
         if scan.stop != crate::recovery::StopReason::End {
             for dropped in segments.drain(i + 1..) {
                 tracing::warn!(segment = %dropped.log_path().display(), "deleting segment after a corrupt batch");
                 dropped.delete_files()?;
+                dir_changed = true;
             }
         }
         if i + 1 < segments.len() {
             // Sealed again: trimmed indexes with the closing time entry, as after a roll.
             seg.seal(&mut state, params)?;
         }
-        seg.sync(true)?;
+        // The recovered bytes count as flushed from now on, so they are synced; an empty
+        // segment (most partitions of a large node) has nothing to sync.
+        if size > 0 {
+            seg.sync(true)?;
+        }
         if i + 1 < segments.len() {
             seg.release_files();
         }
         last = (state, scan.next_offset);
         i += 1;
     }
-    crate::fsio::sync_dir(dir)?;
+    if dir_changed {
+        crate::fsio::sync_dir(dir)?;
+    }
     // An active segment with no batches still has a meaningful base.
     Ok(last)
 }
