@@ -249,3 +249,43 @@ fn a_create_beyond_what_the_node_can_keep_open_is_refused_and_the_node_stays_hea
         .unwrap();
     assert!(m.topics()[0].error().is_some());
 }
+
+#[test]
+fn a_create_topics_of_more_than_10000_partitions_is_refused_whole_as_kafka_does() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let node = Node::start_default();
+    let topic = |name: &str, partitions: i32| {
+        CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.to_owned())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)
+    };
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![topic("big-a", 6000), topic("big-b", 4001)]);
+    let mut stream = strata_tests::raw::connect(&node.bootstrap());
+    let (_, response) = strata_tests::raw::call(&mut stream, &request, 5);
+    assert_eq!(response.topics.len(), 2);
+    for t in &response.topics {
+        assert_eq!(t.error_code, 44, "POLICY_VIOLATION for {:?}", t.name);
+        assert_eq!(
+            t.error_message.as_deref(),
+            Some("Excessively large number of partitions per request.")
+        );
+    }
+    // 10,000 in one request pass the cap (a node with fewer than ~13,400 descriptors
+    // refuses them for its own budget instead, with another message).
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_validate_only(true)
+        .with_topics(vec![topic("big-a", 6000), topic("big-b", 4000)]);
+    let (_, response) = strata_tests::raw::call(&mut stream, &request, 5);
+    for t in &response.topics {
+        assert_ne!(
+            t.error_message.as_deref(),
+            Some("Excessively large number of partitions per request.")
+        );
+    }
+}

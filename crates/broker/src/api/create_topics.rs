@@ -188,11 +188,26 @@ pub(super) async fn create(
     Ok((topic_id, partitions, replication))
 }
 
+/// Kafka's cap on the partitions one CreateTopics may ask for, over all its topics
+/// (`ReplicationControlManager.MAX_PARTITIONS_PER_BATCH`); beyond it every topic is refused
+/// with POLICY_VIOLATION.
+const MAX_PARTITIONS_PER_REQUEST: u64 = 10_000;
+
 pub(super) async fn handle(ctx: &Ctx<'_>, request: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut seen = BTreeMap::new();
     for t in &request.topics {
         *seen.entry(owned(&t.name.0)).or_insert(0) += 1;
     }
+    let requested: u64 = request
+        .topics
+        .iter()
+        .map(|t| match (t.assignments.len(), t.num_partitions) {
+            (0, -1) => u64::try_from(ctx.broker.config.num_partitions).unwrap_or(0),
+            (0, n) => u64::try_from(n).unwrap_or(0),
+            (n, _) => n as u64,
+        })
+        .sum();
+    let too_many = requested > MAX_PARTITIONS_PER_REQUEST;
     let mut results = Vec::with_capacity(request.topics.len());
     for t in request.topics {
         let name = owned(&t.name.0);
@@ -216,7 +231,12 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: CreateTopicsRequest) -> Creat
                 .filter_map(|c| Some((owned(&c.name), owned(c.value.as_ref()?))))
                 .collect(),
         };
-        let outcome = if seen[&name] > 1 {
+        let outcome = if too_many {
+            Err(Rejected::new(
+                ResponseError::PolicyViolation,
+                "Excessively large number of partitions per request.",
+            ))
+        } else if seen[&name] > 1 {
             Err(Rejected::new(
                 ResponseError::InvalidRequest,
                 "topic named more than once in the request",
