@@ -67,6 +67,8 @@ pub struct NodeOptions {
     pub port: Option<u16>,
     /// The network namespace to run in (`ip netns exec`); `None` for this one.
     pub netns: Option<String>,
+    /// `RLIMIT_NOFILE` (soft and hard) to run under (`prlimit`); `None` inherits this one's.
+    pub open_files_limit: Option<u64>,
 }
 
 impl Default for NodeOptions {
@@ -80,6 +82,7 @@ impl Default for NodeOptions {
             controller_port: None,
             port: None,
             netns: None,
+            open_files_limit: None,
         }
     }
 }
@@ -171,11 +174,15 @@ impl Node {
         let mut command = match &self.options.netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(strata_bin());
+                c.args(["netns", "exec", ns]);
                 c
             }
-            None => Command::new(strata_bin()),
+            None => Command::new("env"),
         };
+        if let Some(n) = self.options.open_files_limit {
+            command.arg("prlimit").arg(format!("--nofile={n}:{n}"));
+        }
+        command.arg(strata_bin());
         let child = command
             .arg("serve")
             .arg("--config")
@@ -240,7 +247,12 @@ impl Node {
     }
 
     fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.as_ref().expect("node is running").id() as i32)
+        Pid::from_raw(self.process_id() as i32)
+    }
+
+    /// The process id of the running node (wrappers such as `prlimit` exec it in place).
+    pub fn process_id(&self) -> u32 {
+        self.child.as_ref().expect("node is running").id()
     }
 
     /// The process's resident memory (`VmRSS`) in KiB.

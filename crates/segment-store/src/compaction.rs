@@ -231,7 +231,10 @@ impl Log {
         if dirty.is_empty() {
             return Ok(stats);
         }
-        let views: Vec<bytes::Bytes> = segments.iter().map(|s| s.bytes()).collect();
+        let views = segments
+            .iter()
+            .map(|s| s.bytes())
+            .collect::<Result<Vec<bytes::Bytes>>>()?;
         let mut latest: HashMap<&[u8], i64> = HashMap::new();
         let mut last_of_producer: HashMap<i64, i64> = HashMap::new();
         for view in &views {

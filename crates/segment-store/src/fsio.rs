@@ -64,20 +64,41 @@ pub(crate) fn pwritev_all(file: &File, bufs: &[&[u8]], offset: u64, path: &Path)
     Ok(())
 }
 
-/// Reserves blocks for `[0, len)` and extends the file to `len`, so writes below `len`
-/// cannot fail for lack of space and the mapping of that range cannot fault. Falls back to
-/// a plain size change on filesystems without `fallocate`.
-pub(crate) fn reserve(file: &File, len: u64, path: &Path) -> Result<()> {
-    match rustix::fs::fallocate(file, FallocateFlags::empty(), 0, len) {
-        Ok(()) => Ok(()),
+/// Reserves blocks for `[0, target)` and extends the file to that length, so writes below it
+/// cannot fail for lack of space and the mapping of that range cannot fault. When the
+/// filesystem has no room for `target`, asks for half as much more, and so on down to
+/// exactly `need` (the bytes about to be written): a nearly full disk takes writes until
+/// it is truly full, which then fails with `StorageFull`. Returns the reserved length.
+/// Falls back to a plain size change on filesystems without `fallocate`.
+pub(crate) fn reserve(file: &File, need: u64, target: u64, path: &Path) -> Result<u64> {
+    let allocate = |len: u64| rustix::fs::fallocate(file, FallocateFlags::empty(), 0, len);
+    match reserve_with(allocate, need, target) {
+        Ok(len) => Ok(len),
         Err(rustix::io::Errno::OPNOTSUPP) | Err(rustix::io::Errno::NOSYS) => {
             let cur = file.metadata().at(path)?.len();
-            if cur < len {
-                file.set_len(len).at(path)?;
+            if cur < need {
+                file.set_len(need).at(path)?;
             }
-            Ok(())
+            Ok(cur.max(need))
         }
         Err(e) => Err(e).at(path),
+    }
+}
+
+/// The retry rule of [`reserve`] over any `allocate(len)`: `target`, then on `ENOSPC` the
+/// current length `need` plus half of what was asked beyond it, down to `need` itself.
+fn reserve_with(
+    mut allocate: impl FnMut(u64) -> rustix::io::Result<()>,
+    need: u64,
+    target: u64,
+) -> rustix::io::Result<u64> {
+    let mut len = target.max(need);
+    loop {
+        match allocate(len) {
+            Ok(()) => return Ok(len),
+            Err(rustix::io::Errno::NOSPC) if len > need => len = need + (len - need) / 2,
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -136,6 +157,68 @@ mod tests {
         pwritev_all(&f, &refs, 5, &path).unwrap();
         let got = std::fs::read(&path).unwrap();
         assert_eq!(&got[5..], parts.concat().as_slice());
+    }
+
+    /// A filesystem with `free` bytes: what `reserve` asks for, and what it gets.
+    fn nearly_full(
+        free: u64,
+    ) -> (
+        impl FnMut(u64) -> rustix::io::Result<()>,
+        std::rc::Rc<std::cell::RefCell<Vec<u64>>>,
+    ) {
+        let asked = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let log = asked.clone();
+        let allocate = move |len: u64| {
+            log.borrow_mut().push(len);
+            if len <= free {
+                Ok(())
+            } else {
+                Err(rustix::io::Errno::NOSPC)
+            }
+        };
+        (allocate, asked)
+    }
+
+    #[test]
+    fn reservation_shrinks_on_enospc_until_the_write_fits() {
+        // 64 MiB wanted, 1 MiB free: the write of 4 KiB still gets its space.
+        let (allocate, asked) = nearly_full(1 << 20);
+        let got = reserve_with(allocate, 4096, 64 << 20).unwrap();
+        assert!((4096..=1 << 20).contains(&got), "{got}");
+        let asked = asked.borrow();
+        assert_eq!(asked[0], 64 << 20);
+        assert!(asked.windows(2).all(|w| w[1] < w[0]), "{asked:?}");
+        assert!(asked.len() <= 64, "{asked:?}");
+    }
+
+    #[test]
+    fn reservation_fails_only_when_the_write_itself_does_not_fit() {
+        let (allocate, asked) = nearly_full(4095);
+        assert_eq!(
+            reserve_with(allocate, 4096, 64 << 20),
+            Err(rustix::io::Errno::NOSPC)
+        );
+        assert_eq!(*asked.borrow().last().unwrap(), 4096);
+        // Exactly enough room: the write fits.
+        let (allocate, _) = nearly_full(4096);
+        assert_eq!(reserve_with(allocate, 4096, 64 << 20), Ok(4096));
+        // Other errors are not retried.
+        let mut calls = 0;
+        let eio = |_| {
+            calls += 1;
+            Err(rustix::io::Errno::IO)
+        };
+        assert_eq!(reserve_with(eio, 1, 100), Err(rustix::io::Errno::IO));
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn reserve_extends_a_real_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let f = open_rw(&path, true).unwrap();
+        assert_eq!(reserve(&f, 10, 1 << 16, &path).unwrap(), 1 << 16);
+        assert_eq!(f.metadata().unwrap().len(), 1 << 16);
     }
 
     #[test]

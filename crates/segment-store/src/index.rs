@@ -6,21 +6,21 @@
 //! `.timeindex`: 12-byte entries `(timestamp i64, relative offset u32)`: no record up to
 //! and including the batch ending at `base + r` has a timestamp above `timestamp`.
 //! Both files are preallocated (sparse) to `segment.index.bytes` while their segment is
-//! active, mapped read-only, written with `pwrite`, and trimmed to their entries on roll and
-//! close. An entry becomes visible to readers only when the entry count is published, after
-//! the write.
+//! active, mapped read-only on first lookup, written with `pwrite`, and trimmed to their
+//! entries on roll and close. An entry becomes visible to readers only when the entry count
+//! is published, after the write. Descriptor and mapping are a [`CachedFile`]'s: the budget
+//! may release them, and they are taken again on the next write or lookup.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use parking_lot::{Mutex, RwLock};
 
 use crate::batch::BatchHeader;
+use crate::budget::CachedFile;
 use crate::error::{IoContext, Result};
 use crate::fsio;
-use crate::mmap::map_read_only;
 
 /// Size of an `.index` entry.
 pub(crate) const OFFSET_ENTRY: usize = 8;
@@ -30,11 +30,9 @@ pub(crate) const TIME_ENTRY: usize = 12;
 /// One index file: a read-only mapping plus a published entry count.
 #[derive(Debug)]
 pub(crate) struct IndexFile {
-    path: PathBuf,
     entry_size: usize,
-    /// Opened on the first write; sealed indexes loaded at open never hold a descriptor.
-    file: Mutex<Option<File>>,
-    map: RwLock<Bytes>,
+    /// Descriptor opened on the first write, mapping on the first lookup.
+    data: Arc<CachedFile>,
     entries: AtomicUsize,
     /// Entries the file (and mapping) can hold without growing.
     capacity: AtomicUsize,
@@ -47,34 +45,28 @@ impl IndexFile {
         let cap = (max_bytes as usize / entry_size).max(1);
         file.set_len(0).at(path)?;
         file.set_len((cap * entry_size) as u64).at(path)?;
-        let map = map_read_only(&file, cap * entry_size, path)?;
         Ok(IndexFile {
-            path: path.to_path_buf(),
             entry_size,
-            // Reopened on the first entry: idle partitions hold no descriptors.
-            file: Mutex::new(None),
-            map: RwLock::new(map),
+            // Reopened on the first entry, mapped on the first lookup: idle partitions hold
+            // no descriptors and no mappings.
+            data: CachedFile::new(path.to_path_buf()),
             entries: AtomicUsize::new(0),
             capacity: AtomicUsize::new(cap),
         })
     }
 
-    /// Maps an existing file; every whole entry counts until the caller validates them.
-    /// `None` when the file does not exist.
+    /// An existing file (mapped on first lookup); every whole entry counts until the caller
+    /// validates them. `None` when the file does not exist.
     pub(crate) fn load(path: &Path, entry_size: usize) -> Result<Option<IndexFile>> {
-        let file = match File::open(path) {
-            Ok(f) => f,
+        let len = match std::fs::metadata(path) {
+            Ok(m) => m.len() as usize,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e).at(path),
         };
-        let len = file.metadata().at(path)?.len() as usize;
         let n = len / entry_size;
-        let map = map_read_only(&file, n * entry_size, path)?;
         Ok(Some(IndexFile {
-            path: path.to_path_buf(),
             entry_size,
-            file: Mutex::new(None),
-            map: RwLock::new(map),
+            data: CachedFile::new(path.to_path_buf()),
             entries: AtomicUsize::new(n),
             capacity: AtomicUsize::new(n),
         }))
@@ -84,21 +76,29 @@ impl IndexFile {
         self.entries.load(Ordering::Acquire)
     }
 
-    /// The published entries. Entries are loaded before the mapping, and a writer publishes
-    /// a grown mapping before any entry that needs it, so the mapping covers them.
+    /// The published entries. Entries are loaded before the mapping, and the file is never
+    /// shorter than its published entries, so a mapping taken now covers them. An index
+    /// that cannot be mapped reads as empty: lookups then scan the segment from its start.
     fn view(&self) -> (Bytes, usize) {
         let n = self.entries.load(Ordering::Acquire);
-        let map = self.map.read().clone();
-        let n = n.min(map.len() / self.entry_size);
-        (map, n)
+        match self.data.view(n * self.entry_size) {
+            Ok(map) => {
+                let n = n.min(map.len() / self.entry_size);
+                (map, n)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "index unavailable, scanning instead");
+                (Bytes::new(), 0)
+            }
+        }
     }
 
-    fn with_file<T>(&self, f: impl FnOnce(&File) -> Result<T>) -> Result<T> {
-        let mut guard = self.file.lock();
-        if guard.is_none() {
-            *guard = Some(fsio::open_rw(&self.path, false)?);
-        }
-        f(guard.as_ref().expect("opened above"))
+    fn with_file<T>(&self, f: impl FnOnce(&std::fs::File) -> Result<T>) -> Result<T> {
+        self.data.with_file(f)
+    }
+
+    fn path(&self) -> &Path {
+        self.data.path()
     }
 
     /// True when no more entries fit within `max_bytes`.
@@ -115,16 +115,13 @@ impl IndexFile {
             return Ok(false);
         }
         if i >= self.capacity.load(Ordering::Relaxed) {
+            // Mapped again (whole file) by the next lookup that needs the new entries.
             let len = max_entries * self.entry_size;
-            let map = self.with_file(|f| {
-                f.set_len(len as u64).at(&self.path)?;
-                map_read_only(f, len, &self.path)
-            })?;
-            *self.map.write() = map;
+            self.with_file(|f| f.set_len(len as u64).at(self.path()))?;
             self.capacity.store(max_entries, Ordering::Relaxed);
         }
         let at = (i * self.entry_size) as u64;
-        self.with_file(|f| fsio::pwrite_all(f, entry, at, &self.path))?;
+        self.with_file(|f| fsio::pwrite_all(f, entry, at, self.path()))?;
         self.entries.store(i + 1, Ordering::Release);
         Ok(true)
     }
@@ -139,7 +136,7 @@ impl IndexFile {
         self.entries.store(n, Ordering::Release);
         let size = self.entry_size as u64;
         self.with_file(|f| {
-            fsio::zero_range(f, n as u64 * size, (old - n) as u64 * size, &self.path)
+            fsio::zero_range(f, n as u64 * size, (old - n) as u64 * size, self.path())
         })
     }
 
@@ -147,19 +144,24 @@ impl IndexFile {
     /// which stay inside the file.
     pub(crate) fn trim(&self) -> Result<()> {
         let n = self.entries();
-        self.with_file(|f| f.set_len((n * self.entry_size) as u64).at(&self.path))?;
+        self.with_file(|f| f.set_len((n * self.entry_size) as u64).at(self.path()))?;
         self.capacity.store(n, Ordering::Relaxed);
         Ok(())
     }
 
     /// fdatasync of the index file.
     pub(crate) fn sync(&self) -> Result<()> {
-        self.with_file(|f| f.sync_data().at(&self.path))
+        self.with_file(|f| f.sync_data().at(self.path()))
     }
 
     /// Drops the write descriptor (sealed segments keep none).
     pub(crate) fn release_file(&self) {
-        *self.file.lock() = None;
+        self.data.release_file();
+    }
+
+    /// Drops the write descriptor and the mapping.
+    pub(crate) fn release_all(&self) {
+        self.data.release_all();
     }
 }
 

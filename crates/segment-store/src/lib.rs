@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 mod batch;
+mod budget;
 mod checkpoint;
 mod compaction;
 mod config;
@@ -43,6 +44,10 @@ pub mod testing;
 use bytes::Bytes;
 
 pub use batch::{compute_crc, BatchHeader, ValidatedRecords, BATCH_HEADER_LEN};
+pub use budget::{
+    budget, raise_open_files_limit, set_budget, usage, ResourceBudget, FILES_PER_PARTITION,
+    MAPPINGS_PER_PARTITION,
+};
 pub use checkpoint::{
     CLEAN_SHUTDOWN_MARKER, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
     REPLICATION_OFFSET_CHECKPOINT,

@@ -143,7 +143,7 @@ impl Log {
         let last = segments.last().expect("at least one segment");
         let log_end = next.unwrap_or(last.base_offset).max(last.base_offset);
         let log_start = segments[0].base_offset;
-        let rolling_ts = first_batch_timestamp(last);
+        let rolling_ts = first_batch_timestamp(last)?;
         let log = Log {
             dir: dir.to_path_buf(),
             config: RwLock::new(config),
@@ -164,6 +164,11 @@ impl Log {
             epochs: Mutex::new(EpochCache::load(dir)),
         };
         log.restore_epochs()?;
+        // A log at rest holds no descriptor and no mapping: they are taken again on the
+        // first append or read, so a node reopens any number of partitions.
+        for seg in log.segments.load().iter() {
+            seg.release_all();
+        }
         Ok(log)
     }
 
@@ -406,6 +411,16 @@ impl Log {
         Ok(())
     }
 
+    /// The committed bytes of `seg`, `None` when retention or truncation deleted it since
+    /// the caller loaded the segment list (its mapping may have been released).
+    fn segment_bytes(&self, seg: &Arc<Segment>) -> Result<Option<Bytes>> {
+        match seg.bytes() {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(_) if !self.segments.load().iter().any(|s| Arc::ptr_eq(s, seg)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub(crate) fn active(&self) -> Arc<Segment> {
         self.segments
             .load()
@@ -461,7 +476,9 @@ impl Log {
         let params = self.params();
         let segments = self.segments.load();
         for seg in &segments[floor_index(&segments, offset)..] {
-            let bytes = seg.bytes();
+            let Some(bytes) = self.segment_bytes(seg)? else {
+                continue;
+            };
             let Some((start, _)) = seg.find_batch(offset, &bytes, params) else {
                 continue;
             };
@@ -492,7 +509,9 @@ impl Log {
         let segments = self.segments.load();
         let mut out = Vec::new();
         for seg in &segments[floor_index(&segments, offset)..] {
-            let bytes = seg.bytes();
+            let Some(bytes) = self.segment_bytes(seg)? else {
+                continue;
+            };
             let Some((mut pos, _)) = seg.find_batch(offset, &bytes, params) else {
                 continue;
             };
@@ -525,7 +544,9 @@ impl Log {
             if from_index && seg.max_timestamp(params)?.0 < timestamp {
                 continue;
             }
-            let bytes = seg.bytes();
+            let Some(bytes) = self.segment_bytes(seg)? else {
+                continue;
+            };
             let mut pos = 0usize;
             if from_index {
                 let ix = seg.indexes(params)?;
@@ -570,7 +591,7 @@ impl Log {
             }
         }
         let (ts, off, seg) = best?;
-        let bytes = seg.bytes();
+        let bytes = seg.bytes().ok()?;
         let exact = seg
             .find_batch(off, &bytes, params)
             .and_then(|(pos, h)| offset_of_max_timestamp(&bytes[pos..pos + h.total_size()]))
@@ -704,8 +725,8 @@ pub(crate) fn floor_index(segments: &[Arc<Segment>], offset: i64) -> usize {
 }
 
 /// Max timestamp of the first batch of a segment.
-pub(crate) fn first_batch_timestamp(seg: &Segment) -> Option<i64> {
-    complete_batch_at(&seg.bytes(), 0).map(|h| h.max_timestamp)
+pub(crate) fn first_batch_timestamp(seg: &Segment) -> Result<Option<i64>> {
+    Ok(complete_batch_at(&seg.bytes()?, 0).map(|h| h.max_timestamp))
 }
 
 /// Unclean-shutdown recovery of `segments[from..]`: scans with CRC checks, truncates the
@@ -718,27 +739,37 @@ fn recover(
 ) -> Result<(IndexingState, Option<i64>)> {
     let mut i = from;
     let mut last = (IndexingState::new(), None);
+    let mut dir_changed = false;
     while i < segments.len() {
         let seg = segments[i].clone();
+        let size = seg.size();
         let (scan, mut state) = seg.recover(params)?;
+        dir_changed |= scan.valid_len != size;
         if scan.stop != crate::recovery::StopReason::End {
             for dropped in segments.drain(i + 1..) {
                 tracing::warn!(segment = %dropped.log_path().display(), "deleting segment after a corrupt batch");
                 dropped.delete_files()?;
+                dir_changed = true;
             }
         }
         if i + 1 < segments.len() {
             // Sealed again: trimmed indexes with the closing time entry, as after a roll.
             seg.seal(&mut state, params)?;
         }
-        seg.sync(true)?;
+        // The recovered bytes count as flushed from now on, so they are synced; an empty
+        // segment (most partitions of a large node) has nothing to sync.
+        if size > 0 {
+            seg.sync(true)?;
+        }
         if i + 1 < segments.len() {
             seg.release_files();
         }
         last = (state, scan.next_offset);
         i += 1;
     }
-    crate::fsio::sync_dir(dir)?;
+    if dir_changed {
+        crate::fsio::sync_dir(dir)?;
+    }
     // An active segment with no batches still has a meaningful base.
     Ok(last)
 }

@@ -82,6 +82,7 @@ impl LogDir {
     /// skipped; leftover `*-delete` directories are removed. Starts the flusher thread that
     /// serves `flush.ms` and post-roll syncs; it stops when the `LogDir` is dropped.
     pub fn open(path: &Path, default_config: LogConfig) -> Result<LogDir> {
+        let started = std::time::Instant::now();
         std::fs::create_dir_all(path).at(path)?;
         let marker = path.join(CLEAN_SHUTDOWN_MARKER);
         let clean = marker.exists();
@@ -120,7 +121,8 @@ impl LogDir {
             // be mistaken for a clean stop.
             fsio::sync_dir(path)?;
         }
-        tracing::info!(dir = %path.display(), logs = logs.len(), clean, "opened log directory");
+        tracing::info!(dir = %path.display(), logs = logs.len(), clean,
+            elapsed_ms = started.elapsed().as_millis() as u64, "opened log directory");
         let inner = Arc::new(Inner {
             path: path.to_path_buf(),
             logs: RwLock::new(logs),

@@ -175,14 +175,14 @@ impl Log {
             for seg in &segments[keep..] {
                 seg.delete_files()?;
             }
-            let bytes = last.bytes();
+            let bytes = last.bytes()?;
             let cut = last
                 .find_batch(offset, &bytes, params)
                 .map_or(bytes.len(), |(p, _)| p);
             drop(bytes);
             let (state, next) = last.truncate_at(cut as u64, params)?;
             w.indexing = state;
-            w.rolling_ts = first_batch_timestamp(&last);
+            w.rolling_ts = first_batch_timestamp(&last)?;
             new_end = next.unwrap_or(last.base_offset).max(last.base_offset);
         }
         self.set_log_end(new_end);

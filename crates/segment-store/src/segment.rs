@@ -6,7 +6,6 @@
 //! reader that loads `committed` (Acquire) and then the mapping never sees a half-written
 //! batch and never reads past the mapping.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,6 +14,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::batch::{complete_batch_at, BatchHeader};
+use crate::budget::CachedFile;
 use crate::error::{IoContext, Result};
 use crate::fsio;
 use crate::index::{
@@ -24,9 +24,13 @@ use crate::index::{
 use crate::mmap::map_read_only;
 use crate::recovery::{scan_batches, Scan};
 
-/// First reservation of a new segment; doubled on each growth up to `RESERVE_STEP_MAX`.
+/// First reservation of a new segment; doubled on each growth, by at most
+/// `RESERVE_STEP_MAX` at a time. Each growth remaps the tail once, so appends between
+/// growths are one `pwritev` and no mapping call. A disk without room for a whole step
+/// gets a smaller reservation, down to the bytes of the append (`fsio::reserve`); sealing
+/// gives the unused reservation back.
 const RESERVE_MIN: u64 = 64 << 10;
-const RESERVE_STEP_MAX: u64 = 64 << 20;
+const RESERVE_STEP_MAX: u64 = 16 << 20;
 
 /// `<20-digit base offset>.<ext>` in `dir`.
 pub(crate) fn segment_path(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
@@ -51,9 +55,9 @@ pub(crate) struct IndexParams {
 pub(crate) struct Segment {
     pub(crate) base_offset: i64,
     log_path: PathBuf,
-    /// Opened on the first write or sync; sealed segments loaded at open hold none.
-    file: Mutex<Option<File>>,
-    map: RwLock<Bytes>,
+    /// The `.log`: descriptor opened on the first write or sync, mapping taken on the first
+    /// read; both given back when the process is over its budget (`budget.rs`).
+    data: Arc<CachedFile>,
     committed: AtomicU64,
     /// Current file length including reserved, not yet written space (writer only).
     reserved: AtomicU64,
@@ -89,10 +93,8 @@ impl Segment {
         )?;
         Ok(Segment {
             base_offset,
+            data: CachedFile::new(log_path.clone()),
             log_path,
-            // Reopened on the first append: idle partitions hold no descriptors.
-            file: Mutex::new(None),
-            map: RwLock::new(Bytes::new()),
             committed: AtomicU64::new(0),
             reserved: AtomicU64::new(0),
             indexes: RwLock::new(Some(Arc::new(Indexes {
@@ -105,14 +107,13 @@ impl Segment {
         })
     }
 
-    /// Maps an existing segment; all of the file counts as committed until recovery or the
-    /// tail check says otherwise. Indexes load lazily.
+    /// An existing segment; all of the file counts as committed until recovery or the tail
+    /// check says otherwise. Nothing is opened or mapped: the file on first use, the
+    /// indexes lazily.
     pub(crate) fn open(dir: &Path, base_offset: i64) -> Result<Segment> {
         let log_path = segment_path(dir, base_offset, "log");
-        let file = File::open(&log_path).at(&log_path)?;
-        let meta = file.metadata().at(&log_path)?;
+        let meta = std::fs::metadata(&log_path).at(&log_path)?;
         let len = meta.len();
-        let map = map_read_only(&file, len as usize, &log_path)?;
         let created_ms = meta
             .modified()
             .ok()
@@ -120,9 +121,8 @@ impl Segment {
             .map_or_else(now_ms, |d| d.as_millis() as i64);
         Ok(Segment {
             base_offset,
+            data: CachedFile::new(log_path.clone()),
             log_path,
-            file: Mutex::new(None),
-            map: RwLock::new(map),
             committed: AtomicU64::new(len),
             reserved: AtomicU64::new(len),
             indexes: RwLock::new(None),
@@ -147,19 +147,15 @@ impl Segment {
         self.committed.load(Ordering::Acquire)
     }
 
-    /// A zero-copy view of the committed bytes.
-    pub(crate) fn bytes(&self) -> Bytes {
+    /// A zero-copy view of the committed bytes, mapping the file again if the budget
+    /// released its mapping (which fails only if the file cannot be opened or mapped).
+    pub(crate) fn bytes(&self) -> Result<Bytes> {
         let len = self.committed.load(Ordering::Acquire) as usize;
-        let map = self.map.read().clone();
-        map.slice(..len.min(map.len()))
+        Ok(self.data.view(len)?.slice(..len))
     }
 
-    fn with_file<T>(&self, f: impl FnOnce(&File) -> Result<T>) -> Result<T> {
-        let mut guard = self.file.lock();
-        if guard.is_none() {
-            *guard = Some(fsio::open_rw(&self.log_path, false)?);
-        }
-        f(guard.as_ref().expect("opened above"))
+    fn with_file<T>(&self, f: impl FnOnce(&std::fs::File) -> Result<T>) -> Result<T> {
+        self.data.with_file(f)
     }
 
     /// Appends `bufs` (whole batches, `len` bytes in total) after the committed bytes and
@@ -175,12 +171,15 @@ impl Segment {
                 .saturating_mul(2)
                 .min(reserved + RESERVE_STEP_MAX);
             let target = grown.min(segment_bytes.max(need)).max(need);
-            let map = self.with_file(|f| {
-                fsio::reserve(f, target, &self.log_path)?;
-                map_read_only(f, target as usize, &self.log_path)
+            let (reserved, map) = self.with_file(|f| {
+                let reserved = fsio::reserve(f, need, target, &self.log_path)?;
+                Ok((
+                    reserved,
+                    map_read_only(f, reserved as usize, &self.log_path)?,
+                ))
             })?;
-            *self.map.write() = map;
-            self.reserved.store(target, Ordering::Relaxed);
+            self.data.install_map(map);
+            self.reserved.store(reserved, Ordering::Relaxed);
         }
         self.with_file(|f| fsio::pwritev_all(f, bufs, at, &self.log_path))?;
         self.committed.store(need, Ordering::Release);
@@ -223,7 +222,7 @@ impl Segment {
                         params.max_bytes,
                     )?),
                 });
-                let state = fill_indexes(&ix, &self.bytes(), self.base_offset, params)?;
+                let state = fill_indexes(&ix, &self.bytes()?, self.base_offset, params)?;
                 finish_time_index(&ix, state, self.base_offset, params)?;
                 ix.offset.0.trim()?;
                 ix.time.0.trim()?;
@@ -288,7 +287,7 @@ impl Segment {
         let ix = self.indexes(params)?;
         ix.offset.0.truncate(0)?;
         ix.time.0.truncate(0)?;
-        let bytes = self.bytes();
+        let bytes = self.bytes()?;
         let state = fill_indexes(&ix, &bytes, self.base_offset, params)?;
         let next = scan_batches(&bytes, self.base_offset, 0, false, |_, _| {}).next_offset;
         self.set_max_timestamp(state.max_timestamp, state.offset_of_max_timestamp);
@@ -298,7 +297,7 @@ impl Segment {
     /// Recovery: scans every batch with CRC checks, truncates the file to the intact prefix
     /// (no readers exist yet), and rebuilds the indexes. Returns the scan and the state.
     pub(crate) fn recover(&self, params: IndexParams) -> Result<(Scan, IndexingState)> {
-        let bytes = self.bytes();
+        let bytes = self.bytes()?;
         let scan = scan_batches(&bytes, self.base_offset, 0, true, |_, _| {});
         drop(bytes);
         if scan.valid_len != self.size() {
@@ -309,7 +308,7 @@ impl Segment {
             self.reserved.store(scan.valid_len, Ordering::Relaxed);
             let map =
                 self.with_file(|f| map_read_only(f, scan.valid_len as usize, &self.log_path))?;
-            *self.map.write() = map;
+            self.data.install_map(map);
         }
         let dir = self.dir().to_path_buf();
         let ix = Arc::new(Indexes {
@@ -325,7 +324,7 @@ impl Segment {
             )?),
         });
         *self.indexes.write() = Some(ix.clone());
-        let state = fill_indexes(&ix, &self.bytes(), self.base_offset, params)?;
+        let state = fill_indexes(&ix, &self.bytes()?, self.base_offset, params)?;
         self.set_max_timestamp(state.max_timestamp, state.offset_of_max_timestamp);
         Ok((scan, state))
     }
@@ -369,10 +368,20 @@ impl Segment {
 
     /// Drops open descriptors (they are reopened on demand).
     pub(crate) fn release_files(&self) {
-        *self.file.lock() = None;
+        self.data.release_file();
         if let Some(ix) = self.indexes.read().as_ref() {
             ix.offset.0.release_file();
             ix.time.0.release_file();
+        }
+    }
+
+    /// Drops open descriptors and mappings of the segment and its indexes (all taken again
+    /// on demand): a segment at rest costs neither.
+    pub(crate) fn release_all(&self) {
+        self.data.release_all();
+        if let Some(ix) = self.indexes.read().as_ref() {
+            ix.offset.0.release_all();
+            ix.time.0.release_all();
         }
     }
 
@@ -432,7 +441,7 @@ impl Segment {
         params: IndexParams,
     ) -> Result<Option<(IndexingState, Option<i64>)>> {
         let ix = self.indexes(params)?;
-        let bytes = self.bytes();
+        let bytes = self.bytes()?;
         let start = ix.offset.last().map_or(0, |(_, p)| p as usize);
         let mut state = IndexingState::new();
         if let Some((ts, rel)) = ix.time.last() {

@@ -54,6 +54,25 @@ enum Role {
     Controller,
 }
 
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit and sizes the segment store's cache of
+/// open files and mappings (and so the partition count this node accepts) from the result
+/// and `vm.max_map_count`.
+fn install_resource_budget() {
+    if let Err(e) = segment_store::raise_open_files_limit() {
+        tracing::warn!(error = %e, "could not raise the open files limit to the hard limit");
+    }
+    let budget = segment_store::ResourceBudget::from_system();
+    segment_store::set_budget(budget);
+    tracing::info!(
+        open_files_limit = budget.open_files_limit,
+        max_map_count = budget.max_map_count,
+        log_open_files = budget.open_files,
+        log_mappings = budget.mappings,
+        max_partitions = budget.max_partitions(),
+        "resource budget"
+    );
+}
+
 /// The controller half of a node, from the flags.
 async fn controller_options(
     args: &ServeArgs,
@@ -122,6 +141,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Before anything reads or writes the directory: a second process on it would corrupt
     // the first one's logs.
     let _data_dir_lock = segment_store::DirLock::acquire(&config.data_dir)?;
+    install_resource_budget();
     let options = controller_options(&args, &config).await?;
     let controller = Controller::start(options)
         .await

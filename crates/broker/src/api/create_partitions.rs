@@ -5,7 +5,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
-use super::create_topics::Rejected;
+use super::create_topics::{check_partition_budget, Rejected};
 use super::{owned, str_bytes, Ctx};
 use crate::Broker;
 
@@ -53,6 +53,7 @@ async fn grow(
             assign_replicas(&brokers, count - current, replication, current)?
         }
     };
+    check_partition_budget(&image, &new_assignments)?;
     let command = Command::CreatePartitions {
         topic: name.to_owned(),
         new_assignments,

@@ -74,6 +74,44 @@ impl From<controller::ControllerError> for Rejected {
     }
 }
 
+/// Refuses new partitions that would take a broker beyond the partition replicas a node
+/// can keep open (`segment_store::ResourceBudget::max_partitions`, this node's budget
+/// standing for every broker's) with POLICY_VIOLATION, Kafka's answer to a request with too
+/// many partitions. `new_assignments` are the new partitions' replica lists.
+pub(super) fn check_partition_budget(
+    image: &controller::MetadataImage,
+    new_assignments: &[Vec<i32>],
+) -> Result<(), Rejected> {
+    let budget = segment_store::budget();
+    let limit = budget.max_partitions();
+    let mut adding: BTreeMap<i32, usize> = BTreeMap::new();
+    for replica in new_assignments.iter().flatten() {
+        *adding.entry(*replica).or_default() += 1;
+    }
+    let mut hosted: BTreeMap<i32, usize> = adding.keys().map(|b| (*b, 0)).collect();
+    for partition in image.topics().flat_map(|t| &t.partitions) {
+        for replica in &partition.replicas {
+            if let Some(n) = hosted.get_mut(replica) {
+                *n += 1;
+            }
+        }
+    }
+    for (broker, new) in adding {
+        let total = hosted[&broker] + new;
+        if total > limit {
+            return Err(Rejected::new(
+                ResponseError::PolicyViolation,
+                format!(
+                    "broker {broker} hosts {} partition replicas; {new} more would exceed the \
+                     {limit} a node can keep open (open files limit {}, vm.max_map_count {})",
+                    hosted[&broker], budget.open_files_limit, budget.max_map_count
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Creates (or with `validate_only`, checks) a topic; returns its id and partition count.
 pub(super) async fn create(
     broker: &std::sync::Arc<Broker>,
@@ -131,6 +169,7 @@ pub(super) async fn create(
             .map(|(_, replicas)| replicas)
             .collect()
     };
+    check_partition_budget(&image, &assignments)?;
     let partitions = assignments.len() as i32;
     let replication = assignments.first().map_or(0, |r| r.len() as i16);
     let topic_id = Uuid::new_v4();
@@ -149,11 +188,26 @@ pub(super) async fn create(
     Ok((topic_id, partitions, replication))
 }
 
+/// Kafka's cap on the partitions one CreateTopics may ask for, over all its topics
+/// (`ReplicationControlManager.MAX_PARTITIONS_PER_BATCH`); beyond it every topic is refused
+/// with POLICY_VIOLATION.
+const MAX_PARTITIONS_PER_REQUEST: u64 = 10_000;
+
 pub(super) async fn handle(ctx: &Ctx<'_>, request: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut seen = BTreeMap::new();
     for t in &request.topics {
         *seen.entry(owned(&t.name.0)).or_insert(0) += 1;
     }
+    let requested: u64 = request
+        .topics
+        .iter()
+        .map(|t| match (t.assignments.len(), t.num_partitions) {
+            (0, -1) => u64::try_from(ctx.broker.config.num_partitions).unwrap_or(0),
+            (0, n) => u64::try_from(n).unwrap_or(0),
+            (n, _) => n as u64,
+        })
+        .sum();
+    let too_many = requested > MAX_PARTITIONS_PER_REQUEST;
     let mut results = Vec::with_capacity(request.topics.len());
     for t in request.topics {
         let name = owned(&t.name.0);
@@ -177,7 +231,12 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: CreateTopicsRequest) -> Creat
                 .filter_map(|c| Some((owned(&c.name), owned(c.value.as_ref()?))))
                 .collect(),
         };
-        let outcome = if seen[&name] > 1 {
+        let outcome = if too_many {
+            Err(Rejected::new(
+                ResponseError::PolicyViolation,
+                "Excessively large number of partitions per request.",
+            ))
+        } else if seen[&name] > 1 {
             Err(Rejected::new(
                 ResponseError::InvalidRequest,
                 "topic named more than once in the request",
