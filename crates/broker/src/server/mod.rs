@@ -4,6 +4,7 @@
 mod connection;
 pub(crate) use connection::Peer;
 mod frame;
+pub(crate) use frame::FrameReader;
 
 use std::future::Future;
 use std::sync::Arc;
