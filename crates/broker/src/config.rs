@@ -25,7 +25,7 @@ pub enum ConfigError {
         reason: String,
     },
     /// The property names something Strata does not serve yet (a TLS or SASL listener, an
-    /// authorizer, ...): starting without it would silently serve something else.
+    /// authorizer, ...): starting anyway would silently serve something else than asked.
     #[error("{key}={value}: Strata does not serve {what} yet")]
     Unserved {
         /// Property name.
