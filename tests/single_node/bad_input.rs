@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::ApiVersionsRequest;
 use strata_tests::raw::{call, closed_by_server, connect, read_frame, request_frame};
-use strata_tests::{run_bounded, Node};
+use strata_tests::{free_port, run_bounded, strata_bin, Node};
 
 use crate::common::{create_topic, list_offset, raw_produce, records};
 
@@ -189,4 +189,62 @@ fn produce_below_v3_is_answered_with_unsupported_version() {
             "nothing was appended"
         );
     });
+}
+
+/// A CreateTopics of a few bytes declaring 2^31 topics is refused without allocating for
+/// them. kafka-protocol 0.18.0 sized a Vec by that count (~240 GB): with the address space
+/// limited, as under strict overcommit or a container limit, the allocation failed and the
+/// process aborted (vendor/kafka-protocol/STRATA-PATCH.md). The node runs with 8 GB of
+/// address space here so that the test sees it.
+#[test]
+fn a_forged_array_count_closes_the_connection_and_the_broker_lives_on() {
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bootstrap = format!("127.0.0.1:{}", free_port());
+    let log = std::fs::File::create(dir.path().join("strata.log")).expect("log file");
+    let mut node = Killed(
+        std::process::Command::new("sh")
+            .args(["-c", "ulimit -v 8000000 && exec \"$0\" \"$@\""])
+            .arg(strata_bin())
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--listen", &bootstrap])
+            .args(["--voters", &format!("1@127.0.0.1:{}", free_port())])
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("strata runs"),
+    );
+    let node_log = || std::fs::read_to_string(dir.path().join("strata.log")).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&bootstrap).is_err() {
+        assert!(
+            Instant::now() < deadline && node.0.try_wait().unwrap().is_none(),
+            "strata did not start:\n{}",
+            node_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut stream = connect(&bootstrap);
+    // CreateTopics v4, correlation id 1, client id "c", then the topic count.
+    let mut body = vec![0, 19, 0, 4, 0, 0, 0, 1, 0, 1, b'c'];
+    body.extend_from_slice(&i32::MAX.to_be_bytes());
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    stream.write_all(&frame).unwrap();
+    assert!(closed_by_server(&mut stream));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        node.0.try_wait().unwrap().is_none(),
+        "strata died:\n{}",
+        node_log()
+    );
+    still_serves(&bootstrap);
 }

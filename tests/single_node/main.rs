@@ -4,6 +4,7 @@
 mod admin;
 mod bad_input;
 mod common;
+mod config;
 mod consumer_groups;
 mod durability;
 mod groups;

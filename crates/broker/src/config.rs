@@ -4,6 +4,13 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
+#[macro_use]
+mod applied;
+mod known;
+mod unserved;
+
+pub use known::{unknown_properties, UnknownProperty};
+
 /// A configuration value that could not be understood.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -16,6 +23,17 @@ pub enum ConfigError {
         value: String,
         /// Why it was refused.
         reason: String,
+    },
+    /// The property names something Strata does not serve yet (a TLS or SASL listener, an
+    /// authorizer, ...): starting anyway would silently serve something else than asked.
+    #[error("{key}={value}: Strata does not serve {what} yet")]
+    Unserved {
+        /// Property name.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What it asks for.
+        what: String,
     },
 }
 
@@ -204,19 +222,62 @@ const TOPIC_DEFAULT_PROPERTIES: &[(&str, &str, i64)] = &[
 impl BrokerConfig {
     /// Applies Kafka properties (`log.dirs`, `num.partitions`, ...) over the current values.
     /// Later, more specific properties win (`log.retention.ms` over `log.retention.hours`).
+    /// Settings naming what Strata does not serve yet (TLS, SASL, ...) are refused with
+    /// [`ConfigError::Unserved`]; unknown keys are ignored here and listed by
+    /// [`unknown_properties`].
     pub fn apply_properties(
         &mut self,
         props: &BTreeMap<String, String>,
     ) -> Result<(), ConfigError> {
+        unserved::refuse(props)?;
         for (key, value) in props {
             self.properties.insert(key.clone(), value.clone());
-            match key.as_str() {
+            self.apply_one(key, value)?;
+        }
+        // The table lists coarse units first, so a finer property overrides a coarser one.
+        for (property, topic_key, scale) in TOPIC_DEFAULT_PROPERTIES {
+            if let Some(value) = props.get(*property) {
+                let value = if *scale == 1 {
+                    value.clone()
+                } else {
+                    (parse::<i64>(property, value)? * scale).to_string()
+                };
+                self.topic_defaults.insert((*topic_key).to_owned(), value);
+            }
+        }
+        if self.max_connections_per_ip == 0 && self.max_connections_per_ip_overrides.is_empty() {
+            return Err(invalid(
+                "max.connections.per.ip",
+                "0",
+                "0 needs max.connections.per.ip.overrides".into(),
+            ));
+        }
+        if self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms {
+            return Err(invalid(
+                "group.consumer.heartbeat.interval.ms",
+                &self.group_consumer_heartbeat_interval_ms.to_string(),
+                format!(
+                    "must be less than group.consumer.session.timeout.ms ({})",
+                    self.group_consumer_session_timeout_ms
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+// One arm per property: the arm applies it, and the same arm lists it in
+// `APPLIED_PROPERTIES`, which `unknown_properties` knows and suggests from.
+applied_properties! {
+    impl BrokerConfig {
+        fn apply_one(&mut self, key: &str, value: &str) {
+            match key {
                 "node.id" | "broker.id" => self.node_id = parse(key, value)?,
                 "log.dirs" | "log.dir" => {
                     let first = value.split(',').next().unwrap_or_default().trim();
                     self.data_dir = PathBuf::from(first);
                 }
-                "broker.rack" => self.rack = Some(value.clone()),
+                "broker.rack" => self.rack = Some(value.to_owned()),
                 "num.partitions" => self.num_partitions = parse_positive(key, value)?,
                 "default.replication.factor" => {
                     self.default_replication_factor = parse_positive(key, value)?
@@ -317,38 +378,8 @@ impl BrokerConfig {
                     let addr = listener_address(key, value)?;
                     self.advertise = split_host_port(key, addr)?;
                 }
-                _ => {}
             }
         }
-        // The table lists coarse units first, so a finer property overrides a coarser one.
-        for (property, topic_key, scale) in TOPIC_DEFAULT_PROPERTIES {
-            if let Some(value) = props.get(*property) {
-                let value = if *scale == 1 {
-                    value.clone()
-                } else {
-                    (parse::<i64>(property, value)? * scale).to_string()
-                };
-                self.topic_defaults.insert((*topic_key).to_owned(), value);
-            }
-        }
-        if self.max_connections_per_ip == 0 && self.max_connections_per_ip_overrides.is_empty() {
-            return Err(invalid(
-                "max.connections.per.ip",
-                "0",
-                "0 needs max.connections.per.ip.overrides".into(),
-            ));
-        }
-        if self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms {
-            return Err(invalid(
-                "group.consumer.heartbeat.interval.ms",
-                &self.group_consumer_heartbeat_interval_ms.to_string(),
-                format!(
-                    "must be less than group.consumer.session.timeout.ms ({})",
-                    self.group_consumer_session_timeout_ms
-                ),
-            ));
-        }
-        Ok(())
     }
 }
 

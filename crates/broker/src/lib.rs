@@ -9,6 +9,7 @@
 mod api;
 mod broker;
 pub mod config;
+pub mod fuzz;
 pub mod metrics;
 mod partition;
 mod replication;

@@ -101,13 +101,16 @@ impl BatchHeader {
         b
     }
 
-    /// Offset of the last record: `base_offset + last_offset_delta`.
+    /// Offset of the last record: `base_offset + last_offset_delta` (at most `i64::MAX`, as a
+    /// forged header may claim more).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64
+        self.base_offset
+            .saturating_add(self.last_offset_delta as i64)
     }
-    /// Whole batch size in bytes, length field included.
+    /// Whole batch size in bytes, length field included. A negative (corrupt) length reads
+    /// as one above 2 GiB, which no records set holds.
     pub fn total_size(&self) -> usize {
-        12 + self.batch_length as usize
+        12 + self.batch_length as u32 as usize
     }
     /// Attributes bit 4: part of a transaction.
     pub fn is_transactional(&self) -> bool {
@@ -430,6 +433,16 @@ mod tests {
             validate_records(&batch),
             Err(Error::UnsupportedMagic { magic: 1, .. })
         ));
+    }
+
+    /// Found by the broker's fuzz test: these overflowed (a panic in debug builds).
+    #[test]
+    fn forged_lengths_and_offsets_do_not_overflow() {
+        let mut h =
+            BatchHeader::parse(&BatchBuilder::new(i64::MAX - 1).records(3, 10).build()).unwrap();
+        assert_eq!(h.last_offset(), i64::MAX);
+        h.batch_length = -1;
+        assert!(h.total_size() > i32::MAX as usize);
     }
 
     #[test]

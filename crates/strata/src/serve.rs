@@ -18,7 +18,9 @@ const CONTROLLED_SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
-    /// TOML file of Kafka properties (`log.dirs`, `num.partitions`, ...); flags override it.
+    /// Kafka properties (`log.dirs`, `num.partitions`, ...): TOML, or Kafka's
+    /// `server.properties` format (`key=value`); flags override it. Unknown keys are warned
+    /// about; TLS, SASL and other settings Strata does not serve stop the start.
     #[arg(long)]
     config: Option<PathBuf>,
     /// This node's id.
@@ -117,7 +119,18 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut config = BrokerConfig::default();
     if let Some(path) = &args.config {
-        config.apply_properties(&crate::config_file::read(path)?)?;
+        let props = crate::config_file::read(path)?;
+        for unknown in broker::config::unknown_properties(&props) {
+            tracing::warn!(
+                key = %unknown.key,
+                suggestion = unknown.suggestion,
+                config = %path.display(),
+                "{unknown}"
+            );
+        }
+        config
+            .apply_properties(&props)
+            .with_context(|| format!("in {}", path.display()))?;
     }
     if let Some(id) = args.node_id {
         config.node_id = id;

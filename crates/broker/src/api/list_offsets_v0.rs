@@ -36,7 +36,7 @@ impl Cursor {
 }
 
 /// One topic of a v0 request: its name and (partition, timestamp) pairs.
-type TopicQuery = (String, Vec<(i32, i64)>);
+pub(super) type TopicQuery = (String, Vec<(i32, i64)>);
 
 /// The topics of a v0 request body.
 fn parse(body: Bytes) -> Option<Vec<TopicQuery>> {
@@ -59,12 +59,16 @@ fn parse(body: Bytes) -> Option<Vec<TopicQuery>> {
     Some(out)
 }
 
+/// The header and topics of a ListOffsets v0 request (`frame` without its length prefix);
+/// `None` if it does not decode.
+pub(super) fn decode(mut frame: Bytes) -> Option<(RequestHeader, Vec<TopicQuery>)> {
+    let header = RequestHeader::decode(&mut frame, 1).ok()?;
+    Some((header, parse(frame)?))
+}
+
 /// Answers ListOffsets v0 (`frame` without its length prefix).
-pub(super) fn handle(broker: &Broker, mut frame: Bytes) -> Reply {
-    let Ok(header) = RequestHeader::decode(&mut frame, 1) else {
-        return Reply::Close;
-    };
-    let Some(topics) = parse(frame) else {
+pub(super) fn handle(broker: &Broker, frame: Bytes) -> Reply {
+    let Some((header, topics)) = decode(frame) else {
         return Reply::Close;
     };
     let mut out = BytesMut::with_capacity(64);

@@ -114,59 +114,137 @@ fn decodable_versions(key: ApiKey) -> Option<(i16, i16)> {
     Some((min, *max))
 }
 
-/// Answers one request frame.
-pub(crate) async fn handle_frame(
-    broker: &Arc<Broker>,
-    mut frame: Bytes,
-    peer: &Peer,
-    read_ahead: crate::partition::Hold,
-) -> Reply {
+/// What a request frame decodes to, before any broker state is touched.
+// A request is decoded once and moved straight into its handler; boxing it would cost an
+// allocation per request.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    /// A request of a served API and version, decoded by kafka-protocol.
+    Request {
+        api_key: ApiKey,
+        version: i16,
+        header: RequestHeader,
+        body: RequestKind,
+    },
+    /// Produce v0-v2, answered from the frame by `produce_legacy`.
+    LegacyProduce { version: i16, frame: Bytes },
+    /// ListOffsets v0, answered from the frame by `list_offsets_v0`.
+    ListOffsetsV0 { frame: Bytes },
+    /// ApiVersions of a version this broker does not know: answered with a v0 body (KIP-511).
+    UnknownApiVersions { correlation_id: i32 },
+    /// Anything else; the connection is closed.
+    Undecodable,
+}
+
+/// Decodes one request frame (without its length prefix). Pure and total: any bytes give a
+/// [`Decoded`], never a panic (`crate::fuzz` checks this).
+pub(crate) fn decode_request(mut frame: Bytes) -> Decoded {
+    if frame.len() < 8 {
+        return Decoded::Undecodable;
+    }
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let Ok(api_key) = ApiKey::try_from(key) else {
         tracing::debug!(key, "unknown api key; closing the connection");
-        return Reply::Close;
+        return Decoded::Undecodable;
     };
     let Some((min, max)) = decodable_versions(api_key) else {
         tracing::debug!(?api_key, "api not served; closing the connection");
-        return Reply::Close;
+        return Decoded::Undecodable;
     };
     if api_key == ApiKey::Produce && (0..3).contains(&version) {
-        return produce_legacy::handle(frame, version);
+        return Decoded::LegacyProduce { version, frame };
     }
     if api_key == ApiKey::ListOffsets && version == 0 {
-        return list_offsets_v0::handle(broker, frame);
+        return Decoded::ListOffsetsV0 { frame };
     }
     if !(min..=max).contains(&version) {
         if api_key == ApiKey::ApiVersions {
-            return encode_response(
-                api_key,
-                0,
-                correlation_id,
-                api_versions::unsupported_version().into(),
-            );
+            return Decoded::UnknownApiVersions { correlation_id };
         }
         tracing::debug!(
             ?api_key,
             version,
             "unsupported version; closing the connection"
         );
-        return Reply::Close;
+        return Decoded::Undecodable;
     }
     let header = match RequestHeader::decode(&mut frame, api_key.request_header_version(version)) {
         Ok(header) => header,
         Err(error) => {
             tracing::debug!(?api_key, version, %error, "undecodable request header");
-            return Reply::Close;
+            return Decoded::Undecodable;
         }
     };
-    let request = match RequestKind::decode(api_key, &mut frame, version) {
-        Ok(request) => request,
+    match RequestKind::decode(api_key, &mut frame, version) {
+        Ok(body) => Decoded::Request {
+            api_key,
+            version,
+            header,
+            body,
+        },
         Err(error) => {
             tracing::debug!(?api_key, version, %error, "undecodable request body");
-            return Reply::Close;
+            Decoded::Undecodable
         }
+    }
+}
+
+/// Everything [`handle_frame`] does with `frame` before it needs a broker: the decode, and
+/// the hand-written answers and decoders of ApiVersions of an unknown version, Produce v0-v2
+/// and ListOffsets v0. Returns the decoded request of any other served API. For
+/// [`crate::fuzz`].
+pub(crate) fn decode_without_broker(frame: Bytes) -> Option<RequestKind> {
+    match decode_request(frame) {
+        Decoded::Request { body, .. } => Some(body),
+        Decoded::LegacyProduce { version, frame } => {
+            let _reply = produce_legacy::handle(frame, version);
+            None
+        }
+        Decoded::ListOffsetsV0 { frame } => {
+            let _topics = list_offsets_v0::decode(frame);
+            None
+        }
+        Decoded::UnknownApiVersions { correlation_id } => {
+            let _reply = encode_response(
+                ApiKey::ApiVersions,
+                0,
+                correlation_id,
+                api_versions::unsupported_version().into(),
+            );
+            None
+        }
+        Decoded::Undecodable => None,
+    }
+}
+
+/// Answers one request frame.
+pub(crate) async fn handle_frame(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    peer: &Peer,
+    read_ahead: crate::partition::Hold,
+) -> Reply {
+    let (api_key, version, header, request) = match decode_request(frame) {
+        Decoded::Request {
+            api_key,
+            version,
+            header,
+            body,
+        } => (api_key, version, header, body),
+        Decoded::LegacyProduce { version, frame } => return produce_legacy::handle(frame, version),
+        Decoded::ListOffsetsV0 { frame } => return list_offsets_v0::handle(broker, frame),
+        Decoded::UnknownApiVersions { correlation_id } => {
+            return encode_response(
+                ApiKey::ApiVersions,
+                0,
+                correlation_id,
+                api_versions::unsupported_version().into(),
+            );
+        }
+        Decoded::Undecodable => return Reply::Close,
     };
     let client_id = header
         .client_id
@@ -305,4 +383,68 @@ pub(crate) fn owned(s: &kafka_protocol::protocol::StrBytes) -> String {
 /// A response string that owns its bytes.
 pub(crate) fn str_bytes(s: impl Into<String>) -> kafka_protocol::protocol::StrBytes {
     kafka_protocol::protocol::StrBytes::from_string(s.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request frame (no length prefix) with header v1 (`flexible`: v2) and `body`.
+    fn frame(key: ApiKey, version: i16, flexible: bool, body: &[u8]) -> Bytes {
+        let mut out = BytesMut::new();
+        out.put_i16(key as i16);
+        out.put_i16(version);
+        out.put_i32(7);
+        out.put_i16(1);
+        out.put_slice(b"c");
+        if flexible {
+            out.put_u8(0); // no tagged fields
+        }
+        out.put_slice(body);
+        out.freeze()
+    }
+
+    /// kafka-protocol 0.18.0 sized a Vec by the count on the wire: these frames asked for
+    /// up to hundreds of GB, and where that allocation failed the process aborted (see
+    /// vendor/kafka-protocol/STRATA-PATCH.md).
+    #[test]
+    fn forged_array_counts_are_refused_without_allocating() {
+        let forged = [
+            frame(ApiKey::CreateTopics, 4, false, &i32::MAX.to_be_bytes()),
+            frame(
+                ApiKey::CreateTopics,
+                7,
+                true,
+                &[0xff, 0xff, 0xff, 0xff, 0x0f],
+            ),
+            frame(ApiKey::Metadata, 0, false, &[0x03, 0x3c, 0x0c, 0x00, 0xb6]),
+        ];
+        for frame in forged {
+            assert!(matches!(decode_request(frame), Decoded::Undecodable));
+        }
+    }
+
+    #[test]
+    fn short_frames_and_unknown_versions_decode_without_panicking() {
+        assert!(matches!(
+            decode_request(Bytes::from_static(&[0, 18, 0])),
+            Decoded::Undecodable
+        ));
+        assert!(matches!(
+            decode_request(frame(ApiKey::ApiVersions, 99, false, &[])),
+            Decoded::UnknownApiVersions { correlation_id: 7 }
+        ));
+        assert!(matches!(
+            decode_request(frame(ApiKey::Produce, 2, false, &[])),
+            Decoded::LegacyProduce { version: 2, .. }
+        ));
+        assert!(matches!(
+            decode_request(frame(ApiKey::Metadata, 1, false, &0i32.to_be_bytes())),
+            Decoded::Request {
+                api_key: ApiKey::Metadata,
+                version: 1,
+                ..
+            }
+        ));
+    }
 }

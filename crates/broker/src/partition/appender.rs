@@ -290,7 +290,10 @@ fn check_transaction(header: &BatchHeader) -> Result<(), ProduceError> {
 
 /// The one record batch a Produce v3+ request must carry for a partition, within
 /// `max.message.bytes`.
-fn check_shape(records: &[u8], max_message_bytes: usize) -> Result<BatchHeader, ProduceError> {
+pub(crate) fn check_shape(
+    records: &[u8],
+    max_message_bytes: usize,
+) -> Result<BatchHeader, ProduceError> {
     let header = BatchHeader::parse(records).ok_or(segment_store::Error::CorruptBatch {
         position: 0,
         reason: "shorter than a record batch header",

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use crate::topic_config::TopicSettings;
 use appender::AppendQueue;
-pub(crate) use appender::{AppendOrigin, Hold};
+pub(crate) use appender::{check_shape, AppendOrigin, Hold};
 use producer_state::{ProducerStateTable, SequenceError};
 use replica_set::ReplicaSet;
 pub(crate) use replica_set::Transition;

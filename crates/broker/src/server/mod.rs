@@ -9,6 +9,7 @@
 mod connection;
 pub(crate) use connection::Peer;
 mod frame;
+pub(crate) use frame::{Budget, FrameReader};
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
