@@ -9,6 +9,7 @@ mod durability;
 mod groups;
 mod idempotence;
 mod limits;
+mod metrics;
 mod offsets;
 mod produce_consume;
 mod record_validation;

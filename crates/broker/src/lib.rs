@@ -11,6 +11,7 @@ mod broker;
 pub mod config;
 pub mod metrics;
 mod partition;
+pub mod prometheus;
 mod replication;
 mod server;
 mod topic_config;
