@@ -6,5 +6,6 @@
 mod acks;
 mod groups;
 mod metadata;
+mod metrics;
 mod reassignment;
 mod replication;

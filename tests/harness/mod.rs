@@ -12,6 +12,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 pub mod cluster;
+pub mod http;
 pub mod netns;
 pub mod raw;
 

@@ -10,6 +10,7 @@ mod consumer_groups;
 mod durability;
 mod groups;
 mod idempotence;
+mod metrics;
 mod offsets;
 mod partition_budget;
 mod produce_consume;

@@ -78,6 +78,9 @@ pub struct BrokerConfig {
     /// `connections.max.idle.ms`: a connection with no request, reply or request in progress
     /// for this long is closed; `None` (a negative value) never.
     pub connections_max_idle_ms: Option<u64>,
+    /// `metrics.listen` (Strata's own): HOST:PORT of the HTTP endpoint serving `/metrics`,
+    /// `/health` and `/ready`; `None` (the default, or an empty value) serves none.
+    pub metrics_listen: Option<String>,
     /// `request.receive.timeout.ms` (Strata's own): a request must arrive whole within this
     /// long of its first byte, or the connection is closed.
     pub request_receive_timeout_ms: u64,
@@ -150,6 +153,7 @@ impl Default for BrokerConfig {
             max_connections_per_ip: i32::MAX as usize,
             max_connections_per_ip_overrides: BTreeMap::new(),
             connections_max_idle_ms: Some(600_000),
+            metrics_listen: None,
             request_receive_timeout_ms: 30_000,
             log_cleaner_backoff_ms: 15_000,
             group_initial_rebalance_delay_ms: 3_000,
@@ -307,6 +311,13 @@ applied_properties! {
                 "connections.max.idle.ms" => {
                     let ms: i64 = parse(key, value)?;
                     self.connections_max_idle_ms = u64::try_from(ms).ok();
+                }
+                "metrics.listen" => {
+                    let addr = value.trim();
+                    if !addr.is_empty() {
+                        split_host_port(key, addr)?;
+                    }
+                    self.metrics_listen = (!addr.is_empty()).then(|| addr.to_owned());
                 }
                 "request.receive.timeout.ms" => {
                     self.request_receive_timeout_ms = parse_positive(key, value)?
@@ -563,5 +574,22 @@ mod tests {
             .apply_properties(&props(&[("num.partitions", "zero")]))
             .unwrap_err();
         assert!(err.to_string().contains("num.partitions"));
+    }
+
+    #[test]
+    fn metrics_listen_is_off_unless_set_to_host_port() {
+        let mut config = BrokerConfig::default();
+        assert_eq!(config.metrics_listen, None);
+        config
+            .apply_properties(&props(&[("metrics.listen", "127.0.0.1:9644")]))
+            .unwrap();
+        assert_eq!(config.metrics_listen.as_deref(), Some("127.0.0.1:9644"));
+        config
+            .apply_properties(&props(&[("metrics.listen", "")]))
+            .unwrap();
+        assert_eq!(config.metrics_listen, None);
+        assert!(config
+            .apply_properties(&props(&[("metrics.listen", "9644")]))
+            .is_err());
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod fuzz;
 pub mod metrics;
 mod partition;
+pub mod prometheus;
 mod replication;
 mod server;
 mod topic_config;

@@ -91,6 +91,26 @@ impl ControllerOptions {
     }
 }
 
+/// One voter's Raft state (Kafka's `kafka.server:type=raft-metrics`). Offsets are one past
+/// the Raft log index they name, 0 when there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftStatus {
+    /// `leader`, `follower`, `candidate`, `learner` or `shutdown` (`current-state`).
+    pub state: &'static str,
+    /// The Raft term (`current-epoch`).
+    pub term: u64,
+    /// The leader this voter follows (`current-leader`).
+    pub leader_id: Option<i32>,
+    /// One past the last entry of the local log (`log-end-offset`).
+    pub log_end_offset: u64,
+    /// One past the last committed entry (`high-watermark`).
+    pub high_watermark: u64,
+    /// One past the last entry applied to the metadata image.
+    pub applied: u64,
+    /// One past the last entry the latest snapshot covers.
+    pub snapshot: u64,
+}
+
 /// Parses Kafka-style voters, `1@host:port,2@host:port`.
 pub fn parse_voters(text: &str) -> Result<BTreeMap<i32, String>, String> {
     let mut voters = BTreeMap::new();
@@ -551,6 +571,34 @@ impl Controller {
                 None
             }
         }
+    }
+
+    /// This voter's Raft state for the metrics endpoint (`None` on a broker-only node).
+    pub fn raft_status(&self) -> Option<RaftStatus> {
+        let voter = self.inner.voter.as_ref()?;
+        let metrics = voter.raft.metrics();
+        let m = metrics.borrow_watched();
+        let next = |id: Option<u64>| id.map_or(0, |i| i + 1);
+        Some(RaftStatus {
+            state: match m.state {
+                ServerState::Leader => "leader",
+                ServerState::Follower => "follower",
+                ServerState::Candidate => "candidate",
+                ServerState::Learner => "learner",
+                ServerState::Shutdown => "shutdown",
+            },
+            term: m.current_term,
+            leader_id: m.current_leader.map(|id| id as i32),
+            log_end_offset: next(m.last_log_index),
+            high_watermark: next(
+                m.cluster_committed
+                    .as_ref()
+                    .or(m.local_committed.as_ref())
+                    .map(|c| c.index()),
+            ),
+            applied: next(m.last_applied.as_ref().map(|c| c.index())),
+            snapshot: next(m.snapshot.as_ref().map(|c| c.index())),
+        })
     }
 
     /// The quorum's state as this voter sees it (`None` on a broker-only node).

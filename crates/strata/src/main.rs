@@ -3,6 +3,7 @@
 
 mod cli;
 mod config_file;
+mod metrics_http;
 mod serve;
 
 use clap::{Parser, Subcommand};

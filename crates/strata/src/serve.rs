@@ -45,6 +45,10 @@ pub(crate) struct ServeArgs {
     /// What this node does: broker, controller, or both [default: broker,controller].
     #[arg(long, value_delimiter = ',', default_value = "broker,controller")]
     roles: Vec<Role>,
+    /// HOST:PORT of the HTTP endpoint for /metrics, /health and /ready (`metrics.listen`)
+    /// [default: none].
+    #[arg(long)]
+    metrics_listen: Option<String>,
 }
 
 /// A role of a node (Kafka's `process.roles`).
@@ -151,21 +155,35 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(advertise) = &args.advertise {
         config.advertise = broker::config::split_host_port("--advertise", advertise)?;
     }
+    if let Some(addr) = &args.metrics_listen {
+        if !addr.is_empty() {
+            broker::config::split_host_port("--metrics-listen", addr)?;
+        }
+        config.metrics_listen = (!addr.is_empty()).then(|| addr.clone());
+    }
     // Before anything reads or writes the directory: a second process on it would corrupt
     // the first one's logs.
     let _data_dir_lock = segment_store::DirLock::acquire(&config.data_dir)?;
     install_resource_budget();
+    let metrics = Arc::new(crate::metrics_http::NodeState::default());
+    if let Some(addr) = &config.metrics_listen {
+        let bound = crate::metrics_http::start(addr, Arc::clone(&metrics)).await?;
+        tracing::info!(metrics_listen = %bound, "serving /metrics, /health and /ready");
+    }
     let options = controller_options(&args, &config).await?;
     let controller = Controller::start(options)
         .await
         .context("starting the controller")?;
+    metrics.set_controller(&controller);
     if !args.roles.contains(&Role::Broker) {
+        metrics.set_serving(true);
         tracing::info!(
             node_id = config.node_id,
             startup_ms = started.elapsed().as_millis() as u64,
             "strata controller is serving"
         );
         wait_for_signal().await?;
+        metrics.set_serving(false);
         controller.shutdown().await;
         return Ok(());
     }
@@ -175,6 +193,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let opening = controller.clone();
     let broker = tokio::task::spawn_blocking(move || Broker::open(config, opening)).await??;
     broker.spawn_background_tasks();
+    metrics.set_broker(&broker);
     tracing::info!(
         node_id = broker_node(&broker),
         listen = %listener.local_addr()?,
@@ -182,8 +201,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "strata is serving"
     );
     let draining = Arc::clone(&broker);
+    let draining_metrics = Arc::clone(&metrics);
     let stop = async move {
         let signalled = wait_for_signal().await;
+        draining_metrics.set_serving(false);
         // Hand leaderships over while clients can still be told where they went.
         draining
             .controlled_shutdown(CONTROLLED_SHUTDOWN_LIMIT)
@@ -198,6 +219,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tokio::select! {
         () = registered => {
             tracing::info!(wait_ms = started.elapsed().as_millis() as u64, "broker registered; serving clients");
+            metrics.set_serving(true);
             broker::serve(Arc::clone(&broker), listener, async move {
                 let _ = stop.await;
             })

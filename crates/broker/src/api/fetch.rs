@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::{owned, str_bytes, Ctx};
+use crate::metrics::TopicStats;
 use crate::partition::{storage_error, Partition};
 
 /// One partition of the request, resolved once.
@@ -73,12 +74,31 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: FetchRequest) -> FetchRespons
             .collect();
         let (response, bytes, errors) = read_all(ctx, &topics, max_bytes, read_committed, reader);
         if bytes >= min_bytes || errors || watchers.is_empty() || Instant::now() >= deadline {
+            count_bytes_out(&topics, &response, reader);
             return response;
         }
         let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             let (response, _, _) = read_all(ctx, &topics, max_bytes, read_committed, reader);
+            count_bytes_out(&topics, &response, reader);
             return response;
+        }
+    }
+}
+
+/// Adds the record bytes of the response being sent to each topic's `BytesOutPerSec` (or
+/// `ReplicationBytesOutPerSec` for a follower).
+fn count_bytes_out(topics: &[WantedTopic], response: &FetchResponse, reader: Reader) {
+    for (topic, answered) in topics.iter().zip(&response.responses) {
+        for (wanted, data) in topic.partitions.iter().zip(&answered.partitions) {
+            let (Ok(partition), Some(records)) = (&wanted.partition, &data.records) else {
+                continue;
+            };
+            let counter = match reader {
+                Reader::Consumer => &partition.stats.bytes_out,
+                Reader::Follower(_) => &partition.stats.replication_bytes_out,
+            };
+            TopicStats::add(counter, records.len() as u64);
         }
     }
 }

@@ -120,6 +120,10 @@ pub struct Broker {
     fetchers: ReplicaFetchers,
     /// Per-API request timings.
     request_metrics: crate::metrics::RequestMetrics,
+    /// Per-topic byte and record counters (the partitions hold their topic's entry).
+    pub(crate) topic_stats: crate::metrics::TopicStatsRegistry,
+    /// Connections of the Kafka listener.
+    pub(crate) connection_stats: Arc<crate::metrics::ConnectionStats>,
 }
 
 impl Broker {
@@ -147,6 +151,8 @@ impl Broker {
             request_metrics: crate::metrics::RequestMetrics::new(
                 crate::api::SUPPORTED.iter().map(|(key, _, _)| *key),
             ),
+            topic_stats: crate::metrics::TopicStatsRegistry::default(),
+            connection_stats: Arc::default(),
             fetchers: ReplicaFetchers::new(FetcherConfig {
                 node_id: config.node_id,
                 max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),

@@ -53,6 +53,8 @@ impl Broker {
                 };
                 self.log_dir.delete(&tp)?;
             }
+            // Before rebuilding, so a recreated topic's partitions count from zero.
+            self.topic_stats.remove(name);
         }
         let mut rebuilt: Vec<Arc<LocalTopic>> = Vec::new();
         let mut moved_away: Vec<TopicPartition> = Vec::new();
@@ -168,6 +170,7 @@ impl Broker {
                         log,
                         settings.clone(),
                         node,
+                        self.topic_stats.topic(&meta.name),
                     )?)
                 }
             };

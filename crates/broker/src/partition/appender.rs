@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 use super::producer_state::SequenceCheck;
 use super::{restore_producer_state, Partition, ProduceError, Produced};
 use crate::broker::now_ms;
+use crate::metrics::TopicStats;
 
 /// Requests waiting for the partition's writer.
 #[derive(Debug, Default)]
@@ -250,6 +251,9 @@ impl Partition {
                     Ok(infos) => {
                         let info = infos.next().expect("one append info per accepted set");
                         debug_assert_eq!(info.first_offset, base_offset);
+                        TopicStats::add(&self.stats.bytes_in, request.records.len() as u64);
+                        let records = info.last_offset - info.first_offset + 1;
+                        TopicStats::add(&self.stats.messages_in, records.max(0) as u64);
                         Ok(Produced {
                             base_offset: info.first_offset,
                             log_append_time: info.log_append_time,

@@ -19,6 +19,7 @@ use parking_lot::{Mutex, RwLock};
 use segment_store::{AppendOptions, BatchHeader, Log, ReadResult, RecordCheckError};
 use tokio::sync::watch;
 
+use crate::metrics::TopicStats;
 use crate::topic_config::TopicSettings;
 use appender::AppendQueue;
 pub(crate) use appender::{check_shape, AppendOrigin, Hold};
@@ -116,6 +117,15 @@ pub(crate) struct Produced {
     pub(crate) leader_epoch: i32,
 }
 
+/// A partition's replication state as the metrics endpoint shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PartitionHealth {
+    pub(crate) leader: bool,
+    pub(crate) replicas: usize,
+    pub(crate) isr: usize,
+    pub(crate) min_isr: usize,
+}
+
 /// A partition with a replica on this node, led here or followed.
 #[derive(Debug)]
 pub(crate) struct Partition {
@@ -135,6 +145,8 @@ pub(crate) struct Partition {
     needs_truncation: AtomicBool,
     high_watermark: watch::Sender<i64>,
     log_end: watch::Sender<i64>,
+    /// Its topic's byte and record counters.
+    pub(crate) stats: Arc<TopicStats>,
 }
 
 impl Partition {
@@ -146,6 +158,7 @@ impl Partition {
         log: Arc<Log>,
         settings: TopicSettings,
         node_id: i32,
+        stats: Arc<TopicStats>,
     ) -> Result<Self, segment_store::Error> {
         let producers = restore_producer_state(&log)?;
         let (high_watermark, _) = watch::channel(log.high_watermark());
@@ -162,6 +175,7 @@ impl Partition {
             needs_truncation: AtomicBool::new(false),
             high_watermark,
             log_end,
+            stats,
         })
     }
 
@@ -170,7 +184,17 @@ impl Partition {
     pub(crate) fn apply_metadata(&self, meta: &PartitionMeta, now_ms: i64) -> Transition {
         let _appends = self.producers.lock();
         let mut replicas = self.replicas.lock();
+        let isr_before = replicas.is_leader().then(|| replicas.isr().len());
         let transition = replicas.apply(meta, self.log.log_end_offset(), now_ms);
+        if let (Some(before), Transition::Unchanged, true) =
+            (isr_before, transition, replicas.is_leader())
+        {
+            match meta.isr.len().cmp(&before) {
+                std::cmp::Ordering::Less => TopicStats::add(&self.stats.isr_shrinks, 1),
+                std::cmp::Ordering::Greater => TopicStats::add(&self.stats.isr_expands, 1),
+                std::cmp::Ordering::Equal => {}
+            }
+        }
         self.leader_epoch
             .store(meta.leader_epoch, Ordering::Release);
         match transition {
@@ -204,6 +228,19 @@ impl Partition {
         if hw > self.log.high_watermark() {
             self.log.set_high_watermark(hw);
             self.high_watermark.send_replace(hw);
+        }
+    }
+
+    /// For the metrics endpoint: whether this node leads the partition, its replica and
+    /// in-sync replica counts, and its `min.insync.replicas`.
+    pub(crate) fn health(&self) -> PartitionHealth {
+        let min_isr = self.settings.read().min_insync_replicas;
+        let replicas = self.replicas.lock();
+        PartitionHealth {
+            leader: replicas.is_leader(),
+            replicas: replicas.replicas().len(),
+            isr: replicas.isr().len(),
+            min_isr,
         }
     }
 
@@ -320,6 +357,7 @@ impl Partition {
         }
         if !records.is_empty() {
             let info = self.log.append(records, &AppendOptions::default())?;
+            TopicStats::add(&self.stats.replication_bytes_in, records.len() as u64);
             let mut rest: &[u8] = records;
             while let Some(header) = BatchHeader::parse(rest) {
                 producers.record(&header);

@@ -129,6 +129,10 @@ impl ReplicaSet {
     }
 
     /// The ISR as metadata has it.
+    pub(crate) fn replicas(&self) -> &[i32] {
+        &self.replicas
+    }
+
     pub(crate) fn isr(&self) -> &[i32] {
         &self.isr
     }

@@ -61,6 +61,8 @@ pub(crate) struct Peer {
 struct Timed {
     reply: Reply,
     api_key: i16,
+    /// When its frame was read.
+    received: Instant,
     /// When its handler started.
     started: Instant,
     /// When the reply was ready.
@@ -154,7 +156,7 @@ pub(crate) async fn run(
                             handling.await
                         }
                     };
-                    let timed = move |reply| Timed { reply, api_key, started, ready: Instant::now() };
+                    let timed = move |reply| Timed { reply, api_key, received, started, ready: Instant::now() };
                     match reply {
                         Reply::Deferred(later) => {
                             pending.push_back(Box::pin(async move { timed(later.await) }));
@@ -182,12 +184,12 @@ pub(crate) async fn run(
                     continue;
                 }
             };
-            let Timed { reply, api_key, started, ready } = timed;
+            let Timed { reply, api_key, received, started, ready } = timed;
             match reply {
                 // A deferred reply resolving to another waits again, still first in line.
                 Reply::Deferred(later) => {
                     pending.push_front(Box::pin(async move {
-                        Timed { reply: later.await, api_key, started, ready: Instant::now() }
+                        Timed { reply: later.await, api_key, received, started, ready: Instant::now() }
                     }));
                     continue;
                 }
@@ -197,7 +199,7 @@ pub(crate) async fn run(
                 Reply::Nothing => {}
             }
             metrics.record(api_key, Stage::Handling, ready - started);
-            outbox.started.push((api_key, ready));
+            outbox.started.push((api_key, received, ready));
             let full = outbox.bytes >= WRITE_AHEAD || outbox.pieces.len() >= MAX_SLICES;
             if queue.is_empty() || full {
                 outbox.write_to(&mut write_half, &broker).await?;
@@ -219,7 +221,8 @@ pub(crate) async fn run(
 struct Outbox {
     pieces: VecDeque<Bytes>,
     bytes: usize,
-    started: Vec<(i16, Instant)>,
+    /// Per reply: api key, when its frame was read, when it was ready.
+    started: Vec<(i16, Instant, Instant)>,
 }
 
 impl Outbox {
@@ -268,8 +271,9 @@ impl Outbox {
         }
         let done = Instant::now();
         let metrics = broker.request_metrics();
-        for (api_key, ready) in self.started.drain(..) {
+        for (api_key, received, ready) in self.started.drain(..) {
             metrics.record(api_key, Stage::Send, done - ready);
+            metrics.record(api_key, Stage::Total, done - received);
         }
         if self.started.capacity() > IDLE_SLICES {
             self.started = Vec::new();

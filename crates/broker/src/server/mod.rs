@@ -49,9 +49,11 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Fu
                         drop(stream);
                         continue;
                     };
+                    let counted = broker.connection_stats.open();
                     let broker = Arc::clone(&broker);
                     let budget = Arc::clone(&budget);
                     tokio::spawn(async move {
+                        let _counted = counted;
                         if let Err(error) = connection::run(broker, stream, budget).await {
                             tracing::debug!(%peer, %error, "connection closed");
                         }
