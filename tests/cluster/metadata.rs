@@ -304,3 +304,100 @@ fn a_voter_that_missed_purged_entries_catches_up_from_a_snapshot() {
         );
     });
 }
+
+/// The controller id `address` names in Metadata and in DescribeCluster.
+async fn named_controllers(address: &str) -> (i32, i32) {
+    use kafka_protocol::messages::{DescribeClusterRequest, MetadataRequest};
+    let mut connection = client::Connection::connect(address).await.expect("connect");
+    let metadata = connection
+        .send(MetadataRequest::default().with_topics(Some(vec![])), 12)
+        .await
+        .expect("Metadata");
+    let cluster = connection
+        .send(DescribeClusterRequest::default(), 1)
+        .await
+        .expect("DescribeCluster");
+    (metadata.controller_id.0, cluster.controller_id.0)
+}
+
+#[test]
+fn every_broker_names_itself_controller_and_admin_requests_survive_the_leader_s_death() {
+    use rdkafka::admin::{
+        AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier,
+        TopicReplication,
+    };
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+
+    let mut cluster = Cluster::start(3, 0, &[]);
+    run_bounded(Duration::from_secs(90), async move {
+        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        for node in &cluster.nodes {
+            let id = node.node_id();
+            assert_eq!(
+                named_controllers(&node.bootstrap()).await,
+                (id, id),
+                "node {id} names itself in Metadata and DescribeCluster"
+            );
+        }
+        let (leader, _) = quorum_leader(&cluster.node(1).bootstrap())
+            .await
+            .expect("a metadata leader");
+        let survivor = if leader == 1 { 2 } else { 1 };
+        // An admin client that learnt the controller before the leader died.
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", cluster.node(survivor).bootstrap())
+            .create()
+            .expect("admin client");
+        let options = AdminOptions::new()
+            .request_timeout(Some(Duration::from_secs(30)))
+            .operation_timeout(Some(Duration::from_secs(30)));
+        fn created(name: &str) -> NewTopic<'_> {
+            NewTopic::new(name, 3, TopicReplication::Fixed(1))
+        }
+        let results = admin
+            .create_topics(&[created("before")], &options)
+            .await
+            .expect("CreateTopics");
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+        cluster.node(leader).kill();
+        let killed_at = Instant::now();
+        let results = admin
+            .create_topics(&[created("after")], &options)
+            .await
+            .expect("CreateTopics");
+        let took = killed_at.elapsed();
+        eprintln!("CreateTopics after kill -9 of the metadata leader: {took:?}");
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert!(
+            took < Duration::from_secs(10),
+            "CreateTopics took {took:?} after the metadata leader died"
+        );
+        // What else a client sends to "the controller" works at the surviving broker.
+        let results = admin
+            .create_partitions(&[NewPartitions::new("after", 4)], &options)
+            .await
+            .expect("CreatePartitions");
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        let results = admin
+            .alter_configs(
+                &[AlterConfig::new(ResourceSpecifier::Topic("after"))
+                    .set("retention.ms", "3600000")],
+                &options,
+            )
+            .await
+            .expect("AlterConfigs");
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        let results = admin
+            .delete_topics(&["before"], &options)
+            .await
+            .expect("DeleteTopics");
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        let survivor_address = cluster.node(survivor).bootstrap();
+        assert_eq!(
+            named_controllers(&survivor_address).await,
+            (survivor, survivor)
+        );
+    });
+}

@@ -331,3 +331,89 @@ fn compacted_topics_keep_the_latest_value_of_each_key() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+/// Metadata v12 for `topics` (name, id) on a fresh raw connection.
+fn metadata_v12(
+    bootstrap: &str,
+    topics: Vec<(Option<&str>, uuid::Uuid)>,
+) -> kafka_protocol::messages::MetadataResponse {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{MetadataRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let request = MetadataRequest::default()
+        .with_allow_auto_topic_creation(false)
+        .with_topics(Some(
+            topics
+                .into_iter()
+                .map(|(name, id)| {
+                    MetadataRequestTopic::default()
+                        .with_name(name.map(|n| TopicName(StrBytes::from_string(n.to_owned()))))
+                        .with_topic_id(id)
+                })
+                .collect(),
+        ));
+    let mut stream = strata_tests::raw::connect(bootstrap);
+    strata_tests::raw::call(&mut stream, &request, 12).1
+}
+
+#[test]
+fn topics_are_described_and_deleted_by_id_as_java_s_admin_client_asks() {
+    const UNKNOWN_TOPIC_ID: i16 = 100;
+    const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    let node = Node::start_default();
+    let bootstrap = node.bootstrap();
+    run_bounded(
+        Duration::from_secs(20),
+        create_topic(&bootstrap, "known-by-id", 3, &[]),
+    );
+    let by_name = metadata_v12(&bootstrap, vec![(Some("known-by-id"), uuid::Uuid::nil())]);
+    let id = by_name.topics[0].topic_id;
+    assert!(!id.is_nil(), "the topic has an id");
+    let unknown = uuid::Uuid::from_u128(id.as_u128() ^ 1);
+    // describeTopics(TopicCollection.ofTopicIds(..)) sends the id with a null name; other
+    // clients send an empty one.
+    let response = metadata_v12(
+        &bootstrap,
+        vec![(None, id), (Some(""), id), (None, unknown)],
+    );
+    for topic in &response.topics[..2] {
+        assert_eq!(topic.error_code, 0, "{topic:?}");
+        assert_eq!(
+            topic.name.as_ref().map(|n| n.0.to_string()).as_deref(),
+            Some("known-by-id")
+        );
+        assert_eq!(topic.topic_id, id);
+        assert_eq!(topic.partitions.len(), 3);
+    }
+    let missing = &response.topics[2];
+    assert_eq!(missing.error_code, UNKNOWN_TOPIC_ID, "{missing:?}");
+    assert_eq!(missing.topic_id, unknown);
+    assert!(missing.name.is_none());
+
+    // deleteTopics(TopicCollection.ofTopicIds(..)): DeleteTopics v6 by id.
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    use kafka_protocol::messages::{DeleteTopicsRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let request = DeleteTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![
+            DeleteTopicState::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str(""))))
+                .with_topic_id(id),
+            DeleteTopicState::default().with_topic_id(unknown),
+        ]);
+    let mut stream = strata_tests::raw::connect(&bootstrap);
+    let (_, deleted) = strata_tests::raw::call(&mut stream, &request, 6);
+    assert_eq!(deleted.responses[0].error_code, 0, "{deleted:?}");
+    assert_eq!(
+        deleted.responses[0]
+            .name
+            .as_ref()
+            .map(|n| n.0.to_string())
+            .as_deref(),
+        Some("known-by-id")
+    );
+    assert_eq!(deleted.responses[1].error_code, UNKNOWN_TOPIC_ID);
+    let after = metadata_v12(&bootstrap, vec![(Some("known-by-id"), uuid::Uuid::nil())]);
+    assert_eq!(after.topics[0].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+}

@@ -416,3 +416,199 @@ fn a_restarted_static_member_gets_its_partitions_back_without_a_rebalance_of_the
         "the other member did not rebalance"
     );
 }
+
+/// A member that commits what it has processed, synchronously, when its partitions are
+/// revoked (the "commit in onPartitionsRevoked" pattern), once `armed`.
+#[derive(Default)]
+struct CommitOnRevoke {
+    armed: std::sync::atomic::AtomicBool,
+    commits: std::sync::Mutex<Vec<Result<(), String>>>,
+}
+
+impl rdkafka::ClientContext for CommitOnRevoke {}
+
+impl rdkafka::consumer::ConsumerContext for CommitOnRevoke {
+    fn pre_rebalance(
+        &self,
+        consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Revoke(revoked) = rebalance {
+            if revoked.count() > 0 && self.armed.load(std::sync::atomic::Ordering::SeqCst) {
+                let result = consumer
+                    .commit_consumer_state(CommitMode::Sync)
+                    .map_err(|e| e.to_string());
+                self.commits.lock().unwrap().push(result);
+            }
+        }
+    }
+}
+
+fn eager_member(bootstrap: &str, group: &str) -> BaseConsumer<CommitOnRevoke> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("partition.assignment.strategy", "range")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "300")
+        .create_with_context(CommitOnRevoke::default())
+        .expect("creating a group member")
+}
+
+/// Polls `consumer` once, counting a delivered record by its partition and offset.
+fn poll_counting(
+    consumer: &BaseConsumer<CommitOnRevoke>,
+    deliveries: &mut HashMap<(i32, i64), usize>,
+) {
+    if let Some(Ok(message)) = consumer.poll(Duration::from_millis(50)) {
+        *deliveries
+            .entry((message.partition(), message.offset()))
+            .or_default() += 1;
+    }
+}
+
+#[test]
+fn a_member_commits_in_its_revoke_callback_and_no_record_is_processed_twice() {
+    let node = node();
+    let bootstrap = node.bootstrap();
+    run_bounded(
+        Duration::from_secs(20),
+        create_topic(&bootstrap, "revoked", 4, &[]),
+    );
+    produce(&bootstrap, "revoked", 0, 200);
+    let mut deliveries: HashMap<(i32, i64), usize> = HashMap::new();
+    let a = eager_member(&bootstrap, "revokers");
+    a.subscribe(&["revoked"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while deliveries.len() < 200 {
+        poll_counting(&a, &mut deliveries);
+        assert!(
+            Instant::now() < deadline,
+            "the first member read {} of 200 records",
+            deliveries.len()
+        );
+    }
+    // Everything is processed and nothing committed yet: the commit in the revoke callback,
+    // while the coordinator prepares the rebalance b's join starts, is what keeps b and a
+    // from reading these records again.
+    a.context()
+        .armed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let b = eager_member(&bootstrap, "revokers");
+    b.subscribe(&["revoked"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(a.assignment().unwrap().count() == 2 && b.assignment().unwrap().count() == 2) {
+        poll_counting(&a, &mut deliveries);
+        poll_counting(&b, &mut deliveries);
+        assert!(
+            Instant::now() < deadline,
+            "the two members never shared the partitions"
+        );
+    }
+    // Give a re-read every chance to show.
+    let settle = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < settle {
+        poll_counting(&a, &mut deliveries);
+        poll_counting(&b, &mut deliveries);
+    }
+    let commits = a.context().commits.lock().unwrap().clone();
+    assert!(
+        !commits.is_empty(),
+        "the first member's partitions were revoked"
+    );
+    assert!(
+        commits.iter().all(Result::is_ok),
+        "commits in the revoke callback succeed: {commits:?}"
+    );
+    assert_eq!(deliveries.len(), 200);
+    let twice: Vec<_> = deliveries.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{} records were delivered more than once",
+        twice.len()
+    );
+}
+
+/// An OffsetCommit of partition 0 of `topic` to `offset`, as `member` of `generation`.
+fn offset_commit(
+    group: &str,
+    member: &str,
+    generation: i32,
+    topic: &str,
+    offset: i64,
+) -> kafka_protocol::messages::OffsetCommitRequest {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    kafka_protocol::messages::OffsetCommitRequest::default()
+        .with_group_id(kafka_protocol::messages::GroupId(StrBytes::from_string(
+            group.to_owned(),
+        )))
+        .with_member_id(StrBytes::from_string(member.to_owned()))
+        .with_generation_id_or_member_epoch(generation)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(kafka_protocol::messages::TopicName(StrBytes::from_string(
+                topic.to_owned(),
+            )))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(offset)])])
+}
+
+/// The error code of the one partition of an OffsetCommit, sent as `version`.
+fn commit_error(
+    stream: &mut std::net::TcpStream,
+    request: &kafka_protocol::messages::OffsetCommitRequest,
+    version: i16,
+) -> i16 {
+    let response = strata_tests::raw::call_loaded(stream, request, version, |r| {
+        r.topics[0].partitions[0].error_code == strata_tests::raw::COORDINATOR_LOAD_IN_PROGRESS
+    });
+    response.topics[0].partitions[0].error_code
+}
+
+#[test]
+fn an_admin_offset_change_needs_an_empty_group_as_kafka_s_rules_say() {
+    const UNKNOWN_MEMBER_ID: i16 = 25;
+    const ILLEGAL_GENERATION: i16 = 22;
+    const GROUP_ID_NOT_FOUND: i16 = 69;
+    let node = node();
+    let bootstrap = node.bootstrap();
+    run_bounded(
+        Duration::from_secs(20),
+        create_topic(&bootstrap, "reset", 1, &[]),
+    );
+    let mut stream = strata_tests::raw::connect(&bootstrap);
+    let member = member(&bootstrap, "resetters");
+    member.subscribe(&["reset"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while member.assignment().unwrap().count() == 0 {
+        let _ = member.poll(Duration::from_millis(50));
+        assert!(Instant::now() < deadline, "the member got no partition");
+    }
+    // kafka-consumer-groups --reset-offsets and AdminClient.alterConsumerGroupOffsets commit
+    // with generation -1 and no member id; Kafka takes that only from an empty group.
+    let admin_commit = offset_commit("resetters", "", -1, "reset", 0);
+    assert_eq!(
+        commit_error(&mut stream, &admin_commit, 8),
+        UNKNOWN_MEMBER_ID,
+        "an admin's commit to an active group"
+    );
+    member.unsubscribe();
+    drop(member);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while commit_error(&mut stream, &admin_commit, 8) != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "an admin's commit is refused after the member left"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A member's commit to a group that does not exist.
+    let stray = offset_commit("nobody", "m", 3, "reset", 0);
+    assert_eq!(commit_error(&mut stream, &stray, 8), ILLEGAL_GENERATION);
+    assert_eq!(commit_error(&mut stream, &stray, 9), GROUP_ID_NOT_FOUND);
+}

@@ -411,3 +411,56 @@ fn clients_cannot_append_to_or_delete_from_consumer_offsets() {
         "the injected commit was not replayed"
     );
 }
+
+/// A message set of one uncompressed message in the old format `magic` (0 or 1): offset,
+/// length, CRC (left zero: Kafka judges the magic before the CRC), magic, attributes,
+/// timestamp (magic 1), key and value.
+fn old_format_message(magic: u8) -> Vec<u8> {
+    let mut message = vec![magic, 0];
+    if magic == 1 {
+        message.extend_from_slice(&now_ms().to_be_bytes());
+    }
+    message.extend_from_slice(&(-1i32).to_be_bytes());
+    message.extend_from_slice(&5i32.to_be_bytes());
+    message.extend_from_slice(b"hello");
+    let mut set = 0i64.to_be_bytes().to_vec();
+    set.extend_from_slice(&(4 + message.len() as i32).to_be_bytes());
+    set.extend_from_slice(&[0; 4]);
+    set.extend_from_slice(&message);
+    set
+}
+
+#[test]
+fn old_format_message_sets_and_cut_batches_are_invalid_record_as_in_kafka() {
+    const CORRUPT_MESSAGE: i16 = 2;
+    let node = node_with("old-format", &[]);
+    for magic in [0, 1] {
+        let response = refused(
+            &node,
+            "old-format",
+            old_format_message(magic),
+            INVALID_RECORD,
+        );
+        assert_eq!(
+            response.error_message.as_deref(),
+            Some("Produce requests with version 9 are only allowed to contain record batches with magic version 2"),
+        );
+    }
+    // A batch whose length runs past the records set is no batch at all for Kafka.
+    let b = good(2);
+    let response = refused(
+        &node,
+        "old-format",
+        b[..b.len() - 1].to_vec(),
+        INVALID_RECORD,
+    );
+    assert_eq!(
+        response.error_message.as_deref(),
+        Some("Produce requests with version 9 must have at least one record batch per partition"),
+    );
+    refused(&node, "old-format", b[..10].to_vec(), INVALID_RECORD);
+    // A length below the smallest message is corrupt.
+    let mut tiny = b.to_vec();
+    tiny[8..12].copy_from_slice(&13i32.to_be_bytes());
+    refused(&node, "old-format", tiny, CORRUPT_MESSAGE);
+}

@@ -25,18 +25,25 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: DeleteTopicsRequest) -> Delet
     };
     let responses = wanted.into_iter().map(|(name, topic_id)| async move {
         let image = ctx.broker.image();
+        // Named by id: the name is null or empty, and the id decides whenever it is set.
+        let by_id = !topic_id.is_nil();
         let found = match &name {
+            _ if by_id => image.topic_by_id(topic_id),
             Some(name) => image.topic(name),
-            None => image.topic_by_id(topic_id),
+            None => None,
         };
         let result = DeletableTopicResult::default()
-            .with_name(name.clone().map(|n| TopicName(str_bytes(n))))
+            .with_name(
+                name.clone()
+                    .filter(|_| !by_id)
+                    .map(|n| TopicName(str_bytes(n))),
+            )
             .with_topic_id(topic_id);
         let Some(topic) = found else {
-            let missing = if name.is_some() {
-                ResponseError::UnknownTopicOrPartition
-            } else {
+            let missing = if by_id || name.is_none() {
                 ResponseError::UnknownTopicId
+            } else {
+                ResponseError::UnknownTopicOrPartition
             };
             return result.with_error_code(missing.code());
         };

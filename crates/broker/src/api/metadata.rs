@@ -1,5 +1,7 @@
 //! Metadata (key 3): brokers, the controller, and topics with their partitions, leaders and
-//! ids. Asking for an unknown topic creates it when auto-creation is on and the client allows.
+//! ids. Topics are asked for by name, or from v12 by id (UNKNOWN_TOPIC_ID for an unknown
+//! one). Asking for an unknown topic by name creates it when auto-creation is on and the
+//! client allows.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
@@ -30,16 +32,20 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: MetadataRequest) -> MetadataR
         }
         Some(list) => {
             for wanted in list {
+                // A topic named by id (v12+, Java's `TopicCollection.ofTopicIds`) comes with a
+                // null or empty name: the id decides whenever it is set, as in Kafka.
+                let by_id = !wanted.topic_id.is_nil();
                 let name = wanted.name.as_ref().map(|n| owned(&n.0));
                 let found = match &name {
+                    _ if by_id => image.topic_by_id(wanted.topic_id).cloned(),
                     Some(name) => image.topic(name).cloned(),
-                    None => image.topic_by_id(wanted.topic_id).cloned(),
+                    None => None,
                 };
                 if let Some(topic) = found {
                     topics.push(describe_topic(&topic, ctx.version));
                     continue;
                 }
-                let Some(name) = name else {
+                let Some(name) = name.filter(|_| !by_id) else {
                     topics.push(error_topic(
                         None,
                         wanted.topic_id,

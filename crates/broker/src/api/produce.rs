@@ -61,6 +61,18 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
                 Some(t) => t.led(data.index),
                 None => Err(ResponseError::UnknownTopicOrPartition),
             };
+            let shape = match (valid_acks, &partition, data.records.as_deref()) {
+                (true, Ok(_), Some(records)) => first_batch_error(ctx.version, records),
+                _ => None,
+            };
+            if let Some((error, message)) = shape {
+                partitions.push(
+                    response
+                        .with_error_code(error.code())
+                        .with_error_message(Some(str_bytes(message))),
+                );
+                continue;
+            }
             let refused = match (valid_acks, partition, data.records) {
                 (false, _, _) => (ResponseError::InvalidRequiredAcks, None),
                 (true, Err(error), _) => (error, None),
@@ -154,6 +166,43 @@ async fn complete(
 /// Kafka's message for a client append to an internal topic.
 fn internal_topic_message(topic: &str) -> String {
     format!("Cannot append to internal topic {topic}")
+}
+
+/// Kafka's `ProduceRequest.validateRecords` for v3+, run before anything else looks at the
+/// records: a records set without one complete first batch is INVALID_RECORD, one whose
+/// first entry is an old-format (magic 0 or 1) message set too, and a length below the
+/// smallest message overhead is CORRUPT_MESSAGE; `None` when the first batch may go on to
+/// the append path's checks. Messages are Kafka's.
+fn first_batch_error(version: i16, records: &[u8]) -> Option<(ResponseError, String)> {
+    /// Offset and length fields before each batch (Kafka's `LOG_OVERHEAD`).
+    const LOG_OVERHEAD: usize = 12;
+    /// Bytes up to and including the magic byte.
+    const UP_TO_MAGIC: usize = 17;
+    /// The smallest message after its length field (`LegacyRecord.RECORD_OVERHEAD_V0`).
+    const MIN_OVERHEAD: i32 = 14;
+    let size = records
+        .get(8..LOG_OVERHEAD)
+        .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    if let Some(size) = size.filter(|&size| size < MIN_OVERHEAD) {
+        let message =
+            format!("Record size {size} is less than the minimum record overhead ({MIN_OVERHEAD})");
+        return Some((ResponseError::CorruptMessage, message));
+    }
+    let complete = records.len() >= UP_TO_MAGIC
+        && size.is_some_and(|size| LOG_OVERHEAD + size as usize <= records.len());
+    if !complete {
+        let message = format!(
+            "Produce requests with version {version} must have at least one record batch per partition"
+        );
+        return Some((ResponseError::InvalidRecord, message));
+    }
+    if records[UP_TO_MAGIC - 1] != 2 {
+        let message = format!(
+            "Produce requests with version {version} are only allowed to contain record batches with magic version 2"
+        );
+        return Some((ResponseError::InvalidRecord, message));
+    }
+    None
 }
 
 fn is_zstd(records: &bytes::Bytes) -> bool {

@@ -242,12 +242,20 @@ impl Broker {
             .cloned()
     }
 
-    /// The controller id clients see: the metadata leader when it is a live broker,
-    /// otherwise the lowest live broker (any broker forwards controller requests, as in
-    /// KRaft where clients never reach the quorum directly). -1 when no broker is live.
+    /// The controller id clients see (Metadata, DescribeCluster): this broker while it is
+    /// live in the image. Every broker forwards controller requests (CreateTopics,
+    /// DeleteTopics, CreatePartitions, AlterConfigs, ElectLeaders, ...) to the metadata quorum
+    /// and waits out a leader election itself, so naming itself never sends a client to a
+    /// dead node, where naming the quorum's leader would until the election ends and the
+    /// client's metadata is refreshed. Otherwise (fenced, not yet registered) the metadata
+    /// leader when it is a live broker, else the lowest live broker; -1 when none is live.
     pub(crate) fn controller_id(&self) -> i32 {
         let image = self.image();
         let live = |id: &i32| image.broker(*id).is_some_and(|b| !b.fenced);
+        let me = self.config.node_id;
+        if live(&me) {
+            return me;
+        }
         match self.controller.leader_id().filter(live) {
             Some(leader) => leader,
             None => image.live_brokers().next().map_or(-1, |b| b.node_id),

@@ -213,7 +213,7 @@ impl Groups {
     }
 
     /// Whether a commit by this member and generation (member epoch, for consumer groups) is
-    /// allowed (0) or its error code. `version` is the OffsetCommit version.
+    /// allowed (`Ok`) or its error. `version` is the OffsetCommit version.
     pub(crate) fn check_commit(
         &self,
         group_id: &str,
@@ -229,13 +229,15 @@ impl Groups {
                 .check_commit(member_id, generation, version)
                 .map_err(|e| e.error());
         }
+        let inner = &mut *inner;
         match inner.groups.get_mut(group_id) {
-            Some(group) if group.fenced(member_id, instance) => {
-                Err(ResponseError::FencedInstanceId)
-            }
-            Some(group) => group.check_commit(now, member_id, generation),
+            Some(group) => group.check_commit(now, member_id, instance, generation),
             None if generation < 0 => Ok(()),
-            None => Err(ResponseError::UnknownMemberId),
+            // A group known only by its offsets is Kafka's empty simple group: no members.
+            None if inner.offsets.contains_key(group_id) => Err(ResponseError::UnknownMemberId),
+            // No group at all: GROUP_ID_NOT_FOUND from v9, ILLEGAL_GENERATION before (Kafka).
+            None if version >= 9 => Err(ResponseError::GroupIdNotFound),
+            None => Err(ResponseError::IllegalGeneration),
         }
     }
 

@@ -361,34 +361,47 @@ impl Group {
         }
     }
 
-    /// Whether `member_id` of `generation` may commit offsets now (`Ok`) or why not.
+    /// Whether `member_id` (static: `instance`) of `generation` may commit offsets now (`Ok`)
+    /// or why not, by Kafka's rules for OffsetCommit: a commit without generation and member
+    /// (a standalone consumer, an admin's offset reset) only to an empty group, UNKNOWN_MEMBER_ID
+    /// otherwise; a member's commit needs its membership (FENCED_INSTANCE_ID for a static member
+    /// named by another member id) and the current generation, and is accepted in Stable and in
+    /// PreparingRebalance (the heartbeat tells of the rebalance, so a member can commit what it
+    /// processed before it gives its partitions up); only CompletingRebalance answers
+    /// REBALANCE_IN_PROGRESS. An accepted member commit counts as a heartbeat.
     pub fn check_commit(
         &mut self,
         now: u64,
         member_id: &str,
+        instance: Option<&str>,
         generation: i32,
     ) -> Result<(), ResponseError> {
-        if generation < 0 && member_id.is_empty() {
-            // A commit from outside the group protocol (assign()-based consumers, tools).
-            return if self.members.is_empty() {
-                Ok(())
-            } else {
-                Err(ResponseError::IllegalGeneration)
-            };
+        if generation < 0 && self.state == GroupState::Empty {
+            return Ok(());
         }
-        let Some(member) = self.members.get_mut(member_id) else {
+        if generation < 0 && member_id.is_empty() && instance.is_none() {
             return Err(ResponseError::UnknownMemberId);
-        };
-        member.last_heard_ms = now;
+        }
+        match instance.map(|i| self.instances.get(i)) {
+            Some(Some(holder)) if holder != member_id => {
+                return Err(ResponseError::FencedInstanceId)
+            }
+            Some(None) => return Err(ResponseError::UnknownMemberId),
+            _ => {}
+        }
+        if !self.members.contains_key(member_id) {
+            return Err(ResponseError::UnknownMemberId);
+        }
         if generation != self.generation {
             return Err(ResponseError::IllegalGeneration);
         }
-        match self.state {
-            GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
-                Err(ResponseError::RebalanceInProgress)
-            }
-            _ => Ok(()),
+        if self.state == GroupState::CompletingRebalance {
+            return Err(ResponseError::RebalanceInProgress);
         }
+        if let Some(member) = self.members.get_mut(member_id) {
+            member.last_heard_ms = now;
+        }
+        Ok(())
     }
 
     /// LeaveGroup for one member; the others rebalance.

@@ -159,25 +159,55 @@ fn leaving_member_and_protocol_checks() {
 fn commits_are_checked_against_generation_and_membership() {
     let mut group = Group::new("g".into(), config());
     assert_eq!(
-        group.check_commit(0, "", -1),
+        group.check_commit(0, "", None, -1),
         Ok(()),
         "standalone commits to an empty group"
     );
     let (a, _) = join(&mut group, 0);
     group.tick(200);
+    assert_eq!(group.state, GroupState::CompletingRebalance);
     assert_eq!(
-        group.check_commit(210, &a, 1),
-        Err(ResponseError::RebalanceInProgress)
+        group.check_commit(210, &a, None, 1),
+        Err(ResponseError::RebalanceInProgress),
+        "no commits between the join and the assignment"
     );
     group.sync(220, &a, 1, vec![]);
-    assert_eq!(group.check_commit(230, &a, 1), Ok(()));
+    assert_eq!(group.check_commit(230, &a, None, 1), Ok(()));
     assert_eq!(
-        group.check_commit(230, &a, 0),
+        group.check_commit(230, &a, None, 0),
         Err(ResponseError::IllegalGeneration)
     );
     assert_eq!(
-        group.check_commit(230, "x", 1),
+        group.check_commit(230, "x", None, 1),
         Err(ResponseError::UnknownMemberId)
+    );
+    assert_eq!(
+        group.check_commit(230, "", None, -1),
+        Err(ResponseError::UnknownMemberId),
+        "an admin's offset change needs an empty group"
+    );
+}
+
+#[test]
+fn members_commit_while_a_rebalance_is_prepared() {
+    let mut group = Group::new("g".into(), config());
+    let (a, _) = join(&mut group, 0);
+    group.tick(200);
+    group.sync(210, &a, 1, vec![]);
+    join(&mut group, 300);
+    assert_eq!(group.state, GroupState::PreparingRebalance);
+    assert_eq!(
+        group.check_commit(310, &a, None, 1),
+        Ok(()),
+        "a commits what it processed before giving its partitions up"
+    );
+    assert_eq!(
+        group.members[&a].last_heard_ms, 310,
+        "a commit is a heartbeat"
+    );
+    assert_eq!(
+        group.check_commit(310, &a, None, 0),
+        Err(ResponseError::IllegalGeneration)
     );
 }
 
@@ -222,6 +252,15 @@ fn a_restarted_static_member_takes_its_place_back_without_a_rebalance() {
         Bytes::from_static(b"A")
     );
     assert!(group.fenced(&a, Some("a")), "the old incarnation is fenced");
+    assert_eq!(
+        group.check_commit(305, &a, Some("a"), 1),
+        Err(ResponseError::FencedInstanceId)
+    );
+    assert_eq!(group.check_commit(305, &a2, Some("a"), 1), Ok(()));
+    assert_eq!(
+        group.check_commit(305, &a2, Some("z"), 1),
+        Err(ResponseError::UnknownMemberId)
+    );
     assert_eq!(group.heartbeat(320, &b, 1), Ok(()));
     let stale = JoinRequest {
         member_id: a.clone(),
