@@ -118,13 +118,13 @@ pub(crate) fn read_all(
 }
 
 /// Sends one Produce (v9, acks=all) of `batch` on a raw connection; returns the partition's
-/// error code and base offset.
-pub(crate) fn raw_produce(
+/// response.
+pub(crate) fn raw_produce_response(
     bootstrap: &str,
     topic: &str,
     partition: i32,
     batch: bytes::Bytes,
-) -> (i16, i64) {
+) -> kafka_protocol::messages::produce_response::PartitionProduceResponse {
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::{ProduceRequest, TopicName};
     use kafka_protocol::protocol::StrBytes;
@@ -137,8 +137,22 @@ pub(crate) fn raw_produce(
                 .with_index(partition)
                 .with_records(Some(batch))])]);
     let mut stream = strata_tests::raw::connect(bootstrap);
-    let (_, response) = strata_tests::raw::call(&mut stream, &request, 9);
-    let p = &response.responses[0].partition_responses[0];
+    let (_, mut response) = strata_tests::raw::call(&mut stream, &request, 9);
+    response
+        .responses
+        .swap_remove(0)
+        .partition_responses
+        .swap_remove(0)
+}
+
+/// [`raw_produce_response`]'s error code and base offset.
+pub(crate) fn raw_produce(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    batch: bytes::Bytes,
+) -> (i16, i64) {
+    let p = raw_produce_response(bootstrap, topic, partition, batch);
     (p.error_code, p.base_offset)
 }
 

@@ -5,16 +5,15 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
-use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 use segment_store::testing::{compress_batch, with_payload, BatchBuilder, KeyValueRef};
 use segment_store::{BatchHeader, BATCH_HEADER_LEN};
 use strata_tests::raw::{call, connect};
 use strata_tests::{run_bounded, Node, NodeOptions};
 
-use crate::common::{create_topic, list_offset, raw_produce, read_all};
+use crate::common::{create_topic, list_offset, raw_produce, raw_produce_response, read_all};
 
 const INVALID_RECORD: i16 = 87;
 const INVALID_TIMESTAMP: i16 = 32;
@@ -56,21 +55,6 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// Produce v9 of `batch` to partition 0 of `topic` on a raw connection.
-fn produce(bootstrap: &str, topic: &str, partition: i32, batch: Bytes) -> PartitionProduceResponse {
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(batch))])]);
-    let mut stream = connect(bootstrap);
-    let (_, response) = call(&mut stream, &request, 9);
-    response.responses[0].partition_responses[0].clone()
-}
-
 fn log_end(bootstrap: &str, topic: &str, partition: i32) -> i64 {
     let mut end = 0;
     run_bounded(Duration::from_secs(10), async {
@@ -89,7 +73,7 @@ fn refused(
 ) -> PartitionProduceResponse {
     let bootstrap = node.bootstrap();
     let before = log_end(&bootstrap, topic, 0);
-    let response = produce(&bootstrap, topic, 0, batch.into());
+    let response = raw_produce_response(&bootstrap, topic, 0, batch.into());
     assert_eq!(response.error_code, code, "{response:?}");
     assert_eq!(response.base_offset, -1);
     assert_eq!(
@@ -170,7 +154,7 @@ fn a_compressed_batch_of_random_bytes_is_invalid_record_for_every_codec() {
     }
     // Real compressed batches still pass.
     for codec in 1..=4 {
-        let ok = produce(
+        let ok = raw_produce_response(
             &node.bootstrap(),
             "garbage",
             0,
@@ -319,7 +303,7 @@ fn a_librdkafka_consumer_reads_past_a_refused_garbage_batch() {
     for codec in 1..=4 {
         let bad = with_payload(&good(3), codec, &garbage(100 + codec as u32));
         assert_eq!(
-            produce(&bootstrap, "poisoned", 0, bad.into()).error_code,
+            raw_produce_response(&bootstrap, "poisoned", 0, bad.into()).error_code,
             INVALID_RECORD
         );
     }
@@ -383,7 +367,8 @@ fn clients_cannot_append_to_or_delete_from_consumer_offsets() {
         .build();
     let partition = partition_for("victims", 3);
     let before = log_end(&bootstrap, "__consumer_offsets", partition);
-    let response = produce(&bootstrap, "__consumer_offsets", partition, injected.into());
+    let response =
+        raw_produce_response(&bootstrap, "__consumer_offsets", partition, injected.into());
     assert_eq!(response.error_code, INVALID_TOPIC_EXCEPTION, "{response:?}");
     assert_eq!(log_end(&bootstrap, "__consumer_offsets", partition), before);
     // DeleteRecords on it is refused as well.
