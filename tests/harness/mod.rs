@@ -70,6 +70,9 @@ pub struct NodeOptions {
     pub netns: Option<String>,
     /// `RLIMIT_NOFILE` (soft and hard) to run under (`prlimit`); `None` inherits this one's.
     pub open_files_limit: Option<u64>,
+    /// Bytes of a tmpfs mounted as the data directory (a small disk that can fill up; the
+    /// mount needs root, as the suite's install step does); `None`: the temp directory.
+    pub data_dir_bytes: Option<u64>,
 }
 
 impl Default for NodeOptions {
@@ -84,6 +87,7 @@ impl Default for NodeOptions {
             port: None,
             netns: None,
             open_files_limit: None,
+            data_dir_bytes: None,
         }
     }
 }
@@ -124,6 +128,20 @@ impl Node {
             controller_port,
             dir,
         };
+        if let Some(bytes) = node.options.data_dir_bytes {
+            let data = node.data_dir();
+            std::fs::create_dir_all(&data).expect("creating the data directory");
+            let status = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+                .arg(&data)
+                .status()
+                .expect("running mount");
+            assert!(
+                status.success(),
+                "mounting a tmpfs at {} failed (needs root)",
+                data.display()
+            );
+        }
         node.spawn();
         node
     }
@@ -332,6 +350,12 @@ impl Drop for Node {
         self.kill();
         if std::thread::panicking() {
             eprintln!("--- strata log ({}) ---\n{}", self.bootstrap(), self.log());
+        }
+        if self.options.data_dir_bytes.is_some() {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(self.data_dir())
+                .status();
         }
     }
 }

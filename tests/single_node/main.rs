@@ -7,6 +7,7 @@ mod common;
 mod config;
 mod connection_limits;
 mod consumer_groups;
+mod disk_space;
 mod durability;
 mod groups;
 mod idempotence;
