@@ -173,3 +173,38 @@ fn a_kafka_server_properties_file_is_read_unchanged() {
     let log = log_of(dir.path());
     assert!(!log.contains("unknown property"), "{log}");
 }
+
+#[test]
+fn listeners_without_advertised_listeners_advertise_the_listener() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let config = dir.path().join("server.properties");
+    std::fs::write(
+        &config,
+        format!(
+            "log.dirs={}\nlisteners=PLAINTEXT://127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .expect("config file");
+    let _node = spawn(dir.path(), &config, free_port());
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", format!("127.0.0.1:{port}"))
+        .create()
+        .expect("client");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let advertised = loop {
+        if let Ok(metadata) = consumer.fetch_metadata(None, Duration::from_secs(2)) {
+            if let Some(broker) = metadata.brokers().first() {
+                break (broker.host().to_owned(), broker.port());
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no metadata:\n{}",
+            log_of(dir.path())
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(advertised, ("127.0.0.1".to_owned(), i32::from(port)));
+}

@@ -238,6 +238,13 @@ impl BrokerConfig {
             self.properties.insert(key.clone(), value.clone());
             self.apply_one(key, value)?;
         }
+        // As in Kafka, `advertised.listeners` defaults to `listeners`.
+        if let (Some(value), false) = (
+            props.get("listeners"),
+            props.contains_key("advertised.listeners"),
+        ) {
+            self.advertise = split_host_port("listeners", listener_address("listeners", value)?)?;
+        }
         // The table lists coarse units first, so a finer property overrides a coarser one.
         for (property, topic_key, scale) in TOPIC_DEFAULT_PROPERTIES {
             if let Some(value) = props.get(*property) {
@@ -514,6 +521,25 @@ mod tests {
             .unwrap();
         assert_eq!(config.listen.port(), 19092);
         assert_eq!(config.advertise, ("localhost".to_owned(), 19092));
+    }
+
+    #[test]
+    fn advertised_listeners_default_to_listeners() {
+        let mut config = BrokerConfig::default();
+        config
+            .apply_properties(&props(&[("listeners", "PLAINTEXT://127.0.0.7:19093")]))
+            .unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.7:19093");
+        assert_eq!(config.advertise, ("127.0.0.7".to_owned(), 19093));
+        // An explicit `advertised.listeners` still wins.
+        let mut config = BrokerConfig::default();
+        config
+            .apply_properties(&props(&[
+                ("advertised.listeners", "PLAINTEXT://broker-1.example:9092"),
+                ("listeners", "PLAINTEXT://127.0.0.7:19093"),
+            ]))
+            .unwrap();
+        assert_eq!(config.advertise, ("broker-1.example".to_owned(), 9092));
     }
 
     #[test]

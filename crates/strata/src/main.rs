@@ -3,6 +3,7 @@
 
 mod cli;
 mod config_file;
+mod logging;
 mod metrics_http;
 mod serve;
 
@@ -21,6 +22,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "A Kafka-compatible commit log in one binary"
 )]
 struct Args {
+    #[command(flatten)]
+    brokers: cli::Brokers,
+    /// Log lines as text or as JSON objects, one a line (`serve` also reads `log.format`
+    /// from its config file) [default: text].
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<logging::LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,24 +53,67 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    if let Command::Serve(serve_args) = args.command {
+        // The server starts logging once it has read its config file's `log.format`.
+        return runtime.block_on(serve::run(serve_args, args.log_format));
+    }
+    logging::init(args.log_format.unwrap_or_default());
+    let brokers = args.brokers.brokers.as_str();
+    let result = runtime.block_on(async move {
         match args.command {
-            Command::Serve(a) => serve::run(a).await,
-            Command::Topic(c) => cli::topic::run(c).await,
-            Command::Group(c) => cli::group::run(c).await,
-            Command::Cluster(c) => cli::cluster::run(c).await,
-            Command::Produce(a) => cli::produce::run(a).await,
-            Command::Consume(a) => cli::consume::run(a).await,
+            Command::Serve(_) => unreachable!("handled above"),
+            Command::Topic(c) => cli::topic::run(c, brokers).await,
+            Command::Group(c) => cli::group::run(c, brokers).await,
+            Command::Cluster(c) => cli::cluster::run(c, brokers).await,
+            Command::Produce(a) => cli::produce::run(a, brokers).await,
+            Command::Consume(a) => cli::consume::run(a, brokers).await,
         }
-    })
+    });
+    match result {
+        // A reader that stopped early (`strata topic describe t | head`) is not an error.
+        Err(e) if cli::is_broken_pipe(&e) => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn brokers_are_accepted_before_and_after_the_subcommand() {
+        for argv in [
+            &["strata", "-b", "127.0.0.9:1", "topic", "list"][..],
+            &["strata", "topic", "-b", "127.0.0.9:1", "list"],
+            &["strata", "topic", "list", "--brokers", "127.0.0.9:1"],
+            &["strata", "consume", "t", "-b", "127.0.0.9:1"],
+        ] {
+            let args = Args::try_parse_from(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            assert_eq!(args.brokers.brokers, "127.0.0.9:1", "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn serve_help_states_each_default_once() {
+        let mut command = <Args as clap::CommandFactory>::command();
+        let help = command
+            .find_subcommand_mut("serve")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for default in [
+            "[default: 1@127.0.0.1:9093]",
+            "[default: broker,controller]",
+        ] {
+            assert_eq!(help.matches(default).count(), 1, "{default} in:\n{help}");
+        }
+        for line in help.lines() {
+            assert!(line.matches("[default:").count() <= 1, "{line}");
+        }
+    }
 }

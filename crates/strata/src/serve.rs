@@ -11,6 +11,8 @@ use controller::{Controller, ControllerOptions};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::logging::LogFormat;
+
 /// How long a clean stop may take before the process exits anyway.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
 /// How long a stopping broker waits for the quorum to move its leaderships elsewhere.
@@ -39,10 +41,10 @@ pub(crate) struct ServeArgs {
     /// entry in --voters].
     #[arg(long)]
     controller_listen: Option<String>,
-    /// The metadata quorum's voters, ID@HOST:PORT,... [default: 1@127.0.0.1:9093].
+    /// The metadata quorum's voters, ID@HOST:PORT,...
     #[arg(long, default_value = "1@127.0.0.1:9093")]
     voters: String,
-    /// What this node does: broker, controller, or both [default: broker,controller].
+    /// What this node does: broker, controller, or both.
     #[arg(long, value_delimiter = ',', default_value = "broker,controller")]
     roles: Vec<Role>,
     /// HOST:PORT of the HTTP endpoint for /metrics, /health and /ready (`metrics.listen`)
@@ -119,11 +121,22 @@ async fn controller_options(
     Ok(options)
 }
 
-pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+/// Runs the node; logging starts once the config file's `log.format` is known (the
+/// `--log-format` flag wins over it).
+pub(crate) async fn run(args: ServeArgs, log_format: Option<LogFormat>) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut config = BrokerConfig::default();
+    let mut props = match &args.config {
+        Some(path) => crate::config_file::read(path)?,
+        None => Default::default(),
+    };
+    // Strata's own key, read here rather than by the broker.
+    let file_format = match props.remove("log.format") {
+        Some(value) => Some(LogFormat::from_property(&value)?),
+        None => None,
+    };
+    crate::logging::init(log_format.or(file_format).unwrap_or_default());
     if let Some(path) = &args.config {
-        let props = crate::config_file::read(path)?;
         for unknown in broker::config::unknown_properties(&props) {
             tracing::warn!(
                 key = %unknown.key,

@@ -4,26 +4,18 @@
 use client::Cluster;
 use kafka_protocol::messages::DescribeClusterRequest;
 
-use super::Brokers;
-
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum ClusterCommand {
     /// Cluster id, controller and live brokers.
-    Info {
-        #[command(flatten)]
-        brokers: Brokers,
-    },
+    Info,
     /// The metadata quorum: leader, term, high watermark, each voter's log end and lag.
-    Quorum {
-        #[command(flatten)]
-        brokers: Brokers,
-    },
+    Quorum,
 }
 
-pub(crate) async fn run(command: ClusterCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(command: ClusterCommand, brokers: &str) -> anyhow::Result<()> {
     match command {
-        ClusterCommand::Info { brokers } => {
-            let mut cluster = Cluster::connect(&brokers.brokers).await?;
+        ClusterCommand::Info => {
+            let mut cluster = Cluster::connect(brokers).await?;
             let response = cluster
                 .any()
                 .send(DescribeClusterRequest::default(), 1)
@@ -33,18 +25,18 @@ pub(crate) async fn run(command: ClusterCommand) -> anyhow::Result<()> {
                 "DescribeCluster failed with error {}",
                 response.error_code
             );
-            println!("CLUSTER-ID  {}", response.cluster_id.as_str());
-            println!("CONTROLLER  {}", response.controller_id.0);
-            println!();
-            println!("{:<8} {:<30} RACK", "BROKER", "ENDPOINT");
+            outln!("CLUSTER-ID  {}", response.cluster_id.as_str())?;
+            outln!("CONTROLLER  {}", response.controller_id.0)?;
+            outln!()?;
+            outln!("{:<8} {:<30} RACK", "BROKER", "ENDPOINT")?;
             for b in &response.brokers {
                 let rack = b.rack.as_ref().map_or("-", |r| r.as_str());
                 let endpoint = format!("{}:{}", b.host.as_str(), b.port);
-                println!("{:<8} {endpoint:<30} {rack}", b.broker_id.0);
+                outln!("{:<8} {endpoint:<30} {rack}", b.broker_id.0)?;
             }
         }
-        ClusterCommand::Quorum { brokers } => {
-            let mut cluster = Cluster::connect(&brokers.brokers).await?;
+        ClusterCommand::Quorum => {
+            let mut cluster = Cluster::connect(brokers).await?;
             let request = client::metadata_quorum_request();
             let response = cluster.any().send(request, 2).await?;
             anyhow::ensure!(
@@ -57,14 +49,18 @@ pub(crate) async fn run(command: ClusterCommand) -> anyhow::Result<()> {
                 .first()
                 .and_then(|t| t.partitions.first())
                 .ok_or_else(|| anyhow::anyhow!("DescribeQuorum answered no partition"))?;
-            println!("LEADER          {}", partition.leader_id.0);
-            println!("TERM            {}", partition.leader_epoch);
-            println!("HIGH-WATERMARK  {}", partition.high_watermark);
-            println!();
-            println!(
+            outln!("LEADER          {}", partition.leader_id.0)?;
+            outln!("TERM            {}", partition.leader_epoch)?;
+            outln!("HIGH-WATERMARK  {}", partition.high_watermark)?;
+            outln!()?;
+            outln!(
                 "{:<8} {:<8} {:<14} {:<8} {:<22} LAST-CONTACT-MS-AGO",
-                "NODE", "ROLE", "LOG-END", "LAG", "ADDRESS"
-            );
+                "NODE",
+                "ROLE",
+                "LOG-END",
+                "LAG",
+                "ADDRESS"
+            )?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64);
@@ -97,12 +93,12 @@ pub(crate) async fn run(command: ClusterCommand) -> anyhow::Result<()> {
                 } else {
                     (now - r.last_fetch_timestamp).max(0).to_string()
                 };
-                println!(
+                outln!(
                     "{:<8} {role:<8} {:<14} {lag:<8} {:<22} {contact}",
                     r.replica_id.0,
                     known(r.log_end_offset),
                     address(r.replica_id.0),
-                );
+                )?;
             }
         }
     }

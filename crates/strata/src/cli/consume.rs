@@ -5,12 +5,8 @@ use std::time::Duration;
 
 use client::{decode_records, Cluster, OwnedRecord};
 
-use super::Brokers;
-
 #[derive(Debug, clap::Args)]
 pub(crate) struct ConsumeArgs {
-    #[command(flatten)]
-    brokers: Brokers,
     /// Topic name.
     topic: String,
     /// Only this partition [default: all].
@@ -78,8 +74,8 @@ fn render(format: &str, topic: &str, partition: i32, r: &OwnedRecord) -> String 
     out
 }
 
-pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
-    let mut cluster = Cluster::connect(&args.brokers.brokers).await?;
+pub(crate) async fn run(args: ConsumeArgs, brokers: &str) -> anyhow::Result<()> {
+    let mut cluster = Cluster::connect(brokers).await?;
     let topics = cluster
         .metadata(Some(&[args.topic.as_str()]), false)
         .await?;

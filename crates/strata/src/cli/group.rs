@@ -2,34 +2,23 @@
 
 use client::Cluster;
 
-use super::Brokers;
-
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum GroupCommand {
     /// List consumer groups with their state.
-    List {
-        #[command(flatten)]
-        brokers: Brokers,
-    },
+    List,
     /// Members, assignments and lag per partition.
     Describe {
-        #[command(flatten)]
-        brokers: Brokers,
         /// Group id.
         group: String,
     },
     /// Delete groups that have no members (with their committed offsets).
     Delete {
-        #[command(flatten)]
-        brokers: Brokers,
         /// Group ids.
         #[arg(required = true)]
         groups: Vec<String>,
     },
     /// Move a group's committed offsets for a topic (the group must have no members).
     ResetOffsets {
-        #[command(flatten)]
-        brokers: Brokers,
         /// Group id.
         group: String,
         /// Topic whose partitions are reset.
@@ -44,30 +33,35 @@ pub(crate) enum GroupCommand {
     },
 }
 
-pub(crate) async fn run(command: GroupCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(command: GroupCommand, brokers: &str) -> anyhow::Result<()> {
     match command {
-        GroupCommand::List { brokers } => {
-            let mut cluster = Cluster::connect(&brokers.brokers).await?;
-            println!("{:<40} {:<20} STATE", "GROUP", "PROTOCOL-TYPE");
+        GroupCommand::List => {
+            let mut cluster = Cluster::connect(brokers).await?;
+            outln!("{:<40} {:<20} STATE", "GROUP", "PROTOCOL-TYPE")?;
             for (id, protocol_type, state) in cluster.list_groups().await? {
-                println!("{id:<40} {protocol_type:<20} {state}");
+                outln!("{id:<40} {protocol_type:<20} {state}")?;
             }
         }
-        GroupCommand::Describe { brokers, group } => {
-            let mut cluster = Cluster::connect(&brokers.brokers).await?;
+        GroupCommand::Describe { group } => {
+            let mut cluster = Cluster::connect(brokers).await?;
             let description = cluster.describe_group(&group).await?;
-            println!("GROUP     {}", description.group_id);
-            println!("STATE     {}", description.state);
-            println!(
+            outln!("GROUP     {}", description.group_id)?;
+            outln!("STATE     {}", description.state)?;
+            outln!(
                 "PROTOCOL  {} {}",
-                description.protocol_type, description.protocol
-            );
-            println!("MEMBERS   {}", description.members.len());
-            println!();
-            println!(
+                description.protocol_type,
+                description.protocol
+            )?;
+            outln!("MEMBERS   {}", description.members.len())?;
+            outln!()?;
+            outln!(
                 "{:<30} {:>10} {:>14} {:>14} {:>10}  MEMBER",
-                "TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG"
-            );
+                "TOPIC",
+                "PARTITION",
+                "COMMITTED",
+                "LOG-END",
+                "LAG"
+            )?;
             let owner = |topic: &str, partition: i32| {
                 description
                     .members
@@ -87,28 +81,27 @@ pub(crate) async fn run(command: GroupCommand) -> anyhow::Result<()> {
                 } else {
                     "-".to_owned()
                 };
-                println!(
+                outln!(
                     "{topic:<30} {partition:>10} {committed:>14} {end:>14} {lag:>10}  {}",
                     owner(&topic, partition)
-                );
+                )?;
             }
         }
-        GroupCommand::Delete { brokers, groups } => {
-            let mut cluster = Cluster::connect(&brokers.brokers).await?;
+        GroupCommand::Delete { groups } => {
+            let mut cluster = Cluster::connect(brokers).await?;
             let refs: Vec<&str> = groups.iter().map(String::as_str).collect();
             cluster.delete_groups(&refs).await?;
             for g in groups {
-                println!("deleted group {g}");
+                outln!("deleted group {g}")?;
             }
         }
         GroupCommand::ResetOffsets {
-            brokers,
             group,
             topic,
             to,
             execute,
         } => {
-            let mut cluster = Cluster::connect(&brokers.brokers).await?;
+            let mut cluster = Cluster::connect(brokers).await?;
             let topics = cluster.metadata(Some(&[topic.as_str()]), false).await?;
             let info = topics
                 .first()
@@ -124,15 +117,15 @@ pub(crate) async fn run(command: GroupCommand) -> anyhow::Result<()> {
                 };
                 plan.push((topic.clone(), p.partition, offset));
             }
-            println!("{:<30} {:>10} {:>14}", "TOPIC", "PARTITION", "NEW-OFFSET");
+            outln!("{:<30} {:>10} {:>14}", "TOPIC", "PARTITION", "NEW-OFFSET")?;
             for (t, p, o) in &plan {
-                println!("{t:<30} {p:>10} {o:>14}");
+                outln!("{t:<30} {p:>10} {o:>14}")?;
             }
             if execute {
                 cluster.commit_offsets(&group, &plan).await?;
-                println!("reset offsets of {group}");
+                outln!("reset offsets of {group}")?;
             } else {
-                println!("(dry run: add --execute to apply)");
+                outln!("(dry run: add --execute to apply)")?;
             }
         }
     }

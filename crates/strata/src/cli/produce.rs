@@ -7,15 +7,13 @@ use bytes::Bytes;
 use client::{encode_batch, partition_for_key, Cluster, Compression, OwnedRecord};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::{key_value, Brokers};
+use super::key_value;
 
 /// Records per produce request at most.
 const BATCH_RECORDS: usize = 1000;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ProduceArgs {
-    #[command(flatten)]
-    brokers: Brokers,
     /// Topic name.
     topic: String,
     /// Partition to write to [default: by key hash, or round robin without keys].
@@ -43,8 +41,8 @@ fn parse_compression(s: &str) -> Result<Compression, String> {
     })
 }
 
-pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
-    let mut cluster = Cluster::connect(&args.brokers.brokers).await?;
+pub(crate) async fn run(args: ProduceArgs, brokers: &str) -> anyhow::Result<()> {
+    let mut cluster = Cluster::connect(brokers).await?;
     let topics = cluster.metadata(Some(&[args.topic.as_str()]), true).await?;
     let partitions = topics.first().map_or(0, |t| t.partitions.len() as i32);
     anyhow::ensure!(partitions > 0, "topic {} has no partitions", args.topic);

@@ -4,14 +4,12 @@ use std::collections::BTreeMap;
 
 use client::Cluster;
 
-use super::{key_value, Brokers};
+use super::key_value;
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum TopicCommand {
     /// Create a topic.
     Create {
-        #[command(flatten)]
-        brokers: Brokers,
         /// Topic name.
         name: String,
         /// Partitions (-1: the broker's num.partitions).
@@ -25,29 +23,20 @@ pub(crate) enum TopicCommand {
         configs: Vec<(String, String)>,
     },
     /// List topics.
-    List {
-        #[command(flatten)]
-        brokers: Brokers,
-    },
+    List,
     /// Show a topic's partitions and configs.
     Describe {
-        #[command(flatten)]
-        brokers: Brokers,
         /// Topic name.
         name: String,
     },
     /// Delete topics.
     Delete {
-        #[command(flatten)]
-        brokers: Brokers,
         /// Topic names.
         #[arg(required = true)]
         names: Vec<String>,
     },
     /// Set or delete topic configs.
     AlterConfig {
-        #[command(flatten)]
-        brokers: Brokers,
         /// Topic name.
         name: String,
         /// KEY=VALUE to set (repeatable).
@@ -60,8 +49,6 @@ pub(crate) enum TopicCommand {
     /// Move a partition to a new replica list (the first replica is the preferred leader);
     /// the old replicas are dropped once the new ones are in sync.
     Move {
-        #[command(flatten)]
-        brokers: Brokers,
         /// Topic name.
         name: String,
         /// Partition index.
@@ -78,14 +65,9 @@ pub(crate) enum TopicCommand {
         wait: u64,
     },
     /// List partition moves in progress.
-    Reassignments {
-        #[command(flatten)]
-        brokers: Brokers,
-    },
+    Reassignments,
     /// Move leadership back to the preferred replicas (of one topic, or of all).
     ElectLeaders {
-        #[command(flatten)]
-        brokers: Brokers,
         /// Topic name (all topics when omitted).
         name: Option<String>,
     },
@@ -103,54 +85,59 @@ fn source_name(source: i8) -> &'static str {
     }
 }
 
-pub(crate) async fn run(command: TopicCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(command: TopicCommand, brokers: &str) -> anyhow::Result<()> {
     match command {
         TopicCommand::Create {
-            brokers,
             name,
             partitions,
             replication_factor,
             configs,
         } => {
-            let mut cluster = Cluster::connect(&brokers.brokers).await?;
+            let mut cluster = Cluster::connect(brokers).await?;
             let configs: BTreeMap<_, _> = configs.into_iter().collect();
             cluster
                 .create_topic(&name, partitions, replication_factor, &configs)
                 .await?;
-            println!("created topic {name}");
+            outln!("created topic {name}")?;
         }
-        TopicCommand::List { brokers } => {
-            let mut cluster = Cluster::connect(&brokers.brokers).await?;
-            println!("{:<40} {:>10} {:>9}", "NAME", "PARTITIONS", "REPLICAS");
+        TopicCommand::List => {
+            let mut cluster = Cluster::connect(brokers).await?;
+            outln!("{:<40} {:>10} {:>9}", "NAME", "PARTITIONS", "REPLICAS")?;
             for topic in cluster.metadata(None, false).await? {
                 let replicas = topic.partitions.first().map_or(0, |p| p.replicas.len());
-                println!(
+                outln!(
                     "{:<40} {:>10} {:>9}",
                     topic.name,
                     topic.partitions.len(),
                     replicas
-                );
+                )?;
             }
         }
-        TopicCommand::Describe { brokers, name } => {
-            let mut cluster = Cluster::connect(&brokers.brokers).await?;
+        TopicCommand::Describe { name } => {
+            let mut cluster = Cluster::connect(brokers).await?;
             let topics = cluster.metadata(Some(&[name.as_str()]), false).await?;
             let topic = topics
                 .first()
                 .ok_or_else(|| anyhow::anyhow!("topic {name} not found"))?;
-            println!("NAME        {}", topic.name);
-            println!("ID          {}", topic.topic_id);
-            println!("INTERNAL    {}", topic.internal);
-            println!("PARTITIONS  {}", topic.partitions.len());
-            println!();
-            println!(
+            outln!("NAME        {}", topic.name)?;
+            outln!("ID          {}", topic.topic_id)?;
+            outln!("INTERNAL    {}", topic.internal)?;
+            outln!("PARTITIONS  {}", topic.partitions.len())?;
+            outln!()?;
+            outln!(
                 "{:<10} {:<7} {:<6} {:<20} {:<20} {:>14} {:>14}",
-                "PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "LOG-START", "HIGH-WATERMARK"
-            );
+                "PARTITION",
+                "LEADER",
+                "EPOCH",
+                "REPLICAS",
+                "ISR",
+                "LOG-START",
+                "HIGH-WATERMARK"
+            )?;
             for p in &topic.partitions {
                 let start = cluster.list_offset(&name, p.partition, -2).await?;
                 let end = cluster.list_offset(&name, p.partition, -1).await?;
-                println!(
+                outln!(
                     "{:<10} {:<7} {:<6} {:<20} {:<20} {:>14} {:>14}",
                     p.partition,
                     p.leader,
@@ -159,60 +146,54 @@ pub(crate) async fn run(command: TopicCommand) -> anyhow::Result<()> {
                     format!("{:?}", p.isr),
                     start,
                     end
-                );
+                )?;
             }
-            println!();
-            println!("{:<45} {:<25} SOURCE", "CONFIG", "VALUE");
+            outln!()?;
+            outln!("{:<45} {:<25} SOURCE", "CONFIG", "VALUE")?;
             for (key, value, source) in cluster.describe_topic_configs(&name).await? {
-                println!(
+                outln!(
                     "{:<45} {:<25} {}",
                     key,
                     value.unwrap_or_else(|| "-".into()),
                     source_name(source)
-                );
+                )?;
             }
         }
-        TopicCommand::Delete { brokers, names } => {
-            let mut cluster = Cluster::connect(&brokers.brokers).await?;
+        TopicCommand::Delete { names } => {
+            let mut cluster = Cluster::connect(brokers).await?;
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             cluster.delete_topics(&refs).await?;
             for n in names {
-                println!("deleted topic {n}");
+                outln!("deleted topic {n}")?;
             }
         }
-        TopicCommand::AlterConfig {
-            brokers,
-            name,
-            set,
-            delete,
-        } => {
+        TopicCommand::AlterConfig { name, set, delete } => {
             anyhow::ensure!(
                 !set.is_empty() || !delete.is_empty(),
                 "nothing to change: give --set or --delete"
             );
-            let mut cluster = Cluster::connect(&brokers.brokers).await?;
+            let mut cluster = Cluster::connect(brokers).await?;
             let mut changes: BTreeMap<String, Option<String>> =
                 set.into_iter().map(|(k, v)| (k, Some(v))).collect();
             changes.extend(delete.into_iter().map(|k| (k, None)));
             cluster.alter_topic_configs(&name, &changes).await?;
-            println!("altered configs of {name}");
+            outln!("altered configs of {name}")?;
         }
         TopicCommand::Move {
-            brokers,
             name,
             partition,
             replicas,
             cancel,
             wait,
         } => {
-            let mut cluster = Cluster::connect(&brokers.brokers).await?;
+            let mut cluster = Cluster::connect(brokers).await?;
             let target = (!cancel).then_some(replicas);
             cluster
                 .reassign_partitions(&name, &[(partition, target.clone())])
                 .await?;
             match &target {
-                Some(r) => println!("moving {name}-{partition} to {r:?}"),
-                None => println!("cancelled the move of {name}-{partition}"),
+                Some(r) => outln!("moving {name}-{partition} to {r:?}")?,
+                None => outln!("cancelled the move of {name}-{partition}")?,
             }
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
             if wait > 0 {
@@ -222,7 +203,7 @@ pub(crate) async fn run(command: TopicCommand) -> anyhow::Result<()> {
                         .iter()
                         .any(|r| r.topic == name && r.partition == partition)
                     {
-                        println!("done");
+                        outln!("done")?;
                         break;
                     }
                     anyhow::ensure!(
@@ -233,32 +214,36 @@ pub(crate) async fn run(command: TopicCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        TopicCommand::Reassignments { brokers } => {
-            let mut cluster = Cluster::connect(&brokers.brokers).await?;
-            println!(
+        TopicCommand::Reassignments => {
+            let mut cluster = Cluster::connect(brokers).await?;
+            outln!(
                 "{:<40} {:<10} {:<20} {:<15} {:<15}",
-                "TOPIC", "PARTITION", "REPLICAS", "ADDING", "REMOVING"
-            );
+                "TOPIC",
+                "PARTITION",
+                "REPLICAS",
+                "ADDING",
+                "REMOVING"
+            )?;
             for r in cluster.list_reassignments().await? {
-                println!(
+                outln!(
                     "{:<40} {:<10} {:<20} {:<15} {:<15}",
                     r.topic,
                     r.partition,
                     format!("{:?}", r.replicas),
                     format!("{:?}", r.adding),
                     format!("{:?}", r.removing)
-                );
+                )?;
             }
         }
-        TopicCommand::ElectLeaders { brokers, name } => {
-            let mut cluster = Cluster::connect(&brokers.brokers).await?;
+        TopicCommand::ElectLeaders { name } => {
+            let mut cluster = Cluster::connect(brokers).await?;
             let elected = cluster.elect_preferred_leaders(name.as_deref()).await?;
-            println!(
+            outln!(
                 "{} partitions moved to their preferred leader",
                 elected.len()
-            );
+            )?;
             for (topic, partition) in elected {
-                println!("{topic}-{partition}");
+                outln!("{topic}-{partition}")?;
             }
         }
     }

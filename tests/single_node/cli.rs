@@ -1,0 +1,106 @@
+//! The `strata` command-line tools as an operator runs them: options before or after the
+//! subcommand, output into a pipe that closes early.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use strata_tests::{strata_bin, Node};
+
+/// Runs `strata` with `args`, bounded to 30 seconds; with `close_stdout` the reader of its
+/// standard output is gone before it can print (it first has to ask the cluster).
+fn run(args: &[&str], close_stdout: bool) -> Output {
+    let mut child = Command::new(strata_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running strata");
+    if close_stdout {
+        drop(child.stdout.take());
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("waiting on strata").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("strata {args:?} did not finish within 30s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("strata output")
+}
+
+fn ok(args: &[&str]) -> String {
+    let output = run(args, false);
+    assert!(
+        output.status.success(),
+        "strata {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+#[test]
+fn brokers_option_is_accepted_before_the_subcommand() {
+    let node = Node::start_default();
+    let b = node.bootstrap();
+    ok(&["-b", &b, "topic", "create", "global-b", "-p", "1"]);
+    assert!(ok(&["--brokers", &b, "topic", "list"]).contains("global-b"));
+    assert!(ok(&["topic", "-b", &b, "list"]).contains("global-b"));
+    assert!(ok(&["topic", "list", "-b", &b]).contains("global-b"));
+    assert!(ok(&["-b", &b, "cluster", "info"]).contains(&b));
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let node = Node::start_default();
+    let b = node.bootstrap();
+    ok(&["topic", "create", "piped", "-p", "8", "-b", &b]);
+    for args in [
+        &["topic", "describe", "piped", "-b", &b][..],
+        &["topic", "list", "-b", &b],
+        &["cluster", "info", "-b", &b],
+    ] {
+        let output = run(args, true);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && !stderr.contains("panicked"),
+            "strata {args:?}: {}: {stderr}",
+            output.status
+        );
+    }
+}
+
+/// The node's log once it contains `needle`, waiting up to 20 seconds.
+fn log_with(node: &Node, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = node.log();
+        if log.contains(needle) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "no {needle:?} in:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn logs_have_no_colour_codes_in_a_file_and_are_json_on_request() {
+    let text = Node::start_default();
+    let log = log_with(&text, "strata is serving");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log file:\n{log}"
+    );
+
+    let json = Node::start(strata_tests::NodeOptions::default().property("log.format", "json"));
+    let log = log_with(&json, "strata is serving");
+    let mut serving = false;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let event: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(event["level"].is_string(), "{line}");
+        serving |= event["fields"]["message"] == "strata is serving";
+    }
+    assert!(serving, "{log}");
+}
