@@ -22,13 +22,17 @@ impl Drop for Spawned {
     }
 }
 
-/// `strata serve --config <config>` in `dir`, output to `dir/strata.log`.
-fn spawn(dir: &Path, config: &Path, controller_port: u16) -> Spawned {
+/// `strata serve --config dir/<file_name>` holding `text`, in `dir`, output to
+/// `dir/strata.log`.
+fn spawn(dir: &Path, file_name: &str, text: &str) -> Spawned {
+    let config = dir.join(file_name);
+    std::fs::write(&config, text).expect("config file");
+    let controller_port = free_port();
     let log = std::fs::File::create(dir.join("strata.log")).expect("log file");
     let child = Command::new(strata_bin())
         .arg("serve")
         .arg("--config")
-        .arg(config)
+        .arg(&config)
         .args(["--voters", &format!("1@127.0.0.1:{controller_port}")])
         .current_dir(dir)
         .env("RUST_LOG", "info,openraft=warn")
@@ -86,16 +90,11 @@ fn a_misspelled_key_is_warned_about_with_a_suggestion_and_the_node_still_serves(
 fn a_sasl_ssl_listener_stops_the_start_with_a_clear_error() {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
-    let config = dir.path().join("strata.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "\"log.dirs\" = \"{}\"\n\"listeners\" = \"SASL_SSL://127.0.0.1:{port}\"\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .expect("config file");
-    let mut node = spawn(dir.path(), &config, free_port());
+    let text = format!(
+        "\"log.dirs\" = \"{}\"\n\"listeners\" = \"SASL_SSL://127.0.0.1:{port}\"\n",
+        dir.path().join("data").display()
+    );
+    let mut node = spawn(dir.path(), "strata.toml", &text);
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(status) = node.0.try_wait().expect("waiting on strata") {
@@ -126,25 +125,20 @@ fn a_sasl_ssl_listener_stops_the_start_with_a_clear_error() {
 fn a_kafka_server_properties_file_is_read_unchanged() {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
-    let config = dir.path().join("server.properties");
-    std::fs::write(
-        &config,
-        format!(
-            "# Kafka's format, with keys Strata ignores\n\
-             process.roles=broker,controller\n\
-             node.id=1\n\
-             log.dirs={}\n\
-             listeners=PLAINTEXT://127.0.0.1:{port}\n\
-             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
-             listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,\\\n    SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL\n\
-             num.network.threads=3\n\
-             num.partitions=3\n\
-             transaction.state.log.replication.factor=1\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .expect("config file");
-    let _node = spawn(dir.path(), &config, free_port());
+    let text = format!(
+        "# Kafka's format, with keys Strata ignores\n\
+         process.roles=broker,controller\n\
+         node.id=1\n\
+         log.dirs={}\n\
+         listeners=PLAINTEXT://127.0.0.1:{port}\n\
+         advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+         listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,\\\n    SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL\n\
+         num.network.threads=3\n\
+         num.partitions=3\n\
+         transaction.state.log.replication.factor=1\n",
+        dir.path().join("data").display()
+    );
+    let _node = spawn(dir.path(), "server.properties", &text);
     let bootstrap = format!("127.0.0.1:{port}");
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
@@ -178,16 +172,11 @@ fn a_kafka_server_properties_file_is_read_unchanged() {
 fn listeners_without_advertised_listeners_advertise_the_listener() {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
-    let config = dir.path().join("server.properties");
-    std::fs::write(
-        &config,
-        format!(
-            "log.dirs={}\nlisteners=PLAINTEXT://127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .expect("config file");
-    let _node = spawn(dir.path(), &config, free_port());
+    let text = format!(
+        "log.dirs={}\nlisteners=PLAINTEXT://127.0.0.1:{port}\n",
+        dir.path().join("data").display()
+    );
+    let _node = spawn(dir.path(), "server.properties", &text);
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", format!("127.0.0.1:{port}"))
         .create()

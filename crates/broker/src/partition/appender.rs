@@ -159,9 +159,8 @@ impl Partition {
             (replicas.is_leader(), replicas.isr().len())
         };
         let leader_epoch = self.leader_epoch();
-        let partition_name = format!("{}-{}", self.topic, self.index);
         let policy = ClientBatchPolicy {
-            partition: &partition_name,
+            partition: &self.name,
             now_ms: now_ms(),
             log_append_time: settings.log_append_time,
             timestamp_before_max_ms: settings.timestamp_before_max_ms,

@@ -131,6 +131,8 @@ pub(crate) struct PartitionHealth {
 pub(crate) struct Partition {
     pub(crate) topic: String,
     pub(crate) index: i32,
+    /// `topic-index`, as Kafka names a partition in its error messages.
+    name: String,
     pub(crate) log: Arc<Log>,
     settings: RwLock<TopicSettings>,
     /// Also serialises appends, truncations and role changes, so sequence checks, offsets
@@ -164,6 +166,7 @@ impl Partition {
         let (high_watermark, _) = watch::channel(log.high_watermark());
         let (log_end, _) = watch::channel(log.log_end_offset());
         Ok(Self {
+            name: format!("{topic}-{index}"),
             topic,
             index,
             log,
