@@ -20,4 +20,7 @@ cargo test --workspace --locked -- --test-threads=2
 step "cross-client interop (kcat, confluent-kafka, kafka-python, aiokafka, kafkajs, sarama)"
 bash tests/interop/run.sh -q -p no:cacheprovider
 
+step "deploy/ files: validators, and their topologies run on loopback"
+tests/interop/.venv/bin/python -m pytest tests/deploy -q -p no:cacheprovider
+
 step "all tests passed"

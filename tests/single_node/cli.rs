@@ -104,3 +104,50 @@ fn logs_have_no_colour_codes_in_a_file_and_are_json_on_request() {
     }
     assert!(serving, "{log}");
 }
+
+#[test]
+fn cluster_info_waits_for_the_brokers_it_is_told_to_expect() {
+    // Nothing listens: --wait gives up after its limit with the reason, not at the first refusal.
+    let dead = format!("127.0.0.1:{}", strata_tests::free_port());
+    let started = Instant::now();
+    let output = run(&["-b", &dead, "cluster", "info", "--wait", "2"], false);
+    let waited = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "cluster info on {dead} succeeded");
+    assert!(stderr.contains("cluster not ready after 2s"), "{stderr}");
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "gave up after {waited:?}"
+    );
+
+    let node = Node::start_default();
+    let b = node.bootstrap();
+    let info = ok(&[
+        "-b",
+        &b,
+        "cluster",
+        "info",
+        "--wait",
+        "10",
+        "--expect-brokers",
+        "1",
+    ]);
+    assert!(info.contains(&b), "{info}");
+    // A single node never has two live brokers: the wait ends, bounded, with the count.
+    let output = run(
+        &[
+            "-b",
+            &b,
+            "cluster",
+            "info",
+            "--wait",
+            "1",
+            "--expect-brokers",
+            "2",
+        ],
+        false,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("1 of 2 brokers live"), "{stderr}");
+}
