@@ -8,7 +8,9 @@
 #   * npm (into tests/interop/js/node_modules, from the committed package-lock.json): kafkajs and
 #     its snappy/lz4/zstd codecs, native parts compiled locally from the packages' own sources;
 #   * the sarama client binary, built offline from Debian's Go sources into
-#     target/interop/sarama-client (rebuilt only when its source or toolchain changed).
+#     target/interop/sarama-client (rebuilt only when its source or toolchain changed);
+#   * log shippers: syslog-ng with its Kafka module (installed), and rsyslog with omkafka
+#     (unpacked under target/interop/rsyslog, as the two packages conflict).
 # Idempotent and non-interactive; each step checks first and says what it does.
 # Environment: PYTHON (default python3) creates the venv; INTEROP_VENV overrides its path.
 set -euo pipefail
@@ -41,6 +43,8 @@ APT_PACKAGES=(
     g++ make python3                  # node-gyp builds of lz4 and cppzst for kafkajs
     burrow zookeeper                  # the lag monitor, and the ZooKeeper it keeps its state in
     docker-compose systemd iproute2   # deploy/ validators (compose config, systemd-analyze) and namespaces
+    syslog-ng-core syslog-ng-mod-rdkafka  # log shipper: syslog-ng's kafka-c destination
+    libestr0 libfastjson4 liblognorm5 librdkafka1  # what the unpacked rsyslog and omkafka link
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -142,6 +146,28 @@ else
         || { cat "$SARAMA_OUT.build.log" >&2; die "sarama client build failed"; }
     mv "$SARAMA_OUT.tmp" "$SARAMA_OUT"
     echo "$go_sum" > "$go_stamp"
+fi
+
+# ---------------------------------------------------------------- rsyslog with omkafka (unpacked)
+# Debian's rsyslog and syslog-ng conflict as packages, and the tests need both: rsyslog and
+# rsyslog-kafka are unpacked (not installed) under target/interop/rsyslog; the test runs that
+# rsyslogd with -M pointing at its modules. Nothing of it is started here.
+RSYSLOG_ROOT="$REPO/target/interop/rsyslog"
+rsyslog_version="$(apt-cache policy rsyslog-kafka | sed -n 's/^ *Candidate: //p')"
+if [ -x "$RSYSLOG_ROOT/usr/sbin/rsyslogd" ] && [ -f "$RSYSLOG_ROOT/usr/lib/x86_64-linux-gnu/rsyslog/omkafka.so" ] \
+        && [ "$(cat "$RSYSLOG_ROOT.version" 2>/dev/null)" = "$rsyslog_version" ]; then
+    say "rsyslog with omkafka up to date: $RSYSLOG_ROOT ($rsyslog_version)"
+else
+    say "unpacking rsyslog and rsyslog-kafka $rsyslog_version into $RSYSLOG_ROOT"
+    debs="$(mktemp -d)"
+    chmod 0777 "$debs"   # apt-get download drops privileges to _apt for the transfer
+    (cd "$debs" && apt-get download -qq rsyslog rsyslog-kafka </dev/null) \
+        || die "apt-get download rsyslog rsyslog-kafka failed"
+    rm -rf "$RSYSLOG_ROOT"
+    for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$RSYSLOG_ROOT"; done
+    rm -rf "$debs"
+    "$RSYSLOG_ROOT/usr/sbin/rsyslogd" -v >/dev/null || die "unpacked rsyslogd does not run"
+    echo "$rsyslog_version" > "$RSYSLOG_ROOT.version"
 fi
 
 say "kcat: $(kcat -V 2>&1 | sed -n 's/^Version /kcat /p')"
