@@ -9,8 +9,11 @@
 //!   before any group is touched.
 //! - [`ownership`]: [`CoordinatorPartitions`], generic over the internal topic and the state
 //!   kept from it: which partitions this node leads, which are loading, their replay, and
-//!   unloading when leadership moves. A transaction coordinator (`__transaction_state`) is
+//!   unloading when leadership moves. The transaction coordinator (`__transaction_state`) is
 //!   meant to sit beside `group` and reuse it.
+//! - [`txn`]: the transaction coordinator's state per transactional id: Kafka's states and
+//!   the transitions between them, two-step (prepare, then complete once the record is
+//!   written), and the `__transaction_state` record formats. Not yet served by the broker.
 //! - [`log`]: [`CoordinatorLog`], the only I/O a coordinator does (read, append, wait for
 //!   replication), implemented by the broker over its partitions.
 //! - [`error`]: [`CoordinatorError`] and [`LogError`]; Kafka's `ResponseError` at the edge.
@@ -21,6 +24,7 @@ pub mod error;
 pub mod group;
 pub mod log;
 pub mod ownership;
+pub mod txn;
 
 pub use error::{CoordinatorError, LogError};
 pub use group::{GroupCoordinator, GroupHandle, ListedGroup, OFFSETS_TOPIC};
