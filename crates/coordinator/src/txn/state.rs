@@ -535,6 +535,7 @@ impl TxnMetadata {
             });
         }
         self.current.producer_epoch = fence.stored.producer_epoch;
+        self.last_producer_epoch = NO_PRODUCER_EPOCH;
         self.pending = None;
         let version = self.current.client_transaction_version;
         let abort = self.prepare_abort_or_commit(

@@ -1,0 +1,384 @@
+//! What the transaction coordinator does with each request, decided on a transactional id's
+//! [`TxnMetadata`] without I/O: an error to answer at once, or a transition whose record the
+//! caller appends (then completes or abandons) before answering. Kafka's
+//! `TransactionCoordinator` is the specification, error for error.
+
+use kafka_protocol::error::ResponseError;
+
+use super::records::TxnPartitions;
+use super::state::{
+    epoch_exhausted, Transition, TxnMetadata, TxnState, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
+};
+
+/// The next step of an InitProducerId with a transactional id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitStep {
+    /// Append this transition; once written, answer with its producer id and epoch.
+    Write(Transition),
+    /// A transaction is open: append this abort (the old producer is fenced by its bumped
+    /// epoch), write its markers, and answer CONCURRENT_TRANSACTIONS so the client retries
+    /// and gets a fresh epoch once the abort is complete.
+    AbortThenRetry(Transition),
+}
+
+/// InitProducerId for `meta`. `expected` is the producer id and epoch a producer re-initialising
+/// after an error sends (KIP-360); `new_producer_id` allocates an id when the epoch is exhausted.
+pub fn init_producer_id(
+    meta: &mut TxnMetadata,
+    timeout_ms: i32,
+    expected: Option<(i64, i16)>,
+    new_producer_id: impl FnOnce() -> i64,
+    now_ms: i64,
+) -> Result<InitStep, ResponseError> {
+    let current = meta.current();
+    // A producer recovering from an error may continue unless another producer took over:
+    // its id must be the current one (its epoch is checked by the bump), or the previous
+    // one when its epoch was exhausted (a retry of a rotation it never heard back from).
+    let valid_expected = |(pid, epoch): (i64, i16)| {
+        current.producer_epoch == NO_PRODUCER_EPOCH
+            || pid == current.producer_id
+            || (pid == current.previous_producer_id && epoch_exhausted(epoch))
+    };
+    if meta.pending().is_some() {
+        return Err(ResponseError::ConcurrentTransactions);
+    }
+    if !expected.is_none_or(valid_expected) {
+        return Err(ResponseError::ProducerFenced);
+    }
+    match meta.state() {
+        TxnState::PrepareCommit | TxnState::PrepareAbort => {
+            Err(ResponseError::ConcurrentTransactions)
+        }
+        TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
+            let epoch = meta.current().producer_epoch;
+            let transition = if epoch_exhausted(epoch) && expected.is_none_or(|(_, e)| e == epoch) {
+                meta.prepare_producer_id_rotation(
+                    new_producer_id(),
+                    timeout_ms,
+                    now_ms,
+                    expected.is_some(),
+                )
+            } else {
+                meta.prepare_increment_producer_epoch(timeout_ms, expected.map(|(_, e)| e), now_ms)
+            };
+            transition.map(InitStep::Write).map_err(|e| e.error())
+        }
+        TxnState::Ongoing => {
+            let fence = meta.prepare_fence_producer_epoch().map_err(|e| e.error())?;
+            meta.fence_then_abort(fence, now_ms)
+                .map(InitStep::AbortThenRetry)
+                .map_err(|e| e.error())
+        }
+        // Never a current state: Dead is only ever pending, and a fence goes straight on to
+        // an abort. Answered as a broken state rather than trusted.
+        TxnState::Dead | TxnState::PrepareEpochFence => Err(ResponseError::InvalidTxnState),
+    }
+}
+
+/// The next step of an AddPartitionsToTxn (or AddOffsetsToTxn, with the group's offsets
+/// partition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddStep {
+    /// Every partition is already in the open transaction: answer at once.
+    AlreadyAdded,
+    /// Append this transition; once written, answer success.
+    Write(Transition),
+}
+
+/// AddPartitionsToTxn of `partitions` by the producer `producer_id`/`epoch`.
+pub fn add_partitions(
+    meta: &mut TxnMetadata,
+    producer_id: i64,
+    epoch: i16,
+    partitions: &TxnPartitions,
+    client_transaction_version: i16,
+    now_ms: i64,
+) -> Result<AddStep, ResponseError> {
+    let current = meta.current();
+    if current.producer_id != producer_id {
+        return Err(ResponseError::InvalidProducerIdMapping);
+    }
+    if current.producer_epoch != epoch {
+        return Err(ResponseError::ProducerFenced);
+    }
+    if meta.pending().is_some()
+        || matches!(
+            meta.state(),
+            TxnState::PrepareCommit | TxnState::PrepareAbort
+        )
+    {
+        return Err(ResponseError::ConcurrentTransactions);
+    }
+    let already = meta.state() == TxnState::Ongoing
+        && partitions.iter().all(|(topic, ids)| {
+            current
+                .partitions
+                .get(topic)
+                .is_some_and(|have| ids.is_subset(have))
+        });
+    if already {
+        return Ok(AddStep::AlreadyAdded);
+    }
+    meta.prepare_add_partitions(partitions, now_ms, client_transaction_version)
+        .map(AddStep::Write)
+        .map_err(|e| e.error())
+}
+
+/// The next step of an EndTxn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndStep {
+    /// The transaction already ended this way (a retry): answer success.
+    AlreadyEnded,
+    /// Append this PrepareCommit/PrepareAbort; once written, answer success and write the
+    /// markers to every partition of the transaction, then [`TxnMetadata::prepare_complete`].
+    Write(Transition),
+}
+
+/// EndTxn from the producer `producer_id`/`epoch`: commit or abort.
+pub fn end_txn(
+    meta: &mut TxnMetadata,
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+    client_transaction_version: i16,
+    now_ms: i64,
+) -> Result<EndStep, ResponseError> {
+    let current = meta.current();
+    if current.producer_id != producer_id {
+        return Err(ResponseError::InvalidProducerIdMapping);
+    }
+    if epoch != current.producer_epoch {
+        return Err(ResponseError::ProducerFenced);
+    }
+    if meta.pending().is_some() {
+        return Err(ResponseError::ConcurrentTransactions);
+    }
+    match (meta.state(), commit) {
+        (TxnState::Ongoing, _) => {
+            let to = if commit {
+                TxnState::PrepareCommit
+            } else {
+                TxnState::PrepareAbort
+            };
+            meta.prepare_abort_or_commit(
+                to,
+                client_transaction_version,
+                NO_PRODUCER_ID,
+                now_ms,
+                false,
+            )
+            .map(EndStep::Write)
+            .map_err(|e| e.error())
+        }
+        (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
+            Ok(EndStep::AlreadyEnded)
+        }
+        (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+            Err(ResponseError::ConcurrentTransactions)
+        }
+        _ => Err(ResponseError::InvalidTxnState),
+    }
+}
+
+/// The transaction is open past its timeout (`transaction.timeout.ms` from its start) and may
+/// be aborted by the coordinator: nothing else is being written for it.
+pub fn timed_out(meta: &TxnMetadata, now_ms: i64) -> bool {
+    let current = meta.current();
+    meta.state() == TxnState::Ongoing
+        && meta.pending().is_none()
+        && current.start_ms >= 0
+        && now_ms.saturating_sub(current.start_ms) > i64::from(current.timeout_ms)
+}
+
+/// The coordinator's abort of a timed-out transaction: the producer is fenced (its epoch
+/// bumped) and the transaction aborted, as InitProducerId's fence does.
+pub fn abort_timed_out(meta: &mut TxnMetadata, now_ms: i64) -> Option<Transition> {
+    if !timed_out(meta, now_ms) {
+        return None;
+    }
+    let fence = meta.prepare_fence_producer_epoch().ok()?;
+    meta.fence_then_abort(fence, now_ms).ok()
+}
+
+/// The transactional id may be forgotten: no transaction open for `expiration_ms` since its
+/// last update (`transactional.id.expiration.ms`).
+pub fn expired(meta: &TxnMetadata, expiration_ms: i64, now_ms: i64) -> bool {
+    meta.state().expiration_allowed()
+        && meta.pending().is_none()
+        && now_ms.saturating_sub(meta.current().last_update_ms) >= expiration_ms
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn parts(topic: &str, ids: &[i32]) -> TxnPartitions {
+        [(
+            topic.to_owned(),
+            ids.iter().copied().collect::<BTreeSet<_>>(),
+        )]
+        .into()
+    }
+
+    fn written(m: &mut TxnMetadata, t: Transition) {
+        m.complete(t).expect("completes");
+    }
+
+    fn init(
+        m: &mut TxnMetadata,
+        expected: Option<(i64, i16)>,
+        now: i64,
+    ) -> Result<InitStep, ResponseError> {
+        init_producer_id(m, 60_000, expected, || 9000, now)
+    }
+
+    fn initialised() -> TxnMetadata {
+        let mut m = TxnMetadata::new("app", 1000, 60_000, 0);
+        let InitStep::Write(t) = init(&mut m, None, 1).unwrap() else {
+            panic!("a fresh id is initialised by a write")
+        };
+        written(&mut m, t);
+        m
+    }
+
+    #[test]
+    fn a_transaction_runs_from_init_to_complete_commit() {
+        let mut m = initialised();
+        assert_eq!(
+            (m.current().producer_id, m.current().producer_epoch),
+            (1000, 0)
+        );
+        let AddStep::Write(t) =
+            add_partitions(&mut m, 1000, 0, &parts("t", &[0, 1]), 0, 2).unwrap()
+        else {
+            panic!("the first add writes")
+        };
+        written(&mut m, t);
+        assert_eq!(
+            add_partitions(&mut m, 1000, 0, &parts("t", &[1]), 0, 3),
+            Ok(AddStep::AlreadyAdded)
+        );
+        let EndStep::Write(t) = end_txn(&mut m, 1000, 0, true, 0, 4).unwrap() else {
+            panic!("commit writes PrepareCommit")
+        };
+        written(&mut m, t);
+        // A retried EndTxn while the markers are written is told to wait.
+        assert_eq!(
+            end_txn(&mut m, 1000, 0, true, 0, 5),
+            Err(ResponseError::ConcurrentTransactions)
+        );
+        let t = m.prepare_complete(6).unwrap();
+        written(&mut m, t);
+        assert_eq!(
+            end_txn(&mut m, 1000, 0, true, 0, 7),
+            Ok(EndStep::AlreadyEnded)
+        );
+        assert_eq!(
+            end_txn(&mut m, 1000, 0, false, 0, 7),
+            Err(ResponseError::InvalidTxnState)
+        );
+    }
+
+    #[test]
+    fn a_new_producer_fences_the_open_transaction_of_the_old_one() {
+        let mut m = initialised();
+        let AddStep::Write(t) = add_partitions(&mut m, 1000, 0, &parts("t", &[0]), 0, 2).unwrap()
+        else {
+            panic!()
+        };
+        written(&mut m, t);
+        // A second producer with the same transactional id: the open transaction is aborted
+        // under a bumped epoch and the newcomer told to retry.
+        let InitStep::AbortThenRetry(abort) = init(&mut m, None, 3).unwrap() else {
+            panic!("an open transaction is fenced first")
+        };
+        assert_eq!(
+            (abort.stored.state, abort.stored.producer_epoch),
+            (TxnState::PrepareAbort, 1)
+        );
+        written(&mut m, abort);
+        // The old producer (epoch 0) is fenced everywhere from now on.
+        assert_eq!(
+            add_partitions(&mut m, 1000, 0, &parts("t", &[1]), 0, 4),
+            Err(ResponseError::ProducerFenced)
+        );
+        assert_eq!(
+            end_txn(&mut m, 1000, 0, true, 0, 4),
+            Err(ResponseError::ProducerFenced)
+        );
+        assert_eq!(
+            init(&mut m, None, 4),
+            Err(ResponseError::ConcurrentTransactions)
+        );
+        let t = m.prepare_complete(5).unwrap();
+        written(&mut m, t);
+        let InitStep::Write(t) = init(&mut m, None, 6).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            t.stored.producer_epoch, 2,
+            "the retry gets an epoch above the fence's"
+        );
+    }
+
+    #[test]
+    fn open_transactions_time_out_and_idle_ids_expire() {
+        let mut m = initialised();
+        let AddStep::Write(t) = add_partitions(&mut m, 1000, 0, &parts("t", &[0]), 0, 10).unwrap()
+        else {
+            panic!()
+        };
+        written(&mut m, t);
+        assert!(!timed_out(&m, 10 + 60_000));
+        let abort = abort_timed_out(&mut m, 10 + 60_001).expect("timed out");
+        assert_eq!(
+            (abort.stored.state, abort.stored.producer_epoch),
+            (TxnState::PrepareAbort, 1)
+        );
+        written(&mut m, abort);
+        let t = m.prepare_complete(70_000).unwrap();
+        written(&mut m, t);
+        assert!(!expired(&m, 604_800_000, 70_000 + 604_799_999));
+        assert!(expired(&m, 604_800_000, 70_000 + 604_800_000));
+    }
+
+    #[test]
+    fn wrong_ids_and_epochs_get_kafkas_errors() {
+        let mut m = initialised();
+        assert_eq!(
+            add_partitions(&mut m, 1, 0, &parts("t", &[0]), 0, 2),
+            Err(ResponseError::InvalidProducerIdMapping)
+        );
+        assert_eq!(
+            end_txn(&mut m, 1000, 0, true, 0, 2),
+            Err(ResponseError::InvalidTxnState),
+            "nothing open"
+        );
+        assert_eq!(
+            init(&mut m, Some((77, 0)), 2),
+            Err(ResponseError::ProducerFenced)
+        );
+        // The producer's own id and current epoch: a KIP-360 recovery bumps the epoch.
+        let InitStep::Write(t) = init(&mut m, Some((1000, 0)), 3).unwrap() else {
+            panic!()
+        };
+        assert_eq!(t.stored.producer_epoch, 1);
+    }
+
+    #[test]
+    fn an_exhausted_epoch_rotates_the_producer_id() {
+        let mut m = TxnMetadata::loaded(
+            "app",
+            super::super::records::StoredTransaction {
+                producer_epoch: i16::MAX - 1,
+                ..initialised().current().clone()
+            },
+        );
+        let InitStep::Write(t) = init(&mut m, None, 5).unwrap() else {
+            panic!()
+        };
+        assert_eq!((t.stored.producer_id, t.stored.producer_epoch), (9000, 0));
+    }
+}
