@@ -24,9 +24,18 @@ pub mod error;
 pub mod group;
 pub mod log;
 pub mod ownership;
+#[cfg(test)]
+mod test_log;
 pub mod txn;
 
 pub use error::{CoordinatorError, LogError};
 pub use group::{GroupCoordinator, GroupHandle, ListedGroup, OFFSETS_TOPIC};
 pub use log::{CoordinatorLog, Record, Replication};
 pub use ownership::{CoordinatorPartitions, CoordinatorState, Load};
+
+/// Milliseconds since the Unix epoch, as Kafka timestamps records.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -5,51 +5,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use kafka_protocol::error::ResponseError;
-use parking_lot::Mutex;
 
 use super::classic::{self, GroupConfig};
 use super::consumer::ConsumerGroupConfig;
 use super::groups::Groups;
 use super::records::{self, CommittedOffset};
 use super::GroupCoordinator;
-use crate::error::{CoordinatorError, LogError};
-use crate::log::{CoordinatorLog, Record, Replication};
-
-/// A partition in memory: one record per offset, replicated at once.
-#[derive(Default)]
-struct MemoryLog {
-    records: Mutex<Vec<Record>>,
-    /// When set, appends fail with this error.
-    refuse: Mutex<Option<ResponseError>>,
-}
-
-impl CoordinatorLog for MemoryLog {
-    fn offsets(&self) -> (i64, i64) {
-        (0, self.records.lock().len() as i64)
-    }
-
-    fn read(&self, from: i64, end: i64) -> Result<Option<(Vec<Record>, i64)>, LogError> {
-        let records = self.records.lock();
-        let end = (end as usize).min(records.len()).min(from as usize + 2);
-        if from as usize >= end {
-            return Ok(None);
-        }
-        Ok(Some((records[from as usize..end].to_vec(), end as i64)))
-    }
-
-    fn append(
-        &self,
-        records: &[Record],
-        _now_ms: i64,
-        _deadline: tokio::time::Instant,
-    ) -> Result<Replication<'_>, LogError> {
-        if let Some(error) = *self.refuse.lock() {
-            return Err(LogError::new(error, "refused"));
-        }
-        self.records.lock().extend_from_slice(records);
-        Ok(Box::pin(async { Ok(()) }))
-    }
-}
+use crate::error::CoordinatorError;
+use crate::log::CoordinatorLog;
+use crate::test_log::MemoryLog;
 
 fn coordinator() -> GroupCoordinator {
     GroupCoordinator::new(GroupConfig::default(), ConsumerGroupConfig::default())

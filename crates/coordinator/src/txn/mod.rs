@@ -1,13 +1,16 @@
 //! The transaction coordinator's state (KIP-98): one [`TxnMetadata`] per transactional id,
 //! its transitions ([`state`]), what each request does with it ([`requests`]) and the
 //! `__transaction_state` record formats ([`records`]).
-//! Like the group coordinator it does no I/O: a caller prepares a transition, appends its
-//! record through a [`crate::CoordinatorLog`], and completes or abandons it.
+//! The decisions are sans-IO; [`TxnCoordinator`] drives them over the led partitions of
+//! `__transaction_state` ([`crate::CoordinatorLog`]) and the broker's marker writes
+//! ([`TxnMarkers`]).
 
+pub mod coordinator;
 pub mod records;
 pub mod requests;
 pub mod state;
 
+pub use coordinator::{TxnConfig, TxnCoordinator, TxnListing, TxnMarkers};
 pub use records::{StoredTransaction, TxnPartitions};
 pub use state::{Transition, TransitionError, TxnMetadata, TxnState};
 

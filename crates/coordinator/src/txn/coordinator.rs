@@ -1,0 +1,684 @@
+//! [`TxnCoordinator`]: the transactional ids of the `__transaction_state` partitions this
+//! node leads, and every transaction request on them: decide ([`super::requests`]), append
+//! the new state, apply it once replicated, and after an EndTxn have the markers written
+//! ([`TxnMarkers`]) before the transaction is logged complete.
+//!
+//! A transition's record is appended with no lock held; the id's pending state keeps a
+//! second transition out meanwhile (CONCURRENT_TRANSACTIONS), so the state in memory is
+//! always what the log says, or the transition about to be.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use parking_lot::Mutex;
+
+use super::records::{self, StoredTransaction, TxnPartitions};
+use super::requests::{self, AddStep, EndStep, InitStep};
+use super::state::{Transition, TxnMetadata, TxnState};
+use super::TRANSACTION_STATE_TOPIC;
+use crate::error::{CoordinatorError, LogError};
+use crate::log::CoordinatorLog;
+use crate::ownership::{CoordinatorPartitions, CoordinatorState, Load};
+
+/// How long a `__transaction_state` write waits for replication.
+pub const WRITE_TIMEOUT: Duration = Duration::from_millis(5000);
+
+/// Writes a transaction's COMMIT or ABORT markers (Kafka's WriteTxnMarkers to each
+/// partition's leader), implemented by the broker.
+pub trait TxnMarkers: Send + Sync {
+    /// Writes the marker of `producer_id`/`epoch` into every partition of `partitions`,
+    /// retrying while leaders move; resolves once every partition has it (a partition that
+    /// no longer exists counts as done, as in Kafka).
+    fn write(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        partitions: TxnPartitions,
+    ) -> Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>>;
+}
+
+/// Broker settings of the transaction coordinator (Kafka's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnConfig {
+    /// `transaction.max.timeout.ms`: the longest timeout a producer may ask for.
+    pub max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`: how long an idle id is kept.
+    pub id_expiration_ms: i64,
+}
+
+impl Default for TxnConfig {
+    fn default() -> Self {
+        Self {
+            max_timeout_ms: 900_000,
+            id_expiration_ms: 604_800_000,
+        }
+    }
+}
+
+/// The transactional ids replayed from and written to the led partitions.
+#[derive(Debug, Default)]
+pub struct Transactions {
+    ids: Mutex<HashMap<String, TxnMetadata>>,
+    /// Ids whose markers are being written now.
+    completing: Mutex<HashSet<String>>,
+}
+
+impl CoordinatorState for Transactions {
+    fn replay(&self, key: &Bytes, value: Option<&Bytes>) {
+        let Some(id) = records::decode_key(key) else {
+            return;
+        };
+        let mut ids = self.ids.lock();
+        match value.map(|v| records::decode_value(v)) {
+            None => {
+                ids.remove(&id);
+            }
+            Some(Some(stored)) => {
+                ids.insert(id.clone(), TxnMetadata::loaded(id, stored));
+            }
+            Some(None) => {
+                tracing::warn!(transactional_id = %id, "unreadable __transaction_state value")
+            }
+        }
+    }
+
+    fn unload(&self, moved: &dyn Fn(&str) -> bool) {
+        self.ids.lock().retain(|id, _| !moved(id));
+        self.completing.lock().retain(|id| !moved(id));
+    }
+}
+
+/// A transaction as ListTransactions and DescribeTransactions show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnListing {
+    pub transactional_id: String,
+    pub state: TxnState,
+    pub stored: StoredTransaction,
+}
+
+/// The transaction coordinator of one node.
+pub struct TxnCoordinator {
+    partitions: CoordinatorPartitions<Transactions>,
+    config: TxnConfig,
+    markers: Arc<dyn TxnMarkers>,
+}
+
+impl std::fmt::Debug for TxnCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxnCoordinator")
+            .field("partitions", &self.partitions)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn not_served(e: CoordinatorError) -> ResponseError {
+    e.error()
+}
+
+impl TxnCoordinator {
+    /// A coordinator leading no partition yet; `markers` writes the markers of ended
+    /// transactions.
+    pub fn new(config: TxnConfig, markers: Arc<dyn TxnMarkers>) -> Self {
+        Self {
+            partitions: CoordinatorPartitions::new(
+                TRANSACTION_STATE_TOPIC,
+                crate::group::records::partition_for,
+                Transactions::default(),
+            ),
+            config,
+            markers,
+        }
+    }
+
+    /// Takes `__transaction_state`'s leadership: see [`CoordinatorPartitions::update`].
+    pub fn update(
+        &self,
+        count: Option<i32>,
+        led: Vec<(i32, Arc<dyn CoordinatorLog>)>,
+    ) -> Vec<Load> {
+        self.partitions.update(count, led)
+    }
+
+    /// Replays a gained partition (blocking): see [`CoordinatorPartitions::load`].
+    /// Transactions found prepared but not complete get their markers on the next tick.
+    pub fn load(&self, load: Load) -> Result<usize, LogError> {
+        self.partitions.load(load)
+    }
+
+    /// The partition of `transactional_id` in `__transaction_state`, when it exists here.
+    pub fn partition_of(&self, transactional_id: &str) -> Option<i32> {
+        self.partitions.partition_of(transactional_id)
+    }
+
+    /// Whether this node coordinates `transactional_id` (FindCoordinator names it then).
+    pub fn coordinates(&self, transactional_id: &str) -> Result<(), ResponseError> {
+        self.partitions
+            .owner(transactional_id)
+            .map(drop)
+            .map_err(not_served)
+    }
+
+    fn ids(&self) -> &Mutex<HashMap<String, TxnMetadata>> {
+        &self.partitions.state().ids
+    }
+
+    /// Appends `transition` for `id` and applies it once replicated; abandons it otherwise.
+    async fn write(
+        &self,
+        log: &dyn CoordinatorLog,
+        id: &str,
+        transition: Transition,
+        now_ms: i64,
+    ) -> Result<StoredTransaction, ResponseError> {
+        let record = (
+            records::encode_key(id),
+            Some(records::encode_value(&transition.stored)),
+        );
+        let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
+        let written = match log.append(&[record], now_ms, deadline) {
+            Ok(replication) => replication.await,
+            Err(e) => Err(e),
+        };
+        let mut ids = self.ids().lock();
+        let Some(meta) = ids.get_mut(id) else {
+            // Unloaded meanwhile: the partition moved.
+            return Err(ResponseError::NotCoordinator);
+        };
+        match written {
+            Ok(()) => {
+                let stored = transition.stored.clone();
+                meta.complete(transition).map_err(|e| e.error())?;
+                Ok(stored)
+            }
+            Err(e) => {
+                meta.abandon();
+                tracing::warn!(transactional_id = id, error = %e, "writing to __transaction_state failed");
+                Err(CoordinatorError::Write(e).error())
+            }
+        }
+    }
+
+    /// InitProducerId with a transactional id: the producer id and epoch to use. An open
+    /// transaction of an older producer is aborted first and CONCURRENT_TRANSACTIONS
+    /// answered, so the client retries. `allocate` hands out a new producer id.
+    pub async fn init_producer_id<F, Fut>(
+        self: &Arc<Self>,
+        id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+        allocate: F,
+        now_ms: i64,
+    ) -> Result<(i64, i16), ResponseError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<i64, ResponseError>>,
+    {
+        if id.is_empty() {
+            return Err(ResponseError::InvalidRequest);
+        }
+        if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
+            return Err(ResponseError::InvalidTransactionTimeout);
+        }
+        let log = self.partitions.owner(id).map_err(not_served)?;
+        // A new id, or an exhausted epoch, needs a producer id: allocated before deciding.
+        let needs_id = self
+            .ids()
+            .lock()
+            .get(id)
+            .is_none_or(|m| super::state::epoch_exhausted(m.current().producer_epoch));
+        let fresh = if needs_id {
+            Some(allocate().await?)
+        } else {
+            None
+        };
+        let step = {
+            let mut ids = self.ids().lock();
+            let meta = match (ids.contains_key(id), fresh) {
+                (true, _) => ids.get_mut(id),
+                (false, Some(pid)) => Some(
+                    ids.entry(id.to_owned())
+                        .or_insert_with(|| TxnMetadata::new(id, pid, timeout_ms, now_ms)),
+                ),
+                (false, None) => None,
+            }
+            .ok_or(ResponseError::ConcurrentTransactions)?;
+            requests::init_producer_id(meta, timeout_ms, expected, || fresh.unwrap_or(-1), now_ms)?
+        };
+        match step {
+            InitStep::Write(t) => {
+                let stored = self.write(log.as_ref(), id, t, now_ms).await?;
+                Ok((stored.producer_id, stored.producer_epoch))
+            }
+            InitStep::AbortThenRetry(t) => {
+                let stored = self.write(log.as_ref(), id, t, now_ms).await?;
+                self.complete_in_background(id, stored);
+                Err(ResponseError::ConcurrentTransactions)
+            }
+        }
+    }
+
+    /// AddPartitionsToTxn (and AddOffsetsToTxn with the group's `__consumer_offsets`
+    /// partition): once this returns Ok, the producer may write to `partitions`.
+    pub async fn add_partitions(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &TxnPartitions,
+        client_transaction_version: i16,
+        now_ms: i64,
+    ) -> Result<(), ResponseError> {
+        if id.is_empty() {
+            return Err(ResponseError::InvalidRequest);
+        }
+        let log = self.partitions.owner(id).map_err(not_served)?;
+        let step = {
+            let mut ids = self.ids().lock();
+            let meta = ids
+                .get_mut(id)
+                .ok_or(ResponseError::InvalidProducerIdMapping)?;
+            requests::add_partitions(
+                meta,
+                producer_id,
+                epoch,
+                partitions,
+                client_transaction_version,
+                now_ms,
+            )?
+        };
+        match step {
+            AddStep::AlreadyAdded => Ok(()),
+            AddStep::Write(t) => self.write(log.as_ref(), id, t, now_ms).await.map(drop),
+        }
+    }
+
+    /// EndTxn: once the decision is logged, answers; the markers and the completion follow
+    /// in the background.
+    pub async fn end_txn(
+        self: &Arc<Self>,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        client_transaction_version: i16,
+        now_ms: i64,
+    ) -> Result<(), ResponseError> {
+        if id.is_empty() {
+            return Err(ResponseError::InvalidRequest);
+        }
+        let log = self.partitions.owner(id).map_err(not_served)?;
+        let step = {
+            let mut ids = self.ids().lock();
+            let meta = ids
+                .get_mut(id)
+                .ok_or(ResponseError::InvalidProducerIdMapping)?;
+            requests::end_txn(
+                meta,
+                producer_id,
+                epoch,
+                commit,
+                client_transaction_version,
+                now_ms,
+            )?
+        };
+        match step {
+            EndStep::AlreadyEnded => Ok(()),
+            EndStep::Write(t) => {
+                let stored = self.write(log.as_ref(), id, t, now_ms).await?;
+                self.complete_in_background(id, stored);
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes the markers of a prepared transaction, then logs it complete; retried by
+    /// [`Self::tick`] if anything fails on the way.
+    fn complete_in_background(self: &Arc<Self>, id: &str, prepared: StoredTransaction) {
+        if !self
+            .partitions
+            .state()
+            .completing
+            .lock()
+            .insert(id.to_owned())
+        {
+            return;
+        }
+        let this = Arc::clone(self);
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            let commit = prepared.state == TxnState::PrepareCommit;
+            let result = async {
+                this.markers
+                    .write(
+                        prepared.producer_id,
+                        prepared.producer_epoch,
+                        commit,
+                        prepared.partitions.clone(),
+                    )
+                    .await
+                    .map_err(|e| CoordinatorError::Write(e).error())?;
+                let log = this.partitions.owner(&id).map_err(not_served)?;
+                let now_ms = crate::now_ms();
+                let transition = {
+                    let mut ids = this.ids().lock();
+                    let meta = ids.get_mut(&id).ok_or(ResponseError::NotCoordinator)?;
+                    if meta.current() != &prepared {
+                        return Ok(());
+                    }
+                    meta.prepare_complete(now_ms).map_err(|e| e.error())?
+                };
+                this.write(log.as_ref(), &id, transition, now_ms)
+                    .await
+                    .map(drop)
+            }
+            .await;
+            this.partitions.state().completing.lock().remove(&id);
+            match result {
+                Ok(()) => tracing::debug!(transactional_id = %id, commit, "transaction complete"),
+                Err(error) => {
+                    tracing::warn!(transactional_id = %id, ?error, "completing a transaction failed; retried")
+                }
+            }
+        });
+    }
+
+    /// Aborts transactions past their timeout, resumes the markers of prepared ones (after
+    /// a load or a failure), and forgets ids idle past `transactional.id.expiration.ms`.
+    /// Run every few seconds.
+    pub async fn tick(self: &Arc<Self>, now_ms: i64) {
+        let mut aborts = Vec::new();
+        let mut resumes = Vec::new();
+        let mut expired = Vec::new();
+        {
+            let mut ids = self.ids().lock();
+            let completing = self.partitions.state().completing.lock();
+            for (id, meta) in ids.iter_mut() {
+                if let Some(t) = requests::abort_timed_out(meta, now_ms) {
+                    aborts.push((id.clone(), t));
+                } else if matches!(
+                    meta.state(),
+                    TxnState::PrepareCommit | TxnState::PrepareAbort
+                ) && meta.pending().is_none()
+                    && !completing.contains(id)
+                {
+                    resumes.push((id.clone(), meta.current().clone()));
+                } else if requests::expired(meta, self.config.id_expiration_ms, now_ms) {
+                    if let Ok(t) = meta.prepare_dead() {
+                        expired.push((id.clone(), t));
+                    }
+                }
+            }
+        }
+        for (id, prepared) in resumes {
+            self.complete_in_background(&id, prepared);
+        }
+        for (id, abort) in aborts {
+            let Ok(log) = self.partitions.owner(&id) else {
+                continue;
+            };
+            tracing::info!(transactional_id = %id, "aborting a transaction past its timeout");
+            if let Ok(stored) = self.write(log.as_ref(), &id, abort, now_ms).await {
+                self.complete_in_background(&id, stored);
+            }
+        }
+        for (id, _dead) in expired {
+            let written = match self.partitions.owner(&id) {
+                Ok(log) => {
+                    let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
+                    match log.append(&[(records::encode_key(&id), None)], now_ms, deadline) {
+                        Ok(replication) => replication.await.is_ok(),
+                        Err(_) => false,
+                    }
+                }
+                Err(_) => false,
+            };
+            let mut ids = self.ids().lock();
+            if written {
+                tracing::info!(transactional_id = %id, "transactional id expired");
+                ids.remove(&id);
+            } else if let Some(meta) = ids.get_mut(&id) {
+                meta.abandon();
+            }
+        }
+    }
+
+    /// The transactions this node coordinates, filtered as ListTransactions asks (empty
+    /// filters keep all), or COORDINATOR_LOAD_IN_PROGRESS while a partition loads.
+    pub fn list(
+        &self,
+        states: &[TxnState],
+        producer_ids: &[i64],
+    ) -> Result<Vec<TxnListing>, ResponseError> {
+        if self.partitions.any_loading() {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        let ids = self.ids().lock();
+        let mut listed: Vec<TxnListing> = ids
+            .iter()
+            .filter(|(_, m)| states.is_empty() || states.contains(&m.state()))
+            .filter(|(_, m)| {
+                producer_ids.is_empty() || producer_ids.contains(&m.current().producer_id)
+            })
+            .map(|(id, m)| TxnListing {
+                transactional_id: id.clone(),
+                state: m.state(),
+                stored: m.current().clone(),
+            })
+            .collect();
+        listed.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+        Ok(listed)
+    }
+
+    /// One transaction as DescribeTransactions shows it.
+    pub fn describe(&self, id: &str) -> Result<TxnListing, ResponseError> {
+        if id.is_empty() {
+            return Err(ResponseError::InvalidRequest);
+        }
+        self.partitions.owner(id).map_err(not_served)?;
+        let ids = self.ids().lock();
+        let meta = ids.get(id).ok_or(ResponseError::TransactionalIdNotFound)?;
+        Ok(TxnListing {
+            transactional_id: id.to_owned(),
+            state: meta.state(),
+            stored: meta.current().clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::test_log::MemoryLog;
+
+    /// Markers that are recorded, and fail while `refuse` is set.
+    #[derive(Default)]
+    struct RecordedMarkers {
+        written: Mutex<Vec<(i64, i16, bool, TxnPartitions)>>,
+        refuse: Mutex<bool>,
+    }
+
+    impl TxnMarkers for RecordedMarkers {
+        fn write(
+            &self,
+            producer_id: i64,
+            epoch: i16,
+            commit: bool,
+            partitions: TxnPartitions,
+        ) -> Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>> {
+            let refused = *self.refuse.lock();
+            if !refused {
+                self.written
+                    .lock()
+                    .push((producer_id, epoch, commit, partitions));
+            }
+            Box::pin(async move {
+                if refused {
+                    Err(LogError::new(
+                        ResponseError::NotLeaderOrFollower,
+                        "leader moved",
+                    ))
+                } else {
+                    Ok(())
+                }
+            })
+        }
+    }
+
+    fn parts(topic: &str, ids: &[i32]) -> TxnPartitions {
+        [(
+            topic.to_owned(),
+            ids.iter().copied().collect::<BTreeSet<_>>(),
+        )]
+        .into()
+    }
+
+    fn coordinator() -> (Arc<TxnCoordinator>, Arc<MemoryLog>, Arc<RecordedMarkers>) {
+        let markers = Arc::new(RecordedMarkers::default());
+        let coordinator = Arc::new(TxnCoordinator::new(TxnConfig::default(), markers.clone()));
+        let log = Arc::new(MemoryLog::default());
+        for load in coordinator.update(Some(1), vec![(0, log.clone() as Arc<dyn CoordinatorLog>)]) {
+            coordinator.load(load).unwrap();
+        }
+        (coordinator, log, markers)
+    }
+
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_committed_transaction_is_logged_marked_and_survives_a_reload() {
+        let (c, log, markers) = coordinator();
+        let (pid, epoch) = c
+            .init_producer_id("app", 60_000, None, || async { Ok(1000) }, 1)
+            .await
+            .unwrap();
+        assert_eq!((pid, epoch), (1000, 0));
+        c.add_partitions("app", pid, epoch, &parts("t", &[0, 1]), 0, 2)
+            .await
+            .unwrap();
+        c.end_txn("app", pid, epoch, true, 0, 3).await.unwrap();
+        settle().await;
+        assert_eq!(
+            markers.written.lock().clone(),
+            vec![(1000, 0, true, parts("t", &[0, 1]))]
+        );
+        assert_eq!(c.describe("app").unwrap().state, TxnState::CompleteCommit);
+
+        // Another node replays the partition and finds the same state.
+        let (other, _, _) = coordinator();
+        let copy = Arc::new(MemoryLog::default());
+        *copy.records.lock() = log.records.lock().clone();
+        for load in other.update(Some(1), vec![(0, copy as Arc<dyn CoordinatorLog>)]) {
+            other.load(load).unwrap();
+        }
+        let replayed = other.describe("app").unwrap();
+        assert_eq!(
+            (replayed.state, replayed.stored.producer_id),
+            (TxnState::CompleteCommit, 1000)
+        );
+    }
+
+    #[tokio::test]
+    async fn markers_that_fail_are_retried_by_the_tick() {
+        let (c, _, markers) = coordinator();
+        let (pid, epoch) = c
+            .init_producer_id("app", 60_000, None, || async { Ok(7) }, 1)
+            .await
+            .unwrap();
+        c.add_partitions("app", pid, epoch, &parts("t", &[0]), 0, 2)
+            .await
+            .unwrap();
+        *markers.refuse.lock() = true;
+        c.end_txn("app", pid, epoch, false, 0, 3).await.unwrap();
+        settle().await;
+        assert_eq!(c.describe("app").unwrap().state, TxnState::PrepareAbort);
+        // The producer waits: a new transaction cannot start before the abort completes.
+        assert_eq!(
+            c.add_partitions("app", pid, epoch, &parts("t", &[1]), 0, 4)
+                .await,
+            Err(ResponseError::ConcurrentTransactions)
+        );
+        *markers.refuse.lock() = false;
+        c.tick(5).await;
+        settle().await;
+        assert_eq!(c.describe("app").unwrap().state, TxnState::CompleteAbort);
+        assert_eq!(markers.written.lock().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_transaction_is_aborted_and_its_producer_fenced() {
+        let (c, _, markers) = coordinator();
+        let (pid, epoch) = c
+            .init_producer_id("app", 1000, None, || async { Ok(7) }, 1)
+            .await
+            .unwrap();
+        c.add_partitions("app", pid, epoch, &parts("t", &[0]), 0, 10)
+            .await
+            .unwrap();
+        c.tick(500).await;
+        assert_eq!(c.describe("app").unwrap().state, TxnState::Ongoing);
+        c.tick(1011).await;
+        settle().await;
+        let listed = c.describe("app").unwrap();
+        assert_eq!(
+            (listed.state, listed.stored.producer_epoch),
+            (TxnState::CompleteAbort, 1)
+        );
+        assert_eq!(
+            markers.written.lock().clone(),
+            vec![(7, 1, false, parts("t", &[0]))]
+        );
+        assert_eq!(
+            c.end_txn("app", pid, epoch, true, 0, 1100).await,
+            Err(ResponseError::ProducerFenced)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_changes_nothing_and_requests_answer_kafkas_errors() {
+        let (c, log, _) = coordinator();
+        assert_eq!(
+            c.init_producer_id("app", 900_001, None, || async { Ok(7) }, 1)
+                .await,
+            Err(ResponseError::InvalidTransactionTimeout)
+        );
+        assert_eq!(
+            c.init_producer_id("", 1000, None, || async { Ok(7) }, 1)
+                .await,
+            Err(ResponseError::InvalidRequest)
+        );
+        let (pid, epoch) = c
+            .init_producer_id("app", 1000, None, || async { Ok(7) }, 1)
+            .await
+            .unwrap();
+        *log.refuse.lock() = Some(ResponseError::NotLeaderOrFollower);
+        assert_eq!(
+            c.add_partitions("app", pid, epoch, &parts("t", &[0]), 0, 2)
+                .await,
+            Err(ResponseError::NotCoordinator)
+        );
+        *log.refuse.lock() = None;
+        assert_eq!(c.describe("app").unwrap().state, TxnState::Empty);
+        c.add_partitions("app", pid, epoch, &parts("t", &[0]), 0, 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            c.describe("nobody"),
+            Err(ResponseError::TransactionalIdNotFound)
+        );
+        assert_eq!(c.list(&[TxnState::Ongoing], &[]).unwrap().len(), 1);
+        assert_eq!(c.list(&[TxnState::Empty], &[]).unwrap().len(), 0);
+    }
+}
