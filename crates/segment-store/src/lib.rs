@@ -40,6 +40,7 @@ mod recovery;
 mod segment;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+mod txn_index;
 
 use bytes::Bytes;
 
@@ -61,6 +62,9 @@ pub use log::Log;
 pub use log_dir::LogDir;
 pub use record_check::{
     check_client_batch, CheckedBatch, ClientBatchPolicy, RecordCheckError, RecordError,
+};
+pub use txn_index::{
+    marker_of, marker_record, AbortedTxn, MarkerType, TxnIndex, TxnMarker, TXN_INDEX_ENTRY,
 };
 
 /// How [`Log::append`] rewrites incoming batches.
