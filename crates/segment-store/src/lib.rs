@@ -41,6 +41,7 @@ mod segment;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 mod txn_index;
+mod txn_state;
 
 use bytes::Bytes;
 
@@ -66,6 +67,7 @@ pub use record_check::{
 pub use txn_index::{
     marker_of, marker_record, AbortedTxn, MarkerType, TxnIndex, TxnMarker, TXN_INDEX_ENTRY,
 };
+pub use txn_state::PartitionTxns;
 
 /// How [`Log::append`] rewrites incoming batches.
 #[derive(Debug, Clone, Default)]
