@@ -33,6 +33,7 @@ mod fsio;
 mod index;
 mod log;
 mod log_dir;
+mod log_txn;
 mod maintenance;
 mod mmap;
 mod record_check;

@@ -186,6 +186,7 @@ impl Log {
             new_end = next.unwrap_or(last.base_offset).max(last.base_offset);
         }
         self.set_log_end(new_end);
+        self.truncate_aborted_txns_locked(new_end)?;
         self.epochs.lock().truncate_from_end(new_end)?;
         self.log_start.fetch_min(new_end, Ordering::AcqRel);
         self.high_watermark.fetch_min(new_end, Ordering::AcqRel);

@@ -401,7 +401,7 @@ impl Segment {
     pub(crate) fn delete_files(&self) -> Result<()> {
         self.release_files();
         let dir = self.dir().to_path_buf();
-        for ext in ["log", "index", "timeindex"] {
+        for ext in ["log", "index", "timeindex", "txnindex"] {
             let p = segment_path(&dir, self.base_offset, ext);
             match std::fs::remove_file(&p) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).at(&p),
