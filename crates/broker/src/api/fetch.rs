@@ -9,8 +9,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::select_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -171,14 +173,18 @@ fn read_all(
                 total == 0,
                 ctx.version >= 10,
                 reader,
+                read_committed,
             ) {
-                Ok((records, hw, log_start)) => {
-                    total += records.len();
+                Ok(read) => {
+                    total += read.records.len();
                     data = data
-                        .with_high_watermark(hw)
-                        .with_last_stable_offset(hw)
-                        .with_log_start_offset(log_start)
-                        .with_records(Some(records));
+                        .with_high_watermark(read.high_watermark)
+                        .with_last_stable_offset(read.last_stable_offset)
+                        .with_log_start_offset(read.log_start_offset)
+                        .with_records(Some(read.records));
+                    if let Some(aborted) = read.aborted {
+                        data = data.with_aborted_transactions(Some(aborted));
+                    }
                 }
                 Err(error) => {
                     errors = true;
@@ -204,32 +210,74 @@ fn read_all(
     )
 }
 
+/// What one partition's read gives the response.
+struct PartitionRead {
+    records: Bytes,
+    high_watermark: i64,
+    last_stable_offset: i64,
+    log_start_offset: i64,
+    /// For read_committed consumers: the aborted transactions the records may hold.
+    aborted: Option<Vec<AbortedTransaction>>,
+}
+
 fn read_one(
     wanted: &Wanted,
     remaining: usize,
     first: bool,
     zstd_allowed: bool,
     reader: Reader,
-) -> Result<(Bytes, i64, i64), ResponseError> {
+    read_committed: bool,
+) -> Result<PartitionRead, ResponseError> {
     let partition = wanted.partition.as_ref().map_err(|error| *error)?;
     partition.check_leader_epoch(wanted.current_leader_epoch)?;
     let limit = wanted.max_bytes.min(remaining);
     let read = match reader {
         Reader::Consumer => partition
-            .read(wanted.fetch_offset, limit, first)
+            .read(wanted.fetch_offset, limit, first, read_committed)
             .map_err(|e| storage_error(&e))?,
         Reader::Follower(replica) => {
             let now = crate::broker::now_ms();
-            return partition
-                .read_for_follower(replica, wanted.fetch_offset, limit, now)
-                .map(|read| (read.records, read.high_watermark, read.log_start_offset));
+            let read = partition.read_for_follower(replica, wanted.fetch_offset, limit, now)?;
+            return Ok(PartitionRead {
+                last_stable_offset: partition.last_stable_offset(),
+                records: read.records,
+                high_watermark: read.high_watermark,
+                log_start_offset: read.log_start_offset,
+                aborted: None,
+            });
         }
     };
     if !zstd_allowed && holds_zstd(&read.records) {
         // KIP-110: a consumer older than Fetch v10 cannot decompress zstd.
         return Err(ResponseError::UnsupportedCompressionType);
     }
-    Ok((read.records, read.high_watermark, read.log_start_offset))
+    let last_stable_offset = partition.last_stable_offset();
+    let aborted = if read_committed {
+        let upper = last_stable_offset.max(wanted.fetch_offset);
+        let found = partition
+            .log
+            .aborted_txns(wanted.fetch_offset, upper)
+            .map_err(|e| storage_error(&e))?;
+        Some(
+            found
+                .into_iter()
+                .map(|a| {
+                    AbortedTransaction::default()
+                        .with_producer_id(ProducerId(a.producer_id))
+                        .with_first_offset(a.first_offset)
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
+    Ok(PartitionRead {
+        records: read.records,
+        high_watermark: read.high_watermark,
+        last_stable_offset,
+        log_start_offset: read.log_start_offset,
+        aborted,
+    })
 }
 
 fn holds_zstd(records: &[u8]) -> bool {

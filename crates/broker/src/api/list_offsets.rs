@@ -16,6 +16,8 @@ const EARLIEST_LOCAL: i64 = -4;
 const EARLIEST_PENDING_UPLOAD: i64 = -5;
 
 pub(super) fn handle(ctx: &Ctx<'_>, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    // isolation_level 1 (READ_COMMITTED): offsets stop at the last stable offset (v2+).
+    let read_committed = request.isolation_level == 1;
     let topics = request
         .topics
         .into_iter()
@@ -46,15 +48,23 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ListOffsetsRequest) -> ListOffsetsR
                     if needs_high_watermark && !partition.high_watermark_settled() {
                         return response.with_error_code(ResponseError::OffsetNotAvailable.code());
                     }
+                    // What a consumer of the request's isolation level may read up to.
+                    let last_fetchable = if read_committed {
+                        partition.last_stable_offset()
+                    } else {
+                        log.high_watermark()
+                    };
                     let found = match p.timestamp {
-                        LATEST => Ok(Some((-1, log.high_watermark()))),
+                        LATEST => Ok(Some((-1, last_fetchable))),
                         EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => {
                             Ok(Some((-1, log.log_start_offset())))
                         }
                         MAX_TIMESTAMP => Ok(log.max_timestamp().map(|t| (t.timestamp, t.offset))),
-                        timestamp => log
-                            .offset_for_timestamp(timestamp)
-                            .map(|found| found.map(|t| (t.timestamp, t.offset))),
+                        timestamp => log.offset_for_timestamp(timestamp).map(|found| {
+                            found
+                                .filter(|t| t.offset < last_fetchable)
+                                .map(|t| (t.timestamp, t.offset))
+                        }),
                     };
                     match found {
                         Ok(Some((timestamp, offset))) => {

@@ -206,10 +206,13 @@ impl Partition {
                     }
                     // Recorded now, so a later request of the same producer in this group
                     // is checked against it; undone below if the write fails.
-                    producers.record(&BatchHeader {
-                        base_offset: next_offset,
-                        ..header
-                    });
+                    producers.record(
+                        &BatchHeader {
+                            base_offset: next_offset,
+                            ..header
+                        },
+                        None,
+                    );
                 }
                 let base_offset = next_offset;
                 next_offset += set.offset_count();
@@ -240,6 +243,7 @@ impl Partition {
         if written.is_ok() {
             self.advance_high_watermark(&self.replicas.lock());
         }
+        self.publish_first_unstable(&producers);
         drop(producers);
         self.log_end.send_replace(self.log.log_end_offset());
         for (request, decision) in group.into_iter().zip(decisions) {

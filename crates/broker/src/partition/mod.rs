@@ -9,7 +9,7 @@ mod appender;
 mod producer_state;
 mod replica_set;
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -147,6 +147,9 @@ pub(crate) struct Partition {
     needs_truncation: AtomicBool,
     high_watermark: watch::Sender<i64>,
     log_end: watch::Sender<i64>,
+    /// The first offset of the oldest open transaction (`i64::MAX`: none), kept with the
+    /// producer state so fetches read the last stable offset without its lock.
+    first_unstable: AtomicI64,
     /// Its topic's byte and record counters.
     pub(crate) stats: Arc<TopicStats>,
 }
@@ -163,6 +166,7 @@ impl Partition {
         stats: Arc<TopicStats>,
     ) -> Result<Self, segment_store::Error> {
         let producers = restore_producer_state(&log)?;
+        let first_unstable = AtomicI64::new(producers.first_unstable_offset().unwrap_or(i64::MAX));
         let (high_watermark, _) = watch::channel(log.high_watermark());
         let (log_end, _) = watch::channel(log.log_end_offset());
         Ok(Self {
@@ -178,8 +182,42 @@ impl Partition {
             needs_truncation: AtomicBool::new(false),
             high_watermark,
             log_end,
+            first_unstable,
             stats,
         })
+    }
+
+    /// The last stable offset: the high watermark, or the first offset of the oldest open
+    /// transaction if that is lower. read_committed consumers read up to it.
+    pub(crate) fn last_stable_offset(&self) -> i64 {
+        self.log
+            .high_watermark()
+            .min(self.first_unstable.load(Ordering::Acquire))
+    }
+
+    /// Records appended batches in the producer state: an ABORT marker's entry goes to
+    /// the `.txnindex`, and the first unstable offset is republished. `batches` are whole
+    /// batches as written (with their offsets).
+    fn record_batches(&self, producers: &mut ProducerStateTable, batches: &[u8]) {
+        let mut rest = batches;
+        while let Some(header) = BatchHeader::parse(rest) {
+            let marker = segment_store::marker_of(&header, rest);
+            if let Some(aborted) = producers.record(&header, marker) {
+                if let Err(error) = self.log.append_aborted_txn(aborted) {
+                    tracing::error!(partition = %self.name, %error, "writing the transaction index failed");
+                }
+            }
+            rest = rest.get(header.total_size()..).unwrap_or_default();
+        }
+        self.publish_first_unstable(producers);
+    }
+
+    /// Publishes the producer state's first unstable offset for [`Self::last_stable_offset`].
+    fn publish_first_unstable(&self, producers: &ProducerStateTable) {
+        self.first_unstable.store(
+            producers.first_unstable_offset().unwrap_or(i64::MAX),
+            Ordering::Release,
+        );
     }
 
     /// Takes this partition's metadata: a new leader starts its epoch in the log, a new
@@ -361,11 +399,7 @@ impl Partition {
         if !records.is_empty() {
             let info = self.log.append(records, &AppendOptions::default())?;
             TopicStats::add(&self.stats.replication_bytes_in, records.len() as u64);
-            let mut rest: &[u8] = records;
-            while let Some(header) = BatchHeader::parse(rest) {
-                producers.record(&header);
-                rest = rest.get(header.total_size()..).unwrap_or_default();
-            }
+            self.record_batches(&mut producers, records);
             self.log_end.send_replace(info.last_offset + 1);
         }
         drop(producers);
@@ -406,6 +440,7 @@ impl Partition {
             tracing::info!(topic = %self.topic, partition = self.index, from = self.log.log_end_offset(), to = offset, "truncating a divergent tail");
             self.log.truncate_to(offset)?;
             *producers = restore_producer_state(&self.log)?;
+            self.publish_first_unstable(&producers);
             self.log_end.send_replace(self.log.log_end_offset());
         }
         self.needs_truncation.store(false, Ordering::Release);
@@ -432,15 +467,21 @@ impl Partition {
         self.replicas.lock().abandon_proposal();
     }
 
-    /// Reads committed batches for a consumer.
+    /// Reads batches for a consumer: up to the high watermark, or with `read_committed` up
+    /// to the last stable offset.
     pub(crate) fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
+        read_committed: bool,
     ) -> Result<ReadResult, segment_store::Error> {
-        self.log
-            .read(offset, max_bytes, self.log.high_watermark(), min_one_batch)
+        let upper = if read_committed {
+            self.last_stable_offset()
+        } else {
+            self.log.high_watermark()
+        };
+        self.log.read(offset, max_bytes, upper, min_one_batch)
     }
 
     /// A receiver that changes whenever the high watermark moves.
@@ -469,7 +510,17 @@ fn restore_producer_state(log: &Log) -> Result<ProducerStateTable, segment_store
     table.truncate_from(end);
     if from < end {
         for header in log.batch_headers_from(from)? {
-            table.record(&header);
+            // Markers are rare: only their batch is read to learn commit or abort.
+            let marker = if header.is_control() && header.is_transactional() {
+                let read = log.read(header.base_offset, 256, end, true)?;
+                segment_store::marker_of(&header, &read.records)
+            } else {
+                None
+            };
+            if let Some(aborted) = table.record(&header, marker) {
+                // Written already unless the crash came between the marker and its entry.
+                log.append_aborted_txn(aborted)?;
+            }
         }
     }
     Ok(table)

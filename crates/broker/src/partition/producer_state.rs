@@ -3,20 +3,24 @@
 //!
 //! A retried batch (same producer, epoch and sequence range as one of the last five) gets its
 //! original offsets back; a gap in sequences is `OUT_OF_ORDER_SEQUENCE_NUMBER`; an older epoch
-//! is `INVALID_PRODUCER_EPOCH`. The table survives restarts as a snapshot file plus a scan of
-//! the batch headers appended after it.
+//! is `INVALID_PRODUCER_EPOCH`. It also keeps the partition's open transactions
+//! ([`PartitionTxns`]): the last stable offset, and the aborted transactions its markers
+//! close. The table survives restarts as a snapshot file plus a scan of the batch headers
+//! appended after it.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::Path;
 
-use segment_store::BatchHeader;
+use segment_store::{AbortedTxn, BatchHeader, PartitionTxns, TxnMarker};
 
 /// Batches remembered per producer for duplicate detection (Kafka's
 /// `max.in.flight.requests.per.connection` limit for idempotence).
 const REMEMBERED_BATCHES: usize = 5;
 const SNAPSHOT_FILE: &str = "producer-state.snapshot";
-const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS1";
+/// Version 2 adds the open transactions after the producers; version 1 is still read.
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS2";
+const SNAPSHOT_MAGIC_V1: &[u8; 4] = b"SPS1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct BatchMetadata {
@@ -56,6 +60,7 @@ pub(crate) enum SequenceError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
+    txns: PartitionTxns,
 }
 
 fn last_sequence(header: &BatchHeader) -> i32 {
@@ -112,10 +117,27 @@ impl ProducerStateTable {
         }
     }
 
-    /// Records an appended batch; `header` carries the offsets it was given.
-    pub(crate) fn record(&mut self, header: &BatchHeader) {
+    /// Records an appended batch; `header` carries the offsets it was given, `marker` what a
+    /// control batch says. Returns the aborted transaction an ABORT marker closed, for the
+    /// segment's `.txnindex`.
+    pub(crate) fn record(
+        &mut self,
+        header: &BatchHeader,
+        marker: Option<TxnMarker>,
+    ) -> Option<AbortedTxn> {
         if header.producer_id < 0 {
-            return;
+            return None;
+        }
+        if header.is_transactional() {
+            if header.is_control() {
+                let marker = marker?;
+                return self
+                    .txns
+                    .on_marker(header.producer_id, marker.kind, header.base_offset);
+            }
+            self.txns.on_data(header.producer_id, header.base_offset);
+        } else if header.is_control() {
+            return None;
         }
         let entry = self.producers.entry(header.producer_id).or_default();
         if header.producer_epoch != entry.epoch {
@@ -131,6 +153,13 @@ impl ProducerStateTable {
             first_offset: header.base_offset,
             last_offset: header.last_offset(),
         });
+        None
+    }
+
+    /// The first offset of the oldest open transaction, if any: the last stable offset
+    /// never passes it.
+    pub(crate) fn first_unstable_offset(&self) -> Option<i64> {
+        self.txns.first_unstable_offset()
     }
 
     /// Forgets batches at or after `offset` (the log was truncated there).
@@ -139,6 +168,7 @@ impl ProducerStateTable {
             entry.batches.retain(|b| b.last_offset < offset);
         }
         self.producers.retain(|_, e| !e.batches.is_empty());
+        self.txns.truncate_to(offset);
     }
 
     /// Writes the table as of `next_offset` into `dir`, atomically.
@@ -158,6 +188,11 @@ impl ProducerStateTable {
                 buf.extend_from_slice(&b.last_offset.to_be_bytes());
             }
         }
+        buf.extend_from_slice(&(self.txns.open_count() as u32).to_be_bytes());
+        for (producer_id, first_offset) in self.txns.open() {
+            buf.extend_from_slice(&producer_id.to_be_bytes());
+            buf.extend_from_slice(&first_offset.to_be_bytes());
+        }
         let crc = crc32c::crc32c(&buf);
         buf.extend_from_slice(&crc.to_be_bytes());
         let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
@@ -176,9 +211,12 @@ impl ProducerStateTable {
             return None;
         }
         let mut r = Reader(body);
-        if r.take(4)? != SNAPSHOT_MAGIC {
-            return None;
-        }
+        let magic = r.take(4)?;
+        let with_txns = match magic {
+            m if m == SNAPSHOT_MAGIC => true,
+            m if m == SNAPSHOT_MAGIC_V1 => false,
+            _ => return None,
+        };
         let next_offset = r.i64()?;
         let count = r.u32()?;
         let mut table = Self::default();
@@ -199,6 +237,12 @@ impl ProducerStateTable {
                 });
             }
             table.producers.insert(id, entry);
+        }
+        if with_txns {
+            for _ in 0..r.u32()? {
+                let (producer_id, first_offset) = (r.i64()?, r.i64()?);
+                table.txns.on_data(producer_id, first_offset);
+            }
         }
         Some((table, next_offset))
     }
@@ -254,8 +298,8 @@ mod tests {
     #[test]
     fn retried_batch_is_a_duplicate_with_its_original_offset() {
         let mut table = ProducerStateTable::default();
-        table.record(&batch(7, 0, 0, 3, 10));
-        table.record(&batch(7, 0, 3, 2, 13));
+        table.record(&batch(7, 0, 0, 3, 10), None);
+        table.record(&batch(7, 0, 3, 2, 13), None);
         assert_eq!(
             table.check(&batch(7, 0, 0, 3, 0)),
             Ok(SequenceCheck::Duplicate {
@@ -272,7 +316,7 @@ mod tests {
     #[test]
     fn sequence_gap_is_out_of_order() {
         let mut table = ProducerStateTable::default();
-        table.record(&batch(7, 0, 0, 3, 10));
+        table.record(&batch(7, 0, 0, 3, 10), None);
         assert_eq!(
             table.check(&batch(7, 0, 4, 1, 0)),
             Err(SequenceError::OutOfOrderSequence { got: 4, last: 2 })
@@ -282,7 +326,7 @@ mod tests {
     #[test]
     fn older_epoch_is_fenced_and_newer_epoch_restarts_at_zero() {
         let mut table = ProducerStateTable::default();
-        table.record(&batch(7, 2, 0, 1, 0));
+        table.record(&batch(7, 2, 0, 1, 0), None);
         assert!(matches!(
             table.check(&batch(7, 1, 1, 1, 0)),
             Err(SequenceError::InvalidProducerEpoch { .. })
@@ -297,7 +341,7 @@ mod tests {
     #[test]
     fn sequence_wraps_after_int_max() {
         let mut table = ProducerStateTable::default();
-        table.record(&batch(7, 0, i32::MAX, 1, 0));
+        table.record(&batch(7, 0, i32::MAX, 1, 0), None);
         assert_eq!(
             table.check(&batch(7, 0, 0, 1, 1)),
             Ok(SequenceCheck::Append)
@@ -309,7 +353,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut table = ProducerStateTable::default();
         for i in 0..8 {
-            table.record(&batch(1 + i % 3, 0, i as i32 * 2, 2, i * 2));
+            table.record(&batch(1 + i % 3, 0, i as i32 * 2, 2, i * 2), None);
         }
         table.write_snapshot(dir.path(), 16).unwrap();
         assert_eq!(
@@ -321,5 +365,56 @@ mod tests {
         bytes[10] ^= 0xff;
         std::fs::write(&path, bytes).unwrap();
         assert_eq!(ProducerStateTable::read_snapshot(dir.path()), None);
+    }
+
+    #[test]
+    fn transactions_open_on_data_close_on_markers_and_survive_a_snapshot() {
+        use segment_store::MarkerType;
+        let dir = tempfile::tempdir().unwrap();
+        let transactional = |pid, seq, offset| BatchHeader {
+            attributes: 0x10,
+            ..batch(pid, 0, seq, 1, offset)
+        };
+        let marker = |pid, offset| BatchHeader {
+            attributes: 0x30,
+            ..batch(pid, 0, -1, 1, offset)
+        };
+        let abort = Some(TxnMarker {
+            kind: MarkerType::Abort,
+            coordinator_epoch: 0,
+        });
+        let mut table = ProducerStateTable::default();
+        assert_eq!(table.record(&transactional(1, 0, 10), None), None);
+        table.record(&transactional(2, 0, 11), None);
+        table.record(&transactional(1, 1, 12), None);
+        assert_eq!(table.first_unstable_offset(), Some(10));
+        table.write_snapshot(dir.path(), 13).unwrap();
+        let (mut restored, at) = ProducerStateTable::read_snapshot(dir.path()).unwrap();
+        assert_eq!((at, restored.first_unstable_offset()), (13, Some(10)));
+        let aborted = restored.record(&marker(1, 13), abort).unwrap();
+        assert_eq!((aborted.first_offset, aborted.last_offset), (10, 13));
+        assert_eq!(
+            aborted.last_stable_offset, 11,
+            "producer 2 still open at 11"
+        );
+        assert_eq!(restored.first_unstable_offset(), Some(11));
+        // A control batch does not count as the producer's latest sequence.
+        assert_eq!(
+            restored.check(&transactional(1, 2, 0)),
+            Ok(SequenceCheck::Append)
+        );
+    }
+
+    #[test]
+    fn version_1_snapshots_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut body = SNAPSHOT_MAGIC_V1.to_vec();
+        body.extend_from_slice(&5i64.to_be_bytes());
+        body.extend_from_slice(&0u32.to_be_bytes());
+        let crc = crc32c::crc32c(&body);
+        body.extend_from_slice(&crc.to_be_bytes());
+        std::fs::write(dir.path().join(SNAPSHOT_FILE), body).unwrap();
+        let (table, at) = ProducerStateTable::read_snapshot(dir.path()).unwrap();
+        assert_eq!((at, table.first_unstable_offset()), (5, None));
     }
 }
