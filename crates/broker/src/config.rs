@@ -103,6 +103,17 @@ pub struct BrokerConfig {
     pub offsets_retention_minutes: i64,
     /// `offsets.topic.replication.factor` (capped by the live brokers).
     pub offsets_topic_replication_factor: i16,
+    /// `transaction.state.log.num.partitions`.
+    pub transaction_state_partitions: i32,
+    /// `transaction.state.log.replication.factor` (capped by the live brokers).
+    pub transaction_state_replication_factor: i16,
+    /// `transaction.state.log.min.isr` (capped by the replication factor).
+    pub transaction_state_min_isr: i16,
+    /// `transaction.max.timeout.ms`: the longest transaction timeout a producer may ask for.
+    pub transaction_max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`: an id with no transaction for this long is
+    /// forgotten.
+    pub transactional_id_expiration_ms: i64,
     /// `broker.heartbeat.interval.ms`: how often the broker renews its lease with the
     /// metadata quorum. Default 250 (Kafka: 2000).
     pub broker_heartbeat_interval_ms: u64,
@@ -167,6 +178,11 @@ impl Default for BrokerConfig {
             broker_session_timeout_ms: 1000,
             metadata_snapshot_interval_records: 1000,
             offsets_topic_replication_factor: 3,
+            transaction_state_partitions: 50,
+            transaction_state_replication_factor: 3,
+            transaction_state_min_isr: 2,
+            transaction_max_timeout_ms: 900_000,
+            transactional_id_expiration_ms: 604_800_000,
             replica_lag_time_max_ms: 30_000,
             replica_fetch_wait_max_ms: 500,
             replica_fetch_max_bytes: 1_048_576,
@@ -361,6 +377,21 @@ applied_properties! {
                 }
                 "offsets.topic.replication.factor" => {
                     self.offsets_topic_replication_factor = parse_positive(key, value)?
+                }
+                "transaction.state.log.num.partitions" => {
+                    self.transaction_state_partitions = parse_positive(key, value)?
+                }
+                "transaction.state.log.replication.factor" => {
+                    self.transaction_state_replication_factor = parse_positive(key, value)?
+                }
+                "transaction.state.log.min.isr" => {
+                    self.transaction_state_min_isr = parse_positive(key, value)?
+                }
+                "transaction.max.timeout.ms" => {
+                    self.transaction_max_timeout_ms = parse_positive(key, value)?
+                }
+                "transactional.id.expiration.ms" => {
+                    self.transactional_id_expiration_ms = parse_positive(key, value)?
                 }
                 "replica.lag.time.max.ms" => {
                     self.replica_lag_time_max_ms = parse_positive(key, value)?

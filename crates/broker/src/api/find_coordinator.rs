@@ -1,4 +1,5 @@
-//! FindCoordinator (key 10): the node that coordinates a group, one key or many (v4+).
+//! FindCoordinator (key 10): the node that coordinates a group or a transactional id, one
+//! key or many (v4+).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -8,6 +9,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::{owned, str_bytes, Ctx};
 
 const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
 
 /// (node id, host, port) of the coordinator of `key`, or why it cannot be named.
 async fn locate(
@@ -15,17 +17,27 @@ async fn locate(
     key: &str,
     key_type: i8,
 ) -> Result<(i32, String, i32), ResponseError> {
-    if key_type != GROUP {
-        // Transactions are not coordinated yet.
-        return Err(ResponseError::CoordinatorNotAvailable);
-    }
-    if key.is_empty() {
-        return Err(ResponseError::InvalidGroupId);
-    }
-    if let Err(error) = ctx.broker.ensure_offsets_topic().await {
-        tracing::warn!(%error, "creating __consumer_offsets failed");
-    }
-    let coordinator = ctx.broker.coordinator_for(key);
+    let coordinator = match key_type {
+        GROUP => {
+            if key.is_empty() {
+                return Err(ResponseError::InvalidGroupId);
+            }
+            if let Err(error) = ctx.broker.ensure_offsets_topic().await {
+                tracing::warn!(%error, "creating __consumer_offsets failed");
+            }
+            ctx.broker.coordinator_for(key)
+        }
+        TRANSACTION => {
+            if key.is_empty() {
+                return Err(ResponseError::InvalidRequest);
+            }
+            if let Err(error) = ctx.broker.ensure_transaction_topic().await {
+                tracing::warn!(%error, "creating __transaction_state failed");
+            }
+            ctx.broker.transaction_coordinator_for(key)
+        }
+        _ => return Err(ResponseError::InvalidRequest),
+    };
     coordinator
         .map(|b| (b.node_id, b.host, i32::from(b.port)))
         .ok_or(ResponseError::CoordinatorNotAvailable)

@@ -38,6 +38,7 @@ mod produce;
 mod produce_legacy;
 mod splice;
 mod sync_group;
+mod transactions;
 
 use std::sync::Arc;
 
@@ -100,6 +101,12 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::AddPartitionsToTxn, 0, 4),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
+    (ApiKey::WriteTxnMarkers, 0, 1),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 /// Versions of `key` this broker decodes, if it serves the API at all.
@@ -270,7 +277,7 @@ pub(crate) async fn handle_frame(
         let response: ResponseKind = match request {
             RequestKind::ApiVersions(r) => api_versions::handle(&ctx, r).into(),
             RequestKind::Metadata(r) => metadata::handle(&ctx, r).await.into(),
-            RequestKind::Produce(r) => match produce::handle(&ctx, r) {
+            RequestKind::Produce(r) => match produce::handle(&ctx, r).await {
                 produce::Outcome::NoResponse => return Reply::Nothing,
                 produce::Outcome::Later(response) => {
                     let correlation_id = header.correlation_id;
@@ -330,6 +337,14 @@ pub(crate) async fn handle_frame(
             RequestKind::ConsumerGroupDescribe(r) => {
                 consumer_group_describe::handle(&ctx, r).into()
             }
+            RequestKind::AddPartitionsToTxn(r) => {
+                transactions::add_partitions(&ctx, r).await.into()
+            }
+            RequestKind::AddOffsetsToTxn(r) => transactions::add_offsets(&ctx, r).await.into(),
+            RequestKind::EndTxn(r) => transactions::end(&ctx, r).await.into(),
+            RequestKind::WriteTxnMarkers(r) => transactions::write_markers(&ctx, r).await.into(),
+            RequestKind::DescribeTransactions(r) => transactions::describe(&ctx, r).into(),
+            RequestKind::ListTransactions(r) => transactions::list(&ctx, r).into(),
             _ => return Reply::Close,
         };
         encode_response(api_key, version, header.correlation_id, response)

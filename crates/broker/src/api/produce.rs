@@ -3,6 +3,7 @@
 //! is written (nothing at all for acks=0). acks=all answers once the high watermark
 //! covers the records, or with the error that stopped it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -33,7 +34,8 @@ type Queued = (
 /// Queues every partition's batch now, in request order; the response follows. Each queued
 /// append keeps the request's read-ahead share until it is written, so a connection has at
 /// most its read-ahead budget of bytes waiting to be written.
-pub(super) fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
+pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
+    let unverified = verify_transactional_writes(ctx, &request).await;
     let broker = ctx.broker;
     let acks = request.acks;
     let valid_acks = matches!(acks, -1..=1);
@@ -84,6 +86,9 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
                     ResponseError::UnsupportedCompressionType,
                     Some("zstd needs Produce v7 or later"),
                 ),
+                (true, Ok(_), _) if unverified.contains_key(&(name.clone(), data.index)) => {
+                    (unverified[&(name.clone(), data.index)], None)
+                }
                 (true, Ok(partition), Some(records)) => {
                     let at = (responses.len(), partitions.len());
                     let hold = Some(Arc::clone(&ctx.read_ahead));
@@ -110,6 +115,58 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
     }
     let response = ProduceResponse::default().with_responses(responses);
     Outcome::Later(Box::pin(complete(response, queued, acks, deadline)))
+}
+
+/// KIP-890: the transactional batches of partitions where their producer has no
+/// transaction open yet are checked with the transaction coordinator first; the refused
+/// ones, with their error. A transactional batch without a transactional id in the request
+/// cannot be checked and is INVALID_TXN_STATE.
+async fn verify_transactional_writes(
+    ctx: &Ctx<'_>,
+    request: &ProduceRequest,
+) -> HashMap<(String, i32), ResponseError> {
+    let mut by_producer: HashMap<(i64, i16), Vec<(String, i32)>> = HashMap::new();
+    for topic in &request.topic_data {
+        let name = owned(&topic.name.0);
+        let Some(local) = ctx.broker.topic(&name) else {
+            continue;
+        };
+        for data in &topic.partition_data {
+            let header = data
+                .records
+                .as_deref()
+                .and_then(segment_store::BatchHeader::parse);
+            let Some(header) = header.filter(|h| h.is_transactional() && !h.is_control()) else {
+                continue;
+            };
+            let open = local
+                .led(data.index)
+                .is_ok_and(|p| p.has_open_txn(header.producer_id));
+            if !open {
+                by_producer
+                    .entry((header.producer_id, header.producer_epoch))
+                    .or_default()
+                    .push((name.clone(), data.index));
+            }
+        }
+    }
+    let mut refused = HashMap::new();
+    for ((producer_id, epoch), partitions) in by_producer {
+        let outcome = match &request.transactional_id {
+            Some(id) => {
+                ctx.broker
+                    .verify_transactional_write(id.as_str(), producer_id, epoch, &partitions)
+                    .await
+            }
+            None => vec![Some(ResponseError::InvalidTxnState); partitions.len()],
+        };
+        for (partition, error) in partitions.into_iter().zip(outcome) {
+            if let Some(error) = error {
+                refused.insert(partition, error);
+            }
+        }
+    }
+    refused
 }
 
 /// Waits for each queued append (and for acks=all its replication), then fills in its

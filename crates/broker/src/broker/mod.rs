@@ -6,6 +6,9 @@
 mod coordination;
 mod reconcile;
 mod tasks;
+mod transactions;
+
+pub(crate) use transactions::MarkerSpec;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -24,6 +27,7 @@ use crate::config::BrokerConfig;
 use crate::partition::Partition;
 use crate::replication::{FetcherConfig, ReplicaFetchers};
 use crate::topic_config::{self, TopicSettings};
+use coordinator::txn::{TxnConfig, TxnCoordinator};
 use coordinator::GroupCoordinator;
 
 /// Producer ids are reserved from the controller this many at a time.
@@ -116,6 +120,8 @@ pub struct Broker {
     producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     /// The group coordinator of the `__consumer_offsets` partitions led here.
     pub(crate) groups: Arc<GroupCoordinator>,
+    /// The transaction coordinator of the `__transaction_state` partitions led here.
+    pub(crate) txns: Arc<TxnCoordinator>,
     /// Pull the partitions this node follows from their leaders.
     fetchers: ReplicaFetchers,
     /// Per-API request timings.
@@ -138,7 +144,14 @@ impl Broker {
         std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
         let cluster_id = read_or_create_cluster_id(&config, controller.voters())?;
         let log_dir = LogDir::open(&config.data_dir, segment_store::LogConfig::default())?;
-        let broker = Arc::new(Self {
+        let broker = Arc::new_cyclic(|weak| Self {
+            txns: Arc::new(TxnCoordinator::new(
+                TxnConfig {
+                    max_timeout_ms: config.transaction_max_timeout_ms,
+                    id_expiration_ms: config.transactional_id_expiration_ms,
+                },
+                Arc::new(transactions::BrokerMarkers(weak.clone())),
+            )),
             cluster_id,
             controller,
             log_dir,

@@ -28,7 +28,10 @@ impl Broker {
 
     /// [`Self::reconcile`] under the reconcile lock; coordinator partitions to replay go to
     /// `loads`.
-    fn apply_image(&self, loads: &mut Vec<coordinator::Load>) -> Result<(), BrokerError> {
+    fn apply_image(
+        &self,
+        loads: &mut Vec<super::coordination::CoordinatorLoad>,
+    ) -> Result<(), BrokerError> {
         let image = self.image();
         // Only topics whose metadata changed are rebuilt: unchanged ones share their
         // `Arc<TopicMeta>` with the image the local topic was built from.

@@ -1,5 +1,5 @@
 //! The broker's periodic tasks: following metadata, ISR maintenance, taking back preferred
-//! leaderships, compaction, retention and housekeeping, and the group coordinator's tick.
+//! leaderships, compaction, retention and housekeeping, and the coordinators' ticks.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +59,9 @@ impl Broker {
         }
         self.every(coordinator::group::TICK, |broker| async move {
             broker.groups.tick();
+        });
+        self.every(Duration::from_secs(1), |broker| async move {
+            broker.txns.tick(now_ms()).await;
         });
         let backoff = Duration::from_millis(self.config.log_cleaner_backoff_ms);
         self.every(backoff, |broker| async move {

@@ -199,17 +199,17 @@ pub(crate) const IGNORED: &[(&str, &str)] = &[
         "expiry runs with the group ticks",
     ),
     (
-        "transaction.state.log.replication.factor",
-        "no transactions yet",
+        "transaction.state.log.segment.bytes",
+        "the topic gets 100 MiB segments",
     ),
-    ("transaction.state.log.min.isr", "no transactions yet"),
     (
-        "transaction.state.log.num.partitions",
-        "no transactions yet",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "timeouts are checked every second",
     ),
-    ("transaction.state.log.segment.bytes", "no transactions yet"),
-    ("transaction.max.timeout.ms", "no transactions yet"),
-    ("transactional.id.expiration.ms", "no transactions yet"),
+    (
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        "expiry is checked every second",
+    ),
     // Security settings that only matter with a TLS/SASL listener or an authorizer, which
     // are refused.
     ("super.users", "used only by an authorizer"),

@@ -45,13 +45,16 @@ struct QueueState {
 pub(crate) type Hold = Arc<dyn Send + Sync>;
 
 /// Who asked for an append: producers' batches get Kafka's client checks (record walk,
-/// no control or transactional batches); the broker's own coordinators' batches do not.
+/// no control batches); the broker's own coordinators' batches do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AppendOrigin {
     /// A Produce request.
     Client,
-    /// The group coordinator writing `__consumer_offsets`.
+    /// A coordinator writing its internal topic.
     Coordinator,
+    /// A transaction marker (WriteTxnMarkers): a control batch, fenced by producer epoch
+    /// rather than sequence-checked.
+    TxnMarker,
 }
 
 /// Bound on a compressed batch's decompressed records: 16 × `max.message.bytes`, at least
@@ -172,6 +175,8 @@ impl Partition {
             max_decompressed_bytes: max_decompressed_bytes(settings.max_message_bytes),
         };
         let mut next_offset = self.log.log_end_offset();
+        // ABORT markers' `.txnindex` entries, written once their markers are.
+        let mut aborted = Vec::new();
         let mut sets = Vec::with_capacity(group.len());
         let mut decisions = Vec::with_capacity(group.len());
         for request in &group {
@@ -188,10 +193,22 @@ impl Partition {
                 }
                 let set = ValidatedRecords::new(&request.records)?;
                 if request.origin == AppendOrigin::Client {
+                    // Transactional batches go in as sent once the producer state accepts
+                    // them (KIP-98); KIP-890's check with the coordinator is not done yet.
                     check_client_batch(&request.records, &policy)?;
-                    check_transaction(&header)?;
                 }
-                if header.producer_id >= 0 {
+                if request.origin == AppendOrigin::TxnMarker {
+                    let marker = segment_store::marker_of(&header, &request.records)
+                        .ok_or(ProduceError::InvalidRecord)?;
+                    producers.check_marker(&header)?;
+                    let at = BatchHeader {
+                        base_offset: next_offset,
+                        ..header
+                    };
+                    if let Some(entry) = producers.record(&at, Some(marker)) {
+                        aborted.push(entry);
+                    }
+                } else if header.producer_id >= 0 {
                     if let SequenceCheck::Duplicate {
                         first_offset,
                         last_offset,
@@ -241,6 +258,11 @@ impl Partition {
             }
         };
         if written.is_ok() {
+            for entry in aborted {
+                if let Err(error) = self.log.append_aborted_txn(entry) {
+                    tracing::error!(partition = %self.name, %error, "writing the transaction index failed");
+                }
+            }
             self.advance_high_watermark(&self.replicas.lock());
         }
         self.publish_first_unstable(&producers);
@@ -283,16 +305,6 @@ impl Partition {
             }
         }
     }
-}
-
-/// Transactional batches need an ongoing transaction on the partition, which Strata, having
-/// no transaction coordinator yet, never has: Kafka's answer when KIP-890 verification finds
-/// none. The one place to replace when transactions arrive.
-fn check_transaction(header: &BatchHeader) -> Result<(), ProduceError> {
-    if header.is_transactional() {
-        return Err(ProduceError::NoOngoingTransaction);
-    }
-    Ok(())
 }
 
 /// The one record batch a Produce v3+ request must carry for a partition, within

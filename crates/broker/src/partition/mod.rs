@@ -6,6 +6,7 @@
 //! before `replicas`.
 
 mod appender;
+mod markers;
 mod producer_state;
 mod replica_set;
 
@@ -41,8 +42,6 @@ pub(crate) enum ProduceError {
     Records(#[from] RecordCheckError),
     /// A transactional batch: Strata has no transaction coordinator yet, so there is never
     /// an ongoing transaction (Kafka's KIP-890 verification answers the same).
-    #[error("Record was not part of an ongoing transaction")]
-    NoOngoingTransaction,
     #[error("min.insync.replicas is {required} but the in-sync replicas are {isr}")]
     NotEnoughReplicas { required: usize, isr: usize },
     #[error("this broker no longer leads the partition")]
@@ -73,7 +72,6 @@ impl ProduceError {
                 ResponseError::InvalidTimestamp
             }
             Self::Records(_) => ResponseError::InvalidRecord,
-            Self::NoOngoingTransaction => ResponseError::InvalidTxnState,
             Self::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
             Self::NotLeader => ResponseError::NotLeaderOrFollower,
             Self::Storage(e) => storage_error(e),
@@ -193,6 +191,12 @@ impl Partition {
         self.log
             .high_watermark()
             .min(self.first_unstable.load(Ordering::Acquire))
+    }
+
+    /// Whether `producer_id` has a transaction open here: its transactional writes need no
+    /// verification with the coordinator.
+    pub(crate) fn has_open_txn(&self, producer_id: i64) -> bool {
+        self.producers.lock().has_open_txn(producer_id)
     }
 
     /// Records appended batches in the producer state: an ABORT marker's entry goes to

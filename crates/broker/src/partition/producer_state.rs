@@ -117,6 +117,20 @@ impl ProducerStateTable {
         }
     }
 
+    /// Checks a transaction marker of the batch's producer: one of an older epoch than the
+    /// producer's current one is from a fenced coordinator request.
+    pub(crate) fn check_marker(&self, header: &BatchHeader) -> Result<(), SequenceError> {
+        match self.producers.get(&header.producer_id) {
+            Some(entry) if header.producer_epoch < entry.epoch => {
+                Err(SequenceError::InvalidProducerEpoch {
+                    got: header.producer_epoch,
+                    current: entry.epoch,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Records an appended batch; `header` carries the offsets it was given, `marker` what a
     /// control batch says. Returns the aborted transaction an ABORT marker closed, for the
     /// segment's `.txnindex`.
@@ -131,6 +145,13 @@ impl ProducerStateTable {
         if header.is_transactional() {
             if header.is_control() {
                 let marker = marker?;
+                // A marker may carry a bumped epoch (a fence): later data of the old one is
+                // refused.
+                let entry = self.producers.entry(header.producer_id).or_default();
+                if header.producer_epoch > entry.epoch {
+                    entry.epoch = header.producer_epoch;
+                    entry.batches.clear();
+                }
                 return self
                     .txns
                     .on_marker(header.producer_id, marker.kind, header.base_offset);
@@ -154,6 +175,11 @@ impl ProducerStateTable {
             last_offset: header.last_offset(),
         });
         None
+    }
+
+    /// Whether `producer_id` has a transaction open in this partition.
+    pub(crate) fn has_open_txn(&self, producer_id: i64) -> bool {
+        self.txns.open().any(|(p, _)| p == producer_id)
     }
 
     /// The first offset of the oldest open transaction, if any: the last stable offset

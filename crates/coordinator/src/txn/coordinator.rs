@@ -299,6 +299,49 @@ impl TxnCoordinator {
         }
     }
 
+    /// KIP-890 verification before a transactional write: whether each partition is part of
+    /// the ongoing transaction of `producer_id`/`epoch`. INVALID_PRODUCER_ID_MAPPING for an
+    /// unknown id or another producer, INVALID_PRODUCER_EPOCH for another epoch,
+    /// INVALID_TXN_STATE for a partition not added (or no transaction open).
+    pub fn verify(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Vec<Result<(), ResponseError>> {
+        let refuse_all = |e: ResponseError| vec![Err(e); partitions.len()];
+        if let Err(e) = self.partitions.owner(id) {
+            return refuse_all(not_served(e));
+        }
+        let ids = self.ids().lock();
+        let Some(meta) = ids.get(id) else {
+            return refuse_all(ResponseError::InvalidProducerIdMapping);
+        };
+        let current = meta.current();
+        if current.producer_id != producer_id {
+            return refuse_all(ResponseError::InvalidProducerIdMapping);
+        }
+        if current.producer_epoch != epoch {
+            return refuse_all(ResponseError::InvalidProducerEpoch);
+        }
+        partitions
+            .iter()
+            .map(|(topic, index)| {
+                let added = meta.state() == TxnState::Ongoing
+                    && current
+                        .partitions
+                        .get(topic)
+                        .is_some_and(|ids| ids.contains(index));
+                if added {
+                    Ok(())
+                } else {
+                    Err(ResponseError::InvalidTxnState)
+                }
+            })
+            .collect()
+    }
+
     /// EndTxn: once the decision is logged, answers; the markers and the completion follow
     /// in the background.
     pub async fn end_txn(

@@ -1,0 +1,351 @@
+//! The transaction APIs (KIP-98): AddPartitionsToTxn (key 24), AddOffsetsToTxn (25),
+//! EndTxn (26), WriteTxnMarkers (27), DescribeTransactions (65), ListTransactions (66).
+//! InitProducerId with a transactional id is in `init_producer_id.rs`. Each is a thin
+//! translation onto the transaction coordinator (`coordinator::txn::TxnCoordinator`) or,
+//! for markers, onto the partitions led here.
+
+use std::collections::{BTreeSet, HashMap};
+
+use coordinator::txn::{TxnPartitions, TxnState, TRANSACTION_STATE_TOPIC};
+use coordinator::OFFSETS_TOPIC;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::describe_transactions_response::{self, TopicData};
+use kafka_protocol::messages::list_transactions_response;
+use kafka_protocol::messages::write_txn_markers_response::{
+    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+};
+use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
+    EndTxnRequest, EndTxnResponse, ListTransactionsRequest, ListTransactionsResponse, ProducerId,
+    TopicName, TransactionalId, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+};
+
+use super::{owned, str_bytes, Ctx};
+use crate::broker::{now_ms, MarkerSpec};
+
+/// AddPartitionsToTxn. v0–3 (the client's form): one transaction's partitions. v4+ (the
+/// brokers' form): several transactions, each added or, with `verify_only`, checked to be in
+/// the ongoing transaction (KIP-890) without changing it.
+pub(super) async fn add_partitions(
+    ctx: &Ctx<'_>,
+    request: AddPartitionsToTxnRequest,
+) -> AddPartitionsToTxnResponse {
+    if ctx.version < 4 {
+        let results = add_one(
+            ctx,
+            request.v3_and_below_transactional_id.as_str(),
+            request.v3_and_below_producer_id.0,
+            request.v3_and_below_producer_epoch,
+            &request.v3_and_below_topics,
+            false,
+        )
+        .await;
+        return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
+    }
+    let mut by_transaction = Vec::with_capacity(request.transactions.len());
+    for txn in &request.transactions {
+        let results = add_one(
+            ctx,
+            txn.transactional_id.as_str(),
+            txn.producer_id.0,
+            txn.producer_epoch,
+            &txn.topics,
+            txn.verify_only,
+        )
+        .await;
+        by_transaction.push(
+            AddPartitionsToTxnResult::default()
+                .with_transactional_id(txn.transactional_id.clone())
+                .with_topic_results(results),
+        );
+    }
+    AddPartitionsToTxnResponse::default().with_results_by_transaction(by_transaction)
+}
+
+/// One transaction's partitions added (every partition joins, or none does: one that does
+/// not exist fails with UNKNOWN_TOPIC_OR_PARTITION and the others with
+/// OPERATION_NOT_ATTEMPTED, as in Kafka), or only verified.
+async fn add_one(
+    ctx: &Ctx<'_>,
+    transactional_id: &str,
+    producer_id: i64,
+    epoch: i16,
+    topics: &[AddPartitionsToTxnTopic],
+    verify_only: bool,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    if verify_only {
+        let wanted: Vec<(String, i32)> = topics
+            .iter()
+            .flat_map(|t| {
+                let name = owned(&t.name.0);
+                t.partitions.iter().map(move |p| (name.clone(), *p))
+            })
+            .collect();
+        let verdicts = ctx
+            .broker
+            .txns
+            .verify(transactional_id, producer_id, epoch, &wanted);
+        let verdict: HashMap<(String, i32), i16> = wanted
+            .into_iter()
+            .zip(verdicts)
+            .map(|(key, v)| (key, v.err().map_or(0, |e| e.code())))
+            .collect();
+        return results_of(topics, |name, p| verdict[&(name.to_owned(), p)]);
+    }
+    let image = ctx.broker.image();
+    let mut partitions = TxnPartitions::new();
+    let mut unknown = BTreeSet::new();
+    for topic in topics {
+        let name = owned(&topic.name.0);
+        for p in &topic.partitions {
+            let exists = image
+                .topic(&name)
+                .is_some_and(|t| t.partition(*p).is_some())
+                && name != TRANSACTION_STATE_TOPIC;
+            if exists {
+                partitions.entry(name.clone()).or_default().insert(*p);
+            } else {
+                unknown.insert((name.clone(), *p));
+            }
+        }
+    }
+    let outcome = if unknown.is_empty() {
+        ctx.broker
+            .txns
+            .add_partitions(
+                transactional_id,
+                producer_id,
+                epoch,
+                &partitions,
+                0,
+                now_ms(),
+            )
+            .await
+    } else {
+        Err(ResponseError::OperationNotAttempted)
+    };
+    results_of(topics, |name, p| {
+        if unknown.contains(&(name.to_owned(), p)) {
+            ResponseError::UnknownTopicOrPartition.code()
+        } else {
+            outcome.err().map_or(0, |e| e.code())
+        }
+    })
+}
+
+/// The per-partition results of `topics`, each partition's code from `code`.
+fn results_of(
+    topics: &[AddPartitionsToTxnTopic],
+    code: impl Fn(&str, i32) -> i16,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    topics
+        .iter()
+        .map(|topic| {
+            let name = owned(&topic.name.0);
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(topic.name.clone())
+                .with_results_by_partition(
+                    topic
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            AddPartitionsToTxnPartitionResult::default()
+                                .with_partition_index(*p)
+                                .with_partition_error_code(code(&name, *p))
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
+}
+
+/// AddOffsetsToTxn: the group's `__consumer_offsets` partition joins the transaction.
+pub(super) async fn add_offsets(
+    ctx: &Ctx<'_>,
+    request: AddOffsetsToTxnRequest,
+) -> AddOffsetsToTxnResponse {
+    let error = async {
+        let group = request.group_id.as_str();
+        if group.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        ctx.broker
+            .ensure_offsets_topic()
+            .await
+            .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+        let count = ctx
+            .broker
+            .image()
+            .topic(OFFSETS_TOPIC)
+            .map(|t| t.partitions.len() as i32)
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        let partition = coordinator::group::records::partition_for(group, count);
+        let partitions: TxnPartitions =
+            [(OFFSETS_TOPIC.to_owned(), BTreeSet::from([partition]))].into();
+        ctx.broker
+            .txns
+            .add_partitions(
+                request.transactional_id.as_str(),
+                request.producer_id.0,
+                request.producer_epoch,
+                &partitions,
+                0,
+                now_ms(),
+            )
+            .await
+    }
+    .await
+    .err();
+    AddOffsetsToTxnResponse::default().with_error_code(error.map_or(0, |e| e.code()))
+}
+
+/// EndTxn: commit or abort; answered once the decision is logged.
+pub(super) async fn end(ctx: &Ctx<'_>, request: EndTxnRequest) -> EndTxnResponse {
+    let outcome = ctx
+        .broker
+        .txns
+        .end_txn(
+            request.transactional_id.as_str(),
+            request.producer_id.0,
+            request.producer_epoch,
+            request.committed,
+            0,
+            now_ms(),
+        )
+        .await;
+    EndTxnResponse::default()
+        .with_error_code(outcome.err().map_or(0, |e| e.code()))
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1)
+}
+
+/// WriteTxnMarkers (from a transaction coordinator): each marker into the partitions led
+/// here, acknowledged once replicated.
+pub(super) async fn write_markers(
+    ctx: &Ctx<'_>,
+    request: WriteTxnMarkersRequest,
+) -> WriteTxnMarkersResponse {
+    let mut results = Vec::with_capacity(request.markers.len());
+    for marker in &request.markers {
+        let spec = MarkerSpec {
+            producer_id: marker.producer_id.0,
+            epoch: marker.producer_epoch,
+            commit: marker.transaction_result,
+            coordinator_epoch: marker.coordinator_epoch,
+        };
+        let partitions: Vec<(String, i32)> = marker
+            .topics
+            .iter()
+            .flat_map(|t| {
+                let name = owned(&t.name.0);
+                t.partition_indexes.iter().map(move |p| (name.clone(), *p))
+            })
+            .collect();
+        let outcome = ctx.broker.write_markers_here(spec, &partitions).await;
+        let mut topics: Vec<WritableTxnMarkerTopicResult> = Vec::new();
+        for ((name, index), error) in partitions.into_iter().zip(outcome) {
+            let result = WritableTxnMarkerPartitionResult::default()
+                .with_partition_index(index)
+                .with_error_code(error.map_or(0, |e| e.code()));
+            match topics.iter_mut().find(|t| t.name.0.as_str() == name) {
+                Some(topic) => topic.partitions.push(result),
+                None => topics.push(
+                    WritableTxnMarkerTopicResult::default()
+                        .with_name(TopicName(str_bytes(name)))
+                        .with_partitions(vec![result]),
+                ),
+            }
+        }
+        results.push(
+            WritableTxnMarkerResult::default()
+                .with_producer_id(marker.producer_id)
+                .with_topics(topics),
+        );
+    }
+    WriteTxnMarkersResponse::default().with_markers(results)
+}
+
+/// DescribeTransactions: each id's state at this coordinator.
+pub(super) fn describe(
+    ctx: &Ctx<'_>,
+    request: DescribeTransactionsRequest,
+) -> DescribeTransactionsResponse {
+    let states = request
+        .transactional_ids
+        .iter()
+        .map(|id| {
+            let state = describe_transactions_response::TransactionState::default()
+                .with_transactional_id(id.clone())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+                .with_transaction_start_time_ms(-1);
+            match ctx.broker.txns.describe(id.as_str()) {
+                Ok(listed) => state
+                    .with_transaction_state(str_bytes(listed.state.name()))
+                    .with_transaction_timeout_ms(listed.stored.timeout_ms)
+                    .with_transaction_start_time_ms(listed.stored.start_ms)
+                    .with_producer_id(ProducerId(listed.stored.producer_id))
+                    .with_producer_epoch(listed.stored.producer_epoch)
+                    .with_topics(
+                        listed
+                            .stored
+                            .partitions
+                            .iter()
+                            .map(|(topic, ids)| {
+                                TopicData::default()
+                                    .with_topic(TopicName(str_bytes(topic.clone())))
+                                    .with_partitions(ids.iter().copied().collect())
+                            })
+                            .collect(),
+                    ),
+                Err(error) => state.with_error_code(error.code()),
+            }
+        })
+        .collect();
+    DescribeTransactionsResponse::default().with_transaction_states(states)
+}
+
+/// ListTransactions: the transactions this node coordinates, filtered by state, producer
+/// id and (v1) how long they have run. Unknown state names are echoed back.
+pub(super) fn list(ctx: &Ctx<'_>, request: ListTransactionsRequest) -> ListTransactionsResponse {
+    let mut unknown = Vec::new();
+    let mut states = Vec::new();
+    for name in &request.state_filters {
+        match TxnState::from_name(name.as_str()) {
+            Some(state) => states.push(state),
+            None => unknown.push(name.clone()),
+        }
+    }
+    if states.is_empty() && !unknown.is_empty() {
+        // Only unknown states asked for: nothing matches.
+        return ListTransactionsResponse::default().with_unknown_state_filters(unknown);
+    }
+    let producer_ids: Vec<i64> = request.producer_id_filters.iter().map(|p| p.0).collect();
+    let now = now_ms();
+    match ctx.broker.txns.list(&states, &producer_ids) {
+        Ok(listed) => ListTransactionsResponse::default()
+            .with_unknown_state_filters(unknown)
+            .with_transaction_states(
+                listed
+                    .into_iter()
+                    .filter(|t| {
+                        request.duration_filter < 0
+                            || (t.stored.start_ms >= 0
+                                && now - t.stored.start_ms >= request.duration_filter)
+                    })
+                    .map(|t| {
+                        list_transactions_response::TransactionState::default()
+                            .with_transactional_id(TransactionalId(str_bytes(t.transactional_id)))
+                            .with_producer_id(ProducerId(t.stored.producer_id))
+                            .with_transaction_state(str_bytes(t.state.name()))
+                    })
+                    .collect(),
+            ),
+        Err(error) => ListTransactionsResponse::default().with_error_code(error.code()),
+    }
+}

@@ -1,0 +1,357 @@
+//! The broker's side of transactions: writing a transaction's markers into the partitions
+//! it touched, locally for those led here and through WriteTxnMarkers to the other
+//! leaders ([`BrokerMarkers`], the transaction coordinator's [`TxnMarkers`]); and verifying
+//! with the coordinator that a transactional write belongs to an ongoing transaction
+//! (KIP-890).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use coordinator::txn::{TxnMarkers, TxnPartitions};
+use coordinator::LogError;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
+
+use super::Broker;
+use crate::api::str_bytes;
+
+/// How long one round of marker writes may take before the round is retried.
+const MARKER_ROUND: Duration = Duration::from_secs(30);
+/// Pause before retrying partitions whose leader moved or was unreachable.
+const MARKER_RETRY: Duration = Duration::from_millis(100);
+/// How long a verification asked of another broker may take.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One transaction's marker, as WriteTxnMarkers carries it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MarkerSpec {
+    pub(crate) producer_id: i64,
+    pub(crate) epoch: i16,
+    pub(crate) commit: bool,
+    pub(crate) coordinator_epoch: i32,
+}
+
+/// Whether a marker write failing with `error` is worth retrying (the leader moved, the
+/// replicas are catching up) rather than final.
+fn retriable(error: ResponseError) -> bool {
+    matches!(
+        error,
+        ResponseError::NotLeaderOrFollower
+            | ResponseError::NotEnoughReplicas
+            | ResponseError::NotEnoughReplicasAfterAppend
+            | ResponseError::RequestTimedOut
+            | ResponseError::KafkaStorageError
+            | ResponseError::LeaderNotAvailable
+            | ResponseError::CoordinatorLoadInProgress
+    )
+}
+
+impl Broker {
+    /// Writes `marker` into each of `partitions` led here, all at once; the outcome per
+    /// partition (`None`: written and replicated).
+    pub(crate) async fn write_markers_here(
+        self: &Arc<Self>,
+        marker: MarkerSpec,
+        partitions: &[(String, i32)],
+    ) -> Vec<Option<ResponseError>> {
+        let writes = partitions.iter().map(|(topic, index)| {
+            let partition = self.partition(topic, *index);
+            async move {
+                let partition = partition.map_err(Some)?;
+                partition
+                    .write_marker(
+                        marker.producer_id,
+                        marker.epoch,
+                        marker.commit,
+                        marker.coordinator_epoch,
+                    )
+                    .await
+                    .map_err(Some)
+            }
+        });
+        futures::future::join_all(writes)
+            .await
+            .into_iter()
+            .map(|r| r.err().flatten())
+            .collect()
+    }
+
+    /// One WriteTxnMarkers to broker `node` for `partitions`; the outcome per partition.
+    async fn write_markers_remote(
+        &self,
+        node: i32,
+        marker: MarkerSpec,
+        partitions: &[(String, i32)],
+    ) -> Vec<Option<ResponseError>> {
+        let unreachable = || vec![Some(ResponseError::NotLeaderOrFollower); partitions.len()];
+        let Some(broker) = self.image().broker(node).cloned() else {
+            return unreachable();
+        };
+        let addr = format!("{}:{}", broker.host, broker.port);
+        let Ok(mut connection) = client::Connection::connect(&addr).await else {
+            return unreachable();
+        };
+        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (topic, index) in partitions {
+            topics.entry(topic).or_default().push(*index);
+        }
+        let request =
+            WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+                .with_producer_id(ProducerId(marker.producer_id))
+                .with_producer_epoch(marker.epoch)
+                .with_transaction_result(marker.commit)
+                .with_coordinator_epoch(marker.coordinator_epoch)
+                .with_topics(
+                    topics
+                        .iter()
+                        .map(|(topic, indexes)| {
+                            WritableTxnMarkerTopic::default()
+                                .with_name(TopicName(str_bytes(*topic)))
+                                .with_partition_indexes(indexes.clone())
+                        })
+                        .collect(),
+                )]);
+        let Ok(response) = connection.send_within(request, 1, MARKER_ROUND).await else {
+            return unreachable();
+        };
+        let mut outcome: BTreeMap<(String, i32), i16> = BTreeMap::new();
+        for result in &response.markers {
+            for topic in &result.topics {
+                for p in &topic.partitions {
+                    outcome.insert((topic.name.0.to_string(), p.partition_index), p.error_code);
+                }
+            }
+        }
+        partitions
+            .iter()
+            .map(|key| match outcome.get(key) {
+                Some(0) => None,
+                Some(code) => Some(
+                    ResponseError::try_from_code(*code)
+                        .unwrap_or(ResponseError::UnknownServerError),
+                ),
+                None => Some(ResponseError::NotLeaderOrFollower),
+            })
+            .collect()
+    }
+
+    /// Writes `marker` into every partition of `partitions` wherever its leader is,
+    /// retrying partitions whose leader moved until `deadline`. A partition whose topic
+    /// no longer exists counts as done, as in Kafka.
+    async fn write_markers_everywhere(
+        self: &Arc<Self>,
+        marker: MarkerSpec,
+        partitions: &TxnPartitions,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), LogError> {
+        let mut pending: Vec<(String, i32)> = partitions
+            .iter()
+            .flat_map(|(topic, ids)| ids.iter().map(move |id| (topic.clone(), *id)))
+            .collect();
+        loop {
+            let image = self.image();
+            let mut by_leader: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
+            for (topic, index) in std::mem::take(&mut pending) {
+                let Some(meta) = image.topic(&topic) else {
+                    continue; // deleted: nothing to mark
+                };
+                let leader = meta.partition(index).map_or(-1, |p| p.leader);
+                by_leader.entry(leader).or_default().push((topic, index));
+            }
+            let mut failed = None;
+            for (leader, parts) in by_leader {
+                let outcome = if leader < 0 {
+                    vec![Some(ResponseError::LeaderNotAvailable); parts.len()]
+                } else if leader == self.config.node_id {
+                    self.write_markers_here(marker, &parts).await
+                } else {
+                    self.write_markers_remote(leader, marker, &parts).await
+                };
+                for (part, error) in parts.into_iter().zip(outcome) {
+                    match error {
+                        None | Some(ResponseError::UnknownTopicOrPartition) => {}
+                        Some(error) if retriable(error) => {
+                            failed = Some(error);
+                            pending.push(part);
+                        }
+                        // A newer epoch fenced this marker: the transaction is decided
+                        // already in that partition.
+                        Some(ResponseError::InvalidProducerEpoch) => {}
+                        Some(error) => {
+                            tracing::warn!(topic = %part.0, partition = part.1, ?error, "writing a transaction marker failed");
+                            failed = Some(error);
+                            pending.push(part);
+                        }
+                    }
+                }
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() + MARKER_RETRY >= deadline {
+                let error = failed.unwrap_or(ResponseError::RequestTimedOut);
+                return Err(LogError::new(
+                    error,
+                    format!("{} partitions without the marker", pending.len()),
+                ));
+            }
+            tokio::time::sleep(MARKER_RETRY).await;
+        }
+    }
+}
+
+/// The transaction coordinator's marker writer over this broker (held weakly: the broker
+/// owns the coordinator).
+#[derive(Debug)]
+pub(crate) struct BrokerMarkers(pub(crate) Weak<Broker>);
+
+impl TxnMarkers for BrokerMarkers {
+    fn write(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        partitions: TxnPartitions,
+    ) -> Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>> {
+        let broker = self.0.upgrade();
+        Box::pin(async move {
+            let broker = broker.ok_or_else(|| {
+                LogError::new(
+                    ResponseError::CoordinatorNotAvailable,
+                    "the broker is stopping",
+                )
+            })?;
+            let marker = MarkerSpec {
+                producer_id,
+                epoch,
+                commit,
+                coordinator_epoch: 0,
+            };
+            let deadline = tokio::time::Instant::now() + MARKER_ROUND;
+            broker
+                .write_markers_everywhere(marker, &partitions, deadline)
+                .await
+        })
+    }
+}
+
+impl Broker {
+    /// KIP-890 verification of a transactional write: asks the transaction coordinator of
+    /// `transactional_id` (this node, or its broker through AddPartitionsToTxn v4
+    /// verify-only) whether each partition is in the producer's ongoing transaction. The
+    /// outcome per partition, in Produce's terms: coordinator trouble is the retriable
+    /// NOT_ENOUGH_REPLICAS, a stale epoch INVALID_PRODUCER_EPOCH, anything else
+    /// INVALID_TXN_STATE (a late write cannot join a finished transaction).
+    pub(crate) async fn verify_transactional_write(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Vec<Option<ResponseError>> {
+        let answers = match self.transaction_coordinator_for(transactional_id) {
+            None => vec![Err(ResponseError::CoordinatorNotAvailable); partitions.len()],
+            Some(b) if b.node_id == self.config.node_id => {
+                self.txns
+                    .verify(transactional_id, producer_id, epoch, partitions)
+            }
+            Some(b) => {
+                self.verify_remote(&b, transactional_id, producer_id, epoch, partitions)
+                    .await
+            }
+        };
+        answers
+            .into_iter()
+            .map(|answer| {
+                answer.err().map(|error| match error {
+                    ResponseError::NotCoordinator
+                    | ResponseError::CoordinatorNotAvailable
+                    | ResponseError::CoordinatorLoadInProgress
+                    | ResponseError::ConcurrentTransactions
+                    | ResponseError::RequestTimedOut => ResponseError::NotEnoughReplicas,
+                    ResponseError::ProducerFenced | ResponseError::InvalidProducerEpoch => {
+                        ResponseError::InvalidProducerEpoch
+                    }
+                    _ => ResponseError::InvalidTxnState,
+                })
+            })
+            .collect()
+    }
+
+    async fn verify_remote(
+        &self,
+        coordinator: &controller::BrokerMeta,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Vec<Result<(), ResponseError>> {
+        use kafka_protocol::messages::add_partitions_to_txn_request::{
+            AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+        };
+        use kafka_protocol::messages::AddPartitionsToTxnRequest;
+        let unavailable = || vec![Err(ResponseError::CoordinatorNotAvailable); partitions.len()];
+        let addr = format!("{}:{}", coordinator.host, coordinator.port);
+        let Ok(mut connection) = client::Connection::connect(&addr).await else {
+            return unavailable();
+        };
+        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (topic, index) in partitions {
+            topics.entry(topic).or_default().push(*index);
+        }
+        let request = AddPartitionsToTxnRequest::default().with_transactions(vec![
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(kafka_protocol::messages::TransactionalId(str_bytes(
+                    transactional_id,
+                )))
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(epoch)
+                .with_verify_only(true)
+                .with_topics(
+                    topics
+                        .iter()
+                        .map(|(topic, indexes)| {
+                            AddPartitionsToTxnTopic::default()
+                                .with_name(TopicName(str_bytes(*topic)))
+                                .with_partitions(indexes.clone())
+                        })
+                        .collect(),
+                ),
+        ]);
+        let response = match connection.send_within(request, 4, VERIFY_TIMEOUT).await {
+            Ok(response) if response.error_code == 0 => response,
+            Ok(response) => {
+                let error = ResponseError::try_from_code(response.error_code)
+                    .unwrap_or(ResponseError::UnknownServerError);
+                return vec![Err(error); partitions.len()];
+            }
+            Err(_) => return unavailable(),
+        };
+        let mut codes: BTreeMap<(String, i32), i16> = BTreeMap::new();
+        for result in &response.results_by_transaction {
+            for topic in &result.topic_results {
+                for p in &topic.results_by_partition {
+                    codes.insert(
+                        (topic.name.0.to_string(), p.partition_index),
+                        p.partition_error_code,
+                    );
+                }
+            }
+        }
+        partitions
+            .iter()
+            .map(|key| match codes.get(key) {
+                Some(0) => Ok(()),
+                Some(code) => Err(ResponseError::try_from_code(*code)
+                    .unwrap_or(ResponseError::UnknownServerError)),
+                None => Err(ResponseError::InvalidTxnState),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,268 @@
+//! Transactions with librdkafka's transactional producer: committed records are visible to
+//! read_committed consumers and aborted ones never are, a newer producer fences an older one,
+//! a producer that disappears mid-transaction is aborted after its timeout, and all of it
+//! holds across a restart.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use strata_tests::{run_bounded, Node};
+
+use crate::common::{create_topic, producer};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn transactional(bootstrap: &str, id: &str, extra: &[(&str, &str)]) -> FutureProducer {
+    let mut config = vec![("transactional.id", id)];
+    config.extend_from_slice(extra);
+    let p = producer(bootstrap, &config);
+    p.init_transactions(TIMEOUT).expect("init_transactions");
+    p
+}
+
+async fn send_all(p: &FutureProducer, topic: &str, values: &[String]) {
+    for (i, v) in values.iter().enumerate() {
+        let key = format!("k{i}");
+        p.send(
+            FutureRecord::to(topic).key(&key).payload(v),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_or_else(|(e, _)| panic!("sending {v}: {e}"));
+    }
+}
+
+fn values(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// Every value in `topic` (all `partitions`) from the beginning, as a consumer of
+/// `isolation` sees it within `limit` (it stops early once it has `expected`).
+fn read(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    isolation: &str,
+    expected: usize,
+    limit: Duration,
+) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "strata-txn-reader")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let deadline = Instant::now() + limit;
+    let mut got = Vec::new();
+    while Instant::now() < deadline && got.len() < expected {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            got.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    // A little longer: anything more is a record that must not be there.
+    let quiet = Instant::now() + Duration::from_millis(700);
+    while Instant::now() < quiet {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            got.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    got.sort();
+    got
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[test]
+fn committed_records_are_read_and_aborted_ones_never_even_after_a_restart() {
+    let mut node = Node::start_default();
+    let b = node.bootstrap();
+    run_bounded(TIMEOUT, create_topic(&b, "txn", 2, &[]));
+    let p = transactional(&b, "app-1", &[]);
+    run_bounded(TIMEOUT, async {
+        p.begin_transaction().unwrap();
+        send_all(&p, "txn", &values("c1", 6)).await;
+        p.commit_transaction(TIMEOUT).expect("commit");
+        p.begin_transaction().unwrap();
+        send_all(&p, "txn", &values("a", 6)).await;
+        p.abort_transaction(TIMEOUT).expect("abort");
+        p.begin_transaction().unwrap();
+        send_all(&p, "txn", &values("c2", 4)).await;
+        p.commit_transaction(TIMEOUT).expect("commit");
+    });
+    let committed = sorted([values("c1", 6), values("c2", 4)].concat());
+    assert_eq!(read(&b, "txn", 2, "read_committed", 10, TIMEOUT), committed);
+    let everything = sorted([values("c1", 6), values("a", 6), values("c2", 4)].concat());
+    assert_eq!(
+        read(&b, "txn", 2, "read_uncommitted", 16, TIMEOUT),
+        everything
+    );
+
+    drop(p);
+    node.kill();
+    node.restart();
+    let b = node.bootstrap();
+    assert_eq!(read(&b, "txn", 2, "read_committed", 10, TIMEOUT), committed);
+    // The transactional id's state was replayed: the same id goes on after the restart.
+    let p = transactional(&b, "app-1", &[]);
+    run_bounded(TIMEOUT, async {
+        p.begin_transaction().unwrap();
+        send_all(&p, "txn", &values("c3", 2)).await;
+        p.commit_transaction(TIMEOUT).expect("commit after restart");
+    });
+    let committed = sorted([committed, values("c3", 2)].concat());
+    assert_eq!(read(&b, "txn", 2, "read_committed", 12, TIMEOUT), committed);
+}
+
+#[test]
+fn a_new_producer_fences_the_old_one_and_aborts_its_open_transaction() {
+    let node = Node::start_default();
+    let b = node.bootstrap();
+    run_bounded(TIMEOUT, create_topic(&b, "fence", 1, &[]));
+    let old = transactional(&b, "app-2", &[]);
+    run_bounded(TIMEOUT, async {
+        old.begin_transaction().unwrap();
+        send_all(&old, "fence", &values("zombie", 3)).await;
+    });
+    // A second instance with the same transactional id takes over.
+    let new = transactional(&b, "app-2", &[]);
+    let commit = old.commit_transaction(TIMEOUT);
+    assert!(commit.is_err(), "the fenced producer's commit must fail");
+    run_bounded(TIMEOUT, async {
+        new.begin_transaction().unwrap();
+        send_all(&new, "fence", &values("live", 3)).await;
+        new.commit_transaction(TIMEOUT).expect("commit");
+    });
+    assert_eq!(
+        read(&b, "fence", 1, "read_committed", 3, TIMEOUT),
+        values("live", 3)
+    );
+}
+
+#[test]
+fn a_producer_gone_mid_transaction_is_aborted_after_its_timeout_and_the_lso_moves_on() {
+    let node = Node::start_default();
+    let b = node.bootstrap();
+    run_bounded(TIMEOUT, create_topic(&b, "hang", 1, &[]));
+    let hanging = transactional(
+        &b,
+        "app-3",
+        &[
+            ("transaction.timeout.ms", "2000"),
+            ("message.timeout.ms", "2000"),
+        ],
+    );
+    run_bounded(TIMEOUT, async {
+        hanging.begin_transaction().unwrap();
+        send_all(&hanging, "hang", &values("hung", 3)).await;
+    });
+    // Gone without ending its transaction (no abort on drop: librdkafka is not told).
+    std::mem::forget(hanging);
+    let other = producer(&b, &[]);
+    run_bounded(TIMEOUT, send_all(&other, "hang", &values("plain", 2)));
+    // Behind the open transaction, read_committed sees nothing yet.
+    assert_eq!(
+        read(
+            &b,
+            "hang",
+            1,
+            "read_committed",
+            2,
+            Duration::from_millis(500)
+        ),
+        Vec::<String>::new()
+    );
+    // After the timeout the coordinator aborts it, and what follows becomes readable.
+    assert_eq!(
+        read(&b, "hang", 1, "read_committed", 2, TIMEOUT),
+        values("plain", 2)
+    );
+}
+
+#[test]
+fn a_late_write_cannot_join_a_finished_transaction_and_tools_see_its_state() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{
+        DescribeTransactionsRequest, ListTransactionsRequest, ProduceRequest, TopicName,
+        TransactionalId,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use segment_store::testing::BatchBuilder;
+
+    let node = Node::start_default();
+    let b = node.bootstrap();
+    run_bounded(TIMEOUT, create_topic(&b, "late", 1, &[]));
+    let p = transactional(&b, "app-4", &[]);
+    run_bounded(TIMEOUT, async {
+        p.begin_transaction().unwrap();
+        send_all(&p, "late", &values("x", 1)).await;
+        p.commit_transaction(TIMEOUT).expect("commit");
+    });
+    let mut stream = strata_tests::raw::connect(&b);
+    // The commit is answered once decided; its markers complete it right after.
+    let deadline = Instant::now() + TIMEOUT;
+    let states = loop {
+        let (_, listed) = strata_tests::raw::call(
+            &mut stream,
+            &ListTransactionsRequest::default().with_duration_filter(-1),
+            1,
+        );
+        assert_eq!(listed.error_code, 0);
+        let states: Vec<String> = listed
+            .transaction_states
+            .iter()
+            .filter(|t| t.transactional_id.as_str() == "app-4")
+            .map(|t| t.transaction_state.to_string())
+            .collect();
+        if states != ["PrepareCommit"] || Instant::now() > deadline {
+            break states;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(states, ["CompleteCommit"]);
+    let (_, described) = strata_tests::raw::call(
+        &mut stream,
+        &DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![TransactionalId(StrBytes::from_static_str("app-4"))]),
+        0,
+    );
+    let state = &described.transaction_states[0];
+    assert_eq!(state.error_code, 0);
+    assert_eq!(state.transaction_state.as_str(), "CompleteCommit");
+
+    // A write of that producer after its transaction ended (a zombie's late batch): the
+    // coordinator says the partition is in no ongoing transaction.
+    let batch = BatchBuilder::new(0)
+        .producer(state.producer_id.0, state.producer_epoch, 1)
+        .attributes(0x10)
+        .build();
+    let request = ProduceRequest::default()
+        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("app-4"))))
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("late")))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch.into()))])]);
+    let (_, response) = strata_tests::raw::call(&mut stream, &request, 9);
+    let code = response.responses[0].partition_responses[0].error_code;
+    assert_eq!(code, 48, "INVALID_TXN_STATE");
+    assert_eq!(
+        read(&b, "late", 1, "read_uncommitted", 1, TIMEOUT),
+        values("x", 1),
+        "nothing was appended"
+    );
+}
