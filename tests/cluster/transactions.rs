@@ -1,0 +1,168 @@
+//! Transactions on a three-node cluster: the coordinator and the partition leaders are on
+//! different nodes (markers go through WriteTxnMarkers, writes are verified with the
+//! coordinator over the network), and a node killed with -9 loses no committed record and
+//! lets no aborted one through.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use strata_tests::cluster::Cluster;
+use strata_tests::run_bounded;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const PARTITIONS: i32 = 6;
+
+fn transactional(bootstrap: &str, id: &str) -> FutureProducer {
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("transactional.id", id)
+        .set("message.timeout.ms", "30000")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    p.init_transactions(TIMEOUT).expect("init_transactions");
+    p
+}
+
+/// One transaction of `count` records spread over every partition, committed or aborted;
+/// the error that stopped it, as librdkafka reports it.
+async fn try_transaction(
+    p: &FutureProducer,
+    prefix: &str,
+    count: usize,
+    commit: bool,
+) -> Result<Vec<String>, KafkaError> {
+    p.begin_transaction()?;
+    let mut sent = Vec::with_capacity(count);
+    for i in 0..count {
+        let value = format!("{prefix}-{i}");
+        p.send(
+            FutureRecord::to("txc")
+                .key(&value)
+                .payload(&value)
+                .partition(i as i32 % PARTITIONS),
+            TIMEOUT,
+        )
+        .await
+        .map_err(|(e, _)| e)?;
+        sent.push(value);
+    }
+    if commit {
+        p.commit_transaction(TIMEOUT)?;
+    } else {
+        p.abort_transaction(TIMEOUT)?;
+    }
+    Ok(sent)
+}
+
+/// [`try_transaction`] as an application runs it: a transaction that fails (a leader or the
+/// coordinator moved under it) is aborted and run again; a fenced or fatal producer is
+/// replaced. What the last attempt sent.
+async fn transaction(
+    p: &mut FutureProducer,
+    bootstrap: &str,
+    prefix: &str,
+    count: usize,
+    commit: bool,
+) -> Vec<String> {
+    let mut last = None;
+    for _ in 0..8 {
+        match try_transaction(p, prefix, count, commit).await {
+            Ok(sent) => return sent,
+            Err(error) => {
+                let fatal = matches!(&error, KafkaError::Transaction(e) if e.is_fatal());
+                if fatal {
+                    *p = transactional(bootstrap, "cluster-app");
+                } else if p.abort_transaction(TIMEOUT).is_err() {
+                    *p = transactional(bootstrap, "cluster-app");
+                }
+                last = Some(error);
+            }
+        }
+    }
+    panic!("transaction {prefix} failed every time: {last:?}");
+}
+
+/// What a read_committed consumer reads of the whole topic: stops once it has `expected`
+/// and then a short quiet period, or at `limit`.
+fn read_committed(bootstrap: &str, expected: usize, limit: Duration) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "txc-reader")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset("txc", p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let deadline = Instant::now() + limit;
+    let mut got = Vec::new();
+    let mut quiet_until = None;
+    while Instant::now() < deadline {
+        if got.len() >= expected && quiet_until.is_none() {
+            quiet_until = Some(Instant::now() + Duration::from_secs(1));
+        }
+        if quiet_until.is_some_and(|q| Instant::now() > q) {
+            break;
+        }
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            got.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    got.sort();
+    got
+}
+
+#[test]
+fn transactions_across_nodes_survive_a_node_killed_mid_run() {
+    let mut cluster = Cluster::start(3, 0, &[]);
+    run_bounded(Duration::from_secs(150), async move {
+        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        let bootstrap = cluster.bootstrap();
+        let mut client = client::Cluster::connect(&bootstrap).await.expect("connect");
+        client
+            .create_topic("txc", PARTITIONS, 3, &BTreeMap::new())
+            .await
+            .expect("create");
+        let mut p = transactional(&bootstrap, "cluster-app");
+        let mut committed = Vec::new();
+        for round in 0..4 {
+            committed.extend(transaction(&mut p, &bootstrap, &format!("c{round}"), 12, true).await);
+            transaction(&mut p, &bootstrap, &format!("a{round}"), 12, false).await;
+        }
+        committed.sort();
+        assert_eq!(
+            read_committed(&bootstrap, committed.len(), TIMEOUT),
+            committed
+        );
+
+        // A node dies outright (whatever it coordinated or led moves); transactions go on.
+        cluster.node(2).kill();
+        let survivors = format!(
+            "{},{}",
+            cluster.node(1).bootstrap(),
+            cluster.node(3).bootstrap()
+        );
+        for round in 4..7 {
+            committed.extend(transaction(&mut p, &survivors, &format!("c{round}"), 12, true).await);
+            transaction(&mut p, &survivors, &format!("a{round}"), 6, false).await;
+        }
+        committed.sort();
+        let read = read_committed(&survivors, committed.len(), Duration::from_secs(40));
+        assert_eq!(
+            read.len(),
+            committed.len(),
+            "committed records lost or duplicated"
+        );
+        assert_eq!(read, committed);
+    });
+}
