@@ -76,9 +76,7 @@ async fn transaction(
             Ok(sent) => return sent,
             Err(error) => {
                 let fatal = matches!(&error, KafkaError::Transaction(e) if e.is_fatal());
-                if fatal {
-                    *p = transactional(bootstrap, "cluster-app");
-                } else if p.abort_transaction(TIMEOUT).is_err() {
+                if fatal || p.abort_transaction(TIMEOUT).is_err() {
                     *p = transactional(bootstrap, "cluster-app");
                 }
                 last = Some(error);
