@@ -266,3 +266,116 @@ fn a_late_write_cannot_join_a_finished_transaction_and_tools_see_its_state() {
         "nothing was appended"
     );
 }
+
+/// Consume-transform-produce: every input record becomes exactly one committed output,
+/// with the input offsets committed in the same transactions (`send_offsets_to_transaction`),
+/// even when the application dies mid-transaction and a new instance takes over.
+#[test]
+fn consume_transform_produce_outputs_each_input_exactly_once() {
+    use rdkafka::consumer::CommitMode;
+    const INPUTS: usize = 10_000;
+    const BATCH: usize = 500;
+
+    let node = Node::start_default();
+    let b = node.bootstrap();
+    run_bounded(TIMEOUT, create_topic(&b, "ctp-in", 3, &[]));
+    run_bounded(TIMEOUT, create_topic(&b, "ctp-out", 3, &[]));
+    let plain = producer(&b, &[("linger.ms", "20")]);
+    run_bounded(Duration::from_secs(60), async {
+        let sends: Vec<_> = (0..INPUTS)
+            .map(|i| {
+                let value = format!("in-{i}");
+                let key = format!("{}", i % 97);
+                let record = FutureRecord::to("ctp-in").key(&key).payload(&value);
+                plain.send_result(record).expect("queue")
+            })
+            .collect();
+        for send in sends {
+            send.await.expect("delivery").expect("produced");
+        }
+    });
+
+    let consumer = |b: &str| -> BaseConsumer {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", b)
+            .set("group.id", "ctp")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .create()
+            .expect("consumer");
+        c.subscribe(&["ctp-in"]).expect("subscribe");
+        c
+    };
+    // One instance: transactions of up to BATCH records until `stop_after` inputs are done;
+    // with `crash`, the last transaction is left open and the instance just disappears.
+    let run = |stop_after: usize, crash: bool| -> usize {
+        let c = consumer(&b);
+        let p = transactional(&b, "ctp-app", &[]);
+        let mut done = 0;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while done < stop_after && Instant::now() < deadline {
+            let mut batch = Vec::new();
+            while batch.len() < BATCH {
+                match c.poll(Duration::from_millis(200)) {
+                    Some(Ok(m)) => batch.push((
+                        m.partition(),
+                        m.offset(),
+                        String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                    )),
+                    Some(Err(e)) => panic!("consumer error {e}"),
+                    None => break,
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            p.begin_transaction().expect("begin");
+            run_bounded(TIMEOUT, async {
+                for (_, _, value) in &batch {
+                    let out = value.replacen("in-", "out-", 1);
+                    p.send(FutureRecord::<(), _>::to("ctp-out").payload(&out), TIMEOUT)
+                        .await
+                        .unwrap_or_else(|(e, _)| panic!("send: {e}"));
+                }
+            });
+            if crash && done + batch.len() >= stop_after {
+                // Gone mid-transaction: outputs written, offsets not, nothing committed. The
+                // producer never ends its transaction; its consumer leaves the group.
+                std::mem::forget(p);
+                drop(c);
+                return done;
+            }
+            let mut positions = TopicPartitionList::new();
+            for (partition, offset, _) in &batch {
+                positions
+                    .add_partition_offset("ctp-in", *partition, Offset::Offset(offset + 1))
+                    .unwrap();
+            }
+            let metadata = c.group_metadata().expect("group metadata");
+            p.send_offsets_to_transaction(&positions, &metadata, TIMEOUT)
+                .expect("send_offsets_to_transaction");
+            p.commit_transaction(TIMEOUT).expect("commit");
+            done += batch.len();
+        }
+        let _ = c.commit_consumer_state(CommitMode::Sync);
+        done
+    };
+    let first = run(INPUTS / 2, true);
+    assert!(first > 0 && first < INPUTS);
+    // A new instance with the same transactional id fences the dead one (its open
+    // transaction is aborted) and resumes from the committed offsets.
+    run(usize::MAX, false);
+
+    let outputs = read(
+        &b,
+        "ctp-out",
+        3,
+        "read_committed",
+        INPUTS,
+        Duration::from_secs(60),
+    );
+    let expected: Vec<String> = sorted((0..INPUTS).map(|i| format!("out-{i}")).collect());
+    assert_eq!(outputs.len(), INPUTS, "outputs lost or duplicated");
+    assert_eq!(outputs, expected);
+}

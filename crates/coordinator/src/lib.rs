@@ -30,7 +30,7 @@ pub mod txn;
 
 pub use error::{CoordinatorError, LogError};
 pub use group::{GroupCoordinator, GroupHandle, ListedGroup, OFFSETS_TOPIC};
-pub use log::{CoordinatorLog, Record, Replication};
+pub use log::{CoordinatorLog, LogEntry, Record, Replication};
 pub use ownership::{CoordinatorPartitions, CoordinatorState, Load};
 
 /// Milliseconds since the Unix epoch, as Kafka timestamps records.

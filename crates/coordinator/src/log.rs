@@ -12,6 +12,21 @@ use crate::error::LogError;
 /// One record of an internal topic: key and value (`None`: a tombstone).
 pub type Record = (Bytes, Option<Bytes>);
 
+/// What a replay reads back from an internal topic: a record (with its producer when it
+/// was written in a transaction) or a transaction marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEntry {
+    /// A record; `producer_id` is set for records of a transactional batch, which count
+    /// only once their producer's COMMIT marker follows.
+    Record {
+        key: Bytes,
+        value: Option<Bytes>,
+        producer_id: Option<i64>,
+    },
+    /// A COMMIT (or ABORT) marker of `producer_id`'s transaction.
+    Marker { producer_id: i64, commit: bool },
+}
+
 /// Resolves once appended records are written and replicated (the high watermark covers
 /// them), or with the reason they will not be by the deadline given to
 /// [`CoordinatorLog::append`].
@@ -22,9 +37,9 @@ pub trait CoordinatorLog: Send + Sync {
     /// The log start and end offsets now: the range a load replays.
     fn offsets(&self) -> (i64, i64);
 
-    /// The records of the whole batches from `from` up to `end` (exclusive), with the
+    /// The entries of the whole batches from `from` up to `end` (exclusive), with the
     /// offset after the last batch returned; `None` when nothing more can be read.
-    fn read(&self, from: i64, end: i64) -> Result<Option<(Vec<Record>, i64)>, LogError>;
+    fn read(&self, from: i64, end: i64) -> Result<Option<(Vec<LogEntry>, i64)>, LogError>;
 
     /// Queues `records` as one batch stamped `now_ms` on the partition's append path, in
     /// the order of the calls, and returns at once: the returned future resolves once they
@@ -35,11 +50,25 @@ pub trait CoordinatorLog: Send + Sync {
         records: &[Record],
         now_ms: i64,
         deadline: tokio::time::Instant,
+    ) -> Result<Replication<'_>, LogError> {
+        self.append_as(records, None, now_ms, deadline)
+    }
+
+    /// [`Self::append`], as a transactional batch of `producer` (id, epoch) when given: its
+    /// records count once the producer's COMMIT marker follows them.
+    fn append_as(
+        &self,
+        records: &[Record],
+        producer: Option<(i64, i16)>,
+        now_ms: i64,
+        deadline: tokio::time::Instant,
     ) -> Result<Replication<'_>, LogError>;
 }
 
-/// One record batch of `(key, value)` records (a `None` value is a tombstone).
-pub fn encode_batch(entries: &[Record], timestamp: i64) -> Bytes {
+/// One record batch of `(key, value)` records (a `None` value is a tombstone), transactional
+/// for `producer` (id, epoch) when given.
+pub fn encode_batch(entries: &[Record], timestamp: i64, producer: Option<(i64, i16)>) -> Bytes {
+    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
@@ -47,12 +76,12 @@ pub fn encode_batch(entries: &[Record], timestamp: i64) -> Bytes {
         .iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // Kept one less than the offset so that the encoder makes a single batch.
@@ -76,8 +105,9 @@ pub fn encode_batch(entries: &[Record], timestamp: i64) -> Bytes {
     buf.freeze()
 }
 
-/// Decodes every record of whole batches in `records`.
-pub fn decode_batches(records: &Bytes) -> Vec<Record> {
+/// Decodes every entry of whole batches in `records`: records, with their producer for
+/// transactional batches, and transaction markers.
+pub fn decode_batches(records: &Bytes) -> Vec<LogEntry> {
     let mut out = Vec::new();
     let mut rest = records.clone();
     while rest.len() >= 61 {
@@ -90,8 +120,20 @@ pub fn decode_batches(records: &Bytes) -> Vec<Record> {
         match kafka_protocol::records::RecordBatchDecoder::decode(&mut one) {
             Ok(set) => {
                 for r in set.records {
-                    if let Some(key) = r.key {
-                        out.push((key, r.value));
+                    if r.control {
+                        // An EndTxnMarker key: version, then type (0 abort, 1 commit).
+                        if let Some(key) = r.key.filter(|k| k.len() >= 4) {
+                            out.push(LogEntry::Marker {
+                                producer_id: r.producer_id,
+                                commit: i16::from_be_bytes([key[2], key[3]]) == 1,
+                            });
+                        }
+                    } else if let Some(key) = r.key {
+                        out.push(LogEntry::Record {
+                            key,
+                            value: r.value,
+                            producer_id: r.transactional.then_some(r.producer_id),
+                        });
                     }
                 }
             }

@@ -17,12 +17,24 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 
 use crate::error::{CoordinatorError, LogError};
-use crate::log::CoordinatorLog;
+use crate::log::{CoordinatorLog, LogEntry};
 
 /// The state a coordinator rebuilds from its internal topic.
 pub trait CoordinatorState: Send + Sync {
     /// Applies one record read back from the topic, in log order.
     fn replay(&self, key: &Bytes, value: Option<&Bytes>);
+
+    /// A record of `producer_id`'s transaction: it counts once that producer's COMMIT
+    /// marker is replayed. Coordinators that write no transactional records apply it as is.
+    fn replay_transactional(&self, producer_id: i64, key: &Bytes, value: Option<&Bytes>) {
+        let _ = producer_id;
+        self.replay(key, value);
+    }
+
+    /// `producer_id`'s transaction ended (`commit` or abort).
+    fn replay_marker(&self, producer_id: i64, commit: bool) {
+        let _ = (producer_id, commit);
+    }
 
     /// Forgets every key for which `moved` holds: its partition is led elsewhere now, and
     /// leading it again replays it afresh.
@@ -196,8 +208,25 @@ impl<S: CoordinatorState> CoordinatorPartitions<S> {
                 if !is_current(&led) {
                     return Ok(count);
                 }
-                for (key, value) in &records {
-                    self.state.replay(key, value.as_ref());
+                for entry in &records {
+                    match entry {
+                        LogEntry::Record {
+                            key,
+                            value,
+                            producer_id: None,
+                        } => self.state.replay(key, value.as_ref()),
+                        LogEntry::Record {
+                            key,
+                            value,
+                            producer_id: Some(producer_id),
+                        } => self
+                            .state
+                            .replay_transactional(*producer_id, key, value.as_ref()),
+                        LogEntry::Marker {
+                            producer_id,
+                            commit,
+                        } => self.state.replay_marker(*producer_id, *commit),
+                    }
                 }
                 count += records.len();
                 if next <= offset {

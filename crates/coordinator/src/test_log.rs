@@ -4,7 +4,7 @@ use kafka_protocol::error::ResponseError;
 use parking_lot::Mutex;
 
 use crate::error::LogError;
-use crate::log::{CoordinatorLog, Record, Replication};
+use crate::log::{CoordinatorLog, LogEntry, Record, Replication};
 
 /// A partition in memory: one record per offset, replicated at once.
 #[derive(Default)]
@@ -19,18 +19,27 @@ impl CoordinatorLog for MemoryLog {
         (0, self.records.lock().len() as i64)
     }
 
-    fn read(&self, from: i64, end: i64) -> Result<Option<(Vec<Record>, i64)>, LogError> {
+    fn read(&self, from: i64, end: i64) -> Result<Option<(Vec<LogEntry>, i64)>, LogError> {
         let records = self.records.lock();
         let end = (end as usize).min(records.len()).min(from as usize + 2);
         if from as usize >= end {
             return Ok(None);
         }
-        Ok(Some((records[from as usize..end].to_vec(), end as i64)))
+        let entries = records[from as usize..end]
+            .iter()
+            .map(|(key, value)| LogEntry::Record {
+                key: key.clone(),
+                value: value.clone(),
+                producer_id: None,
+            })
+            .collect();
+        Ok(Some((entries, end as i64)))
     }
 
-    fn append(
+    fn append_as(
         &self,
         records: &[Record],
+        _producer: Option<(i64, i16)>,
         _now_ms: i64,
         _deadline: tokio::time::Instant,
     ) -> Result<Replication<'_>, LogError> {

@@ -105,6 +105,7 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddOffsetsToTxn, 0, 3),
     (ApiKey::EndTxn, 0, 3),
     (ApiKey::WriteTxnMarkers, 0, 1),
+    (ApiKey::TxnOffsetCommit, 0, 3),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
 ];
@@ -343,6 +344,7 @@ pub(crate) async fn handle_frame(
             RequestKind::AddOffsetsToTxn(r) => transactions::add_offsets(&ctx, r).await.into(),
             RequestKind::EndTxn(r) => transactions::end(&ctx, r).await.into(),
             RequestKind::WriteTxnMarkers(r) => transactions::write_markers(&ctx, r).await.into(),
+            RequestKind::TxnOffsetCommit(r) => transactions::offset_commit(&ctx, r).await.into(),
             RequestKind::DescribeTransactions(r) => transactions::describe(&ctx, r).into(),
             RequestKind::ListTransactions(r) => transactions::list(&ctx, r).into(),
             _ => return Reply::Close,

@@ -1,5 +1,6 @@
 //! The transaction APIs (KIP-98): AddPartitionsToTxn (key 24), AddOffsetsToTxn (25),
-//! EndTxn (26), WriteTxnMarkers (27), DescribeTransactions (65), ListTransactions (66).
+//! EndTxn (26), WriteTxnMarkers (27), TxnOffsetCommit (28), DescribeTransactions (65),
+//! ListTransactions (66).
 //! InitProducerId with a transactional id is in `init_producer_id.rs`. Each is a thin
 //! translation onto the transaction coordinator (`coordinator::txn::TxnCoordinator`) or,
 //! for markers, onto the partitions led here.
@@ -15,6 +16,9 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 };
 use kafka_protocol::messages::describe_transactions_response::{self, TopicData};
 use kafka_protocol::messages::list_transactions_response;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
@@ -22,7 +26,8 @@ use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
     AddPartitionsToTxnResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
     EndTxnRequest, EndTxnResponse, ListTransactionsRequest, ListTransactionsResponse, ProducerId,
-    TopicName, TransactionalId, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+    TopicName, TransactionalId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+    WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
 
 use super::{owned, str_bytes, Ctx};
@@ -348,4 +353,94 @@ pub(super) fn list(ctx: &Ctx<'_>, request: ListTransactionsRequest) -> ListTrans
             ),
         Err(error) => ListTransactionsResponse::default().with_error_code(error.code()),
     }
+}
+
+/// TxnOffsetCommit: the consumer's offsets written as part of the producer's transaction
+/// (their group's once it commits). Members are checked as OffsetCommit checks them when the
+/// request names one (v3+); the producer's transaction is not verified with its coordinator.
+pub(super) async fn offset_commit(
+    ctx: &Ctx<'_>,
+    request: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
+    use coordinator::group::records::CommittedOffset;
+    let group_id = request.group_id.as_str();
+    let now = now_ms();
+    let image = ctx.broker.image();
+    let outcome = async {
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        let group = ctx.broker.groups.group(group_id).map_err(|e| e.error())?;
+        let member = request.member_id.as_str();
+        if request.generation_id >= 0 || !member.is_empty() {
+            group.check_commit(
+                member,
+                request.group_instance_id.as_ref().map(|i| i.as_str()),
+                request.generation_id,
+                9,
+            )?;
+        }
+        let offsets: Vec<((String, i32), CommittedOffset)> = request
+            .topics
+            .iter()
+            .flat_map(|t| {
+                let name = owned(&t.name.0);
+                t.partitions.iter().map(move |p| {
+                    (
+                        (name.clone(), p.partition_index),
+                        CommittedOffset {
+                            offset: p.committed_offset,
+                            leader_epoch: p.committed_leader_epoch,
+                            metadata: p.committed_metadata.as_ref().map(owned).unwrap_or_default(),
+                            commit_timestamp: now,
+                        },
+                    )
+                })
+            })
+            .filter(|((topic, index), _)| {
+                image
+                    .topic(topic)
+                    .and_then(|t| t.partition(*index))
+                    .is_some()
+            })
+            .collect();
+        group
+            .commit_in_transaction(
+                (request.producer_id.0, request.producer_epoch),
+                offsets,
+                now,
+            )
+            .await
+            .map_err(|e| e.error())
+    }
+    .await;
+    let topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            let name = owned(&t.name.0);
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            let exists = image
+                                .topic(&name)
+                                .and_then(|m| m.partition(p.partition_index))
+                                .is_some();
+                            let code = match (&outcome, exists) {
+                                (_, false) => ResponseError::UnknownTopicOrPartition.code(),
+                                (Ok(()), true) => 0,
+                                (Err(e), true) => e.code(),
+                            };
+                            TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
 }

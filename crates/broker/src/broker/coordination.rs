@@ -9,7 +9,7 @@ use controller::{BrokerMeta, Command, ControllerError};
 use coordinator::group::records;
 use coordinator::log::{decode_batches, encode_batch};
 use coordinator::txn::TRANSACTION_STATE_TOPIC;
-use coordinator::{CoordinatorLog, Load, LogError, Record, Replication, OFFSETS_TOPIC};
+use coordinator::{CoordinatorLog, Load, LogEntry, LogError, Record, Replication, OFFSETS_TOPIC};
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
@@ -31,7 +31,7 @@ impl CoordinatorLog for CoordinatorPartition {
         (self.0.log.log_start_offset(), self.0.log.log_end_offset())
     }
 
-    fn read(&self, from: i64, end: i64) -> Result<Option<(Vec<Record>, i64)>, LogError> {
+    fn read(&self, from: i64, end: i64) -> Result<Option<(Vec<LogEntry>, i64)>, LogError> {
         let read = self
             .0
             .log
@@ -40,14 +40,15 @@ impl CoordinatorLog for CoordinatorPartition {
         Ok(last_offset_in(&read.records).map(|last| (decode_batches(&read.records), last + 1)))
     }
 
-    fn append(
+    fn append_as(
         &self,
         records: &[Record],
+        producer: Option<(i64, i16)>,
         now_ms: i64,
         deadline: tokio::time::Instant,
     ) -> Result<Replication<'_>, LogError> {
         let appended = self.0.append(
-            encode_batch(records, now_ms),
+            encode_batch(records, now_ms, producer),
             -1,
             AppendOrigin::Coordinator,
             None,

@@ -75,11 +75,22 @@ impl Broker {
                     .map_err(Some)
             }
         });
-        futures::future::join_all(writes)
+        let outcome: Vec<Option<ResponseError>> = futures::future::join_all(writes)
             .await
             .into_iter()
             .map(|r| r.err().flatten())
-            .collect()
+            .collect();
+        // A marker in a `__consumer_offsets` partition ends the producer's transactional
+        // offset commits there.
+        let offsets_marked = partitions
+            .iter()
+            .zip(&outcome)
+            .any(|((topic, _), error)| topic == coordinator::OFFSETS_TOPIC && error.is_none());
+        if offsets_marked {
+            self.groups
+                .complete_transaction(marker.producer_id, marker.commit);
+        }
+        outcome
     }
 
     /// One WriteTxnMarkers to broker `node` for `partitions`; the outcome per partition.

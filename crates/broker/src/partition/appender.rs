@@ -208,6 +208,16 @@ impl Partition {
                     if let Some(entry) = producers.record(&at, Some(marker)) {
                         aborted.push(entry);
                     }
+                } else if header.producer_id >= 0 && request.origin == AppendOrigin::Coordinator {
+                    // A coordinator's transactional records (TxnOffsetCommit): no sequence
+                    // to check; the open transaction is recorded for its marker.
+                    producers.record(
+                        &BatchHeader {
+                            base_offset: next_offset,
+                            ..header
+                        },
+                        None,
+                    );
                 } else if header.producer_id >= 0 {
                     if let SequenceCheck::Duplicate {
                         first_offset,

@@ -31,6 +31,9 @@ struct Inner {
     consumer_groups: HashMap<String, ConsumerGroup>,
     waiters: HashMap<(String, String), Waiter>,
     offsets: HashMap<String, BTreeMap<(String, i32), CommittedOffset>>,
+    /// Offsets committed in a transaction (TxnOffsetCommit), by producer id: the group's
+    /// once that producer's COMMIT marker is written, dropped on ABORT.
+    pending_txn_offsets: HashMap<i64, Vec<(String, (String, i32), CommittedOffset)>>,
 }
 
 impl Inner {
@@ -255,6 +258,51 @@ impl Groups {
             .extend(offsets);
     }
 
+    /// Offsets of `producer_id`'s transaction, written: pending until its marker.
+    pub(crate) fn stage_txn_offsets(
+        &self,
+        producer_id: i64,
+        group_id: &str,
+        offsets: Vec<((String, i32), CommittedOffset)>,
+    ) {
+        let mut inner = self.inner.lock();
+        let pending = inner.pending_txn_offsets.entry(producer_id).or_default();
+        pending.extend(
+            offsets
+                .into_iter()
+                .map(|(partition, offset)| (group_id.to_owned(), partition, offset)),
+        );
+    }
+
+    /// `producer_id`'s transaction ended: its pending offsets become their groups' on
+    /// commit, in the order they were committed, and are dropped on abort.
+    pub(crate) fn complete_txn_offsets(&self, producer_id: i64, commit: bool) {
+        let mut inner = self.inner.lock();
+        let Some(pending) = inner.pending_txn_offsets.remove(&producer_id) else {
+            return;
+        };
+        if commit {
+            for (group, partition, offset) in pending {
+                inner
+                    .offsets
+                    .entry(group)
+                    .or_default()
+                    .insert(partition, offset);
+            }
+        }
+    }
+
+    /// Whether any transaction has offsets pending for `group_id`'s `partition`
+    /// (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT then).
+    pub(crate) fn has_pending_txn_offset(&self, group_id: &str, partition: &(String, i32)) -> bool {
+        self.inner
+            .lock()
+            .pending_txn_offsets
+            .values()
+            .flatten()
+            .any(|(g, p, _)| g == group_id && p == partition)
+    }
+
     /// Offsets past `offsets.retention.minutes`: those of groups without members whose
     /// commit is older than `retention_ms` (Kafka 2.1+ keeps a live group's offsets).
     pub(crate) fn expired_offsets(
@@ -393,6 +441,10 @@ impl Groups {
         inner.groups.retain(|id, _| !moved(id));
         inner.consumer_groups.retain(|id, _| !moved(id));
         inner.offsets.retain(|id, _| !moved(id));
+        for pending in inner.pending_txn_offsets.values_mut() {
+            pending.retain(|(group, _, _)| !moved(group));
+        }
+        inner.pending_txn_offsets.retain(|_, p| !p.is_empty());
     }
 
     /// Forgets offsets whose tombstones are written.
@@ -612,6 +664,23 @@ impl CoordinatorState for Groups {
         if let Some(record) = records::decode(key, value) {
             self.replay_record(record);
         }
+    }
+
+    fn replay_transactional(&self, producer_id: i64, key: &Bytes, value: Option<&Bytes>) {
+        // Only offsets are committed in transactions (TxnOffsetCommit).
+        if let Some(OffsetsRecord::Offset {
+            group,
+            topic,
+            partition,
+            value: Some(offset),
+        }) = records::decode(key, value)
+        {
+            self.stage_txn_offsets(producer_id, &group, vec![((topic, partition), offset)]);
+        }
+    }
+
+    fn replay_marker(&self, producer_id: i64, commit: bool) {
+        self.complete_txn_offsets(producer_id, commit);
     }
 
     fn unload(&self, moved: &dyn Fn(&str) -> bool) {

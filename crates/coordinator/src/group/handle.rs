@@ -153,6 +153,37 @@ impl<'a> GroupHandle<'a> {
         Ok(())
     }
 
+    /// TxnOffsetCommit: writes the offsets as part of `producer`'s (id, epoch) transaction
+    /// and waits until they are replicated; they become the group's when the transaction
+    /// commits (its marker reaches this partition) and are dropped if it aborts.
+    pub async fn commit_in_transaction(
+        &self,
+        producer: (i64, i16),
+        offsets: Vec<((String, i32), CommittedOffset)>,
+        now_ms: i64,
+    ) -> Result<(), CoordinatorError> {
+        let entries: Vec<Record> = offsets
+            .iter()
+            .map(|((topic, partition), value)| {
+                (
+                    records::offset_key(self.id, topic, *partition),
+                    Some(records::offset_value(value)),
+                )
+            })
+            .collect();
+        let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
+        self.log
+            .append_as(&entries, Some(producer), now_ms, deadline)?
+            .await?;
+        self.groups.stage_txn_offsets(producer.0, self.id, offsets);
+        Ok(())
+    }
+
+    /// Whether a transaction has offsets of `partition` pending in this group.
+    pub fn has_pending_txn_offset(&self, partition: &(String, i32)) -> bool {
+        self.groups.has_pending_txn_offset(self.id, partition)
+    }
+
     /// Whether an OffsetFetch (v9+) naming a member may read the group's offsets. Classic
     /// groups do not check.
     pub fn check_fetch(&self, member_id: Option<&str>, epoch: i32) -> Result<(), ResponseError> {

@@ -90,6 +90,14 @@ impl GroupCoordinator {
         Ok(self.partitions.state().list())
     }
 
+    /// `producer_id`'s transaction ended and its marker is in a `__consumer_offsets`
+    /// partition led here: its offsets become their groups' (commit) or are dropped.
+    pub fn complete_transaction(&self, producer_id: i64, commit: bool) {
+        self.partitions
+            .state()
+            .complete_txn_offsets(producer_id, commit);
+    }
+
     /// Expires sessions and completes rebalances whose time has come; run every [`TICK`].
     pub fn tick(&self) {
         self.partitions.state().tick();
