@@ -25,6 +25,9 @@ enum Waiter {
     Sync(oneshot::Sender<SyncResponse>),
 }
 
+/// An offset committed in a transaction: (group, (topic, partition), offset).
+type PendingOffset = (String, (String, i32), CommittedOffset);
+
 #[derive(Default)]
 struct Inner {
     groups: HashMap<String, Group>,
@@ -33,7 +36,7 @@ struct Inner {
     offsets: HashMap<String, BTreeMap<(String, i32), CommittedOffset>>,
     /// Offsets committed in a transaction (TxnOffsetCommit), by producer id: the group's
     /// once that producer's COMMIT marker is written, dropped on ABORT.
-    pending_txn_offsets: HashMap<i64, Vec<(String, (String, i32), CommittedOffset)>>,
+    pending_txn_offsets: HashMap<i64, Vec<PendingOffset>>,
 }
 
 impl Inner {
