@@ -20,6 +20,7 @@ use parking_lot::{Mutex, RwLock};
 use segment_store::LogDir;
 use uuid::Uuid;
 
+use crate::config::dynamic::Layers;
 use crate::config::BrokerConfig;
 use crate::partition::Partition;
 use crate::replication::{FetcherConfig, ReplicaFetchers};
@@ -90,6 +91,13 @@ impl LocalTopic {
     }
 }
 
+/// The dynamic broker configs of one image that apply to this broker.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct DynamicConfigs {
+    cluster_default: BTreeMap<String, String>,
+    per_broker: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Default)]
 struct ProducerIdBlock {
     next: i64,
@@ -105,6 +113,9 @@ pub struct Broker {
     log_dir: LogDir,
     topics: RwLock<HashMap<String, Arc<LocalTopic>>>,
     reconcile_lock: Mutex<()>,
+    /// The dynamic broker configs (cluster default, this broker's) the local topics were
+    /// last built with: when they change, every topic's settings are rebuilt.
+    applied_dynamic: Mutex<DynamicConfigs>,
     /// Whether the data directory was checked for logs the metadata no longer knows.
     scanned_disk: std::sync::atomic::AtomicBool,
     /// Whether the image holds everything committed before this process started (only
@@ -144,6 +155,7 @@ impl Broker {
             log_dir,
             topics: RwLock::new(HashMap::new()),
             reconcile_lock: Mutex::new(()),
+            applied_dynamic: Mutex::new(DynamicConfigs::default()),
             scanned_disk: std::sync::atomic::AtomicBool::new(false),
             caught_up: std::sync::atomic::AtomicBool::new(false),
             ready: tokio::sync::watch::channel(false).0,
@@ -267,12 +279,18 @@ impl Broker {
         self.image().live_brokers().cloned().collect()
     }
 
-    /// Topic settings as the broker defaults and the topic's own configs make them.
-    pub(crate) fn topic_settings(&self, topic: &TopicMeta) -> TopicSettings {
+    /// Topic settings as the broker defaults (static and the dynamic ones in `image`) and
+    /// the topic's own configs make them.
+    pub(crate) fn topic_settings(&self, image: &MetadataImage, topic: &TopicMeta) -> TopicSettings {
         TopicSettings::from_effective(&topic_config::effective(
-            &self.config.topic_defaults,
+            &self.config_layers(image),
             &topic.configs,
         ))
+    }
+
+    /// This broker's config layers under the dynamic broker configs of `image`.
+    pub(crate) fn config_layers<'a>(&'a self, image: &'a MetadataImage) -> Layers<'a> {
+        Layers::new(&self.config, image)
     }
 
     /// Hands out a producer id, reserving a new block from the controller when needed.
