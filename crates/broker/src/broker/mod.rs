@@ -135,6 +135,8 @@ pub struct Broker {
     pub(crate) topic_stats: crate::metrics::TopicStatsRegistry,
     /// Connections of the Kafka listener.
     pub(crate) connection_stats: Arc<crate::metrics::ConnectionStats>,
+    /// The connection limits in force (the listener follows them).
+    pub(crate) connection_limits: tokio::sync::watch::Sender<crate::server::ConnectionLimits>,
 }
 
 impl Broker {
@@ -165,6 +167,14 @@ impl Broker {
             ),
             topic_stats: crate::metrics::TopicStatsRegistry::default(),
             connection_stats: Arc::default(),
+            connection_limits: tokio::sync::watch::channel(
+                crate::config::dynamic::connection_limits(
+                    &config,
+                    &BTreeMap::new(),
+                    &BTreeMap::new(),
+                ),
+            )
+            .0,
             fetchers: ReplicaFetchers::new(FetcherConfig {
                 node_id: config.node_id,
                 max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),

@@ -64,6 +64,18 @@ impl Broker {
         let rebuild_all = {
             let mut applied = self.applied_dynamic.lock();
             let changed = *applied != dynamic;
+            if changed {
+                let limits = crate::config::dynamic::connection_limits(
+                    &self.config,
+                    &dynamic.cluster_default,
+                    &dynamic.per_broker,
+                );
+                self.connection_limits.send_if_modified(|current| {
+                    let modified = *current != limits;
+                    *current = limits;
+                    modified
+                });
+            }
             *applied = dynamic;
             changed
         };

@@ -15,6 +15,7 @@ use controller::{topic_config_defs, ConfigKind, MetadataImage};
 
 use super::known::{is_known, IGNORED};
 use super::{BrokerConfig, APPLIED_PROPERTIES};
+use crate::server::ConnectionLimits;
 use crate::topic_config::ConfigSource;
 
 const HOUR: i64 = 3_600_000;
@@ -469,6 +470,37 @@ impl<'a> Layers<'a> {
             Some((primary, _)) => self.synonyms(primary, &broker_synonyms(primary), false),
             None => Vec::new(),
         }
+    }
+}
+
+/// The connection limits of `config` with the dynamic configs applied over it: the
+/// cluster default, then this broker's own.
+pub(crate) fn connection_limits(
+    config: &BrokerConfig,
+    cluster_default: &BTreeMap<String, String>,
+    per_broker: &BTreeMap<String, String>,
+) -> ConnectionLimits {
+    let mut merged = BrokerConfig {
+        max_connections: config.max_connections,
+        max_connections_per_ip: config.max_connections_per_ip,
+        max_connections_per_ip_overrides: config.max_connections_per_ip_overrides.clone(),
+        ..BrokerConfig::default()
+    };
+    for layer in [cluster_default, per_broker] {
+        for key in DYNAMIC_BROKER_PROPERTIES {
+            if let Some(value) = layer.get(*key) {
+                // Checked before it was submitted; a value that no longer parses (a host
+                // that no longer resolves) keeps the previous one.
+                if let Err(error) = merged.apply_one(key, value) {
+                    tracing::warn!(%error, "dynamic broker config not applied");
+                }
+            }
+        }
+    }
+    ConnectionLimits {
+        max_total: merged.max_connections,
+        max_per_ip: merged.max_connections_per_ip,
+        overrides: merged.max_connections_per_ip_overrides,
     }
 }
 
