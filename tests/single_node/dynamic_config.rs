@@ -36,12 +36,19 @@ fn s(text: &str) -> StrBytes {
 }
 
 /// DescribeConfigs v4 of one resource, with synonyms and documentation.
-fn describe(stream: &mut TcpStream, kind: i8, name: &str, keys: Option<&[&str]>) -> DescribeConfigsResult {
+fn describe(
+    stream: &mut TcpStream,
+    kind: i8,
+    name: &str,
+    keys: Option<&[&str]>,
+) -> DescribeConfigsResult {
     let request = DescribeConfigsRequest::default()
         .with_resources(vec![DescribeConfigsResource::default()
             .with_resource_type(kind)
             .with_resource_name(s(name))
-            .with_configuration_keys(keys.map(|k| k.iter().map(|k| s(k)).collect()))])
+            .with_configuration_keys(
+                keys.map(|k| k.iter().map(|k| s(k)).collect()),
+            )])
         .with_include_synonyms(true)
         .with_include_documentation(true);
     let (_, mut response) = call(stream, &request, 4);
@@ -102,7 +109,10 @@ fn alter(
     let r = &response.responses[0];
     (
         r.error_code,
-        r.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+        r.error_message
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
     )
 }
 
@@ -112,7 +122,10 @@ fn syn(name: &str, value: &str, source: i8) -> (String, Option<String>, i8) {
 
 /// The effective `retention.ms` of `topic` and its source.
 fn retention(stream: &mut TcpStream, topic: &str) -> (Option<String>, i8) {
-    let (value, source, _) = entry(&describe(stream, TOPIC, topic, Some(&["retention.ms"])), "retention.ms");
+    let (value, source, _) = entry(
+        &describe(stream, TOPIC, topic, Some(&["retention.ms"])),
+        "retention.ms",
+    );
     (value, source)
 }
 
@@ -129,7 +142,14 @@ fn topic_configs_list_their_synonyms_with_sources_in_kafkas_order() {
     });
     let mut stream = connect(&bootstrap);
     assert_eq!(
-        alter(&mut stream, BROKER, "", &[("log.retention.ms", SET, Some("3600000"))], false).0,
+        alter(
+            &mut stream,
+            BROKER,
+            "",
+            &[("log.retention.ms", SET, Some("3600000"))],
+            false
+        )
+        .0,
         0
     );
     let result = describe(&mut stream, TOPIC, "synonyms", None);
@@ -157,7 +177,12 @@ fn topic_configs_list_their_synonyms_with_sources_in_kafkas_order() {
         )
     );
     // The same property on the broker resource: its synonyms are the broker's alone.
-    let broker = describe(&mut stream, BROKER, &node.node_id().to_string(), Some(&["log.retention.ms"]));
+    let broker = describe(
+        &mut stream,
+        BROKER,
+        &node.node_id().to_string(),
+        Some(&["log.retention.ms"]),
+    );
     assert_eq!(
         entry(&broker, "log.retention.ms"),
         (
@@ -183,7 +208,11 @@ fn the_broker_resource_describes_every_known_property() {
     let mut stream = connect(&node.bootstrap());
     let result = describe(&mut stream, BROKER, &node.node_id().to_string(), None);
     assert_eq!(result.error_code, 0, "{result:?}");
-    assert!(result.configs.len() > 100, "{} entries", result.configs.len());
+    assert!(
+        result.configs.len() > 100,
+        "{} entries",
+        result.configs.len()
+    );
     let get = |key: &str| {
         result
             .configs
@@ -201,7 +230,10 @@ fn the_broker_resource_describes_every_known_property() {
     assert_eq!(retention.config_source, DEFAULT_CONFIG);
     assert!(!retention.read_only, "log.retention.ms changes dynamically");
     assert_eq!(retention.config_type, 5, "LONG");
-    assert!(retention.documentation.as_ref().is_some_and(|d| !d.is_empty()));
+    assert!(retention
+        .documentation
+        .as_ref()
+        .is_some_and(|d| !d.is_empty()));
     let hours = get("log.retention.hours");
     assert_eq!(hours.value.as_deref(), Some("168"));
     assert!(hours.read_only);
@@ -228,12 +260,18 @@ fn dynamic_retention_defaults_layer_over_the_file_and_survive_a_restart() {
     });
     let mut stream = connect(&bootstrap);
     let r = |v: &str, source| (Some(v.to_owned()), source);
-    assert_eq!(retention(&mut stream, "layers"), r("86400000", STATIC_BROKER_CONFIG));
+    assert_eq!(
+        retention(&mut stream, "layers"),
+        r("86400000", STATIC_BROKER_CONFIG)
+    );
 
     // validate_only changes nothing.
     let set = |v| [("log.retention.ms", SET, Some(v))];
     assert_eq!(alter(&mut stream, BROKER, "", &set("3600000"), true).0, 0);
-    assert_eq!(retention(&mut stream, "layers"), r("86400000", STATIC_BROKER_CONFIG));
+    assert_eq!(
+        retention(&mut stream, "layers"),
+        r("86400000", STATIC_BROKER_CONFIG)
+    );
 
     assert_eq!(alter(&mut stream, BROKER, "", &set("3600000"), false).0, 0);
     assert_eq!(
@@ -241,13 +279,19 @@ fn dynamic_retention_defaults_layer_over_the_file_and_survive_a_restart() {
         r("3600000", DYNAMIC_DEFAULT_BROKER_CONFIG)
     );
     assert_eq!(alter(&mut stream, BROKER, &id, &set("1800000"), false).0, 0);
-    assert_eq!(retention(&mut stream, "layers"), r("1800000", DYNAMIC_BROKER_CONFIG));
+    assert_eq!(
+        retention(&mut stream, "layers"),
+        r("1800000", DYNAMIC_BROKER_CONFIG)
+    );
 
     drop(stream);
     node.stop();
     node.restart();
     let mut stream = connect(&node.bootstrap());
-    assert_eq!(retention(&mut stream, "layers"), r("1800000", DYNAMIC_BROKER_CONFIG));
+    assert_eq!(
+        retention(&mut stream, "layers"),
+        r("1800000", DYNAMIC_BROKER_CONFIG)
+    );
 
     let delete = [("log.retention.ms", DELETE, None)];
     assert_eq!(alter(&mut stream, BROKER, &id, &delete, false).0, 0);
@@ -256,7 +300,10 @@ fn dynamic_retention_defaults_layer_over_the_file_and_survive_a_restart() {
         r("3600000", DYNAMIC_DEFAULT_BROKER_CONFIG)
     );
     assert_eq!(alter(&mut stream, BROKER, "", &delete, false).0, 0);
-    assert_eq!(retention(&mut stream, "layers"), r("86400000", STATIC_BROKER_CONFIG));
+    assert_eq!(
+        retention(&mut stream, "layers"),
+        r("86400000", STATIC_BROKER_CONFIG)
+    );
 }
 
 #[test]
@@ -269,15 +316,28 @@ fn a_dynamic_message_max_bytes_applies_to_the_next_produce() {
         let producer = producer(&bootstrap, &[("message.max.bytes", "100000")]);
         let payload = vec![b'x'; 5_000];
         producer
-            .send(FutureRecord::<(), _>::to("sized").payload(&payload), Duration::from_secs(20))
+            .send(
+                FutureRecord::<(), _>::to("sized").payload(&payload),
+                Duration::from_secs(20),
+            )
             .await
             .expect("5 kB fits the default");
         assert_eq!(
-            alter(&mut stream, BROKER, "", &[("message.max.bytes", SET, Some("1000"))], false).0,
+            alter(
+                &mut stream,
+                BROKER,
+                "",
+                &[("message.max.bytes", SET, Some("1000"))],
+                false
+            )
+            .0,
             0
         );
         let refused = producer
-            .send(FutureRecord::<(), _>::to("sized").payload(&payload), Duration::from_secs(20))
+            .send(
+                FutureRecord::<(), _>::to("sized").payload(&payload),
+                Duration::from_secs(20),
+            )
             .await;
         let (error, _) = refused.expect_err("5 kB is over the new cluster default");
         assert_eq!(
@@ -297,7 +357,10 @@ fn static_only_unknown_and_invalid_broker_configs_are_refused() {
         &mut stream,
         BROKER,
         &id,
-        &[("log.retention.hours", SET, Some("1")), ("num.partitions", SET, Some("2"))],
+        &[
+            ("log.retention.hours", SET, Some("1")),
+            ("num.partitions", SET, Some("2")),
+        ],
         false,
     );
     assert_eq!(code, INVALID_REQUEST, "{message}");
@@ -307,11 +370,29 @@ fn static_only_unknown_and_invalid_broker_configs_are_refused() {
             && message.contains("num.partitions"),
         "{message}"
     );
-    let (code, message) = alter(&mut stream, BROKER, "", &[("no.such.property", SET, Some("1"))], false);
+    let (code, message) = alter(
+        &mut stream,
+        BROKER,
+        "",
+        &[("no.such.property", SET, Some("1"))],
+        false,
+    );
     assert_eq!(code, INVALID_CONFIG, "{message}");
-    let (code, message) = alter(&mut stream, BROKER, "", &[("log.segment.bytes", SET, Some("1"))], false);
+    let (code, message) = alter(
+        &mut stream,
+        BROKER,
+        "",
+        &[("log.segment.bytes", SET, Some("1"))],
+        false,
+    );
     assert_eq!(code, INVALID_CONFIG, "{message}");
-    let (code, _) = alter(&mut stream, BROKER, "one", &[("log.retention.ms", SET, Some("1"))], false);
+    let (code, _) = alter(
+        &mut stream,
+        BROKER,
+        "one",
+        &[("log.retention.ms", SET, Some("1"))],
+        false,
+    );
     assert_eq!(code, INVALID_REQUEST);
     // Nothing was stored.
     let default = describe(&mut stream, BROKER, "", None);
@@ -324,7 +405,14 @@ fn a_dynamic_per_ip_connection_limit_applies_to_new_connections() {
     let bootstrap = node.bootstrap();
     let mut first = connect(&bootstrap);
     assert_eq!(
-        alter(&mut first, BROKER, "", &[("max.connections.per.ip", SET, Some("2"))], false).0,
+        alter(
+            &mut first,
+            BROKER,
+            "",
+            &[("max.connections.per.ip", SET, Some("2"))],
+            false
+        )
+        .0,
         0
     );
     let _second = connect(&bootstrap);

@@ -176,7 +176,10 @@ mod tests {
         assert_eq!(values["retention.ms"].source, ConfigSource::Topic);
         assert_eq!(values["retention.ms"].synonyms.len(), 3);
         assert_eq!(values["segment.bytes"].source, ConfigSource::StaticBroker);
-        assert_eq!(values["segment.ms"].source, ConfigSource::DynamicDefaultBroker);
+        assert_eq!(
+            values["segment.ms"].source,
+            ConfigSource::DynamicDefaultBroker
+        );
         assert_eq!(values["segment.ms"].value.as_deref(), Some("77"));
         assert_eq!(values["max.message.bytes"].source, ConfigSource::Default);
         let settings = TopicSettings::from_effective(&values);

@@ -41,7 +41,10 @@ async fn apply(
                     format!("topic {name} does not exist"),
                 )
             })?;
-            (ConfigResource::Topic(name.to_owned()), topic.configs.clone())
+            (
+                ConfigResource::Topic(name.to_owned()),
+                topic.configs.clone(),
+            )
         }
         RESOURCE_BROKER if name.is_empty() => (
             ConfigResource::BrokerDefault,
@@ -145,17 +148,21 @@ pub(super) async fn handle_incremental(
                         .map(|(k, v)| (k.to_owned(), v.value))
                         .collect()
                 } else {
-                    current.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect()
+                    current
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Some(v.clone())))
+                        .collect()
                 };
                 let mut changes = Changes::new();
                 for config in &resource.configs {
                     let key = owned(&config.name);
                     let value = config.value.as_ref().map(owned);
                     let list = || -> Vec<String> {
-                        let now =
-                            changes.get(&key).cloned().flatten().or_else(|| {
-                                effective.get(key.as_str()).cloned().flatten()
-                            });
+                        let now = changes
+                            .get(&key)
+                            .cloned()
+                            .flatten()
+                            .or_else(|| effective.get(key.as_str()).cloned().flatten());
                         now.unwrap_or_default()
                             .split(',')
                             .map(str::trim)

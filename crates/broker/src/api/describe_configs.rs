@@ -1,7 +1,7 @@
 //! DescribeConfigs (key 32): a topic's effective configs with their sources, or a broker's.
 
-use kafka_protocol::error::ResponseError;
 use controller::MetadataImage;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
@@ -44,7 +44,12 @@ fn computed_value(config: &BrokerConfig, key: &BrokerKey) -> Option<String> {
 
 /// Kafka's `createBrokerConfigEntry`: a broker property with its synonyms; for the cluster
 /// default (`per_broker` false) only the cluster-default layer counts.
-fn broker_entry(layers: &Layers<'_>, config: &BrokerConfig, name: &str, per_broker: bool) -> Described {
+fn broker_entry(
+    layers: &Layers<'_>,
+    config: &BrokerConfig,
+    name: &str,
+    per_broker: bool,
+) -> Described {
     let key = broker_key(name);
     let sensitive = key.is_some_and(BrokerKey::sensitive);
     let names = broker_synonyms(name);
@@ -72,7 +77,11 @@ fn broker_entry(layers: &Layers<'_>, config: &BrokerConfig, name: &str, per_brok
 }
 
 /// The broker resource `name` ("" for the cluster default, else this node's id).
-fn broker_entries(ctx: &Ctx<'_>, image: &MetadataImage, name: &str) -> Result<Vec<Described>, String> {
+fn broker_entries(
+    ctx: &Ctx<'_>,
+    image: &MetadataImage,
+    name: &str,
+) -> Result<Vec<Described>, String> {
     let config = &ctx.broker.config;
     let layers = ctx.broker.config_layers(image);
     if name.is_empty() {
@@ -92,8 +101,7 @@ fn broker_entries(ctx: &Ctx<'_>, image: &MetadataImage, name: &str) -> Result<Ve
         }
         Err(_) => return Err(format!("Broker id must be an integer, but it is: {name}")),
     }
-    let mut names: std::collections::BTreeSet<&str> =
-        catalog().iter().map(|k| k.name).collect();
+    let mut names: std::collections::BTreeSet<&str> = catalog().iter().map(|k| k.name).collect();
     // Properties given in the file that the catalog lacks (`ssl.*` and the like).
     names.extend(config.properties.keys().map(String::as_str));
     Ok(names

@@ -27,7 +27,10 @@ const LONG_MAX: &str = "9223372036854775807";
 /// unit (hours and minutes to milliseconds).
 pub(crate) const TOPIC_SYNONYMS: &[(&str, &[(&str, i64)])] = &[
     ("segment.bytes", &[("log.segment.bytes", 1)]),
-    ("segment.ms", &[("log.roll.ms", 1), ("log.roll.hours", HOUR)]),
+    (
+        "segment.ms",
+        &[("log.roll.ms", 1), ("log.roll.hours", HOUR)],
+    ),
     (
         "segment.jitter.ms",
         &[("log.roll.jitter.ms", 1), ("log.roll.jitter.hours", HOUR)],
@@ -64,7 +67,10 @@ pub(crate) const TOPIC_SYNONYMS: &[(&str, &[(&str, i64)])] = &[
         "max.compaction.lag.ms",
         &[("log.cleaner.max.compaction.lag.ms", 1)],
     ),
-    ("file.delete.delay.ms", &[("log.segment.delete.delay.ms", 1)]),
+    (
+        "file.delete.delay.ms",
+        &[("log.segment.delete.delay.ms", 1)],
+    ),
     (
         "min.cleanable.dirty.ratio",
         &[("log.cleaner.min.cleanable.ratio", 1)],
@@ -80,12 +86,18 @@ pub(crate) const TOPIC_SYNONYMS: &[(&str, &[(&str, i64)])] = &[
     ("compression.lz4.level", &[("compression.lz4.level", 1)]),
     ("compression.zstd.level", &[("compression.zstd.level", 1)]),
     ("preallocate", &[("log.preallocate", 1)]),
-    ("message.format.version", &[("log.message.format.version", 1)]),
+    (
+        "message.format.version",
+        &[("log.message.format.version", 1)],
+    ),
     (
         "message.downconversion.enable",
         &[("log.message.downconversion.enable", 1)],
     ),
-    ("message.timestamp.type", &[("log.message.timestamp.type", 1)]),
+    (
+        "message.timestamp.type",
+        &[("log.message.timestamp.type", 1)],
+    ),
     (
         "message.timestamp.difference.max.ms",
         &[("log.message.timestamp.difference.max.ms", 1)],
@@ -133,7 +145,11 @@ pub(crate) fn broker_synonyms(key: &str) -> Vec<&str> {
     const GROUPS: &[&[&str]] = &[
         &["log.roll.ms", "log.roll.hours"],
         &["log.roll.jitter.ms", "log.roll.jitter.hours"],
-        &["log.retention.ms", "log.retention.minutes", "log.retention.hours"],
+        &[
+            "log.retention.ms",
+            "log.retention.minutes",
+            "log.retention.hours",
+        ],
     ];
     if key == "log.flush.interval.ms" {
         return vec!["log.flush.interval.ms", "log.flush.scheduler.interval.ms"];
@@ -228,7 +244,11 @@ const TYPES: &[(&str, ConfigKind, Option<&str>)] = {
         ("metadata.max.retention.bytes", Long, Some("104857600")),
         ("metadata.max.retention.ms", Long, Some("604800000")),
         ("controller.quorum.election.timeout.ms", Int, Some("1000")),
-        ("controller.quorum.election.backoff.max.ms", Int, Some("1000")),
+        (
+            "controller.quorum.election.backoff.max.ms",
+            Int,
+            Some("1000"),
+        ),
         ("controller.quorum.fetch.timeout.ms", Int, Some("2000")),
         ("controller.quorum.request.timeout.ms", Int, Some("2000")),
         ("controller.quorum.retry.backoff.ms", Int, Some("20")),
@@ -247,7 +267,11 @@ const TYPES: &[(&str, ConfigKind, Option<&str>)] = {
         ("socket.listen.backlog.size", Int, Some("50")),
         ("replica.socket.receive.buffer.bytes", Int, Some("65536")),
         ("replica.socket.timeout.ms", Int, Some("30000")),
-        ("log.flush.offset.checkpoint.interval.ms", Int, Some("60000")),
+        (
+            "log.flush.offset.checkpoint.interval.ms",
+            Int,
+            Some("60000"),
+        ),
         (
             "log.flush.start.offset.checkpoint.interval.ms",
             Int,
@@ -270,7 +294,11 @@ const TYPES: &[(&str, ConfigKind, Option<&str>)] = {
         ("inter.broker.protocol.version", String, None),
         ("delete.topic.enable", Boolean, Some("true")),
         ("group.max.size", Int, Some("2147483647")),
-        ("group.coordinator.rebalance.protocols", List, Some("classic,consumer")),
+        (
+            "group.coordinator.rebalance.protocols",
+            List,
+            Some("classic,consumer"),
+        ),
         ("group.consumer.assignors", List, Some("uniform,range")),
         ("offsets.commit.timeout.ms", Int, Some("5000")),
         ("offsets.load.buffer.size", Int, Some("5242880")),
@@ -280,12 +308,20 @@ const TYPES: &[(&str, ConfigKind, Option<&str>)] = {
         ("transaction.state.log.replication.factor", Short, Some("3")),
         ("transaction.state.log.min.isr", Int, Some("2")),
         ("transaction.state.log.num.partitions", Int, Some("50")),
-        ("transaction.state.log.segment.bytes", Int, Some("104857600")),
+        (
+            "transaction.state.log.segment.bytes",
+            Int,
+            Some("104857600"),
+        ),
         ("transaction.max.timeout.ms", Int, Some("900000")),
         ("transactional.id.expiration.ms", Int, Some("604800000")),
         ("super.users", String, Some("")),
         ("allow.everyone.if.no.acl.found", Boolean, Some("false")),
-        ("connection.failed.authentication.delay.ms", Int, Some("100")),
+        (
+            "connection.failed.authentication.delay.ms",
+            Int,
+            Some("100"),
+        ),
         ("auto.include.jmx.reporter", Boolean, Some("true")),
         ("metric.reporters", List, Some("")),
         ("kafka.metrics.reporters", List, Some("")),
@@ -331,7 +367,10 @@ pub(crate) fn catalog() -> &'static [BrokerKey] {
                         name,
                         kind: def.kind,
                         default: def.default,
-                        doc: Some(format!("The default of topic config {topic_key}: {}", def.doc)),
+                        doc: Some(format!(
+                            "The default of topic config {topic_key}: {}",
+                            def.doc
+                        )),
                     },
                 );
             }
@@ -352,7 +391,10 @@ pub(crate) fn catalog() -> &'static [BrokerKey] {
                 },
             );
         }
-        for name in APPLIED_PROPERTIES.iter().chain(IGNORED.iter().map(|(n, _)| n)) {
+        for name in APPLIED_PROPERTIES
+            .iter()
+            .chain(IGNORED.iter().map(|(n, _)| n))
+        {
             keys.entry(name).or_insert(BrokerKey {
                 name,
                 kind: ConfigKind::String,
@@ -417,7 +459,10 @@ impl<'a> Layers<'a> {
     pub(crate) fn synonyms(&self, name: &str, names: &[&str], sensitive: bool) -> Vec<Synonym> {
         let empty = BTreeMap::new();
         let layers: [(&BTreeMap<String, String>, ConfigSource); 3] = [
-            (self.per_broker.unwrap_or(&empty), ConfigSource::DynamicBroker),
+            (
+                self.per_broker.unwrap_or(&empty),
+                ConfigSource::DynamicBroker,
+            ),
             (self.cluster_default, ConfigSource::DynamicDefaultBroker),
             (self.static_props, ConfigSource::StaticBroker),
         ];
@@ -646,7 +691,10 @@ mod tests {
             check_dynamic_changes(&change("log.retention.ms", Some("5000"))),
             Ok(())
         );
-        assert_eq!(check_dynamic_changes(&change("max.connections", None)), Ok(()));
+        assert_eq!(
+            check_dynamic_changes(&change("max.connections", None)),
+            Ok(())
+        );
         assert!(matches!(
             check_dynamic_changes(&change("log.retention.hours", Some("1"))),
             Err(DynamicConfigError::NotDynamic(keys)) if keys == ["log.retention.hours"]

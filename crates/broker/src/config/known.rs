@@ -257,7 +257,11 @@ fn known_names() -> impl Iterator<Item = &'static str> {
         .iter()
         .copied()
         .chain(TOPIC_DEFAULT_PROPERTIES.iter().map(|(name, _, _)| *name))
-        .chain(TOPIC_SYNONYMS.iter().flat_map(|(_, s)| s.iter().map(|(name, _)| *name)))
+        .chain(
+            TOPIC_SYNONYMS
+                .iter()
+                .flat_map(|(_, s)| s.iter().map(|(name, _)| *name)),
+        )
         .chain(IGNORED.iter().map(|(name, _)| *name))
         .chain(unserved::NAMES.iter().copied())
 }

@@ -146,7 +146,11 @@ impl ConnectionQuotas {
     /// The most connections `ip` may have open.
     fn max_for(&self, ip: IpAddr) -> usize {
         let limits = self.limits();
-        limits.overrides.get(&ip).copied().unwrap_or(limits.max_per_ip)
+        limits
+            .overrides
+            .get(&ip)
+            .copied()
+            .unwrap_or(limits.max_per_ip)
     }
 
     /// Resolves once fewer than `max.connections` connections are open.

@@ -244,7 +244,9 @@ fn broker_default_configs_are_kept_apart_from_a_brokers_own() {
     image
         .apply(&alter(ConfigResource::BrokerDefault, Some("7")))
         .unwrap();
-    image.apply(&alter(ConfigResource::Broker(1), Some("5"))).unwrap();
+    image
+        .apply(&alter(ConfigResource::Broker(1), Some("5")))
+        .unwrap();
     assert_eq!(
         image.broker_default_configs(),
         &configs(&[("log.retention.ms", "7")])
@@ -253,7 +255,9 @@ fn broker_default_configs_are_kept_apart_from_a_brokers_own() {
         image.broker_config_overrides(1),
         Some(&configs(&[("log.retention.ms", "5")]))
     );
-    image.apply(&alter(ConfigResource::BrokerDefault, None)).unwrap();
+    image
+        .apply(&alter(ConfigResource::BrokerDefault, None))
+        .unwrap();
     assert!(image.broker_default_configs().is_empty());
     let empty = Command::AlterConfigs {
         resource: ConfigResource::BrokerDefault,
@@ -264,7 +268,9 @@ fn broker_default_configs_are_kept_apart_from_a_brokers_own() {
     assert_eq!(image, before);
     // An image written before the cluster default existed still reads.
     let mut json = serde_json::to_value(&image).unwrap();
-    json.as_object_mut().unwrap().remove("broker_default_configs");
+    json.as_object_mut()
+        .unwrap()
+        .remove("broker_default_configs");
     let read: MetadataImage = serde_json::from_value(json).unwrap();
     assert_eq!(read, image);
 }
