@@ -204,7 +204,11 @@ fn topic_configs_list_their_synonyms_with_sources_in_kafkas_order() {
 
 #[test]
 fn the_broker_resource_describes_every_known_property() {
-    let node = Node::start(NodeOptions::default().property("num.partitions", "3"));
+    let node = Node::start(
+        NodeOptions::default()
+            .property("num.partitions", "3")
+            .property("ssl.key.password", "hunter2"),
+    );
     let mut stream = connect(&node.bootstrap());
     let result = describe(&mut stream, BROKER, &node.node_id().to_string(), None);
     assert_eq!(result.error_code, 0, "{result:?}");
@@ -245,6 +249,11 @@ fn the_broker_resource_describes_every_known_property() {
     assert_eq!(secret.value, None);
     assert_eq!(secret.config_type, 9, "PASSWORD");
     assert_eq!(get("auto.create.topics.enable").config_type, 1, "BOOLEAN");
+    // A property only accepted, of no known type, may be a secret: hidden, as in Kafka.
+    let password = get("ssl.key.password");
+    assert!(password.is_sensitive);
+    assert_eq!(password.value, None);
+    assert_eq!(password.config_source, STATIC_BROKER_CONFIG);
     // Another broker's id is refused, as Kafka does.
     let other = describe(&mut stream, BROKER, "77", None);
     assert_eq!(other.error_code, INVALID_REQUEST);

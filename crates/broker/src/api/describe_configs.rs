@@ -51,7 +51,9 @@ fn broker_entry(
     per_broker: bool,
 ) -> Described {
     let key = broker_key(name);
-    let sensitive = key.is_some_and(BrokerKey::sensitive);
+    // Kafka: a property of unknown type (one Strata only accepts, such as `ssl.*`) may
+    // be a secret, so it is treated as one.
+    let sensitive = key.is_none_or(BrokerKey::sensitive);
     let names = broker_synonyms(name);
     let synonyms: Vec<Synonym> = layers
         .synonyms(name, &names, sensitive)
@@ -186,7 +188,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: DescribeConfigsRequest) -> Describe
                                 .with_value(d.value.map(str_bytes))
                                 .with_read_only(d.read_only)
                                 .with_config_source(d.source as i8)
-                                .with_is_sensitive(d.key.is_some_and(BrokerKey::sensitive))
+                                .with_is_sensitive(d.key.is_none_or(BrokerKey::sensitive))
                                 .with_config_type(d.key.map_or(0, |k| k.kind.describe_type()));
                             if request.include_synonyms {
                                 entry = entry.with_synonyms(synonym_results(d.synonyms));
