@@ -4,6 +4,7 @@
 //! group coordinator failover.
 
 mod acks;
+mod configs;
 mod groups;
 mod metadata;
 mod metrics;

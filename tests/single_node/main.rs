@@ -10,6 +10,7 @@ mod connection_limits;
 mod consumer_groups;
 mod disk_space;
 mod durability;
+mod dynamic_config;
 mod groups;
 mod idempotence;
 mod metrics;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 #[macro_use]
 mod applied;
+pub(crate) mod dynamic;
 mod known;
 mod unserved;
 

@@ -1,16 +1,23 @@
 //! A topic's effective configuration: Kafka's defaults, overridden by the broker's `log.*`
-//! properties, overridden by the topic's own configs; and what the log and the produce path
+//! properties (dynamic per-broker, dynamic cluster default, configuration file, in that
+//! order), overridden by the topic's own configs; and what the log and the produce path
 //! make of it.
 
 use std::collections::BTreeMap;
 
 use segment_store::{CleanupPolicy, LogConfig};
 
+use crate::config::dynamic::{Layers, Synonym};
+
 /// Where an effective config value came from (Kafka's DescribeConfigs `config_source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ConfigSource {
     /// Set on the topic (TOPIC_CONFIG).
     Topic = 1,
+    /// Set dynamically for this broker (DYNAMIC_BROKER_CONFIG).
+    DynamicBroker = 2,
+    /// Set dynamically as every broker's default (DYNAMIC_DEFAULT_BROKER_CONFIG).
+    DynamicDefaultBroker = 3,
     /// Set in the broker's configuration file (STATIC_BROKER_CONFIG).
     StaticBroker = 4,
     /// Kafka's default (DEFAULT_CONFIG).
@@ -22,31 +29,41 @@ pub(crate) enum ConfigSource {
 pub(crate) struct EffectiveValue {
     pub(crate) value: Option<String>,
     pub(crate) source: ConfigSource,
+    /// What decides the value, most specific first, as Kafka's DescribeConfigs lists it:
+    /// the topic's own value, then the broker properties setting its default.
+    pub(crate) synonyms: Vec<Synonym>,
 }
 
-/// Every known topic config with its effective value and source.
+/// Every known topic config with its effective value, source and synonyms.
 pub(crate) fn effective(
-    broker_defaults: &BTreeMap<String, String>,
+    broker: &Layers<'_>,
     topic: &BTreeMap<String, String>,
 ) -> BTreeMap<&'static str, EffectiveValue> {
     controller::topic_config_defs()
         .iter()
         .map(|def| {
-            let entry = if let Some(v) = topic.get(def.name) {
-                EffectiveValue {
-                    value: Some(v.clone()),
-                    source: ConfigSource::Topic,
-                }
-            } else if let Some(v) = broker_defaults.get(def.name) {
-                EffectiveValue {
-                    value: Some(v.clone()),
-                    source: ConfigSource::StaticBroker,
-                }
+            let mut synonyms = broker.topic_synonym_list(def.name);
+            let value = if let Some(v) = topic.get(def.name) {
+                synonyms.insert(
+                    0,
+                    Synonym {
+                        name: def.name.to_owned(),
+                        value: Some(v.clone()),
+                        source: ConfigSource::Topic,
+                    },
+                );
+                Some(v.clone())
             } else {
-                EffectiveValue {
-                    value: def.default.map(str::to_owned),
-                    source: ConfigSource::Default,
-                }
+                broker
+                    .topic_default(def.name)
+                    .or_else(|| def.default.map(str::to_owned))
+            };
+            // Kafka: the source is that of the first synonym.
+            let source = synonyms.first().map_or(ConfigSource::Default, |s| s.source);
+            let entry = EffectiveValue {
+                value,
+                source,
+                synonyms,
             };
             (def.name, entry)
         })
@@ -142,15 +159,28 @@ mod tests {
 
     #[test]
     fn topic_value_beats_broker_default_beats_kafka_default() {
-        let broker: BTreeMap<_, _> = [
-            ("retention.ms".to_owned(), "1000".to_owned()),
-            ("segment.bytes".to_owned(), "2048".to_owned()),
+        let file: BTreeMap<_, _> = [
+            ("log.retention.ms".to_owned(), "1000".to_owned()),
+            ("log.segment.bytes".to_owned(), "2048".to_owned()),
+            ("log.roll.hours".to_owned(), "1".to_owned()),
         ]
         .into();
+        let cluster: BTreeMap<_, _> = [("log.roll.ms".to_owned(), "77".to_owned())].into();
+        let broker = Layers {
+            per_broker: None,
+            cluster_default: &cluster,
+            static_props: &file,
+        };
         let topic: BTreeMap<_, _> = [("retention.ms".to_owned(), "5".to_owned())].into();
         let values = effective(&broker, &topic);
         assert_eq!(values["retention.ms"].source, ConfigSource::Topic);
+        assert_eq!(values["retention.ms"].synonyms.len(), 3);
         assert_eq!(values["segment.bytes"].source, ConfigSource::StaticBroker);
+        assert_eq!(
+            values["segment.ms"].source,
+            ConfigSource::DynamicDefaultBroker
+        );
+        assert_eq!(values["segment.ms"].value.as_deref(), Some("77"));
         assert_eq!(values["max.message.bytes"].source, ConfigSource::Default);
         let settings = TopicSettings::from_effective(&values);
         assert_eq!(settings.log.retention_ms, 5);

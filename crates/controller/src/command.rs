@@ -182,8 +182,11 @@ pub enum Election {
 pub enum ConfigResource {
     /// A topic, by name.
     Topic(String),
-    /// A broker, by node id.
+    /// A broker, by node id (Kafka's BROKER resource named by the id).
     Broker(i32),
+    /// The cluster-wide default of every broker (Kafka's BROKER resource with the empty
+    /// name): a broker's own overrides win over it.
+    BrokerDefault,
 }
 
 /// What an accepted command produced.

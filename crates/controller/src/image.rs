@@ -101,6 +101,9 @@ pub struct MetadataImage {
     topics: imbl::OrdMap<String, Arc<TopicMeta>>,
     topic_ids: imbl::OrdMap<Uuid, String>,
     broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    /// Dynamic broker configs set for every broker (Kafka's cluster default).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    broker_default_configs: BTreeMap<String, String>,
     next_producer_id: i64,
     applied_index: u64,
 }
@@ -207,6 +210,18 @@ impl MetadataImage {
     /// The config overrides set for broker `id` (empty when none).
     pub fn broker_configs(&self, id: i32) -> BTreeMap<String, String> {
         self.broker_configs.get(&id).cloned().unwrap_or_default()
+    }
+
+    /// The config overrides set for broker `id`, if any (no copy, unlike
+    /// [`Self::broker_configs`]).
+    pub fn broker_config_overrides(&self, id: i32) -> Option<&BTreeMap<String, String>> {
+        self.broker_configs.get(&id)
+    }
+
+    /// The dynamic broker configs set as the cluster-wide default (Kafka's BROKER resource
+    /// with the empty name).
+    pub fn broker_default_configs(&self) -> &BTreeMap<String, String> {
+        &self.broker_default_configs
     }
 
     /// The first producer id the next [`Command::AllocateProducerIds`] will hand out.

@@ -14,6 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::create_topics::Rejected;
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{owned, str_bytes, Ctx};
+use crate::config::dynamic::{self, DynamicConfigError};
 use crate::topic_config;
 
 const OP_SET: i8 = 0;
@@ -31,13 +32,32 @@ async fn apply(
     validate_only: bool,
     build: impl FnOnce(&BTreeMap<String, String>) -> Result<Changes, Rejected>,
 ) -> Result<(), Rejected> {
-    match resource_type {
-        RESOURCE_TOPIC => {}
+    let image = ctx.broker.image();
+    let (resource, current) = match resource_type {
+        RESOURCE_TOPIC => {
+            let topic = image.topic(name).ok_or_else(|| {
+                Rejected::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("topic {name} does not exist"),
+                )
+            })?;
+            (
+                ConfigResource::Topic(name.to_owned()),
+                topic.configs.clone(),
+            )
+        }
+        RESOURCE_BROKER if name.is_empty() => (
+            ConfigResource::BrokerDefault,
+            image.broker_default_configs().clone(),
+        ),
         RESOURCE_BROKER => {
-            return Err(Rejected::new(
-                ResponseError::InvalidRequest,
-                "broker configs are static: set them in the configuration file",
-            ))
+            let id: i32 = name.parse().map_err(|_| {
+                Rejected::new(
+                    ResponseError::InvalidRequest,
+                    format!("Broker id must be an integer, but it is: {name}"),
+                )
+            })?;
+            (ConfigResource::Broker(id), image.broker_configs(id))
         }
         other => {
             return Err(Rejected::new(
@@ -45,19 +65,18 @@ async fn apply(
                 format!("resource type {other} is not supported"),
             ))
         }
-    }
-    let image = ctx.broker.image();
-    let topic = image.topic(name).ok_or_else(|| {
-        Rejected::new(
-            ResponseError::UnknownTopicOrPartition,
-            format!("topic {name} does not exist"),
-        )
-    })?;
-    let changes = build(&topic.configs)?;
-    let command = Command::AlterConfigs {
-        resource: ConfigResource::Topic(name.to_owned()),
-        changes,
     };
+    let changes = build(&current)?;
+    if resource_type == RESOURCE_BROKER {
+        dynamic::check_dynamic_changes(&changes).map_err(|e| {
+            let error = match e {
+                DynamicConfigError::NotDynamic(_) => ResponseError::InvalidRequest,
+                _ => ResponseError::InvalidConfig,
+            };
+            Rejected::new(error, e.to_string())
+        })?;
+    }
+    let command = Command::AlterConfigs { resource, changes };
     if validate_only {
         image.as_ref().clone().apply(&command)?;
     } else {
@@ -110,25 +129,40 @@ pub(super) async fn handle_incremental(
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
-    let defaults = &ctx.broker.config.topic_defaults;
     let responses = request.resources.into_iter().map(|resource| async move {
         let name = owned(&resource.resource_name);
+        let image = ctx.broker.image();
+        let layers = ctx.broker.config_layers(&image);
+        let is_topic = resource.resource_type == RESOURCE_TOPIC;
         let result = apply(
             ctx,
             resource.resource_type,
             &name,
             request.validate_only,
             |current| {
-                let effective = topic_config::effective(defaults, current);
+                // What APPEND and SUBTRACT start from: the effective value of a topic
+                // config, the value set in the resource for a broker's.
+                let effective: BTreeMap<String, Option<String>> = if is_topic {
+                    topic_config::effective(&layers, current)
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v.value))
+                        .collect()
+                } else {
+                    current
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Some(v.clone())))
+                        .collect()
+                };
                 let mut changes = Changes::new();
                 for config in &resource.configs {
                     let key = owned(&config.name);
                     let value = config.value.as_ref().map(owned);
                     let list = || -> Vec<String> {
-                        let now =
-                            changes.get(&key).cloned().flatten().or_else(|| {
-                                effective.get(key.as_str()).and_then(|v| v.value.clone())
-                            });
+                        let now = changes
+                            .get(&key)
+                            .cloned()
+                            .flatten()
+                            .or_else(|| effective.get(key.as_str()).cloned().flatten());
                         now.unwrap_or_default()
                             .split(',')
                             .map(str::trim)

@@ -247,8 +247,9 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: CreateTopicsRequest) -> Creat
         let result = CreatableTopicResult::default().with_name(TopicName(str_bytes(name)));
         results.push(match outcome {
             Ok((topic_id, partitions, replication)) => {
+                let image = ctx.broker.image();
                 let configs =
-                    topic_config::effective(&ctx.broker.config.topic_defaults, &new_topic.configs)
+                    topic_config::effective(&ctx.broker.config_layers(&image), &new_topic.configs)
                         .into_iter()
                         .map(|(key, value)| {
                             CreatableTopicConfigs::default()

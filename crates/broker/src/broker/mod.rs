@@ -23,6 +23,7 @@ use parking_lot::{Mutex, RwLock};
 use segment_store::LogDir;
 use uuid::Uuid;
 
+use crate::config::dynamic::Layers;
 use crate::config::BrokerConfig;
 use crate::partition::Partition;
 use crate::replication::{FetcherConfig, ReplicaFetchers};
@@ -94,6 +95,13 @@ impl LocalTopic {
     }
 }
 
+/// The dynamic broker configs of one image that apply to this broker.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct DynamicConfigs {
+    cluster_default: BTreeMap<String, String>,
+    per_broker: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Default)]
 struct ProducerIdBlock {
     next: i64,
@@ -109,6 +117,9 @@ pub struct Broker {
     log_dir: LogDir,
     topics: RwLock<HashMap<String, Arc<LocalTopic>>>,
     reconcile_lock: Mutex<()>,
+    /// The dynamic broker configs (cluster default, this broker's) the local topics were
+    /// last built with: when they change, every topic's settings are rebuilt.
+    applied_dynamic: Mutex<DynamicConfigs>,
     /// Whether the data directory was checked for logs the metadata no longer knows.
     scanned_disk: std::sync::atomic::AtomicBool,
     /// Whether the image holds everything committed before this process started (only
@@ -130,6 +141,8 @@ pub struct Broker {
     pub(crate) topic_stats: crate::metrics::TopicStatsRegistry,
     /// Connections of the Kafka listener.
     pub(crate) connection_stats: Arc<crate::metrics::ConnectionStats>,
+    /// The connection limits in force (the listener follows them).
+    pub(crate) connection_limits: tokio::sync::watch::Sender<crate::server::ConnectionLimits>,
 }
 
 impl Broker {
@@ -157,6 +170,7 @@ impl Broker {
             log_dir,
             topics: RwLock::new(HashMap::new()),
             reconcile_lock: Mutex::new(()),
+            applied_dynamic: Mutex::new(DynamicConfigs::default()),
             scanned_disk: std::sync::atomic::AtomicBool::new(false),
             caught_up: std::sync::atomic::AtomicBool::new(false),
             ready: tokio::sync::watch::channel(false).0,
@@ -166,6 +180,14 @@ impl Broker {
             ),
             topic_stats: crate::metrics::TopicStatsRegistry::default(),
             connection_stats: Arc::default(),
+            connection_limits: tokio::sync::watch::channel(
+                crate::config::dynamic::connection_limits(
+                    &config,
+                    &BTreeMap::new(),
+                    &BTreeMap::new(),
+                ),
+            )
+            .0,
             fetchers: ReplicaFetchers::new(FetcherConfig {
                 node_id: config.node_id,
                 max_wait: Duration::from_millis(config.replica_fetch_wait_max_ms),
@@ -280,12 +302,18 @@ impl Broker {
         self.image().live_brokers().cloned().collect()
     }
 
-    /// Topic settings as the broker defaults and the topic's own configs make them.
-    pub(crate) fn topic_settings(&self, topic: &TopicMeta) -> TopicSettings {
+    /// Topic settings as the broker defaults (static and the dynamic ones in `image`) and
+    /// the topic's own configs make them.
+    pub(crate) fn topic_settings(&self, image: &MetadataImage, topic: &TopicMeta) -> TopicSettings {
         TopicSettings::from_effective(&topic_config::effective(
-            &self.config.topic_defaults,
+            &self.config_layers(image),
             &topic.configs,
         ))
+    }
+
+    /// This broker's config layers under the dynamic broker configs of `image`.
+    pub(crate) fn config_layers<'a>(&'a self, image: &'a MetadataImage) -> Layers<'a> {
+        Layers::new(&self.config, image)
     }
 
     /// Hands out a producer id, reserving a new block from the controller when needed.

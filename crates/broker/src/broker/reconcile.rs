@@ -8,7 +8,7 @@ use std::sync::Arc;
 use controller::{MetadataImage, TopicMeta};
 use segment_store::TopicPartition;
 
-use super::{now_ms, Broker, BrokerError, LocalTopic};
+use super::{now_ms, Broker, BrokerError, DynamicConfigs, LocalTopic};
 use crate::partition::Partition;
 
 impl Broker {
@@ -59,6 +59,29 @@ impl Broker {
             // Before rebuilding, so a recreated topic's partitions count from zero.
             self.topic_stats.remove(name);
         }
+        // Dynamic broker configs changed: every topic's settings may have changed.
+        let dynamic = DynamicConfigs {
+            cluster_default: image.broker_default_configs().clone(),
+            per_broker: image.broker_configs(self.config.node_id),
+        };
+        let rebuild_all = {
+            let mut applied = self.applied_dynamic.lock();
+            let changed = *applied != dynamic;
+            if changed {
+                let limits = crate::config::dynamic::connection_limits(
+                    &self.config,
+                    &dynamic.cluster_default,
+                    &dynamic.per_broker,
+                );
+                self.connection_limits.send_if_modified(|current| {
+                    let modified = *current != limits;
+                    *current = limits;
+                    modified
+                });
+            }
+            *applied = dynamic;
+            changed
+        };
         let mut rebuilt: Vec<Arc<LocalTopic>> = Vec::new();
         let mut moved_away: Vec<TopicPartition> = Vec::new();
         {
@@ -67,10 +90,10 @@ impl Broker {
                 let existing = current
                     .get(&meta.name)
                     .filter(|t| t.topic_id == meta.topic_id);
-                if existing.is_some_and(|t| Arc::ptr_eq(&t.meta, meta)) {
+                if !rebuild_all && existing.is_some_and(|t| Arc::ptr_eq(&t.meta, meta)) {
                     continue;
                 }
-                let topic = self.local_topic(meta, existing.map(Arc::as_ref))?;
+                let topic = self.local_topic(&image, meta, existing.map(Arc::as_ref))?;
                 // Replicas moved off this node by a reassignment.
                 if let Some(existing) = existing {
                     moved_away.extend(
@@ -140,11 +163,12 @@ impl Broker {
     /// (their logs created when new), reusing `existing`'s partitions.
     fn local_topic(
         &self,
+        image: &MetadataImage,
         meta: &Arc<TopicMeta>,
         existing: Option<&LocalTopic>,
     ) -> Result<LocalTopic, BrokerError> {
         let node = self.config.node_id;
-        let settings = self.topic_settings(meta);
+        let settings = self.topic_settings(image, meta);
         let mut replicas = Vec::with_capacity(meta.partitions.len());
         let mut leading = Vec::with_capacity(meta.partitions.len());
         for p in &meta.partitions {

@@ -1,12 +1,13 @@
 //! Which property names Strata knows, and a suggestion for one it does not.
 //!
 //! Known are the properties an arm of `apply_one` applies, the broker defaults of topic
-//! configs (`TOPIC_DEFAULT_PROPERTIES`), the settings `unserved` checks, and the Kafka broker
+//! configs (`TOPIC_DEFAULT_PROPERTIES` and Kafka's synonyms table, `dynamic::TOPIC_SYNONYMS`), the settings `unserved` checks, and the Kafka broker
 //! properties below that Strata accepts but does not use. Anything else is most likely a
 //! typo, which Kafka itself would also ignore, so it is reported, not refused.
 
 use std::collections::BTreeMap;
 
+use super::dynamic::TOPIC_SYNONYMS;
 use super::{unserved, APPLIED_PROPERTIES, TOPIC_DEFAULT_PROPERTIES};
 
 /// Kafka broker properties Strata accepts and ignores, with the reason. A property that
@@ -121,10 +122,6 @@ pub(crate) const IGNORED: &[(&str, &str)] = &[
     ),
     // Checkpoints and flushing schedules.
     (
-        "log.flush.scheduler.interval.ms",
-        "the log flusher runs every 100 ms",
-    ),
-    (
         "log.flush.offset.checkpoint.interval.ms",
         "checkpoints are written by housekeeping",
     ),
@@ -154,18 +151,6 @@ pub(crate) const IGNORED: &[(&str, &str)] = &[
         "log.cleaner.io.max.bytes.per.second",
         "the cleaner is not throttled",
     ),
-    ("log.cleaner.min.cleanable.ratio", "not applied yet"),
-    ("log.cleaner.min.compaction.lag.ms", "not applied yet"),
-    ("log.cleaner.max.compaction.lag.ms", "not applied yet"),
-    (
-        "log.segment.delete.delay.ms",
-        "segments are deleted at once",
-    ),
-    (
-        "log.message.format.version",
-        "Strata writes message format v2 only",
-    ),
-    ("log.message.downconversion.enable", "no down-conversion"),
     (
         "inter.broker.protocol.version",
         "Strata's brokers speak one version",
@@ -263,7 +248,7 @@ pub fn unknown_properties(props: &BTreeMap<String, String>) -> Vec<UnknownProper
 }
 
 /// Whether Strata applies, checks or deliberately ignores `key`.
-fn is_known(key: &str) -> bool {
+pub(super) fn is_known(key: &str) -> bool {
     known_names().any(|name| name == key) || unserved::covers(key)
 }
 
@@ -272,6 +257,11 @@ fn known_names() -> impl Iterator<Item = &'static str> {
         .iter()
         .copied()
         .chain(TOPIC_DEFAULT_PROPERTIES.iter().map(|(name, _, _)| *name))
+        .chain(
+            TOPIC_SYNONYMS
+                .iter()
+                .flat_map(|(_, s)| s.iter().map(|(name, _)| *name)),
+        )
         .chain(IGNORED.iter().map(|(name, _)| *name))
         .chain(unserved::NAMES.iter().copied())
 }
@@ -358,7 +348,10 @@ mod tests {
         for (name, _) in IGNORED {
             assert!(
                 !APPLIED_PROPERTIES.contains(name)
-                    && !TOPIC_DEFAULT_PROPERTIES.iter().any(|(p, _, _)| p == name),
+                    && !TOPIC_DEFAULT_PROPERTIES.iter().any(|(p, _, _)| p == name)
+                    && !TOPIC_SYNONYMS
+                        .iter()
+                        .any(|(_, s)| s.iter().any(|(p, _)| p == name)),
                 "{name} is applied: remove it from IGNORED"
             );
         }

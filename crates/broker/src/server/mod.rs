@@ -4,7 +4,8 @@
 //! The listener enforces Kafka's connection limits: at `max.connections` it stops accepting
 //! until a connection closes (KIP-402; new connections wait in the listen backlog), and a
 //! connection from an address that already has `max.connections.per.ip` (or its entry in
-//! `max.connections.per.ip.overrides`) is closed at once.
+//! `max.connections.per.ip.overrides`) is closed at once. The limits follow the dynamic
+//! broker configs while the listener runs ([`ConnectionLimits`]).
 
 mod connection;
 pub(crate) use connection::Peer;
@@ -25,11 +26,19 @@ use crate::Broker;
 pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     let config = &broker.config;
-    let quotas = Arc::new(ConnectionQuotas::new(
-        config.max_connections,
-        config.max_connections_per_ip,
-        config.max_connections_per_ip_overrides.clone(),
-    ));
+    let mut limits = broker.connection_limits.subscribe();
+    let quotas = Arc::new(ConnectionQuotas::new(limits.borrow_and_update().clone()));
+    let follow = {
+        let quotas = Arc::clone(&quotas);
+        tokio::spawn(async move {
+            while limits.changed().await.is_ok() {
+                let next = limits.borrow_and_update().clone();
+                tracing::info!(?next, "connection limits changed");
+                quotas.set_limits(next);
+            }
+        })
+    };
+    let _follow = AbortOnDrop(follow);
     let budget = Arc::new(frame::Budget::new(config.queued_max_request_bytes));
     loop {
         tokio::select! {
@@ -70,14 +79,30 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Fu
     }
 }
 
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The connection limits in force: `max.connections`, `max.connections.per.ip` and
+/// `max.connections.per.ip.overrides`, the dynamic broker configs applied over the file's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConnectionLimits {
+    pub(crate) max_total: usize,
+    pub(crate) max_per_ip: usize,
+    pub(crate) overrides: BTreeMap<IpAddr, usize>,
+}
+
 /// Open connections counted against `max.connections` and `max.connections.per.ip`.
 #[derive(Debug)]
 struct ConnectionQuotas {
-    max_total: usize,
-    max_per_ip: usize,
-    overrides: BTreeMap<IpAddr, usize>,
+    limits: Mutex<ConnectionLimits>,
     counts: Mutex<Counts>,
-    /// Signalled when a connection closes.
+    /// Signalled when a connection closes or the limits change.
     closed: Notify,
 }
 
@@ -95,14 +120,22 @@ struct Slot {
 }
 
 impl ConnectionQuotas {
-    fn new(max_total: usize, max_per_ip: usize, overrides: BTreeMap<IpAddr, usize>) -> Self {
+    fn new(limits: ConnectionLimits) -> Self {
         Self {
-            max_total,
-            max_per_ip,
-            overrides,
+            limits: Mutex::new(limits),
             counts: Mutex::default(),
             closed: Notify::new(),
         }
+    }
+
+    /// Applies new limits; connections already open stay open.
+    fn set_limits(&self, limits: ConnectionLimits) {
+        *self.limits() = limits;
+        self.closed.notify_waiters();
+    }
+
+    fn limits(&self) -> std::sync::MutexGuard<'_, ConnectionLimits> {
+        self.limits.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
@@ -112,7 +145,12 @@ impl ConnectionQuotas {
 
     /// The most connections `ip` may have open.
     fn max_for(&self, ip: IpAddr) -> usize {
-        self.overrides.get(&ip).copied().unwrap_or(self.max_per_ip)
+        let limits = self.limits();
+        limits
+            .overrides
+            .get(&ip)
+            .copied()
+            .unwrap_or(limits.max_per_ip)
     }
 
     /// Resolves once fewer than `max.connections` connections are open.
@@ -122,12 +160,13 @@ impl ConnectionQuotas {
             let closed = self.closed.notified();
             tokio::pin!(closed);
             closed.as_mut().enable();
-            if self.counts().total < self.max_total {
+            let max_total = self.limits().max_total;
+            if self.counts().total < max_total {
                 return;
             }
             if !warned {
                 tracing::warn!(
-                    max_connections = self.max_total,
+                    max_connections = max_total,
                     "max.connections reached; not accepting until a connection closes"
                 );
                 warned = true;
@@ -182,7 +221,11 @@ mod tests {
     #[test]
     fn per_ip_limits_and_overrides_count_open_connections() {
         let overrides = BTreeMap::from([(ip("127.0.0.2"), 0), (ip("127.0.0.3"), 3)]);
-        let quotas = Arc::new(ConnectionQuotas::new(100, 2, overrides));
+        let quotas = Arc::new(ConnectionQuotas::new(ConnectionLimits {
+            max_total: 100,
+            max_per_ip: 2,
+            overrides,
+        }));
         let a = quotas.admit(ip("127.0.0.1")).unwrap();
         let _b = quotas.admit(ip("127.0.0.1")).unwrap();
         assert!(quotas.admit(ip("127.0.0.1")).is_none());
@@ -200,7 +243,11 @@ mod tests {
 
     #[tokio::test]
     async fn at_max_connections_the_listener_waits_for_one_to_close() {
-        let quotas = Arc::new(ConnectionQuotas::new(1, 10, BTreeMap::new()));
+        let quotas = Arc::new(ConnectionQuotas::new(ConnectionLimits {
+            max_total: 1,
+            max_per_ip: 10,
+            overrides: BTreeMap::new(),
+        }));
         quotas.wait_for_slot().await;
         let slot = quotas.admit(ip("127.0.0.1")).unwrap();
         let waiting = quotas.wait_for_slot();

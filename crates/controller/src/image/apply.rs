@@ -72,6 +72,20 @@ fn config_error(key: &str, value: Option<&str>, reason: &str) -> Rejection {
     }
 }
 
+/// Refuses a broker config change naming the empty key. Which keys a broker may change
+/// dynamically, and their values, the broker checks before submitting: the controller
+/// does not know the broker's properties.
+fn check_broker_config_names(changes: &BTreeMap<String, Option<String>>) -> Result<(), Rejection> {
+    match changes.iter().find(|(k, _)| k.trim().is_empty()) {
+        Some((key, value)) => Err(config_error(
+            key,
+            value.as_deref(),
+            "Config name must not be empty",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `current` with `changes` applied: `Some` sets a key, `None` removes it.
 fn merged(
     current: &BTreeMap<String, String>,
@@ -550,19 +564,17 @@ impl MetadataImage {
                 if !self.brokers.contains_key(id) {
                     return Err(Rejection::UnknownBroker(*id));
                 }
-                if let Some((key, value)) = changes.iter().find(|(k, _)| k.trim().is_empty()) {
-                    return Err(config_error(
-                        key,
-                        value.as_deref(),
-                        "Config name must not be empty",
-                    ));
-                }
+                check_broker_config_names(changes)?;
                 let next = merged(&self.broker_configs(*id), changes);
                 if next.is_empty() {
                     self.broker_configs.remove(id);
                 } else {
                     self.broker_configs.insert(*id, next);
                 }
+            }
+            ConfigResource::BrokerDefault => {
+                check_broker_config_names(changes)?;
+                self.broker_default_configs = merged(&self.broker_default_configs, changes);
             }
         }
         Ok(Applied::Done)

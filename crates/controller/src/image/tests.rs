@@ -235,6 +235,47 @@ fn alter_broker_configs_needs_a_registered_broker() {
 }
 
 #[test]
+fn broker_default_configs_are_kept_apart_from_a_brokers_own() {
+    let mut image = image();
+    let alter = |resource: ConfigResource, value: Option<&str>| Command::AlterConfigs {
+        resource,
+        changes: [("log.retention.ms".to_string(), value.map(str::to_owned))].into(),
+    };
+    image
+        .apply(&alter(ConfigResource::BrokerDefault, Some("7")))
+        .unwrap();
+    image
+        .apply(&alter(ConfigResource::Broker(1), Some("5")))
+        .unwrap();
+    assert_eq!(
+        image.broker_default_configs(),
+        &configs(&[("log.retention.ms", "7")])
+    );
+    assert_eq!(
+        image.broker_config_overrides(1),
+        Some(&configs(&[("log.retention.ms", "5")]))
+    );
+    image
+        .apply(&alter(ConfigResource::BrokerDefault, None))
+        .unwrap();
+    assert!(image.broker_default_configs().is_empty());
+    let empty = Command::AlterConfigs {
+        resource: ConfigResource::BrokerDefault,
+        changes: [(" ".to_string(), Some("1".to_owned()))].into(),
+    };
+    let before = image.clone();
+    assert!(image.apply(&empty).is_err());
+    assert_eq!(image, before);
+    // An image written before the cluster default existed still reads.
+    let mut json = serde_json::to_value(&image).unwrap();
+    json.as_object_mut()
+        .unwrap()
+        .remove("broker_default_configs");
+    let read: MetadataImage = serde_json::from_value(json).unwrap();
+    assert_eq!(read, image);
+}
+
+#[test]
 fn producer_id_blocks_follow_each_other() {
     let mut image = image();
     let allocate = |broker_id, count| Command::AllocateProducerIds { broker_id, count };
