@@ -103,6 +103,10 @@ pub struct MetadataImage {
     broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
     next_producer_id: i64,
     applied_index: u64,
+    /// Finalized feature levels once UpdateFeatures changed them; `None`: the levels of a
+    /// new cluster ([`crate::features::initial_levels`]). Absent from older snapshots.
+    #[serde(default)]
+    features: Option<BTreeMap<String, i16>>,
 }
 
 impl MetadataImage {
@@ -158,6 +162,11 @@ impl MetadataImage {
             Command::AlterReassignments { reassignments } => {
                 self.alter_reassignments(reassignments)?
             }
+            Command::UpdateFeatures { updates } => {
+                let next = crate::features::apply_updates(&self.finalized_features(), updates)?;
+                self.features = Some(next);
+                Applied::Done
+            }
         };
         self.applied_index += 1;
         Ok(applied)
@@ -212,6 +221,13 @@ impl MetadataImage {
     /// The first producer id the next [`Command::AllocateProducerIds`] will hand out.
     pub fn next_producer_id(&self) -> i64 {
         self.next_producer_id
+    }
+
+    /// Finalized feature levels by name (features at level 0 are absent).
+    pub fn finalized_features(&self) -> BTreeMap<String, i16> {
+        self.features
+            .clone()
+            .unwrap_or_else(crate::features::initial_levels)
     }
 
     /// Number of commands applied since the empty image (the index of the last one).

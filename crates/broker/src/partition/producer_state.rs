@@ -16,7 +16,10 @@ use segment_store::BatchHeader;
 /// `max.in.flight.requests.per.connection` limit for idempotence).
 const REMEMBERED_BATCHES: usize = 5;
 const SNAPSHOT_FILE: &str = "producer-state.snapshot";
-const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS1";
+/// The current snapshot format: batches carry their max timestamp.
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS2";
+/// The format before batches carried their timestamp (read, never written).
+const SNAPSHOT_MAGIC_V1: &[u8; 4] = b"SPS1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct BatchMetadata {
@@ -24,6 +27,8 @@ struct BatchMetadata {
     last_seq: i32,
     first_offset: i64,
     last_offset: i64,
+    /// The batch's max timestamp (-1 when restored from a snapshot without timestamps).
+    timestamp: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,6 +55,17 @@ pub(crate) enum SequenceError {
     /// The batch's first sequence does not follow the last one appended.
     #[error("sequence {got} does not follow {last}")]
     OutOfOrderSequence { got: i32, last: i32 },
+}
+
+/// One producer's state as DescribeProducers shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ActiveProducer {
+    pub(crate) producer_id: i64,
+    pub(crate) epoch: i16,
+    /// The last sequence appended, -1 when none is remembered.
+    pub(crate) last_sequence: i32,
+    /// The max timestamp of the last batch, -1 when unknown.
+    pub(crate) last_timestamp: i64,
 }
 
 /// Producer states of one partition.
@@ -112,6 +128,25 @@ impl ProducerStateTable {
         }
     }
 
+    /// The producers with state here, by producer id.
+    pub(crate) fn active_producers(&self) -> Vec<ActiveProducer> {
+        let mut producers: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, entry)| {
+                let last = entry.batches.back();
+                ActiveProducer {
+                    producer_id,
+                    epoch: entry.epoch,
+                    last_sequence: last.map_or(-1, |b| b.last_seq),
+                    last_timestamp: last.map_or(-1, |b| b.timestamp),
+                }
+            })
+            .collect();
+        producers.sort_by_key(|p| p.producer_id);
+        producers
+    }
+
     /// Records an appended batch; `header` carries the offsets it was given.
     pub(crate) fn record(&mut self, header: &BatchHeader) {
         if header.producer_id < 0 {
@@ -130,6 +165,7 @@ impl ProducerStateTable {
             last_seq: last_sequence(header),
             first_offset: header.base_offset,
             last_offset: header.last_offset(),
+            timestamp: header.max_timestamp,
         });
     }
 
@@ -156,6 +192,7 @@ impl ProducerStateTable {
                 buf.extend_from_slice(&b.last_seq.to_be_bytes());
                 buf.extend_from_slice(&b.first_offset.to_be_bytes());
                 buf.extend_from_slice(&b.last_offset.to_be_bytes());
+                buf.extend_from_slice(&b.timestamp.to_be_bytes());
             }
         }
         let crc = crc32c::crc32c(&buf);
@@ -176,9 +213,11 @@ impl ProducerStateTable {
             return None;
         }
         let mut r = Reader(body);
-        if r.take(4)? != SNAPSHOT_MAGIC {
-            return None;
-        }
+        let timestamps = match r.take(4)? {
+            m if m == SNAPSHOT_MAGIC => true,
+            m if m == SNAPSHOT_MAGIC_V1 => false,
+            _ => return None,
+        };
         let next_offset = r.i64()?;
         let count = r.u32()?;
         let mut table = Self::default();
@@ -196,6 +235,7 @@ impl ProducerStateTable {
                     last_seq: r.i32()?,
                     first_offset: r.i64()?,
                     last_offset: r.i64()?,
+                    timestamp: if timestamps { r.i64()? } else { -1 },
                 });
             }
             table.producers.insert(id, entry);
