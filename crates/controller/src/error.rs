@@ -99,7 +99,7 @@ pub enum Rejection {
         /// The leader epoch it asked in.
         leader_epoch: i32,
     },
-    /// An ISR change computed from an older partition state. `INVALID_UPDATE_VERSION` (108).
+    /// An ISR change computed from an older partition state. `INVALID_UPDATE_VERSION` (95).
     #[error("Partition {topic}-{partition} moved past epoch {partition_epoch}.")]
     StalePartitionEpoch {
         /// The topic.
@@ -131,7 +131,7 @@ pub enum Rejection {
         partition: i32,
     },
     /// A feature update outside the supported range or against its upgrade type
-    /// (UpdateFeatures). `INVALID_UPDATE_VERSION` (108).
+    /// (UpdateFeatures). `INVALID_UPDATE_VERSION` (95).
     #[error("Invalid update version {level} for feature {feature}. {reason}")]
     InvalidFeatureUpdate {
         /// The feature.
