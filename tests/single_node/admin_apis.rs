@@ -116,7 +116,10 @@ fn describe_log_dirs_reports_replica_sizes_and_disk_space() {
 
     // v1 has no disk space fields; the rest is the same.
     let (_, v1) = call(&mut stream, &request, 1);
-    assert_eq!(v1.results[0].topics[0].partitions[0].partition_size, a1.partition_size);
+    assert_eq!(
+        v1.results[0].topics[0].partitions[0].partition_size,
+        a1.partition_size
+    );
 }
 
 #[test]
@@ -333,7 +336,10 @@ fn features_are_described_and_updated_within_the_supported_range() {
     );
     assert!(supported.contains(&("group.version".to_owned(), 1, 1)));
     assert!(supported.contains(&("transaction.version".to_owned(), 0, 0)));
-    assert!(finalized.contains(&("metadata.version".to_owned(), 25)), "{finalized:?}");
+    assert!(
+        finalized.contains(&("metadata.version".to_owned(), 25)),
+        "{finalized:?}"
+    );
     assert!(finalized.contains(&("group.version".to_owned(), 1)));
     assert!(
         !finalized.iter().any(|(n, _)| n == "transaction.version"),
@@ -345,12 +351,27 @@ fn features_are_described_and_updated_within_the_supported_range() {
     const SAFE_DOWNGRADE: i8 = 2;
     const UNSAFE_DOWNGRADE: i8 = 3;
     for (updates, why) in [
-        (vec![("metadata.version", 26, UPGRADE)], "above the supported range"),
-        (vec![("metadata.version", 24, UPGRADE)], "a downgrade typed as upgrade"),
-        (vec![("metadata.version", 24, SAFE_DOWNGRADE)], "a metadata downgrade"),
-        (vec![("metadata.version", 24, UNSAFE_DOWNGRADE)], "an unsafe downgrade"),
+        (
+            vec![("metadata.version", 26, UPGRADE)],
+            "above the supported range",
+        ),
+        (
+            vec![("metadata.version", 24, UPGRADE)],
+            "a downgrade typed as upgrade",
+        ),
+        (
+            vec![("metadata.version", 24, SAFE_DOWNGRADE)],
+            "a metadata downgrade",
+        ),
+        (
+            vec![("metadata.version", 24, UNSAFE_DOWNGRADE)],
+            "an unsafe downgrade",
+        ),
         (vec![("transaction.version", 2, UPGRADE)], "no transactions"),
-        (vec![("group.version", 0, SAFE_DOWNGRADE)], "the consumer protocol stays"),
+        (
+            vec![("group.version", 0, SAFE_DOWNGRADE)],
+            "the consumer protocol stays",
+        ),
         (vec![("no.such.feature", 1, UPGRADE)], "an unknown feature"),
         (vec![("metadata.version", 25, 9)], "an unknown upgrade type"),
     ] {

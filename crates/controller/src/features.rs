@@ -137,7 +137,11 @@ pub fn apply_updates(
             ));
         }
         if level > now && *upgrade_type != UpgradeType::Upgrade {
-            return Err(invalid(feature, level, "Can't downgrade to a newer version."));
+            return Err(invalid(
+                feature,
+                level,
+                "Can't downgrade to a newer version.",
+            ));
         }
         if level < now && *upgrade_type == UpgradeType::Upgrade {
             return Err(invalid(

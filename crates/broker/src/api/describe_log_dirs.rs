@@ -33,16 +33,13 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: DescribeLogDirsRequest) -> Describe
         }
         let log = &partition.log;
         let lag = (log.high_watermark() - log.log_end_offset()).max(0);
-        by_topic
-            .entry(partition.topic.clone())
-            .or_default()
-            .push(
-                DescribeLogDirsPartition::default()
-                    .with_partition_index(partition.index)
-                    .with_partition_size(i64::try_from(log.size_in_bytes()).unwrap_or(i64::MAX))
-                    .with_offset_lag(lag)
-                    .with_is_future_key(false),
-            );
+        by_topic.entry(partition.topic.clone()).or_default().push(
+            DescribeLogDirsPartition::default()
+                .with_partition_index(partition.index)
+                .with_partition_size(i64::try_from(log.size_in_bytes()).unwrap_or(i64::MAX))
+                .with_offset_lag(lag)
+                .with_is_future_key(false),
+        );
     }
     let topics = by_topic
         .into_iter()

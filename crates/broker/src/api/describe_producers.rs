@@ -25,23 +25,21 @@ pub(super) fn handle(
                 .map(|&index| {
                     let response = PartitionResponse::default().with_partition_index(index);
                     match ctx.broker.partition(&name, index) {
-                        Ok(partition) => {
-                            response.with_active_producers(
-                                partition
-                                    .active_producers()
-                                    .into_iter()
-                                    .map(|p| {
-                                        ProducerState::default()
-                                            .with_producer_id(ProducerId(p.producer_id))
-                                            .with_producer_epoch(i32::from(p.epoch))
-                                            .with_last_sequence(p.last_sequence)
-                                            .with_last_timestamp(p.last_timestamp)
-                                            .with_coordinator_epoch(-1)
-                                            .with_current_txn_start_offset(-1)
-                                    })
-                                    .collect(),
-                            )
-                        }
+                        Ok(partition) => response.with_active_producers(
+                            partition
+                                .active_producers()
+                                .into_iter()
+                                .map(|p| {
+                                    ProducerState::default()
+                                        .with_producer_id(ProducerId(p.producer_id))
+                                        .with_producer_epoch(i32::from(p.epoch))
+                                        .with_last_sequence(p.last_sequence)
+                                        .with_last_timestamp(p.last_timestamp)
+                                        .with_coordinator_epoch(-1)
+                                        .with_current_txn_start_offset(-1)
+                                })
+                                .collect(),
+                        ),
                         Err(error) => response.with_error_code(error.code()),
                     }
                 })

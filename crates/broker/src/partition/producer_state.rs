@@ -362,4 +362,44 @@ mod tests {
         std::fs::write(&path, bytes).unwrap();
         assert_eq!(ProducerStateTable::read_snapshot(dir.path()), None);
     }
+
+    #[test]
+    fn active_producers_show_the_last_batch_and_old_snapshots_still_load() {
+        let mut table = ProducerStateTable::default();
+        let mut last = batch(9, 2, 0, 3, 0);
+        last.max_timestamp = 1_700_000_000_000;
+        table.record(&batch(9, 2, 0, 0, 0));
+        table.record(&last);
+        assert_eq!(
+            table.active_producers(),
+            vec![ActiveProducer {
+                producer_id: 9,
+                epoch: 2,
+                last_sequence: 2,
+                last_timestamp: 1_700_000_000_000,
+            }]
+        );
+        // A snapshot written before batches carried their timestamp (SPS1).
+        let mut buf = Vec::new();
+        buf.extend_from_slice(SNAPSHOT_MAGIC_V1);
+        buf.extend_from_slice(&3i64.to_be_bytes());
+        buf.extend_from_slice(&1u32.to_be_bytes());
+        buf.extend_from_slice(&9i64.to_be_bytes());
+        buf.extend_from_slice(&2i16.to_be_bytes());
+        buf.push(1);
+        for v in [0i32, 2] {
+            buf.extend_from_slice(&v.to_be_bytes());
+        }
+        for v in [0i64, 2] {
+            buf.extend_from_slice(&v.to_be_bytes());
+        }
+        let crc = crc32c::crc32c(&buf);
+        buf.extend_from_slice(&crc.to_be_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SNAPSHOT_FILE), buf).unwrap();
+        let (old, at) = ProducerStateTable::read_snapshot(dir.path()).expect("SPS1 snapshot");
+        assert_eq!(at, 3);
+        assert_eq!(old.active_producers()[0].last_sequence, 2);
+        assert_eq!(old.active_producers()[0].last_timestamp, -1);
+    }
 }
