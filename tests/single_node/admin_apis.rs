@@ -278,7 +278,15 @@ fn describe_topic_partitions_pages_through_topics_with_a_cursor() {
     assert_eq!(refused.topics[0].error_code, INVALID_REQUEST, "{refused:?}");
 }
 
-fn features(stream: &mut TcpStream) -> (Vec<(String, i16, i16)>, Vec<(String, i16)>, i64) {
+/// What ApiVersions v3 says of features: supported (name, min, max), finalized (name, level)
+/// and the finalized features' epoch.
+struct Features {
+    supported: Vec<(String, i16, i16)>,
+    finalized: Vec<(String, i16)>,
+    epoch: i64,
+}
+
+fn features(stream: &mut TcpStream) -> Features {
     let request = ApiVersionsRequest::default()
         .with_client_software_name(StrBytes::from_static_str("raw-test"))
         .with_client_software_version(StrBytes::from_static_str("1"));
@@ -297,7 +305,11 @@ fn features(stream: &mut TcpStream) -> (Vec<(String, i16, i16)>, Vec<(String, i1
             (f.name.to_string(), f.max_version_level)
         })
         .collect();
-    (supported, finalized, response.finalized_features_epoch)
+    Features {
+        supported,
+        finalized,
+        epoch: response.finalized_features_epoch,
+    }
 }
 
 fn update_features(
@@ -329,7 +341,11 @@ fn features_are_described_and_updated_within_the_supported_range() {
     let node = Node::start_default();
     let bootstrap = node.bootstrap();
     let mut stream = connect(&bootstrap);
-    let (supported, finalized, epoch) = features(&mut stream);
+    let Features {
+        supported,
+        finalized,
+        epoch,
+    } = features(&mut stream);
     assert!(
         supported.contains(&("metadata.version".to_owned(), 7, 25)),
         "{supported:?}"
@@ -386,7 +402,7 @@ fn features_are_described_and_updated_within_the_supported_range() {
         }
     }
     // Nothing changed.
-    assert_eq!(features(&mut stream).1, finalized);
+    assert_eq!(features(&mut stream).finalized, finalized);
 
     // Same level: accepted; v1 lists each feature's result, v2 only the top-level code.
     let v1 = update_features(&mut stream, &[("metadata.version", 25, UPGRADE)], true, 1);
@@ -404,7 +420,7 @@ fn features_are_described_and_updated_within_the_supported_range() {
         2,
     );
     assert_eq!(removed.error_code, 0, "{removed:?}");
-    let (_, after, later_epoch) = features(&mut stream);
-    assert_eq!(after, finalized);
-    assert!(later_epoch > epoch, "the update went through the quorum");
+    let after = features(&mut stream);
+    assert_eq!(after.finalized, finalized);
+    assert!(after.epoch > epoch, "the update went through the quorum");
 }

@@ -249,7 +249,7 @@ mod tests {
             update("no.such.feature", 1, UpgradeType::Upgrade),
             update("kraft.version", -1, UpgradeType::SafeDowngrade),
         ] {
-            let err = apply_updates(&current, &[refused.clone()]).unwrap_err();
+            let err = apply_updates(&current, std::slice::from_ref(&refused)).unwrap_err();
             assert_eq!(
                 err.kafka_error(),
                 kafka_protocol::error::ResponseError::InvalidUpdateVersion,

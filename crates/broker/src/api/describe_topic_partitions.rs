@@ -87,8 +87,7 @@ fn describe(
     }
     let mut remaining = request
         .response_partition_limit
-        .min(MAX_PARTITIONS_PER_RESPONSE)
-        .max(1);
+        .clamp(1, MAX_PARTITIONS_PER_RESPONSE);
     let mut response = DescribeTopicPartitionsResponse::default();
     for name in names {
         if remaining == 0 {
