@@ -2,6 +2,7 @@
 //! crate, Strata's own client, and raw sockets for input no client would send.
 
 mod admin;
+mod admin_apis;
 mod bad_input;
 mod cli;
 mod common;

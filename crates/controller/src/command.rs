@@ -104,6 +104,12 @@ pub enum Command {
         /// `(topic, partition, target replicas or None to cancel)`.
         reassignments: Vec<(String, i32, Option<Vec<i32>>)>,
     },
+    /// Set finalized feature levels (Kafka's UpdateFeatures): all of them or, when one is
+    /// refused, none (see [`crate::features::apply_updates`]).
+    UpdateFeatures {
+        /// The changes, in request order.
+        updates: Vec<crate::features::FeatureUpdate>,
+    },
     /// Reserve a block of producer ids for a broker.
     AllocateProducerIds {
         /// The broker asking (must be registered).
@@ -128,6 +134,7 @@ impl Command {
             Command::ElectLeaders { .. } => "elect_leaders",
             Command::AlterReassignments { .. } => "alter_reassignments",
             Command::AllocateProducerIds { .. } => "allocate_producer_ids",
+            Command::UpdateFeatures { .. } => "update_features",
         }
     }
 }
@@ -163,6 +170,9 @@ impl std::fmt::Display for Command {
             ),
             Command::AlterReassignments { reassignments } => {
                 write!(f, "{} ({} partitions)", self.kind(), reassignments.len())
+            }
+            Command::UpdateFeatures { updates } => {
+                write!(f, "{} ({} features)", self.kind(), updates.len())
             }
         }
     }

@@ -99,7 +99,7 @@ pub enum Rejection {
         /// The leader epoch it asked in.
         leader_epoch: i32,
     },
-    /// An ISR change computed from an older partition state. `INVALID_UPDATE_VERSION` (108).
+    /// An ISR change computed from an older partition state. `INVALID_UPDATE_VERSION` (95).
     #[error("Partition {topic}-{partition} moved past epoch {partition_epoch}.")]
     StalePartitionEpoch {
         /// The topic.
@@ -129,6 +129,17 @@ pub enum Rejection {
         topic: String,
         /// The partition.
         partition: i32,
+    },
+    /// A feature update outside the supported range or against its upgrade type
+    /// (UpdateFeatures). `INVALID_UPDATE_VERSION` (95).
+    #[error("Invalid update version {level} for feature {feature}. {reason}")]
+    InvalidFeatureUpdate {
+        /// The feature.
+        feature: String,
+        /// The requested level.
+        level: i16,
+        /// Why it cannot be set.
+        reason: String,
     },
     /// A producer-id block request for a count below one. `INVALID_REQUEST` (42).
     #[error("Invalid producer id block size {0}: must be at least 1.")]
@@ -164,6 +175,7 @@ impl Rejection {
             Rejection::IneligibleReplica { .. } => ResponseError::IneligibleReplica,
             Rejection::NoReassignmentInProgress { .. } => ResponseError::NoReassignmentInProgress,
             Rejection::ProducerIdsExhausted { .. } => ResponseError::UnknownServerError,
+            Rejection::InvalidFeatureUpdate { .. } => ResponseError::InvalidUpdateVersion,
         }
     }
 

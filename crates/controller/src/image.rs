@@ -106,6 +106,10 @@ pub struct MetadataImage {
     broker_default_configs: BTreeMap<String, String>,
     next_producer_id: i64,
     applied_index: u64,
+    /// Finalized feature levels once UpdateFeatures changed them; `None`: the levels of a
+    /// new cluster ([`crate::features::initial_levels`]). Absent from older snapshots.
+    #[serde(default)]
+    features: Option<BTreeMap<String, i16>>,
 }
 
 impl MetadataImage {
@@ -160,6 +164,11 @@ impl MetadataImage {
             } => self.elect_leaders(partitions, *election)?,
             Command::AlterReassignments { reassignments } => {
                 self.alter_reassignments(reassignments)?
+            }
+            Command::UpdateFeatures { updates } => {
+                let next = crate::features::apply_updates(&self.finalized_features(), updates)?;
+                self.features = Some(next);
+                Applied::Done
             }
         };
         self.applied_index += 1;
@@ -227,6 +236,13 @@ impl MetadataImage {
     /// The first producer id the next [`Command::AllocateProducerIds`] will hand out.
     pub fn next_producer_id(&self) -> i64 {
         self.next_producer_id
+    }
+
+    /// Finalized feature levels by name (features at level 0 are absent).
+    pub fn finalized_features(&self) -> BTreeMap<String, i16> {
+        self.features
+            .clone()
+            .unwrap_or_else(crate::features::initial_levels)
     }
 
     /// Number of commands applied since the empty image (the index of the last one).

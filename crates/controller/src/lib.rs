@@ -28,6 +28,7 @@
 
 mod command;
 mod error;
+pub mod features;
 mod image;
 mod leases;
 mod node;

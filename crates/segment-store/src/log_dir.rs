@@ -156,6 +156,17 @@ impl LogDir {
         &self.inner.path
     }
 
+    /// The size of the file system holding the directory and the bytes an unprivileged
+    /// writer may still use there (`statvfs`: blocks × fragment size, available blocks ×
+    /// fragment size), as Kafka's DescribeLogDirs reports them.
+    pub fn space(&self) -> std::io::Result<(u64, u64)> {
+        let stat = rustix::fs::statvfs(&self.inner.path)?;
+        Ok((
+            stat.f_blocks.saturating_mul(stat.f_frsize),
+            stat.f_bavail.saturating_mul(stat.f_frsize),
+        ))
+    }
+
     /// The logs found or created, by topic-partition.
     pub fn logs(&self) -> Vec<(TopicPartition, Arc<Log>)> {
         self.inner

@@ -17,7 +17,10 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
+mod describe_producers;
 mod describe_quorum;
+mod describe_topic_partitions;
 mod elect_leaders;
 mod fetch;
 mod find_coordinator;
@@ -39,6 +42,7 @@ mod produce_legacy;
 mod splice;
 mod sync_group;
 mod transactions;
+mod update_features;
 
 use std::sync::Arc;
 
@@ -85,6 +89,10 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::UpdateFeatures, 0, 2),
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
@@ -314,6 +322,12 @@ pub(crate) async fn handle_frame(
             }
             RequestKind::DescribeCluster(r) => describe_cluster::handle(&ctx, r).into(),
             RequestKind::DescribeQuorum(r) => describe_quorum::handle(&ctx, r).await.into(),
+            RequestKind::DescribeLogDirs(r) => describe_log_dirs::handle(&ctx, r).into(),
+            RequestKind::DescribeProducers(r) => describe_producers::handle(&ctx, r).into(),
+            RequestKind::DescribeTopicPartitions(r) => {
+                describe_topic_partitions::handle(&ctx, r).into()
+            }
+            RequestKind::UpdateFeatures(r) => update_features::handle(&ctx, r).await.into(),
             RequestKind::ElectLeaders(r) => elect_leaders::handle(&ctx, r).await.into(),
             RequestKind::AlterPartitionReassignments(r) => {
                 partition_reassignments::alter(&ctx, r).await.into()

@@ -339,6 +339,11 @@ impl Broker {
         Ok(id)
     }
 
+    /// The log directory (`log.dirs`, its first entry).
+    pub(crate) fn log_dir(&self) -> &LogDir {
+        &self.log_dir
+    }
+
     /// Every partition with a replica here.
     pub(crate) fn all_partitions(&self) -> Vec<Arc<Partition>> {
         self.topics

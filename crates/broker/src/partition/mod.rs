@@ -498,6 +498,11 @@ impl Partition {
         self.log_end.subscribe()
     }
 
+    /// The producers with idempotent state in this partition (DescribeProducers).
+    pub(crate) fn active_producers(&self) -> Vec<producer_state::ActiveProducer> {
+        self.producers.lock().active_producers()
+    }
+
     /// Saves producer state so the next open scans only what comes after.
     pub(crate) fn snapshot_producer_state(&self) -> std::io::Result<()> {
         let producers = self.producers.lock();

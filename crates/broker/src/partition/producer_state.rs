@@ -18,8 +18,10 @@ use segment_store::{AbortedTxn, BatchHeader, PartitionTxns, TxnMarker};
 /// `max.in.flight.requests.per.connection` limit for idempotence).
 const REMEMBERED_BATCHES: usize = 5;
 const SNAPSHOT_FILE: &str = "producer-state.snapshot";
-/// Version 2 adds the open transactions after the producers; version 1 is still read.
+/// The current snapshot format: batches carry their max timestamp, and the open
+/// transactions follow the producers.
 const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS2";
+/// The format before timestamps and transactions (read, never written).
 const SNAPSHOT_MAGIC_V1: &[u8; 4] = b"SPS1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +30,8 @@ struct BatchMetadata {
     last_seq: i32,
     first_offset: i64,
     last_offset: i64,
+    /// The batch's max timestamp (-1 when restored from a snapshot without timestamps).
+    timestamp: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,6 +58,17 @@ pub(crate) enum SequenceError {
     /// The batch's first sequence does not follow the last one appended.
     #[error("sequence {got} does not follow {last}")]
     OutOfOrderSequence { got: i32, last: i32 },
+}
+
+/// One producer's state as DescribeProducers shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ActiveProducer {
+    pub(crate) producer_id: i64,
+    pub(crate) epoch: i16,
+    /// The last sequence appended, -1 when none is remembered.
+    pub(crate) last_sequence: i32,
+    /// The max timestamp of the last batch, -1 when unknown.
+    pub(crate) last_timestamp: i64,
 }
 
 /// Producer states of one partition.
@@ -117,6 +132,25 @@ impl ProducerStateTable {
         }
     }
 
+    /// The producers with state here, by producer id.
+    pub(crate) fn active_producers(&self) -> Vec<ActiveProducer> {
+        let mut producers: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, entry)| {
+                let last = entry.batches.back();
+                ActiveProducer {
+                    producer_id,
+                    epoch: entry.epoch,
+                    last_sequence: last.map_or(-1, |b| b.last_seq),
+                    last_timestamp: last.map_or(-1, |b| b.timestamp),
+                }
+            })
+            .collect();
+        producers.sort_by_key(|p| p.producer_id);
+        producers
+    }
+
     /// Checks a transaction marker of the batch's producer: one of an older epoch than the
     /// producer's current one is from a fenced coordinator request.
     pub(crate) fn check_marker(&self, header: &BatchHeader) -> Result<(), SequenceError> {
@@ -173,6 +207,7 @@ impl ProducerStateTable {
             last_seq: last_sequence(header),
             first_offset: header.base_offset,
             last_offset: header.last_offset(),
+            timestamp: header.max_timestamp,
         });
         None
     }
@@ -212,6 +247,7 @@ impl ProducerStateTable {
                 buf.extend_from_slice(&b.last_seq.to_be_bytes());
                 buf.extend_from_slice(&b.first_offset.to_be_bytes());
                 buf.extend_from_slice(&b.last_offset.to_be_bytes());
+                buf.extend_from_slice(&b.timestamp.to_be_bytes());
             }
         }
         buf.extend_from_slice(&(self.txns.open_count() as u32).to_be_bytes());
@@ -237,8 +273,8 @@ impl ProducerStateTable {
             return None;
         }
         let mut r = Reader(body);
-        let magic = r.take(4)?;
-        let with_txns = match magic {
+        // Version 2 adds each batch's timestamp and the open transactions.
+        let version_2 = match r.take(4)? {
             m if m == SNAPSHOT_MAGIC => true,
             m if m == SNAPSHOT_MAGIC_V1 => false,
             _ => return None,
@@ -260,11 +296,12 @@ impl ProducerStateTable {
                     last_seq: r.i32()?,
                     first_offset: r.i64()?,
                     last_offset: r.i64()?,
+                    timestamp: if version_2 { r.i64()? } else { -1 },
                 });
             }
             table.producers.insert(id, entry);
         }
-        if with_txns {
+        if version_2 {
             for _ in 0..r.u32()? {
                 let (producer_id, first_offset) = (r.i64()?, r.i64()?);
                 table.txns.on_data(producer_id, first_offset);
@@ -442,5 +479,45 @@ mod tests {
         std::fs::write(dir.path().join(SNAPSHOT_FILE), body).unwrap();
         let (table, at) = ProducerStateTable::read_snapshot(dir.path()).unwrap();
         assert_eq!((at, table.first_unstable_offset()), (5, None));
+    }
+
+    #[test]
+    fn active_producers_show_the_last_batch_and_old_snapshots_still_load() {
+        let mut table = ProducerStateTable::default();
+        let mut last = batch(9, 2, 0, 3, 0);
+        last.max_timestamp = 1_700_000_000_000;
+        table.record(&batch(9, 2, 0, 0, 0), None);
+        table.record(&last, None);
+        assert_eq!(
+            table.active_producers(),
+            vec![ActiveProducer {
+                producer_id: 9,
+                epoch: 2,
+                last_sequence: 2,
+                last_timestamp: 1_700_000_000_000,
+            }]
+        );
+        // A snapshot written before batches carried their timestamp (SPS1).
+        let mut buf = Vec::new();
+        buf.extend_from_slice(SNAPSHOT_MAGIC_V1);
+        buf.extend_from_slice(&3i64.to_be_bytes());
+        buf.extend_from_slice(&1u32.to_be_bytes());
+        buf.extend_from_slice(&9i64.to_be_bytes());
+        buf.extend_from_slice(&2i16.to_be_bytes());
+        buf.push(1);
+        for v in [0i32, 2] {
+            buf.extend_from_slice(&v.to_be_bytes());
+        }
+        for v in [0i64, 2] {
+            buf.extend_from_slice(&v.to_be_bytes());
+        }
+        let crc = crc32c::crc32c(&buf);
+        buf.extend_from_slice(&crc.to_be_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SNAPSHOT_FILE), buf).unwrap();
+        let (old, at) = ProducerStateTable::read_snapshot(dir.path()).expect("SPS1 snapshot");
+        assert_eq!(at, 3);
+        assert_eq!(old.active_producers()[0].last_sequence, 2);
+        assert_eq!(old.active_producers()[0].last_timestamp, -1);
     }
 }
