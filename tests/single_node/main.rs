@@ -5,6 +5,7 @@ mod admin;
 mod bad_input;
 mod cli;
 mod common;
+mod compaction;
 mod config;
 mod connection_limits;
 mod consumer_groups;
