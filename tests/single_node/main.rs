@@ -6,6 +6,7 @@ mod admin_apis;
 mod bad_input;
 mod cli;
 mod common;
+mod compaction;
 mod config;
 mod connection_limits;
 mod consumer_groups;

@@ -296,7 +296,7 @@ fn read_varlong(buf: &[u8], pos: &mut usize) -> Option<i64> {
     None
 }
 
-/// One record of an uncompressed batch, as compaction sees it.
+/// One record of a batch, as compaction sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RawRecord<'a> {
     /// Absolute offset (base offset + offset delta).
@@ -309,12 +309,12 @@ pub(crate) struct RawRecord<'a> {
     pub(crate) raw: &'a [u8],
 }
 
-/// Decodes the records of an uncompressed v2 batch; `None` if they do not decode.
-pub(crate) fn decode_records(batch: &[u8]) -> Option<Vec<RawRecord<'_>>> {
-    let h = BatchHeader::parse(batch)?;
-    let end = h.total_size().min(batch.len());
-    let mut out = Vec::with_capacity(h.records_count.max(0) as usize);
-    let mut pos = BATCH_HEADER_LEN;
+/// Decodes the `h.records_count` records of `payload`, the records of the batch `h` (after
+/// decompression for a compressed batch); `None` unless they decode and fill it exactly.
+pub(crate) fn decode_payload<'a>(h: &BatchHeader, payload: &'a [u8]) -> Option<Vec<RawRecord<'a>>> {
+    let end = payload.len();
+    let mut out = Vec::with_capacity(h.records_count.clamp(0, 1 << 16) as usize);
+    let mut pos = 0;
     let bytes = |buf: &'_ [u8], pos: &mut usize| -> Option<Option<(usize, usize)>> {
         let len = read_varlong(buf, pos)?;
         if len < 0 {
@@ -327,13 +327,13 @@ pub(crate) fn decode_records(batch: &[u8]) -> Option<Vec<RawRecord<'_>>> {
     };
     for _ in 0..h.records_count {
         let rec_start = pos;
-        let len = usize::try_from(read_varlong(batch, &mut pos)?).ok()?;
+        let len = usize::try_from(read_varlong(payload, &mut pos)?).ok()?;
         let body = pos;
         let rec_end = body.checked_add(len)?;
         if rec_end > end {
             return None;
         }
-        let buf = &batch[..rec_end];
+        let buf = &payload[..rec_end];
         pos += 1; // record attributes
         read_varlong(buf, &mut pos)?; // timestamp delta
         let offset_delta = read_varlong(buf, &mut pos)?;
@@ -343,10 +343,10 @@ pub(crate) fn decode_records(batch: &[u8]) -> Option<Vec<RawRecord<'_>>> {
             return None;
         }
         out.push(RawRecord {
-            offset: h.base_offset + offset_delta,
-            key: key.map(|(a, b)| &batch[a..b]),
-            value: value.map(|(a, b)| &batch[a..b]),
-            raw: &batch[rec_start..rec_end],
+            offset: h.base_offset.checked_add(offset_delta)?,
+            key: key.map(|(a, b)| &payload[a..b]),
+            value: value.map(|(a, b)| &payload[a..b]),
+            raw: &payload[rec_start..rec_end],
         });
         pos = rec_end;
     }

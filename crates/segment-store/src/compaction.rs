@@ -1,49 +1,84 @@
 //! Log compaction (`cleanup.policy=compact`, `compact,delete`), Kafka's LogCleaner way.
 //!
 //! A pass builds a map key → offset of the key's latest record over the whole log below the
-//! high watermark (the active segment included), then rewrites every sealed segment wholly
+//! high watermark (the active segment included), then rewrites the sealed segments wholly
 //! below the high watermark, oldest first, keeping only records that are their key's latest
 //! (and tombstones until `delete.retention.ms` after their segment was last modified).
-//! Offsets never change: a rewritten batch keeps its header (base offset, last offset delta,
-//! producer fields, timestamps) with fewer records and a new CRC. A batch whose records all
-//! go is dropped, unless it is its producer's last batch in the log: that one stays with no
-//! records, so producer state (epoch, last sequence) can be rebuilt from batch headers.
 //!
-//! Left untouched (copied whole, and their keys not counted in the map): compressed batches
-//! (not decoded here), transactional batches and control batches (aborted data must not
-//! shadow committed records). Batches are not merged and segments are not grouped: each
-//! sealed segment is rewritten in place (an emptied segment stays, as an empty file).
-//! Limitation of leaving compressed batches alone: a key whose older value sits in a
-//! compressed batch is not removed by a newer record, and once a later tombstone of that
-//! key is dropped after `delete.retention.ms`, that older value becomes the key's last.
+//! Batches are filtered as Kafka's `MemoryRecords.filterTo` does. A compressed batch is
+//! decompressed (gzip, snappy, lz4, zstd; at most [`MAX_DECOMPRESSED`] bytes), filtered and
+//! compressed again with its own codec (`codec.rs`). Offsets never change: a rewritten batch
+//! keeps its base offset, last offset delta, producer id, epoch and base sequence,
+//! attributes and timestamps, with fewer records, new lengths and a new CRC. A batch whose
+//! records all go is dropped, unless it is its producer's last batch in the log: that one
+//! stays as a header without records (and without compression, as Kafka's
+//! `writeEmptyHeader` writes it), so producer state (epoch, last sequence) can be rebuilt
+//! from batch headers.
 //!
-//! Crash safety, per segment: the cleaned bytes go to `<base>.log.cleaned` (synced); under
-//! the writer lock it is renamed `<base>.log.swap` (the commit point, directory synced), the
-//! old indexes are removed and the swap file renamed over `<base>.log`. On open, leftover
-//! `.cleaned` files are deleted and `.swap` files completed. Each segment is therefore the
-//! old or the new version, and segments are swapped oldest first, so a crash never shows a
-//! key's older value without the newer record that replaced it.
+//! Left untouched (copied whole, and their keys not counted in the map): transactional
+//! batches and control batches (aborted data must not shadow committed records). A batch
+//! that does not decode (or decompresses past the bound) is copied whole too; its keys are
+//! then unknown, so that pass drops no tombstone (one might be the only thing hiding an
+//! older value in that batch).
+//!
+//! Segments are grouped as Kafka's `groupSegmentsBySize` groups them, applied to the cleaned
+//! sizes: adjacent sealed segments are cleaned into one while their cleaned bytes stay within
+//! `segment.bytes`, their rebuilt indexes within `segment.index.bytes` and their offsets
+//! within 2^31 of the group's base (the indexes hold 32-bit relative offsets). So segments
+//! emptied by cleaning merge into their neighbours instead of piling up. A group takes its
+//! first segment's base offset and its last segment's modification time. A single segment
+//! that cleaning leaves unchanged is not rewritten.
+//!
+//! A pass that could change nothing is skipped: same high watermark, log start, active
+//! segment and config as the last completed pass, and no kept tombstone due yet.
+//!
+//! Crash safety, per group: the cleaned bytes go to `<base>.log.cleaned` (synced); under the
+//! writer lock it is renamed `<base>.log.swap` (the commit point, directory synced), the
+//! group's other segments are deleted, the first one's indexes removed and the swap file
+//! renamed over `<base>.log`. On open, leftover `.cleaned` files are deleted and `.swap`
+//! files completed as Kafka's `LogLoader` does: segments whose base offset falls inside the
+//! swap file's offsets are deleted, then the rename is done. A group member past the swap
+//! file's last offset (its records all dropped) may survive such a crash; it holds only
+//! records the cleaned data already superseded, and the next pass merges it. Groups are
+//! swapped oldest first, so a crash never shows a key's older value without the newer
+//! record that replaced it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::batch::{complete_batch_at, compute_crc, decode_records, BatchHeader, LOG_OVERHEAD};
-use crate::config::CleanupPolicy;
+use bytes::Bytes;
+
+use crate::batch::{
+    complete_batch_at, compute_crc, decode_payload, BatchHeader, BATCH_HEADER_LEN, LOG_OVERHEAD,
+};
+use crate::config::{CleanupPolicy, LogConfig};
 use crate::error::{IoContext, Result};
+use crate::index::{IndexingState, OFFSET_ENTRY, TIME_ENTRY};
 use crate::log::Log;
-use crate::segment::{segment_path, Segment};
+use crate::segment::{segment_path, IndexParams, Segment};
 
 const CLEANED: &str = "log.cleaned";
 const SWAP: &str = "log.swap";
+const CODEC_BITS: i16 = 0x07;
 
-/// What one [`Log::compact`] pass did, over the sealed segments it rewrote.
+/// Bound on one batch's decompressed records while cleaning. The produce path refuses
+/// batches past 16 × `max.message.bytes` (at least 64 MiB); a stored batch past this bound
+/// is copied whole.
+pub(crate) const MAX_DECOMPRESSED: usize = 256 << 20;
+
+/// What one [`Log::compact`] pass did, over the sealed segments it examined.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CompactionStats {
-    /// Segments rewritten (the same number exists after the pass; none is merged).
+    /// Sealed segments rewritten (replaced by cleaned ones).
     pub segments: usize,
-    /// Records in those segments before the pass.
+    /// Segments they were rewritten into: fewer than `segments` when small cleaned segments
+    /// were grouped into one.
+    pub segments_after: usize,
+    /// Records in the examined segments before the pass.
     pub records_before: u64,
     /// Records in those segments after the pass.
     pub records_after: u64,
@@ -55,9 +90,358 @@ pub struct CompactionStats {
     pub tombstones_removed: u64,
 }
 
+impl CompactionStats {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &CompactionStats) {
+        self.segments += other.segments;
+        self.segments_after += other.segments_after;
+        self.records_before += other.records_before;
+        self.records_after += other.records_after;
+        self.bytes_before += other.bytes_before;
+        self.bytes_after += other.bytes_after;
+        self.tombstones_removed += other.tombstones_removed;
+    }
+}
+
+/// What the last completed pass of a log started from, so a pass that could change nothing
+/// is skipped. Held under [`Log::cleaner`], which also serialises passes.
+#[derive(Debug)]
+pub(crate) struct CleanerState {
+    last: Option<PassKey>,
+    /// When (ms) the earliest tombstone the last pass kept may go; `i64::MAX` if none.
+    tombstone_due: i64,
+}
+
+impl Default for CleanerState {
+    fn default() -> Self {
+        Self {
+            last: None,
+            tombstone_due: i64::MAX,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct PassKey {
+    high_watermark: i64,
+    log_start: i64,
+    active_base: i64,
+    config: LogConfig,
+}
+
 /// Batches whose keys the cleaner reads and whose records it may drop.
 fn cleanable(h: &BatchHeader) -> bool {
-    h.compression() == 0 && !h.is_transactional() && !h.is_control()
+    h.compression() <= 4 && !h.is_transactional() && !h.is_control()
+}
+
+/// The records of a cleanable batch: in the segment, or decompressed.
+enum Body<'a> {
+    Stored(&'a [u8]),
+    Inflated(Vec<u8>),
+}
+
+impl Body<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Body::Stored(b) => b,
+            Body::Inflated(v) => v,
+        }
+    }
+}
+
+/// The records bytes of the whole batch `batch`, decompressed if need be; `None` if they
+/// do not decompress within [`MAX_DECOMPRESSED`].
+fn body<'a>(batch: &'a [u8], h: &BatchHeader) -> Option<Body<'a>> {
+    let payload = &batch[BATCH_HEADER_LEN..];
+    match h.compression() {
+        0 => Some(Body::Stored(payload)),
+        codec => match crate::codec::decompress(codec, payload, MAX_DECOMPRESSED) {
+            Ok(v) => Some(Body::Inflated(v)),
+            Err(reason) => {
+                tracing::warn!(offset = h.base_offset, codec, %reason, "cannot decompress a batch to clean it; keeping it whole");
+                None
+            }
+        },
+    }
+}
+
+/// Each key's latest offset below the high watermark, and each producer's last batch.
+struct OffsetMap<'a> {
+    latest: HashMap<Cow<'a, [u8]>, i64>,
+    last_of_producer: HashMap<i64, i64>,
+    /// A cleanable batch did not decode: its keys are unknown.
+    incomplete: bool,
+}
+
+impl<'a> OffsetMap<'a> {
+    fn build(views: &'a [Bytes], hw: i64) -> Self {
+        let mut map = OffsetMap {
+            latest: HashMap::new(),
+            last_of_producer: HashMap::new(),
+            incomplete: false,
+        };
+        for view in views {
+            let view: &'a [u8] = view;
+            let mut pos = 0;
+            while let Some(h) = complete_batch_at(view, pos) {
+                let batch = &view[pos..pos + h.total_size()];
+                pos += h.total_size();
+                if h.base_offset >= hw {
+                    break;
+                }
+                if h.producer_id >= 0 {
+                    map.last_of_producer.insert(h.producer_id, h.base_offset);
+                }
+                if cleanable(&h) {
+                    map.add_batch(batch, &h, hw);
+                }
+            }
+        }
+        map
+    }
+
+    fn add_batch(&mut self, batch: &'a [u8], h: &BatchHeader, hw: i64) {
+        match body(batch, h) {
+            Some(Body::Stored(payload)) => match decode_payload(h, payload) {
+                Some(records) => {
+                    for r in records {
+                        if let (Some(k), true) = (r.key, r.offset < hw) {
+                            self.latest.insert(Cow::Borrowed(k), r.offset);
+                        }
+                    }
+                }
+                None => self.incomplete = true,
+            },
+            Some(Body::Inflated(payload)) => match decode_payload(h, &payload) {
+                Some(records) => {
+                    for r in records {
+                        let Some(k) = r.key.filter(|_| r.offset < hw) else {
+                            continue;
+                        };
+                        match self.latest.get_mut(k) {
+                            Some(o) => *o = r.offset,
+                            None => {
+                                self.latest.insert(Cow::Owned(k.to_vec()), r.offset);
+                            }
+                        }
+                    }
+                }
+                None => self.incomplete = true,
+            },
+            None => self.incomplete = true,
+        }
+    }
+}
+
+/// The cleaned bytes of one segment and what changed.
+struct Cleaned {
+    bytes: Vec<u8>,
+    /// Some batch was dropped or rewritten.
+    changed: bool,
+    records_before: u64,
+    records_after: u64,
+    tombstones_removed: u64,
+    /// A tombstone was kept only because its retention has not passed.
+    kept_tombstone: bool,
+}
+
+/// Appends a batch with header `h` (lengths and CRC recomputed) and records `payload`.
+fn push_batch(out: &mut Vec<u8>, mut h: BatchHeader, payload: &[u8]) {
+    h.batch_length = (BATCH_HEADER_LEN - LOG_OVERHEAD + payload.len()) as i32;
+    let start = out.len();
+    out.extend_from_slice(&h.encode());
+    out.extend_from_slice(payload);
+    let crc = compute_crc(&out[start..]);
+    out[start + 17..start + 21].copy_from_slice(&crc.to_be_bytes());
+}
+
+fn clean_segment(bytes: &[u8], map: &OffsetMap<'_>, drop_tombstones: bool) -> Cleaned {
+    let mut out = Cleaned {
+        bytes: Vec::with_capacity(bytes.len()),
+        changed: false,
+        records_before: 0,
+        records_after: 0,
+        tombstones_removed: 0,
+        kept_tombstone: false,
+    };
+    let mut pos = 0;
+    while let Some(h) = complete_batch_at(bytes, pos) {
+        let batch = &bytes[pos..pos + h.total_size()];
+        pos += h.total_size();
+        let count = h.records_count.max(0) as u64;
+        out.records_before += count;
+        let body = if cleanable(&h) { body(batch, &h) } else { None };
+        let records = body.as_ref().and_then(|b| decode_payload(&h, b.bytes()));
+        let Some(records) = records else {
+            out.bytes.extend_from_slice(batch);
+            out.records_after += count;
+            continue;
+        };
+        let mut kept = Vec::with_capacity(records.len());
+        let mut removed_tombstones = 0;
+        for r in &records {
+            let keep = match r.key {
+                None => true,
+                Some(k) => {
+                    let newest = map.latest.get(k).is_none_or(|&o| o <= r.offset);
+                    let tombstone = newest && r.value.is_none();
+                    if tombstone && drop_tombstones {
+                        removed_tombstones += 1;
+                        false
+                    } else {
+                        out.kept_tombstone |= tombstone;
+                        newest
+                    }
+                }
+            };
+            if keep {
+                kept.push(r.raw);
+            }
+        }
+        if kept.len() == records.len() {
+            out.bytes.extend_from_slice(batch);
+            out.records_after += count;
+            continue;
+        }
+        let codec = h.compression();
+        let mut nh = h;
+        nh.records_count = kept.len() as i32;
+        if kept.is_empty() {
+            out.changed = true;
+            out.tombstones_removed += removed_tombstones;
+            // A producer's last batch stays (a header without records or compression), so
+            // its state (epoch, last sequence) can still be rebuilt from the log.
+            let producer_last = h.producer_id >= 0
+                && map.last_of_producer.get(&h.producer_id) == Some(&h.base_offset);
+            if producer_last {
+                nh.attributes &= !CODEC_BITS;
+                push_batch(&mut out.bytes, nh, &[]);
+            }
+            continue;
+        }
+        let records_bytes = kept.concat();
+        let payload = if codec == 0 {
+            records_bytes
+        } else {
+            match crate::codec::compress(codec, &records_bytes) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(offset = h.base_offset, codec, error = %e, "cannot recompress a cleaned batch; keeping it whole");
+                    out.bytes.extend_from_slice(batch);
+                    out.records_after += count;
+                    continue;
+                }
+            }
+        };
+        out.changed = true;
+        out.tombstones_removed += removed_tombstones;
+        out.records_after += kept.len() as u64;
+        push_batch(&mut out.bytes, nh, &payload);
+    }
+    out
+}
+
+/// Size, index entries and last offset of a group's cleaned bytes, as its rebuilt segment
+/// will have them (the same indexing rule as appends and rebuilds).
+#[derive(Debug, Clone, Copy)]
+struct Extent {
+    size: u64,
+    indexing: IndexingState,
+    offset_entries: u64,
+    time_entries: u64,
+    last_offset: Option<i64>,
+}
+
+impl Extent {
+    fn new() -> Self {
+        Extent {
+            size: 0,
+            indexing: IndexingState::new(),
+            offset_entries: 0,
+            time_entries: 0,
+            last_offset: None,
+        }
+    }
+
+    /// This extent followed by the batches of `bytes`.
+    fn then(mut self, bytes: &[u8], interval: u64) -> Self {
+        let mut pos = 0;
+        while let Some(h) = complete_batch_at(bytes, pos) {
+            let (offset, time) = self.indexing.on_batch(interval, self.size + pos as u64, &h);
+            self.offset_entries += u64::from(offset.is_some());
+            self.time_entries += u64::from(time.is_some());
+            self.last_offset = Some(h.last_offset());
+            pos += h.total_size();
+        }
+        self.size += pos as u64;
+        self
+    }
+
+    /// Kafka's grouping limits for a segment based at `base`.
+    fn fits(&self, base: i64, segment_bytes: u64, params: IndexParams) -> bool {
+        let max_entries = |entry: usize| (params.max_bytes / entry as u64).max(1);
+        self.size <= segment_bytes
+            && self.offset_entries <= max_entries(OFFSET_ENTRY)
+            // Sealing adds the closing time entry.
+            && self.time_entries < max_entries(TIME_ENTRY)
+            && self
+                .last_offset
+                .is_none_or(|last| last - base <= i64::from(i32::MAX))
+    }
+}
+
+/// Adjacent sealed segments being cleaned into one.
+struct Group {
+    /// The segments it replaces, oldest first.
+    members: Vec<Arc<Segment>>,
+    extent: Extent,
+    /// The `.cleaned` file and its length, once the group's bytes differ from its single
+    /// member's.
+    file: Option<(std::fs::File, u64)>,
+    /// The first member's bytes while it is unchanged and not yet written.
+    pending: Option<Bytes>,
+    /// The last member's modification time (ms), which the cleaned segment keeps.
+    mtime: i64,
+}
+
+impl Group {
+    fn start(
+        seg: &Arc<Segment>,
+        view: &Bytes,
+        cleaned: &Cleaned,
+        extent: Extent,
+        mtime: i64,
+    ) -> Self {
+        Group {
+            members: vec![seg.clone()],
+            extent,
+            file: None,
+            pending: (!cleaned.changed).then(|| view.clone()),
+            mtime,
+        }
+    }
+
+    fn cleaned_path(&self, dir: &Path) -> PathBuf {
+        segment_path(dir, self.members[0].base_offset, CLEANED)
+    }
+
+    /// Appends `bytes` to the `.cleaned` file, creating it (with the pending first member)
+    /// on first use.
+    fn write(&mut self, dir: &Path, bytes: &[u8]) -> Result<()> {
+        let path = self.cleaned_path(dir);
+        if self.file.is_none() {
+            let f = crate::fsio::open_rw(&path, true)?;
+            f.set_len(0).at(&path)?;
+            self.file = Some((f, 0));
+            if let Some(first) = self.pending.take() {
+                self.write(dir, &first)?;
+            }
+        }
+        let (f, len) = self.file.as_mut().expect("opened above");
+        crate::fsio::pwrite_all(f, bytes, *len, &path)?;
+        *len += bytes.len() as u64;
+        Ok(())
+    }
 }
 
 fn mtime_of(ms: i64) -> std::time::SystemTime {
@@ -74,15 +458,24 @@ pub(crate) fn is_leftover(name: &str) -> bool {
     name.ends_with(".log.cleaned") || name.ends_with(".log.swap")
 }
 
-/// Completes or discards a pass a crash interrupted: `.cleaned` files are deleted, `.swap`
-/// files replace their segment (old indexes removed; they are rebuilt on first use).
+/// Completes or discards a pass a crash interrupted: `.cleaned` files are deleted; for each
+/// `.swap` file, the segments whose base offset falls inside its offsets are deleted and it
+/// replaces its segment (old indexes removed; they are rebuilt on first use).
 pub(crate) fn finish_interrupted_swaps(dir: &Path) -> Result<()> {
-    let mut changed = false;
+    let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).at(dir)? {
         let entry = entry.at(dir)?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let path = entry.path();
+        if let Ok(name) = entry.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    let log_bases: Vec<i64> = names
+        .iter()
+        .filter_map(|n| n.strip_suffix(".log")?.parse().ok())
+        .collect();
+    let mut changed = false;
+    for name in &names {
+        let path = dir.join(name);
         if name.ends_with(&format!(".{CLEANED}")) {
             tracing::warn!(file = %path.display(), "deleting an unfinished cleaned segment");
             std::fs::remove_file(&path).at(&path)?;
@@ -92,12 +485,52 @@ pub(crate) fn finish_interrupted_swaps(dir: &Path) -> Result<()> {
                 continue;
             };
             tracing::warn!(file = %path.display(), "completing an interrupted segment swap");
+            let next = next_offset_of(&path, base)?;
+            for &b in log_bases.iter().filter(|&&b| b > base && b < next) {
+                delete_segment_files(dir, b)?;
+            }
             install_swap(dir, base)?;
             changed = true;
         }
     }
     if changed {
         crate::fsio::sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// The offset after the last whole batch of the segment file `path` based at `base` (`base`
+/// when it holds none), reading only batch headers.
+fn next_offset_of(path: &Path, base: i64) -> Result<i64> {
+    let f = std::fs::File::open(path).at(path)?;
+    let len = f.metadata().at(path)?.len();
+    let mut next = base;
+    let mut pos = 0u64;
+    let mut header = [0u8; BATCH_HEADER_LEN];
+    while pos + BATCH_HEADER_LEN as u64 <= len {
+        f.read_exact_at(&mut header, pos).at(path)?;
+        let h = BatchHeader::parse(&header).expect("a whole header");
+        if h.magic != 2
+            || h.batch_length < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32
+            || h.last_offset_delta < 0
+            || pos + h.total_size() as u64 > len
+        {
+            break;
+        }
+        next = h.last_offset().saturating_add(1);
+        pos += h.total_size() as u64;
+    }
+    Ok(next)
+}
+
+/// Unlinks segment `base`'s files, indexes first (a `.log` is what makes a segment).
+fn delete_segment_files(dir: &Path, base: i64) -> Result<()> {
+    for ext in ["index", "timeindex", "log"] {
+        let p = segment_path(dir, base, ext);
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).at(&p),
+            _ => {}
+        }
     }
     Ok(())
 }
@@ -115,98 +548,20 @@ fn install_swap(dir: &Path, base: i64) -> Result<()> {
     std::fs::rename(&swap, segment_path(dir, base, "log")).at(&swap)
 }
 
-/// The cleaned bytes of one segment and what changed.
-struct Cleaned {
-    bytes: Vec<u8>,
-    records_before: u64,
-    records_after: u64,
-    tombstones_removed: u64,
-}
-
-fn clean_segment(
-    bytes: &[u8],
-    latest: &HashMap<&[u8], i64>,
-    last_of_producer: &HashMap<i64, i64>,
-    drop_tombstones: bool,
-) -> Cleaned {
-    let mut out = Cleaned {
-        bytes: Vec::with_capacity(bytes.len()),
-        records_before: 0,
-        records_after: 0,
-        tombstones_removed: 0,
-    };
-    let mut pos = 0;
-    while let Some(h) = complete_batch_at(bytes, pos) {
-        let batch = &bytes[pos..pos + h.total_size()];
-        pos += h.total_size();
-        let count = h.records_count.max(0) as u64;
-        out.records_before += count;
-        let records = if cleanable(&h) {
-            decode_records(batch)
-        } else {
-            None
-        };
-        let Some(records) = records else {
-            out.bytes.extend_from_slice(batch);
-            out.records_after += count;
-            continue;
-        };
-        let mut kept = Vec::with_capacity(records.len());
-        for r in &records {
-            let keep = match r.key {
-                None => true,
-                Some(k) => {
-                    let newest = latest.get(k).is_none_or(|&o| o <= r.offset);
-                    if newest && r.value.is_none() && drop_tombstones {
-                        out.tombstones_removed += 1;
-                        false
-                    } else {
-                        newest
-                    }
-                }
-            };
-            if keep {
-                kept.push(r.raw);
-            }
-        }
-        out.records_after += kept.len() as u64;
-        if kept.len() == records.len() {
-            out.bytes.extend_from_slice(batch);
-            continue;
-        }
-        // A producer's last batch stays (header only when no record does), so its state
-        // (epoch, last sequence) can still be rebuilt from the log, as Kafka does.
-        let producer_last =
-            h.producer_id >= 0 && last_of_producer.get(&h.producer_id) == Some(&h.base_offset);
-        if kept.is_empty() && !producer_last {
-            continue;
-        }
-        let body: usize = kept.iter().map(|r| r.len()).sum();
-        let mut nh = h;
-        nh.records_count = kept.len() as i32;
-        nh.batch_length = (crate::BATCH_HEADER_LEN - LOG_OVERHEAD + body) as i32;
-        let start = out.bytes.len();
-        out.bytes.extend_from_slice(&nh.encode());
-        for r in kept {
-            out.bytes.extend_from_slice(r);
-        }
-        let crc = compute_crc(&out.bytes[start..]);
-        out.bytes[start + 17..start + 21].copy_from_slice(&crc.to_be_bytes());
-    }
-    out
-}
-
 impl Log {
     /// One compaction pass; a no-op (default stats) unless the cleanup policy is `compact`
-    /// or `compact,delete`.
+    /// or `compact,delete`, or when nothing changed since the last pass (see the module
+    /// documentation).
     ///
     /// Only the last record per key survives in the sealed segments wholly below the high
-    /// watermark (the active segment is never rewritten, but its records count as newer);
-    /// tombstones (null values) survive until `delete.retention.ms` after their segment was
-    /// last modified (a cleaned segment keeps the original's modification time), judged at
-    /// `now_ms`. Records without a key are kept. Offsets never change. Readers keep working
-    /// (they hold the old mappings); appends continue, the writer lock is taken only to swap
-    /// each cleaned segment in. Passes on one log are serialised.
+    /// watermark (the active segment is never rewritten, but its records count as newer),
+    /// compressed batches included; tombstones (null values) survive until
+    /// `delete.retention.ms` after their segment was last modified (a cleaned segment keeps
+    /// the modification time of the last segment it replaces), judged at `now_ms`. Records
+    /// without a key are kept. Offsets never change. Small adjacent cleaned segments are
+    /// merged into one. Readers keep working (they hold the old mappings); appends continue,
+    /// the writer lock is taken only to swap each cleaned group in. Passes on one log are
+    /// serialised.
     pub fn compact(&self, now_ms: i64) -> Result<CompactionStats> {
         let mut stats = CompactionStats::default();
         let config = self.config();
@@ -216,100 +571,146 @@ impl Log {
         ) {
             return Ok(stats);
         }
-        let _pass = self.cleaner.lock();
+        let mut cleaner = self.cleaner.lock();
         if self.closed.load(Ordering::Acquire) {
             return Ok(stats);
         }
         let segments = self.segments.load_full();
         let hw = self.high_watermark();
-        // Sealed segments wholly below the high watermark.
-        let dirty: Vec<Arc<Segment>> = segments
+        let key = PassKey {
+            high_watermark: hw,
+            log_start: self.log_start_offset(),
+            active_base: segments.last().map_or(0, |s| s.base_offset),
+            config: config.clone(),
+        };
+        if cleaner.last.as_ref() == Some(&key) && now_ms < cleaner.tombstone_due {
+            return Ok(stats);
+        }
+        // Sealed segments wholly below the high watermark (a prefix of the list).
+        let dirty = segments
             .windows(2)
-            .filter(|w| w[1].base_offset <= hw)
-            .map(|w| w[0].clone())
-            .collect();
-        if dirty.is_empty() {
+            .take_while(|w| w[1].base_offset <= hw)
+            .count();
+        if dirty == 0 {
+            *cleaner = CleanerState {
+                last: Some(key),
+                tombstone_due: i64::MAX,
+            };
             return Ok(stats);
         }
         let views = segments
             .iter()
             .map(|s| s.bytes())
-            .collect::<Result<Vec<bytes::Bytes>>>()?;
-        let mut latest: HashMap<&[u8], i64> = HashMap::new();
-        let mut last_of_producer: HashMap<i64, i64> = HashMap::new();
-        for view in &views {
-            let mut pos = 0;
-            while let Some(h) = complete_batch_at(view, pos) {
-                let batch = &view[pos..pos + h.total_size()];
-                pos += h.total_size();
-                if h.base_offset >= hw {
-                    break;
-                }
-                if h.producer_id >= 0 {
-                    last_of_producer.insert(h.producer_id, h.base_offset);
-                }
-                if !cleanable(&h) {
-                    continue;
-                }
-                for r in decode_records(batch).unwrap_or_default() {
-                    if let (Some(k), true) = (r.key, r.offset < hw) {
-                        latest.insert(k, r.offset);
-                    }
-                }
-            }
+            .collect::<Result<Vec<Bytes>>>()?;
+        let map = OffsetMap::build(&views, hw);
+        if map.incomplete {
+            tracing::warn!(dir = %self.dir.display(), "some batches do not decode; no tombstone is dropped this pass");
         }
-        for (seg, view) in dirty.iter().zip(&views) {
+        let params = self.params();
+        let mut tombstone_due = i64::MAX;
+        let mut complete = true;
+        let mut group: Option<Group> = None;
+        for (seg, view) in segments[..dirty].iter().zip(&views) {
             let mtime = modified_ms(seg.log_path()).unwrap_or(seg.created_ms);
-            let drop_tombstones = now_ms - mtime > config.delete_retention_ms;
-            let cleaned = clean_segment(view, &latest, &last_of_producer, drop_tombstones);
-            if cleaned.bytes.len() == view.len() {
-                stats.records_before += cleaned.records_before;
-                stats.records_after += cleaned.records_after;
-                stats.bytes_before += view.len() as u64;
-                stats.bytes_after += view.len() as u64;
-                continue;
+            let drop_tombstones = !map.incomplete && now_ms - mtime > config.delete_retention_ms;
+            let cleaned = clean_segment(view, &map, drop_tombstones);
+            if cleaned.kept_tombstone && !map.incomplete {
+                let due = mtime
+                    .saturating_add(config.delete_retention_ms)
+                    .saturating_add(1);
+                tombstone_due = tombstone_due.min(due);
             }
-            if self.swap_in(seg, &cleaned.bytes, mtime)? {
-                stats.segments += 1;
-                stats.records_before += cleaned.records_before;
-                stats.records_after += cleaned.records_after;
-                stats.bytes_before += view.len() as u64;
-                stats.bytes_after += cleaned.bytes.len() as u64;
-                stats.tombstones_removed += cleaned.tombstones_removed;
+            stats.records_before += cleaned.records_before;
+            stats.records_after += cleaned.records_after;
+            stats.bytes_before += view.len() as u64;
+            stats.bytes_after += cleaned.bytes.len() as u64;
+            stats.tombstones_removed += cleaned.tombstones_removed;
+            let joined = group.as_ref().and_then(|g| {
+                let extent = g.extent.then(&cleaned.bytes, params.interval);
+                let base = g.members[0].base_offset;
+                extent
+                    .fits(base, config.segment_bytes, params)
+                    .then_some(extent)
+            });
+            match (group.as_mut(), joined) {
+                (Some(g), Some(extent)) => {
+                    g.write(&self.dir, &cleaned.bytes)?;
+                    g.members.push(seg.clone());
+                    g.extent = extent;
+                    g.mtime = mtime;
+                }
+                _ => {
+                    if let Some(g) = group.take() {
+                        complete &= self.finish_group(g, &mut stats)?;
+                    }
+                    let extent = Extent::new().then(&cleaned.bytes, params.interval);
+                    let mut g = Group::start(seg, view, &cleaned, extent, mtime);
+                    if cleaned.changed {
+                        g.write(&self.dir, &cleaned.bytes)?;
+                    }
+                    group = Some(g);
+                }
             }
         }
+        if let Some(g) = group.take() {
+            complete &= self.finish_group(g, &mut stats)?;
+        }
+        // Not swapped groups (retention or truncation meanwhile) are retried next pass.
+        *cleaner = CleanerState {
+            last: complete.then_some(key),
+            tombstone_due,
+        };
         Ok(stats)
     }
 
-    /// Writes `bytes` as the cleaned version of `old` and swaps it in, unless `old` left the
-    /// segment list meanwhile (retention, truncation); returns whether it was swapped.
-    fn swap_in(&self, old: &Arc<Segment>, bytes: &[u8], mtime: i64) -> Result<bool> {
-        let base = old.base_offset;
-        let cleaned: PathBuf = segment_path(&self.dir, base, CLEANED);
-        {
-            let f = crate::fsio::open_rw(&cleaned, true)?;
-            f.set_len(0).at(&cleaned)?;
-            crate::fsio::pwrite_all(&f, bytes, 0, &cleaned)?;
-            if let Err(e) = f.set_modified(mtime_of(mtime)) {
-                tracing::warn!(file = %cleaned.display(), error = %e, "cannot keep the segment's modification time");
-            }
-            f.sync_all().at(&cleaned)?;
+    /// Syncs a group's `.cleaned` file and swaps it in; false if the group's segments left
+    /// the segment list meanwhile. A group that is its single, unchanged segment is left.
+    fn finish_group(&self, g: Group, stats: &mut CompactionStats) -> Result<bool> {
+        let path = g.cleaned_path(&self.dir);
+        let Some((file, _)) = g.file else {
+            return Ok(true);
+        };
+        if let Err(e) = file.set_modified(mtime_of(g.mtime)) {
+            tracing::warn!(file = %path.display(), error = %e, "cannot keep the segment's modification time");
         }
+        file.sync_all().at(&path)?;
+        drop(file);
+        let swapped = self.swap_group(&g.members, g.mtime)?;
+        if swapped {
+            stats.segments += g.members.len();
+            stats.segments_after += 1;
+        }
+        Ok(swapped)
+    }
+
+    /// Replaces `members` (adjacent segments, oldest first) by the cleaned file written for
+    /// them, unless they are no longer all in the segment list followed by another segment
+    /// (retention, truncation meanwhile); returns whether it did.
+    fn swap_group(&self, members: &[Arc<Segment>], mtime: i64) -> Result<bool> {
+        let base = members[0].base_offset;
+        let cleaned = segment_path(&self.dir, base, CLEANED);
         let params = self.params();
         let _w = self.writer.lock();
         let list = self.segments.load_full();
-        let Some(i) = list.iter().position(|s| Arc::ptr_eq(s, old)) else {
+        let at = list.iter().position(|s| Arc::ptr_eq(s, &members[0]));
+        let Some(i) = at.filter(|&i| {
+            i + members.len() < list.len()
+                && members
+                    .iter()
+                    .zip(&list[i..])
+                    .all(|(m, s)| Arc::ptr_eq(m, s))
+        }) else {
             std::fs::remove_file(&cleaned).at(&cleaned)?;
             return Ok(false);
         };
-        if i + 1 == list.len() {
-            std::fs::remove_file(&cleaned).at(&cleaned)?;
-            return Ok(false);
-        }
         let swap = segment_path(&self.dir, base, SWAP);
         std::fs::rename(&cleaned, &swap).at(&cleaned)?;
         crate::fsio::sync_dir(&self.dir)?;
-        old.release_files();
+        for m in &members[1..] {
+            m.release_files();
+            delete_segment_files(&self.dir, m.base_offset)?;
+        }
+        members[0].release_files();
         install_swap(&self.dir, base)?;
         crate::fsio::sync_dir(&self.dir)?;
         let seg = Arc::new(Segment::open(&self.dir, base)?);
@@ -317,7 +718,7 @@ impl Log {
         seg.seal(&mut state, params)?;
         seg.sync(true)?;
         seg.release_files();
-        // Sealing may touch the file's time; the segment keeps the original's.
+        // Sealing may touch the file's time; the segment keeps the group's.
         let log = segment_path(&self.dir, base, "log");
         if let Err(e) = std::fs::File::options()
             .write(true)
@@ -326,8 +727,10 @@ impl Log {
         {
             tracing::warn!(file = %log.display(), error = %e, "cannot keep the segment's modification time");
         }
-        let mut new_list = list.as_ref().clone();
-        new_list[i] = seg;
+        let mut new_list = Vec::with_capacity(list.len() + 1 - members.len());
+        new_list.extend_from_slice(&list[..i]);
+        new_list.push(seg);
+        new_list.extend_from_slice(&list[i + members.len()..]);
         self.segments.store(Arc::new(new_list));
         self.roll_pending.store(true, Ordering::Release);
         Ok(true)

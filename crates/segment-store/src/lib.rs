@@ -23,6 +23,7 @@
 mod batch;
 mod budget;
 mod checkpoint;
+mod codec;
 mod compaction;
 mod config;
 mod dir_lock;

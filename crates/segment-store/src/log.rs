@@ -53,8 +53,9 @@ pub struct Log {
     pub(crate) closed: AtomicBool,
     /// Wall-clock ms of the oldest append not covered by a flush; -1 when none.
     pub(crate) unflushed_since_ms: AtomicI64,
-    /// Serialises compaction passes (the writer lock is only taken for each swap).
-    pub(crate) cleaner: Mutex<()>,
+    /// Serialises compaction passes (the writer lock is only taken for each swap) and holds
+    /// what the last one started from.
+    pub(crate) cleaner: Mutex<crate::compaction::CleanerState>,
     /// Where each leader epoch starts; changed only under the writer lock.
     pub(crate) epochs: Mutex<EpochCache>,
 }
@@ -160,7 +161,7 @@ impl Log {
             roll_pending: AtomicBool::new(created),
             closed: AtomicBool::new(false),
             unflushed_since_ms: AtomicI64::new(-1),
-            cleaner: Mutex::new(()),
+            cleaner: Mutex::new(Default::default()),
             epochs: Mutex::new(EpochCache::load(dir)),
         };
         log.restore_epochs()?;

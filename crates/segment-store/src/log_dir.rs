@@ -225,14 +225,7 @@ impl LogDir {
         let mut first_err = None;
         for (tp, log) in self.logs() {
             match log.compact(now_ms) {
-                Ok(s) => {
-                    total.segments += s.segments;
-                    total.records_before += s.records_before;
-                    total.records_after += s.records_after;
-                    total.bytes_before += s.bytes_before;
-                    total.bytes_after += s.bytes_after;
-                    total.tombstones_removed += s.tombstones_removed;
-                }
+                Ok(s) => total.add(&s),
                 Err(e) => {
                     tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "compaction failed");
                     first_err.get_or_insert(e);

@@ -18,6 +18,7 @@ use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 
 use crate::batch::{BatchHeader, BATCH_HEADER_LEN};
+use crate::codec::{snappy_decompress, stream_decoder, CODEC_NAMES};
 
 /// What the walk checks a client batch against (a topic's settings, the broker's clock).
 #[derive(Debug, Clone, Copy)]
@@ -114,8 +115,6 @@ pub struct CheckedBatch {
     pub max_timestamp: i64,
 }
 
-const CODEC_NAMES: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
-
 /// Validates one producer batch (already checked for magic, length and CRC) as Kafka's
 /// `LogValidator` does for a client append; `batch` is the whole batch, header included.
 pub fn check_client_batch(
@@ -175,12 +174,10 @@ pub fn check_client_batch(
         )?,
         1 | 3 | 4 => {
             let name = CODEC_NAMES[codec as usize];
-            let decoder = stream_decoder(codec, payload).map_err(|e| decompression(name, &e))?;
+            let decoder = stream_decoder(codec, payload, policy.max_decompressed_bytes)
+                .map_err(|e| decompression(name, &e))?;
             let mut input = StreamInput {
-                reader: BufReader::with_capacity(
-                    16 * 1024,
-                    Bounded::new(decoder, policy.max_decompressed_bytes),
-                ),
+                reader: BufReader::with_capacity(16 * 1024, decoder),
                 codec: name,
             };
             walk.run(&mut input, true)?;
@@ -210,91 +207,6 @@ fn decompression(codec: &'static str, e: &std::io::Error) -> RecordCheckError {
     RecordCheckError::Decompression {
         codec,
         reason: e.to_string(),
-    }
-}
-
-fn stream_decoder<'a>(codec: i16, payload: &'a [u8]) -> std::io::Result<Box<dyn Read + 'a>> {
-    Ok(match codec {
-        // Java's GZIPInputStream reads concatenated members too.
-        1 => Box::new(flate2::read::MultiGzDecoder::new(payload)),
-        3 => Box::new(lz4::Decoder::new(payload)?),
-        _ => Box::new(zstd::stream::read::Decoder::with_buffer(payload)?),
-    })
-}
-
-/// xerial-framed snappy (`\x82SNAPPY\0` + versions, then `u32` length + raw block repeated),
-/// or one raw snappy block without the header (as xerial's `SnappyInputStream` falls back
-/// to, and as librdkafka writes).
-fn snappy_decompress(payload: &[u8], max: usize) -> Result<Vec<u8>, String> {
-    const MAGIC: &[u8] = b"\x82SNAPPY\x00";
-    const HEADER: usize = 16;
-    let block = |raw: &[u8], out: &mut Vec<u8>| -> Result<(), String> {
-        let len = snap::raw::decompress_len(raw).map_err(|e| e.to_string())?;
-        if out.len().saturating_add(len) > max {
-            return Err(format!("decompressed records exceed {max} bytes"));
-        }
-        let at = out.len();
-        out.resize(at + len, 0);
-        let n = snap::raw::Decoder::new()
-            .decompress(raw, &mut out[at..])
-            .map_err(|e| e.to_string())?;
-        out.truncate(at + n);
-        Ok(())
-    };
-    let mut out = Vec::new();
-    if payload.len() < HEADER || !payload.starts_with(MAGIC) {
-        block(payload, &mut out)?;
-        return Ok(out);
-    }
-    let mut rest = &payload[HEADER..];
-    while !rest.is_empty() {
-        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
-            return Err("truncated snappy block length".into());
-        };
-        let len = u32::from_be_bytes(*len) as usize;
-        if len > tail.len() {
-            return Err("snappy block past the end of the batch".into());
-        }
-        block(&tail[..len], &mut out)?;
-        rest = &tail[len..];
-    }
-    Ok(out)
-}
-
-/// A reader that fails once more than `left` bytes came out of `inner`.
-struct Bounded<R> {
-    inner: R,
-    left: usize,
-    max: usize,
-}
-
-impl<R> Bounded<R> {
-    fn new(inner: R, max: usize) -> Self {
-        Self {
-            inner,
-            left: max,
-            max,
-        }
-    }
-}
-
-impl<R: Read> Read for Bounded<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.left == 0 {
-            // One byte more tells "exactly at the bound" from "past it".
-            let mut probe = [0u8; 1];
-            return match self.inner.read(&mut probe)? {
-                0 => Ok(0),
-                _ => Err(std::io::Error::other(format!(
-                    "decompressed records exceed {} bytes",
-                    self.max
-                ))),
-            };
-        }
-        let want = buf.len().min(self.left);
-        let n = self.inner.read(&mut buf[..want])?;
-        self.left -= n;
-        Ok(n)
     }
 }
 

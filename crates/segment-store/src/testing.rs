@@ -173,8 +173,8 @@ pub fn records_set(batches: &[Vec<u8>]) -> Vec<u8> {
 /// A decoded record of an uncompressed batch: offset, key and value (`None` = null).
 pub type DecodedRecord = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
 
-/// Decodes every record of the uncompressed batches in `records` (whole batches, as a read
-/// returns them), in order. Panics on bytes that do not decode.
+/// Decodes every record of the batches in `records` (whole batches, as a read returns them;
+/// compressed ones decompressed), in order. Panics on bytes that do not decode.
 pub fn decode_records(records: &[u8]) -> Vec<DecodedRecord> {
     let mut out = Vec::new();
     let mut pos = 0;
@@ -187,7 +187,13 @@ pub fn decode_records(records: &[u8]) -> Vec<DecodedRecord> {
             "CRC of the batch at {}",
             h.base_offset
         );
-        for r in crate::batch::decode_records(batch).expect("records decode") {
+        let payload = &batch[BATCH_HEADER_LEN..];
+        let inflated = match h.compression() {
+            0 => None,
+            codec => Some(crate::codec::decompress(codec, payload, 1 << 30).expect("decompresses")),
+        };
+        let payload = inflated.as_deref().unwrap_or(payload);
+        for r in crate::batch::decode_payload(&h, payload).expect("records decode") {
             out.push((
                 r.offset,
                 r.key.map(<[u8]>::to_vec),
@@ -200,38 +206,12 @@ pub fn decode_records(records: &[u8]) -> Vec<DecodedRecord> {
 }
 
 /// Re-encodes an uncompressed batch with `codec` (1 gzip, 2 snappy in xerial framing, 3 lz4,
-/// 4 zstd): same header fields, the records compressed, a fresh CRC.
+/// 4 zstd), framed as the log cleaner writes it: same header fields, the records
+/// compressed, a fresh CRC.
 pub fn compress_batch(batch: &[u8], codec: i16) -> Vec<u8> {
-    use std::io::Write;
     let h = BatchHeader::parse(batch).expect("a batch header");
     let records = &batch[BATCH_HEADER_LEN..h.total_size()];
-    let payload = match codec {
-        1 => {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            e.write_all(records).expect("gzip");
-            e.finish().expect("gzip")
-        }
-        2 => {
-            let mut out = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01".to_vec();
-            for chunk in records.chunks(32 * 1024) {
-                let block = snap::raw::Encoder::new()
-                    .compress_vec(chunk)
-                    .expect("snappy");
-                out.extend_from_slice(&(block.len() as u32).to_be_bytes());
-                out.extend_from_slice(&block);
-            }
-            out
-        }
-        3 => {
-            let mut e = lz4::EncoderBuilder::new().build(Vec::new()).expect("lz4");
-            e.write_all(records).expect("lz4");
-            let (out, result) = e.finish();
-            result.expect("lz4");
-            out
-        }
-        4 => zstd::encode_all(records, 3).expect("zstd"),
-        other => panic!("no codec {other}"),
-    };
+    let payload = crate::codec::compress(codec, records).expect("a known codec");
     with_payload(batch, (h.attributes & !0x07) | codec, &payload)
 }
 

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use common::leader;
 use proptest::prelude::*;
-use segment_store::testing::{decode_records, BatchBuilder, DecodedRecord, KeyValueRef};
+use segment_store::testing::{
+    compress_batch, decode_records, BatchBuilder, DecodedRecord, KeyValueRef,
+};
 use segment_store::{BatchHeader, CleanupPolicy, Log, LogConfig};
 
 fn compact_config(policy: CleanupPolicy) -> LogConfig {
@@ -422,7 +424,7 @@ proptest! {
 }
 
 #[test]
-fn emptied_segments_are_skipped_and_producer_last_batches_stay_empty() {
+fn emptied_segments_merge_into_their_neighbours_and_producer_last_batches_stay_empty() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("e-0");
     let cfg = compact_config(CleanupPolicy::Compact);
@@ -445,13 +447,10 @@ fn emptied_segments_are_skipped_and_producer_last_batches_stay_empty() {
     put(&log, &[(1, Some("c".into()))]); // offset 5
     log.roll().unwrap();
     put(&log, &[(2, Some("d".into())), (3, Some("y".into()))]); // offsets 6-7
-    log.compact(now()).unwrap();
-    assert_eq!(
-        std::fs::metadata(dir.join(format!("{:020}.log", 0)))
-            .unwrap()
-            .len(),
-        0
-    );
+    let stats = log.compact(now()).unwrap();
+    // The three sealed segments (the first emptied) are cleaned into one.
+    assert_eq!((stats.segments, stats.segments_after), (3, 1));
+    assert_eq!(log.segment_base_offsets(), vec![0, 6]);
     let recs = all_records(&log);
     assert_eq!(
         recs,
@@ -467,7 +466,7 @@ fn emptied_segments_are_skipped_and_producer_last_batches_stay_empty() {
     let h = headers[0];
     assert_eq!((h.base_offset, h.last_offset(), h.records_count), (3, 4, 0));
     assert_eq!((h.producer_id, h.base_sequence), (7, 2));
-    // Reading from offset 0 skips the empty segment and lands on the first batch after it.
+    // Reading from offset 0 lands on the first batch left.
     let r = log.read(0, 1 << 20, 8, true).unwrap();
     assert_eq!(BatchHeader::parse(&r.records).unwrap().base_offset, 3);
     assert_eq!(log.offset_for_timestamp(0).unwrap().unwrap().offset, 3);
@@ -526,4 +525,395 @@ fn nothing_at_or_above_the_high_watermark_is_compacted() {
     let above_before: Vec<_> = before.iter().filter(|r| r.0 >= bases[3]).collect();
     assert_eq!(above, above_before);
     assert_eq!(materialize(&after), materialize(&before));
+}
+
+/// Appends one batch of `(key, value)` records compressed with `codec` (0: none), with
+/// producer fields when `producer` is `(id, epoch, base sequence)`; returns its first offset.
+fn put_with(
+    log: &Log,
+    kvs: &[(u32, Option<String>)],
+    codec: i16,
+    producer: Option<(i64, i16, i32)>,
+) -> i64 {
+    let keys: Vec<Vec<u8>> = kvs.iter().map(|(k, _)| key(*k)).collect();
+    let pairs: Vec<KeyValueRef<'_>> = kvs
+        .iter()
+        .zip(&keys)
+        .map(|((_, v), k)| (Some(&k[..]), v.as_ref().map(|v| v.as_bytes())))
+        .collect();
+    let mut b = BatchBuilder::new(0).timestamp(now()).key_values(&pairs);
+    if let Some((id, epoch, seq)) = producer {
+        b = b.producer(id, epoch, seq);
+    }
+    let mut batch = b.build();
+    if codec != 0 {
+        batch = compress_batch(&batch, codec);
+    }
+    let info = log.append(&batch, &leader()).unwrap();
+    log.set_high_watermark(log.log_end_offset());
+    info.first_offset
+}
+
+fn value(tag: &str, n: u32) -> Option<String> {
+    Some(format!("{tag}-{n}-{}", "v".repeat(40)))
+}
+
+/// Every batch header of the log, in order.
+fn headers(log: &Log) -> Vec<BatchHeader> {
+    log.batch_headers_from(log.log_start_offset()).unwrap()
+}
+
+#[test]
+fn compressed_batches_are_compacted_and_keep_their_codec_and_header() {
+    for codec in 1..=4 {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("z-0");
+        let cfg = compact_config(CleanupPolicy::Compact);
+        let log = Log::open(&dir, cfg.clone(), 0, true).unwrap();
+        // 8 batches of 6 records over 12 keys: every key is written four times.
+        let mut n = 0;
+        for b in 0..8 {
+            let recs: Vec<(u32, Option<String>)> = (0..6)
+                .map(|_| {
+                    n += 1;
+                    (n % 12, value("c", n))
+                })
+                .collect();
+            put_with(&log, &recs, codec, Some((40, 3, b * 6)));
+        }
+        log.roll().unwrap();
+        put_with(&log, &[(100, value("tail", 0))], 0, None);
+        let before = all_records(&log);
+        let headers_before = headers(&log);
+        let stats = log.compact(now()).unwrap();
+        assert!(stats.records_after < stats.records_before, "codec {codec}");
+        assert_compacted(&log, &before);
+        let after = all_records(&log);
+        // Below the active segment, exactly one record per key.
+        assert_eq!(after.len(), 12 + 1, "codec {codec}: {after:?}");
+        for h in headers(&log) {
+            let orig = headers_before
+                .iter()
+                .find(|o| o.base_offset == h.base_offset)
+                .expect("an original batch");
+            assert_eq!(h.last_offset_delta, orig.last_offset_delta);
+            assert_eq!(
+                (h.producer_id, h.producer_epoch, h.base_sequence),
+                (orig.producer_id, orig.producer_epoch, orig.base_sequence)
+            );
+            assert_eq!(h.base_timestamp, orig.base_timestamp);
+            assert_eq!(h.partition_leader_epoch, orig.partition_leader_epoch);
+            if h.records_count > 0 {
+                assert_eq!(h.attributes, orig.attributes, "codec {codec} kept");
+            } else {
+                // The producer's last batch, emptied: a header without compression.
+                assert_eq!(h.attributes, orig.attributes & !0x07);
+            }
+        }
+        drop(log);
+        for clean in [false, true] {
+            let log = Log::open(&dir, cfg.clone(), 0, clean).unwrap();
+            assert_eq!(all_records(&log), after, "codec {codec} reopened");
+        }
+    }
+}
+
+/// The issue this guards: an older value in a compressed batch must go with the tombstone
+/// that deleted it, never come back once the tombstone is dropped.
+#[test]
+fn a_tombstone_and_the_older_compressed_value_it_hides_go_together() {
+    for codec in 1..=4 {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = Log::open(
+            &tmp.path().join("d-0"),
+            compact_config(CleanupPolicy::Compact),
+            0,
+            true,
+        )
+        .unwrap();
+        put_with(
+            &log,
+            &[
+                (1, value("old", 1)),
+                (2, value("old", 2)),
+                (3, value("old", 3)),
+            ],
+            codec,
+            None,
+        );
+        put_with(&log, &[(2, None)], 0, None);
+        put_with(&log, &[(3, None)], codec, None);
+        log.roll().unwrap();
+        put_with(&log, &[(4, value("new", 4))], codec, None);
+        let t = now();
+        log.compact(t).unwrap();
+        let live = |log: &Log| -> Vec<(i64, Vec<u8>, bool)> {
+            all_records(log)
+                .into_iter()
+                .map(|(o, k, v)| (o, k.unwrap(), v.is_some()))
+                .collect()
+        };
+        // The old values of 2 and 3 are gone at once; their tombstones stay for now.
+        assert_eq!(
+            live(&log),
+            vec![
+                (0, key(1), true),
+                (3, key(2), false),
+                (4, key(3), false),
+                (5, key(4), true)
+            ],
+            "codec {codec}"
+        );
+        let stats = log.compact(t + 61_000).unwrap();
+        assert_eq!(stats.tombstones_removed, 2, "codec {codec}");
+        assert_eq!(
+            live(&log),
+            vec![(0, key(1), true), (5, key(4), true)],
+            "codec {codec}"
+        );
+    }
+}
+
+#[test]
+fn undecodable_batches_stay_whole_and_block_tombstone_removal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = Log::open(
+        &tmp.path().join("g-0"),
+        compact_config(CleanupPolicy::Compact),
+        0,
+        true,
+    )
+    .unwrap();
+    // An lz4 batch whose payload does not decompress: its keys are unknown.
+    let plain = BatchBuilder::new(0)
+        .key_values(&[(Some(b"key-1"), Some(b"hidden"))])
+        .build();
+    let garbage: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37)).collect();
+    let bad = segment_store::testing::with_payload(&plain, 3, &garbage);
+    log.append(&bad, &leader()).unwrap();
+    put_with(&log, &[(1, None), (2, value("x", 2))], 0, None);
+    put_with(&log, &[(2, value("y", 2))], 0, None);
+    log.roll().unwrap();
+    put_with(&log, &[(5, value("z", 5))], 0, None);
+    let stats = log.compact(now() + 1_000_000).unwrap();
+    // The superseded value of key 2 goes; the tombstone of key 1 stays.
+    assert_eq!(stats.records_before - stats.records_after, 1);
+    assert_eq!(stats.tombstones_removed, 0);
+    let first = log.read(0, 1, log.log_end_offset(), true).unwrap();
+    assert_eq!(&first.records[..], &bad[..], "kept byte for byte");
+}
+
+#[test]
+fn small_cleaned_segments_are_grouped_within_segment_bytes_and_index_limits() {
+    // By size; then with segments too large to matter and an index of 8 entries, one per
+    // batch, so the index limit alone splits groups.
+    for (segment_bytes, index_bytes, interval) in [(1024, 4096, 128), (1 << 20, 64, 1)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("s-0");
+        let cfg = LogConfig {
+            segment_bytes,
+            segment_index_bytes: index_bytes,
+            index_interval_bytes: interval,
+            ..compact_config(CleanupPolicy::Compact)
+        };
+        let log = Log::open(&dir, cfg.clone(), 0, true).unwrap();
+        fill(&log, 400, 40);
+        let before = all_records(&log);
+        let count_before = log.segment_count();
+        let stats = log.compact(now()).unwrap();
+        assert_compacted(&log, &before);
+        assert!(stats.segments_after < stats.segments, "{stats:?}");
+        assert_eq!(
+            log.segment_count(),
+            count_before - stats.segments + stats.segments_after
+        );
+        let bases = log.segment_base_offsets();
+        let sizes: Vec<u64> = bases
+            .iter()
+            .map(|b| {
+                std::fs::metadata(dir.join(format!("{b:020}.log")))
+                    .unwrap()
+                    .len()
+            })
+            .collect();
+        let index_entries = |b: i64, ext: &str, entry: u64| {
+            std::fs::metadata(dir.join(format!("{b:020}.{ext}")))
+                .unwrap()
+                .len()
+                / entry
+        };
+        let sealed = bases.len() - 1;
+        for i in 0..sealed {
+            assert!(
+                sizes[i] <= cfg.segment_bytes,
+                "segment {} holds {}",
+                bases[i],
+                sizes[i]
+            );
+            assert!(index_entries(bases[i], "index", 8) <= index_bytes / 8);
+            assert!(index_entries(bases[i], "timeindex", 12) <= index_bytes / 12);
+        }
+        // Greedy: no two adjacent cleaned segments would have fitted in one (by size, or
+        // with the small index, by index entries).
+        if index_bytes == 4096 {
+            for i in 0..sealed - 1 {
+                assert!(
+                    sizes[i] + sizes[i + 1] > cfg.segment_bytes,
+                    "{} and {} could be one: {sizes:?}",
+                    bases[i],
+                    bases[i + 1]
+                );
+            }
+        } else {
+            assert!(sealed > 1, "the index limit splits groups");
+        }
+        let after = all_records(&log);
+        // A second pass with nothing new does nothing.
+        assert_eq!(log.compact(now()).unwrap(), Default::default());
+        // Lookups by offset and by time land on the right batch in the merged segments.
+        let end = log.log_end_offset();
+        for (o, _, _) in &before {
+            let r = log.read(*o, 1, end, true).unwrap();
+            let h = BatchHeader::parse(&r.records).unwrap();
+            assert!(h.last_offset() >= *o);
+            assert!(
+                after
+                    .iter()
+                    .any(|a| a.0 >= h.base_offset && a.0 <= h.last_offset())
+                    || h.records_count == 0
+            );
+            assert!(
+                after.iter().all(|a| a.0 < *o || a.0 >= h.base_offset),
+                "read of {o} skipped records"
+            );
+        }
+        assert_eq!(
+            log.offset_for_timestamp(0).unwrap().unwrap().offset,
+            after[0].0
+        );
+        drop(log);
+        for clean in [false, true] {
+            let log = Log::open(&dir, cfg.clone(), 0, clean).unwrap();
+            assert_eq!(log.segment_base_offsets(), bases);
+            assert_eq!(all_records(&log), after);
+        }
+    }
+}
+
+#[test]
+fn a_pass_runs_again_only_when_something_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = Log::open(
+        &tmp.path().join("r-0"),
+        compact_config(CleanupPolicy::Compact),
+        0,
+        true,
+    )
+    .unwrap();
+    fill(&log, 100, 5);
+    assert!(log.compact(now()).unwrap().records_before > 0);
+    assert_eq!(log.compact(now()).unwrap(), Default::default());
+    fill(&log, 60, 5);
+    let stats = log.compact(now()).unwrap();
+    assert!(stats.records_after < stats.records_before);
+    // A config change (here the tombstone retention) makes the next pass run.
+    let mut c = log.config();
+    c.delete_retention_ms = 1;
+    log.set_config(c);
+    assert!(log.compact(now()).unwrap().records_before > 0);
+}
+
+#[test]
+fn crash_while_swapping_a_group_reopens_consistently() {
+    let tmp = tempfile::tempdir().unwrap();
+    let orig = tmp.path().join("o-0");
+    let cfg = compact_config(CleanupPolicy::Compact);
+    let log = Log::open(&orig, cfg.clone(), 0, true).unwrap();
+    fill(&log, 300, 40);
+    let old_records = all_records(&log);
+    let old_bases = log.segment_base_offsets();
+    drop(log);
+    let cleaned_dir = tmp.path().join("n-0");
+    copy_dir(&orig, &cleaned_dir);
+    let log = Log::open(&cleaned_dir, cfg.clone(), 0, false).unwrap();
+    log.set_high_watermark(log.log_end_offset());
+    let stats = log.compact(now()).unwrap();
+    let new_records = all_records(&log);
+    let new_bases = log.segment_base_offsets();
+    drop(log);
+    assert!(stats.segments_after < stats.segments);
+    // The first group: old segments below the second new segment.
+    let members: Vec<i64> = old_bases
+        .iter()
+        .copied()
+        .filter(|b| *b < new_bases[1])
+        .collect();
+    assert!(members.len() > 1, "the first group merges segments");
+    let swap = std::fs::read(cleaned_dir.join(format!("{:020}.log", new_bases[0]))).unwrap();
+    let swap_next = new_records
+        .iter()
+        .filter(|r| r.0 < new_bases[1])
+        .map(|r| r.0 + 1)
+        .max()
+        .unwrap();
+    let open = |dir: &Path| {
+        let log = Log::open(dir, cfg.clone(), 0, false).unwrap();
+        let recs = all_records(&log);
+        let bases = log.segment_base_offsets();
+        drop(log);
+        for e in std::fs::read_dir(dir).unwrap() {
+            let n = e.unwrap().file_name().into_string().unwrap();
+            assert!(
+                !n.ends_with(".cleaned") && !n.ends_with(".swap"),
+                "{n} left"
+            );
+        }
+        (recs, bases)
+    };
+    // A partial `.cleaned` file: the old version.
+    let d = tmp.path().join("c1-0");
+    copy_dir(&orig, &d);
+    std::fs::write(
+        d.join(format!("{:020}.log.cleaned", members[0])),
+        &swap[..swap.len() / 2],
+    )
+    .unwrap();
+    assert_eq!(open(&d), (old_records.clone(), old_bases.clone()));
+    // The `.swap` committed, then every, some or none of the other members deleted.
+    for deleted in [0, 1, members.len() - 1] {
+        let d = tmp.path().join(format!("c2-{deleted}"));
+        copy_dir(&orig, &d);
+        std::fs::write(d.join(format!("{:020}.log.swap", members[0])), &swap).unwrap();
+        for b in &members[1..=deleted] {
+            for ext in ["log", "index", "timeindex"] {
+                std::fs::remove_file(d.join(format!("{b:020}.{ext}"))).unwrap();
+            }
+        }
+        let (recs, bases) = open(&d);
+        // The cleaned group, then any member past its last offset (its records all
+        // superseded), then the untouched old segments.
+        let survivors: Vec<i64> = members[1..]
+            .iter()
+            .copied()
+            .filter(|b| *b >= swap_next)
+            .collect();
+        let old_from = survivors.first().copied().unwrap_or(new_bases[1]);
+        let expect: Vec<DecodedRecord> = new_records
+            .iter()
+            .filter(|r| r.0 < swap_next)
+            .chain(old_records.iter().filter(|r| r.0 >= old_from))
+            .cloned()
+            .collect();
+        assert_eq!(recs, expect, "{deleted} deleted");
+        assert_eq!(materialize(&recs), materialize(&old_records));
+        let mut expect_bases = vec![members[0]];
+        expect_bases.extend(&survivors);
+        expect_bases.extend(old_bases.iter().filter(|b| **b >= new_bases[1]));
+        assert_eq!(bases, expect_bases, "{deleted} deleted");
+        // A later pass finishes the job.
+        let log = Log::open(&d, cfg.clone(), 0, true).unwrap();
+        log.set_high_watermark(log.log_end_offset());
+        log.compact(now()).unwrap();
+        assert_eq!(all_records(&log), new_records);
+    }
 }

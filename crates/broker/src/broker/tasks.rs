@@ -171,9 +171,10 @@ impl Broker {
     /// One log-cleaner pass: compacts every `cleanup.policy=compact` log.
     fn compact_logs(&self) {
         match self.log_dir.compact_all(now_ms()) {
-            Ok(stats) if stats.records_before != stats.records_after => {
+            Ok(stats) if stats.records_before != stats.records_after || stats.segments > 0 => {
                 tracing::info!(
                     segments = stats.segments,
+                    segments_after = stats.segments_after,
                     records_before = stats.records_before,
                     records_after = stats.records_after,
                     "compacted logs"
