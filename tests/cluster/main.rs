@@ -9,3 +9,4 @@ mod metadata;
 mod metrics;
 mod reassignment;
 mod replication;
+mod verify;
