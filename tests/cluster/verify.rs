@@ -37,6 +37,7 @@ async fn finish(mut child: Child, limit: Duration) -> (bool, serde_json::Value, 
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let summary = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("{e}: stdout {stdout:?}, stderr {stderr}"));
+    eprintln!("strata verify: {summary}");
     (output.status.success(), summary, stderr)
 }
 

@@ -25,6 +25,8 @@ use super::key_value;
 
 /// How many examples of each anomaly the report lists.
 const EXAMPLES: usize = 10;
+/// How long a partition's end must stay put before a read that reached it stops.
+const SETTLE: Duration = Duration::from_millis(500);
 /// Pause after a failed request before the next attempt.
 const BACKOFF: Duration = Duration::from_millis(100);
 
@@ -201,7 +203,7 @@ struct Read {
 }
 
 /// Reads `partition` from its start. Until `stop` is set it follows the log; then it reads up
-/// to the log end as it is then, or until `deadline`.
+/// to the log end (once that end stays put for [`SETTLE`]), or until `deadline`.
 async fn read(
     brokers: String,
     topic: String,
@@ -228,7 +230,14 @@ async fn read(
             }
             let at = position.expect("set above");
             if end.is_some_and(|e| at >= e) {
-                return Ok(None);
+                // A leader elected a moment ago may report a high watermark that has not
+                // caught up yet: the end holds only if it is the same a little later.
+                tokio::time::sleep(SETTLE).await;
+                let again = cluster.list_offset(&topic, partition, -1).await?;
+                if again <= at {
+                    return Ok(None);
+                }
+                end = Some(again);
             }
             let leader = cluster.leader_id(&topic, partition).await?;
             let conn = cluster.broker(leader).await?;
