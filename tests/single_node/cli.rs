@@ -237,4 +237,36 @@ fn verify_passes_against_one_healthy_node() {
         out.contains("lost: 0") && out.trim_end().ends_with("OK"),
         "{out}"
     );
+
+    // The fault schedule runs its commands while the writers run, each kill then a restart.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("faults");
+    let kill = format!("echo kill >> {}", log.display());
+    let restart = format!("echo restart >> {}", log.display());
+    let summary = json_line(&ok(&[
+        "verify",
+        "-b",
+        &b,
+        "-r",
+        "1",
+        "-w",
+        "1",
+        "-n",
+        "100000000",
+        "-d",
+        "3s",
+        "--fault-kill",
+        &kill,
+        "--fault-restart",
+        &restart,
+        "--fault-every",
+        "500ms",
+        "--json",
+    ]));
+    assert_eq!(summary["ok"], true, "{summary}");
+    let kills = summary["fault_kills"].as_u64().expect("fault_kills");
+    assert!(kills >= 1, "{summary}");
+    assert_eq!(summary["fault_restarts"].as_u64(), Some(kills), "{summary}");
+    let ran = std::fs::read_to_string(&log).expect("fault log");
+    assert_eq!(ran, "kill\nrestart\n".repeat(kills as usize), "{summary}");
 }

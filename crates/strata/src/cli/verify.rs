@@ -628,3 +628,67 @@ async fn prepare_topic(
         tokio::time::sleep(BACKOFF).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(records: &[(i64, &str)]) -> Read {
+        Read {
+            records: records
+                .iter()
+                .map(|(o, v)| (*o, Bytes::from(v.to_string())))
+                .collect(),
+            backwards: Vec::new(),
+            complete: true,
+        }
+    }
+
+    fn written(acked: &[(u64, i64)]) -> Written {
+        Written {
+            acked: acked.to_vec(),
+            ..Written::default()
+        }
+    }
+
+    #[test]
+    fn a_clean_history_has_no_anomalies() {
+        let w = vec![(0, written(&[(0, 0), (1, 1)])), (0, written(&[(0, 2)]))];
+        let log = read(&[(0, "0:0"), (1, "0:1"), (2, "1:0"), (3, "1:1")]);
+        let f = check(
+            &w,
+            &BTreeMap::from([(0, read(&[(0, "0:0")]))]),
+            &BTreeMap::from([(0, log)]),
+        );
+        assert_eq!(
+            (
+                f.lost_count,
+                f.duplicated_count,
+                f.reordered_count,
+                f.non_monotonic_count
+            ),
+            (0, 0, 0, 0),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn each_anomaly_is_found() {
+        // Writer 0's 0:2 was acknowledged but is gone, 0:1 appears twice, 0:0 after 0:1.
+        let w = vec![(0, written(&[(0, 0), (1, 1), (2, 2)]))];
+        let log = read(&[(0, "0:1"), (1, "0:0"), (2, "0:1")]);
+        // A reader saw offset 3 while writing, which the log no longer has, and a fetch
+        // whose offsets went back.
+        let mut tail = read(&[(0, "0:1"), (3, "0:9")]);
+        tail.backwards.push((3, 1));
+        let f = check(
+            &w,
+            &BTreeMap::from([(0, tail)]),
+            &BTreeMap::from([(0, log)]),
+        );
+        assert_eq!(f.lost_count, 1, "{f:?}");
+        assert_eq!(f.duplicated_count, 1, "{f:?}");
+        assert_eq!(f.reordered_count, 1, "0:0 after 0:1: {f:?}");
+        assert_eq!(f.non_monotonic_count, 2, "{f:?}");
+    }
+}
