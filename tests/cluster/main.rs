@@ -11,3 +11,4 @@ mod metrics;
 mod reassignment;
 mod replication;
 mod transactions;
+mod verify;

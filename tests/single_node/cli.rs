@@ -151,3 +151,122 @@ fn cluster_info_waits_for_the_brokers_it_is_told_to_expect() {
     assert!(!output.status.success());
     assert!(stderr.contains("1 of 2 brokers live"), "{stderr}");
 }
+
+/// The one JSON line a `--json` run printed.
+fn json_line(out: &str) -> serde_json::Value {
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+}
+
+fn positive(v: &serde_json::Value, path: &[&str]) -> f64 {
+    let field = path.iter().fold(v, |v, k| &v[*k]);
+    let n = field
+        .as_f64()
+        .unwrap_or_else(|| panic!("{path:?} is not a number in {v}"));
+    assert!(n > 0.0, "{path:?} is {n} in {v}");
+    n
+}
+
+#[test]
+fn bench_produce_consume_and_e2e_report_figures() {
+    let node = Node::start_default();
+    let b = node.bootstrap();
+    let produced = json_line(&ok(&[
+        "bench", "produce", "-b", &b, "-t", "bench", "-n", "5000", "-s", "200", "--batch", "100",
+        "-p", "2", "-z", "lz4", "-d", "20s", "--json",
+    ]));
+    assert_eq!(produced["records"], 5000, "{produced}");
+    assert_eq!(produced["partitions"], 2, "{produced}");
+    positive(&produced, &["records_per_sec"]);
+    positive(&produced, &["mb_per_sec"]);
+    let p50 = positive(&produced, &["request_latency", "p50_ms"]);
+    let max = positive(&produced, &["request_latency", "max_ms"]);
+    assert!(p50 <= max, "{produced}");
+
+    let consumed = json_line(&ok(&[
+        "bench", "consume", "-b", &b, "-t", "bench", "-d", "20s", "--json",
+    ]));
+    assert_eq!(consumed["records"], 5000, "{consumed}");
+    assert_eq!(consumed["bytes"], 5000 * 200, "{consumed}");
+    positive(&consumed, &["records_per_sec"]);
+    positive(&consumed, &["mb_per_sec"]);
+    let limited = json_line(&ok(&[
+        "bench", "consume", "-b", &b, "-t", "bench", "-n", "1200", "--json",
+    ]));
+    assert_eq!(limited["records"], 1200, "{limited}");
+
+    let e2e = json_line(&ok(&[
+        "bench",
+        "e2e",
+        "-b",
+        &b,
+        "-t",
+        "bench-e2e",
+        "-n",
+        "300",
+        "--rate",
+        "300",
+        "-d",
+        "20s",
+        "--json",
+    ]));
+    assert_eq!(e2e["sent"], 300, "{e2e}");
+    assert_eq!(e2e["received"], 300, "{e2e}");
+    let quantiles: Vec<f64> = ["p50_ms", "p99_ms", "p99_9_ms", "max_ms"]
+        .iter()
+        .map(|q| positive(&e2e, &["latency", q]))
+        .collect();
+    assert!(quantiles.windows(2).all(|w| w[0] <= w[1]), "{e2e}");
+
+    // The human summary names the same figures.
+    let text = ok(&[
+        "bench", "produce", "-b", &b, "-t", "bench", "-n", "100", "-d", "10s",
+    ]);
+    assert!(text.starts_with("bench produce"), "{text}");
+    assert!(text.contains("records_per_sec: "), "{text}");
+}
+
+#[test]
+fn verify_passes_against_one_healthy_node() {
+    let node = Node::start_default();
+    let b = node.bootstrap();
+    let out = ok(&[
+        "verify", "-b", &b, "-r", "1", "-w", "2", "-n", "300", "-d", "20s",
+    ]);
+    assert!(out.contains("acknowledged:   600"), "{out}");
+    assert!(
+        out.contains("lost: 0") && out.trim_end().ends_with("OK"),
+        "{out}"
+    );
+
+    // The fault schedule runs its commands while the writers run, each kill then a restart.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("faults");
+    let kill = format!("echo kill >> {}", log.display());
+    let restart = format!("echo restart >> {}", log.display());
+    let summary = json_line(&ok(&[
+        "verify",
+        "-b",
+        &b,
+        "-r",
+        "1",
+        "-w",
+        "1",
+        "-n",
+        "100000000",
+        "-d",
+        "3s",
+        "--fault-kill",
+        &kill,
+        "--fault-restart",
+        &restart,
+        "--fault-every",
+        "500ms",
+        "--json",
+    ]));
+    assert_eq!(summary["ok"], true, "{summary}");
+    let kills = summary["fault_kills"].as_u64().expect("fault_kills");
+    assert!(kills >= 1, "{summary}");
+    assert_eq!(summary["fault_restarts"].as_u64(), Some(kills), "{summary}");
+    let ran = std::fs::read_to_string(&log).expect("fault log");
+    assert_eq!(ran, "kill\nrestart\n".repeat(kills as usize), "{summary}");
+}

@@ -16,7 +16,8 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     BrokerId, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, FetchRequest,
-    IncrementalAlterConfigsRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest, TopicName,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest,
+    ProduceRequest, ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -292,39 +293,38 @@ impl Cluster {
         Ok(())
     }
 
-    async fn leader(&mut self, topic: &str, partition: i32) -> Result<&mut Connection> {
+    /// The leader of `topic`-`partition` according to fresh metadata (-1 if it has none).
+    pub async fn leader_id(&mut self, topic: &str, partition: i32) -> Result<i32> {
         let topics = self.metadata(Some(&[topic]), false).await?;
-        let leader = topics
+        topics
             .first()
             .and_then(|t| t.partitions.iter().find(|p| p.partition == partition))
             .map(|p| p.leader)
-            .ok_or_else(|| ClientError::Protocol(format!("{topic}-{partition} does not exist")))?;
+            .ok_or_else(|| ClientError::Protocol(format!("{topic}-{partition} does not exist")))
+    }
+
+    async fn leader(&mut self, topic: &str, partition: i32) -> Result<&mut Connection> {
+        let leader = self.leader_id(topic, partition).await?;
         self.broker(leader).await
+    }
+
+    /// Allocates an idempotent producer id and epoch (InitProducerId without a
+    /// transactional id).
+    pub async fn init_producer_id(&mut self) -> Result<(i64, i16)> {
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let response = self.bootstrap.send(request, 4).await?;
+        ClientError::check(response.error_code, "InitProducerId", None)?;
+        Ok((response.producer_id.0, response.producer_epoch))
     }
 
     /// Produces one batch to a partition with acks=-1; returns its base offset.
     pub async fn produce(&mut self, topic: &str, partition: i32, batch: Bytes) -> Result<i64> {
-        let request = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(30_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(name(topic))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(batch))])]);
         let conn = self.leader(topic, partition).await?;
-        let response = conn.send(request, 9).await?;
-        let p = response
-            .responses
-            .first()
-            .and_then(|t| t.partition_responses.first())
-            .ok_or_else(|| ClientError::Protocol("empty produce response".into()))?;
-        ClientError::check(
-            p.error_code,
-            format!("producing to {topic}-{partition}"),
-            p.error_message.as_deref(),
-        )?;
-        Ok(p.base_offset)
+        produce_on(conn, topic, partition, -1, batch).await
     }
 
     /// ListOffsets for one partition: -1 latest, -2 earliest, or a timestamp.
@@ -365,33 +365,80 @@ impl Cluster {
         offset: i64,
         max_wait: Duration,
     ) -> Result<(Bytes, i64)> {
-        let request = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(max_wait.as_millis() as i32)
-            .with_min_bytes(1)
-            .with_max_bytes(50 << 20)
-            .with_session_epoch(-1)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(name(topic))
-                .with_partitions(vec![FetchPartition::default()
-                    .with_partition(partition)
-                    .with_fetch_offset(offset)
-                    .with_current_leader_epoch(-1)
-                    .with_log_start_offset(-1)
-                    .with_partition_max_bytes(1 << 20)])]);
         let conn = self.leader(topic, partition).await?;
-        let response = conn.send_with_timeout(request, 12, max_wait).await?;
-        ClientError::check(response.error_code, "fetch", None)?;
-        let p = response
-            .responses
-            .first()
-            .and_then(|t| t.partitions.first())
-            .ok_or_else(|| ClientError::Protocol("empty fetch response".into()))?;
-        ClientError::check(
-            p.error_code,
-            format!("fetching {topic}-{partition} at {offset}"),
-            None,
-        )?;
-        Ok((p.records.clone().unwrap_or_default(), p.high_watermark))
+        fetch_on(conn, topic, partition, offset, max_wait).await
     }
+}
+
+/// Produces one batch to `topic`-`partition` over `conn` (which must reach its leader) with
+/// `acks` (-1, 0 or 1); returns the base offset (-1 with acks=0).
+pub async fn produce_on(
+    conn: &mut Connection,
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    batch: Bytes,
+) -> Result<i64> {
+    let request = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch))])]);
+    if acks == 0 {
+        conn.send_only(request, 9).await?;
+        return Ok(-1);
+    }
+    let response = conn.send(request, 9).await?;
+    let p = response
+        .responses
+        .first()
+        .and_then(|t| t.partition_responses.first())
+        .ok_or_else(|| ClientError::Protocol("empty produce response".into()))?;
+    ClientError::check(
+        p.error_code,
+        format!("producing to {topic}-{partition}"),
+        p.error_message.as_deref(),
+    )?;
+    Ok(p.base_offset)
+}
+
+/// Fetches from `topic`-`partition` over `conn` (which must reach its leader): the records
+/// bytes and the high watermark.
+pub async fn fetch_on(
+    conn: &mut Connection,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait: Duration,
+) -> Result<(Bytes, i64)> {
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait.as_millis() as i32)
+        .with_min_bytes(1)
+        .with_max_bytes(50 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_current_leader_epoch(-1)
+                .with_log_start_offset(-1)
+                .with_partition_max_bytes(1 << 20)])]);
+    let response = conn.send_with_timeout(request, 12, max_wait).await?;
+    ClientError::check(response.error_code, "fetch", None)?;
+    let p = response
+        .responses
+        .first()
+        .and_then(|t| t.partitions.first())
+        .ok_or_else(|| ClientError::Protocol("empty fetch response".into()))?;
+    ClientError::check(
+        p.error_code,
+        format!("fetching {topic}-{partition} at {offset}"),
+        None,
+    )?;
+    Ok((p.records.clone().unwrap_or_default(), p.high_watermark))
 }

@@ -13,7 +13,7 @@ mod quorum;
 mod records;
 mod replicas;
 
-pub use cluster::{Cluster, PartitionInfo, TopicInfo};
+pub use cluster::{fetch_on, produce_on, Cluster, PartitionInfo, TopicInfo};
 pub use connection::Connection;
 pub use groups::{GroupDescription, GroupMember};
 pub use partitioner::partition_for_key;

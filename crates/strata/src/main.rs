@@ -49,6 +49,10 @@ enum Command {
     Produce(cli::produce::ProduceArgs),
     /// Print records of a topic.
     Consume(cli::consume::ConsumeArgs),
+    /// Load generator: produce, consume and end-to-end latency figures.
+    Bench(cli::bench::BenchCommand),
+    /// Jepsen-style check: acknowledged writes survive, once and in order.
+    Verify(cli::verify::VerifyArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -70,6 +74,8 @@ fn main() -> anyhow::Result<()> {
             Command::Cluster(c) => cli::cluster::run(c, brokers).await,
             Command::Produce(a) => cli::produce::run(a, brokers).await,
             Command::Consume(a) => cli::consume::run(a, brokers).await,
+            Command::Bench(c) => cli::bench::run(c, brokers).await,
+            Command::Verify(a) => cli::verify::run(a, brokers).await,
         }
     });
     match result {

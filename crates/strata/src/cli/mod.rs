@@ -9,11 +9,13 @@ macro_rules! outln {
     }};
 }
 
+pub(crate) mod bench;
 pub(crate) mod cluster;
 pub(crate) mod consume;
 pub(crate) mod group;
 pub(crate) mod produce;
 pub(crate) mod topic;
+pub(crate) mod verify;
 
 /// Where the tools connect: a global option, accepted before or after the subcommand.
 #[derive(Debug, clap::Args)]

@@ -30,7 +30,7 @@ pub(crate) struct ProduceArgs {
     compression: Compression,
 }
 
-fn parse_compression(s: &str) -> Result<Compression, String> {
+pub(crate) fn parse_compression(s: &str) -> Result<Compression, String> {
     Ok(match s {
         "none" => Compression::None,
         "gzip" => Compression::Gzip,
