@@ -13,6 +13,7 @@ mod durability;
 mod groups;
 mod idempotence;
 mod metrics;
+mod migration;
 mod offsets;
 mod partition_budget;
 mod produce_consume;
