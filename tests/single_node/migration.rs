@@ -139,17 +139,23 @@ impl Group {
     }
 
     /// Closes the oldest member (it leaves the group) and starts one of `protocol`; waits
-    /// until the group settles with it.
+    /// until the group settles with it and has read new records, then consumes for a second
+    /// more in that shape.
     fn restart_one(&mut self, bootstrap: &str, protocol: &str) {
         let (_, old) = self.members.remove(0);
         drop(old);
         self.members
             .push((protocol.to_owned(), member(bootstrap, protocol)));
+        let before = self.read.len();
         self.drive(
             Duration::from_secs(45),
-            &format!("the group to settle with a new {protocol} member"),
-            Group::settled,
+            &format!("the group to settle with a new {protocol} member and read on"),
+            |g| g.settled() && g.read.len() > before,
         );
+        let settled = Instant::now();
+        self.drive(Duration::from_secs(10), "a second of consuming", |_| {
+            settled.elapsed() > Duration::from_secs(1)
+        });
     }
 }
 
