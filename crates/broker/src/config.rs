@@ -570,6 +570,27 @@ mod tests {
     }
 
     #[test]
+    fn the_migration_policy_takes_kafka_s_names_in_any_case() {
+        use coordinator::group::consumer::MigrationPolicy;
+        let mut config = BrokerConfig::default();
+        assert_eq!(
+            config.group_consumer_migration_policy,
+            MigrationPolicy::Bidirectional
+        );
+        config
+            .apply_properties(&props(&[("group.consumer.migration.policy", "UPGRADE")]))
+            .unwrap();
+        assert_eq!(
+            config.group_consumer_migration_policy,
+            MigrationPolicy::Upgrade
+        );
+        let err = BrokerConfig::default()
+            .apply_properties(&props(&[("group.consumer.migration.policy", "sideways")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("group.consumer.migration.policy"));
+    }
+
+    #[test]
     fn connection_limits_follow_kafka() {
         let mut config = BrokerConfig::default();
         assert_eq!(config.max_connections, i32::MAX as usize);
