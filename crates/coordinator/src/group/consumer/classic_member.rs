@@ -501,7 +501,7 @@ impl ConsumerGroup {
             }
             None => member_id.to_owned(),
         };
-        if !self.members.get(&id).is_some_and(|m| m.classic.is_some()) {
+        if self.members.get(&id).is_none_or(|m| m.classic.is_none()) {
             return Err(ResponseError::UnknownMemberId);
         }
         self.remove_member(&id, "classic member left the group");
