@@ -199,15 +199,19 @@ fn commit(group: &str, member_id: &str, epoch: i32) -> OffsetCommitRequest {
                 .with_committed_offset(1)])])
 }
 
-fn classic_join(group: &str) -> JoinGroupRequest {
+/// A classic JoinGroup of `protocol_type` (v3: no member id round trip) subscribing to
+/// nothing.
+fn classic_join(group: &str, protocol_type: &'static str) -> JoinGroupRequest {
     JoinGroupRequest::default()
         .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
         .with_session_timeout_ms(10_000)
         .with_rebalance_timeout_ms(10_000)
-        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocol_type(StrBytes::from_static_str(protocol_type))
         .with_protocols(vec![JoinGroupRequestProtocol::default()
             .with_name(StrBytes::from_static_str("range"))
-            .with_metadata(bytes::Bytes::from_static(&[0, 0, 0, 0, 0, 0]))])
+            .with_metadata(bytes::Bytes::from_static(&[
+                0, 0, 0, 0, 0, 0, 255, 255, 255, 255,
+            ]))])
 }
 
 #[test]
@@ -256,9 +260,11 @@ fn bad_epochs_members_assignors_and_protocol_mixes_get_kafka_s_error_codes() {
         STALE_MEMBER_EPOCH
     );
     assert_eq!(
-        call(&mut s, &classic_join("raw"), 5).1.error_code,
+        call(&mut s, &classic_join("raw", "connect"), 3)
+            .1
+            .error_code,
         INCONSISTENT_GROUP_PROTOCOL,
-        "a classic member cannot join a non-empty consumer group"
+        "a classic member of another protocol type cannot join a consumer group"
     );
     let described = call(
         &mut s,
@@ -303,12 +309,17 @@ fn bad_epochs_members_assignors_and_protocol_mixes_get_kafka_s_error_codes() {
         "an empty group goes"
     );
 
-    // The other way round: a classic group with a member is no consumer group.
+    // The other way round: a classic group with a member of another protocol type is no
+    // consumer group and cannot become one.
     let mut classic = connect(&b);
-    let joined = call(&mut classic, &classic_join("old"), 3).1;
+    let joined = call(&mut classic, &classic_join("old", "connect"), 3).1;
     assert_eq!(joined.error_code, 0, "{joined:?}");
     let (_, refused) = call(&mut s, &heartbeat("old", "new-member-xyz", 0), 1);
     assert_eq!(refused.error_code, GROUP_ID_NOT_FOUND);
+    assert_eq!(
+        refused.error_message.as_deref(),
+        Some("Cannot upgrade classic group old to consumer group because the group does not use the consumer embedded protocol.")
+    );
 }
 
 #[test]
@@ -356,7 +367,12 @@ fn consumer_group_membership_and_assignments_survive_kill_9() {
     // Once empty, the group id can go to a classic group, and the consumer group's records
     // are tombstoned: it does not come back after another restart.
     assert_eq!(call(&mut s, &heartbeat("kept", id, -1), 1).1.error_code, 0);
-    assert_eq!(call(&mut s, &classic_join("kept"), 3).1.error_code, 0);
+    assert_eq!(
+        call(&mut s, &classic_join("kept", "consumer"), 3)
+            .1
+            .error_code,
+        0
+    );
     drop(s);
     node.kill();
     node.restart();

@@ -16,6 +16,7 @@ mod dynamic_config;
 mod groups;
 mod idempotence;
 mod metrics;
+mod migration;
 mod offsets;
 mod partition_budget;
 mod produce_consume;

@@ -97,6 +97,10 @@ pub struct BrokerConfig {
     /// `group.consumer.heartbeat.interval.ms`: the heartbeat interval given to
     /// consumer-protocol members.
     pub group_consumer_heartbeat_interval_ms: u64,
+    /// `group.consumer.migration.policy`: whether a classic group with members becomes a
+    /// consumer group when a consumer-protocol member joins it, and back when only classic
+    /// members are left. Default `bidirectional`, as in Kafka 4.
+    pub group_consumer_migration_policy: coordinator::group::consumer::MigrationPolicy,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_partitions: i32,
     /// `offsets.retention.minutes`: committed offsets of a group without members expire this
@@ -173,6 +177,7 @@ impl Default for BrokerConfig {
             group_max_session_timeout_ms: 1_800_000,
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_heartbeat_interval_ms: 5_000,
+            group_consumer_migration_policy: Default::default(),
             offsets_topic_partitions: 50,
             offsets_retention_minutes: 10_080,
             broker_heartbeat_interval_ms: 250,
@@ -369,6 +374,10 @@ applied_properties! {
                 }
                 "group.consumer.heartbeat.interval.ms" => {
                     self.group_consumer_heartbeat_interval_ms = parse_positive(key, value)?
+                }
+                "group.consumer.migration.policy" => {
+                    self.group_consumer_migration_policy =
+                        value.parse().map_err(|e| invalid(key, value, e))?
                 }
                 "offsets.retention.minutes" => {
                     self.offsets_retention_minutes = parse_positive(key, value)?
@@ -590,6 +599,27 @@ mod tests {
         assert!(err
             .to_string()
             .contains("group.consumer.heartbeat.interval.ms"));
+    }
+
+    #[test]
+    fn the_migration_policy_takes_kafka_s_names_in_any_case() {
+        use coordinator::group::consumer::MigrationPolicy;
+        let mut config = BrokerConfig::default();
+        assert_eq!(
+            config.group_consumer_migration_policy,
+            MigrationPolicy::Bidirectional
+        );
+        config
+            .apply_properties(&props(&[("group.consumer.migration.policy", "UPGRADE")]))
+            .unwrap();
+        assert_eq!(
+            config.group_consumer_migration_policy,
+            MigrationPolicy::Upgrade
+        );
+        let err = BrokerConfig::default()
+            .apply_properties(&props(&[("group.consumer.migration.policy", "sideways")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("group.consumer.migration.policy"));
     }
 
     #[test]

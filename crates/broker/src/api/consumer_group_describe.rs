@@ -56,8 +56,8 @@ fn describe(group: &ConsumerGroup, version: i16) -> DescribedGroup {
                     group.target.get(&m.id).unwrap_or(&empty),
                 ));
             if version >= 1 {
-                // 1: a member of the consumer protocol (0 would be a classic one).
-                member.with_member_type(1)
+                // 1: a member of the consumer protocol, 0 one of the classic protocol.
+                member.with_member_type(if m.classic.is_some() { 0 } else { 1 })
             } else {
                 member
             }

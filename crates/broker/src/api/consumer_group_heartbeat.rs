@@ -11,7 +11,7 @@ use crate::broker::now_ms;
 use coordinator::group::consumer::{Heartbeat, TopicInfo, Topics};
 
 /// The metadata image as the group sees it: internal topics are never subscribed to.
-struct Image(std::sync::Arc<controller::MetadataImage>);
+pub(super) struct Image(pub(super) std::sync::Arc<controller::MetadataImage>);
 
 impl Topics for Image {
     fn get(&self, name: &str) -> Option<TopicInfo> {

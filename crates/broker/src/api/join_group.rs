@@ -44,8 +44,10 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: JoinGroupRequest) -> JoinGrou
             .collect(),
         require_known_member_id: ctx.version >= 4,
     };
-    // An empty consumer-protocol group of this id gives way; its records go first.
-    let response = match group.join(join, now_ms()).await {
+    // An empty consumer-protocol group of this id gives way (its records go first); one with
+    // members serves the classic member itself (KIP-848's mixed groups).
+    let topics = super::consumer_group_heartbeat::Image(ctx.broker.image());
+    let response = match group.join(join, &topics, now_ms()).await {
         Ok(response) => response,
         Err(e) => {
             return JoinGroupResponse::default()

@@ -206,6 +206,7 @@ impl Broker {
                     session_timeout_ms: config.group_consumer_session_timeout_ms,
                     heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
                     max_size: usize::MAX,
+                    migration: config.group_consumer_migration_policy,
                 },
             )),
             config,

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::classic::{self, Delivery, Group, GroupConfig, JoinRequest, JoinResponse, SyncResponse};
+use super::consumer::classic_member::CONSUMER_PROTOCOL_TYPE;
 use super::consumer::{
     self, ConsumerGroup, ConsumerGroupConfig, Heartbeat, HeartbeatError, HeartbeatReply,
 };
@@ -67,6 +68,23 @@ impl Inner {
     }
 }
 
+/// Milliseconds since the epoch, for the timestamps of records.
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A consumer group's records since the last write, encoded.
+fn consumer_records(group: &mut ConsumerGroup) -> Vec<Record> {
+    let id = group.id.clone();
+    group
+        .take_records()
+        .iter()
+        .filter_map(|r| consumer::records::encode(&id, r))
+        .collect()
+}
+
 /// The groups of one node, in memory.
 pub(crate) struct Groups {
     config: GroupConfig,
@@ -96,6 +114,40 @@ impl Groups {
 
     fn now(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
+    }
+
+    /// JoinGroup of a classic member to a consumer group with members (KIP-848's mixed
+    /// groups), answered at once; `None` when there is no such group (the classic path then
+    /// serves it). `write` appends the group's changed records under the lock.
+    pub(crate) fn join_consumer_group(
+        &self,
+        group_id: &str,
+        request: &JoinRequest,
+        topics: &dyn consumer::Topics,
+        write: &RecordWriter<'_>,
+    ) -> Option<JoinResponse> {
+        let mut inner = self.inner.lock();
+        let now = self.now();
+        let group = inner
+            .consumer_groups
+            .get_mut(group_id)
+            .filter(|g| !g.members.is_empty())?;
+        if request.session_timeout_ms < self.config.min_session_timeout_ms
+            || request.session_timeout_ms > self.config.max_session_timeout_ms
+        {
+            return Some(JoinResponse::error_for(
+                ResponseError::InvalidSessionTimeout,
+                &request.member_id,
+            ));
+        }
+        let response = group.classic_join(now, request, topics);
+        let records = consumer_records(group);
+        if !records.is_empty() {
+            if let Err(e) = write(&records) {
+                return Some(JoinResponse::error_for(e.error(), &request.member_id));
+            }
+        }
+        Some(response)
     }
 
     /// JoinGroup; waits until the rebalance completes (bounded by the rebalance timeout).
@@ -153,6 +205,9 @@ impl Groups {
         let rx = {
             let mut inner = self.inner.lock();
             let now = self.now();
+            if let Some(group) = inner.consumer_groups.get_mut(group_id) {
+                return group.classic_sync(now, member_id, instance, generation);
+            }
             let Some(group) = inner.groups.get_mut(group_id) else {
                 return SyncResponse::error_for(ResponseError::UnknownMemberId);
             };
@@ -187,6 +242,9 @@ impl Groups {
     ) -> Result<(), ResponseError> {
         let mut inner = self.inner.lock();
         let now = self.now();
+        if let Some(group) = inner.consumer_groups.get_mut(group_id) {
+            return group.classic_heartbeat(now, member_id, instance, generation);
+        }
         match inner.groups.get_mut(group_id) {
             Some(group) if group.fenced(member_id, instance) => {
                 Err(ResponseError::FencedInstanceId)
@@ -196,15 +254,33 @@ impl Groups {
         }
     }
 
-    /// LeaveGroup for one member, named by member id or (static members) instance id.
+    /// LeaveGroup for one member, named by member id or (static members) instance id. A
+    /// classic member of a consumer group leaves that group; `write` appends its records
+    /// (and a downgrade's) under the lock.
     pub(crate) fn leave(
         &self,
         group_id: &str,
         member_id: &str,
         instance: Option<&str>,
+        write: &RecordWriter<'_>,
     ) -> Result<(), ResponseError> {
         let mut inner = self.inner.lock();
         let now = self.now();
+        if let Some(group) = inner.consumer_groups.get_mut(group_id) {
+            group.classic_leave(member_id, instance)?;
+            let records = match self.maybe_downgrade(&mut inner, group_id, now) {
+                Some(records) => records,
+                None => inner
+                    .consumer_groups
+                    .get_mut(group_id)
+                    .map(consumer_records)
+                    .unwrap_or_default(),
+            };
+            if !records.is_empty() {
+                write(&records).map_err(|e| e.error())?;
+            }
+            return Ok(());
+        }
         let Some(group) = inner.groups.get_mut(group_id) else {
             return Err(ResponseError::UnknownMemberId);
         };
@@ -230,7 +306,10 @@ impl Groups {
     ) -> Result<(), ResponseError> {
         let mut inner = self.inner.lock();
         let now = self.now();
-        if let Some(group) = inner.consumer_groups.get(group_id) {
+        if let Some(group) = inner.consumer_groups.get_mut(group_id) {
+            if let Some(checked) = group.check_classic_commit(now, member_id, generation) {
+                return checked;
+            }
             return group
                 .check_commit(member_id, generation, version)
                 .map_err(|e| e.error());
@@ -375,9 +454,9 @@ impl Groups {
                     offsets.remove(&(topic, partition));
                 }
             }
-            OffsetsRecord::Group { group, value: None } => {
-                inner.offsets.remove(&group);
-            }
+            // A classic group's metadata (or its tombstone, also written when the group
+            // becomes a consumer group): classic members rejoin after a restart, and offsets
+            // go only with their own tombstones.
             OffsetsRecord::Group { .. } => {}
             OffsetsRecord::Consumer {
                 group,
@@ -565,14 +644,23 @@ impl Groups {
         let mut inner = self.inner.lock();
         let now = self.now();
         let joining = request.member_epoch == 0;
+        let mut upgraded: Vec<Record> = Vec::new();
         if let Some(classic) = inner.groups.get(group_id) {
             if !classic.members.is_empty() {
-                return Err((
-                    ResponseError::GroupIdNotFound,
-                    format!("Group {group_id} is not a consumer group."),
-                ));
-            }
-            if joining {
+                if !joining {
+                    return Err((
+                        ResponseError::GroupIdNotFound,
+                        format!("Group {group_id} is not a consumer group."),
+                    ));
+                }
+                let converted = self.upgrade(classic, topics, now)?;
+                if let Some(mut classic) = inner.groups.remove(group_id) {
+                    let deliveries = classic.abandon_waiters();
+                    inner.deliver(group_id, deliveries);
+                }
+                inner.consumer_groups.insert(group_id.to_owned(), converted);
+                upgraded.push((records::group_key(group_id), None));
+            } else if joining {
                 inner.groups.remove(group_id);
             }
         }
@@ -593,22 +681,97 @@ impl Groups {
         let Some(group) = inner.consumer_groups.get_mut(group_id) else {
             return Err((ResponseError::UnknownServerError, String::new()));
         };
+        let leaving = request.member_epoch == consumer::LEAVE_EPOCH;
         let result = group.heartbeat(now, request, topics).map_err(failed);
         if group.members.is_empty() && group.group_epoch == 0 {
             inner.consumer_groups.remove(group_id);
             return result;
         }
-        let records: Vec<Record> = group
-            .take_records()
-            .iter()
-            .filter_map(|r| consumer::records::encode(group_id, r))
-            .collect();
+        let downgraded = if leaving && result.is_ok() {
+            self.maybe_downgrade(&mut inner, group_id, now)
+        } else {
+            None
+        };
+        let records = match downgraded {
+            Some(records) => records,
+            None => match inner.consumer_groups.get_mut(group_id) {
+                Some(group) => {
+                    upgraded.extend(consumer_records(group));
+                    upgraded
+                }
+                None => upgraded,
+            },
+        };
         if !records.is_empty() {
             if let Err(e) = write(&records) {
                 return Err((e.error(), format!("writing the group's state failed: {e}")));
             }
         }
         result
+    }
+
+    /// The consumer group a classic group with members becomes when a consumer-protocol
+    /// member joins it, if `group.consumer.migration.policy` and the group allow (Kafka's
+    /// `validateOnlineUpgrade`); otherwise GROUP_ID_NOT_FOUND with Kafka's message.
+    fn upgrade(
+        &self,
+        classic: &Group,
+        topics: &dyn consumer::Topics,
+        now: u64,
+    ) -> Result<ConsumerGroup, (ResponseError, String)> {
+        let id = &classic.id;
+        let refuse = |why: &str| {
+            tracing::info!(group = %id, why, "classic group not upgraded");
+            Err((
+                ResponseError::GroupIdNotFound,
+                format!("Cannot upgrade classic group {id} to consumer group because {why}."),
+            ))
+        };
+        if !self.consumer_config.migration.upgrade() {
+            return refuse("online upgrade is disabled");
+        }
+        if classic.protocol_type.as_deref() != Some(CONSUMER_PROTOCOL_TYPE) {
+            return refuse("the group does not use the consumer embedded protocol");
+        }
+        if classic.members.len() > self.consumer_config.max_size {
+            return refuse("the group size exceeds the consumer group maximum size");
+        }
+        ConsumerGroup::from_classic(classic, self.consumer_config, topics, now)
+            .map_err(|message| (ResponseError::GroupIdNotFound, message))
+    }
+
+    /// Turns a consumer group left with classic members only into a classic group that
+    /// rebalances (Kafka's online downgrade), if `group.consumer.migration.policy` allows and
+    /// the classic group size does: the records to write are the consumer group's
+    /// tombstones, then the classic group's GroupMetadata. `None` when it stays as it is.
+    fn maybe_downgrade(&self, inner: &mut Inner, group_id: &str, now: u64) -> Option<Vec<Record>> {
+        let group = inner.consumer_groups.get(group_id)?;
+        if !self.consumer_config.migration.downgrade()
+            || !group.only_classic_members()
+            || group.members.len() > self.config.max_size
+        {
+            return None;
+        }
+        let group = inner.consumer_groups.remove(group_id)?;
+        let mut written: Vec<Record> = group
+            .tombstones()
+            .iter()
+            .filter_map(|r| consumer::records::encode(group_id, r))
+            .collect();
+        let mut classic = group.to_classic(self.config, now);
+        written.push((
+            records::group_key(group_id),
+            Some(records::group_value(&classic.stored(wall_ms()))),
+        ));
+        let deliveries = classic.rebalance(now);
+        inner.groups.insert(group_id.to_owned(), classic);
+        inner.deliver(group_id, deliveries);
+        Some(written)
+    }
+
+    /// The ids of the consumer-protocol groups (whose records [`Groups::tick`] may write).
+    pub(crate) fn consumer_group_ids(&self) -> Vec<String> {
+        self.inner.lock().consumer_groups.keys().cloned().collect()
     }
 
     /// Tombstones for the records of a consumer-protocol group without members (for
@@ -644,8 +807,9 @@ impl Groups {
         }
     }
 
-    /// Expires sessions and completes rebalances whose time has come.
-    pub(crate) fn tick(&self) {
+    /// Expires sessions and completes rebalances whose time has come. What changed in a
+    /// consumer group (members expired, a downgrade) goes to `write` under the lock.
+    pub(crate) fn tick(&self, write: &dyn Fn(&str, &[Record])) {
         let mut inner = self.inner.lock();
         let now = self.now();
         let ids: Vec<String> = inner.groups.keys().cloned().collect();
@@ -656,8 +820,26 @@ impl Groups {
             };
             inner.deliver(&id, deliveries);
         }
-        for group in inner.consumer_groups.values_mut() {
-            group.tick(now);
+        let ids: Vec<String> = inner.consumer_groups.keys().cloned().collect();
+        for id in ids {
+            if !inner
+                .consumer_groups
+                .get_mut(&id)
+                .is_some_and(|g| g.tick(now))
+            {
+                continue;
+            }
+            let records = match self.maybe_downgrade(&mut inner, &id, now) {
+                Some(records) => records,
+                None => inner
+                    .consumer_groups
+                    .get_mut(&id)
+                    .map(consumer_records)
+                    .unwrap_or_default(),
+            };
+            if !records.is_empty() {
+                write(&id, &records);
+            }
         }
     }
 }

@@ -55,11 +55,29 @@ impl<'a> GroupHandle<'a> {
     /// JoinGroup; waits until the rebalance completes (bounded by the rebalance timeout).
     /// An empty consumer-protocol group of this id gives way first: its tombstones are
     /// written, and failing that is the error.
+    ///
+    /// A classic member joining a consumer group with members is served by that group (its
+    /// records written and replicated before the answer); `topics` resolves its subscription.
     pub async fn join(
         &self,
         request: JoinRequest,
+        topics: &dyn Topics,
         now_ms: i64,
     ) -> Result<JoinResponse, CoordinatorError> {
+        let queued = parking_lot::Mutex::new(Vec::new());
+        let write = |records: &[Record]| {
+            queued.lock().push(self.write(records, now_ms)?);
+            Ok(())
+        };
+        let mixed = self
+            .groups
+            .join_consumer_group(self.id, &request, topics, &write);
+        if let Some(response) = mixed {
+            for replicated in futures::future::join_all(queued.into_inner()).await {
+                replicated?;
+            }
+            return Ok(response);
+        }
         let tombstones = self.groups.consumer_tombstones(self.id);
         if !tombstones.is_empty() {
             self.write(&tombstones, now_ms)?.await?;
@@ -114,9 +132,14 @@ impl<'a> GroupHandle<'a> {
             .heartbeat(self.id, member_id, instance, generation)
     }
 
-    /// LeaveGroup for one member, named by member id or (static members) instance id.
+    /// LeaveGroup for one member, named by member id or (static members) instance id. The
+    /// records of a classic member leaving a consumer group are queued, not waited for.
     pub fn leave(&self, member_id: &str, instance: Option<&str>) -> Result<(), ResponseError> {
-        self.groups.leave(self.id, member_id, instance)
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let write = |records: &[Record]| self.write(records, now_ms).map(drop);
+        self.groups.leave(self.id, member_id, instance, &write)
     }
 
     /// Whether a commit by this member and generation (member epoch, for consumer groups)

@@ -3,8 +3,12 @@
 //! and committed offsets (of both kinds of group) kept in memory and written to
 //! `__consumer_offsets` in Kafka's [`records`] format before they are acknowledged.
 //!
-//! A group id names either a classic or a consumer group: a protocol cannot join a non-empty
-//! group of the other kind; an empty group of the other kind is replaced (its offsets stay).
+//! A group id names either a classic or a consumer group; an empty group of the other kind is
+//! replaced (its offsets stay). KIP-848's online migration joins the two: a consumer group
+//! serves classic members too ([`consumer::classic_member`]); a consumer-protocol member
+//! joining a classic group with members converts it into a consumer group, and a consumer
+//! group whose last consumer-protocol member left converts back into a classic group, as
+//! `group.consumer.migration.policy` allows.
 //!
 //! One node coordinates every group whose `__consumer_offsets` partition it leads
 //! ([`crate::CoordinatorPartitions`]); when it gains one it replays it to restore the groups.
@@ -99,8 +103,27 @@ impl GroupCoordinator {
     }
 
     /// Expires sessions and completes rebalances whose time has come; run every [`TICK`].
+    /// What that changes in consumer groups is queued on their partitions (not waited for).
     pub fn tick(&self) {
-        self.partitions.state().tick();
+        let groups = self.partitions.state();
+        // The logs are found before the groups' lock is taken: ownership changes take the
+        // two in the other order.
+        let logs: std::collections::HashMap<String, Arc<dyn CoordinatorLog>> = groups
+            .consumer_group_ids()
+            .into_iter()
+            .filter_map(|id| Some((id.clone(), self.partitions.owner(&id).ok()?)))
+            .collect();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let write = |group: &str, records: &[Record]| {
+            let Some(log) = logs.get(group) else { return };
+            let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
+            if let Err(error) = log.append(records, now_ms, deadline) {
+                tracing::warn!(group, %error, "writing a consumer group's expired members failed");
+            }
+        };
+        groups.tick(&write);
     }
 
     /// Writes tombstones for offsets past `offsets.retention.minutes` (those of groups

@@ -238,3 +238,238 @@ async fn a_group_with_members_keeps_its_offsets() {
     coordinator.apply_offsets("g", vec![(("t".into(), 0), committed_at(5, 0))]);
     assert!(coordinator.expired_offsets(i64::MAX / 2, 1).is_empty());
 }
+
+/// KIP-848's online migration, through the coordinator as the broker drives it.
+mod migration {
+    use super::*;
+    use crate::group::consumer::classic_member::{decode_assignment, encode_assignment};
+    use crate::group::consumer::{Heartbeat, MigrationPolicy, TopicInfo, Topics};
+    use bytes::BufMut;
+    use uuid::Uuid;
+
+    const T: Uuid = Uuid::from_u128(9);
+
+    struct Catalog;
+
+    impl Topics for Catalog {
+        fn get(&self, name: &str) -> Option<TopicInfo> {
+            (name == "t").then_some(TopicInfo {
+                id: T,
+                partitions: 4,
+            })
+        }
+        fn names(&self) -> Vec<String> {
+            vec!["t".to_owned()]
+        }
+    }
+
+    /// A coordinator leading the only `__consumer_offsets` partition of `log`.
+    fn loaded(policy: MigrationPolicy, log: &Arc<MemoryLog>) -> GroupCoordinator {
+        let c = GroupCoordinator::new(
+            GroupConfig {
+                initial_rebalance_delay_ms: 0,
+                ..GroupConfig::default()
+            },
+            ConsumerGroupConfig {
+                migration: policy,
+                ..ConsumerGroupConfig::default()
+            },
+        );
+        let log: Arc<dyn CoordinatorLog> = log.clone();
+        for load in c.update(Some(1), vec![(0, log)]) {
+            c.load(load).expect("loads");
+        }
+        c
+    }
+
+    /// A version 1 ConsumerProtocolSubscription of `t`, owning nothing.
+    fn subscription() -> Bytes {
+        let mut b = bytes::BytesMut::new();
+        b.put_i16(1);
+        b.put_i32(1);
+        b.put_i16(1);
+        b.put_slice(b"t");
+        b.put_i32(-1);
+        b.put_i32(0);
+        b.freeze()
+    }
+
+    fn join(member_id: &str) -> classic::JoinRequest {
+        classic::JoinRequest {
+            member_id: member_id.to_owned(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), subscription())],
+            require_known_member_id: false,
+        }
+    }
+
+    fn consumer_join(member_id: &str) -> Heartbeat {
+        Heartbeat {
+            member_id: member_id.to_owned(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 10_000,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            owned: Some(vec![]),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            ..Heartbeat::default()
+        }
+    }
+
+    fn count(assignment: &Bytes) -> usize {
+        decode_assignment(assignment)
+            .expect("a ConsumerProtocolAssignment")
+            .iter()
+            .map(|(_, ps)| ps.len())
+            .sum()
+    }
+
+    /// A classic group of one member that owns every partition of `t`.
+    async fn classic_group(c: &GroupCoordinator) -> String {
+        let g = c.group("g").unwrap();
+        let joined = g.join(join(""), &Catalog, 0).await.unwrap();
+        assert_eq!((joined.error, joined.generation_id), (None, 1));
+        let all = encode_assignment(0, &[("t".into(), vec![0, 1, 2, 3])]);
+        let a = joined.member_id;
+        let synced = g.sync(&a, None, 1, vec![(a.clone(), all)], 0).await;
+        assert_eq!(synced.error, None);
+        a
+    }
+
+    #[tokio::test]
+    async fn a_consumer_member_upgrades_a_classic_group_whose_members_stay_and_leaves_it_classic_again(
+    ) {
+        let log = Arc::new(MemoryLog::default());
+        let c = loaded(MigrationPolicy::Bidirectional, &log);
+        let a = classic_group(&c).await;
+        let g = c.group("g").unwrap();
+
+        // The consumer-protocol member joins: the group converts, the classic member keeps
+        // its partitions until it rejoins.
+        let joined = g
+            .consumer_heartbeat(1, consumer_join("consumer-member-1"), &Catalog, 0)
+            .await
+            .expect("the join upgrades the group");
+        assert_eq!(joined.member_epoch, 2, "generation 1, then the join");
+        assert_eq!(
+            joined.assignment,
+            Some(Default::default()),
+            "all still held"
+        );
+        assert_eq!(c.list().unwrap()[0].group_type, "consumer");
+        assert_eq!(
+            g.heartbeat(&a, None, 1),
+            Err(ResponseError::RebalanceInProgress)
+        );
+
+        // The classic member rejoins (having given up its partitions) and syncs.
+        let rejoined = g.join(join(&a), &Catalog, 0).await.unwrap();
+        assert_eq!(
+            (
+                rejoined.error,
+                rejoined.generation_id,
+                rejoined.leader.as_str()
+            ),
+            (None, 2, "")
+        );
+        assert_eq!(rejoined.protocol_name.as_deref(), Some("range"));
+        let synced = g.sync(&a, None, 2, vec![], 0).await;
+        assert_eq!((synced.error, count(&synced.assignment)), (None, 2));
+        assert_eq!(g.heartbeat(&a, None, 2), Ok(()));
+        assert_eq!(g.check_commit(&a, None, 2, 7), Ok(()));
+        assert_eq!(
+            g.check_commit(&a, None, 1, 7),
+            Err(ResponseError::IllegalGeneration)
+        );
+        let mut beat = consumer_join("consumer-member-1");
+        beat.member_epoch = 2;
+        let beat = g.consumer_heartbeat(1, beat, &Catalog, 0).await.unwrap();
+        let freed: usize = beat.assignment.unwrap().values().map(|ps| ps.len()).sum();
+        assert_eq!(freed, 2, "the partitions the classic member let go");
+
+        // A restart finds the converted group with its classic member.
+        let replayed = loaded(MigrationPolicy::Bidirectional, &log);
+        let members = replayed
+            .group("g")
+            .unwrap()
+            .with_consumer(|g| {
+                g.members
+                    .values()
+                    .map(|m| (m.id.clone(), m.classic.is_some(), m.epoch))
+                    .collect::<Vec<_>>()
+            })
+            .expect("a consumer group after the restart");
+        assert!(members.contains(&(a.clone(), true, 2)), "{members:?}");
+        assert_eq!(members.len(), 2);
+
+        // The consumer-protocol member leaves: the group is classic again and rebalances.
+        let mut leave = consumer_join("consumer-member-1");
+        leave.member_epoch = -1;
+        g.consumer_heartbeat(1, leave, &Catalog, 0).await.unwrap();
+        let state = g.with_classic(|g| (g.state, g.generation, g.members.len()));
+        assert_eq!(state, Some((classic::GroupState::PreparingRebalance, 3, 1)));
+        assert_eq!(
+            g.heartbeat(&a, None, 3),
+            Err(ResponseError::RebalanceInProgress)
+        );
+        let rejoined = g.join(join(&a), &Catalog, 0).await.unwrap();
+        assert_eq!(
+            (rejoined.error, rejoined.generation_id, rejoined.leader == a),
+            (None, 4, true)
+        );
+        let after_downgrade = loaded(MigrationPolicy::Bidirectional, &log);
+        assert!(
+            after_downgrade
+                .group("g")
+                .unwrap()
+                .with_consumer(|_| ())
+                .is_none(),
+            "the consumer group's records are tombstoned"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_migration_policy_can_refuse_the_upgrade_and_the_downgrade() {
+        let log = Arc::new(MemoryLog::default());
+        let c = loaded(MigrationPolicy::Disabled, &log);
+        classic_group(&c).await;
+        let refused = c
+            .group("g")
+            .unwrap()
+            .consumer_heartbeat(1, consumer_join("consumer-member-1"), &Catalog, 0)
+            .await
+            .expect_err("no upgrade");
+        assert_eq!(
+            refused,
+            (
+                ResponseError::GroupIdNotFound,
+                "Cannot upgrade classic group g to consumer group because online upgrade is disabled."
+                    .to_owned()
+            )
+        );
+
+        // `upgrade` converts one way only: the last consumer-protocol member leaves a
+        // consumer group of classic members.
+        let log = Arc::new(MemoryLog::default());
+        let c = loaded(MigrationPolicy::Upgrade, &log);
+        let a = classic_group(&c).await;
+        let g = c.group("g").unwrap();
+        g.consumer_heartbeat(1, consumer_join("consumer-member-1"), &Catalog, 0)
+            .await
+            .unwrap();
+        let mut leave = consumer_join("consumer-member-1");
+        leave.member_epoch = -1;
+        g.consumer_heartbeat(1, leave, &Catalog, 0).await.unwrap();
+        assert!(g.with_classic(|_| ()).is_none());
+        let members = g.with_consumer(|g| g.members.keys().cloned().collect::<Vec<_>>());
+        assert_eq!(members, Some(vec![a.clone()]));
+        // A classic member of a consumer group leaves through LeaveGroup.
+        assert_eq!(g.leave(&a, None), Ok(()));
+        assert_eq!(g.with_consumer(|g| g.members.len()), Some(0));
+    }
+}

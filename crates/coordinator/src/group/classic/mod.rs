@@ -161,6 +161,21 @@ pub struct Member {
 }
 
 impl Member {
+    /// The session timeout of the member's JoinGroup.
+    pub fn session_timeout_ms(&self) -> u64 {
+        self.session_timeout_ms
+    }
+
+    /// The rebalance timeout of the member's JoinGroup.
+    pub fn rebalance_timeout_ms(&self) -> u64 {
+        self.rebalance_timeout_ms
+    }
+
+    /// The member's (name, metadata) protocols in its order of preference.
+    pub fn protocols(&self) -> &[(String, Bytes)] {
+        &self.protocols
+    }
+
     /// The member's metadata for `protocol`.
     pub fn metadata(&self, protocol: &str) -> Bytes {
         self.protocols
@@ -169,6 +184,20 @@ impl Member {
             .map(|(_, m)| m.clone())
             .unwrap_or_default()
     }
+}
+
+/// A member of a consumer group moving into a classic group (an online downgrade).
+#[derive(Debug, Clone)]
+pub struct ConvertedMember {
+    pub id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: u64,
+    pub rebalance_timeout_ms: u64,
+    pub protocols: Vec<(String, Bytes)>,
+    /// Its current assignment as a ConsumerProtocolAssignment.
+    pub assignment: Bytes,
 }
 
 /// One consumer group.
@@ -209,6 +238,79 @@ impl Group {
             initial_delay: false,
             joins: 0,
         }
+    }
+
+    /// The classic group a consumer group of classic members becomes (Kafka's
+    /// `ClassicGroup.fromConsumerGroup`): Stable at `generation` with the members' current
+    /// assignments, the first member leading. [`Group::rebalance`] then asks them to rejoin.
+    pub fn from_consumer(
+        id: String,
+        config: GroupConfig,
+        now: u64,
+        generation: i32,
+        members: Vec<ConvertedMember>,
+    ) -> Self {
+        let mut group = Self::new(id, config);
+        group.state = GroupState::Stable;
+        group.generation = generation;
+        group.protocol_type = Some("consumer".to_owned());
+        for m in members {
+            group.joins += 1;
+            if let Some(instance) = &m.group_instance_id {
+                group.instances.insert(instance.clone(), m.id.clone());
+            }
+            if group.leader.is_none() {
+                group.leader = Some(m.id.clone());
+            }
+            group.members.insert(
+                m.id.clone(),
+                Member {
+                    id: m.id,
+                    group_instance_id: m.group_instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout_ms: m.session_timeout_ms,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms.max(m.session_timeout_ms),
+                    protocols: m.protocols,
+                    assignment: m.assignment,
+                    last_heard_ms: now,
+                    joined_order: group.joins,
+                    awaiting_join: false,
+                    awaiting_sync: false,
+                },
+            );
+        }
+        group.protocol = group.select_protocol();
+        group
+    }
+
+    /// Answers REBALANCE_IN_PROGRESS to every waiting JoinGroup and SyncGroup: the group is
+    /// becoming a consumer group, and its members rejoin that.
+    pub fn abandon_waiters(&mut self) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        for m in self.members.values_mut() {
+            if std::mem::take(&mut m.awaiting_join) {
+                out.push(Delivery::Join(
+                    m.id.clone(),
+                    JoinResponse::error(ResponseError::RebalanceInProgress, &m.id),
+                ));
+            }
+            if std::mem::take(&mut m.awaiting_sync) {
+                out.push(Delivery::Sync(
+                    m.id.clone(),
+                    SyncResponse::error_for(ResponseError::RebalanceInProgress),
+                ));
+            }
+        }
+        out
+    }
+
+    /// Starts a rebalance of a Stable group (its members learn of it from their heartbeats).
+    pub fn rebalance(&mut self, now: u64) -> Vec<Delivery> {
+        if self.state == GroupState::PreparingRebalance {
+            return Vec::new();
+        }
+        self.prepare_rebalance(now)
     }
 
     /// Whether `instance` is held by a member other than `member_id` (a fenced static member).

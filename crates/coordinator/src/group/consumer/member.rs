@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 
+use bytes::Bytes;
 use uuid::Uuid;
 
 use super::Assignment;
@@ -49,6 +50,20 @@ pub struct Member {
     pub session_deadline_ms: u64,
     /// When a member that must revoke partitions is fenced for not doing so.
     pub revocation_deadline_ms: Option<u64>,
+    /// For a member of the classic protocol: its JoinGroup's session timeout and protocols.
+    pub classic: Option<ClassicMember>,
+    /// When a classic member told to rejoin (or that joined) is removed for not rejoining
+    /// (or syncing): Kafka's join and sync timeouts, the member's rebalance timeout.
+    pub classic_deadline_ms: Option<u64>,
+}
+
+/// What a member using the classic protocol inside a consumer group keeps of its JoinGroup
+/// (Kafka's `ClassicMemberMetadata`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassicMember {
+    pub session_timeout_ms: u64,
+    /// (name, ConsumerProtocolSubscription) in the member's order of preference.
+    pub protocols: Vec<(String, Bytes)>,
 }
 
 impl Member {
@@ -71,6 +86,8 @@ impl Member {
             pending_revocation: Assignment::new(),
             session_deadline_ms: 0,
             revocation_deadline_ms: None,
+            classic: None,
+            classic_deadline_ms: None,
         }
     }
 

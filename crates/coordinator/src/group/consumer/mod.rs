@@ -9,6 +9,7 @@
 //! partition to a member while another one still holds it.
 
 pub mod assignor;
+pub mod classic_member;
 pub mod member;
 mod persist;
 pub mod records;
@@ -20,7 +21,7 @@ use uuid::Uuid;
 
 pub use assignor::TopicInfo;
 use assignor::{AssignorMember, ASSIGNORS};
-pub use member::{Member, MemberState};
+pub use member::{ClassicMember, Member, MemberState};
 use request::compile;
 pub use request::{new_member_id, validate, Heartbeat, HeartbeatError, HeartbeatReply};
 
@@ -49,6 +50,9 @@ pub struct ConsumerGroupConfig {
     pub heartbeat_interval_ms: u64,
     /// `group.consumer.max.size`.
     pub max_size: usize,
+    /// `group.consumer.migration.policy`: which conversions between the protocols a group
+    /// may go through while it has members.
+    pub migration: MigrationPolicy,
 }
 
 impl Default for ConsumerGroupConfig {
@@ -57,6 +61,47 @@ impl Default for ConsumerGroupConfig {
             session_timeout_ms: 45_000,
             heartbeat_interval_ms: 5_000,
             max_size: usize::MAX,
+            migration: MigrationPolicy::default(),
+        }
+    }
+}
+
+/// `group.consumer.migration.policy` (KIP-848 online migration): whether a non-empty classic
+/// group becomes a consumer group when a consumer-protocol member joins it (upgrade), and
+/// whether a consumer group whose last consumer-protocol member left becomes a classic
+/// group again (downgrade). Kafka 4's default is `bidirectional`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MigrationPolicy {
+    Disabled,
+    Upgrade,
+    Downgrade,
+    #[default]
+    Bidirectional,
+}
+
+impl MigrationPolicy {
+    /// Whether a classic group with members may become a consumer group.
+    pub fn upgrade(self) -> bool {
+        matches!(self, Self::Upgrade | Self::Bidirectional)
+    }
+
+    /// Whether a consumer group left with classic members only may become a classic group.
+    pub fn downgrade(self) -> bool {
+        matches!(self, Self::Downgrade | Self::Bidirectional)
+    }
+}
+
+impl std::str::FromStr for MigrationPolicy {
+    type Err = String;
+
+    /// Kafka's names, in any case.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "disabled" => Ok(Self::Disabled),
+            "upgrade" => Ok(Self::Upgrade),
+            "downgrade" => Ok(Self::Downgrade),
+            "bidirectional" => Ok(Self::Bidirectional),
+            _ => Err("expected one of disabled, upgrade, downgrade, bidirectional".to_owned()),
         }
     }
 }
@@ -467,7 +512,8 @@ impl ConsumerGroup {
             owners.contains_key(&(t, p))
         });
         member.revocation_deadline_ms = match member.state {
-            MemberState::UnrevokedPartitions => member
+            // A classic member is bounded by its rejoin deadline instead (Kafka's join timeout).
+            MemberState::UnrevokedPartitions if member.classic.is_none() => member
                 .revocation_deadline_ms
                 .or(Some(now + member.rebalance_timeout_ms)),
             _ => None,
@@ -483,9 +529,10 @@ impl ConsumerGroup {
         }
     }
 
-    /// Removes members whose session lapsed or who did not revoke partitions within their
-    /// rebalance timeout.
-    pub fn tick(&mut self, now: u64) {
+    /// Removes members whose session lapsed, who did not revoke partitions within their
+    /// rebalance timeout, or (classic members) did not rejoin or sync within it. Whether any
+    /// member was removed.
+    pub fn tick(&mut self, now: u64) -> bool {
         let expired: Vec<(String, &'static str)> = self
             .members
             .values()
@@ -497,14 +544,27 @@ impl ConsumerGroup {
                         m.id.clone(),
                         "partitions not revoked within the rebalance timeout",
                     ))
+                } else if m.classic_deadline_ms.is_some_and(|d| d <= now) {
+                    Some((
+                        m.id.clone(),
+                        "classic member did not rejoin or sync within the rebalance timeout",
+                    ))
                 } else {
                     None
                 }
             })
             .collect();
+        let removed = !expired.is_empty();
         for (id, why) in expired {
             self.remove_member(&id, why);
         }
+        removed
+    }
+
+    /// Whether the group may become a classic group (Kafka's online downgrade): it has
+    /// members and every one of them uses the classic protocol.
+    pub fn only_classic_members(&self) -> bool {
+        !self.members.is_empty() && self.members.values().all(|m| m.classic.is_some())
     }
 
     /// Whether `member_id` at `epoch` may commit offsets with OffsetCommit `version`.

@@ -28,6 +28,7 @@ impl Member {
             subscribed_topic_regex: self.subscribed_topic_regex.clone(),
             rebalance_timeout_ms: i32::try_from(self.rebalance_timeout_ms).unwrap_or(i32::MAX),
             server_assignor: self.server_assignor.clone(),
+            classic: self.classic.clone(),
         }
     }
 
@@ -156,7 +157,11 @@ impl ConsumerGroup {
                 m.rebalance_timeout_ms =
                     u64::try_from(meta.rebalance_timeout_ms).unwrap_or(300_000);
                 m.server_assignor = meta.server_assignor.clone();
-                m.session_deadline_ms = session;
+                m.classic = meta.classic.clone();
+                m.session_deadline_ms = match &meta.classic {
+                    Some(c) => now + c.session_timeout_ms,
+                    None => session,
+                };
                 if let Some(instance) = &meta.instance_id {
                     self.instances.insert(instance.clone(), id.clone());
                 }

@@ -8,12 +8,15 @@
 //! (group, member), 8 ConsumerGroupCurrentMemberAssignmentKey (group, member). Values are
 //! version 0 of the flexible schemas (compact strings and arrays, tagged fields), a null
 //! value a tombstone. Type 4 (ConsumerGroupPartitionMetadata) is read and ignored: the
-//! subscribed topics are re-read from the metadata.
+//! subscribed topics are re-read from the metadata. A member of the classic protocol carries
+//! its session timeout and JoinGroup protocols in ConsumerGroupMemberMetadataValue's tagged
+//! field 0 (ClassicMemberMetadata), as Kafka writes it for groups that went through an online
+//! upgrade.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use uuid::Uuid;
 
-use super::{Assignment, MemberState};
+use super::{Assignment, ClassicMember, MemberState};
 
 /// A member's metadata as ConsumerGroupMemberMetadataValue stores it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -26,6 +29,8 @@ pub struct MemberMetadata {
     pub subscribed_topic_regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
+    /// Tagged field 0: the member uses the classic protocol.
+    pub classic: Option<ClassicMember>,
 }
 
 /// A member's current assignment as ConsumerGroupCurrentMemberAssignmentValue stores it.
@@ -75,6 +80,25 @@ fn put_compact_nullable_str(buf: &mut BytesMut, s: Option<&str>) {
     }
 }
 
+fn put_compact_bytes(buf: &mut BytesMut, b: &[u8]) {
+    put_uvarint(buf, b.len() as u64 + 1);
+    buf.put_slice(b);
+}
+
+/// ClassicMemberMetadata: SessionTimeoutMs, SupportedProtocols (name, metadata), tagged fields.
+fn classic_metadata(c: &ClassicMember) -> BytesMut {
+    let mut b = BytesMut::with_capacity(64);
+    b.put_i32(i32::try_from(c.session_timeout_ms).unwrap_or(i32::MAX));
+    put_uvarint(&mut b, c.protocols.len() as u64 + 1);
+    for (name, metadata) in &c.protocols {
+        put_compact_str(&mut b, name);
+        put_compact_bytes(&mut b, metadata);
+        put_uvarint(&mut b, 0);
+    }
+    put_uvarint(&mut b, 0);
+    b
+}
+
 fn put_topic_partitions(buf: &mut BytesMut, a: &Assignment) {
     put_uvarint(buf, a.len() as u64 + 1);
     for (topic, partitions) in a {
@@ -115,7 +139,10 @@ pub fn encode(group: &str, record: &ConsumerRecord) -> Option<(Bytes, Option<Byt
         ConsumerRecord::Member(member, m) => (
             key(5, group, Some(member)),
             m.as_ref().map(|m| {
-                value(|b| {
+                let mut b = BytesMut::with_capacity(64);
+                b.put_i16(0);
+                {
+                    let b = &mut b;
                     put_compact_nullable_str(b, m.instance_id.as_deref());
                     put_compact_nullable_str(b, m.rack_id.as_deref());
                     put_compact_str(b, &m.client_id);
@@ -127,7 +154,18 @@ pub fn encode(group: &str, record: &ConsumerRecord) -> Option<(Bytes, Option<Byt
                     put_compact_nullable_str(b, m.subscribed_topic_regex.as_deref());
                     b.put_i32(m.rebalance_timeout_ms);
                     put_compact_nullable_str(b, m.server_assignor.as_deref());
-                })
+                }
+                match &m.classic {
+                    Some(c) => {
+                        let field = classic_metadata(c);
+                        put_uvarint(&mut b, 1);
+                        put_uvarint(&mut b, 0);
+                        put_uvarint(&mut b, field.len() as u64);
+                        b.put_slice(&field);
+                    }
+                    None => put_uvarint(&mut b, 0),
+                }
+                b.freeze()
             }),
         ),
         ConsumerRecord::TargetEpoch(epoch) => {
@@ -206,6 +244,38 @@ impl Reader {
     fn compact_str(&mut self) -> Option<String> {
         self.compact_nullable_str()?
     }
+    fn compact_bytes(&mut self) -> Option<Bytes> {
+        let len = self.compact_len()??;
+        (self.0.remaining() >= len).then(|| self.0.split_to(len))
+    }
+    /// The tagged fields of a ConsumerGroupMemberMetadataValue: ClassicMemberMetadata (tag 0)
+    /// if present; other tags are skipped.
+    fn member_tagged(&mut self) -> Option<Option<ClassicMember>> {
+        let mut classic = None;
+        for _ in 0..self.uvarint()? {
+            let tag = self.uvarint()?;
+            let len = usize::try_from(self.uvarint()?).ok()?;
+            if self.0.remaining() < len {
+                return None;
+            }
+            let mut field = Reader(self.0.split_to(len));
+            if tag == 0 {
+                let session_timeout_ms = u64::try_from(field.i32()?).unwrap_or(0);
+                let mut protocols = Vec::new();
+                for _ in 0..field.compact_len()?.unwrap_or(0) {
+                    let name = field.compact_str()?;
+                    let metadata = field.compact_bytes()?;
+                    field.skip_tagged()?;
+                    protocols.push((name, metadata));
+                }
+                classic = Some(ClassicMember {
+                    session_timeout_ms,
+                    protocols,
+                });
+            }
+        }
+        Some(classic)
+    }
     fn skip_tagged(&mut self) -> Option<()> {
         for _ in 0..self.uvarint()? {
             self.uvarint()?;
@@ -272,6 +342,12 @@ pub fn decode(key: &Bytes, value: Option<&Bytes>) -> Option<(String, ConsumerRec
                     subscribed_topic_regex: v.compact_nullable_str()?,
                     rebalance_timeout_ms: v.i32()?,
                     server_assignor: v.compact_nullable_str()?,
+                    // Written by Strata before classic members: no tagged section is no field.
+                    classic: if v.0.has_remaining() {
+                        v.member_tagged()?
+                    } else {
+                        None
+                    },
                 }),
             },
         ),
@@ -335,6 +411,24 @@ mod tests {
                 subscribed_topic_regex: None,
                 rebalance_timeout_ms: 300_000,
                 server_assignor: Some("range".into()),
+                classic: None,
+            }),
+        ));
+        round_trip(ConsumerRecord::Member(
+            "c".into(),
+            Some(MemberMetadata {
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                subscribed_topic_names: vec!["a".into()],
+                rebalance_timeout_ms: 60_000,
+                classic: Some(ClassicMember {
+                    session_timeout_ms: 45_000,
+                    protocols: vec![
+                        ("range".into(), Bytes::from_static(&[0, 3, 0, 0])),
+                        ("roundrobin".into(), Bytes::new()),
+                    ],
+                }),
+                ..MemberMetadata::default()
             }),
         ));
         round_trip(ConsumerRecord::Current(

@@ -11,6 +11,7 @@ fn config() -> ConsumerGroupConfig {
         session_timeout_ms: 10_000,
         heartbeat_interval_ms: 1_000,
         max_size: usize::MAX,
+        migration: MigrationPolicy::Bidirectional,
     }
 }
 
