@@ -7,7 +7,9 @@
 #   * npm (into tests/interop/js/node_modules, from the committed package-lock.json): kafkajs and
 #     its snappy/lz4/zstd codecs, native parts compiled locally from the packages' own sources;
 #   * the sarama client binary, built offline from Debian's Go sources into
-#     target/interop/sarama-client (rebuilt only when its source or toolchain changed).
+#     target/interop/sarama-client (rebuilt only when its source or toolchain changed);
+#   * Apache Kafka 4.4.0 (broker and tools) from Maven Central into target/kafka-dist/libs, for
+#     the differential and Kafka-tools tests (tests/differential/install-kafka.sh; Java 17, mvn).
 # Idempotent and non-interactive; each step checks first and says what it does.
 # Environment: PYTHON (default python3) creates the venv; INTEROP_VENV overrides its path.
 set -euo pipefail
@@ -142,5 +144,9 @@ else
     echo "$go_sum" > "$go_stamp"
 fi
 
+# ---------------------------------------------------------------- Apache Kafka (Maven Central)
+bash "$REPO/tests/differential/install-kafka.sh"
+
 say "kcat: $(kcat -V 2>&1 | sed -n 's/^Version /kcat /p')"
 say "done. Run the interop tests with: tests/interop/run.sh   (same as: $VENV/bin/python -m pytest $INTEROP)"
+say "      and the differential and Kafka-tools tests with: tests/differential/run.sh"

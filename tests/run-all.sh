@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need, builds the release binary the black-box
-# tests run, then runs unit, property and integration tests and the cross-client interop suite.
+# tests run, then runs unit, property and integration tests, the cross-client interop suite, and
+# the differential tests against Apache Kafka with Kafka's own command-line tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,5 +20,8 @@ cargo test --workspace --locked -- --test-threads=2
 
 step "cross-client interop (kcat, confluent-kafka, kafka-python, aiokafka, kafkajs, sarama)"
 bash tests/interop/run.sh -q -p no:cacheprovider
+
+step "differential (Strata against Apache Kafka 4.4.0) and Kafka's own tools against Strata"
+bash tests/differential/run.sh -q -p no:cacheprovider
 
 step "all tests passed"
