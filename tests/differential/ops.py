@@ -118,6 +118,20 @@ def metadata(t: Target, names: list[str] | None, version: int = 12, auto_create:
     return {"brokers": len(md["brokers"]), "controller_known": md["controller_id"] >= 0, "topics": out}
 
 
+def await_metadata(t: Target, name: str, partitions: int, timeout_s: float = 15.0):
+    """Metadata of `name` once it shows `partitions` partitions, all with leaders (0: once the
+    topic is gone), or as it is after `timeout_s`: deletions and new partitions reach a
+    broker's metadata a moment after the admin call returns."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        md = metadata(t, [name])
+        topic = md["topics"].get(name, {"partitions": []})
+        ready = len(topic["partitions"]) == partitions and all(p[4] for p in topic["partitions"])
+        if ready or time.monotonic() > deadline:
+            return md
+        time.sleep(0.1)
+
+
 # ------------------------------------------------------------------ configs
 
 def _topic_configs(t: Target, name: str):
@@ -193,7 +207,11 @@ def produce(t: Target, topic: str, partition: int = 0, acks: int = -1, records: 
     for batch in batches:
         body = {"acks": acks, "timeout_ms": 5000, "transactional_id": None,
                 "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": batch}]}]}
-        resp = raw.call(t.bootstrap, "Produce", version, body)
+        with raw.Connection(t.bootstrap) as conn:
+            resp = conn.call("Produce", version, body)
+            if resp is None:
+                # Nothing tells when an acks-0 batch is in; give it time before closing.
+                time.sleep(0.5)
         if resp is None:
             results.append(None)
             continue
@@ -201,8 +219,6 @@ def produce(t: Target, topic: str, partition: int = 0, acks: int = -1, records: 
         results.append({"error": err_name(p["error_code"]), "base_offset": p["base_offset"],
                         "log_start_offset": p["log_start_offset"],
                         "record_errors": sorted(e["batch_index"] for e in p["record_errors"] or [])})
-    if acks == 0:
-        time.sleep(0.5)  # nothing tells when an acks-0 batch is in; give it time before the next step
     return results if len(results) > 1 else results[0]
 
 
@@ -369,14 +385,22 @@ def sync_unknown(t: Target, group: str):
 def commit_offsets(t: Target, group: str, offsets: list[list]):
     """Admin AlterConsumerGroupOffsets (OffsetCommit of an empty group): [topic, partition, offset]."""
     tps = [TopicPartition(tp, p, o) for tp, p, o in offsets]
-    futures = t.admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, tps)],
-                                                   request_timeout=ADMIN_TIMEOUT_S)
-    try:
-        r = futures[group].result(timeout=ADMIN_TIMEOUT_S)
-        return sorted([tp.topic, tp.partition, tp.offset, tp.error.name() if tp.error else "NONE"]
-                      for tp in r.topic_partitions)
-    except Exception as e:  # noqa: BLE001
-        return exc_name(e)
+    deadline = time.monotonic() + 15
+    while True:
+        futures = t.admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, tps)],
+                                                       request_timeout=ADMIN_TIMEOUT_S)
+        try:
+            r = futures[group].result(timeout=ADMIN_TIMEOUT_S)
+            out = sorted([tp.topic, tp.partition, tp.offset, tp.error.name() if tp.error else "NONE"]
+                         for tp in r.topic_partitions)
+        except Exception as e:  # noqa: BLE001
+            out = exc_name(e)
+        # librdkafka does not retry partition-level coordinator errors; a client would.
+        loading = {"COORDINATOR_LOAD_IN_PROGRESS", "NOT_COORDINATOR", "COORDINATOR_NOT_AVAILABLE"}
+        if isinstance(out, list) and any(row[3] in loading for row in out) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            continue
+        return out
 
 
 def commit_raw(t: Target, group: str, topic: str, partition: int, offset: int, generation: int = -1,

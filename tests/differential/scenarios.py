@@ -60,8 +60,7 @@ SCENARIOS: list[tuple[str, list[tuple[str, dict]]]] = [
     ("delete-topic", [
         ("create_topics", {"topics": [{"name": T, "partitions": 1, "replication_factor": 1}]}),
         ("delete_topics", {"names": [T]}),
-        ("sleep", {"seconds": 0.5}),
-        ("metadata", {"names": [T]}),
+        ("await_metadata", {"name": T, "partitions": 0}),
         ("delete_topics.2", {"names": [T]}),
     ]),
     ("delete-topic-unknown", [
@@ -70,8 +69,7 @@ SCENARIOS: list[tuple[str, list[tuple[str, dict]]]] = [
     ("create-partitions", [
         ("create_topics", {"topics": [{"name": T, "partitions": 1, "replication_factor": 1}]}),
         ("create_partitions", {"name": T, "total": 3}),
-        ("sleep", {"seconds": 0.5}),
-        ("metadata", {"names": [T]}),
+        ("await_metadata", {"name": T, "partitions": 3}),
         ("create_partitions.2", {"name": T, "total": 2}),
         ("create_partitions.3", {"name": T, "total": 3}),
         ("create_partitions.4", {"name": "$t2", "total": 3}),
@@ -144,6 +142,22 @@ SCENARIOS: list[tuple[str, list[tuple[str, dict]]]] = [
                                        "config": {"cleanup.policy": "compact"}}]}),
         ("produce", {"topic": T, "acks": 1, "records": 2, "keyless": True}),
         ("produce.2", {"topic": T, "acks": 1, "records": 2}),
+    ]),
+    ("produce-min-insync", [
+        ("create_topics", {"topics": [{"name": T, "partitions": 1, "replication_factor": 1,
+                                       "config": {"min.insync.replicas": "2"}}]}),
+        ("produce", {"topic": T, "acks": -1, "records": 1}),
+        ("produce.2", {"topic": T, "acks": 1, "records": 1}),
+        ("list_offsets", {"topic": T, "spec": "latest"}),
+    ]),
+    ("produce-timestamps", [
+        ("create_topics", {"topics": [{"name": T, "partitions": 1, "replication_factor": 1,
+                                       "config": {"message.timestamp.before.max.ms": "86400000"}}]}),
+        ("produce", {"topic": T, "acks": 1, "records": 1, "timestamp_ms": 1_000}),
+        ("produce.2", {"topic": T, "acks": 1, "records": 1, "timestamp_ms": None}),
+        ("produce.3", {"topic": T, "acks": 1, "records": 1, "timestamp_ms": 4_102_444_800_000}),
+        ("alter_configs", {"name": T, "set": {"message.timestamp.after.max.ms": "3600000"}}),
+        ("produce.4", {"topic": T, "acks": 1, "records": 1, "timestamp_ms": 4_102_444_800_000}),
     ]),
     ("produce-internal-topic", [
         ("find_coordinator", {"key": G}),
