@@ -11,6 +11,8 @@
 #     target/interop/sarama-client (rebuilt only when its source or toolchain changed);
 #   * log shippers: syslog-ng with its Kafka module (installed), and rsyslog with omkafka
 #     (unpacked under target/interop/rsyslog, as the two packages conflict).
+#   * Apache Kafka 4.4.0 (broker and tools) from Maven Central into target/kafka-dist/libs, for
+#     the differential and Kafka-tools tests (tests/differential/install-kafka.sh; Java 17, mvn).
 # Idempotent and non-interactive; each step checks first and says what it does.
 # Environment: PYTHON (default python3) creates the venv; INTEROP_VENV overrides its path.
 set -euo pipefail
@@ -169,6 +171,9 @@ else
     "$RSYSLOG_ROOT/usr/sbin/rsyslogd" -v >/dev/null || die "unpacked rsyslogd does not run"
     echo "$rsyslog_version" > "$RSYSLOG_ROOT.version"
 fi
+# ---------------------------------------------------------------- Apache Kafka (Maven Central)
+bash "$REPO/tests/differential/install-kafka.sh"
 
 say "kcat: $(kcat -V 2>&1 | sed -n 's/^Version /kcat /p')"
 say "done. Run the interop tests with: tests/interop/run.sh   (same as: $VENV/bin/python -m pytest $INTEROP)"
+say "      and the differential and Kafka-tools tests with: tests/differential/run.sh"

@@ -192,11 +192,14 @@ async fn complete(
                                 .with_batch_index_error_message(Some(str_bytes(e.message.clone())))
                         })
                         .collect();
-                    (error.kafka_error(), Some(message), record_errors)
+                    let code = error.kafka_error();
+                    let log_start =
+                        failed_append_log_start(code, || partition.log.log_start_offset());
+                    (code, Some(message), record_errors, log_start)
                 })?;
                 if acks == -1 {
                     let committed = partition.wait_committed(&produced, deadline).await;
-                    committed.map_err(|error| (error, None, Vec::new()))?;
+                    committed.map_err(|error| (error, None, Vec::new(), -1))?;
                 }
                 Ok((produced, partition.log.log_start_offset()))
             };
@@ -210,14 +213,31 @@ async fn complete(
                 data.log_append_time_ms = produced.log_append_time;
                 data.log_start_offset = log_start;
             }
-            Err((error, message, record_errors)) => {
+            Err((error, message, record_errors, log_start)) => {
                 data.error_code = error.code();
                 data.error_message = message.map(str_bytes);
                 data.record_errors = record_errors;
+                data.log_start_offset = log_start;
             }
         }
     }
     response
+}
+
+/// The log start offset a refused append reports. Kafka's `ReplicaManager.appendToLocalLog`
+/// answers the size and corruption errors (and unknown or moved partitions) with -1, and every
+/// other refusal of the log, such as a record the validator rejects, with the partition's log
+/// start offset.
+fn failed_append_log_start(error: ResponseError, log_start: impl FnOnce() -> i64) -> i64 {
+    match error {
+        ResponseError::MessageTooLarge
+        | ResponseError::RecordListTooLarge
+        | ResponseError::CorruptMessage
+        | ResponseError::UnknownTopicOrPartition
+        | ResponseError::NotLeaderOrFollower
+        | ResponseError::KafkaStorageError => -1,
+        _ => log_start(),
+    }
 }
 
 /// Kafka's message for a client append to an internal topic.

@@ -1,10 +1,17 @@
 //! SyncGroup (key 14): the leader hands out assignments; every member receives its own.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use super::{owned, str_bytes, Ctx};
 
 pub(super) async fn handle(ctx: &Ctx<'_>, request: SyncGroupRequest) -> SyncGroupResponse {
+    // KIP-559: from v5 the protocol type and name are mandatory; Kafka refuses a request
+    // without them before looking at the group.
+    if ctx.version >= 5 && (request.protocol_type.is_none() || request.protocol_name.is_none()) {
+        return SyncGroupResponse::default()
+            .with_error_code(ResponseError::InconsistentGroupProtocol.code());
+    }
     let group_id = owned(&request.group_id.0);
     let group = match ctx.broker.groups.group(&group_id) {
         Ok(group) => group,

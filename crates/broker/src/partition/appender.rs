@@ -23,7 +23,7 @@ use segment_store::{
 use tokio::sync::oneshot;
 
 use super::producer_state::SequenceCheck;
-use super::{restore_producer_state, Partition, ProduceError, Produced};
+use super::{effective_min_isr, restore_producer_state, Partition, ProduceError, Produced};
 use crate::broker::now_ms;
 use crate::metrics::TopicStats;
 
@@ -157,9 +157,11 @@ impl Partition {
     fn append_group(&self, group: Vec<PendingAppend>) {
         let settings = self.settings.read().clone();
         let mut producers = self.producers.lock();
-        let (is_leader, isr) = {
+        let (is_leader, isr, min_isr) = {
             let replicas = self.replicas.lock();
-            (replicas.is_leader(), replicas.isr().len())
+            let min_isr =
+                effective_min_isr(settings.min_insync_replicas, replicas.replicas().len());
+            (replicas.is_leader(), replicas.isr().len(), min_isr)
         };
         let leader_epoch = self.leader_epoch();
         let policy = ClientBatchPolicy {
@@ -185,9 +187,9 @@ impl Partition {
                 if !is_leader {
                     return Err(ProduceError::NotLeader);
                 }
-                if request.acks == -1 && isr < settings.min_insync_replicas {
+                if request.acks == -1 && isr < min_isr {
                     return Err(ProduceError::NotEnoughReplicas {
-                        required: settings.min_insync_replicas,
+                        required: min_isr,
                         isr,
                     });
                 }

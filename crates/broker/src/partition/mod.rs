@@ -28,6 +28,13 @@ use producer_state::{ProducerStateTable, SequenceError};
 use replica_set::ReplicaSet;
 pub(crate) use replica_set::Transition;
 
+/// Kafka's effective `min.insync.replicas` (`Partition.effectiveMinIsr`): the topic's
+/// setting capped at the partition's replica count, so that a minimum above the replication
+/// factor does not refuse every acks=all write.
+fn effective_min_isr(min_insync_replicas: usize, replicas: usize) -> usize {
+    min_insync_replicas.min(replicas.max(1))
+}
+
 /// Why a produce to this partition was refused; each maps to one Kafka error code.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ProduceError {
@@ -281,6 +288,7 @@ impl Partition {
     pub(crate) fn health(&self) -> PartitionHealth {
         let min_isr = self.settings.read().min_insync_replicas;
         let replicas = self.replicas.lock();
+        let min_isr = effective_min_isr(min_isr, replicas.replicas().len());
         PartitionHealth {
             leader: replicas.is_leader(),
             replicas: replicas.replicas().len(),
@@ -348,7 +356,8 @@ impl Partition {
             }
             if *hw.borrow_and_update() >= produced.end_offset {
                 let required = self.settings.read().min_insync_replicas;
-                if self.replicas.lock().isr().len() < required {
+                let replicas = self.replicas.lock();
+                if replicas.isr().len() < effective_min_isr(required, replicas.replicas().len()) {
                     return Err(ResponseError::NotEnoughReplicasAfterAppend);
                 }
                 return Ok(());

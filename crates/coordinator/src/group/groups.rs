@@ -594,9 +594,11 @@ impl Groups {
         }));
         for group in inner.offsets.keys() {
             if !inner.groups.contains_key(group) && !inner.consumer_groups.contains_key(group) {
+                // A group that only has committed offsets (a "simple" group, as Kafka's
+                // OffsetCommit makes one) has no protocol type.
                 out.push(ListedGroup {
                     id: group.clone(),
-                    protocol_type: "consumer".to_owned(),
+                    protocol_type: String::new(),
                     state: classic::GroupState::Empty.name(),
                     group_type: "classic",
                 });
