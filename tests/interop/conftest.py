@@ -74,6 +74,14 @@ def pytest_report_header(config):
     versions.append("kafkajs " + run(["node", "-p", f"require('{INTEROP_DIR / 'js' / 'node_modules' / 'kafkajs' / 'package.json'}').version"])
                     + ", node " + run(["node", "--version"]))
     versions.append("sarama " + run(["dpkg-query", "-W", "-f=${Version}", "golang-github-shopify-sarama-dev"]))
+    try:
+        java = subprocess.run([matrix.java_argv(matrix.JAVA_CLIENT_JAR)[0], "-version"], capture_output=True,
+                              timeout=10, stdin=subprocess.DEVNULL).stderr.decode(errors="replace").splitlines()
+        java_version = java[0] if java else "unknown"
+    except (OSError, subprocess.TimeoutExpired) as e:
+        java_version = f"unavailable ({e})"
+    versions.append(f"{matrix.CLIENTS['java'].library}, Kafka Streams 4.3.1, spring-kafka 4.1.2 on Spring Boot "
+                    f"4.1.2; {java_version}")
     return "interop clients: " + "; ".join(versions)
 
 
