@@ -13,6 +13,10 @@
 #     (unpacked under target/interop/rsyslog, as the two packages conflict).
 #   * Apache Kafka 4.4.0 (broker and tools) from Maven Central into target/kafka-dist/libs, for
 #     the differential and Kafka-tools tests (tests/differential/install-kafka.sh; Java 17, mvn).
+#   * Java 17 and Maven (Debian), and with them from Maven Central: Kafka's Java client and
+#     Kafka Streams program (tests/interop/clients/java -> target/interop/java/) and the
+#     spring-kafka scenario app (tests/spring -> target/spring/), rebuilt only when their
+#     sources or the JDK changed; once ~/.m2 holds their artifacts Maven runs offline.
 # Idempotent and non-interactive; each step checks first and says what it does.
 # Environment: PYTHON (default python3) creates the venv; INTEROP_VENV overrides its path.
 set -euo pipefail
@@ -47,6 +51,7 @@ APT_PACKAGES=(
     docker-compose systemd iproute2   # deploy/ validators (compose config, systemd-analyze) and namespaces
     syslog-ng-core syslog-ng-mod-rdkafka  # log shipper: syslog-ng's kafka-c destination
     libestr0 libfastjson4 liblognorm5 librdkafka1  # what the unpacked rsyslog and omkafka link
+    openjdk-17-jdk-headless maven     # Kafka's Java client, Kafka Streams and spring-kafka (Boot 4 needs 17+)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -68,6 +73,8 @@ command -v kcat >/dev/null || die "kcat not on PATH after install"
 command -v go >/dev/null || die "go not on PATH after install"
 command -v node >/dev/null || die "node is required (Node 20) but not on PATH"
 command -v npm >/dev/null || die "npm is required but not on PATH"
+command -v java >/dev/null || die "java not on PATH after install"
+command -v mvn >/dev/null || die "mvn not on PATH after install"
 
 # ---------------------------------------------------------------- Python venv
 REQS="$INTEROP/requirements.txt"
@@ -173,6 +180,34 @@ else
 fi
 # ---------------------------------------------------------------- Apache Kafka (Maven Central)
 bash "$REPO/tests/differential/install-kafka.sh"
+# ---------------------------------------------------------------- Java programs (Maven)
+# Each project is built with `mvn -q -B package` (tests skipped; the programs are the tests'
+# tools): offline first, which succeeds once ~/.m2 has everything, else online from Maven
+# Central. The stamp beside each jar covers the project's sources and the JDK.
+build_java() {
+    local dir="$1" jar="$2" what="$3"
+    local sum stamp log
+    sum="$( (cd "$dir" && find pom.xml src -type f -print0 | sort -z | xargs -0 cat; java -version 2>&1) \
+        | sha256sum | cut -d' ' -f1)"
+    stamp="$jar.sha256"
+    log="$jar.build.log"
+    if [ -f "$jar" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
+        say "$what up to date: $jar"
+        return
+    fi
+    say "mvn package $what ($(java -version 2>&1 | head -1)) -> $jar"
+    mkdir -p "$(dirname "$jar")"
+    rm -rf "$(dirname "$jar")/lib"
+    if ! (cd "$dir" && mvn -q -B -o package >"$log" 2>&1); then
+        say "offline build incomplete; fetching from Maven Central"
+        (cd "$dir" && mvn -q -B package >"$log" 2>&1) || { tail -60 "$log" >&2; die "$what build failed"; }
+    fi
+    [ -f "$jar" ] || die "$what build made no $jar"
+    echo "$sum" > "$stamp"
+}
+build_java "$INTEROP/clients/java" "$REPO/target/interop/java/kafka-java-client.jar" \
+    "Kafka Java client and Streams program"
+build_java "$REPO/tests/spring" "$REPO/target/spring/strata-spring-scenario.jar" "spring-kafka scenario app"
 
 say "kcat: $(kcat -V 2>&1 | sed -n 's/^Version /kcat /p')"
 say "done. Run the interop tests with: tests/interop/run.sh   (same as: $VENV/bin/python -m pytest $INTEROP)"

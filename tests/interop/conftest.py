@@ -74,6 +74,14 @@ def pytest_report_header(config):
     versions.append("kafkajs " + run(["node", "-p", f"require('{INTEROP_DIR / 'js' / 'node_modules' / 'kafkajs' / 'package.json'}').version"])
                     + ", node " + run(["node", "--version"]))
     versions.append("sarama " + run(["dpkg-query", "-W", "-f=${Version}", "golang-github-shopify-sarama-dev"]))
+    try:
+        java = subprocess.run([matrix.java_argv(matrix.JAVA_CLIENT_JAR)[0], "-version"], capture_output=True,
+                              timeout=10, stdin=subprocess.DEVNULL).stderr.decode(errors="replace").splitlines()
+        java_version = java[0] if java else "unknown"
+    except (OSError, subprocess.TimeoutExpired) as e:
+        java_version = f"unavailable ({e})"
+    versions.append(f"{matrix.CLIENTS['java'].library}, Kafka Streams 4.3.1, spring-kafka 4.1.2 on Spring Boot "
+                    f"4.1.2; {java_version}")
     return "interop clients: " + "; ".join(versions)
 
 
@@ -166,6 +174,116 @@ def _start_strata(tmp: Path, extra: list[str] | None = None) -> Broker:
                         f"command: {shlex.join(argv)}\nlog tail:\n{broker.log_tail()}", pytrace=False)
         time.sleep(0.1)
     return broker
+
+
+@dataclass
+class ClusterNode:
+    """One `strata serve` of a Cluster; `kill()` is SIGKILL, `start()` starts it again on
+    the same data directory and ports."""
+    node_id: int
+    port: int
+    argv: list[str]
+    tmp: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.tmp / "strata.log"
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=subprocess.STDOUT, cwd=self.tmp)
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _accepts("127.0.0.1", self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                pytest.fail(f"node {self.node_id} did not start; command: {shlex.join(self.argv)}\n"
+                            f"log tail:\n{self.log_path.read_bytes()[-3000:].decode(errors='replace')}",
+                            pytrace=False)
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=STOP_TIMEOUT_S)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@dataclass
+class Cluster:
+    nodes: list[ClusterNode]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(n.bootstrap for n in self.nodes)
+
+    def node(self, node_id: int) -> ClusterNode:
+        return self.nodes[node_id - 1]
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            n.stop()
+
+    def log_tails(self, n: int = 2000) -> str:
+        return "\n".join(f"--- node {x.node_id} log tail:\n"
+                         + x.log_path.read_bytes()[-n:].decode(errors="replace") for x in self.nodes)
+
+
+def start_cluster(tmp: Path, size: int = 3, properties: dict[str, object] | None = None) -> Cluster:
+    """`size` Strata nodes on 127.0.0.1, each a voter of one metadata quorum and a broker, with
+    `properties` (Kafka names) in each node's config file. Returns once every node lists all
+    `size` brokers. Stop it with `.stop()`."""
+    binary = Path(os.environ.get("STRATA_BIN", REPO / "target" / "release" / "strata"))
+    if not binary.is_file() or not os.access(binary, os.X_OK):
+        pytest.fail(f"Strata binary {binary} not found or not executable (set STRATA_BIN)", pytrace=False)
+    ports = [_free_port() for _ in range(size)]
+    voters = ",".join(f"{i + 1}@127.0.0.1:{_free_port()}" for i in range(size))
+    nodes = []
+    for i in range(size):
+        node_tmp = tmp / f"node-{i + 1}"
+        (node_tmp / "data").mkdir(parents=True)
+        config = node_tmp / "strata.toml"
+        config.write_text("".join(f'"{k}" = {json.dumps(v)}\n' for k, v in (properties or {}).items()))
+        argv = [str(binary), "serve", "--config", str(config), "--node-id", str(i + 1),
+                "--data-dir", str(node_tmp / "data"), "--listen", f"127.0.0.1:{ports[i]}",
+                "--advertise", f"127.0.0.1:{ports[i]}", "--voters", voters]
+        argv += shlex.split(os.environ.get("STRATA_ARGS", ""))
+        nodes.append(ClusterNode(i + 1, ports[i], argv, node_tmp))
+    cluster = Cluster(nodes)
+    try:
+        for n in nodes:
+            n.start()
+        from confluent_kafka.admin import AdminClient
+        deadline = time.monotonic() + 30
+        for n in nodes:
+            admin = AdminClient({"bootstrap.servers": n.bootstrap, "log_level": 2, "log.connection.close": False})
+            while True:
+                try:
+                    if len(admin.list_topics(timeout=5).brokers) == size:
+                        break
+                except Exception:  # noqa: BLE001
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"node {n.node_id} does not list {size} brokers after 30s\n{cluster.log_tails()}",
+                                pytrace=False)
+                time.sleep(0.2)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
 
 
 def _start_mock(tmp: Path) -> Broker:

@@ -2,7 +2,7 @@
 is killed with SIGKILL and the others take over its partitions; with a commit after every
 processed record nothing is skipped and nothing is processed twice except what the killed
 member processed but had not committed. Classic-protocol groups with confluent-kafka,
-kafka-python and kafkajs; KIP-848 consumer-protocol groups (group.protocol=consumer) with
+kafka-python, kafkajs and Kafka's Java client; KIP-848 consumer-protocol groups (group.protocol=consumer) with
 confluent-kafka and both of the broker's assignors."""
 
 from __future__ import annotations
@@ -18,18 +18,24 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
+import matrix
 from conftest import INTEROP_DIR, create_topic, start_strata
 
 MEMBERS = {
     "confluent-kafka": INTEROP_DIR / "clients" / "group_member.py",
     "kafka-python": INTEROP_DIR / "clients" / "group_member_kafka_python.py",
     "kafkajs": INTEROP_DIR / "clients" / "group_member_kafkajs.js",
+    "java": matrix.JAVA_CLIENT_JAR,
 }
 SESSION_TIMEOUT_S = 6
 
 
 def launcher(client: str) -> list[str]:
     script = str(MEMBERS[client])
+    if not Path(script).exists():
+        pytest.fail(f"{client} group member {script} is missing (run tests/install-deps.sh)", pytrace=False)
+    if script.endswith(".jar"):
+        return matrix.java_argv(Path(script)) + ["group-member"]
     return ["node", script] if script.endswith(".js") else [sys.executable, script]
 
 
@@ -75,6 +81,7 @@ def wait_for(what: str, condition, timeout_s: float) -> float:
     ("confluent-kafka", "cooperative-sticky"),
     ("kafka-python", "range"),
     ("kafkajs", "roundrobin"),  # kafkajs's own default assigner; --assignor is not passed on
+    ("java", "cooperative-sticky"),
 ])
 def test_killed_member_is_replaced_and_nothing_is_skipped(broker, admin, tmp_path, client, assignor):
     if broker.is_mock:

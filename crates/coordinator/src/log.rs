@@ -63,6 +63,14 @@ pub trait CoordinatorLog: Send + Sync {
         now_ms: i64,
         deadline: tokio::time::Instant,
     ) -> Result<Replication<'_>, LogError>;
+
+    /// What the log is, as an address: two handles of one log (an adapter made afresh on
+    /// every leadership report, say) must give the same, and handles of different logs
+    /// different ones. Ownership keeps a partition's loaded state while it is led through
+    /// the same log. The default is the handle's own address.
+    fn identity(&self) -> *const () {
+        (self as *const Self).cast()
+    }
 }
 
 /// One record batch of `(key, value)` records (a `None` value is a tombstone), transactional

@@ -97,7 +97,7 @@ impl<S> std::fmt::Debug for CoordinatorPartitions<S> {
 }
 
 fn same_log(a: &Arc<dyn CoordinatorLog>, b: &Arc<dyn CoordinatorLog>) -> bool {
-    std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
+    a.identity() == b.identity()
 }
 
 impl<S: CoordinatorState> CoordinatorPartitions<S> {

@@ -18,6 +18,20 @@ CLIENTS_DIR = Path(__file__).resolve().parent
 INTEROP_DIR = CLIENTS_DIR.parent
 REPO = INTEROP_DIR.parent.parent
 SARAMA_BIN = Path(os.environ.get("SARAMA_CLIENT", REPO / "target" / "interop" / "sarama-client"))
+# Kafka's Java client and Kafka Streams (clients/java, built by tests/install-deps.sh).
+JAVA_CLIENT_JAR = Path(os.environ.get("JAVA_CLIENT_JAR",
+                                      REPO / "target" / "interop" / "java" / "kafka-java-client.jar"))
+# A JVM per run: C1 only and the serial collector start fastest on a small machine; the
+# clients' own logs at WARN and up go to stderr.
+JAVA_OPTS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto",
+             "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-Dorg.slf4j.simpleLogger.logFile=System.err"]
+
+
+def java_argv(jar: Path) -> list[str]:
+    """How to run a jar: `$JAVA_HOME/bin/java` when JAVA_HOME is set, else `java` on PATH."""
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else (shutil.which("java") or "java")
+    return [java, *JAVA_OPTS, "-jar", str(jar)]
 
 SARAMA_ZSTD_PRODUCE = (
     "sarama 1.22.1 (Debian's golang-github-shopify-sarama-dev) sends Produce v3; Kafka accepts "
@@ -47,6 +61,8 @@ class Client:
             return [shutil.which("node") or "node", str(CLIENTS_DIR / "kafkajs_client.js")]
         if self.name == "sarama":
             return [str(SARAMA_BIN)]
+        if self.name == "java":
+            return java_argv(JAVA_CLIENT_JAR)
         script = {
             "kcat": "kcat_client.py",
             "confluent-kafka": "confluent_kafka_client.py",
@@ -69,6 +85,7 @@ CLIENTS: dict[str, Client] = {c.name: c for c in [
     Client("sarama", "sarama 1.22.1 (Debian golang-github-shopify-sarama-dev)",
            produce_skip={"zstd": SARAMA_ZSTD_PRODUCE},
            consume_skip={"zstd": SARAMA_ZSTD_FETCH}),
+    Client("java", "Apache Kafka's Java client (kafka-clients 4.3.1, Maven Central)"),
 ]}
 
 NAMES = list(CLIENTS)

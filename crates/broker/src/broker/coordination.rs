@@ -22,7 +22,9 @@ const INLINE_LOAD_RECORDS: i64 = 10_000;
 /// Most bytes a replay reads at a time.
 const REPLAY_READ_BYTES: usize = 16 << 20;
 
-/// A coordinator partition led here, as the coordinators see it.
+/// A coordinator partition led here, as the coordinators see it. Made afresh on every
+/// reconcile; its identity is the partition's, so that a partition still led here keeps its
+/// loaded groups (and is not unloaded and replayed on every metadata change).
 #[derive(Debug)]
 struct CoordinatorPartition(Arc<Partition>);
 
@@ -62,6 +64,10 @@ impl CoordinatorLog for CoordinatorPartition {
                 .await
                 .map_err(|error| LogError::new(error, "waiting for replication failed"))
         }))
+    }
+
+    fn identity(&self) -> *const () {
+        Arc::as_ptr(&self.0).cast()
     }
 }
 

@@ -72,6 +72,57 @@ fn groups_answer_by_ownership_and_loading() {
     );
 }
 
+/// A fresh adapter over a shared log, as the broker makes one on every reconcile.
+struct Handle(Arc<MemoryLog>);
+
+impl CoordinatorLog for Handle {
+    fn offsets(&self) -> (i64, i64) {
+        self.0.offsets()
+    }
+
+    fn read(&self, from: i64, end: i64) -> Result<Option<(Vec<Record>, i64)>, LogError> {
+        self.0.read(from, end)
+    }
+
+    fn append(
+        &self,
+        records: &[Record],
+        now_ms: i64,
+        deadline: tokio::time::Instant,
+    ) -> Result<Replication<'_>, LogError> {
+        self.0.append(records, now_ms, deadline)
+    }
+
+    fn identity(&self) -> *const () {
+        Arc::as_ptr(&self.0).cast()
+    }
+}
+
+#[test]
+fn a_partition_reported_through_a_new_handle_to_its_log_keeps_its_groups() {
+    let coordinator = coordinator();
+    let (p, _) = partitions();
+    let handle =
+        |log: &Arc<MemoryLog>| Arc::new(Handle(Arc::clone(log))) as Arc<dyn CoordinatorLog>;
+    let log = Arc::new(MemoryLog::default());
+    for load in coordinator.update(Some(4), vec![(p, handle(&log))]) {
+        coordinator.load(load).expect("loads");
+    }
+    assert!(
+        coordinator
+            .update(Some(4), vec![(p, handle(&log))])
+            .is_empty(),
+        "the same log through a new handle: nothing unloaded, nothing to replay"
+    );
+    assert!(coordinator.group("g").is_ok(), "still served, not loading");
+    let other = Arc::new(MemoryLog::default());
+    assert_eq!(
+        coordinator.update(Some(4), vec![(p, handle(&other))]).len(),
+        1,
+        "another log: replayed afresh"
+    );
+}
+
 #[tokio::test]
 async fn commits_are_replayed_when_leadership_returns_and_unloaded_when_it_goes() {
     let coordinator = coordinator();
