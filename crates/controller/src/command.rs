@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::image::ListenerEndpoint;
+
 /// One change to the cluster metadata. Commands carry every input they need (ids, times,
 /// placements), so applying the same sequence to the same image always gives the same
 /// result.
@@ -23,6 +25,10 @@ pub enum Command {
         port: u16,
         /// `broker.rack`, if set (non-empty when present).
         rack: Option<String>,
+        /// Every advertised listener, by name (names unique); `host`/`port` is the
+        /// inter-broker one. Empty in registrations made before named listeners.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        listeners: Vec<ListenerEndpoint>,
     },
     /// Create a topic with explicit replica placement (see [`crate::assign_replicas`]).
     CreateTopic {

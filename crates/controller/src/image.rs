@@ -33,6 +33,36 @@ pub struct BrokerMeta {
     /// and is left out of Metadata responses.
     #[serde(default)]
     pub fenced: bool,
+    /// Every advertised listener; empty for a registration without names, whose one
+    /// endpoint (`host`, `port`) serves every listener name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<ListenerEndpoint>,
+}
+
+impl BrokerMeta {
+    /// The endpoint clients of listener `name` are given (Kafka answers each client with
+    /// the endpoints of the listener it came in on), or `None` when the broker does not
+    /// advertise that listener.
+    pub fn endpoint(&self, name: &str) -> Option<(&str, u16)> {
+        if self.listeners.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.listeners
+            .iter()
+            .find(|l| l.name.eq_ignore_ascii_case(name))
+            .map(|l| (l.host.as_str(), l.port))
+    }
+}
+
+/// One advertised listener of a broker (Kafka's `advertised.listeners` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerEndpoint {
+    /// Listener name, upper case (`PLAINTEXT`, `SASL_SSL`, `EXTERNAL`).
+    pub name: String,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: u16,
 }
 
 /// One partition of a topic.
@@ -120,7 +150,8 @@ impl MetadataImage {
                 host,
                 port,
                 rack,
-            } => self.register_broker(*node_id, host, *port, rack.as_deref())?,
+                listeners,
+            } => self.register_broker(*node_id, host, *port, rack.as_deref(), listeners)?,
             Command::CreateTopic {
                 name,
                 topic_id,

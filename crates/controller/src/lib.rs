@@ -40,7 +40,7 @@ mod validate;
 
 pub use command::{Applied, Command, ConfigResource, Election};
 pub use error::{ControllerError, Rejection};
-pub use image::{BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
+pub use image::{BrokerMeta, ListenerEndpoint, MetadataImage, PartitionMeta, TopicMeta};
 pub use node::{parse_voters, BrokerRegistration, Controller, ControllerOptions, RaftStatus};
 pub use placement::assign_replicas;
 pub use quorum::{QuorumInfo, VoterInfo};

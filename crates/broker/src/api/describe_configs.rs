@@ -16,12 +16,22 @@ pub(super) const RESOURCE_BROKER: i8 = 4;
 /// Broker settings shown for the broker resource, with their values.
 fn broker_entries(ctx: &Ctx<'_>) -> Vec<(String, Option<String>, ConfigSource)> {
     let config = &ctx.broker.config;
-    let (host, port) = &config.advertise;
+    let join = |f: &dyn Fn(&crate::config::ListenerConfig) -> String| {
+        config.listeners.iter().map(f).collect::<Vec<_>>().join(",")
+    };
+    let listeners = join(&|l| format!("{}://{}", l.name, l.bind));
+    let advertised = join(&|l| format!("{}://{}:{}", l.name, l.advertised.0, l.advertised.1));
+    let protocol_map = join(&|l| format!("{}:{}", l.name, l.protocol.name()));
     let builtin = [
         ("node.id", config.node_id.to_string()),
         ("log.dirs", config.data_dir.display().to_string()),
-        ("listeners", format!("PLAINTEXT://{}", config.listen)),
-        ("advertised.listeners", format!("PLAINTEXT://{host}:{port}")),
+        ("listeners", listeners),
+        ("advertised.listeners", advertised),
+        ("listener.security.protocol.map", protocol_map),
+        (
+            "inter.broker.listener.name",
+            config.inter_broker_listener.clone(),
+        ),
         ("num.partitions", config.num_partitions.to_string()),
         (
             "default.replication.factor",

@@ -27,7 +27,10 @@ async fn locate(
     }
     let coordinator = ctx.broker.coordinator_for(key);
     coordinator
-        .map(|b| (b.node_id, b.host, i32::from(b.port)))
+        .and_then(|b| {
+            let (host, port) = b.endpoint(ctx.listener)?;
+            Some((b.node_id, host.to_owned(), i32::from(port)))
+        })
         .ok_or(ResponseError::CoordinatorNotAvailable)
 }
 

@@ -256,6 +256,7 @@ pub(crate) async fn handle_frame(
         version,
         client_id,
         peer: &peer.host,
+        listener: &peer.listener.config.name,
         read_ahead,
     };
     let span = tracing::info_span!(
@@ -349,6 +350,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) client_id: String,
     /// The client's address, as Kafka shows it (`/127.0.0.1`).
     pub(crate) peer: &'a str,
+    /// The name of the listener the request came in on: Metadata, FindCoordinator and
+    /// DescribeCluster answer with that listener's endpoints.
+    pub(crate) listener: &'a str,
     /// The request's share of its connection's read-ahead budget: whatever keeps request
     /// bytes past the handler (a queued append) keeps this too.
     pub(crate) read_ahead: crate::partition::Hold,

@@ -7,13 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{invalid, ConfigError};
-
-/// The security protocol Strata serves.
-const SERVED_PROTOCOL: &str = "PLAINTEXT";
-
-/// Kafka's security protocols.
-const PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+use super::{ConfigError, SecurityProtocol};
 
 /// A property refused unless its value is one of `allowed` (compared without case).
 struct Refused {
@@ -69,11 +63,6 @@ const REFUSED: &[Refused] = &[
         what: "TLS client authentication",
     },
     Refused {
-        key: "security.inter.broker.protocol",
-        allowed: &["", SERVED_PROTOCOL],
-        what: "TLS or SASL between brokers",
-    },
-    Refused {
         key: "client.quota.callback.class",
         allowed: &[""],
         what: "client quotas",
@@ -91,7 +80,7 @@ const REFUSED: &[Refused] = &[
 ];
 
 /// Property names checked here besides those in `REFUSED`.
-const CHECKED: &[&str] = &["listener.security.protocol.map"];
+const CHECKED: &[&str] = &[];
 
 /// Every property name this file checks.
 pub(super) const NAMES: &[&str] = &{
@@ -135,7 +124,7 @@ pub(super) fn refuse(props: &BTreeMap<String, String>) -> Result<(), ConfigError
             }
         }
     }
-    let protocols = protocol_map(props)?;
+    let protocols = super::listeners::protocol_map(props)?;
     for key in ["listeners", "advertised.listeners"] {
         let Some(value) = props.get(key) else {
             continue;
@@ -145,21 +134,13 @@ pub(super) fn refuse(props: &BTreeMap<String, String>) -> Result<(), ConfigError
             let Some((name, _)) = listener.split_once("://") else {
                 continue;
             };
-            if let Some(protocol) = protocol_of(&protocols, name) {
-                if !protocol.eq_ignore_ascii_case(SERVED_PROTOCOL) {
-                    return Err(unserved(key, value, format!("{protocol} listeners")));
+            if let Some((_, protocol)) = protocols
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
+            {
+                if *protocol != SecurityProtocol::Plaintext {
+                    return Err(unserved(key, value, format!("{} listeners", protocol.name())));
                 }
-            }
-        }
-    }
-    if let Some(name) = props.get("inter.broker.listener.name") {
-        if let Some(protocol) = protocol_of(&protocols, name.trim()) {
-            if !protocol.eq_ignore_ascii_case(SERVED_PROTOCOL) {
-                return Err(unserved(
-                    "inter.broker.listener.name",
-                    name,
-                    format!("{protocol} between brokers"),
-                ));
             }
         }
     }
@@ -173,45 +154,6 @@ pub(super) fn refuse(props: &BTreeMap<String, String>) -> Result<(), ConfigError
         }
     }
     Ok(())
-}
-
-/// `listener.security.protocol.map` as (listener name, protocol) pairs. Mapping a name to
-/// SSL or SASL is fine as long as no listener uses it: Kafka's own example file maps them.
-fn protocol_map(props: &BTreeMap<String, String>) -> Result<Vec<(&str, &str)>, ConfigError> {
-    const KEY: &str = "listener.security.protocol.map";
-    let Some(value) = props.get(KEY) else {
-        return Ok(Vec::new());
-    };
-    let mut map = Vec::new();
-    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let (name, protocol) = entry
-            .split_once(':')
-            .map(|(n, p)| (n.trim(), p.trim()))
-            .ok_or_else(|| invalid(KEY, value, format!("{entry:?} is not NAME:PROTOCOL")))?;
-        if !PROTOCOLS.iter().any(|p| p.eq_ignore_ascii_case(protocol)) {
-            return Err(invalid(
-                KEY,
-                value,
-                format!("unknown security protocol {protocol:?}"),
-            ));
-        }
-        map.push((name, protocol));
-    }
-    Ok(map)
-}
-
-/// The protocol of listener `name`: its entry in the map, else the name itself when it is a
-/// protocol's name (Kafka's default map), else unknown.
-fn protocol_of<'a>(map: &[(&'a str, &'a str)], name: &'a str) -> Option<&'a str> {
-    map.iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, p)| *p)
-        .or_else(|| {
-            PROTOCOLS
-                .iter()
-                .copied()
-                .find(|p| p.eq_ignore_ascii_case(name))
-        })
 }
 
 fn unserved(key: &str, value: &str, what: String) -> ConfigError {
@@ -252,14 +194,6 @@ mod tests {
             ("listener.security.protocol.map", "EXTERNAL:SASL_PLAINTEXT"),
         ]);
         assert!(mapped.unwrap().contains("SASL_PLAINTEXT listeners"));
-        assert!(refusal(&[("security.inter.broker.protocol", "SSL")])
-            .unwrap()
-            .contains("TLS or SASL between brokers"));
-        assert!(refusal(&[
-            ("inter.broker.listener.name", "INTERNAL"),
-            ("listener.security.protocol.map", "INTERNAL:SSL"),
-        ])
-        .is_some());
     }
 
     #[test]

@@ -30,6 +30,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
 
 use super::frame::{Budget, Frame, FrameError, FrameReader};
+use super::Listener;
 use crate::api::{self, Reply};
 use crate::metrics::Stage;
 use crate::partition::Hold;
@@ -55,6 +56,8 @@ pub(crate) struct Peer {
     pub(crate) host: String,
     /// `ip:port`, naming the connection in request spans.
     pub(crate) addr: String,
+    /// The listener the connection came in on.
+    pub(crate) listener: Arc<Listener>,
 }
 
 /// A reply on its way out, with what its timings need.
@@ -73,18 +76,18 @@ struct Timed {
 pub(crate) async fn run(
     broker: Arc<Broker>,
     stream: TcpStream,
+    listener: Arc<Listener>,
     budget: Arc<Budget>,
 ) -> Result<(), FrameError> {
     stream.set_nodelay(true)?;
-    let peer = match stream.peer_addr() {
-        Ok(addr) => Peer {
-            host: format!("/{}", addr.ip()),
-            addr: addr.to_string(),
-        },
-        Err(_) => Peer {
-            host: String::new(),
-            addr: String::new(),
-        },
+    let (host, addr) = match stream.peer_addr() {
+        Ok(addr) => (format!("/{}", addr.ip()), addr.to_string()),
+        Err(_) => (String::new(), String::new()),
+    };
+    let peer = Peer {
+        host,
+        addr,
+        listener,
     };
     let (read_half, mut write_half) = stream.into_split();
     let (requests, mut queue) =

@@ -1,5 +1,8 @@
-//! Sockets: the listener, and per connection a reader of length-prefixed frames and a
+//! Sockets: the listeners, and per connection a reader of length-prefixed frames and a
 //! processor that answers them in request order.
+//!
+//! Each named listener (`listeners`) has its own accept loop; a connection remembers the
+//! listener it came in on, whose advertised endpoints Metadata answers with.
 //!
 //! The listener enforces Kafka's connection limits: at `max.connections` it stops accepting
 //! until a connection closes (KIP-402; new connections wait in the listen backlog), and a
@@ -19,11 +22,16 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use crate::config::ListenerConfig;
 use crate::Broker;
 
-/// Accepts Kafka clients on `listener` until `shutdown` completes.
-pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
+/// Accepts Kafka clients on every listener until `shutdown` completes. The connection
+/// limits and the request budget are shared by all listeners.
+pub async fn serve(
+    broker: Arc<Broker>,
+    listeners: Vec<(ListenerConfig, TcpListener)>,
+    shutdown: impl Future<Output = ()>,
+) {
     let config = &broker.config;
     let quotas = Arc::new(ConnectionQuotas::new(
         config.max_connections,
@@ -31,6 +39,45 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Fu
         config.max_connections_per_ip_overrides.clone(),
     ));
     let budget = Arc::new(frame::Budget::new(config.queued_max_request_bytes));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|(config, socket)| {
+            let broker = Arc::clone(&broker);
+            let quotas = Arc::clone(&quotas);
+            let budget = Arc::clone(&budget);
+            let mut stopped = stopped.clone();
+            let listener = Arc::new(Listener { config });
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                accept_loop(broker, listener, socket, quotas, budget, shutdown).await;
+            })
+        })
+        .collect();
+    shutdown.await;
+    let _ = stop.send(true);
+    for accepting in loops {
+        let _ = accepting.await;
+    }
+}
+
+/// A listener as connections see it.
+#[derive(Debug)]
+pub(crate) struct Listener {
+    pub(crate) config: ListenerConfig,
+}
+
+async fn accept_loop(
+    broker: Arc<Broker>,
+    listener_info: Arc<Listener>,
+    listener: TcpListener,
+    quotas: Arc<ConnectionQuotas>,
+    budget: Arc<frame::Budget>,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
@@ -52,9 +99,10 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Fu
                     let counted = broker.connection_stats.open();
                     let broker = Arc::clone(&broker);
                     let budget = Arc::clone(&budget);
+                    let listener = Arc::clone(&listener_info);
                     tokio::spawn(async move {
                         let _counted = counted;
-                        if let Err(error) = connection::run(broker, stream, budget).await {
+                        if let Err(error) = connection::run(broker, stream, listener, budget).await {
                             tracing::debug!(%peer, %error, "connection closed");
                         }
                         drop(slot);

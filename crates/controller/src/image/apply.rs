@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::{BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
+use super::{BrokerMeta, ListenerEndpoint, MetadataImage, PartitionMeta, TopicMeta};
 use crate::command::{Applied, ConfigResource, Election};
 use crate::error::Rejection;
 use crate::topic_config::{topic_config_def, validate_topic_configs};
@@ -130,6 +130,7 @@ impl MetadataImage {
         host: &str,
         port: u16,
         rack: Option<&str>,
+        listeners: &[ListenerEndpoint],
     ) -> Result<Applied, Rejection> {
         let invalid = |reason: &str| Rejection::InvalidBrokerRegistration {
             node_id,
@@ -147,12 +148,27 @@ impl MetadataImage {
         if rack.is_some_and(|r| r.trim().is_empty()) {
             return Err(invalid("rack, when set, must not be empty"));
         }
+        for (i, listener) in listeners.iter().enumerate() {
+            if listener.name.trim().is_empty()
+                || listener.host.trim().is_empty()
+                || listener.port == 0
+            {
+                return Err(invalid("a listener needs a name, a host and a port"));
+            }
+            if listeners[..i]
+                .iter()
+                .any(|l| l.name.eq_ignore_ascii_case(&listener.name))
+            {
+                return Err(invalid("listener names must be unique"));
+            }
+        }
         let broker = BrokerMeta {
             node_id,
             host: host.to_owned(),
             port,
             rack: rack.map(str::to_owned),
             fenced: false,
+            listeners: listeners.to_vec(),
         };
         self.brokers.insert(node_id, broker);
         self.elect_leaderless(node_id);
