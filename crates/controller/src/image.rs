@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::command::{Applied, Command};
+use crate::command::{Applied, Command, ScramCredential, ScramMechanism};
 use crate::error::Rejection;
 
 mod apply;
@@ -131,6 +131,9 @@ pub struct MetadataImage {
     topics: imbl::OrdMap<String, Arc<TopicMeta>>,
     topic_ids: imbl::OrdMap<Uuid, String>,
     broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    /// SCRAM credentials by user and mechanism.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    scram: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
     next_producer_id: i64,
     applied_index: u64,
 }
@@ -169,6 +172,11 @@ impl MetadataImage {
             Command::AllocateProducerIds { broker_id, count } => {
                 self.allocate_producer_ids(*broker_id, *count)?
             }
+            Command::AlterScramCredential {
+                user,
+                mechanism,
+                credential,
+            } => self.alter_scram_credential(user, *mechanism, credential.as_ref())?,
             Command::AlterPartition {
                 topic,
                 partition,
@@ -238,6 +246,22 @@ impl MetadataImage {
     /// The config overrides set for broker `id` (empty when none).
     pub fn broker_configs(&self, id: i32) -> BTreeMap<String, String> {
         self.broker_configs.get(&id).cloned().unwrap_or_default()
+    }
+
+    /// `user`'s SCRAM credential for `mechanism`.
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Option<&ScramCredential> {
+        self.scram.get(user)?.get(&mechanism)
+    }
+
+    /// Every user with a SCRAM credential, and their credentials by mechanism.
+    pub fn scram_users(
+        &self,
+    ) -> impl Iterator<Item = (&String, &BTreeMap<ScramMechanism, ScramCredential>)> {
+        self.scram.iter()
     }
 
     /// The first producer id the next [`Command::AllocateProducerIds`] will hand out.

@@ -38,7 +38,7 @@ mod rpc;
 pub mod topic_config;
 mod validate;
 
-pub use command::{Applied, Command, ConfigResource, Election};
+pub use command::{Applied, Command, ConfigResource, Election, ScramCredential, ScramMechanism};
 pub use error::{ControllerError, Rejection};
 pub use image::{BrokerMeta, ListenerEndpoint, MetadataImage, PartitionMeta, TopicMeta};
 pub use node::{parse_voters, BrokerRegistration, Controller, ControllerOptions, RaftStatus};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{BrokerMeta, ListenerEndpoint, MetadataImage, PartitionMeta, TopicMeta};
-use crate::command::{Applied, ConfigResource, Election};
+use crate::command::{Applied, ConfigResource, Election, ScramCredential, ScramMechanism};
 use crate::error::Rejection;
 use crate::topic_config::{topic_config_def, validate_topic_configs};
 use crate::validate::{is_internal_topic, validate_assignments, validate_topic_name};
@@ -124,6 +124,54 @@ fn too_many_partitions(topic: &str, count: usize) -> Rejection {
 }
 
 impl MetadataImage {
+    pub(super) fn alter_scram_credential(
+        &mut self,
+        user: &str,
+        mechanism: ScramMechanism,
+        credential: Option<&ScramCredential>,
+    ) -> Result<Applied, Rejection> {
+        let invalid = |reason: &str| Rejection::InvalidScramCredential {
+            user: user.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if user.is_empty() {
+            return Err(invalid("the user name must not be empty"));
+        }
+        match credential {
+            Some(credential) => {
+                if !(4096..=16384).contains(&credential.iterations) {
+                    return Err(invalid("iterations must be between 4096 and 16384"));
+                }
+                if credential.salt.is_empty()
+                    || credential.stored_key.is_empty()
+                    || credential.server_key.is_empty()
+                {
+                    return Err(invalid("salt and keys must not be empty"));
+                }
+                self.scram
+                    .entry(user.to_owned())
+                    .or_default()
+                    .insert(mechanism, credential.clone());
+            }
+            None => {
+                let Some(credentials) = self.scram.get_mut(user) else {
+                    return Err(Rejection::ScramCredentialNotFound {
+                        user: user.to_owned(),
+                    });
+                };
+                if credentials.remove(&mechanism).is_none() {
+                    return Err(Rejection::ScramCredentialNotFound {
+                        user: user.to_owned(),
+                    });
+                }
+                if credentials.is_empty() {
+                    self.scram.remove(user);
+                }
+            }
+        }
+        Ok(Applied::Done)
+    }
+
     pub(super) fn register_broker(
         &mut self,
         node_id: i32,
