@@ -17,3 +17,4 @@ mod offsets;
 mod partition_budget;
 mod produce_consume;
 mod record_validation;
+mod security;

@@ -8,10 +8,14 @@ use std::path::PathBuf;
 mod applied;
 mod known;
 mod listeners;
+mod sasl;
+mod tls;
 mod unserved;
 
 pub use known::{unknown_properties, UnknownProperty};
 pub use listeners::{ListenerConfig, SecurityProtocol};
+pub use sasl::{Mechanism, SaslSettings};
+pub(crate) use tls::principal as tls_principal;
 
 /// A configuration value that could not be understood.
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +260,10 @@ impl BrokerConfig {
                     what: format!("{} between brokers", inter.protocol.name()),
                 });
             }
+        }
+        for listener in &mut self.listeners {
+            listener.tls = tls::server_config(&self.properties, listener)?;
+            listener.sasl = sasl::settings(&self.properties, listener)?;
         }
         // The table lists coarse units first, so a finer property overrides a coarser one.
         for (property, topic_key, scale) in TOPIC_DEFAULT_PROPERTIES {
@@ -540,7 +548,10 @@ mod tests {
             ]))
             .unwrap();
         assert_eq!(config.listeners[0].bind.port(), 19092);
-        assert_eq!(config.listeners[0].advertised, ("localhost".to_owned(), 19092));
+        assert_eq!(
+            config.listeners[0].advertised,
+            ("localhost".to_owned(), 19092)
+        );
     }
 
     #[test]
@@ -550,7 +561,10 @@ mod tests {
             .apply_properties(&props(&[("listeners", "PLAINTEXT://127.0.0.7:19093")]))
             .unwrap();
         assert_eq!(config.listeners[0].bind.to_string(), "127.0.0.7:19093");
-        assert_eq!(config.listeners[0].advertised, ("127.0.0.7".to_owned(), 19093));
+        assert_eq!(
+            config.listeners[0].advertised,
+            ("127.0.0.7".to_owned(), 19093)
+        );
         // An explicit `advertised.listeners` still wins.
         let mut config = BrokerConfig::default();
         config
@@ -559,7 +573,10 @@ mod tests {
                 ("listeners", "PLAINTEXT://127.0.0.7:19093"),
             ]))
             .unwrap();
-        assert_eq!(config.listeners[0].advertised, ("broker-1.example".to_owned(), 9092));
+        assert_eq!(
+            config.listeners[0].advertised,
+            ("broker-1.example".to_owned(), 9092)
+        );
     }
 
     #[test]

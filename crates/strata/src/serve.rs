@@ -212,7 +212,9 @@ pub(crate) async fn run(args: ServeArgs, log_format: Option<LogFormat>) -> anyho
     let bound: Vec<String> = listeners
         .iter()
         .map(|(l, socket)| {
-            let addr = socket.local_addr().map_or_else(|_| l.bind.to_string(), |a| a.to_string());
+            let addr = socket
+                .local_addr()
+                .map_or_else(|_| l.bind.to_string(), |a| a.to_string());
             format!("{}://{addr}", l.name)
         })
         .collect();

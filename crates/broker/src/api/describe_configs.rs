@@ -13,6 +13,14 @@ use crate::topic_config::{self, ConfigSource};
 pub(super) const RESOURCE_TOPIC: i8 = 2;
 pub(super) const RESOURCE_BROKER: i8 = 4;
 
+/// Whether a broker setting holds a secret (Kafka's PASSWORD type: key passwords, private
+/// keys, JAAS lines with their users' passwords): described with no value.
+fn sensitive_broker_setting(key: &str) -> bool {
+    key.ends_with(".password")
+        || key.ends_with("sasl.jaas.config")
+        || key.ends_with("ssl.keystore.key")
+}
+
 /// Broker settings shown for the broker resource, with their values.
 fn broker_entries(ctx: &Ctx<'_>) -> Vec<(String, Option<String>, ConfigSource)> {
     let config = &ctx.broker.config;
@@ -135,9 +143,11 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: DescribeConfigsRequest) -> Describe
                         .into_iter()
                         .filter(|(key, _, _)| keep(key))
                         .map(|(key, value, source)| {
+                            let sensitive = sensitive_broker_setting(&key);
                             DescribeConfigsResourceResult::default()
                                 .with_name(str_bytes(key))
-                                .with_value(value.map(str_bytes))
+                                .with_value(value.filter(|_| !sensitive).map(str_bytes))
+                                .with_is_sensitive(sensitive)
                                 .with_read_only(true)
                                 .with_config_source(source as i8)
                                 .with_config_type(2)

@@ -36,14 +36,16 @@ mod offset_for_leader_epoch;
 mod partition_reassignments;
 mod produce;
 mod produce_legacy;
+mod scram_credentials;
 mod splice;
 mod sync_group;
 
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use tracing::Instrument as _;
 
@@ -100,6 +102,10 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Versions of `key` this broker decodes, if it serves the API at all.
@@ -266,6 +272,7 @@ pub(crate) async fn handle_frame(
         correlation_id = header.correlation_id,
         client_id = %ctx.client_id,
         connection = %peer.addr,
+        principal = %peer.principal,
     );
     let dispatch = async {
         let response: ResponseKind = match request {
@@ -330,6 +337,27 @@ pub(crate) async fn handle_frame(
             }
             RequestKind::ConsumerGroupDescribe(r) => {
                 consumer_group_describe::handle(&ctx, r).into()
+            }
+            // On a listener without SASL, or after authentication (`server/sasl.rs` answers
+            // them before): Kafka's ILLEGAL_SASL_STATE.
+            RequestKind::SaslHandshake(_) => {
+                kafka_protocol::messages::SaslHandshakeResponse::default()
+                    .with_error_code(ResponseError::IllegalSaslState.code())
+                    .into()
+            }
+            RequestKind::SaslAuthenticate(_) => {
+                kafka_protocol::messages::SaslAuthenticateResponse::default()
+                    .with_error_code(ResponseError::IllegalSaslState.code())
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "SaslAuthenticate request received after successful authentication",
+                    )))
+                    .into()
+            }
+            RequestKind::DescribeUserScramCredentials(r) => {
+                scram_credentials::describe(&ctx, r).into()
+            }
+            RequestKind::AlterUserScramCredentials(r) => {
+                scram_credentials::alter(&ctx, r).await.into()
             }
             _ => return Reply::Close,
         };

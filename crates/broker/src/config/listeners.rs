@@ -59,8 +59,9 @@ impl SecurityProtocol {
     }
 }
 
-/// One Kafka listener: a name, its security protocol, what it binds and what it advertises.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One Kafka listener: a name, its security protocol, what it binds and what it advertises,
+/// and for TLS and SASL listeners their settings.
+#[derive(Debug, Clone)]
 pub struct ListenerConfig {
     /// Listener name, upper case (`PLAINTEXT`, `SASL_SSL`, `EXTERNAL`).
     pub name: String,
@@ -70,6 +71,10 @@ pub struct ListenerConfig {
     pub bind: SocketAddr,
     /// `host:port` given to clients of this listener in Metadata.
     pub advertised: (String, u16),
+    /// The TLS server configuration of an SSL or SASL_SSL listener.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// The SASL settings of a SASL_PLAINTEXT or SASL_SSL listener.
+    pub sasl: Option<super::sasl::SaslSettings>,
 }
 
 impl ListenerConfig {
@@ -80,6 +85,8 @@ impl ListenerConfig {
             protocol: SecurityProtocol::Plaintext,
             bind,
             advertised: (bind.ip().to_string(), bind.port()),
+            tls: None,
+            sasl: None,
         }
     }
 }
@@ -170,6 +177,8 @@ pub(super) fn parse(
             protocol,
             bind,
             advertised: (advertised_host, port),
+            tls: None,
+            sasl: None,
         });
     }
     if listeners.is_empty() {
@@ -205,13 +214,12 @@ pub(super) fn parse(
         props.get("inter.broker.listener.name"),
         props.get("security.inter.broker.protocol"),
     ) {
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                "inter.broker.listener.name",
-                props["inter.broker.listener.name"].as_str(),
-                "only one of inter.broker.listener.name and security.inter.broker.protocol may be set".into(),
-            ))
-        }
+        (Some(_), Some(_)) => return Err(invalid(
+            "inter.broker.listener.name",
+            props["inter.broker.listener.name"].as_str(),
+            "only one of inter.broker.listener.name and security.inter.broker.protocol may be set"
+                .into(),
+        )),
         (Some(name), None) => {
             let name = name.trim().to_ascii_uppercase();
             if !listeners.iter().any(|l| l.name == name) {
@@ -259,7 +267,11 @@ fn entries(key: &str, value: &str) -> Result<Vec<(String, String, u16)>, ConfigE
         let (name, address) = entry.split_once("://").unwrap_or(("PLAINTEXT", entry));
         let name = name.trim().to_ascii_uppercase();
         if name.is_empty() {
-            return Err(invalid(key, value, format!("{entry:?} has no listener name")));
+            return Err(invalid(
+                key,
+                value,
+                format!("{entry:?} has no listener name"),
+            ));
         }
         let (host, port) = split_host_port(key, address)?;
         out.push((name, host, port));
@@ -359,7 +371,10 @@ mod tests {
                 "no security protocol defined for listener EXTERNAL",
             ),
             (
-                vec![("listeners", "PLAINTEXT://127.0.0.1:1,PLAINTEXT://127.0.0.1:2")],
+                vec![(
+                    "listeners",
+                    "PLAINTEXT://127.0.0.1:1,PLAINTEXT://127.0.0.1:2",
+                )],
                 "appears twice",
             ),
             (

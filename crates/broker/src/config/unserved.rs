@@ -2,12 +2,13 @@
 //! something else than asked (plain text for TLS, no authentication for SASL, every client
 //! allowed for an authorizer), so the start stops with [`ConfigError::Unserved`].
 //!
-//! This is the one place that knows what is missing: when TLS or SASL are served, their
-//! entries leave this file.
+//! This is the one place that knows what is missing. TLS and SASL listeners are served
+//! (`config/tls.rs` and `config/sasl.rs` refuse what of them is not: JKS stores, encrypted
+//! keys, GSSAPI and OAUTHBEARER, TLS or SASL between brokers).
 
 use std::collections::BTreeMap;
 
-use super::{ConfigError, SecurityProtocol};
+use super::ConfigError;
 
 /// A property refused unless its value is one of `allowed` (compared without case).
 struct Refused {
@@ -21,46 +22,6 @@ const REFUSED: &[Refused] = &[
         key: "authorizer.class.name",
         allowed: &[""],
         what: "authorization (ACLs)",
-    },
-    Refused {
-        key: "sasl.enabled.mechanisms",
-        allowed: &[""],
-        what: "SASL authentication",
-    },
-    Refused {
-        key: "sasl.jaas.config",
-        allowed: &[""],
-        what: "SASL authentication",
-    },
-    Refused {
-        key: "ssl.keystore.location",
-        allowed: &[""],
-        what: "TLS",
-    },
-    Refused {
-        key: "ssl.keystore.certificate.chain",
-        allowed: &[""],
-        what: "TLS",
-    },
-    Refused {
-        key: "ssl.keystore.key",
-        allowed: &[""],
-        what: "TLS",
-    },
-    Refused {
-        key: "ssl.truststore.location",
-        allowed: &[""],
-        what: "TLS",
-    },
-    Refused {
-        key: "ssl.truststore.certificates",
-        allowed: &[""],
-        what: "TLS",
-    },
-    Refused {
-        key: "ssl.client.auth",
-        allowed: &["", "none"],
-        what: "TLS client authentication",
     },
     Refused {
         key: "client.quota.callback.class",
@@ -98,9 +59,9 @@ pub(super) const NAMES: &[&str] = &{
     names
 };
 
-/// Key prefixes of settings that configure only TLS or SASL listeners (`ssl.protocol`,
-/// `listener.name.sasl_ssl.plain.sasl.jaas.config`, ...). Without such a listener, which
-/// is refused, they have no effect, so they are known and ignored.
+/// Key prefixes of settings of TLS and SASL listeners (`ssl.protocol`,
+/// `listener.name.sasl_ssl.plain.sasl.jaas.config`, ...): the listeners read the ones they
+/// serve (`config/tls.rs`, `config/sasl.rs`); the rest are known and ignored.
 const LISTENER_SECURITY_PREFIXES: &[&str] = &["ssl.", "sasl.", "listener.name."];
 
 /// Whether `key` is one of the security settings ignored without a TLS or SASL listener.
@@ -121,26 +82,6 @@ pub(super) fn refuse(props: &BTreeMap<String, String>) -> Result<(), ConfigError
                 .any(|a| a.eq_ignore_ascii_case(value_trimmed))
             {
                 return Err(unserved(refused.key, value, refused.what.to_owned()));
-            }
-        }
-    }
-    let protocols = super::listeners::protocol_map(props)?;
-    for key in ["listeners", "advertised.listeners"] {
-        let Some(value) = props.get(key) else {
-            continue;
-        };
-        for listener in value.split(',').map(str::trim).filter(|l| !l.is_empty()) {
-            // A bare `host:port` is plain text.
-            let Some((name, _)) = listener.split_once("://") else {
-                continue;
-            };
-            if let Some((_, protocol)) = protocols
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
-            {
-                if *protocol != SecurityProtocol::Plaintext {
-                    return Err(unserved(key, value, format!("{} listeners", protocol.name())));
-                }
             }
         }
     }
@@ -177,26 +118,6 @@ mod tests {
     }
 
     #[test]
-    fn tls_and_sasl_listeners_are_refused_by_name_or_by_map() {
-        assert_eq!(
-            refusal(&[("listeners", "SASL_SSL://127.0.0.1:9092")]).as_deref(),
-            Some(
-                "listeners=SASL_SSL://127.0.0.1:9092: Strata does not serve SASL_SSL listeners yet"
-            )
-        );
-        assert!(
-            refusal(&[("advertised.listeners", "PLAINTEXT://a:1,ssl://b:2")])
-                .unwrap()
-                .contains("SSL listeners")
-        );
-        let mapped = refusal(&[
-            ("listeners", "EXTERNAL://127.0.0.1:9092"),
-            ("listener.security.protocol.map", "EXTERNAL:SASL_PLAINTEXT"),
-        ]);
-        assert!(mapped.unwrap().contains("SASL_PLAINTEXT listeners"));
-    }
-
-    #[test]
     fn plaintext_listeners_and_kafkas_stock_map_are_accepted() {
         assert_eq!(
             refusal(&[
@@ -216,16 +137,13 @@ mod tests {
     }
 
     #[test]
-    fn authorizer_sasl_mechanisms_keystores_and_jbod_are_refused() {
+    fn authorizer_and_jbod_are_refused() {
         for (key, value, what) in [
             (
                 "authorizer.class.name",
                 "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
                 "authorization",
             ),
-            ("sasl.enabled.mechanisms", "PLAIN", "SASL"),
-            ("ssl.keystore.location", "/k.jks", "TLS"),
-            ("ssl.client.auth", "required", "TLS client authentication"),
             ("log.dirs", "/a,/b", "more than one log directory"),
         ] {
             let message = refusal(&[(key, value)]).unwrap_or_default();
@@ -235,15 +153,5 @@ mod tests {
                 "{key}: {message}"
             );
         }
-    }
-
-    #[test]
-    fn a_malformed_protocol_map_is_an_invalid_value() {
-        assert!(refusal(&[("listener.security.protocol.map", "EXTERNAL")])
-            .unwrap()
-            .contains("invalid value"));
-        assert!(refusal(&[("listener.security.protocol.map", "A:TLS")])
-            .unwrap()
-            .contains("unknown security protocol"));
     }
 }

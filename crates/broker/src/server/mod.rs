@@ -13,6 +13,8 @@ mod connection;
 pub(crate) use connection::Peer;
 mod frame;
 pub(crate) use frame::{Budget, FrameReader};
+mod sasl;
+pub(crate) use sasl::scram_keys;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -102,7 +104,7 @@ async fn accept_loop(
                     let listener = Arc::clone(&listener_info);
                     tokio::spawn(async move {
                         let _counted = counted;
-                        if let Err(error) = connection::run(broker, stream, listener, budget).await {
+                        if let Err(error) = open(broker, stream, listener, budget).await {
                             tracing::debug!(%peer, %error, "connection closed");
                         }
                         drop(slot);
@@ -116,6 +118,55 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// Serves one accepted connection: the TLS handshake first on an SSL or SASL_SSL listener
+/// (within `request.receive.timeout.ms`; a client that does not speak TLS is closed), then
+/// the connection.
+async fn open(
+    broker: Arc<Broker>,
+    stream: tokio::net::TcpStream,
+    listener: Arc<Listener>,
+    budget: Arc<frame::Budget>,
+) -> Result<(), frame::FrameError> {
+    stream.set_nodelay(true)?;
+    let (host, addr) = match stream.peer_addr() {
+        Ok(addr) => (format!("/{}", addr.ip()), addr.to_string()),
+        Err(_) => (String::new(), String::new()),
+    };
+    let mut peer = connection::Peer {
+        host,
+        addr,
+        listener: Arc::clone(&listener),
+        principal: "User:ANONYMOUS".to_owned(),
+    };
+    let Some(tls) = &listener.config.tls else {
+        let (read, write) = stream.into_split();
+        return connection::run(broker, read, write, peer, budget).await;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
+    let limit = std::time::Duration::from_millis(broker.config.request_receive_timeout_ms);
+    let stream = match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::info!(peer = %peer.addr, listener = %listener.config.name, %error, "TLS handshake failed");
+            return Ok(());
+        }
+        Err(_) => {
+            tracing::info!(peer = %peer.addr, listener = %listener.config.name, "TLS handshake timed out");
+            return Ok(());
+        }
+    };
+    if !listener.config.protocol.uses_sasl() {
+        let certificate = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first());
+        peer.principal = crate::config::tls_principal(certificate);
+    }
+    let (read, write) = tokio::io::split(stream);
+    connection::run(broker, read, write, peer, budget).await
 }
 
 /// Open connections counted against `max.connections` and `max.connections.per.ip`.
