@@ -47,6 +47,8 @@ enum State {
         /// client-first-message-bare + "," + server-first-message.
         auth_message: String,
         nonce: String,
+        /// The client's part of `nonce`.
+        client_nonce_len: usize,
     },
     /// Authenticated.
     Done,
@@ -245,6 +247,7 @@ impl Authenticator {
                     user,
                     credential,
                     auth_message: format!("{bare},{server_first}"),
+                    client_nonce_len: client_nonce.len(),
                     nonce,
                 };
                 Ok(server_first.into_bytes())
@@ -255,6 +258,7 @@ impl Authenticator {
                 credential,
                 auth_message,
                 nonce,
+                client_nonce_len,
                 ..
             } => {
                 let failure = || scram_failure(mechanism);
@@ -264,7 +268,15 @@ impl Authenticator {
                     .split(',')
                     .find_map(|a| a.strip_prefix("r="))
                     .ok_or_else(failure)?;
-                if final_nonce != nonce {
+                // RFC 5802: the nonce of server-first. librdkafka before 2.2 (Debian 12's
+                // kcat has 2.0.2) sends the client nonce once more in front of it; Kafka
+                // before 3.x accepted that (it checked only the end), and the proof covers
+                // the message as sent, so that one form is accepted too.
+                let legacy = final_nonce.len() == client_nonce_len + nonce.len()
+                    && final_nonce.ends_with(&nonce)
+                    && final_nonce.as_bytes()[..client_nonce_len]
+                        == nonce.as_bytes()[..client_nonce_len];
+                if final_nonce != nonce && !legacy {
                     return Err(failure());
                 }
                 let proof = BASE64.decode(proof).map_err(|_| failure())?;
@@ -356,4 +368,110 @@ pub(crate) fn scram_keys(mechanism: ScramMechanism, salted_password: &[u8]) -> (
     let stored_key = digest::digest(digest_algorithm, client_key.as_ref());
     let server_key = hmac::sign(&key, b"Server Key");
     (stored_key.as_ref().to_vec(), server_key.as_ref().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs SCRAM-SHA-256 for bob; `final_nonce` builds the client-final nonce from the
+    /// client nonce and the server-first nonce.
+    fn scram_exchange(password: &[u8], final_nonce: impl Fn(&str, &str) -> String) -> bool {
+        let salt = b"salt-salt-salt";
+        let mut salted = [0u8; 32];
+        ring::pbkdf2::derive(
+            ring::pbkdf2::PBKDF2_HMAC_SHA256,
+            std::num::NonZeroU32::new(4096).unwrap(),
+            salt,
+            b"bob-secret",
+            &mut salted,
+        );
+        let (stored_key, server_key) = scram_keys(ScramMechanism::Sha256, &salted);
+        let mut image = MetadataImage::new();
+        image
+            .apply(&controller::Command::AlterScramCredential {
+                user: "bob".into(),
+                mechanism: ScramMechanism::Sha256,
+                credential: Some(ScramCredential {
+                    salt: salt.to_vec(),
+                    stored_key,
+                    server_key,
+                    iterations: 4096,
+                }),
+            })
+            .unwrap();
+        let mut auth = Authenticator::new(SaslSettings {
+            mechanisms: vec![Mechanism::ScramSha256],
+            plain_users: Default::default(),
+        });
+        auth.state = State::Start {
+            mechanism: Mechanism::ScramSha256,
+            framed: true,
+        };
+        let server_first = auth.token(b"n,,n=bob,r=abc123", &image).unwrap();
+        let server_first = String::from_utf8(server_first).unwrap();
+        let nonce = server_first[2..].split(',').next().unwrap().to_owned();
+        let mut salted_given = [0u8; 32];
+        ring::pbkdf2::derive(
+            ring::pbkdf2::PBKDF2_HMAC_SHA256,
+            std::num::NonZeroU32::new(4096).unwrap(),
+            salt,
+            password,
+            &mut salted_given,
+        );
+        let without_proof = format!("c=biws,r={}", final_nonce("abc123", &nonce));
+        let auth_message = format!("n=bob,r=abc123,{server_first},{without_proof}");
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &salted_given);
+        let client_key = hmac::sign(&key, b"Client Key");
+        let stored = digest::digest(&digest::SHA256, client_key.as_ref());
+        let signature = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, stored.as_ref()),
+            auth_message.as_bytes(),
+        );
+        let proof: Vec<u8> = client_key
+            .as_ref()
+            .iter()
+            .zip(signature.as_ref())
+            .map(|(a, b)| a ^ b)
+            .collect();
+        let last = format!("{without_proof},p={}", BASE64.encode(proof));
+        auth.token(last.as_bytes(), &image).is_ok() && auth.done()
+    }
+
+    #[test]
+    fn scram_checks_the_proof_and_the_nonce() {
+        assert!(scram_exchange(b"bob-secret", |_, n| n.to_owned()));
+        assert!(!scram_exchange(b"wrong", |_, n| n.to_owned()));
+        // librdkafka before 2.2 repeats the client nonce in front.
+        assert!(scram_exchange(b"bob-secret", |c, n| format!("{c}{n}")));
+        assert!(!scram_exchange(b"bob-secret", |_, n| format!("x{n}")));
+        assert!(!scram_exchange(b"bob-secret", |_, _| "abc123".to_owned()));
+    }
+
+    #[test]
+    fn plain_checks_user_password_and_authorization_id() {
+        let image = MetadataImage::new();
+        let settings = SaslSettings {
+            mechanisms: vec![Mechanism::Plain],
+            plain_users: [("alice".to_owned(), "s3".to_owned())].into(),
+        };
+        let run = |token: &[u8]| {
+            let mut auth = Authenticator::new(settings.clone());
+            auth.state = State::Start {
+                mechanism: Mechanism::Plain,
+                framed: true,
+            };
+            auth.token(token, &image)
+                .map(|_| auth.principal().map(str::to_owned))
+        };
+        assert_eq!(run(b"\0alice\0s3"), Ok(Some("User:alice".to_owned())));
+        assert_eq!(run(b"alice\0alice\0s3"), Ok(Some("User:alice".to_owned())));
+        assert!(run(b"bob\0alice\0s3").is_err());
+        assert_eq!(
+            run(b"\0alice\0s4"),
+            Err("Authentication failed: Invalid username or password".to_owned())
+        );
+        assert!(run(b"\0alice").is_err());
+        assert!(run(b"\0\xff\0s3").is_err());
+    }
 }
