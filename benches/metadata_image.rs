@@ -17,6 +17,7 @@ fn big_image() -> MetadataImage {
                 host: format!("127.0.0.{id}"),
                 port: 9092,
                 rack: None,
+                listeners: Vec::new(),
             })
             .expect("register");
     }

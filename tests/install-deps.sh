@@ -46,6 +46,7 @@ APT_PACKAGES=(
     golang-go                         # Go toolchain (1.19 on bookworm)
     golang-github-shopify-sarama-dev  # sarama 1.22.1 sources in /usr/share/gocode
     pkg-config libzstd-dev gcc libc6-dev  # cgo zstd (DataDog/zstd links the system libzstd)
+    libssl-dev openssl                # librdkafka's TLS and SCRAM (rdkafka "ssl"); test certificates
     g++ make python3                  # node-gyp builds of lz4 and cppzst for kafkajs
     burrow zookeeper                  # the lag monitor, and the ZooKeeper it keeps its state in
     docker-compose systemd iproute2   # deploy/ validators (compose config, systemd-analyze) and namespaces

@@ -21,4 +21,5 @@ mod offsets;
 mod partition_budget;
 mod produce_consume;
 mod record_validation;
+mod security;
 mod transactions;

@@ -8,9 +8,15 @@ use std::path::PathBuf;
 mod applied;
 pub(crate) mod dynamic;
 mod known;
+mod listeners;
+mod sasl;
+mod tls;
 mod unserved;
 
 pub use known::{unknown_properties, UnknownProperty};
+pub use listeners::{ListenerConfig, SecurityProtocol};
+pub use sasl::{Mechanism, SaslSettings};
+pub(crate) use tls::principal as tls_principal;
 
 /// A configuration value that could not be understood.
 #[derive(Debug, thiserror::Error)]
@@ -45,10 +51,12 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// `log.dirs` (the first entry is used).
     pub data_dir: PathBuf,
-    /// Address the Kafka listener binds.
-    pub listen: SocketAddr,
-    /// `host:port` given to clients in Metadata.
-    pub advertise: (String, u16),
+    /// `listeners` with `advertised.listeners` and `listener.security.protocol.map`: at
+    /// least one, names unique.
+    pub listeners: Vec<ListenerConfig>,
+    /// `inter.broker.listener.name`: the listener (one of `listeners`) other brokers fetch
+    /// from; its advertised address is this broker's registration.
+    pub inter_broker_listener: String,
     /// `broker.rack`.
     pub rack: Option<String>,
     /// `num.partitions`: partitions of an auto-created topic or a CreateTopics asking for -1.
@@ -155,8 +163,10 @@ impl Default for BrokerConfig {
         Self {
             node_id: 1,
             data_dir: PathBuf::from("./strata-data"),
-            listen: "127.0.0.1:9092".parse().expect("valid literal address"),
-            advertise: ("127.0.0.1".to_owned(), 9092),
+            listeners: vec![ListenerConfig::plaintext(
+                "127.0.0.1:9092".parse().expect("valid literal address"),
+            )],
+            inter_broker_listener: "PLAINTEXT".to_owned(),
             rack: None,
             num_partitions: 1,
             default_replication_factor: 1,
@@ -260,12 +270,22 @@ impl BrokerConfig {
             self.properties.insert(key.clone(), value.clone());
             self.apply_one(key, value)?;
         }
-        // As in Kafka, `advertised.listeners` defaults to `listeners`.
-        if let (Some(value), false) = (
-            props.get("listeners"),
-            props.contains_key("advertised.listeners"),
-        ) {
-            self.advertise = split_host_port("listeners", listener_address("listeners", value)?)?;
+        if let Some((listeners, inter_broker)) = listeners::parse(props)? {
+            self.listeners = listeners;
+            self.inter_broker_listener = inter_broker;
+            // Followers fetch with Strata's own client, which speaks neither TLS nor SASL.
+            let inter = self.inter_broker();
+            if inter.protocol != SecurityProtocol::Plaintext {
+                return Err(ConfigError::Unserved {
+                    key: "inter.broker.listener.name".to_owned(),
+                    value: inter.name.clone(),
+                    what: format!("{} between brokers", inter.protocol.name()),
+                });
+            }
+        }
+        for listener in &mut self.listeners {
+            listener.tls = tls::server_config(&self.properties, listener)?;
+            listener.sasl = sasl::settings(&self.properties, listener)?;
         }
         // The table lists coarse units first, so a finer property overrides a coarser one.
         for (property, topic_key, scale) in TOPIC_DEFAULT_PROPERTIES {
@@ -427,29 +447,37 @@ applied_properties! {
                 "controlled.shutdown.enable" => {
                     self.controlled_shutdown_enable = parse(key, value)?
                 }
-                "listeners" => {
-                    let addr = listener_address(key, value)?;
-                    self.listen = addr
-                        .parse()
-                        .map_err(|e| invalid(key, value, format!("{e}")))?;
-                }
-                "advertised.listeners" => {
-                    let addr = listener_address(key, value)?;
-                    self.advertise = split_host_port(key, addr)?;
-                }
+                // Read together by `listeners::parse`.
+                "listeners"
+                | "advertised.listeners"
+                | "listener.security.protocol.map"
+                | "inter.broker.listener.name"
+                | "security.inter.broker.protocol"
+                | "controller.listener.names" => {}
             }
         }
     }
 }
 
-/// Takes the address out of a listener list such as `PLAINTEXT://127.0.0.1:9092`.
-fn listener_address<'a>(key: &str, value: &'a str) -> Result<&'a str, ConfigError> {
-    let first = value.split(',').next().unwrap_or_default().trim();
-    let addr = first.rsplit("://").next().unwrap_or(first);
-    if addr.is_empty() {
-        return Err(invalid(key, value, "no listener address".into()));
+impl BrokerConfig {
+    /// The inter-broker listener (`inter.broker.listener.name`).
+    pub fn inter_broker(&self) -> &ListenerConfig {
+        self.listeners
+            .iter()
+            .find(|l| l.name == self.inter_broker_listener)
+            .unwrap_or(&self.listeners[0])
     }
-    Ok(addr)
+
+    /// Binds the first listener to `bind` (`--listen`); it also advertises `bind` unless
+    /// `advertise` is given (`--advertise`).
+    pub fn set_first_listener(&mut self, bind: Option<SocketAddr>, advertise: (String, u16)) {
+        if let Some(listener) = self.listeners.first_mut() {
+            if let Some(bind) = bind {
+                listener.bind = bind;
+            }
+            listener.advertised = advertise;
+        }
+    }
 }
 
 /// Parses `max.connections.per.ip.overrides`: `host:count` entries separated by commas,
@@ -560,8 +588,11 @@ mod tests {
                 ("advertised.listeners", "PLAINTEXT://localhost:19092"),
             ]))
             .unwrap();
-        assert_eq!(config.listen.port(), 19092);
-        assert_eq!(config.advertise, ("localhost".to_owned(), 19092));
+        assert_eq!(config.listeners[0].bind.port(), 19092);
+        assert_eq!(
+            config.listeners[0].advertised,
+            ("localhost".to_owned(), 19092)
+        );
     }
 
     #[test]
@@ -570,8 +601,11 @@ mod tests {
         config
             .apply_properties(&props(&[("listeners", "PLAINTEXT://127.0.0.7:19093")]))
             .unwrap();
-        assert_eq!(config.listen.to_string(), "127.0.0.7:19093");
-        assert_eq!(config.advertise, ("127.0.0.7".to_owned(), 19093));
+        assert_eq!(config.listeners[0].bind.to_string(), "127.0.0.7:19093");
+        assert_eq!(
+            config.listeners[0].advertised,
+            ("127.0.0.7".to_owned(), 19093)
+        );
         // An explicit `advertised.listeners` still wins.
         let mut config = BrokerConfig::default();
         config
@@ -580,7 +614,10 @@ mod tests {
                 ("listeners", "PLAINTEXT://127.0.0.7:19093"),
             ]))
             .unwrap();
-        assert_eq!(config.advertise, ("broker-1.example".to_owned(), 9092));
+        assert_eq!(
+            config.listeners[0].advertised,
+            ("broker-1.example".to_owned(), 9092)
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::image::ListenerEndpoint;
+
 /// One change to the cluster metadata. Commands carry every input they need (ids, times,
 /// placements), so applying the same sequence to the same image always gives the same
 /// result.
@@ -23,6 +25,10 @@ pub enum Command {
         port: u16,
         /// `broker.rack`, if set (non-empty when present).
         rack: Option<String>,
+        /// Every advertised listener, by name (names unique); `host`/`port` is the
+        /// inter-broker one. Empty in registrations made before named listeners.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        listeners: Vec<ListenerEndpoint>,
     },
     /// Create a topic with explicit replica placement (see [`crate::assign_replicas`]).
     CreateTopic {
@@ -110,6 +116,17 @@ pub enum Command {
         /// The changes, in request order.
         updates: Vec<crate::features::FeatureUpdate>,
     },
+    /// Set (`Some`) or delete (`None`) a user's SCRAM credential for one mechanism
+    /// (Kafka's AlterUserScramCredentials, KIP-554). Only the salted keys are stored, never
+    /// a password. Deleting a credential that does not exist is refused.
+    AlterScramCredential {
+        /// The user name (non-empty).
+        user: String,
+        /// The SCRAM mechanism.
+        mechanism: ScramMechanism,
+        /// The new credential, or `None` to delete it.
+        credential: Option<ScramCredential>,
+    },
     /// Reserve a block of producer ids for a broker.
     AllocateProducerIds {
         /// The broker asking (must be registered).
@@ -135,6 +152,7 @@ impl Command {
             Command::AlterReassignments { .. } => "alter_reassignments",
             Command::AllocateProducerIds { .. } => "allocate_producer_ids",
             Command::UpdateFeatures { .. } => "update_features",
+            Command::AlterScramCredential { .. } => "alter_scram_credential",
         }
     }
 }
@@ -174,8 +192,52 @@ impl std::fmt::Display for Command {
             Command::UpdateFeatures { updates } => {
                 write!(f, "{} ({} features)", self.kind(), updates.len())
             }
+            Command::AlterScramCredential {
+                user, mechanism, ..
+            } => write!(f, "{} {user} {mechanism:?}", self.kind()),
         }
     }
+}
+
+/// A SCRAM mechanism (Kafka's ScramMechanism: 1 is SHA-256, 2 is SHA-512).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ScramMechanism {
+    /// SCRAM-SHA-256.
+    Sha256,
+    /// SCRAM-SHA-512.
+    Sha512,
+}
+
+impl ScramMechanism {
+    /// The mechanism of Kafka's wire code (1, 2).
+    pub fn from_code(code: i8) -> Option<ScramMechanism> {
+        match code {
+            1 => Some(ScramMechanism::Sha256),
+            2 => Some(ScramMechanism::Sha512),
+            _ => None,
+        }
+    }
+
+    /// Kafka's wire code.
+    pub fn code(self) -> i8 {
+        match self {
+            ScramMechanism::Sha256 => 1,
+            ScramMechanism::Sha512 => 2,
+        }
+    }
+}
+
+/// A stored SCRAM credential (RFC 5802): what the server needs to check a client's proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredential {
+    /// The salt.
+    pub salt: Vec<u8>,
+    /// `H(HMAC(SaltedPassword, "Client Key"))`.
+    pub stored_key: Vec<u8>,
+    /// `HMAC(SaltedPassword, "Server Key")`.
+    pub server_key: Vec<u8>,
+    /// PBKDF2 iterations (Kafka: 4096 to 16384).
+    pub iterations: i32,
 }
 
 /// The kind of a leader election.

@@ -69,6 +69,20 @@ pub enum Rejection {
     /// The broker id is not registered. `BROKER_ID_NOT_REGISTERED` (102).
     #[error("No broker with id {0} is registered.")]
     UnknownBroker(i32),
+    /// A SCRAM credential Kafka would not accept. `UNACCEPTABLE_CREDENTIAL` (93).
+    #[error("{reason}")]
+    InvalidScramCredential {
+        /// The user.
+        user: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Deleting a SCRAM credential that does not exist. `RESOURCE_NOT_FOUND` (91).
+    #[error("Attempt to delete a user credential that does not exist")]
+    ScramCredentialNotFound {
+        /// The user.
+        user: String,
+    },
     /// A broker registration with an invalid id, host, port or rack. `INVALID_REQUEST` (42).
     #[error("Invalid registration of broker {node_id}: {reason}")]
     InvalidBrokerRegistration {
@@ -168,6 +182,8 @@ impl Rejection {
             Rejection::InvalidConfig { .. } => ResponseError::InvalidConfig,
             Rejection::UnknownBroker(_) => ResponseError::BrokerIdNotRegistered,
             Rejection::InvalidBrokerRegistration { .. } => ResponseError::InvalidRequest,
+            Rejection::InvalidScramCredential { .. } => ResponseError::UnacceptableCredential,
+            Rejection::ScramCredentialNotFound { .. } => ResponseError::ResourceNotFound,
             Rejection::InvalidTopicId { .. } => ResponseError::UnknownServerError,
             Rejection::InvalidProducerIdCount(_) => ResponseError::InvalidRequest,
             Rejection::NotPartitionLeader { .. } => ResponseError::FencedLeaderEpoch,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::command::{Applied, Command};
+use crate::command::{Applied, Command, ScramCredential, ScramMechanism};
 use crate::error::Rejection;
 
 mod apply;
@@ -33,6 +33,36 @@ pub struct BrokerMeta {
     /// and is left out of Metadata responses.
     #[serde(default)]
     pub fenced: bool,
+    /// Every advertised listener; empty for a registration without names, whose one
+    /// endpoint (`host`, `port`) serves every listener name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<ListenerEndpoint>,
+}
+
+impl BrokerMeta {
+    /// The endpoint clients of listener `name` are given (Kafka answers each client with
+    /// the endpoints of the listener it came in on), or `None` when the broker does not
+    /// advertise that listener.
+    pub fn endpoint(&self, name: &str) -> Option<(&str, u16)> {
+        if self.listeners.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.listeners
+            .iter()
+            .find(|l| l.name.eq_ignore_ascii_case(name))
+            .map(|l| (l.host.as_str(), l.port))
+    }
+}
+
+/// One advertised listener of a broker (Kafka's `advertised.listeners` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerEndpoint {
+    /// Listener name, upper case (`PLAINTEXT`, `SASL_SSL`, `EXTERNAL`).
+    pub name: String,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: u16,
 }
 
 /// One partition of a topic.
@@ -104,6 +134,9 @@ pub struct MetadataImage {
     /// Dynamic broker configs set for every broker (Kafka's cluster default).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     broker_default_configs: BTreeMap<String, String>,
+    /// SCRAM credentials by user and mechanism.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    scram: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
     next_producer_id: i64,
     applied_index: u64,
     /// Finalized feature levels once UpdateFeatures changed them; `None`: the levels of a
@@ -127,7 +160,8 @@ impl MetadataImage {
                 host,
                 port,
                 rack,
-            } => self.register_broker(*node_id, host, *port, rack.as_deref())?,
+                listeners,
+            } => self.register_broker(*node_id, host, *port, rack.as_deref(), listeners)?,
             Command::CreateTopic {
                 name,
                 topic_id,
@@ -145,6 +179,11 @@ impl MetadataImage {
             Command::AllocateProducerIds { broker_id, count } => {
                 self.allocate_producer_ids(*broker_id, *count)?
             }
+            Command::AlterScramCredential {
+                user,
+                mechanism,
+                credential,
+            } => self.alter_scram_credential(user, *mechanism, credential.as_ref())?,
             Command::AlterPartition {
                 topic,
                 partition,
@@ -231,6 +270,22 @@ impl MetadataImage {
     /// with the empty name).
     pub fn broker_default_configs(&self) -> &BTreeMap<String, String> {
         &self.broker_default_configs
+    }
+
+    /// `user`'s SCRAM credential for `mechanism`.
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Option<&ScramCredential> {
+        self.scram.get(user)?.get(&mechanism)
+    }
+
+    /// Every user with a SCRAM credential, and their credentials by mechanism.
+    pub fn scram_users(
+        &self,
+    ) -> impl Iterator<Item = (&String, &BTreeMap<ScramMechanism, ScramCredential>)> {
+        self.scram.iter()
     }
 
     /// The first producer id the next [`Command::AllocateProducerIds`] will hand out.

@@ -39,9 +39,9 @@ mod rpc;
 pub mod topic_config;
 mod validate;
 
-pub use command::{Applied, Command, ConfigResource, Election};
+pub use command::{Applied, Command, ConfigResource, Election, ScramCredential, ScramMechanism};
 pub use error::{ControllerError, Rejection};
-pub use image::{BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
+pub use image::{BrokerMeta, ListenerEndpoint, MetadataImage, PartitionMeta, TopicMeta};
 pub use node::{parse_voters, BrokerRegistration, Controller, ControllerOptions, RaftStatus};
 pub use placement::assign_replicas;
 pub use quorum::{QuorumInfo, VoterInfo};

@@ -148,6 +148,8 @@ pub struct BrokerRegistration {
     pub port: u16,
     /// `broker.rack`.
     pub rack: Option<String>,
+    /// Every advertised listener; `host`/`port` is the inter-broker one among them.
+    pub listeners: Vec<crate::ListenerEndpoint>,
 }
 
 /// Why one submission attempt on one voter did not produce an outcome.
@@ -529,6 +531,7 @@ impl Controller {
             host: registration.host.clone(),
             port: registration.port,
             rack: registration.rack.clone(),
+            listeners: registration.listeners.clone(),
         };
         match self.submit(command).await {
             Ok(_) => {

@@ -146,6 +146,7 @@ mod tests {
             port: 9092,
             rack: rack.map(Into::into),
             fenced: false,
+            listeners: Vec::new(),
         }
     }
 

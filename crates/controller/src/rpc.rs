@@ -116,6 +116,7 @@ impl pb::controller_server::Controller for ControllerService {
             host: r.host,
             port,
             rack: r.rack,
+            listeners: Vec::new(),
         };
         let attempt = self.controller.submit_here(command).await;
         if attempt.is_ok() {

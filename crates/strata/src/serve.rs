@@ -156,17 +156,19 @@ pub(crate) async fn run(args: ServeArgs, log_format: Option<LogFormat>) -> anyho
         config.data_dir = dir;
     }
     if let Some(listen) = &args.listen {
-        config.listen = tokio::net::lookup_host(listen)
+        let bind = tokio::net::lookup_host(listen)
             .await
             .with_context(|| format!("resolving --listen {listen}"))?
             .next()
             .with_context(|| format!("--listen {listen} resolves to no address"))?;
-        if args.advertise.is_none() {
-            config.advertise = broker::config::split_host_port("--listen", listen)?;
-        }
-    }
-    if let Some(advertise) = &args.advertise {
-        config.advertise = broker::config::split_host_port("--advertise", advertise)?;
+        let advertise = match &args.advertise {
+            Some(advertise) => broker::config::split_host_port("--advertise", advertise)?,
+            None => broker::config::split_host_port("--listen", listen)?,
+        };
+        config.set_first_listener(Some(bind), advertise);
+    } else if let Some(advertise) = &args.advertise {
+        let advertise = broker::config::split_host_port("--advertise", advertise)?;
+        config.set_first_listener(None, advertise);
     }
     if let Some(addr) = &args.metrics_listen {
         if !addr.is_empty() {
@@ -200,16 +202,29 @@ pub(crate) async fn run(args: ServeArgs, log_format: Option<LogFormat>) -> anyho
         controller.shutdown().await;
         return Ok(());
     }
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
+    let mut listeners = Vec::with_capacity(config.listeners.len());
+    for listener in &config.listeners {
+        let socket = TcpListener::bind(listener.bind)
+            .await
+            .with_context(|| format!("binding listener {} on {}", listener.name, listener.bind))?;
+        listeners.push((listener.clone(), socket));
+    }
+    let bound: Vec<String> = listeners
+        .iter()
+        .map(|(l, socket)| {
+            let addr = socket
+                .local_addr()
+                .map_or_else(|_| l.bind.to_string(), |a| a.to_string());
+            format!("{}://{addr}", l.name)
+        })
+        .collect();
     let opening = controller.clone();
     let broker = tokio::task::spawn_blocking(move || Broker::open(config, opening)).await??;
     broker.spawn_background_tasks();
     metrics.set_broker(&broker);
     tracing::info!(
         node_id = broker_node(&broker),
-        listen = %listener.local_addr()?,
+        listen = %bound.join(","),
         startup_ms = started.elapsed().as_millis() as u64,
         "strata is serving"
     );
@@ -233,7 +248,7 @@ pub(crate) async fn run(args: ServeArgs, log_format: Option<LogFormat>) -> anyho
         () = registered => {
             tracing::info!(wait_ms = started.elapsed().as_millis() as u64, "broker registered; serving clients");
             metrics.set_serving(true);
-            broker::serve(Arc::clone(&broker), listener, async move {
+            broker::serve(Arc::clone(&broker), listeners, async move {
                 let _ = stop.await;
             })
             .await;

@@ -32,12 +32,20 @@ struct Described {
 /// The value a broker property has in this process when no layer sets it: what Strata
 /// computed (the node id, listeners) or the catalog's default.
 fn computed_value(config: &BrokerConfig, key: &BrokerKey) -> Option<String> {
-    let (host, port) = &config.advertise;
+    let join = |f: &dyn Fn(&crate::config::ListenerConfig) -> String| {
+        config.listeners.iter().map(f).collect::<Vec<_>>().join(",")
+    };
     match key.name {
         "node.id" | "broker.id" => Some(config.node_id.to_string()),
         "log.dirs" => Some(config.data_dir.display().to_string()),
-        "listeners" => Some(format!("PLAINTEXT://{}", config.listen)),
-        "advertised.listeners" => Some(format!("PLAINTEXT://{host}:{port}")),
+        "listeners" => Some(join(&|l| format!("{}://{}", l.name, l.bind))),
+        "advertised.listeners" => Some(join(&|l| {
+            format!("{}://{}:{}", l.name, l.advertised.0, l.advertised.1)
+        })),
+        "listener.security.protocol.map" => {
+            Some(join(&|l| format!("{}:{}", l.name, l.protocol.name())))
+        }
+        "inter.broker.listener.name" => Some(config.inter_broker_listener.clone()),
         _ => key.default.map(str::to_owned),
     }
 }

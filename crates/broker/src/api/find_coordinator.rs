@@ -39,7 +39,10 @@ async fn locate(
         _ => return Err(ResponseError::InvalidRequest),
     };
     coordinator
-        .map(|b| (b.node_id, b.host, i32::from(b.port)))
+        .and_then(|b| {
+            let (host, port) = b.endpoint(ctx.listener)?;
+            Some((b.node_id, host.to_owned(), i32::from(port)))
+        })
         .ok_or(ResponseError::CoordinatorNotAvailable)
 }
 

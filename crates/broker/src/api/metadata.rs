@@ -74,21 +74,26 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: MetadataRequest) -> MetadataR
         }
     }
     MetadataResponse::default()
-        .with_brokers(brokers(&image))
+        .with_brokers(brokers(&image, ctx.listener))
         .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
         .with_controller_id(BrokerId(broker.controller_id()))
         .with_topics(topics)
 }
 
-fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+/// The live brokers with their endpoints on `listener`; as in Kafka, a broker without that
+/// listener is left out.
+fn brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker> {
     image
         .live_brokers()
-        .map(|b| {
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(b.node_id))
-                .with_host(str_bytes(b.host.clone()))
-                .with_port(i32::from(b.port))
-                .with_rack(b.rack.clone().map(str_bytes))
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.node_id))
+                    .with_host(str_bytes(host.to_owned()))
+                    .with_port(i32::from(port))
+                    .with_rack(b.rack.clone().map(str_bytes)),
+            )
         })
         .collect()
 }

@@ -39,6 +39,7 @@ mod offset_for_leader_epoch;
 mod partition_reassignments;
 mod produce;
 mod produce_legacy;
+mod scram_credentials;
 mod splice;
 mod sync_group;
 mod transactions;
@@ -47,8 +48,9 @@ mod update_features;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use tracing::Instrument as _;
 
@@ -116,6 +118,10 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::TxnOffsetCommit, 0, 3),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Versions of `key` this broker decodes, if it serves the API at all.
@@ -272,6 +278,7 @@ pub(crate) async fn handle_frame(
         version,
         client_id,
         peer: &peer.host,
+        listener: &peer.listener.config.name,
         read_ahead,
     };
     let span = tracing::info_span!(
@@ -281,6 +288,7 @@ pub(crate) async fn handle_frame(
         correlation_id = header.correlation_id,
         client_id = %ctx.client_id,
         connection = %peer.addr,
+        principal = %peer.principal,
     );
     let dispatch = async {
         let response: ResponseKind = match request {
@@ -361,6 +369,27 @@ pub(crate) async fn handle_frame(
             RequestKind::TxnOffsetCommit(r) => transactions::offset_commit(&ctx, r).await.into(),
             RequestKind::DescribeTransactions(r) => transactions::describe(&ctx, r).into(),
             RequestKind::ListTransactions(r) => transactions::list(&ctx, r).into(),
+            // On a listener without SASL, or after authentication (`server/sasl.rs` answers
+            // them before): Kafka's ILLEGAL_SASL_STATE.
+            RequestKind::SaslHandshake(_) => {
+                kafka_protocol::messages::SaslHandshakeResponse::default()
+                    .with_error_code(ResponseError::IllegalSaslState.code())
+                    .into()
+            }
+            RequestKind::SaslAuthenticate(_) => {
+                kafka_protocol::messages::SaslAuthenticateResponse::default()
+                    .with_error_code(ResponseError::IllegalSaslState.code())
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "SaslAuthenticate request received after successful authentication",
+                    )))
+                    .into()
+            }
+            RequestKind::DescribeUserScramCredentials(r) => {
+                scram_credentials::describe(&ctx, r).into()
+            }
+            RequestKind::AlterUserScramCredentials(r) => {
+                scram_credentials::alter(&ctx, r).await.into()
+            }
             _ => return Reply::Close,
         };
         encode_response(api_key, version, header.correlation_id, response)
@@ -380,6 +409,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) client_id: String,
     /// The client's address, as Kafka shows it (`/127.0.0.1`).
     pub(crate) peer: &'a str,
+    /// The name of the listener the request came in on: Metadata, FindCoordinator and
+    /// DescribeCluster answer with that listener's endpoints.
+    pub(crate) listener: &'a str,
     /// The request's share of its connection's read-ahead budget: whatever keeps request
     /// bytes past the handler (a queued append) keeps this too.
     pub(crate) read_ahead: crate::partition::Hold,

@@ -14,12 +14,23 @@ impl Broker {
     /// changes, and runs retention, producer-state snapshots, the log cleaner and group
     /// timers until the process ends.
     pub fn spawn_background_tasks(self: &Arc<Self>) {
-        let (host, port) = self.config.advertise.clone();
+        let (host, port) = self.config.inter_broker().advertised.clone();
+        let listeners = self
+            .config
+            .listeners
+            .iter()
+            .map(|l| controller::ListenerEndpoint {
+                name: l.name.clone(),
+                host: l.advertised.0.clone(),
+                port: l.advertised.1,
+            })
+            .collect();
         self.controller
             .start_broker_lease(controller::BrokerRegistration {
                 host,
                 port,
                 rack: self.config.rack.clone(),
+                listeners,
             });
         let registered = Arc::clone(self);
         tokio::spawn(async move {

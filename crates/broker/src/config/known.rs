@@ -20,14 +20,6 @@ pub(crate) const IGNORED: &[(&str, &str)] = &[
         "controller.quorum.bootstrap.servers",
         "voters come from --voters",
     ),
-    (
-        "controller.listener.names",
-        "the controller binds --controller-listen",
-    ),
-    (
-        "inter.broker.listener.name",
-        "followers fetch from the advertised listener",
-    ),
     ("metadata.log.dir", "metadata lives in log.dirs/metadata"),
     (
         "metadata.log.segment.bytes",

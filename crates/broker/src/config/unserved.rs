@@ -2,18 +2,13 @@
 //! something else than asked (plain text for TLS, no authentication for SASL, every client
 //! allowed for an authorizer), so the start stops with [`ConfigError::Unserved`].
 //!
-//! This is the one place that knows what is missing: when TLS or SASL are served, their
-//! entries leave this file.
+//! This is the one place that knows what is missing. TLS and SASL listeners are served
+//! (`config/tls.rs` and `config/sasl.rs` refuse what of them is not: JKS stores, encrypted
+//! keys, GSSAPI and OAUTHBEARER, TLS or SASL between brokers).
 
 use std::collections::BTreeMap;
 
-use super::{invalid, ConfigError};
-
-/// The security protocol Strata serves.
-const SERVED_PROTOCOL: &str = "PLAINTEXT";
-
-/// Kafka's security protocols.
-const PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+use super::ConfigError;
 
 /// A property refused unless its value is one of `allowed` (compared without case).
 struct Refused {
@@ -27,51 +22,6 @@ const REFUSED: &[Refused] = &[
         key: "authorizer.class.name",
         allowed: &[""],
         what: "authorization (ACLs)",
-    },
-    Refused {
-        key: "sasl.enabled.mechanisms",
-        allowed: &[""],
-        what: "SASL authentication",
-    },
-    Refused {
-        key: "sasl.jaas.config",
-        allowed: &[""],
-        what: "SASL authentication",
-    },
-    Refused {
-        key: "ssl.keystore.location",
-        allowed: &[""],
-        what: "TLS",
-    },
-    Refused {
-        key: "ssl.keystore.certificate.chain",
-        allowed: &[""],
-        what: "TLS",
-    },
-    Refused {
-        key: "ssl.keystore.key",
-        allowed: &[""],
-        what: "TLS",
-    },
-    Refused {
-        key: "ssl.truststore.location",
-        allowed: &[""],
-        what: "TLS",
-    },
-    Refused {
-        key: "ssl.truststore.certificates",
-        allowed: &[""],
-        what: "TLS",
-    },
-    Refused {
-        key: "ssl.client.auth",
-        allowed: &["", "none"],
-        what: "TLS client authentication",
-    },
-    Refused {
-        key: "security.inter.broker.protocol",
-        allowed: &["", SERVED_PROTOCOL],
-        what: "TLS or SASL between brokers",
     },
     Refused {
         key: "client.quota.callback.class",
@@ -91,7 +41,7 @@ const REFUSED: &[Refused] = &[
 ];
 
 /// Property names checked here besides those in `REFUSED`.
-const CHECKED: &[&str] = &["listener.security.protocol.map"];
+const CHECKED: &[&str] = &[];
 
 /// Every property name this file checks.
 pub(super) const NAMES: &[&str] = &{
@@ -109,9 +59,9 @@ pub(super) const NAMES: &[&str] = &{
     names
 };
 
-/// Key prefixes of settings that configure only TLS or SASL listeners (`ssl.protocol`,
-/// `listener.name.sasl_ssl.plain.sasl.jaas.config`, ...). Without such a listener, which
-/// is refused, they have no effect, so they are known and ignored.
+/// Key prefixes of settings of TLS and SASL listeners (`ssl.protocol`,
+/// `listener.name.sasl_ssl.plain.sasl.jaas.config`, ...): the listeners read the ones they
+/// serve (`config/tls.rs`, `config/sasl.rs`); the rest are known and ignored.
 const LISTENER_SECURITY_PREFIXES: &[&str] = &["ssl.", "sasl.", "listener.name."];
 
 /// Whether `key` is one of the security settings ignored without a TLS or SASL listener.
@@ -135,34 +85,6 @@ pub(super) fn refuse(props: &BTreeMap<String, String>) -> Result<(), ConfigError
             }
         }
     }
-    let protocols = protocol_map(props)?;
-    for key in ["listeners", "advertised.listeners"] {
-        let Some(value) = props.get(key) else {
-            continue;
-        };
-        for listener in value.split(',').map(str::trim).filter(|l| !l.is_empty()) {
-            // A bare `host:port` is plain text.
-            let Some((name, _)) = listener.split_once("://") else {
-                continue;
-            };
-            if let Some(protocol) = protocol_of(&protocols, name) {
-                if !protocol.eq_ignore_ascii_case(SERVED_PROTOCOL) {
-                    return Err(unserved(key, value, format!("{protocol} listeners")));
-                }
-            }
-        }
-    }
-    if let Some(name) = props.get("inter.broker.listener.name") {
-        if let Some(protocol) = protocol_of(&protocols, name.trim()) {
-            if !protocol.eq_ignore_ascii_case(SERVED_PROTOCOL) {
-                return Err(unserved(
-                    "inter.broker.listener.name",
-                    name,
-                    format!("{protocol} between brokers"),
-                ));
-            }
-        }
-    }
     if let Some(value) = props.get("log.dirs") {
         if value.split(',').filter(|d| !d.trim().is_empty()).count() > 1 {
             return Err(unserved(
@@ -173,45 +95,6 @@ pub(super) fn refuse(props: &BTreeMap<String, String>) -> Result<(), ConfigError
         }
     }
     Ok(())
-}
-
-/// `listener.security.protocol.map` as (listener name, protocol) pairs. Mapping a name to
-/// SSL or SASL is fine as long as no listener uses it: Kafka's own example file maps them.
-fn protocol_map(props: &BTreeMap<String, String>) -> Result<Vec<(&str, &str)>, ConfigError> {
-    const KEY: &str = "listener.security.protocol.map";
-    let Some(value) = props.get(KEY) else {
-        return Ok(Vec::new());
-    };
-    let mut map = Vec::new();
-    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let (name, protocol) = entry
-            .split_once(':')
-            .map(|(n, p)| (n.trim(), p.trim()))
-            .ok_or_else(|| invalid(KEY, value, format!("{entry:?} is not NAME:PROTOCOL")))?;
-        if !PROTOCOLS.iter().any(|p| p.eq_ignore_ascii_case(protocol)) {
-            return Err(invalid(
-                KEY,
-                value,
-                format!("unknown security protocol {protocol:?}"),
-            ));
-        }
-        map.push((name, protocol));
-    }
-    Ok(map)
-}
-
-/// The protocol of listener `name`: its entry in the map, else the name itself when it is a
-/// protocol's name (Kafka's default map), else unknown.
-fn protocol_of<'a>(map: &[(&'a str, &'a str)], name: &'a str) -> Option<&'a str> {
-    map.iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, p)| *p)
-        .or_else(|| {
-            PROTOCOLS
-                .iter()
-                .copied()
-                .find(|p| p.eq_ignore_ascii_case(name))
-        })
 }
 
 fn unserved(key: &str, value: &str, what: String) -> ConfigError {
@@ -235,34 +118,6 @@ mod tests {
     }
 
     #[test]
-    fn tls_and_sasl_listeners_are_refused_by_name_or_by_map() {
-        assert_eq!(
-            refusal(&[("listeners", "SASL_SSL://127.0.0.1:9092")]).as_deref(),
-            Some(
-                "listeners=SASL_SSL://127.0.0.1:9092: Strata does not serve SASL_SSL listeners yet"
-            )
-        );
-        assert!(
-            refusal(&[("advertised.listeners", "PLAINTEXT://a:1,ssl://b:2")])
-                .unwrap()
-                .contains("SSL listeners")
-        );
-        let mapped = refusal(&[
-            ("listeners", "EXTERNAL://127.0.0.1:9092"),
-            ("listener.security.protocol.map", "EXTERNAL:SASL_PLAINTEXT"),
-        ]);
-        assert!(mapped.unwrap().contains("SASL_PLAINTEXT listeners"));
-        assert!(refusal(&[("security.inter.broker.protocol", "SSL")])
-            .unwrap()
-            .contains("TLS or SASL between brokers"));
-        assert!(refusal(&[
-            ("inter.broker.listener.name", "INTERNAL"),
-            ("listener.security.protocol.map", "INTERNAL:SSL"),
-        ])
-        .is_some());
-    }
-
-    #[test]
     fn plaintext_listeners_and_kafkas_stock_map_are_accepted() {
         assert_eq!(
             refusal(&[
@@ -282,16 +137,13 @@ mod tests {
     }
 
     #[test]
-    fn authorizer_sasl_mechanisms_keystores_and_jbod_are_refused() {
+    fn authorizer_and_jbod_are_refused() {
         for (key, value, what) in [
             (
                 "authorizer.class.name",
                 "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
                 "authorization",
             ),
-            ("sasl.enabled.mechanisms", "PLAIN", "SASL"),
-            ("ssl.keystore.location", "/k.jks", "TLS"),
-            ("ssl.client.auth", "required", "TLS client authentication"),
             ("log.dirs", "/a,/b", "more than one log directory"),
         ] {
             let message = refusal(&[(key, value)]).unwrap_or_default();
@@ -301,15 +153,5 @@ mod tests {
                 "{key}: {message}"
             );
         }
-    }
-
-    #[test]
-    fn a_malformed_protocol_map_is_an_invalid_value() {
-        assert!(refusal(&[("listener.security.protocol.map", "EXTERNAL")])
-            .unwrap()
-            .contains("invalid value"));
-        assert!(refusal(&[("listener.security.protocol.map", "A:TLS")])
-            .unwrap()
-            .contains("unknown security protocol"));
     }
 }

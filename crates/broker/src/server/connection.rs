@@ -24,12 +24,12 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Semaphore};
 
 use super::frame::{Budget, Frame, FrameError, FrameReader};
+use super::sasl::Step;
+use super::Listener;
 use crate::api::{self, Reply};
 use crate::metrics::Stage;
 use crate::partition::Hold;
@@ -55,6 +55,11 @@ pub(crate) struct Peer {
     pub(crate) host: String,
     /// `ip:port`, naming the connection in request spans.
     pub(crate) addr: String,
+    /// The listener the connection came in on.
+    pub(crate) listener: Arc<Listener>,
+    /// Kafka's principal: `User:ANONYMOUS` on PLAINTEXT, the certificate subject on SSL
+    /// (`User:CN=...`), the SASL user once authenticated.
+    pub(crate) principal: String,
 }
 
 /// A reply on its way out, with what its timings need.
@@ -69,24 +74,25 @@ struct Timed {
     ready: Instant,
 }
 
-/// Serves one connection until the client closes it, a frame is bad or stalls, or it idles.
-pub(crate) async fn run(
+/// Serves one connection (its two halves, plain TCP or TLS) until the client closes it, a
+/// frame is bad or stalls, it idles, or it fails to authenticate on a SASL listener.
+pub(crate) async fn run<R, W>(
     broker: Arc<Broker>,
-    stream: TcpStream,
+    read_half: R,
+    mut write_half: W,
+    mut peer: Peer,
     budget: Arc<Budget>,
-) -> Result<(), FrameError> {
-    stream.set_nodelay(true)?;
-    let peer = match stream.peer_addr() {
-        Ok(addr) => Peer {
-            host: format!("/{}", addr.ip()),
-            addr: addr.to_string(),
-        },
-        Err(_) => Peer {
-            host: String::new(),
-            addr: String::new(),
-        },
-    };
-    let (read_half, mut write_half) = stream.into_split();
+) -> Result<(), FrameError>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send,
+{
+    let mut authenticator = peer
+        .listener
+        .config
+        .sasl
+        .clone()
+        .map(super::sasl::Authenticator::new);
     let (requests, mut queue) =
         mpsc::channel::<(Bytes, Instant, Hold)>(broker.config.max_in_flight_per_connection);
     let read_ahead = Arc::new(Semaphore::new(READ_AHEAD_BYTES));
@@ -141,6 +147,31 @@ pub(crate) async fn run(
                         continue;
                     };
                     last_active = tokio::time::Instant::now();
+                    let frame = match authenticator.as_mut().filter(|a| !a.done()) {
+                        None => frame,
+                        Some(auth) => match auth.step(frame, &broker.image()) {
+                            Step::Request(frame) => frame,
+                            Step::Reply(reply) => {
+                                if let Some(principal) = auth.principal() {
+                                    peer.principal = principal.to_owned();
+                                    tracing::debug!(peer = %peer.addr, principal = %peer.principal, "authenticated");
+                                }
+                                outbox.push(reply);
+                                outbox.write_to(&mut write_half, &broker).await?;
+                                continue;
+                            }
+                            Step::ReplyAndClose(reply) => {
+                                tracing::info!(peer = %peer.addr, listener = %peer.listener.config.name, "failed authentication");
+                                outbox.push(reply);
+                                outbox.write_to(&mut write_half, &broker).await?;
+                                break;
+                            }
+                            Step::Close => {
+                                tracing::info!(peer = %peer.addr, listener = %peer.listener.config.name, "closing a connection that sent a request before authenticating");
+                                break;
+                            }
+                        },
+                    };
                     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
                     let started = Instant::now();
                     metrics.record(api_key, Stage::Queue, started - received);
@@ -234,9 +265,9 @@ impl Outbox {
     }
 
     /// Writes every piece with vectored writes, then records the replies' send times.
-    async fn write_to(
+    async fn write_to<W: AsyncWrite + Unpin>(
         &mut self,
-        socket: &mut OwnedWriteHalf,
+        socket: &mut W,
         broker: &Broker,
     ) -> std::io::Result<()> {
         while !self.pieces.is_empty() {

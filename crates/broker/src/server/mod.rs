@@ -1,5 +1,8 @@
-//! Sockets: the listener, and per connection a reader of length-prefixed frames and a
+//! Sockets: the listeners, and per connection a reader of length-prefixed frames and a
 //! processor that answers them in request order.
+//!
+//! Each named listener (`listeners`) has its own accept loop; a connection remembers the
+//! listener it came in on, whose advertised endpoints Metadata answers with.
 //!
 //! The listener enforces Kafka's connection limits: at `max.connections` it stops accepting
 //! until a connection closes (KIP-402; new connections wait in the listen backlog), and a
@@ -11,6 +14,8 @@ mod connection;
 pub(crate) use connection::Peer;
 mod frame;
 pub(crate) use frame::{Budget, FrameReader};
+mod sasl;
+pub(crate) use sasl::scram_keys;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -20,11 +25,16 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use crate::config::ListenerConfig;
 use crate::Broker;
 
-/// Accepts Kafka clients on `listener` until `shutdown` completes.
-pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
+/// Accepts Kafka clients on every listener until `shutdown` completes. The connection
+/// limits and the request budget are shared by all listeners.
+pub async fn serve(
+    broker: Arc<Broker>,
+    listeners: Vec<(ListenerConfig, TcpListener)>,
+    shutdown: impl Future<Output = ()>,
+) {
     let config = &broker.config;
     let mut limits = broker.connection_limits.subscribe();
     let quotas = Arc::new(ConnectionQuotas::new(limits.borrow_and_update().clone()));
@@ -40,6 +50,45 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Fu
     };
     let _follow = AbortOnDrop(follow);
     let budget = Arc::new(frame::Budget::new(config.queued_max_request_bytes));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|(config, socket)| {
+            let broker = Arc::clone(&broker);
+            let quotas = Arc::clone(&quotas);
+            let budget = Arc::clone(&budget);
+            let mut stopped = stopped.clone();
+            let listener = Arc::new(Listener { config });
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                accept_loop(broker, listener, socket, quotas, budget, shutdown).await;
+            })
+        })
+        .collect();
+    shutdown.await;
+    let _ = stop.send(true);
+    for accepting in loops {
+        let _ = accepting.await;
+    }
+}
+
+/// A listener as connections see it.
+#[derive(Debug)]
+pub(crate) struct Listener {
+    pub(crate) config: ListenerConfig,
+}
+
+async fn accept_loop(
+    broker: Arc<Broker>,
+    listener_info: Arc<Listener>,
+    listener: TcpListener,
+    quotas: Arc<ConnectionQuotas>,
+    budget: Arc<frame::Budget>,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
@@ -61,9 +110,10 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: impl Fu
                     let counted = broker.connection_stats.open();
                     let broker = Arc::clone(&broker);
                     let budget = Arc::clone(&budget);
+                    let listener = Arc::clone(&listener_info);
                     tokio::spawn(async move {
                         let _counted = counted;
-                        if let Err(error) = connection::run(broker, stream, budget).await {
+                        if let Err(error) = open(broker, stream, listener, budget).await {
                             tracing::debug!(%peer, %error, "connection closed");
                         }
                         drop(slot);
@@ -95,6 +145,55 @@ pub(crate) struct ConnectionLimits {
     pub(crate) max_total: usize,
     pub(crate) max_per_ip: usize,
     pub(crate) overrides: BTreeMap<IpAddr, usize>,
+}
+
+/// Serves one accepted connection: the TLS handshake first on an SSL or SASL_SSL listener
+/// (within `request.receive.timeout.ms`; a client that does not speak TLS is closed), then
+/// the connection.
+async fn open(
+    broker: Arc<Broker>,
+    stream: tokio::net::TcpStream,
+    listener: Arc<Listener>,
+    budget: Arc<frame::Budget>,
+) -> Result<(), frame::FrameError> {
+    stream.set_nodelay(true)?;
+    let (host, addr) = match stream.peer_addr() {
+        Ok(addr) => (format!("/{}", addr.ip()), addr.to_string()),
+        Err(_) => (String::new(), String::new()),
+    };
+    let mut peer = connection::Peer {
+        host,
+        addr,
+        listener: Arc::clone(&listener),
+        principal: "User:ANONYMOUS".to_owned(),
+    };
+    let Some(tls) = &listener.config.tls else {
+        let (read, write) = stream.into_split();
+        return connection::run(broker, read, write, peer, budget).await;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
+    let limit = std::time::Duration::from_millis(broker.config.request_receive_timeout_ms);
+    let stream = match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::info!(peer = %peer.addr, listener = %listener.config.name, %error, "TLS handshake failed");
+            return Ok(());
+        }
+        Err(_) => {
+            tracing::info!(peer = %peer.addr, listener = %listener.config.name, "TLS handshake timed out");
+            return Ok(());
+        }
+    };
+    if !listener.config.protocol.uses_sasl() {
+        let certificate = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first());
+        peer.principal = crate::config::tls_principal(certificate);
+    }
+    let (read, write) = tokio::io::split(stream);
+    connection::run(broker, read, write, peer, budget).await
 }
 
 /// Open connections counted against `max.connections` and `max.connections.per.ip`.

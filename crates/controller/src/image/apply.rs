@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::{BrokerMeta, MetadataImage, PartitionMeta, TopicMeta};
-use crate::command::{Applied, ConfigResource, Election};
+use super::{BrokerMeta, ListenerEndpoint, MetadataImage, PartitionMeta, TopicMeta};
+use crate::command::{Applied, ConfigResource, Election, ScramCredential, ScramMechanism};
 use crate::error::Rejection;
 use crate::topic_config::{topic_config_def, validate_topic_configs};
 use crate::validate::{is_internal_topic, validate_assignments, validate_topic_name};
@@ -138,12 +138,61 @@ fn too_many_partitions(topic: &str, count: usize) -> Rejection {
 }
 
 impl MetadataImage {
+    pub(super) fn alter_scram_credential(
+        &mut self,
+        user: &str,
+        mechanism: ScramMechanism,
+        credential: Option<&ScramCredential>,
+    ) -> Result<Applied, Rejection> {
+        let invalid = |reason: &str| Rejection::InvalidScramCredential {
+            user: user.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if user.is_empty() {
+            return Err(invalid("the user name must not be empty"));
+        }
+        match credential {
+            Some(credential) => {
+                if !(4096..=16384).contains(&credential.iterations) {
+                    return Err(invalid("iterations must be between 4096 and 16384"));
+                }
+                if credential.salt.is_empty()
+                    || credential.stored_key.is_empty()
+                    || credential.server_key.is_empty()
+                {
+                    return Err(invalid("salt and keys must not be empty"));
+                }
+                self.scram
+                    .entry(user.to_owned())
+                    .or_default()
+                    .insert(mechanism, credential.clone());
+            }
+            None => {
+                let Some(credentials) = self.scram.get_mut(user) else {
+                    return Err(Rejection::ScramCredentialNotFound {
+                        user: user.to_owned(),
+                    });
+                };
+                if credentials.remove(&mechanism).is_none() {
+                    return Err(Rejection::ScramCredentialNotFound {
+                        user: user.to_owned(),
+                    });
+                }
+                if credentials.is_empty() {
+                    self.scram.remove(user);
+                }
+            }
+        }
+        Ok(Applied::Done)
+    }
+
     pub(super) fn register_broker(
         &mut self,
         node_id: i32,
         host: &str,
         port: u16,
         rack: Option<&str>,
+        listeners: &[ListenerEndpoint],
     ) -> Result<Applied, Rejection> {
         let invalid = |reason: &str| Rejection::InvalidBrokerRegistration {
             node_id,
@@ -161,12 +210,27 @@ impl MetadataImage {
         if rack.is_some_and(|r| r.trim().is_empty()) {
             return Err(invalid("rack, when set, must not be empty"));
         }
+        for (i, listener) in listeners.iter().enumerate() {
+            if listener.name.trim().is_empty()
+                || listener.host.trim().is_empty()
+                || listener.port == 0
+            {
+                return Err(invalid("a listener needs a name, a host and a port"));
+            }
+            if listeners[..i]
+                .iter()
+                .any(|l| l.name.eq_ignore_ascii_case(&listener.name))
+            {
+                return Err(invalid("listener names must be unique"));
+            }
+        }
         let broker = BrokerMeta {
             node_id,
             host: host.to_owned(),
             port,
             rack: rack.map(str::to_owned),
             fenced: false,
+            listeners: listeners.to_vec(),
         };
         self.brokers.insert(node_id, broker);
         self.elect_leaderless(node_id);

@@ -14,6 +14,7 @@ fn register(node_id: i32) -> Command {
         host: "localhost".into(),
         port: 9092,
         rack: None,
+        listeners: Vec::new(),
     }
 }
 
@@ -306,6 +307,7 @@ fn bad_broker_registration_is_invalid_request() {
         host: host.into(),
         port,
         rack: rack.map(Into::into),
+        listeners: Vec::new(),
     };
     rejected(&mut image, reg(-1, "h", 1, None), 42);
     rejected(&mut image, reg(5, "", 1, None), 42);

@@ -69,6 +69,7 @@ pub(crate) fn command() -> impl Strategy<Value = Command> {
                 host: host.into(),
                 port,
                 rack: rack.map(Into::into),
+                listeners: Vec::new(),
             }),
         6 => (topic_name(), 0..6u128, assignments(4),
               prop::collection::btree_map(config_pair().prop_map(|p| p.0), config_pair().prop_map(|p| p.1), 0..2))
@@ -102,6 +103,7 @@ pub(crate) fn three_brokers() -> Vec<Command> {
             host: "localhost".into(),
             port: 9092,
             rack: None,
+            listeners: Vec::new(),
         })
         .collect()
 }

@@ -1,0 +1,414 @@
+//! TLS of SSL and SASL_SSL listeners from Kafka's PEM settings (`ssl.keystore.type=PEM`,
+//! `ssl.keystore.location` or `ssl.keystore.key` with `ssl.keystore.certificate.chain`,
+//! `ssl.truststore.location` or `ssl.truststore.certificates`, `ssl.client.auth`), each
+//! also taken with the listener prefix `listener.name.<listener>.` first, as Kafka does.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::{invalid, ConfigError, ListenerConfig, SecurityProtocol};
+
+/// Kafka's `ssl.client.auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientAuth {
+    /// No client certificate is asked for.
+    None,
+    /// A certificate is asked for; a client without one still connects (anonymous).
+    Requested,
+    /// A client without a certificate the truststore vouches for is refused.
+    Required,
+}
+
+/// A listener's setting `key`: `listener.name.<listener>.<key>` first, then `key`.
+pub(super) fn listener_setting<'a>(
+    props: &'a BTreeMap<String, String>,
+    listener: &str,
+    key: &str,
+) -> Option<(String, &'a str)> {
+    let prefixed = format!("listener.name.{}.{key}", listener.to_ascii_lowercase());
+    if let Some(value) = props.get(&prefixed) {
+        return Some((prefixed, value.as_str()));
+    }
+    props.get(key).map(|v| (key.to_owned(), v.as_str()))
+}
+
+/// The rustls server configuration of `listener`, or `None` for a listener without TLS.
+pub(super) fn server_config(
+    props: &BTreeMap<String, String>,
+    listener: &ListenerConfig,
+) -> Result<Option<Arc<ServerConfig>>, ConfigError> {
+    if !listener.protocol.uses_tls() {
+        return Ok(None);
+    }
+    let name = &listener.name;
+    let setting = |key: &str| listener_setting(props, name, key);
+    for key in ["ssl.keystore.type", "ssl.truststore.type"] {
+        if let Some((key, value)) = setting(key) {
+            if !value.trim().eq_ignore_ascii_case("PEM") {
+                return Err(ConfigError::Unserved {
+                    key,
+                    value: value.to_owned(),
+                    what: "JKS or PKCS12 stores (use PEM)".to_owned(),
+                });
+            }
+        }
+    }
+    let (key_source, key_pem, chain_pem) = match (
+        setting("ssl.keystore.location"),
+        setting("ssl.keystore.key"),
+        setting("ssl.keystore.certificate.chain"),
+    ) {
+        (Some((key, path)), _, _) => {
+            let pem = read(&key, path)?;
+            (key, pem.clone(), pem)
+        }
+        (None, Some((key, pem)), Some((_, chain))) => {
+            (key, pem.as_bytes().to_vec(), chain.as_bytes().to_vec())
+        }
+        _ => {
+            return Err(invalid(
+                "listeners",
+                name,
+                format!(
+                    "{} listener {name} needs ssl.keystore.location, or ssl.keystore.key and \
+                     ssl.keystore.certificate.chain (PEM)",
+                    listener.protocol.name()
+                ),
+            ))
+        }
+    };
+    if String::from_utf8_lossy(&key_pem).contains("BEGIN ENCRYPTED PRIVATE KEY") {
+        return Err(ConfigError::Unserved {
+            key: key_source,
+            value: "(an encrypted private key)".to_owned(),
+            what: "encrypted private keys (ssl.key.password); give the key unencrypted".to_owned(),
+        });
+    }
+    let private_key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| invalid(&key_source, "(PEM)", format!("no private key: {e}")))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&chain_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid(&key_source, "(PEM)", format!("certificates: {e}")))?;
+    if chain.is_empty() {
+        return Err(invalid(
+            &key_source,
+            "(PEM)",
+            "no certificate in the keystore".into(),
+        ));
+    }
+    // For SASL_SSL, Kafka applies `ssl.client.auth` only when set for the listener.
+    let client_auth = match listener.protocol {
+        SecurityProtocol::SaslSsl => props
+            .get(&format!(
+                "listener.name.{}.ssl.client.auth",
+                name.to_ascii_lowercase()
+            ))
+            .map(|v| ("ssl.client.auth".to_owned(), v.as_str())),
+        _ => setting("ssl.client.auth"),
+    };
+    let client_auth = match client_auth {
+        None => ClientAuth::None,
+        Some((key, value)) => match value.trim().to_ascii_lowercase().as_str() {
+            "" | "none" => ClientAuth::None,
+            "requested" => ClientAuth::Requested,
+            "required" => ClientAuth::Required,
+            _ => {
+                return Err(invalid(
+                    &key,
+                    value,
+                    "must be none, requested or required".into(),
+                ))
+            }
+        },
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(name, "", format!("TLS: {e}")))?;
+    let builder = if client_auth == ClientAuth::None {
+        builder.with_no_client_auth()
+    } else {
+        let roots = trust_roots(props, name)?;
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+        let verifier = if client_auth == ClientAuth::Requested {
+            verifier.allow_unauthenticated()
+        } else {
+            verifier
+        };
+        let verifier = verifier
+            .build()
+            .map_err(|e| invalid("ssl.truststore.location", "", format!("{e}")))?;
+        builder.with_client_cert_verifier(verifier)
+    };
+    let config = builder
+        .with_single_cert(chain, private_key)
+        .map_err(|e| invalid(&key_source, "(PEM)", format!("key and certificate: {e}")))?;
+    Ok(Some(Arc::new(config)))
+}
+
+/// The CA certificates of `ssl.truststore.location` or `ssl.truststore.certificates`.
+fn trust_roots(
+    props: &BTreeMap<String, String>,
+    listener: &str,
+) -> Result<RootCertStore, ConfigError> {
+    let (key, pem) = match (
+        listener_setting(props, listener, "ssl.truststore.location"),
+        listener_setting(props, listener, "ssl.truststore.certificates"),
+    ) {
+        (Some((key, path)), _) => {
+            let pem = read(&key, path)?;
+            (key, pem)
+        }
+        (None, Some((key, pem))) => (key, pem.as_bytes().to_vec()),
+        (None, None) => {
+            return Err(invalid(
+                "ssl.client.auth",
+                listener,
+                "asking clients for certificates needs ssl.truststore.location or \
+                 ssl.truststore.certificates (PEM)"
+                    .into(),
+            ))
+        }
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| invalid(&key, "(PEM)", format!("{e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| invalid(&key, "(PEM)", format!("{e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(invalid(&key, "(PEM)", "no certificate".into()));
+    }
+    Ok(roots)
+}
+
+fn read(key: &str, path: &str) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path.trim()).map_err(|e| invalid(key, path, format!("reading: {e}")))
+}
+
+/// Kafka's principal of a TLS client: `User:` and the subject of its certificate as
+/// `X500Principal.getName()` writes it (RFC 2253: the last RDN first, `CN=...,O=...`).
+/// `ssl.principal.mapping.rules` is not applied (Kafka's DEFAULT rule). `User:ANONYMOUS`
+/// without a certificate or for one that does not parse.
+pub(crate) fn principal(certificate: Option<&CertificateDer<'_>>) -> String {
+    certificate
+        .and_then(|c| subject_dn(c.as_ref()))
+        .map_or_else(|| "User:ANONYMOUS".to_owned(), |dn| format!("User:{dn}"))
+}
+
+/// One DER element: (tag, contents, rest).
+fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, &rest[n..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((tag, &rest[..len], &rest[len..]))
+}
+
+/// The subject of a DER certificate in RFC 2253 form.
+fn subject_dn(certificate: &[u8]) -> Option<String> {
+    let (_, cert, _) = der(certificate)?;
+    let (_, tbs, _) = der(cert)?;
+    let mut rest = tbs;
+    // [0] version is optional.
+    let (tag, _, after) = der(rest)?;
+    if tag == 0xa0 {
+        rest = after;
+    }
+    // serial, signature algorithm, issuer, validity, then the subject.
+    for _ in 0..4 {
+        rest = der(rest)?.2;
+    }
+    let (_, mut rdns, _) = der(rest)?;
+    let mut parts = Vec::new();
+    while !rdns.is_empty() {
+        let (_, set, next) = der(rdns)?;
+        rdns = next;
+        let mut attributes = Vec::new();
+        let mut set = set;
+        while !set.is_empty() {
+            let (_, pair, next) = der(set)?;
+            set = next;
+            let (_, oid, value_tlv) = der(pair)?;
+            let (value_tag, value, _) = der(value_tlv)?;
+            let name = attribute_name(oid);
+            let text = match (value_tag, std::str::from_utf8(value)) {
+                // Printable, IA5, UTF8, T61 strings.
+                (0x13 | 0x16 | 0x0c | 0x14, Ok(text)) if name.is_some() => escape(text),
+                _ => {
+                    let mut hex = String::from("#");
+                    for b in value_tlv {
+                        hex.push_str(&format!("{b:02X}"));
+                    }
+                    hex
+                }
+            };
+            attributes.push(format!(
+                "{}={text}",
+                name.map_or_else(|| dotted(oid), str::to_owned)
+            ));
+        }
+        parts.push(attributes.join("+"));
+    }
+    parts.reverse();
+    Some(parts.join(","))
+}
+
+/// The names `X500Principal.getName()` uses (RFC 2253's keywords plus DC and UID).
+fn attribute_name(oid: &[u8]) -> Option<&'static str> {
+    Some(match oid {
+        [0x55, 0x04, 0x03] => "CN",
+        [0x55, 0x04, 0x06] => "C",
+        [0x55, 0x04, 0x07] => "L",
+        [0x55, 0x04, 0x08] => "ST",
+        [0x55, 0x04, 0x09] => "STREET",
+        [0x55, 0x04, 0x0a] => "O",
+        [0x55, 0x04, 0x0b] => "OU",
+        [0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19] => "DC",
+        [0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01] => "UID",
+        _ => return None,
+    })
+}
+
+fn dotted(oid: &[u8]) -> String {
+    let mut parts = Vec::new();
+    if let Some(first) = oid.first() {
+        parts.push((first / 40).to_string());
+        parts.push((first % 40).to_string());
+    }
+    let mut value: u64 = 0;
+    for b in oid.iter().skip(1) {
+        value = (value << 7) | u64::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            parts.push(value.to_string());
+            value = 0;
+        }
+    }
+    parts.join(".")
+}
+
+/// RFC 2253 escaping of an attribute value.
+fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for (i, c) in value.chars().enumerate() {
+        let edge =
+            (i == 0 && (c == ' ' || c == '#')) || (i + 1 == value.chars().count() && c == ' ');
+        if edge || matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `openssl req -x509 ... -subj "/C=NL/O=Strata Tests/OU=Ops, Inc/CN=app"`.
+    const CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----
+MIIB3jCCAYWgAwIBAgIUdn4XnbZX+KlBdEaIoMGM1Ic04KgwCgYIKoZIzj0EAwIw
+RTELMAkGA1UEBhMCTkwxFTATBgNVBAoMDFN0cmF0YSBUZXN0czERMA8GA1UECwwI
+T3BzLCBJbmMxDDAKBgNVBAMMA2FwcDAeFw0yNjEyMDEwNzE5MTBaFw0zNjExMjgw
+NzE5MTBaMEUxCzAJBgNVBAYTAk5MMRUwEwYDVQQKDAxTdHJhdGEgVGVzdHMxETAP
+BgNVBAsMCE9wcywgSW5jMQwwCgYDVQQDDANhcHAwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAASy10OLAjhFU6R6TSkLQb7TKK/rihw9fXYkolieW5kpwRmFswrItJz4
+11OZf8LFJ3vdV7a5xSTt2akTjrSn+zFmo1MwUTAdBgNVHQ4EFgQURZVN7iCgHl0a
+OgIGiIYAVTrsBAUwHwYDVR0jBBgwFoAURZVN7iCgHl0aOgIGiIYAVTrsBAUwDwYD
+VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBEAiAVy663PuZz+AViGY7nHryz
+01faGc4Yj7ToJoYPAoRX1wIgRa4EV8yTZjkTdcOfu3hp7p1sFtveVfz4rDNEOD7W
++HM=
+-----END CERTIFICATE-----
+";
+
+    #[test]
+    fn the_principal_is_the_subject_in_rfc_2253_order() {
+        let certificate = CertificateDer::from_pem_slice(CERTIFICATE.as_bytes()).unwrap();
+        assert_eq!(
+            principal(Some(&certificate)),
+            r"User:CN=app,OU=Ops\, Inc,O=Strata Tests,C=NL"
+        );
+        assert_eq!(principal(None), "User:ANONYMOUS");
+        let garbage = CertificateDer::from(vec![0x30, 0x03, 0x01]);
+        assert_eq!(principal(Some(&garbage)), "User:ANONYMOUS");
+    }
+
+    #[test]
+    fn keystore_and_mechanism_settings_are_checked_at_start() {
+        let props = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let mut config = crate::config::BrokerConfig::default();
+        let error = config
+            .apply_properties(&props(&[(
+                "listeners",
+                "PLAINTEXT://127.0.0.1:2,SSL://127.0.0.1:1",
+            )]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("needs ssl.keystore.location"), "{error}");
+        let error = crate::config::BrokerConfig::default()
+            .apply_properties(&props(&[
+                ("listeners", "PLAINTEXT://127.0.0.1:2,SSL://127.0.0.1:1"),
+                ("ssl.keystore.type", "JKS"),
+                ("ssl.keystore.location", "/k.jks"),
+            ]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("JKS or PKCS12"), "{error}");
+        let error = crate::config::BrokerConfig::default()
+            .apply_properties(&props(&[
+                (
+                    "listeners",
+                    "PLAINTEXT://127.0.0.1:1,SASL_PLAINTEXT://127.0.0.1:2",
+                ),
+                ("sasl.enabled.mechanisms", "PLAIN,OAUTHBEARER"),
+            ]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("SASL mechanism OAUTHBEARER"), "{error}");
+        let error = crate::config::BrokerConfig::default()
+            .apply_properties(&props(&[
+                ("listeners", "SASL_PLAINTEXT://127.0.0.1:2"),
+                ("sasl.enabled.mechanisms", "SCRAM-SHA-512"),
+            ]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("SASL_PLAINTEXT between brokers"), "{error}");
+        let mut config = crate::config::BrokerConfig::default();
+        config
+            .apply_properties(&props(&[
+                ("listeners", "PLAINTEXT://127.0.0.1:1,SASL_PLAINTEXT://127.0.0.1:2"),
+                ("listener.name.sasl_plaintext.sasl.enabled.mechanisms", "PLAIN"),
+                (
+                    "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+                    r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="s";"#,
+                ),
+            ]))
+            .unwrap();
+        let sasl = config.listeners[1].sasl.as_ref().unwrap();
+        assert_eq!(sasl.plain_users["alice"], "s");
+    }
+}
