@@ -12,7 +12,8 @@ use super::groups::Groups;
 use super::records::{self, CommittedOffset};
 use super::GroupCoordinator;
 use crate::error::CoordinatorError;
-use crate::log::CoordinatorLog;
+use crate::error::LogError;
+use crate::log::{CoordinatorLog, LogEntry, Record, Replication};
 use crate::test_log::MemoryLog;
 
 fn coordinator() -> GroupCoordinator {
@@ -80,17 +81,18 @@ impl CoordinatorLog for Handle {
         self.0.offsets()
     }
 
-    fn read(&self, from: i64, end: i64) -> Result<Option<(Vec<Record>, i64)>, LogError> {
+    fn read(&self, from: i64, end: i64) -> Result<Option<(Vec<LogEntry>, i64)>, LogError> {
         self.0.read(from, end)
     }
 
-    fn append(
+    fn append_as(
         &self,
         records: &[Record],
+        producer: Option<(i64, i16)>,
         now_ms: i64,
         deadline: tokio::time::Instant,
     ) -> Result<Replication<'_>, LogError> {
-        self.0.append(records, now_ms, deadline)
+        self.0.append_as(records, producer, now_ms, deadline)
     }
 
     fn identity(&self) -> *const () {
