@@ -24,11 +24,7 @@ import ops
 TOOL_TIMEOUT_S = 60
 
 # tool -> why it fails on Strata today (the API it needs). Delete an entry when the API lands.
-STRATA_XFAIL: dict[str, str] = {
-    "log-dirs": "needs DescribeLogDirs (API 35)",
-    "features": "needs the supported and finalized features in ApiVersions (v3+), and UpdateFeatures (API 57)",
-    "configs-synonyms": "needs DescribeConfigs synonyms (include_synonyms)",
-}
+STRATA_XFAIL: dict[str, str] = {}
 
 MAIN = {
     "topics": "org.apache.kafka.tools.TopicCommand",
@@ -169,6 +165,20 @@ def test_kafka_configs_synonyms(tools):
 
 @pytest.mark.parametrize("broker", _params("consumer-groups"), indirect=True)
 def test_kafka_consumer_groups(tools):
+    # Apache Kafka on two busy cores sometimes answers this sequence inconsistently (an
+    # earliest offset of 5 right after the records were written): its reference run gets
+    # a second attempt on a fresh topic and group; Strata's must pass the first time.
+    attempts = 2 if tools.broker.kind == "kafka" else 1
+    for attempt in range(attempts):
+        try:
+            _consumer_groups_once(tools)
+            return
+        except AssertionError:
+            if attempt + 1 == attempts:
+                raise
+
+
+def _consumer_groups_once(tools):
     name = tools.topic(_unique("groups"), partitions=2, records=5)
     group = _unique("g")
     assert ops.commit_offsets(tools.target, group, [[name, 0, 4], [name, 1, 2]]) == [
