@@ -13,7 +13,8 @@
 //!   meant to sit beside `group` and reuse it.
 //! - [`txn`]: the transaction coordinator's state per transactional id: Kafka's states and
 //!   the transitions between them, two-step (prepare, then complete once the record is
-//!   written), and the `__transaction_state` record formats. Not yet served by the broker.
+//!   written), and the `__transaction_state` record formats; [`txn::TxnCoordinator`] drives
+//!   it over the led `__transaction_state` partitions.
 //! - [`log`]: [`CoordinatorLog`], the only I/O a coordinator does (read, append, wait for
 //!   replication), implemented by the broker over its partitions.
 //! - [`error`]: [`CoordinatorError`] and [`LogError`]; Kafka's `ResponseError` at the edge.

@@ -162,7 +162,15 @@ impl<'a> GroupHandle<'a> {
         offsets: Vec<((String, i32), CommittedOffset)>,
         now_ms: i64,
     ) -> Result<(), CoordinatorError> {
-        let entries: Vec<Record> = offsets
+        let entries = self.offset_records(&offsets);
+        self.write(&entries, now_ms)?.await?;
+        self.groups.apply_offsets(self.id, offsets);
+        Ok(())
+    }
+
+    /// The `__consumer_offsets` records of `offsets` of this group.
+    fn offset_records(&self, offsets: &[((String, i32), CommittedOffset)]) -> Vec<Record> {
+        offsets
             .iter()
             .map(|((topic, partition), value)| {
                 (
@@ -170,10 +178,7 @@ impl<'a> GroupHandle<'a> {
                     Some(records::offset_value(value)),
                 )
             })
-            .collect();
-        self.write(&entries, now_ms)?.await?;
-        self.groups.apply_offsets(self.id, offsets);
-        Ok(())
+            .collect()
     }
 
     /// TxnOffsetCommit: writes the offsets as part of `producer`'s (id, epoch) transaction
@@ -185,15 +190,7 @@ impl<'a> GroupHandle<'a> {
         offsets: Vec<((String, i32), CommittedOffset)>,
         now_ms: i64,
     ) -> Result<(), CoordinatorError> {
-        let entries: Vec<Record> = offsets
-            .iter()
-            .map(|((topic, partition), value)| {
-                (
-                    records::offset_key(self.id, topic, *partition),
-                    Some(records::offset_value(value)),
-                )
-            })
-            .collect();
+        let entries = self.offset_records(&offsets);
         let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
         self.log
             .append_as(&entries, Some(producer), now_ms, deadline)?

@@ -169,6 +169,25 @@ impl TxnCoordinator {
         &self.partitions.state().ids
     }
 
+    /// The log of `id`'s partition and what `decide` makes of its state: INVALID_REQUEST for
+    /// an empty id, the coordinator's error when it is not served here,
+    /// INVALID_PRODUCER_ID_MAPPING for an id never initialised.
+    fn decide<T>(
+        &self,
+        id: &str,
+        decide: impl FnOnce(&mut TxnMetadata) -> Result<T, ResponseError>,
+    ) -> Result<(Arc<dyn CoordinatorLog>, T), ResponseError> {
+        if id.is_empty() {
+            return Err(ResponseError::InvalidRequest);
+        }
+        let log = self.partitions.owner(id).map_err(not_served)?;
+        let mut ids = self.ids().lock();
+        let meta = ids
+            .get_mut(id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        Ok((log, decide(meta)?))
+    }
+
     /// Appends `transition` for `id` and applies it once replicated; abandons it otherwise.
     async fn write(
         &self,
@@ -275,15 +294,7 @@ impl TxnCoordinator {
         client_transaction_version: i16,
         now_ms: i64,
     ) -> Result<(), ResponseError> {
-        if id.is_empty() {
-            return Err(ResponseError::InvalidRequest);
-        }
-        let log = self.partitions.owner(id).map_err(not_served)?;
-        let step = {
-            let mut ids = self.ids().lock();
-            let meta = ids
-                .get_mut(id)
-                .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let (log, step) = self.decide(id, |meta| {
             requests::add_partitions(
                 meta,
                 producer_id,
@@ -291,8 +302,8 @@ impl TxnCoordinator {
                 partitions,
                 client_transaction_version,
                 now_ms,
-            )?
-        };
+            )
+        })?;
         match step {
             AddStep::AlreadyAdded => Ok(()),
             AddStep::Write(t) => self.write(log.as_ref(), id, t, now_ms).await.map(drop),
@@ -353,15 +364,7 @@ impl TxnCoordinator {
         client_transaction_version: i16,
         now_ms: i64,
     ) -> Result<(), ResponseError> {
-        if id.is_empty() {
-            return Err(ResponseError::InvalidRequest);
-        }
-        let log = self.partitions.owner(id).map_err(not_served)?;
-        let step = {
-            let mut ids = self.ids().lock();
-            let meta = ids
-                .get_mut(id)
-                .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let (log, step) = self.decide(id, |meta| {
             requests::end_txn(
                 meta,
                 producer_id,
@@ -369,8 +372,8 @@ impl TxnCoordinator {
                 commit,
                 client_transaction_version,
                 now_ms,
-            )?
-        };
+            )
+        })?;
         match step {
             EndStep::AlreadyEnded => Ok(()),
             EndStep::Write(t) => {
