@@ -11,7 +11,7 @@
 #   * librdkafka producer and consumer (strata-loadgen, the rdkafka crate): records/s;
 #   * `strata bench produce|consume|e2e` (Strata's own client): records/s, e2e p50/p99;
 #   * start time (process start to the first answered Metadata), resident memory after the
-#     loads, and recovery after kill -9 (restart to the first answered Metadata, with the
+#     loads (Strata's includes the mapped segment pages it read), and recovery after kill -9 (restart to the first answered Metadata, with the
 #     records written).
 # Everything runs against 127.0.0.1 and stops by itself (record counts and time limits).
 set -euo pipefail
@@ -125,6 +125,12 @@ measure() {
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem/{print $2}') GiB, data on $(df --output=fstype "$ROOT" | tail -1)"
 echo "java: $(java -version 2>&1 | head -1)"
+command -v iperf3 >/dev/null || apt-get install -y -qq iperf3 >/dev/null
+iperf3 -s -1 -p $((PORT + 2)) >/dev/null 2>&1 &
+sleep 0.5
+iperf3 -c 127.0.0.1 -p $((PORT + 2)) -t 5 -f g | awk '/sender/{print "iperf3 loopback, 1 stream: " $7 " " $8}'
+dd if=/dev/zero of="$ROOT/dd" bs=1M count=1024 conv=fdatasync 2>&1 | awk '/copied/{print "disk, 1 GiB dd with fdatasync: " $(NF-1) " " $NF}'
+rm -f "$ROOT/dd"
 measure strata start_strata
 kafka_config
 measure kafka start_kafka
