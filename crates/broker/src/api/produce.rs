@@ -127,26 +127,32 @@ async fn verify_transactional_writes(
 ) -> HashMap<(String, i32), ResponseError> {
     let mut by_producer: HashMap<(i64, i16), Vec<(String, i32)>> = HashMap::new();
     for topic in &request.topic_data {
+        // Only transactional batches are looked at further: a plain produce pays one header
+        // parse per partition here, no name copy and no topic lookup.
+        let transactional: Vec<(i32, segment_store::BatchHeader)> = topic
+            .partition_data
+            .iter()
+            .filter_map(|data| {
+                let header = segment_store::BatchHeader::parse(data.records.as_deref()?)?;
+                (header.is_transactional() && !header.is_control()).then_some((data.index, header))
+            })
+            .collect();
+        if transactional.is_empty() {
+            continue;
+        }
         let name = owned(&topic.name.0);
         let Some(local) = ctx.broker.topic(&name) else {
             continue;
         };
-        for data in &topic.partition_data {
-            let header = data
-                .records
-                .as_deref()
-                .and_then(segment_store::BatchHeader::parse);
-            let Some(header) = header.filter(|h| h.is_transactional() && !h.is_control()) else {
-                continue;
-            };
+        for (index, header) in transactional {
             let open = local
-                .led(data.index)
+                .led(index)
                 .is_ok_and(|p| p.has_open_txn(header.producer_id));
             if !open {
                 by_producer
                     .entry((header.producer_id, header.producer_epoch))
                     .or_default()
-                    .push((name.clone(), data.index));
+                    .push((name.clone(), index));
             }
         }
     }

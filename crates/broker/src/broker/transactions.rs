@@ -37,6 +37,20 @@ pub(crate) struct MarkerSpec {
     pub(crate) coordinator_epoch: i32,
 }
 
+/// Kafka's error of a response's `code` (UNKNOWN_SERVER_ERROR for a code it does not know).
+fn error_of(code: i16) -> ResponseError {
+    ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError)
+}
+
+/// `partitions` grouped by topic, as WriteTxnMarkers and AddPartitionsToTxn carry them.
+fn by_topic(partitions: &[(String, i32)]) -> BTreeMap<&str, Vec<i32>> {
+    let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (topic, index) in partitions {
+        topics.entry(topic).or_default().push(*index);
+    }
+    topics
+}
+
 /// Whether a marker write failing with `error` is worth retrying (the leader moved, the
 /// replicas are catching up) rather than final.
 fn retriable(error: ResponseError) -> bool {
@@ -108,10 +122,7 @@ impl Broker {
         let Ok(mut connection) = client::Connection::connect(&addr).await else {
             return unreachable();
         };
-        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for (topic, index) in partitions {
-            topics.entry(topic).or_default().push(*index);
-        }
+        let topics = by_topic(partitions);
         let request =
             WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
                 .with_producer_id(ProducerId(marker.producer_id))
@@ -143,10 +154,7 @@ impl Broker {
             .iter()
             .map(|key| match outcome.get(key) {
                 Some(0) => None,
-                Some(code) => Some(
-                    ResponseError::try_from_code(*code)
-                        .unwrap_or(ResponseError::UnknownServerError),
-                ),
+                Some(code) => Some(error_of(*code)),
                 None => Some(ResponseError::NotLeaderOrFollower),
             })
             .collect()
@@ -312,10 +320,7 @@ impl Broker {
         let Ok(mut connection) = client::Connection::connect(&addr).await else {
             return unavailable();
         };
-        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for (topic, index) in partitions {
-            topics.entry(topic).or_default().push(*index);
-        }
+        let topics = by_topic(partitions);
         let request = AddPartitionsToTxnRequest::default().with_transactions(vec![
             AddPartitionsToTxnTransaction::default()
                 .with_transactional_id(kafka_protocol::messages::TransactionalId(str_bytes(
@@ -338,8 +343,7 @@ impl Broker {
         let response = match connection.send_within(request, 4, VERIFY_TIMEOUT).await {
             Ok(response) if response.error_code == 0 => response,
             Ok(response) => {
-                let error = ResponseError::try_from_code(response.error_code)
-                    .unwrap_or(ResponseError::UnknownServerError);
+                let error = error_of(response.error_code);
                 return vec![Err(error); partitions.len()];
             }
             Err(_) => return unavailable(),
@@ -359,8 +363,7 @@ impl Broker {
             .iter()
             .map(|key| match codes.get(key) {
                 Some(0) => Ok(()),
-                Some(code) => Err(ResponseError::try_from_code(*code)
-                    .unwrap_or(ResponseError::UnknownServerError)),
+                Some(code) => Err(error_of(*code)),
                 None => Err(ResponseError::InvalidTxnState),
             })
             .collect()
