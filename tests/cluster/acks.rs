@@ -74,7 +74,7 @@ async fn wait_for_isr(client: &mut Client, topic: &str, size: usize, limit: Dura
 fn acks_all_needs_min_insync_replicas_and_acks_1_does_not() {
     let mut cluster = Cluster::start(3, 0, &[("replica.lag.time.max.ms", "1000")]);
     run_bounded(Duration::from_secs(90), async move {
-        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
         let mut client = Client::connect(&cluster.bootstrap())
             .await
             .expect("connect");
@@ -118,7 +118,7 @@ fn acks_all_needs_min_insync_replicas_and_acks_1_does_not() {
 fn records_deleted_on_the_leader_stay_deleted_after_a_failover() {
     let mut cluster = Cluster::start(3, 0, &[]);
     run_bounded(Duration::from_secs(90), async move {
-        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
         let mut client = Client::connect(&cluster.bootstrap())
             .await
             .expect("connect");

@@ -23,7 +23,7 @@ fn s(text: &str) -> StrBytes {
 fn a_cluster_default_set_through_one_broker_is_seen_by_another() {
     let mut cluster = Cluster::start(2, 0, &[]);
     run_bounded(Duration::from_secs(60), async move {
-        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
         let mut first = connect(&cluster.node(1).bootstrap());
         let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![
             AlterConfigsResource::default()

@@ -46,7 +46,7 @@ fn committed(bootstrap: &str) -> Option<Vec<(i32, i64)>> {
 fn committed_offsets_survive_a_kill_9_of_the_coordinator() {
     let mut cluster = Cluster::start(3, 0, &[]);
     run_bounded(Duration::from_secs(120), async move {
-        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
         let bootstrap = cluster.bootstrap();
         let mut admin = Client::connect(&bootstrap).await.expect("connect");
         admin

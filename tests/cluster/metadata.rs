@@ -43,7 +43,7 @@ async fn topic_ids(address: &str) -> BTreeMap<String, String> {
 fn three_nodes_converge_and_any_node_creates_topics() {
     let mut cluster = Cluster::start(3, 1, &[]);
     run_bounded(Duration::from_secs(60), async move {
-        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
         // CreateTopics on a broker-only node, forwarded to the quorum's leader.
         let mut client = Client::connect(&cluster.node(4).bootstrap()).await.unwrap();
         client
@@ -107,7 +107,7 @@ fn three_nodes_converge_and_any_node_creates_topics() {
 fn killing_the_metadata_leader_during_create_topics_loses_nothing() {
     let mut cluster = Cluster::start(3, 0, &[]);
     run_bounded(Duration::from_secs(120), async move {
-        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
         let bootstrap = cluster.bootstrap();
         // A stream of CreateTopics through every node in turn; `acked` are the ones
         // answered with success (or TOPIC_ALREADY_EXISTS after a retry: the first try
@@ -170,7 +170,7 @@ fn killing_the_metadata_leader_during_create_topics_loses_nothing() {
         // The killed node rejoins and catches up; every node then lists every
         // acknowledged topic exactly once, with the same id.
         cluster.node(old_leader).restart();
-        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
         let deadline = Instant::now() + Duration::from_secs(15);
         let mut views = Vec::new();
         for node in &cluster.nodes {
@@ -201,7 +201,7 @@ fn killing_the_metadata_leader_during_create_topics_loses_nothing() {
 fn a_killed_broker_is_fenced_and_loses_its_leaderships() {
     let mut cluster = Cluster::start(3, 0, &[]);
     run_bounded(Duration::from_secs(60), async move {
-        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
         let mut client = Client::connect(&cluster.node(1).bootstrap()).await.unwrap();
         client
             .create_topic("fenced", 6, 3, &BTreeMap::new())
@@ -243,7 +243,7 @@ fn a_killed_broker_is_fenced_and_loses_its_leaderships() {
         );
         // It comes back: registered and unfenced again.
         cluster.node(victim).restart();
-        cluster.wait_for_brokers(Duration::from_secs(10)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
     });
 }
 
@@ -252,9 +252,9 @@ fn a_voter_that_missed_purged_entries_catches_up_from_a_snapshot() {
     // Snapshots every 20 entries, so the leader purges what the stopped voter lacks.
     let mut cluster = Cluster::start(3, 0, &[("metadata.snapshot.interval.records", "20")]);
     run_bounded(Duration::from_secs(90), async move {
-        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
         cluster.node(3).kill();
-        cluster.wait_for_brokers(Duration::from_secs(10)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
         let address = cluster.node(1).bootstrap();
         let mut client = Client::connect(&address).await.unwrap();
         for i in 0..5 {
@@ -271,7 +271,7 @@ fn a_voter_that_missed_purged_entries_catches_up_from_a_snapshot() {
                 .unwrap();
         }
         cluster.node(3).restart();
-        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
         let leader_view = topic_ids(&address).await;
         let deadline = Instant::now() + Duration::from_secs(15);
         let rejoined = cluster.node(3).bootstrap();
@@ -331,7 +331,7 @@ fn every_broker_names_itself_controller_and_admin_requests_survive_the_leader_s_
 
     let mut cluster = Cluster::start(3, 0, &[]);
     run_bounded(Duration::from_secs(90), async move {
-        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
         for node in &cluster.nodes {
             let id = node.node_id();
             assert_eq!(

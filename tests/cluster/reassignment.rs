@@ -115,7 +115,7 @@ async fn read_values(address: &str, topic: &str) -> Vec<String> {
 fn a_moved_partition_keeps_every_record_and_leaves_its_old_broker() {
     let mut cluster = Cluster::start(3, 0, &[]);
     run_bounded(Duration::from_secs(90), async move {
-        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
         let boot = cluster.node(1).bootstrap();
         let mut client = Client::connect(&boot).await.expect("connect");
         client
@@ -202,7 +202,7 @@ fn all_in_sync(s: &[(i32, Vec<i32>, Vec<i32>)]) -> bool {
 /// Creates `topic` (3 partitions, RF 3), then kills node 1 until its leaderships moved and
 /// starts it again; returns the bootstrap address used (node 2's).
 async fn bounce_node_1(cluster: &mut Cluster, topic: &str) -> String {
-    cluster.wait_for_brokers(Duration::from_secs(15)).await;
+    cluster.wait_for_brokers(Duration::from_secs(30)).await;
     let boot = cluster.node(2).bootstrap();
     let mut client = Client::connect(&boot).await.expect("connect");
     client
@@ -252,7 +252,7 @@ fn leadership_returns_to_preferred_replicas_on_request_and_automatically() {
 fn only_an_unclean_election_gives_a_partition_a_leader_outside_the_isr() {
     let mut cluster = Cluster::start(3, 0, &[("replica.lag.time.max.ms", "1000")]);
     run_bounded(Duration::from_secs(90), async move {
-        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
         let boot = cluster.node(3).bootstrap();
         let mut client = Client::connect(&boot).await.expect("connect");
         // Two topics placed alike: one refuses unclean elections (the default), one allows them.

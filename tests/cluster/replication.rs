@@ -3,7 +3,7 @@
 //! is read back and checked: no acknowledged record lost or moved to another offset, no
 //! duplicate, and each producer's records in order within a partition.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,7 +49,7 @@ fn start_cluster() -> Cluster {
 }
 
 async fn create_checked_topic(cluster: &mut Cluster) {
-    cluster.wait_for_brokers(Duration::from_secs(15)).await;
+    cluster.wait_for_brokers(Duration::from_secs(30)).await;
     let mut client = Client::connect(&cluster.bootstrap())
         .await
         .expect("connect");
@@ -283,14 +283,13 @@ fn check(outcome: &Outcome, records: &HashMap<i32, Vec<(i64, String)>>) {
         lost.len(),
         &lost[..lost.len().min(5)]
     );
-    let mut seen = HashSet::new();
+    let mut seen: HashMap<&str, (i32, i64)> = HashMap::new();
     for (p, rs) in records {
         let mut last_seq: HashMap<&str, &str> = HashMap::new();
         for (offset, value) in rs {
-            assert!(
-                seen.insert(value.as_str()),
-                "duplicate {value} at {p}/{offset}"
-            );
+            if let Some((first_p, first_offset)) = seen.insert(value.as_str(), (*p, *offset)) {
+                panic!("duplicate {value} at {p}/{offset}, first at {first_p}/{first_offset}");
+            }
             let (producer, seq) = value.split_once('-').expect("producer-seq");
             if let Some(previous) = last_seq.insert(producer, seq) {
                 assert!(

@@ -124,7 +124,7 @@ fn read_committed(bootstrap: &str, expected: usize, limit: Duration) -> Vec<Stri
 fn transactions_across_nodes_survive_a_node_killed_mid_run() {
     let mut cluster = Cluster::start(3, 0, &[]);
     run_bounded(Duration::from_secs(150), async move {
-        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
         let bootstrap = cluster.bootstrap();
         let mut client = client::Cluster::connect(&bootstrap).await.expect("connect");
         client

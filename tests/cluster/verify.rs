@@ -77,7 +77,7 @@ async fn wait_for(
 fn verify_passes_while_a_node_is_killed_and_restarted() {
     let mut cluster = Cluster::start(3, 0, &[("replica.lag.time.max.ms", "2000")]);
     run_bounded(Duration::from_secs(240), async move {
-        cluster.wait_for_brokers(Duration::from_secs(20)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
         let boot = cluster.bootstrap();
         let child = start_verify(
             &boot,
@@ -122,7 +122,7 @@ fn verify_passes_while_a_node_is_killed_and_restarted() {
 fn verify_finds_writes_lost_to_an_unclean_election() {
     let mut cluster = Cluster::start(3, 0, &[("replica.lag.time.max.ms", "1000")]);
     run_bounded(Duration::from_secs(180), async move {
-        cluster.wait_for_brokers(Duration::from_secs(20)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
         let any = cluster.node(1).bootstrap();
         let mut client = Client::connect(&any).await.expect("connect");
         let unclean = BTreeMap::from([(

@@ -523,6 +523,18 @@ fn restore_producer_state(log: &Log) -> Result<ProducerStateTable, segment_store
     let end = log.log_end_offset();
     let (mut table, from) = match ProducerStateTable::read_snapshot(log.dir()) {
         Some((table, at)) if at <= end && at >= log.log_start_offset() => (table, at),
+        Some((_, at)) if at > end => {
+            // Taken before the log was cut below it: it describes records that are gone,
+            // and would be taken for the records written in their place once the log grows
+            // past it again.
+            ProducerStateTable::remove_snapshot(log.dir()).map_err(|source| {
+                segment_store::Error::Io {
+                    path: log.dir().to_path_buf(),
+                    source,
+                }
+            })?;
+            (ProducerStateTable::default(), log.log_start_offset())
+        }
         _ => (ProducerStateTable::default(), log.log_start_offset()),
     };
     table.truncate_from(end);
@@ -542,4 +554,60 @@ fn restore_producer_state(log: &Log) -> Result<ProducerStateTable, segment_store
         }
     }
     Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use segment_store::testing::BatchBuilder;
+    use segment_store::{AppendOptions, Log, LogConfig};
+
+    use super::*;
+
+    fn idempotent_batch(offset: i64, sequence: i32) -> Vec<u8> {
+        BatchBuilder::new(offset)
+            .records(2, 8)
+            .producer(7, 0, sequence)
+            .build()
+    }
+
+    #[test]
+    fn a_snapshot_above_a_truncation_is_not_taken_for_the_records_written_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default(), 0, true).unwrap();
+        for (offset, sequence) in [(0, 0), (2, 2), (4, 4)] {
+            log.append(
+                &idempotent_batch(offset, sequence),
+                &AppendOptions::default(),
+            )
+            .unwrap();
+        }
+        let table = restore_producer_state(&log).unwrap();
+        table
+            .write_snapshot(log.dir(), log.log_end_offset())
+            .unwrap();
+        // The tail goes (a divergent one), and other batches of the producer take its
+        // offsets: the snapshot at 6 must not stand for them.
+        log.truncate_to(2).unwrap();
+        restore_producer_state(&log).unwrap();
+        for (offset, sequence) in [(2, 2), (4, 4)] {
+            let batch = BatchBuilder::new(offset)
+                .records(2, 8)
+                .seed(9)
+                .producer(7, 1, sequence - 2)
+                .build();
+            log.append(&batch, &AppendOptions::default()).unwrap();
+        }
+        let table = restore_producer_state(&log).unwrap();
+        let retry =
+            BatchHeader::parse(&BatchBuilder::new(0).records(2, 8).producer(7, 1, 2).build())
+                .unwrap();
+        assert_eq!(
+            table.check(&retry),
+            Ok(producer_state::SequenceCheck::Duplicate {
+                first_offset: 4,
+                last_offset: 5
+            }),
+            "the producer's epoch-1 batches are known from the log"
+        );
+    }
 }

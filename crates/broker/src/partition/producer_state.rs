@@ -264,6 +264,14 @@ impl ProducerStateTable {
         std::fs::rename(&tmp, dir.join(SNAPSHOT_FILE))
     }
 
+    /// Removes the snapshot in `dir`, if any (it no longer matches the log).
+    pub(crate) fn remove_snapshot(dir: &Path) -> std::io::Result<()> {
+        match std::fs::remove_file(dir.join(SNAPSHOT_FILE)) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        }
+    }
+
     /// Reads the snapshot in `dir`: the table and the offset it was taken at. A missing or
     /// damaged snapshot is `None` (the caller rebuilds from the log).
     pub(crate) fn read_snapshot(dir: &Path) -> Option<(Self, i64)> {
