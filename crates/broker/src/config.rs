@@ -9,12 +9,14 @@ mod applied;
 pub(crate) mod dynamic;
 mod known;
 mod listeners;
+mod reference;
 mod sasl;
 mod tls;
 mod unserved;
 
 pub use known::{unknown_properties, UnknownProperty};
 pub use listeners::{ListenerConfig, SecurityProtocol};
+pub use reference::{applied_table_markdown, reference_markdown};
 pub use sasl::{Mechanism, SaslSettings};
 pub(crate) use tls::principal as tls_principal;
 

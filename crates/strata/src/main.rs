@@ -53,6 +53,9 @@ enum Command {
     Bench(cli::bench::BenchCommand),
     /// Jepsen-style check: acknowledged writes survive, once and in order.
     Verify(cli::verify::VerifyArgs),
+    /// The configuration reference.
+    #[command(subcommand)]
+    Config(cli::config::ConfigCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,11 +67,14 @@ fn main() -> anyhow::Result<()> {
         // The server starts logging once it has read its config file's `log.format`.
         return runtime.block_on(serve::run(serve_args, args.log_format));
     }
+    if let Command::Config(command) = args.command {
+        return ignoring_closed_pipe(cli::config::run(command));
+    }
     logging::init(args.log_format.unwrap_or_default());
     let brokers = args.brokers.brokers.as_str();
     let result = runtime.block_on(async move {
         match args.command {
-            Command::Serve(_) => unreachable!("handled above"),
+            Command::Serve(_) | Command::Config(_) => unreachable!("handled above"),
             Command::Topic(c) => cli::topic::run(c, brokers).await,
             Command::Group(c) => cli::group::run(c, brokers).await,
             Command::Cluster(c) => cli::cluster::run(c, brokers).await,
@@ -78,8 +84,12 @@ fn main() -> anyhow::Result<()> {
             Command::Verify(a) => cli::verify::run(a, brokers).await,
         }
     });
+    ignoring_closed_pipe(result)
+}
+
+/// A reader that stopped early (`strata topic describe t | head`) is not an error.
+fn ignoring_closed_pipe(result: anyhow::Result<()>) -> anyhow::Result<()> {
     match result {
-        // A reader that stopped early (`strata topic describe t | head`) is not an error.
         Err(e) if cli::is_broken_pipe(&e) => Ok(()),
         other => other,
     }

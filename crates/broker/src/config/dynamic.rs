@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 use controller::{topic_config_defs, ConfigKind, MetadataImage};
 
 use super::known::{is_known, IGNORED};
+use super::reference::DOCS;
 use super::{BrokerConfig, APPLIED_PROPERTIES};
 use crate::server::ConnectionLimits;
 use crate::topic_config::ConfigSource;
@@ -390,6 +391,7 @@ pub(crate) fn catalog() -> &'static [BrokerKey] {
                 .iter()
                 .find(|(ignored, _)| ignored == name)
                 .map(|(_, why)| format!("Accepted and not used by Strata: {why}."))
+                .or_else(|| applied_doc(name))
                 .or_else(|| keys.get(name).and_then(|k| k.doc.clone()));
             keys.insert(
                 name,
@@ -409,11 +411,18 @@ pub(crate) fn catalog() -> &'static [BrokerKey] {
                 name,
                 kind: ConfigKind::String,
                 default: None,
-                doc: None,
+                doc: applied_doc(name),
             });
         }
         keys.into_values().collect()
     })
+}
+
+/// The description of an applied property.
+fn applied_doc(name: &str) -> Option<String> {
+    DOCS.iter()
+        .find(|(described, _)| *described == name)
+        .map(|(_, doc)| (*doc).to_owned())
 }
 
 /// The catalog entry of `key`.

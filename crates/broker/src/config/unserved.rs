@@ -71,6 +71,27 @@ pub(super) fn covers(key: &str) -> bool {
         .any(|p| key.starts_with(p))
 }
 
+/// Why `key` is refused, and the values that are not, for the configuration reference.
+pub(super) fn refusal_doc(key: &str) -> Option<String> {
+    let refused = REFUSED.iter().find(|r| r.key == key)?;
+    let allowed: Vec<String> = refused
+        .allowed
+        .iter()
+        .map(|a| {
+            if a.is_empty() {
+                "empty".to_owned()
+            } else {
+                format!("`{a}`")
+            }
+        })
+        .collect();
+    Some(format!(
+        "Strata does not serve {}: the start is refused unless it is {}.",
+        refused.what,
+        allowed.join(" or ")
+    ))
+}
+
 /// Refuses the first setting of `props` that names something Strata does not serve.
 pub(super) fn refuse(props: &BTreeMap<String, String>) -> Result<(), ConfigError> {
     for refused in REFUSED {

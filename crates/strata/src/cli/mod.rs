@@ -11,6 +11,7 @@ macro_rules! outln {
 
 pub(crate) mod bench;
 pub(crate) mod cluster;
+pub(crate) mod config;
 pub(crate) mod consume;
 pub(crate) mod group;
 pub(crate) mod produce;
