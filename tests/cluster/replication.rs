@@ -288,7 +288,11 @@ fn check(outcome: &Outcome, records: &HashMap<i32, Vec<(i64, String)>>) {
         let mut last_seq: HashMap<&str, &str> = HashMap::new();
         for (offset, value) in rs {
             if let Some((first_p, first_offset)) = seen.insert(value.as_str(), (*p, *offset)) {
-                panic!("duplicate {value} at {p}/{offset}, first at {first_p}/{first_offset}");
+                panic!(
+                    "duplicate {value} at {p}/{offset}, first at {first_p}/{first_offset} \
+                     (delivery errors: {:?})",
+                    &outcome.failed[..outcome.failed.len().min(5)]
+                );
             }
             let (producer, seq) = value.split_once('-').expect("producer-seq");
             if let Some(previous) = last_seq.insert(producer, seq) {

@@ -47,8 +47,6 @@ pub(crate) enum ProduceError {
     /// The batch's records fail Kafka's `LogValidator` checks.
     #[error(transparent)]
     Records(#[from] RecordCheckError),
-    /// A transactional batch: Strata has no transaction coordinator yet, so there is never
-    /// an ongoing transaction (Kafka's KIP-890 verification answers the same).
     #[error("min.insync.replicas is {required} but the in-sync replicas are {isr}")]
     NotEnoughReplicas { required: usize, isr: usize },
     #[error("this broker no longer leads the partition")]
