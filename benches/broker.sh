@@ -17,7 +17,6 @@ source benches/common.sh
 RECORDS=${RECORDS:-2000000}
 DURABLE_RECORDS=${DURABLE_RECORDS:-400000}
 PORT=${PORT:-19892}
-command -v iperf3 >/dev/null || apt-get install -y -qq iperf3 >/dev/null
 
 cargo build --release --locked -p strata -p strata-benches --bin strata --bin strata-loadgen
 # STRATA=path/to/another/strata measures another build with the same load.
@@ -42,10 +41,8 @@ stop() {
   SERVER=
 }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem/{print $2}') GiB, data on $(df --output=fstype "$ROOT" | tail -1)"
-iperf3 -s -1 -p $((PORT + 1)) >/dev/null 2>&1 &
-sleep 0.5
-iperf3 -c 127.0.0.1 -p $((PORT + 1)) -t 5 -f g | awk '/sender/{print "iperf3 loopback, 1 stream: " $7 " " $8}'
+machine_line "$ROOT"
+loopback_limit $((PORT + 1))
 dd if=/dev/zero of="$ROOT/dd" bs=1M count=1024 conv=fdatasync 2>&1 | awk '/copied/{print "disk, 1 GiB dd with fdatasync: " $(NF-1) " " $NF}'
 rm -f "$ROOT/dd"
 

@@ -17,3 +17,24 @@ per_gb() {
 request_times() {
   sed 's/\x1b\[[0-9;]*m//g' "$1" | grep "request times" | grep "api=$2 " | sed 's/.*request times //'
 }
+
+# machine_line DIR: cores, CPU model, memory, and the filesystem DIR is on.
+machine_line() {
+  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem/{print $2}') GiB, data on $(df --output=fstype "$1" | tail -1)"
+}
+
+# loopback_limit PORT: what one TCP stream over 127.0.0.1 carries (iperf3, 5 s).
+loopback_limit() {
+  command -v iperf3 >/dev/null || apt-get install -y -qq iperf3 >/dev/null
+  iperf3 -s -1 -p "$1" >/dev/null 2>&1 &
+  sleep 0.5
+  iperf3 -c 127.0.0.1 -p "$1" -t 5 -f g | awk '/sender/{print "iperf3 loopback, 1 stream: " $7 " " $8}'
+}
+
+# bench_dir NAME: a fresh directory in ROOT (under DATA_ROOT, default /tmp); on exit every
+# pid in PIDS is killed and the directory removed.
+bench_dir() {
+  ROOT=$(mktemp -d "${DATA_ROOT:-/tmp}/$1-XXXX")
+  PIDS=()
+  trap 'for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$ROOT"' EXIT
+}

@@ -123,12 +123,9 @@ measure() {
   stop
 }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem/{print $2}') GiB, data on $(df --output=fstype "$ROOT" | tail -1)"
+machine_line "$ROOT"
 echo "java: $(java -version 2>&1 | head -1)"
-command -v iperf3 >/dev/null || apt-get install -y -qq iperf3 >/dev/null
-iperf3 -s -1 -p $((PORT + 2)) >/dev/null 2>&1 &
-sleep 0.5
-iperf3 -c 127.0.0.1 -p $((PORT + 2)) -t 5 -f g | awk '/sender/{print "iperf3 loopback, 1 stream: " $7 " " $8}'
+loopback_limit $((PORT + 2))
 dd if=/dev/zero of="$ROOT/dd" bs=1M count=1024 conv=fdatasync 2>&1 | awk '/copied/{print "disk, 1 GiB dd with fdatasync: " $(NF-1) " " $NF}'
 rm -f "$ROOT/dd"
 measure strata start_strata

@@ -30,6 +30,10 @@ struct Args {
     /// Producers' `compression.type` (none, gzip, snappy, lz4, zstd).
     #[arg(long, default_value = "none")]
     compression: String,
+    /// Extra librdkafka properties for every client, `KEY=VALUE`, repeatable (e.g.
+    /// `-X security.protocol=SSL -X ssl.ca.location=ca.pem`).
+    #[arg(short = 'X', long = "property", value_parser = parse_property)]
+    properties: Vec<(String, String)>,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -108,6 +112,22 @@ impl ProducerContext for Counting {
 /// A producer with `linger.ms` = `linger_ms`: batching for throughput runs, none for latency
 /// (and then TCP_NODELAY, as Kafka's Java client always sets, so Nagle's algorithm does not
 /// hold small requests back).
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
+}
+
+/// The bootstrap address and the extra properties every client of this run gets.
+fn client_config(args: &Args) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &args.brokers);
+    for (key, value) in &args.properties {
+        config.set(key, value);
+    }
+    config
+}
+
 fn producer(args: &Args, acks: &str, linger_ms: u32) -> ThreadedProducer<Counting> {
     let context = Counting {
         delivered: AtomicU64::new(0),
@@ -116,8 +136,7 @@ fn producer(args: &Args, acks: &str, linger_ms: u32) -> ThreadedProducer<Countin
             Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
         ),
     };
-    ClientConfig::new()
-        .set("bootstrap.servers", &args.brokers)
+    client_config(args)
         .set("acks", acks)
         .set("compression.type", &args.compression)
         .set("linger.ms", linger_ms.to_string())
@@ -219,8 +238,7 @@ fn main() {
             );
         }
         Mode::Consume { count } => {
-            let consumer: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", &args.brokers)
+            let consumer: BaseConsumer = client_config(&args)
                 .set("group.id", "strata-loadgen")
                 .set("enable.auto.commit", "false")
                 .set("fetch.max.bytes", "52428800")

@@ -10,6 +10,7 @@
 # Everything runs against 127.0.0.x and stops by itself (counts and time limits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/common.sh
 
 COUNT=${COUNT:-2000}
 cargo build --release --locked -p strata -p strata-benches --bin strata --bin strata-metabench
@@ -19,7 +20,7 @@ DATA=$(mktemp -d "${DATA_ROOT:-/tmp}/strata-meta-XXXX")
 VOTERS=1@127.0.0.1:19393,2@127.0.0.2:19393,3@127.0.0.3:19393
 declare -A PIDS
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem/{print $2}') GiB, data on $(df --output=fstype "$DATA" | tail -1)"
+machine_line "$DATA"
 if command -v fio >/dev/null; then
   fio --name=fdatasync --directory="$DATA" --rw=write --bs=4k --size=8m --fdatasync=1 \
     --output-format=json 2>/dev/null | python3 -c '

@@ -15,24 +15,14 @@ RECORDS=${RECORDS:-1000000}
 PARTITIONS=${PARTITIONS:-8}
 FAILOVERS=${FAILOVERS:-3}
 BASE=${BASE:-19500}
-command -v iperf3 >/dev/null || apt-get install -y -qq iperf3 >/dev/null
 
 cargo build --release --locked -p strata -p strata-benches --bin strata --bin strata-loadgen
 STRATA=$PWD/target/release/strata
 LOADGEN=$PWD/target/release/strata-loadgen
-ROOT=$(mktemp -d "${DATA_ROOT:-/tmp}/strata-repl-XXXX")
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$ROOT"
-}
-trap cleanup EXIT
+bench_dir strata-repl
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem/{print $2}') GiB, data on $(df --output=fstype "$ROOT" | tail -1)"
-iperf3 -s -1 -p $((BASE + 99)) >/dev/null 2>&1 &
-sleep 0.5
-iperf3 -c 127.0.0.1 -p $((BASE + 99)) -t 5 -f g | awk '/sender/{print "iperf3 loopback, 1 stream: " $7 " " $8}'
+machine_line "$ROOT"
+loopback_limit $((BASE + 99))
 dd if=/dev/zero of="$ROOT/dd" bs=1M count=1024 conv=fdatasync 2>&1 | awk '/copied/{print "disk, 1 GiB dd with fdatasync: " $(NF-1) " " $NF}'
 rm -f "$ROOT/dd"
 
