@@ -453,3 +453,72 @@ fn scram_credentials_are_described_without_secrets_and_survive_a_restart() {
         );
     }
 }
+
+/// A consumer over TLS reads a log of 30 MB in fetch responses of up to 10 MiB, four times
+/// over, each within a bound far above what loopback needs: large responses arrive whole.
+#[test]
+fn consumers_over_tls_read_large_logs_whole() {
+    const RECORDS: usize = 30_000;
+    let secured = start();
+    let mtls = [
+        ("security.protocol", "SSL".to_owned()),
+        ("ssl.ca.location", secured.path("ca.pem")),
+        ("ssl.certificate.location", secured.path("client.crt")),
+        ("ssl.key.location", secured.path("client.key")),
+    ];
+    run_bounded(LIMIT, async {
+        let producer: FutureProducer = client_config(&secured.plaintext, &[])
+            .set("linger.ms", "20")
+            .create()
+            .expect("producer");
+        let payload = vec![b'x'; 1024];
+        // Queued at once (librdkafka batches them), then awaited.
+        let deliveries: Vec<_> = (0..RECORDS)
+            .map(|_| {
+                producer
+                    .send_result(
+                        FutureRecord::<(), _>::to("large-over-tls")
+                            .payload(&payload)
+                            .partition(0),
+                    )
+                    .unwrap_or_else(|(e, _)| panic!("queueing: {e}"))
+            })
+            .collect();
+        for delivery in deliveries {
+            delivery
+                .await
+                .expect("delivery")
+                .unwrap_or_else(|(e, _)| panic!("producing: {e}"));
+        }
+    });
+    for round in 0..4 {
+        let consumer: BaseConsumer = client_config(&secured.ssl, &mtls)
+            .set("group.id", "large-reader")
+            .set("enable.auto.commit", "false")
+            .set("fetch.max.bytes", "52428800")
+            .set("max.partition.fetch.bytes", "10485760")
+            .set("fetch.wait.max.ms", "100")
+            .set("queued.max.messages.kbytes", "1048576")
+            .create()
+            .expect("consumer");
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset("large-over-tls", 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&assignment).unwrap();
+        let started = Instant::now();
+        let mut got = 0;
+        while got < RECORDS && started.elapsed() < Duration::from_secs(15) {
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                message.expect("consumer error");
+                got += 1;
+            }
+        }
+        assert_eq!(
+            got,
+            RECORDS,
+            "round {round}: records read over TLS in {:?}",
+            started.elapsed()
+        );
+    }
+}

@@ -264,7 +264,9 @@ impl Outbox {
         }
     }
 
-    /// Writes every piece with vectored writes, then records the replies' send times.
+    /// Writes every piece with vectored writes and flushes (a TLS stream keeps the records
+    /// it encrypted but could not send yet until flushed), then records the replies' send
+    /// times.
     async fn write_to<W: AsyncWrite + Unpin>(
         &mut self,
         socket: &mut W,
@@ -297,6 +299,7 @@ impl Outbox {
                 }
             }
         }
+        socket.flush().await?;
         if self.pieces.capacity() > IDLE_SLICES {
             self.pieces = VecDeque::new();
         }
