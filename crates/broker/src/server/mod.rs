@@ -147,6 +147,10 @@ pub(crate) struct ConnectionLimits {
     pub(crate) overrides: BTreeMap<IpAddr, usize>,
 }
 
+/// Encrypted bytes a TLS connection holds ahead of the socket (rustls's default is 64 KiB):
+/// larger fetch responses are encrypted and written in fewer, larger steps.
+const TLS_SEND_BUFFER: usize = 1 << 20;
+
 /// Serves one accepted connection: the TLS handshake first on an SSL or SASL_SSL listener
 /// (within `request.receive.timeout.ms`; a client that does not speak TLS is closed), then
 /// the connection.
@@ -173,7 +177,7 @@ async fn open(
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
     let limit = std::time::Duration::from_millis(broker.config.request_receive_timeout_ms);
-    let stream = match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+    let mut stream = match tokio::time::timeout(limit, acceptor.accept(stream)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
             tracing::info!(peer = %peer.addr, listener = %listener.config.name, %error, "TLS handshake failed");
@@ -184,6 +188,7 @@ async fn open(
             return Ok(());
         }
     };
+    stream.get_mut().1.set_buffer_limit(Some(TLS_SEND_BUFFER));
     if !listener.config.protocol.uses_sasl() {
         let certificate = stream
             .get_ref()
