@@ -26,7 +26,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 import matrix
-from conftest import create_topic, start_cluster
+from conftest import create_topic, start_cluster, transactions
 
 WORDS = ["strata", "kafka", "streams", "log", "segment", "raft", "replica", "offset", "group", "topic",
          "batch", "leader"]
@@ -146,15 +146,6 @@ def _create_replicated(bootstrap: str, names: list[str], partitions: int, replic
             time.sleep(0.2)
 
 
-def _transactions(bootstrap: str, prefix: str) -> list[dict]:
-    """The transactional ids starting with `prefix` as the coordinators describe them."""
-    r = subprocess.run(matrix.java_argv(matrix.JAVA_CLIENT_JAR) + [
-        "transactions", "--bootstrap", bootstrap, "--prefix", prefix],
-        capture_output=True, timeout=40, stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, f"transactions: exit {r.returncode}\n{r.stderr.decode(errors='replace')[-2000:]}"
-    return [json.loads(line) for line in r.stdout.decode().splitlines() if line.startswith("{")]
-
-
 def _leaders(bootstrap: str, topics: list[str]) -> dict[str, int]:
     from confluent_kafka.admin import AdminClient
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 2, "log.connection.close": False})
@@ -222,7 +213,7 @@ def test_kafka_streams_exactly_once_with_a_broker_killed(tmp_path):
         txns: list[dict] = []
         deadline = time.monotonic() + 20
         while not txns and time.monotonic() < deadline:
-            txns = _transactions(cluster.bootstrap, app)
+            txns = transactions(cluster.bootstrap, app)
         internal = [f"{app}-words-repartition", f"{app}-word-counts-changelog"]
         leaders = _leaders(cluster.bootstrap, [sink, *internal])
         victim = txns[0]["coordinator"] if txns else leaders[f"{sink}-0"]
