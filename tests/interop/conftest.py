@@ -286,6 +286,17 @@ def start_cluster(tmp: Path, size: int = 3, properties: dict[str, object] | None
     return cluster
 
 
+def transactions(bootstrap: str, prefix: str) -> list[dict]:
+    """The transactional ids starting with `prefix` as the cluster's transaction coordinators
+    describe them (the Java client's ListTransactions and DescribeTransactions): dicts with
+    id, coordinator (node id), state and partitions."""
+    r = subprocess.run(matrix.java_argv(matrix.JAVA_CLIENT_JAR) + [
+        "transactions", "--bootstrap", bootstrap, "--prefix", prefix],
+        capture_output=True, timeout=40, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, f"transactions: exit {r.returncode}\n{r.stderr.decode(errors='replace')[-2000:]}"
+    return [json.loads(line) for line in r.stdout.decode().splitlines() if line.startswith("{")]
+
+
 def _start_mock(tmp: Path) -> Broker:
     # The mock answers kafka-python 3's ApiVersions v3/v4 with a body it cannot decode.
     os.environ.setdefault("INTEROP_KAFKA_PYTHON_API_VERSION", "2.3")

@@ -12,6 +12,7 @@
 //! [`Log::append_validated`]: segment_store::Log::append_validated
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -250,6 +251,13 @@ impl Partition {
             })();
             decisions.push(decided.unwrap_or_else(Decision::Refused));
         }
+        // Transactions these batches open hold the last stable offset back before their
+        // records can be read or replicated: a fetch woken by the high watermark must not see
+        // them as stable (markers' closings are published only once written, below).
+        self.first_unstable.fetch_min(
+            producers.first_unstable_offset().unwrap_or(i64::MAX),
+            Ordering::AcqRel,
+        );
         let written = if sets.is_empty() {
             Ok(Vec::new())
         } else {
@@ -275,9 +283,13 @@ impl Partition {
                     tracing::error!(partition = %self.name, %error, "writing the transaction index failed");
                 }
             }
+        }
+        // The `.txnindex` has the aborted transactions before their markers' closings move
+        // the last stable offset, and both before the high watermark moves.
+        self.publish_first_unstable(&producers);
+        if written.is_ok() {
             self.advance_high_watermark(&self.replicas.lock());
         }
-        self.publish_first_unstable(&producers);
         drop(producers);
         self.log_end.send_replace(self.log.log_end_offset());
         for (request, decision) in group.into_iter().zip(decisions) {
@@ -347,4 +359,140 @@ pub(crate) fn check_shape(
         });
     }
     Ok(header)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::AtomicBool;
+
+    use bytes::BytesMut;
+    use controller::PartitionMeta;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    use segment_store::{Log, MarkerType, TxnMarker};
+
+    use super::*;
+    use crate::partition::markers::marker_batch;
+    use crate::topic_config::TopicSettings;
+
+    /// One transactional record of `producer_id`, epoch 0, sequence 0.
+    fn txn_batch(producer_id: i64) -> Bytes {
+        let record = Record {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: 0,
+            timestamp: now_ms(),
+            key: None,
+            value: Some(Bytes::from_static(b"aborted")),
+            headers: Default::default(),
+        };
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            [&record],
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        buf.freeze()
+    }
+
+    /// What a read_committed fetch from `offset` does (data up to the last stable offset,
+    /// then the aborted transactions up to it); returns the offset after the batches read
+    /// and the offsets of transactional data batches it would hand out as committed.
+    fn fetch_committed(partition: &Partition, offset: i64) -> (i64, Vec<i64>) {
+        let read = partition.read(offset, 1 << 20, true, true).unwrap();
+        let upper = partition.last_stable_offset().max(offset);
+        let aborted = partition.log.aborted_txns(offset, upper).unwrap();
+        let (mut next, mut visible) = (offset, Vec::new());
+        let mut rest = &read.records[..];
+        while let Some(header) = BatchHeader::parse(rest) {
+            let dropped = aborted.iter().any(|a| {
+                a.producer_id == header.producer_id && a.first_offset <= header.base_offset
+            });
+            if header.is_transactional() && !header.is_control() && !dropped {
+                visible.push(header.base_offset);
+            }
+            next = header.last_offset() + 1;
+            rest = &rest[header.total_size()..];
+        }
+        (next, visible)
+    }
+
+    /// Every transaction here is aborted, so a read_committed reader polling as fast as it
+    /// can must never get one of their records: the last stable offset holds a transaction's
+    /// records back from the moment the high watermark passes them (a fetch woken by the
+    /// high watermark once read them as stable before the transaction was published open).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn read_committed_never_sees_an_aborted_transaction_as_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = TopicSettings::from_effective(&BTreeMap::new());
+        let log = Arc::new(Log::open(dir.path(), settings.log.clone(), 0, true).unwrap());
+        let partition =
+            Arc::new(Partition::new("t".into(), 0, log, settings, 1, Arc::default()).unwrap());
+        partition.apply_metadata(
+            &PartitionMeta {
+                partition: 0,
+                replicas: vec![1],
+                isr: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                adding_replicas: vec![],
+                removing_replicas: vec![],
+            },
+            now_ms(),
+        );
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (partition, done) = (Arc::clone(&partition), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let (mut offset, mut leaked) = (0, Vec::new());
+                while !done.load(Ordering::Acquire) {
+                    let (next, visible) = fetch_committed(&partition, offset);
+                    offset = next;
+                    leaked.extend(visible);
+                }
+                leaked
+            })
+        };
+        let abort = TxnMarker {
+            kind: MarkerType::Abort,
+            coordinator_epoch: 0,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        for producer_id in 0..2_000 {
+            if std::time::Instant::now() > deadline {
+                break;
+            }
+            let data = partition.append(txn_batch(producer_id), -1, AppendOrigin::Client, None);
+            data.await.unwrap();
+            let marker = marker_batch(producer_id, 0, abort);
+            partition
+                .append(marker, -1, AppendOrigin::TxnMarker, None)
+                .await
+                .unwrap();
+        }
+        done.store(true, Ordering::Release);
+        let leaked = reader.join().unwrap();
+        assert!(
+            leaked.is_empty(),
+            "aborted records read as committed at offsets {leaked:?}"
+        );
+        assert_eq!(fetch_committed(&partition, 0).1, Vec::<i64>::new());
+        assert!(
+            partition.log.log_end_offset() >= 200,
+            "too few transactions ran"
+        );
+    }
 }

@@ -5,6 +5,7 @@ import org.apache.kafka.common.TopicPartition;
 import org.springframework.beans.factory.annotation.Value;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
+import org.springframework.context.annotation.Profile;
 import org.springframework.kafka.config.ConcurrentKafkaListenerContainerFactory;
 import org.springframework.kafka.config.TopicBuilder;
 import org.springframework.kafka.core.ConsumerFactory;
@@ -16,6 +17,7 @@ import org.springframework.util.backoff.FixedBackOff;
 
 /** Topics and listener container factories of the scenario. */
 @Configuration
+@Profile("!transactions")
 public class KafkaConfig {
     /** Blocking retries of a failing order before it goes to the dead-letter topic. */
     static final long ORDER_RETRIES = 2;

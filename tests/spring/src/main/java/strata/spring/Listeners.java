@@ -5,6 +5,7 @@ import java.util.List;
 
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.header.Header;
+import org.springframework.context.annotation.Profile;
 import org.springframework.kafka.annotation.BackOff;
 import org.springframework.kafka.annotation.DltHandler;
 import org.springframework.kafka.annotation.KafkaListener;
@@ -15,6 +16,7 @@ import org.springframework.stereotype.Component;
 
 /** The scenario's listeners; each records what it saw in the {@link Tracker}. */
 @Component
+@Profile("!transactions")
 public class Listeners {
     private final Tracker tracker;
 

@@ -14,6 +14,7 @@ import java.util.function.BooleanSupplier;
 import java.util.stream.Collectors;
 
 import org.springframework.beans.factory.annotation.Value;
+import org.springframework.context.annotation.Profile;
 import org.springframework.kafka.config.KafkaListenerEndpointRegistry;
 import org.springframework.kafka.core.KafkaTemplate;
 import org.springframework.kafka.listener.ConcurrentMessageListenerContainer;
@@ -23,6 +24,7 @@ import org.springframework.stereotype.Component;
 
 /** Sends the scenario's records, waits for the listeners, and checks what they saw. */
 @Component
+@Profile("!transactions")
 public class Scenario {
     private final KafkaTemplate<String, String> template;
     private final KafkaListenerEndpointRegistry registry;
@@ -67,7 +69,7 @@ public class Scenario {
         String payments = prefix + "-payments";
 
         if (!waitFor(deadline, this::everyConsumerAssigned)) {
-            check("assigned", false, "listener containers without partitions: " + unassigned());
+            check("assigned", false, "listener containers without partitions: " + unassigned(registry));
             return finish();
         }
         mark("listeners-assigned");
@@ -188,11 +190,11 @@ public class Scenario {
     }
 
     private boolean everyConsumerAssigned() {
-        return unassigned().isEmpty();
+        return unassigned(registry).isEmpty();
     }
 
     /** Listener consumers (each concurrent child) that hold no partition yet. */
-    private List<String> unassigned() {
+    static List<String> unassigned(KafkaListenerEndpointRegistry registry) {
         List<String> missing = new ArrayList<>();
         for (MessageListenerContainer c : registry.getAllListenerContainers()) {
             List<? extends MessageListenerContainer> children = c instanceof ConcurrentMessageListenerContainer<?, ?> cc
@@ -258,7 +260,7 @@ public class Scenario {
                 + tracker.batched.values().stream().filter(n -> n.get() > 1).count());
     }
 
-    private static void mark(String what) {
+    static void mark(String what) {
         System.out.println("MARK " + what);
         System.out.flush();
     }
@@ -274,11 +276,11 @@ public class Scenario {
         return u;
     }
 
-    private static String first(java.util.Collection<String> items) {
+    static String first(java.util.Collection<String> items) {
         return items.stream().limit(5).collect(Collectors.joining(", ", "[", items.size() > 5 ? ", ...]" : "]"));
     }
 
-    private static boolean waitFor(long deadline, BooleanSupplier condition) {
+    static boolean waitFor(long deadline, BooleanSupplier condition) {
         while (!condition.getAsBoolean()) {
             if (System.nanoTime() > deadline) {
                 return false;
@@ -288,7 +290,7 @@ public class Scenario {
         return true;
     }
 
-    private static void sleepNanos(long nanos) {
+    static void sleepNanos(long nanos) {
         try {
             TimeUnit.NANOSECONDS.sleep(nanos);
         } catch (InterruptedException e) {
@@ -297,7 +299,7 @@ public class Scenario {
     }
 
     /** Ends the process with status 1 if the scenario and the shutdown outlast `nanos`. */
-    private static void watchdog(long nanos) {
+    static void watchdog(long nanos) {
         Thread t = new Thread(() -> {
             sleepNanos(nanos);
             System.out.println("CHECK finished-in-time FAIL the scenario did not end within "

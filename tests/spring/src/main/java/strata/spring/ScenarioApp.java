@@ -26,6 +26,13 @@ import org.springframework.context.ConfigurableApplicationContext;
  * It prints {@code MARK orders-half-sent} when half the orders are sent (a test may restart a
  * node then), one {@code CHECK <name> ok|FAIL ...} line per check and a {@code RESULT} line.
  *
+ * <p>With the {@code transactions} profile ({@code --spring.profiles.active=transactions}) it runs
+ * {@link TxnScenario} instead: a listener in Kafka transactions (KafkaTransactionManager from
+ * {@code spring.kafka.producer.transaction-id-prefix}, {@code @Transactional}) that consumes
+ * {@code tx-in} and sends to {@code tx-out}; rolled-back attempts must stay invisible to
+ * read_committed readers and every good record's output must be there exactly once. It
+ * prints {@code MARK tx-half-sent} half way.
+ *
  * <p>Settings: {@code scenario.prefix} (required), {@code scenario.replication},
  * {@code scenario.records}, {@code scenario.poison-every}, {@code scenario.batch-records},
  * {@code scenario.payment-records}, {@code scenario.send-seconds} (spread the orders over this
@@ -37,7 +44,8 @@ import org.springframework.context.ConfigurableApplicationContext;
 public class ScenarioApp {
     public static void main(String[] args) {
         ConfigurableApplicationContext context = SpringApplication.run(ScenarioApp.class, args);
-        int code = context.getBean(Scenario.class).run();
+        int code = context.getBeanNamesForType(TxnScenario.class).length > 0
+                ? context.getBean(TxnScenario.class).run() : context.getBean(Scenario.class).run();
         Thread closer = new Thread(context::close, "close");
         closer.setDaemon(true);
         closer.start();

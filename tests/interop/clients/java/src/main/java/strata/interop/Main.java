@@ -17,6 +17,10 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Collectors;
 
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.TransactionDescription;
+import org.apache.kafka.clients.admin.TransactionListing;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -52,13 +56,19 @@ import org.apache.kafka.streams.kstream.Produced;
  *   group-member --bootstrap H:P --topic T --group G [--session-timeout-ms N] [--assignor A]
  *                [--group-protocol classic|consumer]
  *   wordcount    --bootstrap H:P --input T --output T --app-id ID --state-dir DIR [--timeout S]
+ *                [--guarantee at_least_once|exactly_once_v2] [--replication N] [--threads N]
+ *                [--commit-interval-ms N]
+ *   transactions --bootstrap H:P --prefix P
  * </pre>
  *
  * produce and consume follow tests/interop/clients/common.py (record recipe, JSON lines, exit
  * codes 0 success, 1 Kafka or timeout failure, 2 usage); group-member prints what
- * group_member.py prints; wordcount runs an at_least_once Streams word count (input lines ->
- * output word -> count as a big-endian long), prints {"state": S} on every state change and
- * closes cleanly on SIGTERM.
+ * group_member.py prints; wordcount runs a Streams word count (input lines -> output word ->
+ * count as a big-endian long; at_least_once unless --guarantee says otherwise, internal topics
+ * with --replication replicas, default the broker's), prints {"state": S} on every state change
+ * and closes cleanly on SIGTERM; transactions prints one JSON line per transactional id starting
+ * with P that the cluster's coordinators know (ListTransactions, then DescribeTransactions):
+ * {"id", "coordinator", "state", "partitions"}.
  */
 public final class Main {
     static final List<String> CODECS = List.of("none", "gzip", "snappy", "lz4", "zstd");
@@ -82,6 +92,7 @@ public final class Main {
                 case "consume" -> consume(args);
                 case "group-member" -> groupMember(args);
                 case "wordcount" -> wordCount(args);
+                case "transactions" -> transactions(args);
                 default -> usage("unknown command " + argv[0]);
             }
         } catch (KafkaException | IllegalStateException e) {
@@ -291,11 +302,19 @@ public final class Main {
         p.put(StreamsConfig.APPLICATION_ID_CONFIG, need(args, "app-id"));
         p.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, need(args, "bootstrap"));
         p.put(StreamsConfig.STATE_DIR_CONFIG, need(args, "state-dir"));
-        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
-        p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 2);
+        String guarantee = args.getOrDefault("guarantee", StreamsConfig.AT_LEAST_ONCE);
+        if (!List.of(StreamsConfig.AT_LEAST_ONCE, StreamsConfig.EXACTLY_ONCE_V2).contains(guarantee)) {
+            usage("--guarantee must be at_least_once or exactly_once_v2");
+        }
+        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, guarantee);
+        p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, args.containsKey("threads") ? intArg(args, "threads") : 2);
+        if (args.containsKey("replication")) {
+            p.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, intArg(args, "replication"));
+        }
         // Every count reaches the output topic at once, and offsets are committed often.
         p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
-        p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 200);
+        p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG,
+                args.containsKey("commit-interval-ms") ? intArg(args, "commit-interval-ms") : 200);
         p.put(StreamsConfig.consumerPrefix(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG), 10_000);
         p.put(StreamsConfig.consumerPrefix(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG), 500);
         p.put(StreamsConfig.consumerPrefix(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG), "earliest");
@@ -338,6 +357,40 @@ public final class Main {
         if (failed.get()) {
             streams.close(Duration.ofSeconds(5));
             fail("Kafka Streams went to ERROR");
+        }
+    }
+
+    // ------------------------------------------------------------------ transactions
+
+    static void transactions(Map<String, String> args) {
+        String prefix = need(args, "prefix");
+        watchdog(30, "transactions");
+        Properties p = new Properties();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, need(args, "bootstrap"));
+        p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000);
+        p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 20_000);
+        try (Admin admin = Admin.create(p)) {
+            List<String> ids = admin.listTransactions().all().get().stream()
+                    .map(TransactionListing::transactionalId)
+                    .filter(id -> id.startsWith(prefix))
+                    .sorted()
+                    .toList();
+            if (ids.isEmpty()) {
+                return;
+            }
+            Map<String, TransactionDescription> described = admin.describeTransactions(ids).all().get();
+            for (String id : ids) {
+                TransactionDescription d = described.get(id);
+                OUT.println("{\"id\": " + jsonString(id) + ", \"coordinator\": " + d.coordinatorId()
+                        + ", \"state\": " + jsonString(d.state().toString()) + ", \"partitions\": "
+                        + d.topicPartitions().stream().map(tp -> jsonString(tp.toString()))
+                                .collect(Collectors.joining(", ", "[", "]")) + "}");
+            }
+        } catch (java.util.concurrent.ExecutionException e) {
+            fail("ListTransactions/DescribeTransactions failed: " + e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            fail("interrupted");
         }
     }
 
