@@ -8,7 +8,7 @@ use strata_tests::{strata_bin, Node};
 
 /// Runs `strata` with `args`, bounded to 30 seconds; with `close_stdout` the reader of its
 /// standard output is gone before it can print (it first has to ask the cluster).
-fn run(args: &[&str], close_stdout: bool) -> Output {
+pub(crate) fn run(args: &[&str], close_stdout: bool) -> Output {
     let mut child = Command::new(strata_bin())
         .args(args)
         .stdin(Stdio::null())
@@ -30,7 +30,7 @@ fn run(args: &[&str], close_stdout: bool) -> Output {
     child.wait_with_output().expect("strata output")
 }
 
-fn ok(args: &[&str]) -> String {
+pub(crate) fn ok(args: &[&str]) -> String {
     let output = run(args, false);
     assert!(
         output.status.success(),

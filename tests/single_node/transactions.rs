@@ -13,9 +13,9 @@ use strata_tests::{run_bounded, Node};
 
 use crate::common::{create_topic, producer};
 
-const TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(20);
 
-fn transactional(bootstrap: &str, id: &str, extra: &[(&str, &str)]) -> FutureProducer {
+pub(crate) fn transactional(bootstrap: &str, id: &str, extra: &[(&str, &str)]) -> FutureProducer {
     let mut config = vec![("transactional.id", id)];
     config.extend_from_slice(extra);
     let p = producer(bootstrap, &config);
@@ -23,7 +23,7 @@ fn transactional(bootstrap: &str, id: &str, extra: &[(&str, &str)]) -> FuturePro
     p
 }
 
-async fn send_all(p: &FutureProducer, topic: &str, values: &[String]) {
+pub(crate) async fn send_all(p: &FutureProducer, topic: &str, values: &[String]) {
     for (i, v) in values.iter().enumerate() {
         let key = format!("k{i}");
         p.send(
@@ -35,13 +35,13 @@ async fn send_all(p: &FutureProducer, topic: &str, values: &[String]) {
     }
 }
 
-fn values(prefix: &str, n: usize) -> Vec<String> {
+pub(crate) fn values(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i}")).collect()
 }
 
 /// Every value in `topic` (all `partitions`) from the beginning, as a consumer of
 /// `isolation` sees it within `limit` (it stops early once it has `expected`).
-fn read(
+pub(crate) fn read(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
@@ -379,3 +379,4 @@ fn consume_transform_produce_outputs_each_input_exactly_once() {
     assert_eq!(outputs.len(), INPUTS, "outputs lost or duplicated");
     assert_eq!(outputs, expected);
 }
+

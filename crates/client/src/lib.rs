@@ -12,6 +12,7 @@ mod partitioner;
 mod quorum;
 mod records;
 mod replicas;
+mod transactions;
 
 pub use cluster::{fetch_on, produce_on, Cluster, PartitionInfo, TopicInfo};
 pub use connection::Connection;
@@ -22,6 +23,7 @@ pub use records::{
     decode_records, encode_batch, encode_batch_as, Compression, OwnedRecord, ProducerIdentity,
 };
 pub use replicas::Reassignment;
+pub use transactions::{ListFilter, ProducerState, TransactionDescription, TransactionListing};
 
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]

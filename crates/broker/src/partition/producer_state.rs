@@ -69,6 +69,8 @@ pub(crate) struct ActiveProducer {
     pub(crate) last_sequence: i32,
     /// The max timestamp of the last batch, -1 when unknown.
     pub(crate) last_timestamp: i64,
+    /// The first offset of its open transaction here, -1 when none is open.
+    pub(crate) current_txn_start_offset: i64,
 }
 
 /// Producer states of one partition.
@@ -134,6 +136,7 @@ impl ProducerStateTable {
 
     /// The producers with state here, by producer id.
     pub(crate) fn active_producers(&self) -> Vec<ActiveProducer> {
+        let open: HashMap<i64, i64> = self.txns.open().collect();
         let mut producers: Vec<ActiveProducer> = self
             .producers
             .iter()
@@ -144,6 +147,7 @@ impl ProducerStateTable {
                     epoch: entry.epoch,
                     last_sequence: last.map_or(-1, |b| b.last_seq),
                     last_timestamp: last.map_or(-1, |b| b.timestamp),
+                    current_txn_start_offset: open.get(&producer_id).copied().unwrap_or(-1),
                 }
             })
             .collect();
@@ -451,6 +455,12 @@ mod tests {
         table.record(&transactional(2, 0, 11), None);
         table.record(&transactional(1, 1, 12), None);
         assert_eq!(table.first_unstable_offset(), Some(10));
+        let starts: Vec<(i64, i64)> = table
+            .active_producers()
+            .iter()
+            .map(|p| (p.producer_id, p.current_txn_start_offset))
+            .collect();
+        assert_eq!(starts, vec![(1, 10), (2, 11)]);
         table.write_snapshot(dir.path(), 13).unwrap();
         let (mut restored, at) = ProducerStateTable::read_snapshot(dir.path()).unwrap();
         assert_eq!((at, restored.first_unstable_offset()), (13, Some(10)));
@@ -495,6 +505,7 @@ mod tests {
                 epoch: 2,
                 last_sequence: 2,
                 last_timestamp: 1_700_000_000_000,
+                current_txn_start_offset: -1,
             }]
         );
         // A snapshot written before batches carried their timestamp (SPS1).
