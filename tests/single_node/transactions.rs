@@ -380,3 +380,129 @@ fn consume_transform_produce_outputs_each_input_exactly_once() {
     assert_eq!(outputs, expected);
 }
 
+/// KIP-447: while a transaction has offsets of a partition pending (TxnOffsetCommit written,
+/// the transaction not yet ended), an OffsetFetch that requires stable offsets gets
+/// UNSTABLE_OFFSET_COMMIT (88) for it, one that does not gets the offset committed so far;
+/// once the transaction commits, both get its offset.
+#[test]
+fn offset_fetch_requiring_stable_offsets_waits_for_pending_transactional_commits() {
+    use kafka_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+    };
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        AddOffsetsToTxnRequest, EndTxnRequest, FindCoordinatorRequest, GroupId,
+        InitProducerIdRequest, OffsetFetchRequest, ProducerId, TopicName, TransactionalId,
+        TxnOffsetCommitRequest,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use strata_tests::raw::{call, call_loaded, connect};
+
+    const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+    let node = Node::start_default();
+    let b = node.bootstrap();
+    run_bounded(TIMEOUT, create_topic(&b, "stable", 1, &[]));
+    let mut s = connect(&b);
+    let txn_id = || TransactionalId(StrBytes::from_static_str("app-stable"));
+    let group = || GroupId(StrBytes::from_static_str("stable-group"));
+    let topic = || TopicName(StrBytes::from_static_str("stable"));
+    let not_ready = |code: i16| matches!(code, 14 | 15); // loading, not available
+    for (key, key_type) in [("app-stable", 1), ("stable-group", 0)] {
+        let find = FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_static_str(key))
+            .with_key_type(key_type);
+        let found = call_loaded(&mut s, &find, 3, |r| not_ready(r.error_code));
+        assert_eq!(found.error_code, 0, "{found:?}");
+    }
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(txn_id()))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let init = call_loaded(&mut s, &init, 4, |r| not_ready(r.error_code));
+    assert_eq!(init.error_code, 0, "{init:?}");
+    let (producer_id, epoch) = (init.producer_id, init.producer_epoch);
+    let (_, added) = call(
+        &mut s,
+        &AddOffsetsToTxnRequest::default()
+            .with_transactional_id(txn_id())
+            .with_producer_id(producer_id)
+            .with_producer_epoch(epoch)
+            .with_group_id(group()),
+        3,
+    );
+    assert_eq!(added.error_code, 0, "{added:?}");
+    let (_, written) = call(
+        &mut s,
+        &TxnOffsetCommitRequest::default()
+            .with_transactional_id(txn_id())
+            .with_group_id(group())
+            .with_producer_id(producer_id)
+            .with_producer_epoch(epoch)
+            .with_generation_id(-1)
+            .with_member_id(StrBytes::new())
+            .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                .with_name(topic())
+                .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(42)
+                    .with_committed_leader_epoch(-1)])]),
+        3,
+    );
+    assert_eq!(written.topics[0].partitions[0].error_code, 0, "{written:?}");
+
+    // (error, offset) of partition 0, at v7 and in v8's per-group form.
+    let fetch_v7 = |s: &mut std::net::TcpStream, require_stable: bool| {
+        let request = OffsetFetchRequest::default()
+            .with_group_id(group())
+            .with_require_stable(require_stable)
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(topic())
+                .with_partition_indexes(vec![0])]));
+        let (_, response) = call(s, &request, 7);
+        assert_eq!(response.error_code, 0, "{response:?}");
+        let p = &response.topics[0].partitions[0];
+        (p.error_code, p.committed_offset)
+    };
+    let fetch_v8 = |s: &mut std::net::TcpStream, require_stable: bool| {
+        let request = OffsetFetchRequest::default()
+            .with_require_stable(require_stable)
+            .with_groups(vec![OffsetFetchRequestGroup::default()
+                .with_group_id(group())
+                .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                    .with_name(topic())
+                    .with_partition_indexes(vec![0])]))]);
+        let (_, response) = call(s, &request, 8);
+        let g = &response.groups[0];
+        assert_eq!(g.error_code, 0, "{response:?}");
+        let p = &g.topics[0].partitions[0];
+        (p.error_code, p.committed_offset)
+    };
+    assert_eq!(fetch_v7(&mut s, true), (UNSTABLE_OFFSET_COMMIT, -1));
+    assert_eq!(fetch_v8(&mut s, true), (UNSTABLE_OFFSET_COMMIT, -1));
+    assert_eq!(fetch_v7(&mut s, false), (0, -1), "nothing committed yet");
+    assert_eq!(fetch_v8(&mut s, false), (0, -1));
+
+    let (_, ended) = call(
+        &mut s,
+        &EndTxnRequest::default()
+            .with_transactional_id(txn_id())
+            .with_producer_id(producer_id)
+            .with_producer_epoch(epoch)
+            .with_committed(true),
+        3,
+    );
+    assert_eq!(ended.error_code, 0, "{ended:?}");
+    // The commit is answered once decided; the marker that settles the offsets follows.
+    let deadline = Instant::now() + TIMEOUT;
+    let mut last = fetch_v7(&mut s, true);
+    while last.0 == UNSTABLE_OFFSET_COMMIT && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        last = fetch_v7(&mut s, true);
+    }
+    assert_eq!(last, (0, 42));
+    assert_eq!(fetch_v8(&mut s, true), (0, 42));
+    assert_eq!(fetch_v7(&mut s, false), (0, 42));
+}
