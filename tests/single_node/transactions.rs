@@ -506,3 +506,112 @@ fn offset_fetch_requiring_stable_offsets_waits_for_pending_transactional_commits
     assert_eq!(fetch_v8(&mut s, true), (0, 42));
     assert_eq!(fetch_v7(&mut s, false), (0, 42));
 }
+
+/// Markers carry their coordinator's epoch (the leader epoch of the transactional id's
+/// `__transaction_state` partition); the partition leader keeps the latest per producer
+/// (DescribeProducers shows it, a restart keeps it) and refuses a marker with an older one
+/// with TRANSACTION_COORDINATOR_FENCED (52), as Kafka does.
+#[test]
+fn a_marker_from_an_older_coordinator_epoch_is_refused() {
+    use client::{ClientError, Cluster, ProducerState};
+
+    let mut node = Node::start_default();
+    let b = node.bootstrap();
+    run_bounded(TIMEOUT, create_topic(&b, "epochs", 1, &[]));
+    let p = transactional(&b, "app-epoch", &[]);
+    run_bounded(TIMEOUT, async {
+        p.begin_transaction().unwrap();
+        send_all(&p, "epochs", &values("e", 2)).await;
+        p.commit_transaction(TIMEOUT).expect("commit");
+    });
+    drop(p);
+    // The producer of `epochs`-0 once its marker is in (the commit is answered first).
+    async fn marked(cluster: &mut Cluster) -> ProducerState {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let producers = cluster.describe_producers("epochs", 0, None).await.unwrap();
+            assert_eq!(producers.len(), 1, "{producers:?}");
+            if producers[0].coordinator_epoch >= 0 || Instant::now() > deadline {
+                return producers[0];
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let b2 = b.clone();
+    run_bounded(TIMEOUT, async move {
+        let mut cluster = Cluster::connect(&b2).await.unwrap();
+        let state = cluster
+            .metadata(Some(&["__transaction_state"]), false)
+            .await
+            .unwrap();
+        let partitions = &state[0].partitions;
+        let index =
+            coordinator::group::records::partition_for("app-epoch", partitions.len() as i32);
+        let coordinator_epoch = partitions[index as usize].leader_epoch;
+        let producer = marked(&mut cluster).await;
+        assert_eq!(producer.coordinator_epoch, coordinator_epoch);
+        let epoch = i16::try_from(producer.producer_epoch).unwrap();
+        // A newer coordinator's marker (as after the coordinator moved) is taken...
+        cluster
+            .abort_transaction(
+                "epochs",
+                0,
+                producer.producer_id,
+                epoch,
+                coordinator_epoch + 3,
+            )
+            .await
+            .expect("a newer coordinator epoch is accepted");
+        // ...and from then on the older coordinator's are refused.
+        let stale = cluster
+            .abort_transaction(
+                "epochs",
+                0,
+                producer.producer_id,
+                epoch,
+                coordinator_epoch + 2,
+            )
+            .await;
+        assert!(
+            matches!(stale, Err(ClientError::Kafka { code: 52, .. })),
+            "{stale:?}"
+        );
+        assert_eq!(
+            marked(&mut cluster).await.coordinator_epoch,
+            coordinator_epoch + 3
+        );
+    });
+    assert_eq!(
+        read(&b, "epochs", 1, "read_committed", 2, TIMEOUT),
+        values("e", 2),
+        "the committed records are untouched"
+    );
+    // Kept across a restart (producer state snapshot and log).
+    node.kill();
+    node.restart();
+    let b = node.bootstrap();
+    run_bounded(TIMEOUT, async move {
+        let mut cluster = Cluster::connect(&b).await.unwrap();
+        let deadline = Instant::now() + TIMEOUT;
+        let producer = loop {
+            match cluster.describe_producers("epochs", 0, None).await {
+                Ok(producers) => break producers[0],
+                Err(e) if Instant::now() > deadline => panic!("{e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        let stale = cluster
+            .abort_transaction(
+                "epochs",
+                0,
+                producer.producer_id,
+                i16::try_from(producer.producer_epoch).unwrap(),
+                producer.coordinator_epoch - 1,
+            )
+            .await;
+        assert!(
+            matches!(stale, Err(ClientError::Kafka { code: 52, .. })),
+            "{stale:?} ({producer:?})"
+        );
+    });
+}

@@ -95,6 +95,10 @@ impl CoordinatorLog for Handle {
         self.0.append_as(records, producer, now_ms, deadline)
     }
 
+    fn leader_epoch(&self) -> i32 {
+        self.0.leader_epoch()
+    }
+
     fn identity(&self) -> *const () {
         Arc::as_ptr(&self.0).cast()
     }
