@@ -6,9 +6,14 @@ use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::{
-    DescribeProducersRequest, DescribeTransactionsRequest, FindCoordinatorRequest,
-    ListTransactionsRequest, ProducerId, TopicName, TransactionalId, WriteTxnMarkersRequest,
+    AddPartitionsToTxnRequest, DescribeProducersRequest, DescribeTransactionsRequest,
+    EndTxnRequest, FindCoordinatorRequest, InitProducerIdRequest, ListTransactionsRequest,
+    ProducerId, TopicName, TransactionalId, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -76,7 +81,115 @@ pub struct ListFilter {
     pub producer_ids: Vec<i64>,
 }
 
+/// How long the transactional producer calls retry what Kafka's producer retries
+/// (a coordinator loading or moving, CONCURRENT_TRANSACTIONS while markers are written).
+const TXN_RETRY_FOR: Duration = Duration::from_secs(30);
+
+/// Whether a transaction coordinator's `code` is one a producer retries.
+fn retriable(code: i16) -> bool {
+    [
+        ResponseError::CoordinatorLoadInProgress,
+        ResponseError::CoordinatorNotAvailable,
+        ResponseError::NotCoordinator,
+        ResponseError::ConcurrentTransactions,
+    ]
+    .iter()
+    .any(|e| e.code() == code)
+}
+
 impl Cluster {
+    /// A transactional producer's InitProducerId at `transactional_id`'s coordinator:
+    /// (producer id, epoch), retried while the coordinator loads or moves.
+    pub async fn init_transactions(
+        &mut self,
+        transactional_id: &str,
+        timeout_ms: i32,
+    ) -> Result<(i64, i16)> {
+        let deadline = Instant::now() + TXN_RETRY_FOR;
+        loop {
+            let coordinator = self.transaction_coordinator(transactional_id).await?;
+            let request = InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(text(transactional_id))))
+                .with_transaction_timeout_ms(timeout_ms)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1);
+            let response = self.broker(coordinator).await?.send(request, 4).await?;
+            if retriable(response.error_code) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            ClientError::check(response.error_code, "InitProducerId", None)?;
+            return Ok((response.producer_id.0, response.producer_epoch));
+        }
+    }
+
+    /// AddPartitionsToTxn: `partitions` join the producer's transaction (the first write of
+    /// a transaction needs it), retried while the previous transaction's markers are written.
+    pub async fn add_partitions_to_txn(
+        &mut self,
+        transactional_id: &str,
+        producer: (i64, i16),
+        partitions: &[(String, i32)],
+    ) -> Result<()> {
+        let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
+        for (topic, partition) in partitions {
+            match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
+                Some(t) => t.partitions.push(*partition),
+                None => topics.push(
+                    AddPartitionsToTxnTopic::default()
+                        .with_name(TopicName(text(topic)))
+                        .with_partitions(vec![*partition]),
+                ),
+            }
+        }
+        let deadline = Instant::now() + TXN_RETRY_FOR;
+        loop {
+            let coordinator = self.transaction_coordinator(transactional_id).await?;
+            let request = AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(text(transactional_id)))
+                .with_v3_and_below_producer_id(ProducerId(producer.0))
+                .with_v3_and_below_producer_epoch(producer.1)
+                .with_v3_and_below_topics(topics.clone());
+            let response = self.broker(coordinator).await?.send(request, 3).await?;
+            let code = response
+                .results_by_topic_v3_and_below
+                .iter()
+                .flat_map(|t| &t.results_by_partition)
+                .map(|p| p.partition_error_code)
+                .find(|c| *c != 0)
+                .unwrap_or(response.error_code);
+            if retriable(code) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+            return ClientError::check(code, "AddPartitionsToTxn", None);
+        }
+    }
+
+    /// EndTxn: commits (or aborts) the producer's transaction; answered once decided.
+    pub async fn end_txn(
+        &mut self,
+        transactional_id: &str,
+        producer: (i64, i16),
+        commit: bool,
+    ) -> Result<()> {
+        let deadline = Instant::now() + TXN_RETRY_FOR;
+        loop {
+            let coordinator = self.transaction_coordinator(transactional_id).await?;
+            let request = EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(text(transactional_id)))
+                .with_producer_id(ProducerId(producer.0))
+                .with_producer_epoch(producer.1)
+                .with_committed(commit);
+            let response = self.broker(coordinator).await?.send(request, 3).await?;
+            if retriable(response.error_code) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+            return ClientError::check(response.error_code, "EndTxn", None);
+        }
+    }
+
     /// The id of the broker coordinating `transactional_id` (FindCoordinator, key type 1).
     pub async fn transaction_coordinator(&mut self, transactional_id: &str) -> Result<i32> {
         let request = FindCoordinatorRequest::default()
