@@ -550,10 +550,13 @@ mod tests {
     use super::*;
     use crate::test_log::MemoryLog;
 
+    /// A marker as written: producer id, epoch, commit, coordinator epoch, partitions.
+    type WrittenMarker = (i64, i16, bool, i32, TxnPartitions);
+
     /// Markers that are recorded, and fail while `refuse` is set.
     #[derive(Default)]
     struct RecordedMarkers {
-        written: Mutex<Vec<(i64, i16, bool, i32, TxnPartitions)>>,
+        written: Mutex<Vec<WrittenMarker>>,
         refuse: Mutex<bool>,
     }
 
