@@ -164,3 +164,91 @@ fn transactions_across_nodes_survive_a_node_killed_mid_run() {
         assert_eq!(read, committed);
     });
 }
+
+/// The leader epoch of the `__transaction_state` partition coordinating `id`, and its
+/// leader.
+async fn coordinator_epoch(client: &mut client::Cluster, id: &str) -> (i32, i32) {
+    let state = client
+        .metadata(Some(&["__transaction_state"]), false)
+        .await
+        .expect("metadata");
+    let partitions = &state[0].partitions;
+    let index = coordinator::group::records::partition_for(id, partitions.len() as i32);
+    let p = &partitions[index as usize];
+    (p.leader_epoch, p.leader)
+}
+
+/// Waits until a producer of `txc`-0 shows coordinator epoch `epoch` from its last marker.
+async fn marked_with(client: &mut client::Cluster, epoch: i32) -> client::ProducerState {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let producers = client.describe_producers("txc", 0, None).await;
+        if let Some(p) = producers
+            .iter()
+            .flatten()
+            .find(|p| p.coordinator_epoch == epoch)
+        {
+            return *p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no marker of coordinator epoch {epoch}: {producers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Markers carry the leader epoch of the coordinator's `__transaction_state` partition: once
+/// the coordinator's node dies and another takes the partition over (a newer epoch), its
+/// markers carry the new epoch, and partition leaders refuse markers of the old one
+/// (TRANSACTION_COORDINATOR_FENCED), as a zombie coordinator would send them.
+#[test]
+fn markers_of_a_moved_coordinator_carry_its_new_epoch_and_fence_the_old_one() {
+    let mut cluster = Cluster::start(3, 0, &[]);
+    run_bounded(Duration::from_secs(150), async move {
+        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        let bootstrap = cluster.bootstrap();
+        let mut client = client::Cluster::connect(&bootstrap).await.expect("connect");
+        client
+            .create_topic("txc", PARTITIONS, 3, &BTreeMap::new())
+            .await
+            .expect("create");
+        let mut p = transactional(&bootstrap, "cluster-app");
+        let mut committed = transaction(&mut p, &bootstrap, "before", 12, true).await;
+        let (old_epoch, old_coordinator) = coordinator_epoch(&mut client, "cluster-app").await;
+        marked_with(&mut client, old_epoch).await;
+
+        cluster.node(old_coordinator).kill();
+        let survivors: Vec<String> = [1, 2, 3]
+            .into_iter()
+            .filter(|n| *n != old_coordinator)
+            .map(|n| cluster.node(n).bootstrap())
+            .collect();
+        let survivors = survivors.join(",");
+        let mut client = client::Cluster::connect(&survivors).await.expect("connect");
+        committed.extend(transaction(&mut p, &survivors, "after", 12, true).await);
+        let (new_epoch, new_coordinator) = coordinator_epoch(&mut client, "cluster-app").await;
+        assert_ne!(new_coordinator, old_coordinator);
+        assert!(new_epoch > old_epoch, "{new_epoch} after {old_epoch}");
+        let producer = marked_with(&mut client, new_epoch).await;
+
+        let stale = client
+            .abort_transaction(
+                "txc",
+                0,
+                producer.producer_id,
+                i16::try_from(producer.producer_epoch).expect("epoch"),
+                old_epoch,
+            )
+            .await;
+        assert!(
+            matches!(stale, Err(client::ClientError::Kafka { code: 52, .. })),
+            "{stale:?}"
+        );
+        committed.sort();
+        assert_eq!(
+            read_committed(&survivors, committed.len(), Duration::from_secs(40)),
+            committed
+        );
+    });
+}

@@ -8,7 +8,7 @@ use strata_tests::{strata_bin, Node};
 
 /// Runs `strata` with `args`, bounded to 30 seconds; with `close_stdout` the reader of its
 /// standard output is gone before it can print (it first has to ask the cluster).
-fn run(args: &[&str], close_stdout: bool) -> Output {
+pub(crate) fn run(args: &[&str], close_stdout: bool) -> Output {
     let mut child = Command::new(strata_bin())
         .args(args)
         .stdin(Stdio::null())
@@ -30,7 +30,7 @@ fn run(args: &[&str], close_stdout: bool) -> Output {
     child.wait_with_output().expect("strata output")
 }
 
-fn ok(args: &[&str]) -> String {
+pub(crate) fn ok(args: &[&str]) -> String {
     let output = run(args, false);
     assert!(
         output.status.success(),
@@ -164,6 +164,56 @@ fn positive(v: &serde_json::Value, path: &[&str]) -> f64 {
         .unwrap_or_else(|| panic!("{path:?} is not a number in {v}"));
     assert!(n > 0.0, "{path:?} is {n} in {v}");
     n
+}
+
+#[test]
+fn bench_txn_compares_idempotent_and_transactional_produce_read_committed() {
+    let node = Node::start_default();
+    let b = node.bootstrap();
+    let out = json_line(&ok(&[
+        "bench",
+        "txn",
+        "-b",
+        &b,
+        "-t",
+        "bench-txn",
+        "-d",
+        "1s",
+        "--commit-interval",
+        "100ms",
+        "--json",
+    ]));
+    for phase in ["idempotent", "transactional"] {
+        let records = positive(&out, &[phase, "records"]);
+        assert_eq!(out[phase]["received"].as_f64(), Some(records), "{out}");
+        positive(&out, &[phase, "records_per_sec"]);
+        let p50 = positive(&out, &[phase, "read_committed_e2e", "p50_ms"]);
+        let p99 = positive(&out, &[phase, "read_committed_e2e", "p99_ms"]);
+        assert!(p50 <= p99, "{out}");
+    }
+    positive(&out, &["transactional", "commits"]);
+    positive(&out, &["transactional", "commit_latency", "p50_ms"]);
+    assert!(out["idempotent"].get("commits").is_none(), "{out}");
+    // The transaction's records are read once committed: the table of the run's producer
+    // shows no transaction left open.
+    let producers = ok(&[
+        "txn",
+        "describe-producers",
+        "--topic",
+        "bench-txn",
+        "--partition",
+        "0",
+        "-b",
+        &b,
+    ]);
+    assert_eq!(producers.lines().count(), 3, "two producers: {producers}");
+    assert!(
+        producers
+            .lines()
+            .skip(1)
+            .all(|l| l.trim_end().ends_with("None")),
+        "{producers}"
+    );
 }
 
 #[test]

@@ -23,3 +23,4 @@ mod produce_consume;
 mod record_validation;
 mod security;
 mod transactions;
+mod txn_tool;

@@ -13,9 +13,9 @@ use strata_tests::{run_bounded, Node};
 
 use crate::common::{create_topic, producer};
 
-const TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(20);
 
-fn transactional(bootstrap: &str, id: &str, extra: &[(&str, &str)]) -> FutureProducer {
+pub(crate) fn transactional(bootstrap: &str, id: &str, extra: &[(&str, &str)]) -> FutureProducer {
     let mut config = vec![("transactional.id", id)];
     config.extend_from_slice(extra);
     let p = producer(bootstrap, &config);
@@ -23,7 +23,7 @@ fn transactional(bootstrap: &str, id: &str, extra: &[(&str, &str)]) -> FuturePro
     p
 }
 
-async fn send_all(p: &FutureProducer, topic: &str, values: &[String]) {
+pub(crate) async fn send_all(p: &FutureProducer, topic: &str, values: &[String]) {
     for (i, v) in values.iter().enumerate() {
         let key = format!("k{i}");
         p.send(
@@ -35,13 +35,13 @@ async fn send_all(p: &FutureProducer, topic: &str, values: &[String]) {
     }
 }
 
-fn values(prefix: &str, n: usize) -> Vec<String> {
+pub(crate) fn values(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i}")).collect()
 }
 
 /// Every value in `topic` (all `partitions`) from the beginning, as a consumer of
 /// `isolation` sees it within `limit` (it stops early once it has `expected`).
-fn read(
+pub(crate) fn read(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
@@ -378,4 +378,240 @@ fn consume_transform_produce_outputs_each_input_exactly_once() {
     let expected: Vec<String> = sorted((0..INPUTS).map(|i| format!("out-{i}")).collect());
     assert_eq!(outputs.len(), INPUTS, "outputs lost or duplicated");
     assert_eq!(outputs, expected);
+}
+
+/// KIP-447: while a transaction has offsets of a partition pending (TxnOffsetCommit written,
+/// the transaction not yet ended), an OffsetFetch that requires stable offsets gets
+/// UNSTABLE_OFFSET_COMMIT (88) for it, one that does not gets the offset committed so far;
+/// once the transaction commits, both get its offset.
+#[test]
+fn offset_fetch_requiring_stable_offsets_waits_for_pending_transactional_commits() {
+    use kafka_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+    };
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        AddOffsetsToTxnRequest, EndTxnRequest, FindCoordinatorRequest, GroupId,
+        InitProducerIdRequest, OffsetFetchRequest, ProducerId, TopicName, TransactionalId,
+        TxnOffsetCommitRequest,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use strata_tests::raw::{call, call_loaded, connect};
+
+    const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+    let node = Node::start_default();
+    let b = node.bootstrap();
+    run_bounded(TIMEOUT, create_topic(&b, "stable", 1, &[]));
+    let mut s = connect(&b);
+    let txn_id = || TransactionalId(StrBytes::from_static_str("app-stable"));
+    let group = || GroupId(StrBytes::from_static_str("stable-group"));
+    let topic = || TopicName(StrBytes::from_static_str("stable"));
+    let not_ready = |code: i16| matches!(code, 14 | 15); // loading, not available
+    for (key, key_type) in [("app-stable", 1), ("stable-group", 0)] {
+        let find = FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_static_str(key))
+            .with_key_type(key_type);
+        let found = call_loaded(&mut s, &find, 3, |r| not_ready(r.error_code));
+        assert_eq!(found.error_code, 0, "{found:?}");
+    }
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(txn_id()))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let init = call_loaded(&mut s, &init, 4, |r| not_ready(r.error_code));
+    assert_eq!(init.error_code, 0, "{init:?}");
+    let (producer_id, epoch) = (init.producer_id, init.producer_epoch);
+    let (_, added) = call(
+        &mut s,
+        &AddOffsetsToTxnRequest::default()
+            .with_transactional_id(txn_id())
+            .with_producer_id(producer_id)
+            .with_producer_epoch(epoch)
+            .with_group_id(group()),
+        3,
+    );
+    assert_eq!(added.error_code, 0, "{added:?}");
+    let (_, written) = call(
+        &mut s,
+        &TxnOffsetCommitRequest::default()
+            .with_transactional_id(txn_id())
+            .with_group_id(group())
+            .with_producer_id(producer_id)
+            .with_producer_epoch(epoch)
+            .with_generation_id(-1)
+            .with_member_id(StrBytes::new())
+            .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                .with_name(topic())
+                .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(42)
+                    .with_committed_leader_epoch(-1)])]),
+        3,
+    );
+    assert_eq!(written.topics[0].partitions[0].error_code, 0, "{written:?}");
+
+    // (error, offset) of partition 0, at v7 and in v8's per-group form.
+    let fetch_v7 = |s: &mut std::net::TcpStream, require_stable: bool| {
+        let request = OffsetFetchRequest::default()
+            .with_group_id(group())
+            .with_require_stable(require_stable)
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(topic())
+                .with_partition_indexes(vec![0])]));
+        let (_, response) = call(s, &request, 7);
+        assert_eq!(response.error_code, 0, "{response:?}");
+        let p = &response.topics[0].partitions[0];
+        (p.error_code, p.committed_offset)
+    };
+    let fetch_v8 = |s: &mut std::net::TcpStream, require_stable: bool| {
+        let request = OffsetFetchRequest::default()
+            .with_require_stable(require_stable)
+            .with_groups(vec![OffsetFetchRequestGroup::default()
+                .with_group_id(group())
+                .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                    .with_name(topic())
+                    .with_partition_indexes(vec![0])]))]);
+        let (_, response) = call(s, &request, 8);
+        let g = &response.groups[0];
+        assert_eq!(g.error_code, 0, "{response:?}");
+        let p = &g.topics[0].partitions[0];
+        (p.error_code, p.committed_offset)
+    };
+    assert_eq!(fetch_v7(&mut s, true), (UNSTABLE_OFFSET_COMMIT, -1));
+    assert_eq!(fetch_v8(&mut s, true), (UNSTABLE_OFFSET_COMMIT, -1));
+    assert_eq!(fetch_v7(&mut s, false), (0, -1), "nothing committed yet");
+    assert_eq!(fetch_v8(&mut s, false), (0, -1));
+
+    let (_, ended) = call(
+        &mut s,
+        &EndTxnRequest::default()
+            .with_transactional_id(txn_id())
+            .with_producer_id(producer_id)
+            .with_producer_epoch(epoch)
+            .with_committed(true),
+        3,
+    );
+    assert_eq!(ended.error_code, 0, "{ended:?}");
+    // The commit is answered once decided; the marker that settles the offsets follows.
+    let deadline = Instant::now() + TIMEOUT;
+    let mut last = fetch_v7(&mut s, true);
+    while last.0 == UNSTABLE_OFFSET_COMMIT && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        last = fetch_v7(&mut s, true);
+    }
+    assert_eq!(last, (0, 42));
+    assert_eq!(fetch_v8(&mut s, true), (0, 42));
+    assert_eq!(fetch_v7(&mut s, false), (0, 42));
+}
+
+/// Markers carry their coordinator's epoch (the leader epoch of the transactional id's
+/// `__transaction_state` partition); the partition leader keeps the latest per producer
+/// (DescribeProducers shows it, a restart keeps it) and refuses a marker with an older one
+/// with TRANSACTION_COORDINATOR_FENCED (52), as Kafka does.
+#[test]
+fn a_marker_from_an_older_coordinator_epoch_is_refused() {
+    use client::{ClientError, Cluster, ProducerState};
+
+    let mut node = Node::start_default();
+    let b = node.bootstrap();
+    run_bounded(TIMEOUT, create_topic(&b, "epochs", 1, &[]));
+    let p = transactional(&b, "app-epoch", &[]);
+    run_bounded(TIMEOUT, async {
+        p.begin_transaction().unwrap();
+        send_all(&p, "epochs", &values("e", 2)).await;
+        p.commit_transaction(TIMEOUT).expect("commit");
+    });
+    drop(p);
+    // The producer of `epochs`-0 once its marker is in (the commit is answered first).
+    async fn marked(cluster: &mut Cluster) -> ProducerState {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let producers = cluster.describe_producers("epochs", 0, None).await.unwrap();
+            assert_eq!(producers.len(), 1, "{producers:?}");
+            if producers[0].coordinator_epoch >= 0 || Instant::now() > deadline {
+                return producers[0];
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let b2 = b.clone();
+    run_bounded(TIMEOUT, async move {
+        let mut cluster = Cluster::connect(&b2).await.unwrap();
+        let state = cluster
+            .metadata(Some(&["__transaction_state"]), false)
+            .await
+            .unwrap();
+        let partitions = &state[0].partitions;
+        let index =
+            coordinator::group::records::partition_for("app-epoch", partitions.len() as i32);
+        let coordinator_epoch = partitions[index as usize].leader_epoch;
+        let producer = marked(&mut cluster).await;
+        assert_eq!(producer.coordinator_epoch, coordinator_epoch);
+        let epoch = i16::try_from(producer.producer_epoch).unwrap();
+        // A newer coordinator's marker (as after the coordinator moved) is taken...
+        cluster
+            .abort_transaction(
+                "epochs",
+                0,
+                producer.producer_id,
+                epoch,
+                coordinator_epoch + 3,
+            )
+            .await
+            .expect("a newer coordinator epoch is accepted");
+        // ...and from then on the older coordinator's are refused.
+        let stale = cluster
+            .abort_transaction(
+                "epochs",
+                0,
+                producer.producer_id,
+                epoch,
+                coordinator_epoch + 2,
+            )
+            .await;
+        assert!(
+            matches!(stale, Err(ClientError::Kafka { code: 52, .. })),
+            "{stale:?}"
+        );
+        assert_eq!(
+            marked(&mut cluster).await.coordinator_epoch,
+            coordinator_epoch + 3
+        );
+    });
+    assert_eq!(
+        read(&b, "epochs", 1, "read_committed", 2, TIMEOUT),
+        values("e", 2),
+        "the committed records are untouched"
+    );
+    // Kept across a restart (producer state snapshot and log).
+    node.kill();
+    node.restart();
+    let b = node.bootstrap();
+    run_bounded(TIMEOUT, async move {
+        let mut cluster = Cluster::connect(&b).await.unwrap();
+        let deadline = Instant::now() + TIMEOUT;
+        let producer = loop {
+            match cluster.describe_producers("epochs", 0, None).await {
+                Ok(producers) => break producers[0],
+                Err(e) if Instant::now() > deadline => panic!("{e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        let stale = cluster
+            .abort_transaction(
+                "epochs",
+                0,
+                producer.producer_id,
+                i16::try_from(producer.producer_epoch).unwrap(),
+                producer.coordinator_epoch - 1,
+            )
+            .await;
+        assert!(
+            matches!(stale, Err(ClientError::Kafka { code: 52, .. })),
+            "{stale:?} ({producer:?})"
+        );
+    });
 }

@@ -12,16 +12,22 @@ mod partitioner;
 mod quorum;
 mod records;
 mod replicas;
+mod transactions;
 
-pub use cluster::{fetch_on, produce_on, Cluster, PartitionInfo, TopicInfo};
+pub use cluster::{
+    fetch_committed_on, fetch_on, produce_on, produce_transactional_on, Cluster, PartitionInfo,
+    TopicInfo,
+};
 pub use connection::Connection;
 pub use groups::{GroupDescription, GroupMember};
 pub use partitioner::partition_for_key;
 pub use quorum::metadata_quorum_request;
 pub use records::{
-    decode_records, encode_batch, encode_batch_as, Compression, OwnedRecord, ProducerIdentity,
+    decode_records, encode_batch, encode_batch_as, encode_transactional_batch, Compression,
+    OwnedRecord, ProducerIdentity,
 };
 pub use replicas::Reassignment;
+pub use transactions::{ListFilter, ProducerState, TransactionDescription, TransactionListing};
 
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]

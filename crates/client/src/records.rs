@@ -48,11 +48,29 @@ pub fn encode_batch_as(
     compression: Compression,
     producer: Option<ProducerIdentity>,
 ) -> Result<Bytes> {
+    encode(records, compression, producer, false)
+}
+
+/// Encodes `records` as one transactional batch of `producer` (part of its open transaction).
+pub fn encode_transactional_batch(
+    records: &[OwnedRecord],
+    compression: Compression,
+    producer: ProducerIdentity,
+) -> Result<Bytes> {
+    encode(records, compression, Some(producer), true)
+}
+
+fn encode(
+    records: &[OwnedRecord],
+    compression: Compression,
+    producer: Option<ProducerIdentity>,
+    transactional: bool,
+) -> Result<Bytes> {
     let records: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(i, r)| Record {
-            transactional: false,
+            transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,

@@ -30,7 +30,7 @@ mod test_log;
 pub mod txn;
 
 pub use error::{CoordinatorError, LogError};
-pub use group::{GroupCoordinator, GroupHandle, ListedGroup, OFFSETS_TOPIC};
+pub use group::{FetchedOffset, GroupCoordinator, GroupHandle, ListedGroup, OFFSETS_TOPIC};
 pub use log::{CoordinatorLog, LogEntry, Record, Replication};
 pub use ownership::{CoordinatorPartitions, CoordinatorState, Load};
 

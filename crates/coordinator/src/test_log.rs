@@ -1,5 +1,7 @@
 //! An internal-topic partition in memory, for the coordinators' tests.
 
+use std::sync::atomic::{AtomicI32, Ordering};
+
 use kafka_protocol::error::ResponseError;
 use parking_lot::Mutex;
 
@@ -12,6 +14,8 @@ pub(crate) struct MemoryLog {
     pub(crate) records: Mutex<Vec<Record>>,
     /// When set, appends fail with this error.
     pub(crate) refuse: Mutex<Option<ResponseError>>,
+    /// The leader epoch it reports (0 unless set).
+    pub(crate) leader_epoch: AtomicI32,
 }
 
 impl CoordinatorLog for MemoryLog {
@@ -48,5 +52,9 @@ impl CoordinatorLog for MemoryLog {
         }
         self.records.lock().extend_from_slice(records);
         Ok(Box::pin(async { Ok(()) }))
+    }
+
+    fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Relaxed)
     }
 }

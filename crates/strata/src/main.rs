@@ -42,6 +42,10 @@ enum Command {
     /// List, describe, delete consumer groups and reset their offsets.
     #[command(subcommand)]
     Group(cli::group::GroupCommand),
+    /// List and describe transactions, find hanging ones and abort them
+    /// (Kafka's kafka-transactions.sh).
+    #[command(subcommand)]
+    Txn(cli::txn::TxnCommand),
     /// Show the cluster's brokers and controller, and the metadata quorum.
     #[command(subcommand)]
     Cluster(cli::cluster::ClusterCommand),
@@ -77,6 +81,7 @@ fn main() -> anyhow::Result<()> {
             Command::Serve(_) | Command::Config(_) => unreachable!("handled above"),
             Command::Topic(c) => cli::topic::run(c, brokers).await,
             Command::Group(c) => cli::group::run(c, brokers).await,
+            Command::Txn(c) => cli::txn::run(c, brokers).await,
             Command::Cluster(c) => cli::cluster::run(c, brokers).await,
             Command::Produce(a) => cli::produce::run(a, brokers).await,
             Command::Consume(a) => cli::consume::run(a, brokers).await,

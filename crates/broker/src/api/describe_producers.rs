@@ -1,7 +1,9 @@
 //! DescribeProducers (key 61): the idempotent producers with state in each asked-for
 //! partition, from the partition leader's producer state. A partition led elsewhere is
-//! NOT_LEADER_OR_FOLLOWER, an unknown one UNKNOWN_TOPIC_OR_PARTITION, as in Kafka. Until
-//! there are transactions, coordinator epoch and transaction start offset are -1.
+//! NOT_LEADER_OR_FOLLOWER, an unknown one UNKNOWN_TOPIC_OR_PARTITION, as in Kafka. The
+//! transaction start offset is the first offset of the producer's open transaction in the
+//! partition (-1 when none is open): what `kafka-transactions.sh abort --start-offset`
+//! looks for.
 
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
@@ -35,8 +37,8 @@ pub(super) fn handle(
                                         .with_producer_epoch(i32::from(p.epoch))
                                         .with_last_sequence(p.last_sequence)
                                         .with_last_timestamp(p.last_timestamp)
-                                        .with_coordinator_epoch(-1)
-                                        .with_current_txn_start_offset(-1)
+                                        .with_coordinator_epoch(p.coordinator_epoch)
+                                        .with_current_txn_start_offset(p.current_txn_start_offset)
                                 })
                                 .collect(),
                         ),

@@ -1,5 +1,7 @@
 //! OffsetFetch (key 9): a group's committed offsets, for one group or many (v8+). From v9 a
-//! member of a consumer-protocol group names itself and its epoch, which are checked.
+//! member of a consumer-protocol group names itself and its epoch, which are checked. From
+//! v7 `require_stable` makes a partition with transactional offsets still pending
+//! UNSTABLE_OFFSET_COMMIT (KIP-447), which clients retry.
 
 use std::collections::BTreeMap;
 
@@ -10,37 +12,35 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
 
 use super::{owned, str_bytes, Ctx};
-use coordinator::group::records::CommittedOffset;
 use coordinator::GroupHandle;
 
-/// (offset, leader epoch, metadata) per partition, by topic; -1 where nothing is committed.
-type Answer = BTreeMap<String, Vec<(i32, i64, i32, String)>>;
+/// (partition, offset, leader epoch, metadata, error code) by topic; offset -1 where nothing
+/// is committed or the partition is answered with an error.
+type Answer = BTreeMap<String, Vec<(i32, i64, i32, String, i16)>>;
 
-fn lookup(group: &GroupHandle<'_>, wanted: Option<Vec<(String, Vec<i32>)>>) -> Answer {
-    let committed = group.committed();
-    let show = |c: Option<&CommittedOffset>| match c {
-        Some(c) => (c.offset, c.leader_epoch, c.metadata.clone()),
-        None => (-1, -1, String::new()),
-    };
+/// The group's offsets of `wanted` (all committed ones when `None`); with `require_stable`,
+/// partitions with transactional offsets pending are UNSTABLE_OFFSET_COMMIT (KIP-447).
+fn lookup(
+    group: &GroupHandle<'_>,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
+) -> Answer {
     let mut out = Answer::new();
-    match wanted {
-        None => {
-            for ((topic, partition), c) in &committed {
-                let (offset, epoch, metadata) = show(Some(c));
-                out.entry(topic.clone())
-                    .or_default()
-                    .push((*partition, offset, epoch, metadata));
-            }
-        }
-        Some(topics) => {
-            for (topic, partitions) in topics {
-                let entry = out.entry(topic.clone()).or_default();
-                for p in partitions {
-                    let (offset, epoch, metadata) = show(committed.get(&(topic.clone(), p)));
-                    entry.push((p, offset, epoch, metadata));
-                }
-            }
-        }
+    let wanted = wanted.map(|topics| {
+        // A topic asked for with no partitions still gets its (empty) entry.
+        out.extend(topics.iter().map(|(topic, _)| (topic.clone(), Vec::new())));
+        topics
+            .into_iter()
+            .flat_map(|(topic, partitions)| partitions.into_iter().map(move |p| (topic.clone(), p)))
+            .collect()
+    });
+    for ((topic, partition), answer) in group.fetch_offsets(wanted, require_stable) {
+        let row = match answer {
+            Ok(Some(c)) => (partition, c.offset, c.leader_epoch, c.metadata, 0),
+            Ok(None) => (partition, -1, -1, String::new(), 0),
+            Err(error) => (partition, -1, -1, String::new(), error.code()),
+        };
+        out.entry(topic).or_default().push(row);
     }
     out
 }
@@ -75,7 +75,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetFetchRequest) -> OffsetFetchR
                             .with_error_code(denied.code())
                     }
                 };
-                let topics = lookup(&handle, wanted)
+                let topics = lookup(&handle, wanted, request.require_stable)
                     .into_iter()
                     .map(|(topic, partitions)| {
                         OffsetFetchResponseTopics::default()
@@ -83,12 +83,13 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetFetchRequest) -> OffsetFetchR
                             .with_partitions(
                                 partitions
                                     .into_iter()
-                                    .map(|(p, offset, epoch, metadata)| {
+                                    .map(|(p, offset, epoch, metadata, error)| {
                                         OffsetFetchResponsePartitions::default()
                                             .with_partition_index(p)
                                             .with_committed_offset(offset)
                                             .with_committed_leader_epoch(epoch)
                                             .with_metadata(Some(str_bytes(metadata)))
+                                            .with_error_code(error)
                                     })
                                     .collect(),
                             )
@@ -111,7 +112,8 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetFetchRequest) -> OffsetFetchR
             .map(|t| (owned(&t.name.0), t.partition_indexes.clone()))
             .collect()
     });
-    let topics = lookup(&handle, wanted)
+    let require_stable = ctx.version >= 7 && request.require_stable;
+    let topics = lookup(&handle, wanted, require_stable)
         .into_iter()
         .map(|(topic, partitions)| {
             OffsetFetchResponseTopic::default()
@@ -119,11 +121,12 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetFetchRequest) -> OffsetFetchR
                 .with_partitions(
                     partitions
                         .into_iter()
-                        .map(|(p, offset, epoch, metadata)| {
+                        .map(|(p, offset, epoch, metadata, error)| {
                             let partition = OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)
                                 .with_committed_offset(offset)
-                                .with_metadata(Some(str_bytes(metadata)));
+                                .with_metadata(Some(str_bytes(metadata)))
+                                .with_error_code(error);
                             if ctx.version >= 5 {
                                 partition.with_committed_leader_epoch(epoch)
                             } else {

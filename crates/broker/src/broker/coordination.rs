@@ -66,6 +66,10 @@ impl CoordinatorLog for CoordinatorPartition {
         }))
     }
 
+    fn leader_epoch(&self) -> i32 {
+        self.0.leader_epoch()
+    }
+
     fn identity(&self) -> *const () {
         Arc::as_ptr(&self.0).cast()
     }

@@ -162,7 +162,9 @@ impl Broker {
 
     /// Writes `marker` into every partition of `partitions` wherever its leader is,
     /// retrying partitions whose leader moved until `deadline`. A partition whose topic
-    /// no longer exists counts as done, as in Kafka.
+    /// no longer exists counts as done, as in Kafka. A leader that has seen a newer
+    /// coordinator epoch for the producer (TRANSACTION_COORDINATOR_FENCED) ends the write
+    /// at once: a newer coordinator owns the transaction.
     async fn write_markers_everywhere(
         self: &Arc<Self>,
         marker: MarkerSpec,
@@ -202,6 +204,13 @@ impl Broker {
                         // A newer epoch fenced this marker: the transaction is decided
                         // already in that partition.
                         Some(ResponseError::InvalidProducerEpoch) => {}
+                        Some(ResponseError::TransactionCoordinatorFenced) => {
+                            tracing::warn!(topic = %part.0, partition = part.1, producer_id = marker.producer_id, coordinator_epoch = marker.coordinator_epoch, "a newer transaction coordinator wrote this producer's markers; giving up");
+                            return Err(LogError::new(
+                                ResponseError::TransactionCoordinatorFenced,
+                                "a newer coordinator epoch fenced the markers",
+                            ));
+                        }
                         Some(error) => {
                             tracing::warn!(topic = %part.0, partition = part.1, ?error, "writing a transaction marker failed");
                             failed = Some(error);
@@ -236,6 +245,7 @@ impl TxnMarkers for BrokerMarkers {
         producer_id: i64,
         epoch: i16,
         commit: bool,
+        coordinator_epoch: i32,
         partitions: TxnPartitions,
     ) -> Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>> {
         let broker = self.0.upgrade();
@@ -250,7 +260,7 @@ impl TxnMarkers for BrokerMarkers {
                 producer_id,
                 epoch,
                 commit,
-                coordinator_epoch: 0,
+                coordinator_epoch,
             };
             let deadline = tokio::time::Instant::now() + MARKER_ROUND;
             broker

@@ -203,7 +203,7 @@ impl Partition {
                 if request.origin == AppendOrigin::TxnMarker {
                     let marker = segment_store::marker_of(&header, &request.records)
                         .ok_or(ProduceError::InvalidRecord)?;
-                    producers.check_marker(&header)?;
+                    producers.check_marker(&header, marker)?;
                     let at = BatchHeader {
                         base_offset: next_offset,
                         ..header

@@ -73,6 +73,9 @@ impl ProduceError {
             Self::Sequence(SequenceError::OutOfOrderSequence { .. }) => {
                 ResponseError::OutOfOrderSequenceNumber
             }
+            Self::Sequence(SequenceError::CoordinatorFenced { .. }) => {
+                ResponseError::TransactionCoordinatorFenced
+            }
             Self::Records(RecordCheckError::InvalidTimestamps(_)) => {
                 ResponseError::InvalidTimestamp
             }

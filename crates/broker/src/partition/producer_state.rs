@@ -18,9 +18,11 @@ use segment_store::{AbortedTxn, BatchHeader, PartitionTxns, TxnMarker};
 /// `max.in.flight.requests.per.connection` limit for idempotence).
 const REMEMBERED_BATCHES: usize = 5;
 const SNAPSHOT_FILE: &str = "producer-state.snapshot";
-/// The current snapshot format: batches carry their max timestamp, and the open
-/// transactions follow the producers.
-const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS2";
+/// The current snapshot format: each producer carries its coordinator epoch, batches their
+/// max timestamp, and the open transactions follow the producers.
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS3";
+/// The format before coordinator epochs (read, never written).
+const SNAPSHOT_MAGIC_V2: &[u8; 4] = b"SPS2";
 /// The format before timestamps and transactions (read, never written).
 const SNAPSHOT_MAGIC_V1: &[u8; 4] = b"SPS1";
 
@@ -34,10 +36,23 @@ struct BatchMetadata {
     timestamp: i64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMetadata>,
+    /// The coordinator epoch of the producer's last marker here (-1: none yet). A marker
+    /// with an older one comes from a fenced transaction coordinator.
+    coordinator_epoch: i32,
+}
+
+impl Default for ProducerEntry {
+    fn default() -> Self {
+        Self {
+            epoch: 0,
+            batches: VecDeque::new(),
+            coordinator_epoch: -1,
+        }
+    }
 }
 
 /// The outcome of checking an idempotent batch against the table.
@@ -58,6 +73,10 @@ pub(crate) enum SequenceError {
     /// The batch's first sequence does not follow the last one appended.
     #[error("sequence {got} does not follow {last}")]
     OutOfOrderSequence { got: i32, last: i32 },
+    /// A marker from a transaction coordinator older than the one of the producer's last
+    /// marker here.
+    #[error("coordinator epoch {got} is older than {current}")]
+    CoordinatorFenced { got: i32, current: i32 },
 }
 
 /// One producer's state as DescribeProducers shows it.
@@ -69,6 +88,10 @@ pub(crate) struct ActiveProducer {
     pub(crate) last_sequence: i32,
     /// The max timestamp of the last batch, -1 when unknown.
     pub(crate) last_timestamp: i64,
+    /// The coordinator epoch of its last marker, -1 when none.
+    pub(crate) coordinator_epoch: i32,
+    /// The first offset of its open transaction here, -1 when none is open.
+    pub(crate) current_txn_start_offset: i64,
 }
 
 /// Producer states of one partition.
@@ -134,6 +157,7 @@ impl ProducerStateTable {
 
     /// The producers with state here, by producer id.
     pub(crate) fn active_producers(&self) -> Vec<ActiveProducer> {
+        let open: HashMap<i64, i64> = self.txns.open().collect();
         let mut producers: Vec<ActiveProducer> = self
             .producers
             .iter()
@@ -144,6 +168,8 @@ impl ProducerStateTable {
                     epoch: entry.epoch,
                     last_sequence: last.map_or(-1, |b| b.last_seq),
                     last_timestamp: last.map_or(-1, |b| b.timestamp),
+                    coordinator_epoch: entry.coordinator_epoch,
+                    current_txn_start_offset: open.get(&producer_id).copied().unwrap_or(-1),
                 }
             })
             .collect();
@@ -151,18 +177,30 @@ impl ProducerStateTable {
         producers
     }
 
-    /// Checks a transaction marker of the batch's producer: one of an older epoch than the
-    /// producer's current one is from a fenced coordinator request.
-    pub(crate) fn check_marker(&self, header: &BatchHeader) -> Result<(), SequenceError> {
-        match self.producers.get(&header.producer_id) {
-            Some(entry) if header.producer_epoch < entry.epoch => {
-                Err(SequenceError::InvalidProducerEpoch {
-                    got: header.producer_epoch,
-                    current: entry.epoch,
-                })
-            }
-            _ => Ok(()),
+    /// Checks a transaction marker of the batch's producer, as Kafka's leader does: one of
+    /// an older producer epoch than the producer's current one is from a fenced producer,
+    /// one of an older coordinator epoch than its last marker's from a fenced coordinator.
+    pub(crate) fn check_marker(
+        &self,
+        header: &BatchHeader,
+        marker: TxnMarker,
+    ) -> Result<(), SequenceError> {
+        let Some(entry) = self.producers.get(&header.producer_id) else {
+            return Ok(());
+        };
+        if header.producer_epoch < entry.epoch {
+            return Err(SequenceError::InvalidProducerEpoch {
+                got: header.producer_epoch,
+                current: entry.epoch,
+            });
         }
+        if marker.coordinator_epoch < entry.coordinator_epoch {
+            return Err(SequenceError::CoordinatorFenced {
+                got: marker.coordinator_epoch,
+                current: entry.coordinator_epoch,
+            });
+        }
+        Ok(())
     }
 
     /// Records an appended batch; `header` carries the offsets it was given, `marker` what a
@@ -186,6 +224,7 @@ impl ProducerStateTable {
                     entry.epoch = header.producer_epoch;
                     entry.batches.clear();
                 }
+                entry.coordinator_epoch = marker.coordinator_epoch;
                 return self
                     .txns
                     .on_marker(header.producer_id, marker.kind, header.base_offset);
@@ -241,6 +280,7 @@ impl ProducerStateTable {
         for (id, entry) in &self.producers {
             buf.extend_from_slice(&id.to_be_bytes());
             buf.extend_from_slice(&entry.epoch.to_be_bytes());
+            buf.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
             buf.push(entry.batches.len() as u8);
             for b in &entry.batches {
                 buf.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -281,22 +321,27 @@ impl ProducerStateTable {
             return None;
         }
         let mut r = Reader(body);
-        // Version 2 adds each batch's timestamp and the open transactions.
-        let version_2 = match r.take(4)? {
-            m if m == SNAPSHOT_MAGIC => true,
-            m if m == SNAPSHOT_MAGIC_V1 => false,
+        // Version 2 adds each batch's timestamp and the open transactions, version 3 each
+        // producer's coordinator epoch.
+        let version = match r.take(4)? {
+            m if m == SNAPSHOT_MAGIC => 3,
+            m if m == SNAPSHOT_MAGIC_V2 => 2,
+            m if m == SNAPSHOT_MAGIC_V1 => 1,
             _ => return None,
         };
+        let version_2 = version >= 2;
         let next_offset = r.i64()?;
         let count = r.u32()?;
         let mut table = Self::default();
         for _ in 0..count {
             let id = r.i64()?;
             let epoch = r.i16()?;
+            let coordinator_epoch = if version >= 3 { r.i32()? } else { -1 };
             let n = r.take(1)?[0];
             let mut entry = ProducerEntry {
                 epoch,
                 batches: VecDeque::new(),
+                coordinator_epoch,
             };
             for _ in 0..n {
                 entry.batches.push_back(BatchMetadata {
@@ -459,6 +504,12 @@ mod tests {
         table.record(&transactional(2, 0, 11), None);
         table.record(&transactional(1, 1, 12), None);
         assert_eq!(table.first_unstable_offset(), Some(10));
+        let starts: Vec<(i64, i64)> = table
+            .active_producers()
+            .iter()
+            .map(|p| (p.producer_id, p.current_txn_start_offset))
+            .collect();
+        assert_eq!(starts, vec![(1, 10), (2, 11)]);
         table.write_snapshot(dir.path(), 13).unwrap();
         let (mut restored, at) = ProducerStateTable::read_snapshot(dir.path()).unwrap();
         assert_eq!((at, restored.first_unstable_offset()), (13, Some(10)));
@@ -473,6 +524,85 @@ mod tests {
         assert_eq!(
             restored.check(&transactional(1, 2, 0)),
             Ok(SequenceCheck::Append)
+        );
+    }
+
+    #[test]
+    fn a_marker_of_an_older_coordinator_epoch_is_fenced_and_the_epoch_survives_a_snapshot() {
+        use segment_store::MarkerType;
+        let transactional = |seq, offset| BatchHeader {
+            attributes: 0x10,
+            ..batch(5, 0, seq, 1, offset)
+        };
+        let marker_at = |offset| BatchHeader {
+            attributes: 0x30,
+            ..batch(5, 0, -1, 1, offset)
+        };
+        let commit = |coordinator_epoch| TxnMarker {
+            kind: MarkerType::Commit,
+            coordinator_epoch,
+        };
+        let mut table = ProducerStateTable::default();
+        table.record(&transactional(0, 0), None);
+        assert_eq!(table.active_producers()[0].coordinator_epoch, -1);
+        assert_eq!(
+            table.check_marker(&marker_at(1), commit(0)),
+            Ok(()),
+            "before its first marker any coordinator epoch goes"
+        );
+        table.record(&marker_at(1), Some(commit(3)));
+        assert_eq!(table.active_producers()[0].coordinator_epoch, 3);
+        table.record(&transactional(1, 2), None);
+        assert_eq!(
+            table.check_marker(&marker_at(3), commit(2)),
+            Err(SequenceError::CoordinatorFenced { got: 2, current: 3 })
+        );
+        assert_eq!(table.check_marker(&marker_at(3), commit(3)), Ok(()));
+        assert_eq!(table.check_marker(&marker_at(3), commit(4)), Ok(()));
+
+        let dir = tempfile::tempdir().unwrap();
+        table.write_snapshot(dir.path(), 3).unwrap();
+        let (restored, _) = ProducerStateTable::read_snapshot(dir.path()).unwrap();
+        assert_eq!(restored, table);
+        assert_eq!(
+            restored.check_marker(&marker_at(3), commit(2)),
+            Err(SequenceError::CoordinatorFenced { got: 2, current: 3 })
+        );
+    }
+
+    #[test]
+    fn version_2_snapshots_are_still_read_without_coordinator_epochs() {
+        let mut body = SNAPSHOT_MAGIC_V2.to_vec();
+        body.extend_from_slice(&9i64.to_be_bytes());
+        body.extend_from_slice(&1u32.to_be_bytes());
+        body.extend_from_slice(&4i64.to_be_bytes()); // producer id
+        body.extend_from_slice(&1i16.to_be_bytes()); // epoch
+        body.push(1);
+        for v in [0i32, 0] {
+            body.extend_from_slice(&v.to_be_bytes());
+        }
+        for v in [8i64, 8, 77] {
+            body.extend_from_slice(&v.to_be_bytes());
+        }
+        body.extend_from_slice(&1u32.to_be_bytes()); // one open transaction
+        body.extend_from_slice(&4i64.to_be_bytes());
+        body.extend_from_slice(&8i64.to_be_bytes());
+        let crc = crc32c::crc32c(&body);
+        body.extend_from_slice(&crc.to_be_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SNAPSHOT_FILE), body).unwrap();
+        let (table, at) = ProducerStateTable::read_snapshot(dir.path()).expect("SPS2 snapshot");
+        assert_eq!(at, 9);
+        assert_eq!(
+            table.active_producers(),
+            vec![ActiveProducer {
+                producer_id: 4,
+                epoch: 1,
+                last_sequence: 0,
+                last_timestamp: 77,
+                coordinator_epoch: -1,
+                current_txn_start_offset: 8,
+            }]
         );
     }
 
@@ -503,6 +633,8 @@ mod tests {
                 epoch: 2,
                 last_sequence: 2,
                 last_timestamp: 1_700_000_000_000,
+                coordinator_epoch: -1,
+                current_txn_start_offset: -1,
             }]
         );
         // A snapshot written before batches carried their timestamp (SPS1).

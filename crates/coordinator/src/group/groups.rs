@@ -2,7 +2,7 @@
 //! groups and committed offsets, with the waiting JoinGroup/SyncGroup answers. Persistence
 //! is the caller's ([`super::GroupHandle`]); this only changes state and hands out records.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -374,15 +374,17 @@ impl Groups {
         }
     }
 
-    /// Whether any transaction has offsets pending for `group_id`'s `partition`
-    /// (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT then).
-    pub(crate) fn has_pending_txn_offset(&self, group_id: &str, partition: &(String, i32)) -> bool {
+    /// The partitions of `group_id` that some transaction has offsets pending for (OffsetFetch
+    /// with `require_stable` answers UNSTABLE_OFFSET_COMMIT for them).
+    pub(crate) fn pending_txn_partitions(&self, group_id: &str) -> BTreeSet<(String, i32)> {
         self.inner
             .lock()
             .pending_txn_offsets
             .values()
             .flatten()
-            .any(|(g, p, _)| g == group_id && p == partition)
+            .filter(|(g, _, _)| g == group_id)
+            .map(|(_, p, _)| p.clone())
+            .collect()
     }
 
     /// Offsets past `offsets.retention.minutes`: those of groups without members whose

@@ -15,6 +15,13 @@ use super::COMMIT_TIMEOUT;
 use crate::error::CoordinatorError;
 use crate::log::{CoordinatorLog, Record, Replication};
 
+/// One partition's answer to OffsetFetch: its committed offset (`None`: nothing committed),
+/// or the error it is answered with.
+pub type FetchedOffset = (
+    (String, i32),
+    Result<Option<CommittedOffset>, ResponseError>,
+);
+
 /// A group this node coordinates and has loaded, from [`super::GroupCoordinator::group`].
 /// Writes go to the group's `__consumer_offsets` partition; should it have moved meanwhile,
 /// they fail with `NOT_COORDINATOR`.
@@ -199,9 +206,35 @@ impl<'a> GroupHandle<'a> {
         Ok(())
     }
 
-    /// Whether a transaction has offsets of `partition` pending in this group.
-    pub fn has_pending_txn_offset(&self, partition: &(String, i32)) -> bool {
-        self.groups.has_pending_txn_offset(self.id, partition)
+    /// OffsetFetch's answer: the committed offset of each of `partitions` (`None` where
+    /// nothing is committed), or of every partition with a committed offset when
+    /// `partitions` is `None`. With `require_stable` (KIP-447, OffsetFetch v7+) a partition
+    /// that a transaction has offsets pending for (TxnOffsetCommit written, its marker not
+    /// yet) is `UNSTABLE_OFFSET_COMMIT` instead, as Kafka answers, so a read_committed
+    /// consumer waits for the transaction's outcome rather than start from an older offset.
+    pub fn fetch_offsets(
+        &self,
+        partitions: Option<Vec<(String, i32)>>,
+        require_stable: bool,
+    ) -> Vec<FetchedOffset> {
+        let committed = self.groups.committed(self.id);
+        let pending = if require_stable {
+            self.groups.pending_txn_partitions(self.id)
+        } else {
+            Default::default()
+        };
+        let wanted = partitions.unwrap_or_else(|| committed.keys().cloned().collect());
+        wanted
+            .into_iter()
+            .map(|partition| {
+                let answer = if pending.contains(&partition) {
+                    Err(ResponseError::UnstableOffsetCommit)
+                } else {
+                    Ok(committed.get(&partition).cloned())
+                };
+                (partition, answer)
+            })
+            .collect()
     }
 
     /// Whether an OffsetFetch (v9+) naming a member may read the group's offsets. Classic

@@ -29,7 +29,7 @@ use std::time::Duration;
 use classic::GroupConfig;
 use consumer::ConsumerGroupConfig;
 use groups::Groups;
-pub use handle::GroupHandle;
+pub use handle::{FetchedOffset, GroupHandle};
 
 use crate::error::{CoordinatorError, LogError};
 use crate::log::{CoordinatorLog, Record};

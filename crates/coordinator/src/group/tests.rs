@@ -95,6 +95,10 @@ impl CoordinatorLog for Handle {
         self.0.append_as(records, producer, now_ms, deadline)
     }
 
+    fn leader_epoch(&self) -> i32 {
+        self.0.leader_epoch()
+    }
+
     fn identity(&self) -> *const () {
         Arc::as_ptr(&self.0).cast()
     }
@@ -525,4 +529,84 @@ mod migration {
         assert_eq!(g.leave(&a, None), Ok(()));
         assert_eq!(g.with_consumer(|g| g.members.len()), Some(0));
     }
+}
+
+#[tokio::test]
+async fn offsets_pending_in_a_transaction_are_unstable_to_a_fetch_that_requires_stable_ones() {
+    let coordinator = coordinator();
+    let (p, _) = partitions();
+    let log: Arc<dyn CoordinatorLog> = Arc::new(MemoryLog::default());
+    for load in coordinator.update(Some(4), vec![(p, Arc::clone(&log))]) {
+        coordinator.load(load).expect("loads");
+    }
+    let group = coordinator.group("g").expect("coordinated here");
+    let t = |i: i32| ("t".to_owned(), i);
+    let wanted = || Some(vec![t(0), t(1), t(2)]);
+    let unstable = Err(ResponseError::UnstableOffsetCommit);
+    group
+        .commit(vec![(t(0), committed(5))], 1)
+        .await
+        .expect("committed");
+    group
+        .commit_in_transaction((42, 0), vec![(t(0), committed(7)), (t(1), committed(9))], 2)
+        .await
+        .expect("written in the transaction");
+    assert_eq!(
+        group.fetch_offsets(wanted(), true),
+        vec![
+            (t(0), unstable.clone()),
+            (t(1), unstable.clone()),
+            (t(2), Ok(None))
+        ]
+    );
+    assert_eq!(
+        group.fetch_offsets(wanted(), false),
+        vec![
+            (t(0), Ok(Some(committed(5)))),
+            (t(1), Ok(None)),
+            (t(2), Ok(None))
+        ],
+        "without require_stable: the offsets committed so far"
+    );
+    assert_eq!(
+        group.fetch_offsets(None, true),
+        vec![(t(0), unstable.clone())],
+        "all offsets: those committed, the pending one unstable"
+    );
+    let sibling = (0..100)
+        .map(|i| format!("h{i}"))
+        .find(|g| records::partition_for(g, 4) == p)
+        .expect("some id lands in the same partition");
+    assert_eq!(
+        coordinator
+            .group(&sibling)
+            .expect("coordinated here")
+            .fetch_offsets(wanted(), true),
+        vec![(t(0), Ok(None)), (t(1), Ok(None)), (t(2), Ok(None))],
+        "another group's offsets are not pending"
+    );
+    coordinator.complete_transaction(42, true);
+    assert_eq!(
+        group.fetch_offsets(wanted(), true),
+        vec![
+            (t(0), Ok(Some(committed(7)))),
+            (t(1), Ok(Some(committed(9)))),
+            (t(2), Ok(None))
+        ],
+        "committed by the marker"
+    );
+    group
+        .commit_in_transaction((43, 0), vec![(t(2), committed(1))], 3)
+        .await
+        .expect("written in the transaction");
+    assert_eq!(
+        group.fetch_offsets(Some(vec![t(2)]), true),
+        vec![(t(2), unstable)]
+    );
+    coordinator.complete_transaction(43, false);
+    assert_eq!(
+        group.fetch_offsets(Some(vec![t(2)]), true),
+        vec![(t(2), Ok(None))],
+        "an aborted transaction's offsets are dropped"
+    );
 }

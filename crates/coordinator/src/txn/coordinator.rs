@@ -33,12 +33,16 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_millis(5000);
 pub trait TxnMarkers: Send + Sync {
     /// Writes the marker of `producer_id`/`epoch` into every partition of `partitions`,
     /// retrying while leaders move; resolves once every partition has it (a partition that
-    /// no longer exists counts as done, as in Kafka).
+    /// no longer exists counts as done, as in Kafka). `coordinator_epoch` is the leader epoch
+    /// of the transaction's `__transaction_state` partition: a partition leader that has
+    /// seen a marker of the producer with a newer one refuses it
+    /// (TRANSACTION_COORDINATOR_FENCED), which ends the write with that error.
     fn write(
         &self,
         producer_id: i64,
         epoch: i16,
         commit: bool,
+        coordinator_epoch: i32,
         partitions: TxnPartitions,
     ) -> Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>>;
 }
@@ -401,16 +405,17 @@ impl TxnCoordinator {
         tokio::spawn(async move {
             let commit = prepared.state == TxnState::PrepareCommit;
             let result = async {
+                let log = this.partitions.owner(&id).map_err(not_served)?;
                 this.markers
                     .write(
                         prepared.producer_id,
                         prepared.producer_epoch,
                         commit,
+                        log.leader_epoch(),
                         prepared.partitions.clone(),
                     )
                     .await
                     .map_err(|e| CoordinatorError::Write(e).error())?;
-                let log = this.partitions.owner(&id).map_err(not_served)?;
                 let now_ms = crate::now_ms();
                 let transition = {
                     let mut ids = this.ids().lock();
@@ -545,10 +550,13 @@ mod tests {
     use super::*;
     use crate::test_log::MemoryLog;
 
+    /// A marker as written: producer id, epoch, commit, coordinator epoch, partitions.
+    type WrittenMarker = (i64, i16, bool, i32, TxnPartitions);
+
     /// Markers that are recorded, and fail while `refuse` is set.
     #[derive(Default)]
     struct RecordedMarkers {
-        written: Mutex<Vec<(i64, i16, bool, TxnPartitions)>>,
+        written: Mutex<Vec<WrittenMarker>>,
         refuse: Mutex<bool>,
     }
 
@@ -558,13 +566,18 @@ mod tests {
             producer_id: i64,
             epoch: i16,
             commit: bool,
+            coordinator_epoch: i32,
             partitions: TxnPartitions,
         ) -> Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>> {
             let refused = *self.refuse.lock();
             if !refused {
-                self.written
-                    .lock()
-                    .push((producer_id, epoch, commit, partitions));
+                self.written.lock().push((
+                    producer_id,
+                    epoch,
+                    commit,
+                    coordinator_epoch,
+                    partitions,
+                ));
             }
             Box::pin(async move {
                 if refused {
@@ -606,6 +619,9 @@ mod tests {
     #[tokio::test]
     async fn a_committed_transaction_is_logged_marked_and_survives_a_reload() {
         let (c, log, markers) = coordinator();
+        // The partition's leader epoch is the coordinator epoch the markers carry.
+        log.leader_epoch
+            .store(5, std::sync::atomic::Ordering::Relaxed);
         let (pid, epoch) = c
             .init_producer_id("app", 60_000, None, || async { Ok(1000) }, 1)
             .await
@@ -618,7 +634,7 @@ mod tests {
         settle().await;
         assert_eq!(
             markers.written.lock().clone(),
-            vec![(1000, 0, true, parts("t", &[0, 1]))]
+            vec![(1000, 0, true, 5, parts("t", &[0, 1]))]
         );
         assert_eq!(c.describe("app").unwrap().state, TxnState::CompleteCommit);
 
@@ -684,7 +700,7 @@ mod tests {
         );
         assert_eq!(
             markers.written.lock().clone(),
-            vec![(7, 1, false, parts("t", &[0]))]
+            vec![(7, 1, false, 0, parts("t", &[0]))]
         );
         assert_eq!(
             c.end_txn("app", pid, epoch, true, 0, 1100).await,

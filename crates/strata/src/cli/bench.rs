@@ -9,7 +9,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use bytes::Bytes;
 use client::{
-    decode_records, encode_batch, fetch_on, produce_on, Cluster, Compression, OwnedRecord,
+    decode_records, encode_batch, encode_batch_as, encode_transactional_batch, fetch_committed_on,
+    fetch_on, produce_on, produce_transactional_on, Cluster, Compression, OwnedRecord,
+    ProducerIdentity,
 };
 use hdrhistogram::Histogram;
 
@@ -29,6 +31,10 @@ enum BenchSub {
     Consume(ConsumeBench),
     /// End-to-end latency: produce timestamped records at a rate and consume them.
     E2e(E2eBench),
+    /// One producer, idempotent then transactional (committing every --commit-interval),
+    /// each for --duration, with a read_committed consumer: records/s and end-to-end
+    /// latency of both.
+    Txn(TxnBench),
 }
 
 #[derive(Debug, clap::Args)]
@@ -101,6 +107,27 @@ struct E2eBench {
     replication_factor: i16,
 }
 
+#[derive(Debug, clap::Args)]
+struct TxnBench {
+    #[command(flatten)]
+    common: Common,
+    /// Bytes of each record's value (at least 8: the send time).
+    #[arg(short = 's', long, default_value_t = 1024)]
+    record_size: usize,
+    /// Records per produce request (one batch).
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// How often the transactional phase commits.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    commit_interval: Duration,
+    /// Transactional id of the producer.
+    #[arg(long, default_value = "strata-bench-txn")]
+    transactional_id: String,
+    /// Replication factor of a topic this creates (-1: the broker default).
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    replication_factor: i16,
+}
+
 /// Parses `500ms`, `30s`, `2m` or a bare number of seconds.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let (number, unit) = s
@@ -122,6 +149,7 @@ pub(crate) async fn run(command: BenchCommand, brokers: &str) -> anyhow::Result<
         BenchSub::Produce(args) => produce(args, brokers).await,
         BenchSub::Consume(args) => consume(args, brokers).await,
         BenchSub::E2e(args) => e2e(args, brokers).await,
+        BenchSub::Txn(args) => txn(args, brokers).await,
     }
 }
 
@@ -474,5 +502,188 @@ async fn e2e(args: E2eBench, brokers: &str) -> anyhow::Result<()> {
         "{} of {sent} records never came back",
         sent - received
     );
+    Ok(())
+}
+
+/// One phase of `bench txn`: what was sent and how it came back.
+struct PhaseResult {
+    records: u64,
+    elapsed: Duration,
+    commits: u64,
+    commit_latency: Histogram<u64>,
+    e2e: Histogram<u64>,
+    received: u64,
+}
+
+/// Produces to partition 0 of `topic` back to back for `duration` (one batch in flight,
+/// acks=all), transactionally when `transactional` names an id, committing every
+/// `commit_interval`; a read_committed consumer measures each record's end-to-end latency
+/// from the send time in its first 8 bytes.
+async fn txn_phase(
+    brokers: &str,
+    args: &TxnBench,
+    transactional: Option<&str>,
+) -> anyhow::Result<PhaseResult> {
+    let topic = args.common.topic.clone();
+    let size = args.record_size.max(8);
+    let mut cluster = Cluster::connect(brokers).await?;
+    let start_offset = cluster.list_offset(&topic, 0, -1).await?;
+    let base = Instant::now();
+    let deadline = base + args.common.duration;
+    let target = Arc::new(AtomicU64::new(u64::MAX));
+    let consumer = {
+        let (topic, brokers, target) = (topic.clone(), brokers.to_owned(), target.clone());
+        tokio::spawn(async move {
+            let mut cluster = Cluster::connect(&brokers).await?;
+            let leader = cluster.leader_id(&topic, 0).await?;
+            let conn = cluster.broker(leader).await?;
+            let (mut offset, mut received, mut latencies) = (start_offset, 0u64, histogram());
+            let stop = deadline + Duration::from_secs(10);
+            while received < target.load(Ordering::Acquire) && Instant::now() < stop {
+                let (data, _) =
+                    fetch_committed_on(conn, &topic, 0, offset, Duration::from_millis(100)).await?;
+                let now = micros(base.elapsed());
+                for r in decode_records(&data)? {
+                    if r.offset < offset {
+                        continue;
+                    }
+                    offset = r.offset + 1;
+                    if let Some(sent) = r.value.as_ref().and_then(|v| v.get(..8)) {
+                        let sent = u64::from_be_bytes(sent.try_into().expect("8 bytes"));
+                        latencies.saturating_record(now.saturating_sub(sent).max(1));
+                        received += 1;
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>((received, latencies))
+        })
+    };
+    let producer = match transactional {
+        Some(id) => cluster.init_transactions(id, 60_000).await?,
+        None => cluster.init_producer_id().await?,
+    };
+    let leader = cluster.leader_id(&topic, 0).await?;
+    let mut conn = client::Connection::connect(
+        cluster
+            .brokers()
+            .get(&leader)
+            .context("the leader is not in the metadata")?,
+    )
+    .await?;
+    let partition = [(topic.clone(), 0)];
+    let (mut sequence, mut sent, mut commits) = (0i32, 0u64, 0u64);
+    let mut commit_latency = histogram();
+    let mut in_txn = false;
+    let mut next_commit = Instant::now() + args.commit_interval;
+    let started = Instant::now();
+    while Instant::now() < deadline {
+        if let (Some(id), false) = (transactional, in_txn) {
+            cluster
+                .add_partitions_to_txn(id, producer, &partition)
+                .await?;
+            in_txn = true;
+        }
+        let records: Vec<OwnedRecord> = (0..args.batch)
+            .map(|_| {
+                let mut value = vec![b'x'; size];
+                value[..8].copy_from_slice(&micros(base.elapsed()).to_be_bytes());
+                OwnedRecord {
+                    offset: 0,
+                    timestamp: now_ms(),
+                    key: None,
+                    value: Some(Bytes::from(value)),
+                    headers: Vec::new(),
+                }
+            })
+            .collect();
+        let identity = ProducerIdentity {
+            producer_id: producer.0,
+            producer_epoch: producer.1,
+            base_sequence: sequence,
+        };
+        match transactional {
+            Some(id) => {
+                let batch = encode_transactional_batch(&records, Compression::None, identity)?;
+                produce_transactional_on(&mut conn, id, &topic, 0, batch).await?;
+            }
+            None => {
+                let batch = encode_batch_as(&records, Compression::None, Some(identity))?;
+                produce_on(&mut conn, &topic, 0, -1, batch).await?;
+            }
+        }
+        sequence = sequence.wrapping_add(args.batch as i32) & i32::MAX;
+        sent += args.batch as u64;
+        if let Some(id) = transactional {
+            if Instant::now() >= next_commit || Instant::now() >= deadline {
+                let t = Instant::now();
+                cluster.end_txn(id, producer, true).await?;
+                commit_latency.saturating_record(micros(t.elapsed()).max(1));
+                commits += 1;
+                in_txn = false;
+                next_commit = Instant::now() + args.commit_interval;
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    target.store(sent, Ordering::Release);
+    let (received, e2e) = consumer.await.context("consumer task")??;
+    Ok(PhaseResult {
+        records: sent,
+        elapsed,
+        commits,
+        commit_latency,
+        e2e,
+        received,
+    })
+}
+
+async fn txn(args: TxnBench, brokers: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(args.batch > 0, "--batch must be positive");
+    let mut cluster = Cluster::connect(brokers).await?;
+    ensure_topic(&mut cluster, &args.common.topic, 1, args.replication_factor).await?;
+    let idempotent = txn_phase(brokers, &args, None).await?;
+    let transactional = txn_phase(brokers, &args, Some(&args.transactional_id)).await?;
+    let phase = |p: &PhaseResult| {
+        let mut fields = serde_json::json!({
+            "records": p.records,
+            "seconds": p.elapsed.as_secs_f64(),
+            "records_per_sec": rate(p.records as f64, p.elapsed),
+            "mb_per_sec": rate(p.records as f64 * args.record_size.max(8) as f64 / 1e6, p.elapsed),
+            "received": p.received,
+            "read_committed_e2e": percentiles(&p.e2e),
+        });
+        if p.commits > 0 {
+            fields["commits"] = serde_json::json!(p.commits);
+            fields["commit_latency"] = percentiles(&p.commit_latency);
+        }
+        fields
+    };
+    report(
+        "txn",
+        args.common.json,
+        vec![
+            ("topic", serde_json::json!(args.common.topic)),
+            ("record_size", serde_json::json!(args.record_size.max(8))),
+            ("batch_records", serde_json::json!(args.batch)),
+            (
+                "commit_interval_ms",
+                serde_json::json!(args.commit_interval.as_millis() as u64),
+            ),
+            ("idempotent", phase(&idempotent)),
+            ("transactional", phase(&transactional)),
+        ],
+    )?;
+    for (name, p) in [
+        ("idempotent", &idempotent),
+        ("transactional", &transactional),
+    ] {
+        anyhow::ensure!(p.records > 0, "the {name} phase produced nothing");
+        anyhow::ensure!(
+            p.received == p.records,
+            "{name}: {} of {} records never reached the read_committed consumer",
+            p.records - p.received,
+            p.records
+        );
+    }
     Ok(())
 }

@@ -16,6 +16,7 @@ pub(crate) mod consume;
 pub(crate) mod group;
 pub(crate) mod produce;
 pub(crate) mod topic;
+pub(crate) mod txn;
 pub(crate) mod verify;
 
 /// Where the tools connect: a global option, accepted before or after the subcommand.
