@@ -158,7 +158,10 @@ impl QuotaKey {
 
     /// Whether Kafka types the key as a Long (its values must be whole numbers).
     pub fn is_long(self) -> bool {
-        matches!(self, QuotaKey::ProducerByteRate | QuotaKey::ConsumerByteRate)
+        matches!(
+            self,
+            QuotaKey::ProducerByteRate | QuotaKey::ConsumerByteRate
+        )
     }
 }
 
@@ -173,12 +176,16 @@ pub fn check_alteration(changes: &BTreeMap<String, Option<f64>>) -> Result<(), R
             return Err(invalid(&format!("Invalid configuration key {key}")));
         };
         if !value.is_finite() {
-            return Err(invalid(&format!("Configuration {key} must be a finite number")));
+            return Err(invalid(&format!(
+                "Configuration {key} must be a finite number"
+            )));
         }
         if quota_key.is_long() {
             let epsilon = 1e-6;
             if ((value + epsilon).trunc() - value).abs() > epsilon {
-                return Err(invalid(&format!("Configuration {key} must be a Long value")));
+                return Err(invalid(&format!(
+                    "Configuration {key} must be a Long value"
+                )));
             }
         }
     }
@@ -265,7 +272,10 @@ mod tests {
             ("request_percentage", Some(f64::NAN)),
         ] {
             let err = check_alteration(&changes(&[bad])).unwrap_err();
-            assert!(matches!(err, Rejection::InvalidClientQuota { .. }), "{bad:?}");
+            assert!(
+                matches!(err, Rejection::InvalidClientQuota { .. }),
+                "{bad:?}"
+            );
         }
         assert_eq!(
             check_alteration(&changes(&[("bogus", Some(1.0))]))
