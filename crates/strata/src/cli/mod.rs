@@ -14,6 +14,7 @@ pub(crate) mod cluster;
 pub(crate) mod consume;
 pub(crate) mod group;
 pub(crate) mod produce;
+pub(crate) mod quota;
 pub(crate) mod topic;
 pub(crate) mod verify;
 
