@@ -17,7 +17,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, Statistics, TopicPartitionList};
-use strata_tests::{raw, run_bounded, Node};
+use strata_tests::{free_port, raw, run_bounded, Node, NodeOptions};
 
 use crate::common::create_topic;
 
@@ -331,7 +331,10 @@ fn flood(producer: &ThreadedProducer<MeterContext>, topic: &str, stop: Instant) 
 /// producer with another client id on the same broker at the same time is not throttled.
 #[test]
 fn a_producer_capped_at_one_mib_per_second_gets_it_and_an_uncapped_one_is_not_throttled() {
-    let node = Node::start_default();
+    let metrics: std::net::SocketAddr = format!("127.0.0.1:{}", free_port())
+        .parse()
+        .expect("address");
+    let node = Node::start(NodeOptions::default().property("metrics.listen", &metrics.to_string()));
     let bootstrap = node.bootstrap();
     let altered = alter(
         &bootstrap,
@@ -386,6 +389,23 @@ fn a_producer_capped_at_one_mib_per_second_gets_it_and_an_uncapped_one_is_not_th
         free_bytes / 8.0 / MIB
     );
     drop(capped);
+    // The throttles show on the metrics page, per quota sensor.
+    let (status, page) = strata_tests::http::get(metrics, "/metrics");
+    assert_eq!(status, 200);
+    let samples = strata_tests::http::samples(&page);
+    let series = |name: &str, client: &str| {
+        samples
+            .get(&format!(
+                "{name}{{quota=\"Produce\",user=\"\",client_id=\"{client}\"}}"
+            ))
+            .copied()
+    };
+    assert!(
+        series("strata_quota_throttle_time_ms_total", "capped").unwrap_or(0.0) > 0.0,
+        "{page}"
+    );
+    assert!(series("strata_quota_throttled_requests_total", "capped").unwrap_or(0.0) > 0.0);
+    assert_eq!(series("strata_quota_throttle_time_ms_total", "free"), None);
 }
 
 /// A consumer capped at 256 KiB/s reads at that rate (over 22 s) and sees throttle times.

@@ -126,6 +126,24 @@ pub(crate) fn quota_user(principal: &str) -> &str {
 struct Sensor {
     rate: SampledRate,
     last_used_ms: u64,
+    /// Throttle time handed out, in ms, and how many requests were throttled.
+    throttle_ms_total: u64,
+    throttled: u64,
+}
+
+/// One sensor's throttle counters, for the metrics page.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ThrottleStats {
+    /// Kafka's quota type (`Produce`, `Fetch`, `Request`, `ControllerMutation`).
+    pub(crate) quota: &'static str,
+    /// The sensor's user (empty when the quota is not per user).
+    pub(crate) user: String,
+    /// The sensor's client id (empty when the quota is not per client id).
+    pub(crate) client_id: String,
+    /// Throttle time handed out, in milliseconds.
+    pub(crate) throttle_ms_total: u64,
+    /// Requests throttled.
+    pub(crate) throttled: u64,
 }
 
 /// The broker's quota rates (see the module documentation).
@@ -173,13 +191,46 @@ impl ClientQuotas {
             .or_insert_with(|| Sensor {
                 rate: SampledRate::default(),
                 last_used_ms: now_ms,
+                throttle_ms_total: 0,
+                throttled: 0,
             });
         sensor.last_used_ms = now_ms;
         sensor.rate.record(self.window, value, now_ms);
         let measured = sensor.rate.measure(self.window, now_ms);
         let window_size = sensor.rate.window_size(self.window, now_ms);
         let throttle = rate::throttle_time_ms(measured, applied.bound, window_size);
-        max_throttle_ms.map_or(throttle, |max| throttle.min(max))
+        let throttle = max_throttle_ms.map_or(throttle, |max| throttle.min(max));
+        if throttle > 0 {
+            sensor.throttle_ms_total += throttle;
+            sensor.throttled += 1;
+        }
+        throttle
+    }
+
+    /// Every live sensor's throttle counters (a sensor idle for an hour is dropped, and its
+    /// counters with it).
+    pub(crate) fn throttle_stats(&self) -> Vec<ThrottleStats> {
+        let sensors = self.sensors.lock();
+        let mut stats: Vec<ThrottleStats> = sensors
+            .by_key
+            .iter()
+            .map(|(key, sensor)| ThrottleStats {
+                quota: match key.key {
+                    QuotaKey::ProducerByteRate => "Produce",
+                    QuotaKey::ConsumerByteRate => "Fetch",
+                    QuotaKey::RequestPercentage => "Request",
+                    QuotaKey::ControllerMutationRate => "ControllerMutation",
+                },
+                user: key.user.clone(),
+                client_id: key.client_id.clone(),
+                throttle_ms_total: sensor.throttle_ms_total,
+                throttled: sensor.throttled,
+            })
+            .collect();
+        stats.sort_by(|a, b| {
+            (a.quota, &a.user, &a.client_id).cmp(&(b.quota, &b.user, &b.client_id))
+        });
+        stats
     }
 
     /// Takes back `value` recorded at `now_ms` (a throttled fetch returns no records, so
@@ -333,6 +384,12 @@ mod tests {
         quotas.unrecord(&applied, 1e9, 12_000);
         assert_eq!(quotas.record(&applied, 0.0, 12_000, None), 0);
         assert_eq!(quotas.sensor_count(), 1);
+        let stats = quotas.throttle_stats();
+        assert_eq!(
+            (stats[0].quota, stats[0].client_id.as_str()),
+            ("Produce", "c")
+        );
+        assert_eq!((stats[0].throttle_ms_total, stats[0].throttled), (3_000, 2));
         // Idle sensors expire after an hour.
         let other = Applied {
             sensor: SensorKey {
