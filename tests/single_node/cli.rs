@@ -320,3 +320,65 @@ fn verify_passes_against_one_healthy_node() {
     let ran = std::fs::read_to_string(&log).expect("fault log");
     assert_eq!(ran, "kill\nrestart\n".repeat(kills as usize), "{summary}");
 }
+
+#[test]
+fn quota_alter_and_describe_round_trip_users_clients_and_defaults() {
+    let node = Node::start_default();
+    let b = node.bootstrap();
+    let altered = ok(&[
+        "quota",
+        "alter",
+        "-b",
+        &b,
+        "--client",
+        "ingest",
+        "--add",
+        "producer_byte_rate=1048576",
+    ]);
+    assert_eq!(altered.trim(), "altered quotas of client-id=ingest");
+    ok(&[
+        "quota",
+        "alter",
+        "-b",
+        &b,
+        "--user",
+        "alice",
+        "--client-default",
+        "--add",
+        "consumer_byte_rate=2048,request_percentage=12.5",
+    ]);
+    let all = ok(&["quota", "describe", "-b", &b]);
+    assert!(
+        all.contains("client-id=ingest producer_byte_rate=1048576"),
+        "{all}"
+    );
+    assert!(
+        all.contains(
+            "user=alice client-id=<default> consumer_byte_rate=2048,request_percentage=12.5"
+        ),
+        "{all}"
+    );
+    let alice = ok(&["quota", "describe", "-b", &b, "--user", "alice"]);
+    assert_eq!(alice.lines().count(), 1, "{alice}");
+    // Kafka's validation answers, and the tool fails.
+    let refused = run(
+        &[
+            "quota", "alter", "-b", &b, "--client", "ingest", "--add", "bogus=1",
+        ],
+        false,
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("Invalid configuration key bogus"));
+    ok(&[
+        "quota",
+        "alter",
+        "-b",
+        &b,
+        "--client",
+        "ingest",
+        "--delete",
+        "producer_byte_rate",
+    ]);
+    let all = ok(&["quota", "describe", "-b", &b]);
+    assert!(!all.contains("ingest"), "{all}");
+}

@@ -20,6 +20,7 @@ mod migration;
 mod offsets;
 mod partition_budget;
 mod produce_consume;
+mod quotas;
 mod record_validation;
 mod security;
 mod transactions;

@@ -95,6 +95,10 @@ pub struct BrokerConfig {
     /// `request.receive.timeout.ms` (Strata's own): a request must arrive whole within this
     /// long of its first byte, or the connection is closed.
     pub request_receive_timeout_ms: u64,
+    /// `quota.window.num`: samples a client quota rate is measured over (Kafka: 11).
+    pub quota_window_num: usize,
+    /// `quota.window.size.seconds`: length of one quota sample (Kafka: 1).
+    pub quota_window_size_seconds: u64,
     /// `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: u64,
     /// `group.min.session.timeout.ms`.
@@ -183,6 +187,8 @@ impl Default for BrokerConfig {
             connections_max_idle_ms: Some(600_000),
             metrics_listen: None,
             request_receive_timeout_ms: 30_000,
+            quota_window_num: 11,
+            quota_window_size_seconds: 1,
             log_cleaner_backoff_ms: 15_000,
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
@@ -358,6 +364,10 @@ applied_properties! {
                 "max.connections.per.ip" => self.max_connections_per_ip = parse(key, value)?,
                 "max.connections.per.ip.overrides" => {
                     self.max_connections_per_ip_overrides = parse_ip_overrides(key, value)?
+                }
+                "quota.window.num" => self.quota_window_num = parse_positive(key, value)?,
+                "quota.window.size.seconds" => {
+                    self.quota_window_size_seconds = parse_positive(key, value)?
                 }
                 "connections.max.idle.ms" => {
                     let ms: i64 = parse(key, value)?;

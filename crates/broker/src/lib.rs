@@ -13,6 +13,7 @@ pub mod fuzz;
 pub mod metrics;
 mod partition;
 pub mod prometheus;
+mod quota;
 mod replication;
 mod server;
 mod topic_config;

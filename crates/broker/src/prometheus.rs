@@ -33,6 +33,7 @@ pub fn render(controller: Option<&Controller>, broker: Option<&Broker>) -> Strin
         active_controller(&mut page, broker);
         groups(&mut page, broker);
         connections(&mut page, broker);
+        quotas(&mut page, broker);
     }
     process(&mut page);
     page.text
@@ -400,6 +401,33 @@ fn groups(page: &mut Page, broker: &Broker) {
             ],
             (end - offset).max(0),
         );
+    }
+}
+
+/// Kafka's `kafka.server:type={Produce,Fetch,Request},user=...,client-id=...` throttle
+/// metrics, as counters per quota sensor.
+fn quotas(page: &mut Page, broker: &Broker) {
+    let stats = broker.quotas.throttle_stats();
+    for (family, help, value) in [
+        (
+            "strata_quota_throttle_time_ms_total",
+            "Throttle time given to clients under a quota, in ms (Produce/Fetch/Request throttle-time).",
+            (|s: &crate::quota::ThrottleStats| s.throttle_ms_total) as fn(&crate::quota::ThrottleStats) -> u64,
+        ),
+        (
+            "strata_quota_throttled_requests_total",
+            "Requests throttled by a client quota.",
+            |s: &crate::quota::ThrottleStats| s.throttled,
+        ),
+    ] {
+        page.family(family, "counter", help);
+        for s in &stats {
+            page.sample(
+                family,
+                &[("quota", s.quota), ("user", &s.user), ("client_id", &s.client_id)],
+                value(s),
+            );
+        }
     }
 }
 

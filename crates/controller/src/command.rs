@@ -127,6 +127,15 @@ pub enum Command {
         /// The new credential, or `None` to delete it.
         credential: Option<ScramCredential>,
     },
+    /// Set (`Some`) or remove (`None`) client quota values of one entity (Kafka's
+    /// AlterClientQuotas). Keys and values are checked with
+    /// [`crate::quotas::check_alteration`]; removing an unset key is a no-op.
+    AlterClientQuotas {
+        /// The user and/or client-id entity.
+        entity: crate::quotas::QuotaEntity,
+        /// Quota key (`producer_byte_rate`, ...) → new value, or `None` to remove it.
+        changes: BTreeMap<String, Option<f64>>,
+    },
     /// Reserve a block of producer ids for a broker.
     AllocateProducerIds {
         /// The broker asking (must be registered).
@@ -153,6 +162,7 @@ impl Command {
             Command::AllocateProducerIds { .. } => "allocate_producer_ids",
             Command::UpdateFeatures { .. } => "update_features",
             Command::AlterScramCredential { .. } => "alter_scram_credential",
+            Command::AlterClientQuotas { .. } => "alter_client_quotas",
         }
     }
 }
@@ -195,6 +205,7 @@ impl std::fmt::Display for Command {
             Command::AlterScramCredential {
                 user, mechanism, ..
             } => write!(f, "{} {user} {mechanism:?}", self.kind()),
+            Command::AlterClientQuotas { entity, .. } => write!(f, "{} {entity}", self.kind()),
         }
     }
 }

@@ -83,6 +83,13 @@ pub enum Rejection {
         /// The user.
         user: String,
     },
+    /// A client quota alteration Kafka's controller refuses: a bad entity, an unknown key,
+    /// a value of the wrong type. `INVALID_REQUEST` (42).
+    #[error("{reason}")]
+    InvalidClientQuota {
+        /// What is wrong.
+        reason: String,
+    },
     /// A broker registration with an invalid id, host, port or rack. `INVALID_REQUEST` (42).
     #[error("Invalid registration of broker {node_id}: {reason}")]
     InvalidBrokerRegistration {
@@ -184,6 +191,7 @@ impl Rejection {
             Rejection::InvalidBrokerRegistration { .. } => ResponseError::InvalidRequest,
             Rejection::InvalidScramCredential { .. } => ResponseError::UnacceptableCredential,
             Rejection::ScramCredentialNotFound { .. } => ResponseError::ResourceNotFound,
+            Rejection::InvalidClientQuota { .. } => ResponseError::InvalidRequest,
             Rejection::InvalidTopicId { .. } => ResponseError::UnknownServerError,
             Rejection::InvalidProducerIdCount(_) => ResponseError::InvalidRequest,
             Rejection::NotPartitionLeader { .. } => ResponseError::FencedLeaderEpoch,

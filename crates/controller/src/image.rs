@@ -12,9 +12,11 @@ use uuid::Uuid;
 
 use crate::command::{Applied, Command, ScramCredential, ScramMechanism};
 use crate::error::Rejection;
+use crate::quotas::QuotaEntity;
 
 mod apply;
 mod invariants;
+mod quotas;
 #[cfg(test)]
 mod tests;
 
@@ -137,6 +139,14 @@ pub struct MetadataImage {
     /// SCRAM credentials by user and mechanism.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     scram: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    /// Client quotas by entity (values by Kafka key name); an entity with no value left
+    /// is absent.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "crate::quotas::as_pairs"
+    )]
+    client_quotas: BTreeMap<QuotaEntity, BTreeMap<String, f64>>,
     next_producer_id: i64,
     applied_index: u64,
     /// Finalized feature levels once UpdateFeatures changed them; `None`: the levels of a
@@ -184,6 +194,9 @@ impl MetadataImage {
                 mechanism,
                 credential,
             } => self.alter_scram_credential(user, *mechanism, credential.as_ref())?,
+            Command::AlterClientQuotas { entity, changes } => {
+                self.alter_client_quotas(entity, changes)?
+            }
             Command::AlterPartition {
                 topic,
                 partition,
@@ -286,6 +299,21 @@ impl MetadataImage {
         &self,
     ) -> impl Iterator<Item = (&String, &BTreeMap<ScramMechanism, ScramCredential>)> {
         self.scram.iter()
+    }
+
+    /// The quota values set for exactly `entity` (Kafka key name → value).
+    pub fn client_quota(&self, entity: &QuotaEntity) -> Option<&BTreeMap<String, f64>> {
+        self.client_quotas.get(entity)
+    }
+
+    /// Every entity with a client quota set, and its values.
+    pub fn client_quotas(&self) -> impl Iterator<Item = (&QuotaEntity, &BTreeMap<String, f64>)> {
+        self.client_quotas.iter()
+    }
+
+    /// Whether any client quota is set (the request path skips quota accounting when not).
+    pub fn has_client_quotas(&self) -> bool {
+        !self.client_quotas.is_empty()
     }
 
     /// The first producer id the next [`Command::AllocateProducerIds`] will hand out.

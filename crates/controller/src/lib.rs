@@ -34,6 +34,7 @@ mod leases;
 mod node;
 mod placement;
 mod quorum;
+pub mod quotas;
 mod raft;
 mod rpc;
 pub mod topic_config;

@@ -49,6 +49,9 @@ enum Command {
     /// Show the cluster's brokers and controller, and the metadata quorum.
     #[command(subcommand)]
     Cluster(cli::cluster::ClusterCommand),
+    /// Set and list client quotas of users and client ids.
+    #[command(subcommand)]
+    Quota(cli::quota::QuotaCommand),
     /// Produce lines of standard input as records.
     Produce(cli::produce::ProduceArgs),
     /// Print records of a topic.
@@ -83,6 +86,7 @@ fn main() -> anyhow::Result<()> {
             Command::Group(c) => cli::group::run(c, brokers).await,
             Command::Txn(c) => cli::txn::run(c, brokers).await,
             Command::Cluster(c) => cli::cluster::run(c, brokers).await,
+            Command::Quota(c) => cli::quota::run(c, brokers).await,
             Command::Produce(a) => cli::produce::run(a, brokers).await,
             Command::Consume(a) => cli::consume::run(a, brokers).await,
             Command::Bench(c) => cli::bench::run(c, brokers).await,

@@ -7,6 +7,7 @@
 
 mod alter_configs;
 mod api_versions;
+mod client_quotas;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;
@@ -39,6 +40,7 @@ mod offset_for_leader_epoch;
 mod partition_reassignments;
 mod produce;
 mod produce_legacy;
+mod quota_path;
 mod scram_credentials;
 mod splice;
 mod sync_group;
@@ -122,6 +124,8 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 /// Versions of `key` this broker decodes, if it serves the API at all.
@@ -249,6 +253,7 @@ pub(crate) async fn handle_frame(
     peer: &Peer,
     read_ahead: crate::partition::Hold,
 ) -> Reply {
+    let frame_len = frame.len();
     let (api_key, version, header, request) = match decode_request(frame) {
         Decoded::Request {
             api_key,
@@ -290,21 +295,37 @@ pub(crate) async fn handle_frame(
         connection = %peer.addr,
         principal = %peer.principal,
     );
+    // Requests between brokers are not held to client quotas.
+    let exempt = match &request {
+        RequestKind::Fetch(r) => quota_path::fetch_replica_id(r, version) >= 0,
+        RequestKind::WriteTxnMarkers(_) => true,
+        _ => false,
+    };
     let dispatch = async {
         let response: ResponseKind = match request {
             RequestKind::ApiVersions(r) => api_versions::handle(&ctx, r).into(),
             RequestKind::Metadata(r) => metadata::handle(&ctx, r).await.into(),
-            RequestKind::Produce(r) => match produce::handle(&ctx, r).await {
-                produce::Outcome::NoResponse => return Reply::Nothing,
-                produce::Outcome::Later(response) => {
-                    let correlation_id = header.correlation_id;
-                    return Reply::Deferred(Box::pin(async move {
-                        encode_response(api_key, version, correlation_id, response.await.into())
-                    }));
+            RequestKind::Produce(r) => {
+                // Kafka's produce quota counts the whole request's bytes, acks=0 included.
+                let throttle = quota_path::produce(broker, peer, &ctx.client_id, frame_len);
+                match produce::handle(&ctx, r).await {
+                    produce::Outcome::NoResponse => return Reply::Nothing,
+                    produce::Outcome::Later(response) => {
+                        let correlation_id = header.correlation_id;
+                        return Reply::Deferred(Box::pin(async move {
+                            let mut response = response.await;
+                            response.throttle_time_ms = throttle;
+                            encode_response(api_key, version, correlation_id, response.into())
+                        }));
+                    }
                 }
-            },
-            RequestKind::Fetch(r) => {
+            }
+            RequestKind::Fetch(mut r) => {
+                let quota = quota_path::fetch_quota(broker, peer, &ctx.client_id, &mut r, version);
                 let mut response = fetch::handle(&ctx, r).await;
+                if let Some(quota) = quota {
+                    response = quota_path::throttle_fetch(broker, peer, &quota, response, version);
+                }
                 let splicer = splice::Splicer::detach_fetch_records(&mut response);
                 return match encode_response(
                     api_key,
@@ -390,11 +411,20 @@ pub(crate) async fn handle_frame(
             RequestKind::AlterUserScramCredentials(r) => {
                 scram_credentials::alter(&ctx, r).await.into()
             }
+            RequestKind::DescribeClientQuotas(r) => client_quotas::describe(&ctx, r).into(),
+            RequestKind::AlterClientQuotas(r) => client_quotas::alter(&ctx, r).await.into(),
             _ => return Reply::Close,
         };
         encode_response(api_key, version, header.correlation_id, response)
     };
-    match dispatch.instrument(span.clone()).await {
+    // The request quota counts the time the handler spends on the worker (its polls), up
+    // to its reply or deferral.
+    let dispatch = std::pin::pin!(dispatch.instrument(span.clone()));
+    let (reply, busy) = quota_path::PollTime::new(dispatch).await;
+    if !exempt {
+        quota_path::request_time(broker, peer, &ctx.client_id, busy);
+    }
+    match reply {
         Reply::Deferred(later) => Reply::Deferred(Box::pin(later.instrument(span))),
         reply => reply,
     }

@@ -143,6 +143,8 @@ pub struct Broker {
     pub(crate) connection_stats: Arc<crate::metrics::ConnectionStats>,
     /// The connection limits in force (the listener follows them).
     pub(crate) connection_limits: tokio::sync::watch::Sender<crate::server::ConnectionLimits>,
+    /// Client quota rates (produce and fetch bytes, request time).
+    pub(crate) quotas: crate::quota::ClientQuotas,
 }
 
 impl Broker {
@@ -179,6 +181,10 @@ impl Broker {
                 crate::api::SUPPORTED.iter().map(|(key, _, _)| *key),
             ),
             topic_stats: crate::metrics::TopicStatsRegistry::default(),
+            quotas: crate::quota::ClientQuotas::new(crate::quota::rate::Window {
+                samples: config.quota_window_num,
+                window_ms: config.quota_window_size_seconds.saturating_mul(1000),
+            }),
             connection_stats: Arc::default(),
             connection_limits: tokio::sync::watch::channel(
                 crate::config::dynamic::connection_limits(

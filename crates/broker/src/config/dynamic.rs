@@ -200,6 +200,8 @@ const TYPES: &[(&str, ConfigKind, Option<&str>)] = {
         ("max.connections.per.ip", Int, Some("2147483647")),
         ("max.connections.per.ip.overrides", String, Some("")),
         ("connections.max.idle.ms", Long, Some("600000")),
+        ("quota.window.num", Int, Some("11")),
+        ("quota.window.size.seconds", Int, Some("1")),
         ("metrics.listen", String, None),
         ("request.receive.timeout.ms", Long, Some("30000")),
         ("group.initial.rebalance.delay.ms", Int, Some("3000")),

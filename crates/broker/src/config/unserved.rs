@@ -26,7 +26,7 @@ const REFUSED: &[Refused] = &[
     Refused {
         key: "client.quota.callback.class",
         allowed: &[""],
-        what: "client quotas",
+        what: "a custom client quota callback",
     },
     Refused {
         key: "replica.selector.class",

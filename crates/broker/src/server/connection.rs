@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,6 +60,18 @@ pub(crate) struct Peer {
     /// Kafka's principal: `User:ANONYMOUS` on PLAINTEXT, the certificate subject on SSL
     /// (`User:CN=...`), the SASL user once authenticated.
     pub(crate) principal: String,
+    /// The longest throttle (ms) a quota asked for while handling the current request; the
+    /// processor takes it and mutes the connection that long (KIP-219).
+    pub(crate) throttle_ms: AtomicU64,
+}
+
+impl Peer {
+    /// Asks for the connection to be muted for `ms` after the current request's reply.
+    pub(crate) fn throttle(&self, ms: u64) {
+        if ms > 0 {
+            self.throttle_ms.fetch_max(ms, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A reply on its way out, with what its timings need.
@@ -103,8 +115,17 @@ where
         Duration::from_millis(broker.config.request_receive_timeout_ms),
     );
     let receiving = reader.receiving();
+    // Until when (`quota::clock_ms`) a quota throttle mutes the connection: nothing more is
+    // read from the socket before then.
+    let muted = Arc::new(AtomicU64::new(0));
+    let reader_muted = Arc::clone(&muted);
     let reader = tokio::spawn(async move {
         loop {
+            let until = reader_muted.load(Ordering::Relaxed);
+            let now = crate::quota::clock_ms();
+            if until > now {
+                tokio::time::sleep(Duration::from_millis(until - now)).await;
+            }
             match reader.next().await {
                 Ok(Some(Frame { bytes, reservation })) => {
                     let received = Instant::now();
@@ -137,11 +158,17 @@ where
         // Replies not yet written, in request order; empty unless a reply was deferred.
         let mut pending: FuturesOrdered<BoxFuture<'static, Timed>> = FuturesOrdered::new();
         let mut open = true;
+        // While throttled, no request is taken (replies still go out).
+        let mut muted_until: Option<tokio::time::Instant> = None;
         while open || !pending.is_empty() {
             let timed = tokio::select! {
                 biased;
                 Some(timed) = pending.next(), if !pending.is_empty() => timed,
-                frame = queue.recv(), if open && pending.len() < limit => {
+                () = tokio::time::sleep_until(muted_until.unwrap_or_else(tokio::time::Instant::now)), if muted_until.is_some() => {
+                    muted_until = None;
+                    continue;
+                }
+                frame = queue.recv(), if open && pending.len() < limit && muted_until.is_none() => {
                     let Some((frame, received, hold)) = frame else {
                         open = false;
                         continue;
@@ -187,6 +214,11 @@ where
                             handling.await
                         }
                     };
+                    let throttle = peer.throttle_ms.swap(0, Ordering::Relaxed);
+                    if throttle > 0 {
+                        muted_until = Some(tokio::time::Instant::now() + Duration::from_millis(throttle));
+                        muted.store(crate::quota::clock_ms() + throttle, Ordering::Relaxed);
+                    }
                     let timed = move |reply| Timed { reply, api_key, received, started, ready: Instant::now() };
                     match reply {
                         Reply::Deferred(later) => {
@@ -232,7 +264,7 @@ where
             metrics.record(api_key, Stage::Handling, ready - started);
             outbox.started.push((api_key, received, ready));
             let full = outbox.bytes >= WRITE_AHEAD || outbox.pieces.len() >= MAX_SLICES;
-            if queue.is_empty() || full {
+            if queue.is_empty() || full || muted_until.is_some() {
                 outbox.write_to(&mut write_half, &broker).await?;
                 last_active = tokio::time::Instant::now();
             }

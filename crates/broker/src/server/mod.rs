@@ -170,6 +170,7 @@ async fn open(
         addr,
         listener: Arc::clone(&listener),
         principal: "User:ANONYMOUS".to_owned(),
+        throttle_ms: Default::default(),
     };
     let Some(tls) = &listener.config.tls else {
         let (read, write) = stream.into_split();
