@@ -16,6 +16,7 @@ of the Rust tests: confluent-kafka (librdkafka), kafkajs and Kafka's Java client
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import ConfigResource
 
 import matrix
-from conftest import create_topic
+from conftest import create_topic, start_cluster
 
 # The errors a fenced transactional producer reports: librdkafka's own _FENCED, or the broker's
 # codes as the client passes them on.
@@ -183,25 +184,69 @@ ABORTED_TXNS = {3, 8, 13}
 
 
 @pytest.mark.timeout(240)
-def test_confluent_consume_transform_produce_exactly_once(broker, admin):
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_confluent_consume_transform_produce_exactly_once(broker, admin, protocol):
+    """`protocol`: the consumer group's, classic or KIP-848's (whose member epoch is the
+    generation TxnOffsetCommit checks)."""
     _needs_broker(broker)
     run = _run_id()
-    source, sink, group = f"txn-in-{run}", f"txn-out-{run}", f"txn-ctp-{run}"
-    n = create_topic(broker, admin, source, partitions=3)
+    source, sink = f"txn-in-{run}", f"txn-out-{run}"
+    create_topic(broker, admin, source, partitions=3)
     create_topic(broker, admin, sink, partitions=3)
+    _consume_transform_produce(broker.bootstrap, source, sink, 3, run, protocol)
+
+
+@pytest.mark.timeout(300)
+def test_confluent_consume_transform_produce_on_three_nodes(tmp_path):
+    """The same loop on three nodes, topics with replication factor 3: the transaction
+    coordinator, the group coordinator and the partitions' leaders are spread over the nodes,
+    so markers go out with WriteTxnMarkers."""
+    if os.environ.get("INTEROP_BROKER", "strata") != "strata":
+        pytest.skip("a Strata cluster")
+    from confluent_kafka.admin import AdminClient, NewTopic
+    cluster = start_cluster(tmp_path / "cluster", 3)
+    try:
+        run = _run_id()
+        source, sink = f"txn-in-{run}", f"txn-out-{run}"
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap, "log_level": 2})
+        futures = admin.create_topics([NewTopic(t, num_partitions=3, replication_factor=3) for t in (source, sink)],
+                                      operation_timeout=15, request_timeout=20)
+        for f in futures.values():
+            f.result(timeout=30)
+        deadline = time.monotonic() + 20
+        while not all(
+                (t := admin.list_topics(topic=name, timeout=5).topics.get(name)) is not None and t.error is None
+                and len(t.partitions) == 3 and all(p.leader >= 0 for p in t.partitions.values())
+                for name in (source, sink)):
+            assert time.monotonic() < deadline, f"topics without leaders after 20s\n{cluster.log_tails()}"
+            time.sleep(0.2)
+        leaders = {p.leader for p in admin.list_topics(topic=sink, timeout=5).topics[sink].partitions.values()}
+        print(f"output partition leaders: {sorted(leaders)}")
+        _consume_transform_produce(cluster.bootstrap, source, sink, 3, run, "classic")
+    finally:
+        cluster.stop()
+
+
+def _consume_transform_produce(bootstrap: str, source: str, sink: str, n: int, run: str, protocol: str) -> None:
+    """Copies INPUT_RECORDS records from `source` to `sink` (both with `n` partitions) in
+    transactions, aborting and redoing ABORTED_TXNS, and checks the outputs and the group's
+    offsets."""
+    group = f"txn-ctp-{run}"
     inputs = [f"in-{i}" for i in range(INPUT_RECORDS)]
-    plain = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True, "linger.ms": 5,
+    plain = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5,
                       "log_level": 2})
     _produce_each(plain, source, inputs, n)
 
-    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+    group_conf = {"group.protocol": "consumer"} if protocol == "consumer" else {"session.timeout.ms": 10000}
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                          "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                         "isolation.level": "read_committed", "session.timeout.ms": 10000,
-                         "log_level": 2, "log.connection.close": False})
-    producer = _txn_producer(broker.bootstrap, f"txn-ctp-{run}", **{"transaction.timeout.ms": 30000})
+                         "isolation.level": "read_committed", "log_level": 2, "log.connection.close": False,
+                         **group_conf})
+    producer = _txn_producer(bootstrap, f"txn-ctp-{run}", **{"transaction.timeout.ms": 30000})
     consumer.subscribe([source])
     copied = transactions = aborted_records = 0
     deadline = time.monotonic() + 180
+    last_batch = time.monotonic()
     try:
         while copied < INPUT_RECORDS:
             assert time.monotonic() < deadline, (f"copied {copied}/{INPUT_RECORDS} in 180s "
@@ -211,7 +256,11 @@ def test_confluent_consume_transform_produce_exactly_once(broker, admin):
                 if m.error():
                     pytest.fail(f"consume error: {m.error()}", pytrace=False)
             if not batch:
+                assert time.monotonic() - last_batch < 20, (
+                    f"nothing more to read for 20s with {copied}/{INPUT_RECORDS} copied "
+                    f"({transactions} transactions)")
                 continue
+            last_batch = time.monotonic()
             producer.begin_transaction()
             positions: dict[int, int] = {}
             for m in batch:
@@ -249,19 +298,19 @@ def test_confluent_consume_transform_produce_exactly_once(broker, admin):
     assert copied == INPUT_RECORDS, f"{copied} records copied in committed transactions"
     assert aborted_records > 0, "the loop aborted transactions with records in them"
 
-    outputs = drain(broker.bootstrap, sink, "read_committed", timeout=60)
+    outputs = drain(bootstrap, sink, "read_committed", timeout=60)
     flat = _flat(outputs)
     dupes = [v for v, k in Counter(flat).items() if k > 1]
     assert not dupes, f"{len(dupes)} outputs written more than once, e.g. {dupes[:5]}"
     assert len(flat) == INPUT_RECORDS, f"{len(flat)} outputs for {INPUT_RECORDS} inputs"
     # Each input partition's records come out in its order on the same output partition.
     assert outputs == {p: [f"out-{v}" for v in vs] for p, vs in _split(inputs, n).items()}
-    every = _flat(drain(broker.bootstrap, sink, "read_uncommitted", timeout=60))
+    every = _flat(drain(bootstrap, sink, "read_uncommitted", timeout=60))
     assert len(every) == INPUT_RECORDS + aborted_records, \
         f"the log holds {len(every)} outputs: {INPUT_RECORDS} committed and {aborted_records} aborted expected"
 
     # The group's committed offsets are the input's end offsets.
-    check = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "log_level": 2})
+    check = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 2})
     try:
         committed = check.committed([TopicPartition(source, part) for part in range(n)], timeout=10)
         ends = {part: check.get_watermark_offsets(TopicPartition(source, part), timeout=10)[1] for part in range(n)}
@@ -351,7 +400,7 @@ def test_confluent_new_producer_fences_the_old_one(broker, admin):
 
 
 @pytest.mark.timeout(120)
-def test_kafkajs_transactions(broker, admin, tmp_path):
+def test_kafkajs_transactions(broker, admin):
     _needs_broker(broker)
     run = _run_id()
     topic, offsets_topic, group = f"txn-js-{run}", f"txn-js-in-{run}", f"txn-js-{run}"
@@ -372,7 +421,8 @@ def test_kafkajs_transactions(broker, admin, tmp_path):
 
 
 @pytest.mark.timeout(180)
-def test_java_consume_transform_produce(broker, admin, tmp_path):
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_java_consume_transform_produce(broker, admin, protocol):
     _needs_broker(broker)
     if not matrix.JAVA_CLIENT_JAR.exists():
         pytest.fail(f"{matrix.JAVA_CLIENT_JAR} is missing (run tests/install-deps.sh)", pytrace=False)
@@ -389,7 +439,7 @@ def test_java_consume_transform_produce(broker, admin, tmp_path):
     java = matrix.java_argv(matrix.JAVA_CLIENT_JAR)
     r = subprocess.run(java + ["txn-copy", "--bootstrap", broker.bootstrap, "--input", source, "--output", sink,
                                "--group", group, "--txn-id", f"txn-java-{run}", "--count", str(count),
-                               "--abort-every", "3", "--timeout", "100"],
+                               "--abort-every", "3", "--group-protocol", protocol, "--timeout", "100"],
                        capture_output=True, timeout=130, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, f"txn-copy exited {r.returncode}: {r.stderr.decode(errors='replace')[-3000:]}"
     summary = json.loads(r.stdout.decode().splitlines()[-1])

@@ -54,7 +54,7 @@ import org.apache.kafka.streams.kstream.Produced;
  *                [--group-protocol classic|consumer]
  *   wordcount    --bootstrap H:P --input T --output T --app-id ID --state-dir DIR [--timeout S]
  *   txn-copy     --bootstrap H:P --input T --output T --group G --txn-id ID --count N
- *                [--abort-every K] [--timeout S]
+ *                [--abort-every K] [--group-protocol classic|consumer] [--timeout S]
  * </pre>
  *
  * produce and consume follow tests/interop/clients/common.py (record recipe, JSON lines, exit
@@ -212,7 +212,8 @@ public final class Main {
      * value prefixed with "copy-" (same key, same partition number) and the consumed positions with
      * sendOffsetsToTransaction(offsets, groupMetadata()), then commits. Every --abort-every'th
      * transaction is flushed and aborted instead, and the consumer seeks back to the group's
-     * committed offsets to redo it. Prints {"transactions": T, "aborted": A, "copied": C}; exits
+     * committed offsets to redo it. --group-protocol picks the group's protocol (KIP-848's
+     * member epoch is then the generation of groupMetadata()). Prints {"transactions": T, "aborted": A, "copied": C}; exits
      * 0 once C (records of committed transactions) reaches --count.
      */
     static void txnCopy(Map<String, String> args) {
@@ -230,8 +231,14 @@ public final class Main {
         c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         c.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
         c.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 200);
-        c.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 10_000);
-        c.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, 1_000);
+        switch (args.getOrDefault("group-protocol", "classic")) {
+            case "classic" -> {
+                c.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 10_000);
+                c.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, 1_000);
+            }
+            case "consumer" -> c.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer");
+            default -> usage("--group-protocol must be classic or consumer");
+        }
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, need(args, "bootstrap"));
         p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, need(args, "txn-id"));
