@@ -92,9 +92,10 @@ fn lookup_group(
     require_stable: bool,
     wanted: Option<Vec<(String, Vec<i32>)>>,
 ) -> Answer {
+    let (committed, pending) = group.committed_and_pending();
     lookup(
-        &group.committed(),
-        |key| group.has_pending_txn_offset(key),
+        &committed,
+        |key| pending.contains(key),
         require_stable,
         wanted,
     )

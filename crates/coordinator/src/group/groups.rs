@@ -2,7 +2,7 @@
 //! groups and committed offsets, with the waiting JoinGroup/SyncGroup answers. Persistence
 //! is the caller's ([`super::GroupHandle`]); this only changes state and hands out records.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -374,15 +374,27 @@ impl Groups {
         }
     }
 
-    /// Whether any transaction has offsets pending for `group_id`'s `partition`
-    /// (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT then).
-    pub(crate) fn has_pending_txn_offset(&self, group_id: &str, partition: &(String, i32)) -> bool {
-        self.inner
-            .lock()
+    /// `group_id`'s committed offsets, and the partitions whose offsets a transaction has
+    /// pending (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT for those),
+    /// read under one lock: read one after the other, a transaction completing in between
+    /// shows neither its offset nor that one is pending.
+    pub(crate) fn committed_and_pending(
+        &self,
+        group_id: &str,
+    ) -> (
+        BTreeMap<(String, i32), CommittedOffset>,
+        BTreeSet<(String, i32)>,
+    ) {
+        let inner = self.inner.lock();
+        let committed = inner.offsets.get(group_id).cloned().unwrap_or_default();
+        let pending = inner
             .pending_txn_offsets
             .values()
             .flatten()
-            .any(|(g, p, _)| g == group_id && p == partition)
+            .filter(|(g, _, _)| g == group_id)
+            .map(|(_, p, _)| p.clone())
+            .collect();
+        (committed, pending)
     }
 
     /// Offsets past `offsets.retention.minutes`: those of groups without members whose

@@ -1,7 +1,7 @@
 //! [`GroupHandle`]: one group this node coordinates, with every operation a group API needs,
 //! state change and `__consumer_offsets` write together.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -199,9 +199,15 @@ impl<'a> GroupHandle<'a> {
         Ok(())
     }
 
-    /// Whether a transaction has offsets of `partition` pending in this group.
-    pub fn has_pending_txn_offset(&self, partition: &(String, i32)) -> bool {
-        self.groups.has_pending_txn_offset(self.id, partition)
+    /// The group's committed offsets and the partitions whose offsets a transaction has
+    /// pending, as of one moment.
+    pub fn committed_and_pending(
+        &self,
+    ) -> (
+        BTreeMap<(String, i32), CommittedOffset>,
+        BTreeSet<(String, i32)>,
+    ) {
+        self.groups.committed_and_pending(self.id)
     }
 
     /// Whether an OffsetFetch (v9+) naming a member may read the group's offsets. Classic
