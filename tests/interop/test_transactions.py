@@ -156,6 +156,8 @@ def test_confluent_commit_and_abort_by_isolation_level(broker, admin):
         "read_committed with a transaction open: the committed records only, in order"
     assert drain(broker.bootstrap, topic, "read_uncommitted") == _merge(c1, a1, c2, o), \
         "read_uncommitted: every record written, aborted and open ones too"
+    assert _java_read_committed(broker.bootstrap, topic, 60) == _merge(c1, c2), \
+        "the Java client's read_committed consumer with a transaction open: the committed records only"
 
     p.commit_transaction(20)
     a2 = txn([f"a2-{i}" for i in range(30)], False)  # an abort at the end of the log
@@ -167,10 +169,29 @@ def test_confluent_commit_and_abort_by_isolation_level(broker, admin):
     assert committed == _merge(c1, c2, o, c3), "read_committed: every committed record once, in order"
     assert drain(broker.bootstrap, topic, "read_uncommitted") == _merge(c1, a1, c2, o, a2, c3, a3), \
         "read_uncommitted: every record written, in order"
+    assert _java_read_committed(broker.bootstrap, topic, len(_flat(committed))) == committed, \
+        "the Java client's read_committed consumer: every committed record once, in order"
     # The same id again (a new epoch): its transaction is read after the aborted one at the end.
     p2 = _txn_producer(broker.bootstrap, f"txn-ca-{run}")
     c4 = txn_with(p2, topic, [f"c4-{i}" for i in range(9)], n)
     assert drain(broker.bootstrap, topic, "read_committed") == _merge(c1, c2, o, c3, c4)
+
+
+def _java_read_committed(bootstrap: str, topic: str, count: int) -> dict[int, list[str]]:
+    """What Kafka's Java consumer with isolation.level=read_committed reads of `topic` from the
+    beginning: `count` records and whatever else arrives within 2s after them."""
+    if not matrix.JAVA_CLIENT_JAR.exists():
+        pytest.fail(f"{matrix.JAVA_CLIENT_JAR} is missing (run tests/install-deps.sh)", pytrace=False)
+    r = subprocess.run(matrix.java_argv(matrix.JAVA_CLIENT_JAR) + [
+        "consume", "--bootstrap", bootstrap, "--topic", topic, "--count", str(count), "--timeout", "60",
+        "--isolation", "read_committed", "--extra-wait-ms", "2000"], capture_output=True, timeout=90,
+        stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, f"java consume exited {r.returncode}: {r.stderr.decode(errors='replace')[-3000:]}"
+    read: dict[int, list[str]] = {}
+    for line in r.stdout.decode().splitlines():
+        rec = json.loads(line)
+        read.setdefault(rec["partition"], []).append(bytes.fromhex(rec["value"]).decode())
+    return read
 
 
 def txn_with(p: Producer, topic: str, values: list[str], partitions: int) -> dict[int, list[str]]:
@@ -519,7 +540,7 @@ def test_java_consume_transform_produce(broker, admin, protocol):
         pytest.fail(f"{matrix.JAVA_CLIENT_JAR} is missing (run tests/install-deps.sh)", pytrace=False)
     run = _run_id()
     source, sink, group = f"txn-jin-{run}", f"txn-jout-{run}", f"txn-java-{run}"
-    count = 2000
+    count = 10_000
     n = create_topic(broker, admin, source, partitions=3)
     create_topic(broker, admin, sink, partitions=3)
     inputs = [f"in-{i}" for i in range(count)]
@@ -537,14 +558,7 @@ def test_java_consume_transform_produce(broker, admin, protocol):
     assert summary["copied"] == count and summary["aborted"] > 0, summary
 
     # Kafka's Java consumer with isolation.level=read_committed reads each input once ...
-    r = subprocess.run(java + ["consume", "--bootstrap", broker.bootstrap, "--topic", sink, "--count", str(count),
-                               "--timeout", "60", "--isolation", "read_committed", "--extra-wait-ms", "2000"],
-                       capture_output=True, timeout=90, stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, f"java consume exited {r.returncode}: {r.stderr.decode(errors='replace')[-3000:]}"
-    read: dict[int, list[str]] = {p: [] for p in range(n)}
-    for line in r.stdout.decode().splitlines():
-        rec = json.loads(line)
-        read[rec["partition"]].append(bytes.fromhex(rec["value"]).decode())
+    read = _java_read_committed(broker.bootstrap, sink, count)
     expected = {p: [f"copy-{v}" for v in vs] for p, vs in _split(inputs, n).items()}
     assert read == expected, (f"{len(_flat(read))} records read, {len(set(_flat(read)))} distinct, for {count} "
                               f"inputs; each input once, in its partition's order, expected")

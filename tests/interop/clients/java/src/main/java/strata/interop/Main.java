@@ -212,7 +212,8 @@ public final class Main {
      * value prefixed with "copy-" (same key, same partition number) and the consumed positions with
      * sendOffsetsToTransaction(offsets, groupMetadata()), then commits. Every --abort-every'th
      * transaction is flushed and aborted instead, and the consumer seeks back to the group's
-     * committed offsets to redo it. --group-protocol picks the group's protocol (KIP-848's
+     * committed offsets to redo it; after each commit the group's offsets must be the
+     * transaction's. --group-protocol picks the group's protocol (KIP-848's
      * member epoch is then the generation of groupMetadata()). Prints {"transactions": T, "aborted": A, "copied": C}; exits
      * 0 once C (records of committed transactions) reaches --count.
      */
@@ -290,6 +291,19 @@ public final class Main {
                 } else {
                     producer.commitTransaction();
                     copied += records.count();
+                    // Once the commit returned, the group's offsets are the transaction's (the
+                    // read_committed consumer fetches them with requireStable).
+                    Map<TopicPartition, OffsetAndMetadata> now = consumer.committed(offsets.keySet());
+                    for (var e : offsets.entrySet()) {
+                        OffsetAndMetadata at = now.get(e.getKey());
+                        if (at == null || at.offset() != e.getValue().offset()) {
+                            // Whether the broker only lagged: what it answers a moment later.
+                            sleep(500);
+                            fail("offset of " + e.getKey() + " fetched right after commit: " + at
+                                    + ", the transaction committed " + e.getValue().offset() + " (transaction "
+                                    + transactions + "); 500 ms later: " + consumer.committed(offsets.keySet()));
+                        }
+                    }
                 }
             }
             OUT.println("{\"transactions\": " + transactions + ", \"aborted\": " + aborted + ", \"copied\": "
@@ -454,6 +468,14 @@ public final class Main {
     }
 
     // ------------------------------------------------------------------ helpers
+
+    static void sleep(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
 
     static Map<String, String> parse(String[] argv) {
         Map<String, String> args = new HashMap<>();
