@@ -2,7 +2,7 @@
 //! groups and committed offsets, with the waiting JoinGroup/SyncGroup answers. Persistence
 //! is the caller's ([`super::GroupHandle`]); this only changes state and hands out records.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -378,13 +378,7 @@ impl Groups {
     /// pending (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT for those),
     /// read under one lock: read one after the other, a transaction completing in between
     /// shows neither its offset nor that one is pending.
-    pub(crate) fn committed_and_pending(
-        &self,
-        group_id: &str,
-    ) -> (
-        BTreeMap<(String, i32), CommittedOffset>,
-        BTreeSet<(String, i32)>,
-    ) {
+    pub(crate) fn committed_and_pending(&self, group_id: &str) -> records::OffsetsSnapshot {
         let inner = self.inner.lock();
         let committed = inner.offsets.get(group_id).cloned().unwrap_or_default();
         let pending = inner

@@ -1,7 +1,7 @@
 //! [`GroupHandle`]: one group this node coordinates, with every operation a group API needs,
 //! state change and `__consumer_offsets` write together.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -201,12 +201,7 @@ impl<'a> GroupHandle<'a> {
 
     /// The group's committed offsets and the partitions whose offsets a transaction has
     /// pending, as of one moment.
-    pub fn committed_and_pending(
-        &self,
-    ) -> (
-        BTreeMap<(String, i32), CommittedOffset>,
-        BTreeSet<(String, i32)>,
-    ) {
+    pub fn committed_and_pending(&self) -> records::OffsetsSnapshot {
         self.groups.committed_and_pending(self.id)
     }
 
