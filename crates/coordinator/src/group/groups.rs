@@ -2,7 +2,7 @@
 //! groups and committed offsets, with the waiting JoinGroup/SyncGroup answers. Persistence
 //! is the caller's ([`super::GroupHandle`]); this only changes state and hands out records.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -374,17 +374,21 @@ impl Groups {
         }
     }
 
-    /// The partitions of `group_id` that some transaction has offsets pending for (OffsetFetch
-    /// with `require_stable` answers UNSTABLE_OFFSET_COMMIT for them).
-    pub(crate) fn pending_txn_partitions(&self, group_id: &str) -> BTreeSet<(String, i32)> {
-        self.inner
-            .lock()
+    /// `group_id`'s committed offsets, and the partitions whose offsets a transaction has
+    /// pending (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT for those),
+    /// read under one lock: read one after the other, a transaction completing in between
+    /// shows neither its offset nor that one is pending.
+    pub(crate) fn committed_and_pending(&self, group_id: &str) -> records::OffsetsSnapshot {
+        let inner = self.inner.lock();
+        let committed = inner.offsets.get(group_id).cloned().unwrap_or_default();
+        let pending = inner
             .pending_txn_offsets
             .values()
             .flatten()
             .filter(|(g, _, _)| g == group_id)
             .map(|(_, p, _)| p.clone())
-            .collect()
+            .collect();
+        (committed, pending)
     }
 
     /// Offsets past `offsets.retention.minutes`: those of groups without members whose

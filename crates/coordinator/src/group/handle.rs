@@ -217,12 +217,12 @@ impl<'a> GroupHandle<'a> {
         partitions: Option<Vec<(String, i32)>>,
         require_stable: bool,
     ) -> Vec<FetchedOffset> {
-        let committed = self.groups.committed(self.id);
-        let pending = if require_stable {
-            self.groups.pending_txn_partitions(self.id)
-        } else {
-            Default::default()
-        };
+        // One snapshot: read apart, a transaction completing in between would show neither
+        // its offsets nor that they are pending.
+        let (committed, mut pending) = self.groups.committed_and_pending(self.id);
+        if !require_stable {
+            pending.clear();
+        }
         let wanted = partitions.unwrap_or_else(|| committed.keys().cloned().collect());
         wanted
             .into_iter()

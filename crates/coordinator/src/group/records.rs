@@ -5,7 +5,16 @@
 //! group). Values: OffsetCommitValue version 3 (offset, leader epoch, metadata, commit
 //! timestamp) and GroupMetadataValue version 3. A null value is a tombstone.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+/// A group's committed offsets by (topic, partition), and the partitions whose offsets a
+/// transaction has pending, as of one moment.
+pub type OffsetsSnapshot = (
+    BTreeMap<(String, i32), CommittedOffset>,
+    BTreeSet<(String, i32)>,
+);
 
 /// A committed offset.
 #[derive(Debug, Clone, PartialEq, Eq)]

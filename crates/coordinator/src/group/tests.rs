@@ -1,5 +1,6 @@
 //! Ownership of `__consumer_offsets` partitions, over an in-memory log.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -608,5 +609,33 @@ async fn offsets_pending_in_a_transaction_are_unstable_to_a_fetch_that_requires_
         group.fetch_offsets(Some(vec![t(2)]), true),
         vec![(t(2), Ok(None))],
         "an aborted transaction's offsets are dropped"
+    );
+}
+
+#[test]
+fn transactional_offsets_are_pending_until_their_marker_and_read_with_the_committed_ones() {
+    let groups = Groups::new(GroupConfig::default(), ConsumerGroupConfig::default());
+    let tp = ("t".to_owned(), 0);
+    groups.apply_offsets("g", vec![(tp.clone(), committed(5))]);
+    groups.stage_txn_offsets(7, "g", vec![(tp.clone(), committed(9))]);
+    let (offsets, pending) = groups.committed_and_pending("g");
+    assert_eq!(offsets[&tp].offset, 5, "not the group's before the marker");
+    assert_eq!(pending, BTreeSet::from([tp.clone()]));
+    assert!(
+        groups.committed_and_pending("other").1.is_empty(),
+        "pending for its own group only"
+    );
+
+    groups.complete_txn_offsets(7, true);
+    let (offsets, pending) = groups.committed_and_pending("g");
+    assert_eq!((offsets[&tp].offset, pending.len()), (9, 0));
+
+    groups.stage_txn_offsets(7, "g", vec![(tp.clone(), committed(12))]);
+    groups.complete_txn_offsets(7, false);
+    let (offsets, pending) = groups.committed_and_pending("g");
+    assert_eq!(
+        (offsets[&tp].offset, pending.len()),
+        (9, 0),
+        "an abort drops them"
     );
 }

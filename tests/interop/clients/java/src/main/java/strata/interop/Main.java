@@ -52,13 +52,16 @@ import org.apache.kafka.streams.kstream.Produced;
  *
  * <pre>
  *   produce      --bootstrap H:P --topic T --codec C --count N --prefix P [--timeout S]
- *   consume      --bootstrap H:P --topic T --count N --timeout S
+ *   consume      --bootstrap H:P --topic T --count N --timeout S [--isolation read_committed]
+ *                [--extra-wait-ms MS]
  *   group-member --bootstrap H:P --topic T --group G [--session-timeout-ms N] [--assignor A]
  *                [--group-protocol classic|consumer]
  *   wordcount    --bootstrap H:P --input T --output T --app-id ID --state-dir DIR [--timeout S]
  *                [--guarantee at_least_once|exactly_once_v2] [--replication N] [--threads N]
  *                [--commit-interval-ms N]
  *   transactions --bootstrap H:P --prefix P
+ *   txn-copy     --bootstrap H:P --input T --output T --group G --txn-id ID --count N
+ *                [--abort-every K] [--group-protocol classic|consumer] [--timeout S]
  * </pre>
  *
  * produce and consume follow tests/interop/clients/common.py (record recipe, JSON lines, exit
@@ -68,7 +71,9 @@ import org.apache.kafka.streams.kstream.Produced;
  * with --replication replicas, default the broker's), prints {"state": S} on every state change
  * and closes cleanly on SIGTERM; transactions prints one JSON line per transactional id starting
  * with P that the cluster's coordinators know (ListTransactions, then DescribeTransactions):
- * {"id", "coordinator", "state", "partitions"}.
+ * {"id", "coordinator", "state", "partitions"}. consume with --extra-wait-ms keeps polling that
+ * long after --count records and prints what else arrives (so a test sees records that should
+ * not be there). txn-copy is a transactional consume-transform-produce loop (see txnCopy).
  */
 public final class Main {
     static final List<String> CODECS = List.of("none", "gzip", "snappy", "lz4", "zstd");
@@ -93,6 +98,7 @@ public final class Main {
                 case "group-member" -> groupMember(args);
                 case "wordcount" -> wordCount(args);
                 case "transactions" -> transactions(args);
+                case "txn-copy" -> txnCopy(args);
                 default -> usage("unknown command " + argv[0]);
             }
         } catch (KafkaException | IllegalStateException e) {
@@ -169,6 +175,12 @@ public final class Main {
         c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
         c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         c.put(ConsumerConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000);
+        String isolation = args.getOrDefault("isolation", "read_uncommitted");
+        if (!isolation.equals("read_committed") && !isolation.equals("read_uncommitted")) {
+            usage("--isolation must be read_committed or read_uncommitted");
+        }
+        c.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
+        long extraWaitMs = (long) doubleArg(args, "extra-wait-ms", 0);
         try (KafkaConsumer<byte[], byte[]> consumer =
                 new KafkaConsumer<>(c, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
             List<TopicPartition> parts = List.of();
@@ -194,6 +206,120 @@ public final class Main {
                     printed++;
                 }
             }
+            long extraUntil = System.nanoTime() + extraWaitMs * 1_000_000;
+            while (System.nanoTime() < extraUntil) {
+                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
+                    emit(r);
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ txn-copy
+
+    /**
+     * Copies --count records from --input to --output exactly once: a read_committed consumer
+     * of group --group polls, a producer with transactional.id --txn-id sends each record's
+     * value prefixed with "copy-" (same key, same partition number) and the consumed positions with
+     * sendOffsetsToTransaction(offsets, groupMetadata()), then commits. Every --abort-every'th
+     * transaction is flushed and aborted instead, and the consumer seeks back to the group's
+     * committed offsets to redo it; after each commit the group's offsets must be the
+     * transaction's. --group-protocol picks the group's protocol (KIP-848's
+     * member epoch is then the generation of groupMetadata()). Prints {"transactions": T, "aborted": A, "copied": C}; exits
+     * 0 once C (records of committed transactions) reaches --count.
+     */
+    static void txnCopy(Map<String, String> args) {
+        String input = need(args, "input");
+        String output = need(args, "output");
+        int count = intArg(args, "count");
+        int abortEvery = args.containsKey("abort-every") ? intArg(args, "abort-every") : 0;
+        double timeout = doubleArg(args, "timeout", 60);
+        watchdog(timeout + 15, "txn-copy");
+        long deadline = System.nanoTime() + (long) (timeout * 1e9);
+        Properties c = new Properties();
+        c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, need(args, "bootstrap"));
+        c.put(ConsumerConfig.GROUP_ID_CONFIG, need(args, "group"));
+        c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        c.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        c.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 200);
+        switch (args.getOrDefault("group-protocol", "classic")) {
+            case "classic" -> {
+                c.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 10_000);
+                c.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, 1_000);
+            }
+            case "consumer" -> c.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer");
+            default -> usage("--group-protocol must be classic or consumer");
+        }
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, need(args, "bootstrap"));
+        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, need(args, "txn-id"));
+        p.put(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, 30_000);
+        p.put(ProducerConfig.LINGER_MS_CONFIG, 5);
+        p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000);
+        p.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, (long) (timeout * 1000));
+        byte[] prefix = "copy-".getBytes(StandardCharsets.UTF_8);
+        try (KafkaConsumer<byte[], byte[]> consumer =
+                     new KafkaConsumer<>(c, new ByteArrayDeserializer(), new ByteArrayDeserializer());
+             KafkaProducer<byte[], byte[]> producer =
+                     new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer())) {
+            producer.initTransactions();
+            consumer.subscribe(List.of(input));
+            long copied = 0;
+            int transactions = 0;
+            int aborted = 0;
+            while (copied < count) {
+                if (System.nanoTime() > deadline) {
+                    fail("copied " + copied + " of " + count + " records before the timeout (" + transactions
+                            + " transactions, " + aborted + " aborted)");
+                }
+                var records = consumer.poll(Duration.ofMillis(500));
+                if (records.isEmpty()) {
+                    continue;
+                }
+                producer.beginTransaction();
+                Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+                for (ConsumerRecord<byte[], byte[]> r : records) {
+                    producer.send(new ProducerRecord<>(output, r.partition(), r.key(), concat(prefix, r.value())));
+                    offsets.put(new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1));
+                }
+                producer.sendOffsetsToTransaction(offsets, consumer.groupMetadata());
+                transactions++;
+                if (abortEvery > 0 && transactions % abortEvery == 0) {
+                    // The records reach the log before the abort, so readers must skip them.
+                    producer.flush();
+                    producer.abortTransaction();
+                    aborted++;
+                    Map<TopicPartition, OffsetAndMetadata> committed = consumer.committed(consumer.assignment());
+                    for (TopicPartition tp : consumer.assignment()) {
+                        OffsetAndMetadata at = committed.get(tp);
+                        if (at == null) {
+                            consumer.seekToBeginning(List.of(tp));
+                        } else {
+                            consumer.seek(tp, at.offset());
+                        }
+                    }
+                } else {
+                    producer.commitTransaction();
+                    copied += records.count();
+                    // Once the commit returned, the group's offsets are the transaction's (the
+                    // read_committed consumer fetches them with requireStable).
+                    Map<TopicPartition, OffsetAndMetadata> now = consumer.committed(offsets.keySet());
+                    for (var e : offsets.entrySet()) {
+                        OffsetAndMetadata at = now.get(e.getKey());
+                        if (at == null || at.offset() != e.getValue().offset()) {
+                            // Whether the broker only lagged: what it answers a moment later.
+                            sleep(500);
+                            fail("offset of " + e.getKey() + " fetched right after commit: " + at
+                                    + ", the transaction committed " + e.getValue().offset() + " (transaction "
+                                    + transactions + "); 500 ms later: " + consumer.committed(offsets.keySet()));
+                        }
+                    }
+                }
+            }
+            OUT.println("{\"transactions\": " + transactions + ", \"aborted\": " + aborted + ", \"copied\": "
+                    + copied + "}");
+            OUT.flush();
         }
     }
 
@@ -396,6 +522,14 @@ public final class Main {
 
     // ------------------------------------------------------------------ helpers
 
+    static void sleep(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
     static Map<String, String> parse(String[] argv) {
         Map<String, String> args = new HashMap<>();
         for (int i = 1; i < argv.length; i++) {
@@ -468,7 +602,7 @@ public final class Main {
     static RuntimeException usage(String msg) {
         OUT.flush();
         System.err.println("error: " + msg);
-        System.err.println("usage: produce|consume|group-member|wordcount --bootstrap HOST:PORT ... (see Main.java)");
+        System.err.println("usage: produce|consume|group-member|wordcount|txn-copy --bootstrap HOST:PORT ... (see Main.java)");
         System.exit(2);
         return new IllegalStateException(msg);
     }
