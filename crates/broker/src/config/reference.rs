@@ -58,7 +58,7 @@ pub(crate) const DOCS: &[(&str, &str)] = &[
     ("auto.leader.rebalance.enable", "Whether leadership returns to preferred replicas on its own."),
     ("leader.imbalance.check.interval.seconds", "How often leadership imbalance is checked for."),
     ("quota.window.num", "Samples a client's byte rates are measured over for its quotas."),
-    ("quota.window.size.seconds", "The length of one quota sample: a throttled client waits at most this times `quota.window.num`."),
+    ("quota.window.size.seconds", "The length of one quota sample, in seconds."),
     ("controlled.shutdown.enable", "Whether a stopping broker hands its leaderships over before it stops."),
     ("listeners", "The Kafka listeners, `NAME://host:port` entries, comma-separated."),
     ("advertised.listeners", "The addresses clients are told, per listener name (default: `listeners`)."),
