@@ -379,3 +379,91 @@ fn consume_transform_produce_outputs_each_input_exactly_once() {
     assert_eq!(outputs.len(), INPUTS, "outputs lost or duplicated");
     assert_eq!(outputs, expected);
 }
+
+/// OffsetFetch with `require_stable` (read_committed consumers) answers
+/// UNSTABLE_OFFSET_COMMIT for a partition whose offset a transaction has written and not yet
+/// ended, so a consumer never resumes from an offset that the transaction is about to
+/// replace; without it, or once the transaction is complete, the committed offset.
+#[test]
+fn offsets_pending_in_a_transaction_are_unstable_to_a_fetch_that_requires_stable_ones() {
+    use kafka_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+    };
+    use kafka_protocol::messages::{GroupId, OffsetFetchRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+    let node = Node::start_default();
+    let b = node.bootstrap();
+    run_bounded(TIMEOUT, create_topic(&b, "stable", 1, &[]));
+    let group: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &b)
+        .set("group.id", "stable-group")
+        .create()
+        .expect("consumer");
+    let p = transactional(&b, "app-5", &[]);
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset("stable", 0, Offset::Offset(7))
+        .unwrap();
+    p.begin_transaction().unwrap();
+    p.send_offsets_to_transaction(
+        &offsets,
+        &group.group_metadata().expect("group metadata"),
+        TIMEOUT,
+    )
+    .expect("send_offsets_to_transaction");
+
+    let mut stream = strata_tests::raw::connect(&b);
+    // (error, offset) of stable-0, by the single-group form (v7) and the groups form (v8).
+    let mut fetch = |require_stable: bool| {
+        let (_, v7) = strata_tests::raw::call(
+            &mut stream,
+            &OffsetFetchRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("stable-group")))
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("stable")))
+                    .with_partition_indexes(vec![0])]))
+                .with_require_stable(require_stable),
+            7,
+        );
+        assert_eq!(v7.error_code, 0);
+        let one = &v7.topics[0].partitions[0];
+        let (_, v8) = strata_tests::raw::call(
+            &mut stream,
+            &OffsetFetchRequest::default()
+                .with_groups(vec![OffsetFetchRequestGroup::default()
+                    .with_group_id(GroupId(StrBytes::from_static_str("stable-group")))
+                    .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                        .with_name(TopicName(StrBytes::from_static_str("stable")))
+                        .with_partition_indexes(vec![0])]))])
+                .with_require_stable(require_stable),
+            8,
+        );
+        assert_eq!(v8.groups[0].error_code, 0);
+        let many = &v8.groups[0].topics[0].partitions[0];
+        assert_eq!(
+            (one.error_code, one.committed_offset),
+            (many.error_code, many.committed_offset),
+            "v7 and v8 agree"
+        );
+        (one.error_code, one.committed_offset)
+    };
+    assert_eq!(
+        fetch(true),
+        (UNSTABLE_OFFSET_COMMIT, -1),
+        "pending: unstable"
+    );
+    assert_eq!(fetch(false), (0, -1), "pending: nothing committed yet");
+
+    p.commit_transaction(TIMEOUT).expect("commit");
+    // The commit is answered once decided; its marker reaches the offsets right after.
+    let deadline = Instant::now() + TIMEOUT;
+    let mut got = fetch(true);
+    while got.0 == UNSTABLE_OFFSET_COMMIT && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        got = fetch(true);
+    }
+    assert_eq!(got, (0, 7), "committed: stable");
+    assert_eq!(fetch(false), (0, 7));
+}

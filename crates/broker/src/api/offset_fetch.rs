@@ -1,5 +1,8 @@
 //! OffsetFetch (key 9): a group's committed offsets, for one group or many (v8+). From v9 a
-//! member of a consumer-protocol group names itself and its epoch, which are checked.
+//! member of a consumer-protocol group names itself and its epoch, which are checked. With
+//! `require_stable` (v7+, read_committed consumers) a partition whose offset a transaction
+//! has written but not yet ended answers UNSTABLE_OFFSET_COMMIT, so the client asks again
+//! instead of resuming from an offset that transaction is about to replace.
 
 use std::collections::BTreeMap;
 
@@ -12,33 +15,71 @@ use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse,
 use super::{owned, str_bytes, Ctx};
 use coordinator::group::records::CommittedOffset;
 use coordinator::GroupHandle;
+use kafka_protocol::error::ResponseError;
 
-/// (offset, leader epoch, metadata) per partition, by topic; -1 where nothing is committed.
-type Answer = BTreeMap<String, Vec<(i32, i64, i32, String)>>;
+/// One partition's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fetched {
+    partition: i32,
+    /// -1 where nothing is committed (or the offset is unstable).
+    offset: i64,
+    leader_epoch: i32,
+    metadata: String,
+    error_code: i16,
+}
 
-fn lookup(group: &GroupHandle<'_>, wanted: Option<Vec<(String, Vec<i32>)>>) -> Answer {
+/// The answer per partition, by topic.
+type Answer = BTreeMap<String, Vec<Fetched>>;
+
+fn lookup(
+    group: &GroupHandle<'_>,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
+) -> Answer {
     let committed = group.committed();
-    let show = |c: Option<&CommittedOffset>| match c {
-        Some(c) => (c.offset, c.leader_epoch, c.metadata.clone()),
-        None => (-1, -1, String::new()),
+    let show = |topic: &str, partition: i32, c: Option<&CommittedOffset>| {
+        if require_stable && group.has_pending_txn_offset(&(topic.to_owned(), partition)) {
+            return Fetched {
+                partition,
+                offset: -1,
+                leader_epoch: -1,
+                metadata: String::new(),
+                error_code: ResponseError::UnstableOffsetCommit.code(),
+            };
+        }
+        match c {
+            Some(c) => Fetched {
+                partition,
+                offset: c.offset,
+                leader_epoch: c.leader_epoch,
+                metadata: c.metadata.clone(),
+                error_code: 0,
+            },
+            None => Fetched {
+                partition,
+                offset: -1,
+                leader_epoch: -1,
+                metadata: String::new(),
+                error_code: 0,
+            },
+        }
     };
     let mut out = Answer::new();
     match wanted {
         None => {
             for ((topic, partition), c) in &committed {
-                let (offset, epoch, metadata) = show(Some(c));
                 out.entry(topic.clone())
                     .or_default()
-                    .push((*partition, offset, epoch, metadata));
+                    .push(show(topic, *partition, Some(c)));
             }
         }
         Some(topics) => {
             for (topic, partitions) in topics {
-                let entry = out.entry(topic.clone()).or_default();
-                for p in partitions {
-                    let (offset, epoch, metadata) = show(committed.get(&(topic.clone(), p)));
-                    entry.push((p, offset, epoch, metadata));
-                }
+                let fetched = partitions
+                    .into_iter()
+                    .map(|p| show(&topic, p, committed.get(&(topic.clone(), p))))
+                    .collect::<Vec<_>>();
+                out.entry(topic).or_default().extend(fetched);
             }
         }
     }
@@ -75,7 +116,7 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetFetchRequest) -> OffsetFetchR
                             .with_error_code(denied.code())
                     }
                 };
-                let topics = lookup(&handle, wanted)
+                let topics = lookup(&handle, wanted, request.require_stable)
                     .into_iter()
                     .map(|(topic, partitions)| {
                         OffsetFetchResponseTopics::default()
@@ -83,12 +124,13 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetFetchRequest) -> OffsetFetchR
                             .with_partitions(
                                 partitions
                                     .into_iter()
-                                    .map(|(p, offset, epoch, metadata)| {
+                                    .map(|f| {
                                         OffsetFetchResponsePartitions::default()
-                                            .with_partition_index(p)
-                                            .with_committed_offset(offset)
-                                            .with_committed_leader_epoch(epoch)
-                                            .with_metadata(Some(str_bytes(metadata)))
+                                            .with_partition_index(f.partition)
+                                            .with_committed_offset(f.offset)
+                                            .with_committed_leader_epoch(f.leader_epoch)
+                                            .with_metadata(Some(str_bytes(f.metadata)))
+                                            .with_error_code(f.error_code)
                                     })
                                     .collect(),
                             )
@@ -111,7 +153,8 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetFetchRequest) -> OffsetFetchR
             .map(|t| (owned(&t.name.0), t.partition_indexes.clone()))
             .collect()
     });
-    let topics = lookup(&handle, wanted)
+    // `require_stable` is read as false below v7.
+    let topics = lookup(&handle, wanted, request.require_stable)
         .into_iter()
         .map(|(topic, partitions)| {
             OffsetFetchResponseTopic::default()
@@ -119,13 +162,14 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: OffsetFetchRequest) -> OffsetFetchR
                 .with_partitions(
                     partitions
                         .into_iter()
-                        .map(|(p, offset, epoch, metadata)| {
+                        .map(|f| {
                             let partition = OffsetFetchResponsePartition::default()
-                                .with_partition_index(p)
-                                .with_committed_offset(offset)
-                                .with_metadata(Some(str_bytes(metadata)));
+                                .with_partition_index(f.partition)
+                                .with_committed_offset(f.offset)
+                                .with_metadata(Some(str_bytes(f.metadata)))
+                                .with_error_code(f.error_code);
                             if ctx.version >= 5 {
-                                partition.with_committed_leader_epoch(epoch)
+                                partition.with_committed_leader_epoch(f.leader_epoch)
                             } else {
                                 partition
                             }
