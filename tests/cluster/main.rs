@@ -5,6 +5,7 @@
 
 mod acks;
 mod configs;
+mod ctp;
 mod groups;
 mod metadata;
 mod metrics;

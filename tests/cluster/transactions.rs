@@ -14,6 +14,8 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use strata_tests::cluster::Cluster;
 use strata_tests::run_bounded;
 
+use crate::ctp;
+
 const TIMEOUT: Duration = Duration::from_secs(30);
 const PARTITIONS: i32 = 6;
 
@@ -250,5 +252,106 @@ fn markers_of_a_moved_coordinator_carry_its_new_epoch_and_fence_the_old_one() {
             read_committed(&survivors, committed.len(), Duration::from_secs(40)),
             committed
         );
+    });
+}
+
+/// Inputs of each consume-transform-produce run under kill -9.
+const CTP_INPUTS: usize = 3_000;
+
+/// Kills `node` with -9 (the moment `when` says), waits until the worker has committed a
+/// transaction without it, restarts it and waits until every replica is back in sync.
+async fn kill_and_restart(cluster: &mut Cluster, run: &ctp::Run, node: i32, when: When) {
+    let coordinator = ctp::transaction_coordinator(cluster).await;
+    let what = match when {
+        When::Producing => {
+            run.progress
+                .wait_for_phase(ctp::Phase::Producing, Duration::from_secs(10))
+                .await;
+            cluster.node(node).kill();
+            "a transaction open".to_owned()
+        }
+        When::PrepareCommit => {
+            let caught = ctp::kill_in_prepare_commit(
+                cluster,
+                &run.progress,
+                coordinator,
+                node,
+                Duration::from_secs(20),
+            )
+            .await;
+            assert!(caught, "the coordinator was never seen in PrepareCommit");
+            "a transaction in PrepareCommit".to_owned()
+        }
+    };
+    let at = run.progress.done();
+    eprintln!("killed node {node} (coordinator: {coordinator}) with {what}, {at} inputs done");
+    run.progress.wait_for(at + 1, Duration::from_secs(30)).await;
+    eprintln!("node {node} down, {} inputs done", run.progress.done());
+    cluster.node(node).restart();
+    ctp::wait_for_full_isr(cluster, Duration::from_secs(30)).await;
+}
+
+/// When a node is killed.
+#[derive(Debug, Clone, Copy)]
+enum When {
+    /// While the worker's transaction is open and outputs are being sent.
+    Producing,
+    /// While the coordinator has the transaction in PrepareCommit (its markers are being
+    /// written).
+    PrepareCommit,
+}
+
+#[test]
+fn consume_transform_produce_is_exactly_once_when_the_transaction_coordinator_is_killed() {
+    let mut cluster = Cluster::start(3, 0, &[]);
+    run_bounded(Duration::from_secs(90), async move {
+        let run = ctp::Run::start(&mut cluster, CTP_INPUTS, Duration::from_secs(70)).await;
+        let quarter = CTP_INPUTS as i64 / 4;
+        // Mid-run the coordinator dies, first with a commit decided but not complete (the new
+        // one, the next leader of the id's `__transaction_state` partition, must finish it),
+        // then with a transaction open.
+        for (kill, when) in [(1, When::PrepareCommit), (2, When::Producing)] {
+            run.progress
+                .wait_for(kill * quarter, Duration::from_secs(30))
+                .await;
+            let coordinator = ctp::transaction_coordinator(&mut cluster).await;
+            kill_and_restart(&mut cluster, &run, coordinator, when).await;
+        }
+        run.finish().await;
+        let resumed: usize = cluster
+            .nodes
+            .iter()
+            .map(|n| n.log().matches("finishing a prepared transaction").count())
+            .sum();
+        eprintln!("prepared transactions a coordinator resumed: {resumed}");
+    });
+}
+
+#[test]
+fn consume_transform_produce_is_exactly_once_when_a_partition_leader_is_killed() {
+    let mut cluster = Cluster::start(3, 0, &[]);
+    run_bounded(Duration::from_secs(90), async move {
+        let run = ctp::Run::start(&mut cluster, CTP_INPUTS, Duration::from_secs(70)).await;
+        let quarter = CTP_INPUTS as i64 / 4;
+        // The leader of an output partition (not the coordinator) dies while outputs go to
+        // it, then (another time) while its markers are being written: they go to the new
+        // leader.
+        for (kill, when) in [(1, When::Producing), (2, When::PrepareCommit)] {
+            run.progress
+                .wait_for(kill * quarter, Duration::from_secs(30))
+                .await;
+            let coordinator = ctp::transaction_coordinator(&mut cluster).await;
+            let mut victim = None;
+            for p in 0..ctp::PARTITIONS {
+                let leader = ctp::leader_of(&mut cluster, ctp::OUTPUT, p).await;
+                if leader != coordinator {
+                    victim = Some(leader);
+                    break;
+                }
+            }
+            let victim = victim.expect("an output leader apart from the coordinator");
+            kill_and_restart(&mut cluster, &run, victim, when).await;
+        }
+        run.finish().await;
     });
 }

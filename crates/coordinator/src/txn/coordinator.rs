@@ -468,6 +468,11 @@ impl TxnCoordinator {
             }
         }
         for (id, prepared) in resumes {
+            tracing::info!(
+                transactional_id = %id,
+                state = ?prepared.state,
+                "finishing a prepared transaction"
+            );
             self.complete_in_background(&id, prepared);
         }
         for (id, abort) in aborts {
