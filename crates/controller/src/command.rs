@@ -127,6 +127,18 @@ pub enum Command {
         /// The new credential, or `None` to delete it.
         credential: Option<ScramCredential>,
     },
+    /// Store ACLs (Kafka's CreateAcls): all of them or, when one is invalid, none. A
+    /// binding stored already stays as it is.
+    CreateAcls {
+        /// The bindings (each valid per [`crate::acl::AclBinding::invalid_reason`]).
+        acls: Vec<crate::acl::AclBinding>,
+    },
+    /// Remove ACLs (Kafka's DeleteAcls, once its filters were resolved to bindings). A
+    /// binding not stored is skipped.
+    DeleteAcls {
+        /// The bindings.
+        acls: Vec<crate::acl::AclBinding>,
+    },
     /// Reserve a block of producer ids for a broker.
     AllocateProducerIds {
         /// The broker asking (must be registered).
@@ -153,6 +165,8 @@ impl Command {
             Command::AllocateProducerIds { .. } => "allocate_producer_ids",
             Command::UpdateFeatures { .. } => "update_features",
             Command::AlterScramCredential { .. } => "alter_scram_credential",
+            Command::CreateAcls { .. } => "create_acls",
+            Command::DeleteAcls { .. } => "delete_acls",
         }
     }
 }
@@ -195,6 +209,9 @@ impl std::fmt::Display for Command {
             Command::AlterScramCredential {
                 user, mechanism, ..
             } => write!(f, "{} {user} {mechanism:?}", self.kind()),
+            Command::CreateAcls { acls } | Command::DeleteAcls { acls } => {
+                write!(f, "{} ({} bindings)", self.kind(), acls.len())
+            }
         }
     }
 }

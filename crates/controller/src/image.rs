@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::acl::AclSet;
 use crate::command::{Applied, Command, ScramCredential, ScramMechanism};
 use crate::error::Rejection;
 
@@ -137,6 +138,9 @@ pub struct MetadataImage {
     /// SCRAM credentials by user and mechanism.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     scram: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    /// ACLs (absent from images made before them).
+    #[serde(default, skip_serializing_if = "AclSet::is_empty")]
+    acls: AclSet,
     next_producer_id: i64,
     applied_index: u64,
     /// Finalized feature levels once UpdateFeatures changed them; `None`: the levels of a
@@ -184,6 +188,8 @@ impl MetadataImage {
                 mechanism,
                 credential,
             } => self.alter_scram_credential(user, *mechanism, credential.as_ref())?,
+            Command::CreateAcls { acls } => self.create_acls(acls)?,
+            Command::DeleteAcls { acls } => self.delete_acls(acls),
             Command::AlterPartition {
                 topic,
                 partition,
@@ -286,6 +292,11 @@ impl MetadataImage {
         &self,
     ) -> impl Iterator<Item = (&String, &BTreeMap<ScramMechanism, ScramCredential>)> {
         self.scram.iter()
+    }
+
+    /// The stored ACLs.
+    pub fn acls(&self) -> &AclSet {
+        &self.acls
     }
 
     /// The first producer id the next [`Command::AllocateProducerIds`] will hand out.
