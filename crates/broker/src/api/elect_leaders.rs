@@ -10,6 +10,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
 
+use super::check_cluster;
 use super::{str_bytes, Ctx};
 
 /// Why a partition needs no election or cannot have one, as Kafka's error and message.
@@ -62,6 +63,9 @@ fn outcome(
 }
 
 pub(super) async fn handle(ctx: &Ctx<'_>, request: ElectLeadersRequest) -> ElectLeadersResponse {
+    if let Err(denied) = check_cluster(ctx, controller::acl::AclOperation::Alter) {
+        return ElectLeadersResponse::default().with_error_code(denied.code());
+    }
     let election = if request.election_type == 1 {
         Election::Unclean
     } else {

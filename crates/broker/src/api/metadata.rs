@@ -10,6 +10,8 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
+use controller::acl::{AclOperation::Create, AclOperation::Describe, ResourceType};
+
 use super::create_topics::{self, NewTopic};
 use super::{owned, str_bytes, Ctx};
 use controller::{MetadataImage, TopicMeta};
@@ -26,9 +28,18 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: MetadataRequest) -> MetadataR
     };
     let mut image = broker.image();
     let mut topics = Vec::new();
+    // Kafka hides the topics the principal may not DESCRIBE: left out of "every topic",
+    // TOPIC_AUTHORIZATION_FAILED when named (existing or not, so existence does not leak).
+    let authz = ctx.authz();
+    let may_describe = |name: &str| authz.allows(Describe, ResourceType::Topic, name);
     match requested {
         None => {
-            topics.extend(image.topics().map(|t| describe_topic(t, ctx.version)));
+            topics.extend(
+                image
+                    .topics()
+                    .filter(|t| may_describe(&t.name))
+                    .map(|t| describe_topic(t, ctx.version)),
+            );
         }
         Some(list) => {
             for wanted in list {
@@ -41,6 +52,24 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: MetadataRequest) -> MetadataR
                     Some(name) => image.topic(name).cloned(),
                     None => None,
                 };
+                let denied_name = match (&found, &name) {
+                    (Some(topic), _) => (!may_describe(&topic.name)).then_some(None),
+                    (None, Some(name)) if !by_id => {
+                        (!may_describe(name)).then(|| Some(name.clone()))
+                    }
+                    (None, _) => None,
+                };
+                if let Some(name) = denied_name {
+                    let id = if by_id { wanted.topic_id } else { Uuid::nil() };
+                    let name =
+                        name.or_else(|| found.as_ref().filter(|_| !by_id).map(|t| t.name.clone()));
+                    topics.push(error_topic(
+                        name,
+                        id,
+                        ResponseError::TopicAuthorizationFailed,
+                    ));
+                    continue;
+                }
                 if let Some(topic) = found {
                     topics.push(describe_topic(&topic, ctx.version));
                     continue;
@@ -53,7 +82,12 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: MetadataRequest) -> MetadataR
                     ));
                     continue;
                 };
-                let error = if allow_auto_create && !name.starts_with("__") {
+                let may_create = || {
+                    authz.allows_cluster(Create) || authz.allows(Create, ResourceType::Topic, &name)
+                };
+                let error = if allow_auto_create && !name.starts_with("__") && !may_create() {
+                    ResponseError::TopicAuthorizationFailed
+                } else if allow_auto_create && !name.starts_with("__") {
                     let new_topic = NewTopic::with_defaults(name.clone());
                     match create_topics::create(broker, new_topic, false).await {
                         Ok(_) => {
