@@ -265,7 +265,7 @@ impl AclBinding {
     /// form `Type:name`, an empty host.
     pub fn invalid_reason(&self) -> Option<String> {
         if self.resource_name.is_empty() {
-            return Some("Resource name should not be empty".to_owned());
+            return Some("Invalid empty resource name".to_owned());
         }
         if self.resource_type == ResourceType::Cluster && self.resource_name != CLUSTER_NAME {
             return Some(format!(

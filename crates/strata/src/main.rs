@@ -42,6 +42,9 @@ enum Command {
     /// List, describe, delete consumer groups and reset their offsets.
     #[command(subcommand)]
     Group(cli::group::GroupCommand),
+    /// Add, list and remove ACLs (as kafka-acls.sh).
+    #[command(subcommand)]
+    Acl(cli::acl::AclCommand),
     /// Show the cluster's brokers and controller, and the metadata quorum.
     #[command(subcommand)]
     Cluster(cli::cluster::ClusterCommand),
@@ -72,6 +75,7 @@ fn main() -> anyhow::Result<()> {
             Command::Topic(c) => cli::topic::run(c, brokers).await,
             Command::Group(c) => cli::group::run(c, brokers).await,
             Command::Cluster(c) => cli::cluster::run(c, brokers).await,
+            Command::Acl(c) => cli::acl::run(c, brokers).await,
             Command::Produce(a) => cli::produce::run(a, brokers).await,
             Command::Consume(a) => cli::consume::run(a, brokers).await,
             Command::Bench(c) => cli::bench::run(c, brokers).await,

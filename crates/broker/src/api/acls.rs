@@ -24,17 +24,16 @@ use kafka_protocol::messages::{
 use super::create_topics::Rejected;
 use super::{check_cluster, owned, str_bytes, Ctx};
 
-/// Kafka's message with SECURITY_DISABLED.
-const NO_AUTHORIZER: &str = "No Authorizer is configured.";
-
-/// SECURITY_DISABLED without an authorizer, CLUSTER_AUTHORIZATION_FAILED without
-/// `operation` on the cluster.
+/// SECURITY_DISABLED without an authorizer (with Kafka's message for the API),
+/// CLUSTER_AUTHORIZATION_FAILED without `operation` on the cluster.
 fn permitted(ctx: &Ctx<'_>, operation: AclOperation) -> Result<(), Rejected> {
     if ctx.broker.authorizer.is_none() {
-        return Err(Rejected::new(
-            ResponseError::SecurityDisabled,
-            NO_AUTHORIZER,
-        ));
+        let message = if operation == AclOperation::Describe {
+            "No Authorizer is configured on the broker"
+        } else {
+            "No Authorizer is configured."
+        };
+        return Err(Rejected::new(ResponseError::SecurityDisabled, message));
     }
     check_cluster(ctx, operation).map_err(|e| Rejected::new(e, "Authorization failed."))
 }

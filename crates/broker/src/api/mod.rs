@@ -261,7 +261,10 @@ pub(crate) async fn handle_frame(
             body,
         } => (api_key, version, header, body),
         Decoded::LegacyProduce { version, frame } => return produce_legacy::handle(frame, version),
-        Decoded::ListOffsetsV0 { frame } => return list_offsets_v0::handle(broker, frame),
+        Decoded::ListOffsetsV0 { frame } => {
+            let authz = Authz::new(broker, &peer.principal, &peer.host);
+            return list_offsets_v0::handle(broker, frame, &authz);
+        }
         Decoded::UnknownApiVersions { correlation_id } => {
             return encode_response(
                 ApiKey::ApiVersions,
@@ -431,18 +434,7 @@ impl Ctx<'_> {
     /// The checks of this request against the ACLs: everything is allowed without an
     /// authorizer. Handlers take one per request and ask it before touching a resource.
     pub(crate) fn authz(&self) -> Authz<'_> {
-        Authz {
-            checked: self.broker.authorizer.as_ref().map(|authorizer| {
-                (
-                    authorizer,
-                    self.broker.image(),
-                    crate::authorizer::Requester {
-                        principal: self.principal,
-                        host: self.peer.trim_start_matches('/'),
-                    },
-                )
-            }),
-        }
+        Authz::new(self.broker, self.principal, self.peer)
     }
 }
 
@@ -456,7 +448,23 @@ pub(crate) struct Authz<'a> {
     )>,
 }
 
-impl Authz<'_> {
+impl<'a> Authz<'a> {
+    /// The checks of a request of `principal` from `peer` (`/127.0.0.1`).
+    fn new(broker: &'a Broker, principal: &'a str, peer: &'a str) -> Authz<'a> {
+        Authz {
+            checked: broker.authorizer.as_ref().map(|authorizer| {
+                (
+                    authorizer,
+                    broker.image(),
+                    crate::authorizer::Requester {
+                        principal,
+                        host: peer.trim_start_matches('/'),
+                    },
+                )
+            }),
+        }
+    }
+
     /// Whether the request may do `operation` on the resource `name` of `resource_type`.
     pub(crate) fn allows(
         &self,
