@@ -466,3 +466,105 @@ fn acl_apis_without_an_authorizer_answer_security_disabled() {
     );
     assert_eq!(described.error_code, SECURITY_DISABLED);
 }
+
+/// Runs `strata acl` with `args` against `brokers`, bounded to 30 seconds; its output.
+fn strata_acl(brokers: &str, args: &[&str]) -> String {
+    let mut child = std::process::Command::new(strata_tests::strata_bin())
+        .args(["-b", brokers, "acl"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running strata");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("waiting on strata").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("strata acl {args:?} did not finish within 30s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("strata output");
+    assert!(
+        output.status.success(),
+        "strata acl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+#[test]
+fn strata_acl_adds_lists_and_removes_acls_as_kafka_acls_does() {
+    let secured = start();
+    let brokers = secured.plaintext.as_str();
+    let added = strata_acl(
+        brokers,
+        &[
+            "add",
+            "--allow-principal",
+            "User:reader",
+            "--operation",
+            "Read",
+            "--operation",
+            "Describe",
+            "--topic",
+            "orders",
+            "--group",
+            "billing",
+        ],
+    );
+    assert!(added.contains("added 4 ACLs"), "{added}");
+    strata_acl(
+        brokers,
+        &[
+            "add",
+            "--deny-principal",
+            "User:*",
+            "--operation",
+            "Write",
+            "--topic",
+            "audit-",
+            "--resource-pattern-type",
+            "prefixed",
+        ],
+    );
+    let listed = strata_acl(brokers, &["list"]);
+    let lines: Vec<&str> = listed.lines().skip(1).collect();
+    assert_eq!(lines.len(), 5, "{listed}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["TOPIC", "audit-", "PREFIXED", "User:*", "*", "WRITE", "DENY"]),
+        "{listed}"
+    );
+    // MATCH on a topic: its literal ACLs and the prefixes covering it.
+    let matching = strata_acl(
+        brokers,
+        &[
+            "list",
+            "--topic",
+            "audit-log",
+            "--resource-pattern-type",
+            "match",
+        ],
+    );
+    assert_eq!(matching.lines().count(), 2, "{matching}");
+    let removed = strata_acl(
+        brokers,
+        &[
+            "remove",
+            "--allow-principal",
+            "User:reader",
+            "--topic",
+            "orders",
+        ],
+    );
+    assert!(removed.contains("removed 2 ACLs"), "{removed}");
+    let mut admin = raw::connect(brokers);
+    assert_eq!(
+        describe_topic_acls(&mut admin, None, ANY),
+        [(PREFIXED, "audit-".to_owned(), 1)]
+    );
+}
