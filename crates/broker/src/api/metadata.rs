@@ -52,22 +52,20 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: MetadataRequest) -> MetadataR
                     Some(name) => image.topic(name).cloned(),
                     None => None,
                 };
-                let denied_name = match (&found, &name) {
-                    (Some(topic), _) => (!may_describe(&topic.name)).then_some(None),
-                    (None, Some(name)) if !by_id => {
-                        (!may_describe(name)).then(|| Some(name.clone()))
-                    }
-                    (None, _) => None,
-                };
-                if let Some(name) = denied_name {
-                    let id = if by_id { wanted.topic_id } else { Uuid::nil() };
-                    let name =
-                        name.or_else(|| found.as_ref().filter(|_| !by_id).map(|t| t.name.clone()));
-                    topics.push(error_topic(
-                        name,
-                        id,
-                        ResponseError::TopicAuthorizationFailed,
-                    ));
+                // The check is on the topic found, or on the name asked for.
+                let checked = found
+                    .as_ref()
+                    .map(|t| t.name.as_str())
+                    .or(name.as_deref().filter(|_| !by_id));
+                if checked.is_some_and(|n| !may_describe(n)) {
+                    // As Kafka: by id without the name, by name with the nil id.
+                    let (shown, id) = if by_id {
+                        (None, wanted.topic_id)
+                    } else {
+                        (name.clone(), Uuid::nil())
+                    };
+                    let denied = ResponseError::TopicAuthorizationFailed;
+                    topics.push(error_topic(shown, id, denied));
                     continue;
                 }
                 if let Some(topic) = found {
