@@ -25,7 +25,8 @@ const MAX_PARTITIONS_PER_RESPONSE: i32 = 2000;
 
 /// Every operation on a topic (READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8,
 /// DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, as bits): what Kafka answers without an
-/// authorizer, and Strata has none.
+/// authorizer. With one, Strata still answers this (it does not compute a principal's
+/// operations).
 const TOPIC_OPERATIONS: i32 = (0b1_1111_1000) | (1 << 10) | (1 << 11);
 
 pub(super) fn handle(
