@@ -4,6 +4,7 @@
 //! group coordinator failover.
 
 mod acks;
+mod acls;
 mod configs;
 mod ctp;
 mod groups;

@@ -1,6 +1,7 @@
 //! A single `strata serve` node driven by real Kafka clients: librdkafka through the rdkafka
 //! crate, Strata's own client, and raw sockets for input no client would send.
 
+mod acls;
 mod admin;
 mod admin_apis;
 mod bad_input;

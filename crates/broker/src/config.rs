@@ -158,6 +158,15 @@ pub struct BrokerConfig {
     pub leader_imbalance_check_interval_seconds: u64,
     /// `controlled.shutdown.enable`: on SIGTERM, hand leaderships over before stopping.
     pub controlled_shutdown_enable: bool,
+    /// `authorizer.class.name` is Kafka's StandardAuthorizer: requests are checked against
+    /// the ACLs. Unset (the default): every request is allowed.
+    pub authorizer_enabled: bool,
+    /// `super.users`: semicolon-separated principals (`User:admin;User:broker`) allowed
+    /// everything when the authorizer is on.
+    pub super_users: String,
+    /// `allow.everyone.if.no.acl.found`: with the authorizer on, a resource no ACL applies
+    /// to is open to everyone. Default false.
+    pub allow_everyone_if_no_acl_found: bool,
     /// Broker-level defaults of topic configs, by topic config name (`retention.ms`, ...).
     pub topic_defaults: BTreeMap<String, String>,
     /// Every property as given, for DescribeConfigs on the broker resource.
@@ -215,6 +224,9 @@ impl Default for BrokerConfig {
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_seconds: 300,
             controlled_shutdown_enable: true,
+            authorizer_enabled: false,
+            super_users: String::new(),
+            allow_everyone_if_no_acl_found: false,
             topic_defaults: BTreeMap::new(),
             properties: BTreeMap::new(),
         }
@@ -264,6 +276,17 @@ const TOPIC_DEFAULT_PROPERTIES: &[(&str, &str, i64)] = &[
 ];
 
 impl BrokerConfig {
+    /// The authorizer `authorizer.class.name` asks for, with `super.users` and
+    /// `allow.everyone.if.no.acl.found`; `None` when it is unset.
+    pub fn authorizer(&self) -> Option<crate::authorizer::Authorizer> {
+        self.authorizer_enabled.then(|| {
+            crate::authorizer::Authorizer::new(
+                &self.super_users,
+                self.allow_everyone_if_no_acl_found,
+            )
+        })
+    }
+
     /// Applies Kafka properties (`log.dirs`, `num.partitions`, ...) over the current values.
     /// Later, more specific properties win (`log.retention.ms` over `log.retention.hours`).
     /// Settings naming what Strata does not serve yet (TLS, SASL, ...) are refused with
@@ -458,6 +481,26 @@ applied_properties! {
                 }
                 "controlled.shutdown.enable" => {
                     self.controlled_shutdown_enable = parse(key, value)?
+                }
+                "authorizer.class.name" => {
+                    self.authorizer_enabled = match value.trim() {
+                        "" => false,
+                        crate::authorizer::STANDARD_AUTHORIZER => true,
+                        _ => {
+                            return Err(ConfigError::Unserved {
+                                key: key.to_owned(),
+                                value: value.to_owned(),
+                                what: format!(
+                                    "authorizers other than {}",
+                                    crate::authorizer::STANDARD_AUTHORIZER
+                                ),
+                            })
+                        }
+                    }
+                }
+                "super.users" => self.super_users = value.to_owned(),
+                "allow.everyone.if.no.acl.found" => {
+                    self.allow_everyone_if_no_acl_found = parse(key, value)?
                 }
                 // Read together by `listeners::parse`.
                 "listeners"

@@ -7,6 +7,7 @@
 //! held by the `controller` crate.
 
 mod api;
+pub mod authorizer;
 mod broker;
 pub mod config;
 pub mod fuzz;

@@ -136,6 +136,18 @@ pub enum Command {
         /// Quota key (`producer_byte_rate`, ...) → new value, or `None` to remove it.
         changes: BTreeMap<String, Option<f64>>,
     },
+    /// Store ACLs (Kafka's CreateAcls): all of them or, when one is invalid, none. A
+    /// binding stored already stays as it is.
+    CreateAcls {
+        /// The bindings (each valid per [`crate::acl::AclBinding::invalid_reason`]).
+        acls: Vec<crate::acl::AclBinding>,
+    },
+    /// Remove ACLs (Kafka's DeleteAcls, once its filters were resolved to bindings). A
+    /// binding not stored is skipped.
+    DeleteAcls {
+        /// The bindings.
+        acls: Vec<crate::acl::AclBinding>,
+    },
     /// Reserve a block of producer ids for a broker.
     AllocateProducerIds {
         /// The broker asking (must be registered).
@@ -163,6 +175,8 @@ impl Command {
             Command::UpdateFeatures { .. } => "update_features",
             Command::AlterScramCredential { .. } => "alter_scram_credential",
             Command::AlterClientQuotas { .. } => "alter_client_quotas",
+            Command::CreateAcls { .. } => "create_acls",
+            Command::DeleteAcls { .. } => "delete_acls",
         }
     }
 }
@@ -206,6 +220,9 @@ impl std::fmt::Display for Command {
                 user, mechanism, ..
             } => write!(f, "{} {user} {mechanism:?}", self.kind()),
             Command::AlterClientQuotas { entity, .. } => write!(f, "{} {entity}", self.kind()),
+            Command::CreateAcls { acls } | Command::DeleteAcls { acls } => {
+                write!(f, "{} ({} bindings)", self.kind(), acls.len())
+            }
         }
     }
 }

@@ -90,6 +90,15 @@ pub enum Rejection {
         /// What is wrong.
         reason: String,
     },
+    /// An ACL Kafka would not store (empty resource name, CLUSTER not named
+    /// `kafka-cluster`, a principal without a type). `INVALID_REQUEST` (42).
+    #[error("{reason}")]
+    InvalidAcl {
+        /// The refused binding.
+        binding: Box<crate::acl::AclBinding>,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A broker registration with an invalid id, host, port or rack. `INVALID_REQUEST` (42).
     #[error("Invalid registration of broker {node_id}: {reason}")]
     InvalidBrokerRegistration {
@@ -189,6 +198,7 @@ impl Rejection {
             Rejection::InvalidConfig { .. } => ResponseError::InvalidConfig,
             Rejection::UnknownBroker(_) => ResponseError::BrokerIdNotRegistered,
             Rejection::InvalidBrokerRegistration { .. } => ResponseError::InvalidRequest,
+            Rejection::InvalidAcl { .. } => ResponseError::InvalidRequest,
             Rejection::InvalidScramCredential { .. } => ResponseError::UnacceptableCredential,
             Rejection::ScramCredentialNotFound { .. } => ResponseError::ResourceNotFound,
             Rejection::InvalidClientQuota { .. } => ResponseError::InvalidRequest,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::acl::AclSet;
 use crate::command::{Applied, Command, ScramCredential, ScramMechanism};
 use crate::error::Rejection;
 use crate::quotas::QuotaEntity;
@@ -147,6 +148,9 @@ pub struct MetadataImage {
         with = "crate::quotas::as_pairs"
     )]
     client_quotas: BTreeMap<QuotaEntity, BTreeMap<String, f64>>,
+    /// ACLs (absent from images made before them).
+    #[serde(default, skip_serializing_if = "AclSet::is_empty")]
+    acls: AclSet,
     next_producer_id: i64,
     applied_index: u64,
     /// Finalized feature levels once UpdateFeatures changed them; `None`: the levels of a
@@ -197,6 +201,8 @@ impl MetadataImage {
             Command::AlterClientQuotas { entity, changes } => {
                 self.alter_client_quotas(entity, changes)?
             }
+            Command::CreateAcls { acls } => self.create_acls(acls)?,
+            Command::DeleteAcls { acls } => self.delete_acls(acls),
             Command::AlterPartition {
                 topic,
                 partition,
@@ -314,6 +320,11 @@ impl MetadataImage {
     /// Whether any client quota is set (the request path skips quota accounting when not).
     pub fn has_client_quotas(&self) -> bool {
         !self.client_quotas.is_empty()
+    }
+
+    /// The stored ACLs.
+    pub fn acls(&self) -> &AclSet {
+        &self.acls
     }
 
     /// The first producer id the next [`Command::AllocateProducerIds`] will hand out.

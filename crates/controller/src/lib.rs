@@ -26,6 +26,7 @@
 //! [`topic_config`] catalog.
 #![deny(missing_docs)]
 
+pub mod acl;
 mod command;
 mod error;
 pub mod features;

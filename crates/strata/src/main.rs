@@ -46,6 +46,9 @@ enum Command {
     /// (Kafka's kafka-transactions.sh).
     #[command(subcommand)]
     Txn(cli::txn::TxnCommand),
+    /// Add, list and remove ACLs (as kafka-acls.sh).
+    #[command(subcommand)]
+    Acl(cli::acl::AclCommand),
     /// Show the cluster's brokers and controller, and the metadata quorum.
     #[command(subcommand)]
     Cluster(cli::cluster::ClusterCommand),
@@ -87,6 +90,7 @@ fn main() -> anyhow::Result<()> {
             Command::Txn(c) => cli::txn::run(c, brokers).await,
             Command::Cluster(c) => cli::cluster::run(c, brokers).await,
             Command::Quota(c) => cli::quota::run(c, brokers).await,
+            Command::Acl(c) => cli::acl::run(c, brokers).await,
             Command::Produce(a) => cli::produce::run(a, brokers).await,
             Command::Consume(a) => cli::consume::run(a, brokers).await,
             Command::Bench(c) => cli::bench::run(c, brokers).await,

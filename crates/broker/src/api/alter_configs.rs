@@ -32,6 +32,9 @@ async fn apply(
     validate_only: bool,
     build: impl FnOnce(&BTreeMap<String, String>) -> Result<Changes, Rejected>,
 ) -> Result<(), Rejected> {
+    let operation = controller::acl::AclOperation::AlterConfigs;
+    super::describe_configs::check_config_access(&ctx.authz(), operation, resource_type, name)
+        .map_err(|denied| Rejected::new(denied, "Authorization failed."))?;
     let image = ctx.broker.image();
     let (resource, current) = match resource_type {
         RESOURCE_TOPIC => {

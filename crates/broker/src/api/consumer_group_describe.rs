@@ -76,12 +76,20 @@ pub(super) fn handle(
     ctx: &Ctx<'_>,
     request: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
+    let authz = ctx.authz();
     let groups = request
         .group_ids
         .iter()
         .map(|id| {
             let name = owned(&id.0);
-            let handle = match ctx.broker.groups.group(&name) {
+            let handle = match authz
+                .check(
+                    controller::acl::AclOperation::Describe,
+                    controller::acl::ResourceType::Group,
+                    &name,
+                )
+                .and_then(|()| ctx.broker.groups.group(&name).map_err(|e| e.error()))
+            {
                 Ok(handle) => handle,
                 Err(e) => {
                     return DescribedGroup::default()

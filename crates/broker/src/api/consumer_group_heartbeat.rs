@@ -38,7 +38,15 @@ pub(super) async fn handle(
     request: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
     let group_id = owned(&request.group_id.0);
-    let group = match ctx.broker.groups.group(&group_id) {
+    let group = match ctx
+        .authz()
+        .check(
+            controller::acl::AclOperation::Read,
+            controller::acl::ResourceType::Group,
+            &group_id,
+        )
+        .and_then(|()| ctx.broker.groups.group(&group_id).map_err(|e| e.error()))
+    {
         Ok(group) => group,
         Err(e) => {
             return ConsumerGroupHeartbeatResponse::default()

@@ -70,8 +70,19 @@ pub(super) async fn handle(
     ctx: &Ctx<'_>,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
+    let authz = &ctx.authz();
     let results = request.topics.into_iter().map(|t| async move {
         let name = owned(&t.name.0);
+        if let Err(denied) = authz.check(
+            controller::acl::AclOperation::Alter,
+            controller::acl::ResourceType::Topic,
+            &name,
+        ) {
+            return CreatePartitionsTopicResult::default()
+                .with_name(t.name)
+                .with_error_code(denied.code())
+                .with_error_message(Some(str_bytes("Authorization failed.")));
+        }
         let explicit = t.assignments.map(|list| {
             list.into_iter()
                 .map(|a| a.broker_ids.into_iter().map(|b| b.0).collect())

@@ -10,6 +10,8 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
 use uuid::Uuid;
 
+use controller::acl::{AclOperation, ResourceType};
+
 use super::{owned, str_bytes, Ctx};
 use crate::topic_config;
 use crate::Broker;
@@ -208,6 +210,9 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: CreateTopicsRequest) -> Creat
         })
         .sum();
     let too_many = requested > MAX_PARTITIONS_PER_REQUEST;
+    // Kafka: CREATE on the cluster, or else on each topic.
+    let authz = ctx.authz();
+    let cluster_create = authz.allows_cluster(AclOperation::Create);
     let mut results = Vec::with_capacity(request.topics.len());
     for t in request.topics {
         let name = owned(&t.name.0);
@@ -231,19 +236,25 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: CreateTopicsRequest) -> Creat
                 .filter_map(|c| Some((owned(&c.name), owned(c.value.as_ref()?))))
                 .collect(),
         };
-        let outcome = if too_many {
-            Err(Rejected::new(
-                ResponseError::PolicyViolation,
-                "Excessively large number of partitions per request.",
-            ))
-        } else if seen[&name] > 1 {
-            Err(Rejected::new(
-                ResponseError::InvalidRequest,
-                "topic named more than once in the request",
-            ))
-        } else {
-            create(ctx.broker, new_topic.clone(), request.validate_only).await
-        };
+        let outcome =
+            if !cluster_create && !authz.allows(AclOperation::Create, ResourceType::Topic, &name) {
+                Err(Rejected::new(
+                    ResponseError::TopicAuthorizationFailed,
+                    "Authorization failed.",
+                ))
+            } else if too_many {
+                Err(Rejected::new(
+                    ResponseError::PolicyViolation,
+                    "Excessively large number of partitions per request.",
+                ))
+            } else if seen[&name] > 1 {
+                Err(Rejected::new(
+                    ResponseError::InvalidRequest,
+                    "topic named more than once in the request",
+                ))
+            } else {
+                create(ctx.broker, new_topic.clone(), request.validate_only).await
+            };
         let result = CreatableTopicResult::default().with_name(TopicName(str_bytes(name)));
         results.push(match outcome {
             Ok((topic_id, partitions, replication)) => {

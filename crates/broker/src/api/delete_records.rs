@@ -6,6 +6,8 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
+use controller::acl::{AclOperation, ResourceType};
+
 use super::{owned, Ctx};
 use crate::partition::storage_error;
 
@@ -13,11 +15,15 @@ use crate::partition::storage_error;
 const HIGH_WATERMARK: i64 = -1;
 
 pub(super) fn handle(ctx: &Ctx<'_>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let authz = ctx.authz();
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
             let name = owned(&topic.name.0);
+            let denied = authz
+                .check(AclOperation::Delete, ResourceType::Topic, &name)
+                .err();
             let partitions = topic
                 .partitions
                 .iter()
@@ -25,6 +31,9 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: DeleteRecordsRequest) -> DeleteReco
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
+                    if let Some(denied) = denied {
+                        return result.with_error_code(denied.code());
+                    }
                     // Kafka's ReplicaManager: never on internal topics.
                     if controller::is_internal_topic(&name) {
                         return result.with_error_code(ResponseError::InvalidTopicException.code());

@@ -6,6 +6,8 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use uuid::Uuid;
 
+use controller::acl::{AclOperation, ResourceType};
+
 use super::create_topics::Rejected;
 use super::{owned, str_bytes, Ctx};
 
@@ -23,6 +25,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: DeleteTopicsRequest) -> Delet
             .map(|n| (Some(owned(&n.0)), Uuid::nil()))
             .collect()
     };
+    let authz = &ctx.authz();
     let responses = wanted.into_iter().map(|(name, topic_id)| async move {
         let image = ctx.broker.image();
         // Named by id: the name is null or empty, and the id decides whenever it is set.
@@ -39,6 +42,17 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: DeleteTopicsRequest) -> Delet
                     .map(|n| TopicName(str_bytes(n))),
             )
             .with_topic_id(topic_id);
+        // Kafka refuses a name not allowed DELETE whether it exists or not.
+        let checked = if by_id {
+            found.map(|t| t.name.as_str())
+        } else {
+            name.as_deref()
+        };
+        if let Some(Err(denied)) =
+            checked.map(|n| authz.check(AclOperation::Delete, ResourceType::Topic, n))
+        {
+            return result.with_error_code(denied.code());
+        }
         let Some(topic) = found else {
             let missing = if by_id || name.is_none() {
                 ResponseError::UnknownTopicId

@@ -18,6 +18,21 @@ use crate::topic_config::{self, ConfigSource};
 pub(super) const RESOURCE_TOPIC: i8 = 2;
 pub(super) const RESOURCE_BROKER: i8 = 4;
 
+/// Kafka's check of a config resource: `operation` (DESCRIBE_CONFIGS, ALTER_CONFIGS) on the
+/// topic, or on the cluster for a broker's configs.
+pub(super) fn check_config_access(
+    authz: &super::Authz<'_>,
+    operation: controller::acl::AclOperation,
+    resource_type: i8,
+    name: &str,
+) -> Result<(), ResponseError> {
+    use controller::acl::{ResourceType, CLUSTER_NAME};
+    match resource_type {
+        RESOURCE_TOPIC => authz.check(operation, ResourceType::Topic, name),
+        _ => authz.check(operation, ResourceType::Cluster, CLUSTER_NAME),
+    }
+}
+
 /// One described config: name, value (`None` for unset or secret), source, synonyms, and
 /// whether it is read-only.
 struct Described {
@@ -134,11 +149,25 @@ fn synonym_results(synonyms: Vec<Synonym>) -> Vec<DescribeConfigsSynonym> {
 
 pub(super) fn handle(ctx: &Ctx<'_>, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let image = ctx.broker.image();
+    let authz = ctx.authz();
     let results = request
         .resources
         .into_iter()
         .map(|resource| {
             let name = owned(&resource.resource_name);
+            let access = check_config_access(
+                &authz,
+                controller::acl::AclOperation::DescribeConfigs,
+                resource.resource_type,
+                &name,
+            );
+            if let Err(denied) = access {
+                return DescribeConfigsResult::default()
+                    .with_resource_type(resource.resource_type)
+                    .with_resource_name(resource.resource_name.clone())
+                    .with_error_code(denied.code())
+                    .with_error_message(Some(str_bytes("Authorization failed.")));
+            }
             let wanted: Option<Vec<String>> = resource
                 .configuration_keys
                 .as_ref()

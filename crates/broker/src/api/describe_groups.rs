@@ -6,6 +6,8 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
+use controller::acl::{AclOperation::Describe, ResourceType};
+
 use super::{owned, str_bytes, Ctx};
 use coordinator::group::classic::GroupState;
 use coordinator::GroupHandle;
@@ -33,12 +35,16 @@ fn not_classic(ctx: &Ctx<'_>, handle: &GroupHandle<'_>) -> DescribedGroup {
 }
 
 pub(super) fn handle(ctx: &Ctx<'_>, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let authz = ctx.authz();
     let groups = request
         .groups
         .iter()
         .map(|id| {
             let group_id = owned(&id.0);
-            let handle = match ctx.broker.groups.group(&group_id) {
+            let handle = match authz
+                .check(Describe, ResourceType::Group, &group_id)
+                .and_then(|()| ctx.broker.groups.group(&group_id).map_err(|e| e.error()))
+            {
                 Ok(handle) => handle,
                 Err(e) => {
                     return DescribedGroup::default()

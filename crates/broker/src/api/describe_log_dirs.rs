@@ -15,6 +15,9 @@ use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, 
 use super::{owned, str_bytes, Ctx};
 
 pub(super) fn handle(ctx: &Ctx<'_>, request: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+    if let Err(denied) = super::check_cluster(ctx, controller::acl::AclOperation::Describe) {
+        return DescribeLogDirsResponse::default().with_error_code(denied.code());
+    }
     let wanted: Option<HashSet<(String, i32)>> = request.topics.as_ref().map(|topics| {
         topics
             .iter()

@@ -16,17 +16,25 @@ pub(super) fn handle(
     ctx: &Ctx<'_>,
     request: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
+    let authz = ctx.authz();
     let topics = request
         .topics
         .iter()
         .map(|topic| {
             let name = owned(&topic.name.0);
+            let denied = authz
+                .check(
+                    controller::acl::AclOperation::Read,
+                    controller::acl::ResourceType::Topic,
+                    &name,
+                )
+                .err();
             let partitions = topic
                 .partition_indexes
                 .iter()
                 .map(|&index| {
                     let response = PartitionResponse::default().with_partition_index(index);
-                    match ctx.broker.partition(&name, index) {
+                    match denied.map_or_else(|| ctx.broker.partition(&name, index), Err) {
                         Ok(partition) => response.with_active_producers(
                             partition
                                 .active_producers()

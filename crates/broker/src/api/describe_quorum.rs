@@ -20,6 +20,9 @@ pub(super) async fn handle(
     ctx: &Ctx<'_>,
     request: DescribeQuorumRequest,
 ) -> DescribeQuorumResponse {
+    if let Err(denied) = super::check_cluster(ctx, controller::acl::AclOperation::Describe) {
+        return DescribeQuorumResponse::default().with_error_code(denied.code());
+    }
     let asked_right = request.topics.iter().all(|t| {
         owned(&t.topic_name.0) == METADATA_TOPIC
             && t.partitions.iter().all(|p| p.partition_index == 0)

@@ -25,7 +25,8 @@ const MAX_PARTITIONS_PER_RESPONSE: i32 = 2000;
 
 /// Every operation on a topic (READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8,
 /// DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, as bits): what Kafka answers without an
-/// authorizer, and Strata has none.
+/// authorizer. With one, Strata still answers this (it does not compute a principal's
+/// operations).
 const TOPIC_OPERATIONS: i32 = (0b1_1111_1000) | (1 << 10) | (1 << 11);
 
 pub(super) fn handle(
@@ -33,12 +34,22 @@ pub(super) fn handle(
     request: DescribeTopicPartitionsRequest,
 ) -> DescribeTopicPartitionsResponse {
     let image = ctx.broker.image();
-    describe(&image, &request)
+    let authz = ctx.authz();
+    describe(&image, &request, &|name| {
+        authz.allows(
+            controller::acl::AclOperation::Describe,
+            controller::acl::ResourceType::Topic,
+            name,
+        )
+    })
 }
 
+/// The answer from `image`; as Kafka, topics `may_describe` refuses are left out of "every
+/// topic" and answer TOPIC_AUTHORIZATION_FAILED when named.
 fn describe(
     image: &MetadataImage,
     request: &DescribeTopicPartitionsRequest,
+    may_describe: &dyn Fn(&str) -> bool,
 ) -> DescribeTopicPartitionsResponse {
     let all_topics = request.topics.is_empty();
     let cursor = request
@@ -50,7 +61,7 @@ fn describe(
         image
             .topics()
             .map(|t| t.name.clone())
-            .filter(|n| n.as_str() >= from)
+            .filter(|n| n.as_str() >= from && may_describe(n))
             .collect()
     } else {
         request
@@ -97,6 +108,14 @@ fn describe(
                     .with_partition_index(0),
             );
             break;
+        }
+        if !may_describe(&name) {
+            response.topics.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_name(Some(TopicName(str_bytes(name.clone())))),
+            );
+            continue;
         }
         let Some(topic) = image.topic(&name) else {
             if !all_topics {

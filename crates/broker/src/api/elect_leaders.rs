@@ -10,6 +10,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
 
+use super::check_cluster;
 use super::{str_bytes, Ctx};
 
 /// Why a partition needs no election or cannot have one, as Kafka's error and message.
@@ -62,6 +63,8 @@ fn outcome(
 }
 
 pub(super) async fn handle(ctx: &Ctx<'_>, request: ElectLeadersRequest) -> ElectLeadersResponse {
+    // Kafka: ALTER on the cluster, or every partition (and, from v1, the response) fails.
+    let denied = check_cluster(ctx, controller::acl::AclOperation::Alter).err();
     let election = if request.election_type == 1 {
         Election::Unclean
     } else {
@@ -86,7 +89,10 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: ElectLeadersRequest) -> Elect
     let mut results: BTreeMap<(String, i32), Result<(), (ResponseError, String)>> = wanted
         .into_iter()
         .map(|(t, p)| {
-            let result = outcome(&image, &t, p, election);
+            let result = match denied {
+                Some(denied) => Err((denied, "Authorization failed.".to_owned())),
+                None => outcome(&image, &t, p, election),
+            };
             ((t, p), result)
         })
         .collect();
@@ -119,14 +125,16 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: ElectLeadersRequest) -> Elect
         }
         by_topic.entry(topic).or_default().push(r);
     }
-    ElectLeadersResponse::default().with_replica_election_results(
-        by_topic
-            .into_iter()
-            .map(|(topic, partitions)| {
-                ReplicaElectionResult::default()
-                    .with_topic(TopicName(str_bytes(topic)))
-                    .with_partition_result(partitions)
-            })
-            .collect(),
-    )
+    ElectLeadersResponse::default()
+        .with_error_code(denied.map_or(0, |e| e.code()))
+        .with_replica_election_results(
+            by_topic
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    ReplicaElectionResult::default()
+                        .with_topic(TopicName(str_bytes(topic)))
+                        .with_partition_result(partitions)
+                })
+                .collect(),
+        )
 }

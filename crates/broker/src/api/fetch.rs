@@ -17,6 +17,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use controller::acl::{AclOperation, ResourceType};
+
 use super::{owned, str_bytes, Ctx};
 use crate::metrics::TopicStats;
 use crate::partition::{storage_error, Partition};
@@ -44,7 +46,6 @@ enum Reader {
 }
 
 pub(super) async fn handle(ctx: &Ctx<'_>, request: FetchRequest) -> FetchResponse {
-    let topics = resolve(ctx, &request);
     let replica_id = if ctx.version >= 15 {
         request.replica_state.replica_id.0
     } else {
@@ -55,6 +56,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: FetchRequest) -> FetchRespons
     } else {
         Reader::Consumer
     };
+    let topics = resolve(ctx, &request, reader);
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
     let max_bytes = if request.max_bytes <= 0 {
@@ -105,8 +107,18 @@ fn count_bytes_out(topics: &[WantedTopic], response: &FetchResponse, reader: Rea
     }
 }
 
-fn resolve(ctx: &Ctx<'_>, request: &FetchRequest) -> Vec<WantedTopic> {
+/// Resolves the request's partitions. Kafka's checks: a follower needs CLUSTER_ACTION on the
+/// cluster, a consumer READ on each topic; a refused topic's partitions answer
+/// TOPIC_AUTHORIZATION_FAILED (an unknown topic id stays UNKNOWN_TOPIC_ID).
+fn resolve(ctx: &Ctx<'_>, request: &FetchRequest, reader: Reader) -> Vec<WantedTopic> {
     let broker = ctx.broker;
+    let authz = ctx.authz();
+    let follower_allowed =
+        matches!(reader, Reader::Follower(_)) && authz.allows_cluster(AclOperation::ClusterAction);
+    let allowed = |name: &str| match reader {
+        Reader::Follower(_) => follower_allowed,
+        Reader::Consumer => authz.allows(AclOperation::Read, ResourceType::Topic, name),
+    };
     let by_id = ctx.version >= 13;
     let image = by_id.then(|| broker.image());
     request
@@ -117,12 +129,16 @@ fn resolve(ctx: &Ctx<'_>, request: &FetchRequest) -> Vec<WantedTopic> {
                 Some(image) => image.topic_by_id(topic.topic_id).map(|t| t.name.clone()),
                 None => Some(owned(&topic.topic.0)),
             };
-            let local = name.as_deref().and_then(|n| broker.topic(n));
-            let missing = if by_id {
-                ResponseError::UnknownTopicId
-            } else {
-                ResponseError::UnknownTopicOrPartition
+            let missing = match name.as_deref() {
+                None => ResponseError::UnknownTopicId,
+                Some(name) if !allowed(name) => ResponseError::TopicAuthorizationFailed,
+                Some(_) if by_id => ResponseError::UnknownTopicId,
+                Some(_) => ResponseError::UnknownTopicOrPartition,
             };
+            let local = name
+                .as_deref()
+                .filter(|_| missing != ResponseError::TopicAuthorizationFailed)
+                .and_then(|n| broker.topic(n));
             let partitions = topic
                 .partitions
                 .iter()

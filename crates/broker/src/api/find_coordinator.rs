@@ -6,6 +6,8 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use controller::acl::{AclOperation, ResourceType};
+
 use super::{owned, str_bytes, Ctx};
 
 const GROUP: i8 = 0;
@@ -17,6 +19,15 @@ async fn locate(
     key: &str,
     key_type: i8,
 ) -> Result<(i32, String, i32), ResponseError> {
+    let resource_type = match key_type {
+        GROUP => Some(ResourceType::Group),
+        TRANSACTION => Some(ResourceType::TransactionalId),
+        _ => None,
+    };
+    if let Some(resource_type) = resource_type {
+        ctx.authz()
+            .check(AclOperation::Describe, resource_type, key)?;
+    }
     let coordinator = match key_type {
         GROUP => {
             if key.is_empty() {

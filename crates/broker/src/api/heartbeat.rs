@@ -7,10 +7,13 @@ use super::{owned, Ctx};
 pub(super) fn handle(ctx: &Ctx<'_>, request: HeartbeatRequest) -> HeartbeatResponse {
     let group_id = owned(&request.group_id.0);
     let beat = ctx
-        .broker
-        .groups
-        .group(&group_id)
-        .map_err(|e| e.error())
+        .authz()
+        .check(
+            controller::acl::AclOperation::Read,
+            controller::acl::ResourceType::Group,
+            &group_id,
+        )
+        .and_then(|()| ctx.broker.groups.group(&group_id).map_err(|e| e.error()))
         .and_then(|group| {
             group.heartbeat(
                 &owned(&request.member_id),

@@ -14,6 +14,30 @@ pub(super) async fn handle(
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
+    // Kafka: WRITE on the transactional id; without one IDEMPOTENT_WRITE on the cluster or
+    // WRITE on some topic.
+    let authz = ctx.authz();
+    let denied = match &request.transactional_id {
+        Some(id) => !authz.allows(
+            controller::acl::AclOperation::Write,
+            controller::acl::ResourceType::TransactionalId,
+            id,
+        ),
+        None => {
+            !authz.allows_cluster(controller::acl::AclOperation::IdempotentWrite)
+                && !authz.allows_any(
+                    controller::acl::AclOperation::Write,
+                    controller::acl::ResourceType::Topic,
+                )
+        }
+    };
+    if denied {
+        let error = match request.transactional_id {
+            Some(_) => ResponseError::TransactionalIdAuthorizationFailed,
+            None => ResponseError::ClusterAuthorizationFailed,
+        };
+        return response.with_error_code(error.code());
+    }
     if let Some(id) = &request.transactional_id {
         // v3+: a producer re-initialising after an error names its id and epoch (KIP-360).
         let expected =

@@ -10,6 +10,15 @@ use kafka_protocol::error::ResponseError;
 
 pub(super) async fn handle(ctx: &Ctx<'_>, request: JoinGroupRequest) -> JoinGroupResponse {
     let group_id = owned(&request.group_id.0);
+    if let Err(denied) = ctx.authz().check(
+        controller::acl::AclOperation::Read,
+        controller::acl::ResourceType::Group,
+        &group_id,
+    ) {
+        return JoinGroupResponse::default()
+            .with_error_code(denied.code())
+            .with_generation_id(-1);
+    }
     if group_id.is_empty() {
         return JoinGroupResponse::default()
             .with_error_code(ResponseError::InvalidGroupId.code())

@@ -8,6 +8,13 @@ use super::{owned, Ctx};
 
 pub(super) fn handle(ctx: &Ctx<'_>, request: LeaveGroupRequest) -> LeaveGroupResponse {
     let group_id = owned(&request.group_id.0);
+    if let Err(denied) = ctx.authz().check(
+        controller::acl::AclOperation::Read,
+        controller::acl::ResourceType::Group,
+        &group_id,
+    ) {
+        return LeaveGroupResponse::default().with_error_code(denied.code());
+    }
     let group = match ctx.broker.groups.group(&group_id) {
         Ok(group) => group,
         Err(e) => return LeaveGroupResponse::default().with_error_code(e.code()),

@@ -4,6 +4,8 @@
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
+use controller::acl::{AclOperation, ResourceType};
+
 use super::{str_bytes, Ctx};
 
 pub(super) fn handle(ctx: &Ctx<'_>, request: ListGroupsRequest) -> ListGroupsResponse {
@@ -21,8 +23,12 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ListGroupsRequest) -> ListGroupsRes
         Ok(listed) => listed,
         Err(error) => return ListGroupsResponse::default().with_error_code(error.code()),
     };
+    // Kafka: DESCRIBE on the cluster lists every group, else those the request may DESCRIBE.
+    let authz = ctx.authz();
+    let all = authz.allows_cluster(AclOperation::Describe);
     let groups = listed
         .into_iter()
+        .filter(|g| all || authz.allows(AclOperation::Describe, ResourceType::Group, &g.id))
         .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
         .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
         .map(|g| {

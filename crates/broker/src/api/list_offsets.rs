@@ -6,6 +6,8 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use controller::acl::{AclOperation::Describe, ResourceType};
+
 use super::{owned, Ctx};
 use crate::partition::storage_error;
 
@@ -18,11 +20,13 @@ const EARLIEST_PENDING_UPLOAD: i64 = -5;
 pub(super) fn handle(ctx: &Ctx<'_>, request: ListOffsetsRequest) -> ListOffsetsResponse {
     // isolation_level 1 (READ_COMMITTED): offsets stop at the last stable offset (v2+).
     let read_committed = request.isolation_level == 1;
+    let authz = ctx.authz();
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
             let name = owned(&topic.name.0);
+            let denied = authz.check(Describe, ResourceType::Topic, &name).err();
             let partitions = topic
                 .partitions
                 .iter()
@@ -32,6 +36,9 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: ListOffsetsRequest) -> ListOffsetsR
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
+                    if let Some(denied) = denied {
+                        return response.with_error_code(denied.code());
+                    }
                     let partition = match ctx.broker.partition(&name, p.partition_index) {
                         Ok(partition) => partition,
                         Err(error) => return response.with_error_code(error.code()),

@@ -67,7 +67,7 @@ pub(super) fn decode(mut frame: Bytes) -> Option<(RequestHeader, Vec<TopicQuery>
 }
 
 /// Answers ListOffsets v0 (`frame` without its length prefix).
-pub(super) fn handle(broker: &Broker, frame: Bytes) -> Reply {
+pub(super) fn handle(broker: &Broker, frame: Bytes, authz: &super::Authz<'_>) -> Reply {
     let Some((header, topics)) = decode(frame) else {
         return Reply::Close;
     };
@@ -81,14 +81,18 @@ pub(super) fn handle(broker: &Broker, frame: Bytes) -> Reply {
         out.put_i32(partitions.len() as i32);
         for (index, timestamp) in partitions {
             out.put_i32(*index);
-            let offset = broker.partition(name, *index).map(|p| match *timestamp {
-                -1 => Ok(Some(p.log.high_watermark())),
-                -2 => Ok(Some(p.log.log_start_offset())),
-                ts => p
-                    .log
-                    .offset_for_timestamp(ts)
-                    .map(|found| found.map(|t| t.offset)),
-            });
+            let describe = controller::acl::AclOperation::Describe;
+            let offset = authz
+                .check(describe, controller::acl::ResourceType::Topic, name)
+                .and_then(|()| broker.partition(name, *index))
+                .map(|p| match *timestamp {
+                    -1 => Ok(Some(p.log.high_watermark())),
+                    -2 => Ok(Some(p.log.log_start_offset())),
+                    ts => p
+                        .log
+                        .offset_for_timestamp(ts)
+                        .map(|found| found.map(|t| t.offset)),
+                });
             match offset {
                 Err(error) => {
                     out.put_i16(error.code());

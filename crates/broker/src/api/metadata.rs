@@ -10,6 +10,8 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 
+use controller::acl::{AclOperation::Create, AclOperation::Describe, ResourceType};
+
 use super::create_topics::{self, NewTopic};
 use super::{owned, str_bytes, Ctx};
 use controller::{MetadataImage, TopicMeta};
@@ -26,9 +28,18 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: MetadataRequest) -> MetadataR
     };
     let mut image = broker.image();
     let mut topics = Vec::new();
+    // Kafka hides the topics the principal may not DESCRIBE: left out of "every topic",
+    // TOPIC_AUTHORIZATION_FAILED when named (existing or not, so existence does not leak).
+    let authz = ctx.authz();
+    let may_describe = |name: &str| authz.allows(Describe, ResourceType::Topic, name);
     match requested {
         None => {
-            topics.extend(image.topics().map(|t| describe_topic(t, ctx.version)));
+            topics.extend(
+                image
+                    .topics()
+                    .filter(|t| may_describe(&t.name))
+                    .map(|t| describe_topic(t, ctx.version)),
+            );
         }
         Some(list) => {
             for wanted in list {
@@ -41,6 +52,22 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: MetadataRequest) -> MetadataR
                     Some(name) => image.topic(name).cloned(),
                     None => None,
                 };
+                // The check is on the topic found, or on the name asked for.
+                let checked = found
+                    .as_ref()
+                    .map(|t| t.name.as_str())
+                    .or(name.as_deref().filter(|_| !by_id));
+                if checked.is_some_and(|n| !may_describe(n)) {
+                    // As Kafka: by id without the name, by name with the nil id.
+                    let (shown, id) = if by_id {
+                        (None, wanted.topic_id)
+                    } else {
+                        (name.clone(), Uuid::nil())
+                    };
+                    let denied = ResponseError::TopicAuthorizationFailed;
+                    topics.push(error_topic(shown, id, denied));
+                    continue;
+                }
                 if let Some(topic) = found {
                     topics.push(describe_topic(&topic, ctx.version));
                     continue;
@@ -53,7 +80,12 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: MetadataRequest) -> MetadataR
                     ));
                     continue;
                 };
-                let error = if allow_auto_create && !name.starts_with("__") {
+                let may_create = || {
+                    authz.allows_cluster(Create) || authz.allows(Create, ResourceType::Topic, &name)
+                };
+                let error = if allow_auto_create && !name.starts_with("__") && !may_create() {
+                    ResponseError::TopicAuthorizationFailed
+                } else if allow_auto_create && !name.starts_with("__") {
                     let new_topic = NewTopic::with_defaults(name.clone());
                     match create_topics::create(broker, new_topic, false).await {
                         Ok(_) => {

@@ -5,6 +5,7 @@
 //! hands the decoded request to its handler. Handlers answer with Kafka error codes, never a
 //! Rust error, for anything the client got wrong.
 
+mod acls;
 mod alter_configs;
 mod api_versions;
 mod client_quotas;
@@ -126,6 +127,9 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterUserScramCredentials, 0, 0),
     (ApiKey::DescribeClientQuotas, 0, 1),
     (ApiKey::AlterClientQuotas, 0, 1),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// Versions of `key` this broker decodes, if it serves the API at all.
@@ -262,7 +266,10 @@ pub(crate) async fn handle_frame(
             body,
         } => (api_key, version, header, body),
         Decoded::LegacyProduce { version, frame } => return produce_legacy::handle(frame, version),
-        Decoded::ListOffsetsV0 { frame } => return list_offsets_v0::handle(broker, frame),
+        Decoded::ListOffsetsV0 { frame } => {
+            let authz = Authz::new(broker, &peer.principal, &peer.host);
+            return list_offsets_v0::handle(broker, frame, &authz);
+        }
         Decoded::UnknownApiVersions { correlation_id } => {
             return encode_response(
                 ApiKey::ApiVersions,
@@ -283,6 +290,7 @@ pub(crate) async fn handle_frame(
         version,
         client_id,
         peer: &peer.host,
+        principal: &peer.principal,
         listener: &peer.listener.config.name,
         read_ahead,
     };
@@ -413,6 +421,9 @@ pub(crate) async fn handle_frame(
             }
             RequestKind::DescribeClientQuotas(r) => client_quotas::describe(&ctx, r).into(),
             RequestKind::AlterClientQuotas(r) => client_quotas::alter(&ctx, r).await.into(),
+            RequestKind::DescribeAcls(r) => acls::describe(&ctx, r).into(),
+            RequestKind::CreateAcls(r) => acls::create(&ctx, r).await.into(),
+            RequestKind::DeleteAcls(r) => acls::delete(&ctx, r).await.into(),
             _ => return Reply::Close,
         };
         encode_response(api_key, version, header.correlation_id, response)
@@ -439,12 +450,126 @@ pub(crate) struct Ctx<'a> {
     pub(crate) client_id: String,
     /// The client's address, as Kafka shows it (`/127.0.0.1`).
     pub(crate) peer: &'a str,
+    /// The connection's principal (`User:ANONYMOUS`, `User:alice`).
+    pub(crate) principal: &'a str,
     /// The name of the listener the request came in on: Metadata, FindCoordinator and
     /// DescribeCluster answer with that listener's endpoints.
     pub(crate) listener: &'a str,
     /// The request's share of its connection's read-ahead budget: whatever keeps request
     /// bytes past the handler (a queued append) keeps this too.
     pub(crate) read_ahead: crate::partition::Hold,
+}
+
+impl Ctx<'_> {
+    /// The checks of this request against the ACLs: everything is allowed without an
+    /// authorizer. Handlers take one per request and ask it before touching a resource.
+    pub(crate) fn authz(&self) -> Authz<'_> {
+        Authz::new(self.broker, self.principal, self.peer)
+    }
+}
+
+/// One request's authorization checks (see [`Ctx::authz`]): the authorizer, the ACLs of the
+/// image current when the request arrived, and who asks.
+pub(crate) struct Authz<'a> {
+    checked: Option<(
+        &'a crate::authorizer::Authorizer,
+        Arc<controller::MetadataImage>,
+        crate::authorizer::Requester<'a>,
+    )>,
+}
+
+impl<'a> Authz<'a> {
+    /// The checks of a request of `principal` from `peer` (`/127.0.0.1`).
+    fn new(broker: &'a Broker, principal: &'a str, peer: &'a str) -> Authz<'a> {
+        Authz {
+            checked: broker.authorizer.as_ref().map(|authorizer| {
+                (
+                    authorizer,
+                    broker.image(),
+                    crate::authorizer::Requester {
+                        principal,
+                        host: peer.trim_start_matches('/'),
+                    },
+                )
+            }),
+        }
+    }
+
+    /// Whether the request may do `operation` on the resource `name` of `resource_type`.
+    pub(crate) fn allows(
+        &self,
+        operation: controller::acl::AclOperation,
+        resource_type: controller::acl::ResourceType,
+        name: &str,
+    ) -> bool {
+        self.checked
+            .as_ref()
+            .is_none_or(|(authorizer, image, who)| {
+                authorizer.authorize(image.acls(), *who, operation, resource_type, name)
+            })
+    }
+
+    /// Whether the request may do `operation` on the cluster.
+    pub(crate) fn allows_cluster(&self, operation: controller::acl::AclOperation) -> bool {
+        self.allows(
+            operation,
+            controller::acl::ResourceType::Cluster,
+            controller::acl::CLUSTER_NAME,
+        )
+    }
+
+    /// Whether the request may do `operation` on some resource of `resource_type` (Kafka's
+    /// `authorizeByResourceType`).
+    pub(crate) fn allows_any(
+        &self,
+        operation: controller::acl::AclOperation,
+        resource_type: controller::acl::ResourceType,
+    ) -> bool {
+        self.checked
+            .as_ref()
+            .is_none_or(|(authorizer, image, who)| {
+                authorizer.authorize_any(image.acls(), *who, operation, resource_type)
+            })
+    }
+
+    /// `error` unless the request may do `operation` on `name` of `resource_type`.
+    pub(crate) fn check(
+        &self,
+        operation: controller::acl::AclOperation,
+        resource_type: controller::acl::ResourceType,
+        name: &str,
+    ) -> Result<(), ResponseError> {
+        if self.allows(operation, resource_type, name) {
+            Ok(())
+        } else {
+            Err(denied(resource_type))
+        }
+    }
+}
+
+/// CLUSTER_AUTHORIZATION_FAILED unless the request may do `operation` on the cluster: the
+/// check of the cluster-wide APIs, answered with that error as a whole.
+pub(crate) fn check_cluster(
+    ctx: &Ctx<'_>,
+    operation: controller::acl::AclOperation,
+) -> Result<(), ResponseError> {
+    if ctx.authz().allows_cluster(operation) {
+        Ok(())
+    } else {
+        Err(ResponseError::ClusterAuthorizationFailed)
+    }
+}
+
+/// Kafka's error for a request refused on a resource of `resource_type`.
+pub(crate) fn denied(resource_type: controller::acl::ResourceType) -> ResponseError {
+    use controller::acl::ResourceType;
+    match resource_type {
+        ResourceType::Topic => ResponseError::TopicAuthorizationFailed,
+        ResourceType::Group => ResponseError::GroupAuthorizationFailed,
+        ResourceType::TransactionalId => ResponseError::TransactionalIdAuthorizationFailed,
+        ResourceType::DelegationToken => ResponseError::DelegationTokenAuthorizationFailed,
+        ResourceType::Cluster | ResourceType::User => ResponseError::ClusterAuthorizationFailed,
+    }
 }
 
 fn encode_response(

@@ -10,6 +10,8 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
+use controller::acl::{AclOperation::Read, ResourceType};
+
 use super::{owned, Ctx};
 
 use crate::broker::now_ms;
@@ -21,7 +23,10 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: OffsetCommitRequest) -> Offse
     let group_id = owned(&request.group_id.0);
     let broker = ctx.broker;
     let now = now_ms();
-    let group = if group_id.is_empty() {
+    let authz = ctx.authz();
+    let group = if let Err(denied) = authz.check(Read, ResourceType::Group, &group_id) {
+        Err(denied)
+    } else if group_id.is_empty() {
         Err(ResponseError::InvalidGroupId)
     } else {
         broker.groups.group(&group_id).map_err(|e| e.error())
@@ -44,9 +49,12 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: OffsetCommitRequest) -> Offse
     for topic in &request.topics {
         let name = owned(&topic.name.0);
         let known = image.topic(&name);
+        let topic_denied = authz.check(Read, ResourceType::Topic, &name).err();
         let mut partitions = Vec::new();
         for p in &topic.partitions {
             let outcome = if let Some(e) = group_error {
+                Err(e)
+            } else if let Some(e) = topic_denied {
                 Err(e)
             } else if known.and_then(|t| t.partition(p.partition_index)).is_none() {
                 Err(ResponseError::UnknownTopicOrPartition)

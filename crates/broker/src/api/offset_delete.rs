@@ -12,7 +12,15 @@ use crate::broker::now_ms;
 
 pub(super) async fn handle(ctx: &Ctx<'_>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let group = owned(&request.group_id.0);
-    let handle = match ctx.broker.groups.group(&group) {
+    let authz = ctx.authz();
+    let handle = match authz
+        .check(
+            controller::acl::AclOperation::Delete,
+            controller::acl::ResourceType::Group,
+            &group,
+        )
+        .and_then(|()| ctx.broker.groups.group(&group).map_err(|e| e.error()))
+    {
         Ok(handle) => handle,
         Err(e) => return OffsetDeleteResponse::default().with_error_code(e.code()),
     };
@@ -25,9 +33,18 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: OffsetDeleteRequest) -> Offse
     for topic in &request.topics {
         let name = owned(&topic.name.0);
         let in_use = subscribed.contains(&name);
+        let denied = authz
+            .check(
+                controller::acl::AclOperation::Read,
+                controller::acl::ResourceType::Topic,
+                &name,
+            )
+            .err();
         let mut partitions = Vec::new();
         for p in &topic.partitions {
-            if in_use {
+            if let Some(denied) = denied {
+                partitions.push((p.partition_index, denied.code()));
+            } else if in_use {
                 partitions.push((
                     p.partition_index,
                     ResponseError::GroupSubscribedToTopic.code(),

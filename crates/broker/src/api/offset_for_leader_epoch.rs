@@ -17,12 +17,25 @@ pub(super) fn handle(
     ctx: &Ctx<'_>,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
+    // Kafka: a follower needs CLUSTER_ACTION on the cluster, a client DESCRIBE on the topic.
+    let authz = ctx.authz();
+    let follower_allowed = request.replica_id.0 >= 0
+        && authz.allows_cluster(controller::acl::AclOperation::ClusterAction);
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
             let name = owned(&topic.topic.0);
-            let local = ctx.broker.topic(&name);
+            let allowed = if request.replica_id.0 >= 0 {
+                follower_allowed
+            } else {
+                authz.allows(
+                    controller::acl::AclOperation::Describe,
+                    controller::acl::ResourceType::Topic,
+                    &name,
+                )
+            };
+            let local = ctx.broker.topic(&name).filter(|_| allowed);
             let partitions = topic
                 .partitions
                 .iter()
@@ -33,6 +46,7 @@ pub(super) fn handle(
                         .with_end_offset(-1);
                     let led = match &local {
                         Some(t) => t.led(p.partition),
+                        None if !allowed => Err(ResponseError::TopicAuthorizationFailed),
                         None => Err(ResponseError::UnknownTopicOrPartition),
                     };
                     let partition = match led {

@@ -23,6 +23,11 @@ pub(super) async fn alter(
     ctx: &Ctx<'_>,
     request: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
+    if let Err(denied) = super::check_cluster(ctx, controller::acl::AclOperation::Alter) {
+        return AlterPartitionReassignmentsResponse::default()
+            .with_error_code(denied.code())
+            .with_error_message(Some(str_bytes("Authorization failed.")));
+    }
     let mut responses = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
         let name = owned(&topic.name.0);
@@ -78,6 +83,11 @@ pub(super) fn list(
     ctx: &Ctx<'_>,
     request: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
+    if let Err(denied) = super::check_cluster(ctx, controller::acl::AclOperation::Describe) {
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(denied.code())
+            .with_error_message(Some(str_bytes("Authorization failed.")));
+    }
     let image = ctx.broker.image();
     let wanted = |topic: &str, partition: i32| match &request.topics {
         None => true,

@@ -12,6 +12,8 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
+use controller::acl::{AclOperation::Write, ResourceType};
+
 use super::{owned, str_bytes, Ctx};
 use crate::partition::{AppendOrigin, Partition, ProduceError, Produced};
 
@@ -35,7 +37,17 @@ type Queued = (
 /// append keeps the request's read-ahead share until it is written, so a connection has at
 /// most its read-ahead budget of bytes waiting to be written.
 pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
-    let unverified = verify_transactional_writes(ctx, &request).await;
+    let authz = ctx.authz();
+    // Kafka checks the transactional id first: refused, every partition is refused.
+    let txn_denied = request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !authz.allows(Write, ResourceType::TransactionalId, id));
+    let unverified = if txn_denied {
+        HashMap::new()
+    } else {
+        verify_transactional_writes(ctx, &request).await
+    };
     let broker = ctx.broker;
     let acks = request.acks;
     let valid_acks = matches!(acks, -1..=1);
@@ -52,6 +64,11 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
         // replayed as coordinator state).
         let internal = controller::is_internal_topic(&name).then(|| internal_topic_message(&name));
         let local = broker.topic(&name);
+        let denied = if txn_denied {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else {
+            authz.check(Write, ResourceType::Topic, &name).err()
+        };
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
             let response = PartitionProduceResponse::default()
@@ -59,9 +76,10 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
-            let partition = match &local {
-                Some(t) => t.led(data.index),
-                None => Err(ResponseError::UnknownTopicOrPartition),
+            let partition = match (&local, denied) {
+                (_, Some(denied)) => Err(denied),
+                (Some(t), None) => t.led(data.index),
+                (None, None) => Err(ResponseError::UnknownTopicOrPartition),
             };
             let shape = match (valid_acks, &partition, data.records.as_deref()) {
                 (true, Ok(_), Some(records)) => first_batch_error(ctx.version, records),

@@ -25,6 +25,9 @@ pub(super) fn describe(
     ctx: &Ctx<'_>,
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    if let Err(denied) = super::check_cluster(ctx, controller::acl::AclOperation::Describe) {
+        return DescribeUserScramCredentialsResponse::default().with_error_code(denied.code());
+    }
     let image = ctx.broker.image();
     let info = |credentials: &BTreeMap<ScramMechanism, ScramCredential>| {
         credentials
@@ -104,6 +107,12 @@ pub(super) async fn alter(
     }
     let mut results: Vec<AlterUserScramCredentialsResult> = Vec::new();
     let mut failed: BTreeMap<String, Rejected> = BTreeMap::new();
+    // Kafka: ALTER on the cluster, or every user fails.
+    if let Err(denied) = super::check_cluster(ctx, controller::acl::AclOperation::Alter) {
+        for (user, _, _) in &changes {
+            failed.insert(user.clone(), Rejected::new(denied, "Authorization failed."));
+        }
+    }
     // As Kafka: a user named twice for the same mechanism fails as a whole.
     for (i, (user, mechanism, _)) in changes.iter().enumerate() {
         if changes[..i]

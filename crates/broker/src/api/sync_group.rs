@@ -13,6 +13,13 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: SyncGroupRequest) -> SyncGrou
             .with_error_code(ResponseError::InconsistentGroupProtocol.code());
     }
     let group_id = owned(&request.group_id.0);
+    if let Err(denied) = ctx.authz().check(
+        controller::acl::AclOperation::Read,
+        controller::acl::ResourceType::Group,
+        &group_id,
+    ) {
+        return SyncGroupResponse::default().with_error_code(denied.code());
+    }
     let group = match ctx.broker.groups.group(&group_id) {
         Ok(group) => group,
         Err(e) => return SyncGroupResponse::default().with_error_code(e.code()),

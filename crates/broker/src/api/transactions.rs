@@ -30,6 +30,8 @@ use kafka_protocol::messages::{
     WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
 
+use controller::acl::{AclOperation, ResourceType};
+
 use super::{owned, str_bytes, Ctx};
 use crate::broker::{now_ms, MarkerSpec};
 
@@ -51,6 +53,10 @@ pub(super) async fn add_partitions(
         )
         .await;
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
+    }
+    // v4+ is the brokers' form: Kafka asks CLUSTER_ACTION of it.
+    if let Err(denied) = super::check_cluster(ctx, AclOperation::ClusterAction) {
+        return AddPartitionsToTxnResponse::default().with_error_code(denied.code());
     }
     let mut by_transaction = Vec::with_capacity(request.transactions.len());
     for txn in &request.transactions {
@@ -101,6 +107,30 @@ async fn add_one(
             .map(|(key, v)| (key, v.err().map_or(0, |e| e.code())))
             .collect();
         return results_of(topics, |name, p| verdict[&(name.to_owned(), p)]);
+    }
+    // Kafka: WRITE on the transactional id, then WRITE on each topic (the partitions of a
+    // refused topic fail, the others are not attempted).
+    let authz = ctx.authz();
+    if let Err(denied) = authz.check(
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        transactional_id,
+    ) {
+        return results_of(topics, |_, _| denied.code());
+    }
+    let refused: BTreeSet<String> = topics
+        .iter()
+        .map(|t| owned(&t.name.0))
+        .filter(|name| !authz.allows(AclOperation::Write, ResourceType::Topic, name))
+        .collect();
+    if !refused.is_empty() {
+        return results_of(topics, |name, _| {
+            if refused.contains(name) {
+                ResponseError::TopicAuthorizationFailed.code()
+            } else {
+                ResponseError::OperationNotAttempted.code()
+            }
+        });
     }
     let image = ctx.broker.image();
     let mut partitions = TxnPartitions::new();
@@ -176,6 +206,10 @@ pub(super) async fn add_offsets(
 ) -> AddOffsetsToTxnResponse {
     let error = async {
         let group = request.group_id.as_str();
+        let authz = ctx.authz();
+        let id = request.transactional_id.as_str();
+        authz.check(AclOperation::Write, ResourceType::TransactionalId, id)?;
+        authz.check(AclOperation::Read, ResourceType::Group, group)?;
         if group.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
@@ -211,18 +245,26 @@ pub(super) async fn add_offsets(
 
 /// EndTxn: commit or abort; answered once the decision is logged.
 pub(super) async fn end(ctx: &Ctx<'_>, request: EndTxnRequest) -> EndTxnResponse {
-    let outcome = ctx
-        .broker
-        .txns
-        .end_txn(
-            request.transactional_id.as_str(),
-            request.producer_id.0,
-            request.producer_epoch,
-            request.committed,
-            0,
-            now_ms(),
-        )
-        .await;
+    let id = request.transactional_id.as_str();
+    let outcome = match ctx
+        .authz()
+        .check(AclOperation::Write, ResourceType::TransactionalId, id)
+    {
+        Err(denied) => Err(denied),
+        Ok(()) => {
+            ctx.broker
+                .txns
+                .end_txn(
+                    id,
+                    request.producer_id.0,
+                    request.producer_epoch,
+                    request.committed,
+                    0,
+                    now_ms(),
+                )
+                .await
+        }
+    };
     EndTxnResponse::default()
         .with_error_code(outcome.err().map_or(0, |e| e.code()))
         .with_producer_id(ProducerId(-1))
@@ -236,6 +278,7 @@ pub(super) async fn write_markers(
     request: WriteTxnMarkersRequest,
 ) -> WriteTxnMarkersResponse {
     let mut results = Vec::with_capacity(request.markers.len());
+    let denied = super::check_cluster(ctx, AclOperation::ClusterAction).err();
     for marker in &request.markers {
         let spec = MarkerSpec {
             producer_id: marker.producer_id.0,
@@ -251,7 +294,10 @@ pub(super) async fn write_markers(
                 t.partition_indexes.iter().map(move |p| (name.clone(), *p))
             })
             .collect();
-        let outcome = ctx.broker.write_markers_here(spec, &partitions).await;
+        let outcome = match denied {
+            Some(denied) => vec![Some(denied); partitions.len()],
+            None => ctx.broker.write_markers_here(spec, &partitions).await,
+        };
         let mut topics: Vec<WritableTxnMarkerTopicResult> = Vec::new();
         for ((name, index), error) in partitions.into_iter().zip(outcome) {
             let result = WritableTxnMarkerPartitionResult::default()
@@ -280,16 +326,18 @@ pub(super) fn describe(
     ctx: &Ctx<'_>,
     request: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
+    let authz = ctx.authz();
     let states = request
         .transactional_ids
         .iter()
         .map(|id| {
+            let allowed = authz.check(AclOperation::Describe, ResourceType::TransactionalId, id);
             let state = describe_transactions_response::TransactionState::default()
                 .with_transactional_id(id.clone())
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1)
                 .with_transaction_start_time_ms(-1);
-            match ctx.broker.txns.describe(id.as_str()) {
+            match allowed.and_then(|()| ctx.broker.txns.describe(id.as_str())) {
                 Ok(listed) => state
                     .with_transaction_state(str_bytes(listed.state.name()))
                     .with_transaction_timeout_ms(listed.stored.timeout_ms)
@@ -332,12 +380,20 @@ pub(super) fn list(ctx: &Ctx<'_>, request: ListTransactionsRequest) -> ListTrans
     }
     let producer_ids: Vec<i64> = request.producer_id_filters.iter().map(|p| p.0).collect();
     let now = now_ms();
+    let authz = ctx.authz();
     match ctx.broker.txns.list(&states, &producer_ids) {
         Ok(listed) => ListTransactionsResponse::default()
             .with_unknown_state_filters(unknown)
             .with_transaction_states(
                 listed
                     .into_iter()
+                    .filter(|t| {
+                        authz.allows(
+                            AclOperation::Describe,
+                            ResourceType::TransactionalId,
+                            &t.transactional_id,
+                        )
+                    })
                     .filter(|t| {
                         request.duration_filter < 0
                             || (t.stored.start_ms >= 0
@@ -366,7 +422,12 @@ pub(super) async fn offset_commit(
     let group_id = request.group_id.as_str();
     let now = now_ms();
     let image = ctx.broker.image();
+    let authz = ctx.authz();
+    let topic_allowed = |topic: &str| authz.allows(AclOperation::Read, ResourceType::Topic, topic);
     let outcome = async {
+        let id = request.transactional_id.as_str();
+        authz.check(AclOperation::Write, ResourceType::TransactionalId, id)?;
+        authz.check(AclOperation::Read, ResourceType::Group, group_id)?;
         if group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
@@ -398,10 +459,11 @@ pub(super) async fn offset_commit(
                 })
             })
             .filter(|((topic, index), _)| {
-                image
-                    .topic(topic)
-                    .and_then(|t| t.partition(*index))
-                    .is_some()
+                topic_allowed(topic)
+                    && image
+                        .topic(topic)
+                        .and_then(|t| t.partition(*index))
+                        .is_some()
             })
             .collect();
         group
@@ -430,6 +492,16 @@ pub(super) async fn offset_commit(
                                 .and_then(|m| m.partition(p.partition_index))
                                 .is_some();
                             let code = match (&outcome, exists) {
+                                (Err(e), _)
+                                    if e.code()
+                                        == ResponseError::TransactionalIdAuthorizationFailed
+                                            .code() =>
+                                {
+                                    e.code()
+                                }
+                                _ if !topic_allowed(&name) => {
+                                    ResponseError::TopicAuthorizationFailed.code()
+                                }
                                 (_, false) => ResponseError::UnknownTopicOrPartition.code(),
                                 (Ok(()), true) => 0,
                                 (Err(e), true) => e.code(),

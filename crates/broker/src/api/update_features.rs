@@ -40,6 +40,8 @@ pub(super) async fn handle(
 }
 
 async fn update(ctx: &Ctx<'_>, request: &UpdateFeaturesRequest) -> Result<(), Rejected> {
+    super::check_cluster(ctx, controller::acl::AclOperation::Alter)
+        .map_err(|denied| Rejected::new(denied, "Authorization failed."))?;
     let mut updates = Vec::with_capacity(request.feature_updates.len());
     for u in &request.feature_updates {
         let feature = owned(&u.feature);

@@ -112,6 +112,8 @@ struct ProducerIdBlock {
 #[derive(Debug)]
 pub struct Broker {
     pub(crate) config: BrokerConfig,
+    /// The authorizer `authorizer.class.name` turned on, if any.
+    pub(crate) authorizer: Option<crate::authorizer::Authorizer>,
     pub(crate) cluster_id: String,
     controller: Controller,
     log_dir: LogDir,
@@ -167,6 +169,7 @@ impl Broker {
                 },
                 Arc::new(transactions::BrokerMarkers(weak.clone())),
             )),
+            authorizer: config.authorizer(),
             cluster_id,
             controller,
             log_dir,

@@ -341,8 +341,8 @@ const TYPES: &[(&str, ConfigKind, Option<&str>)] = {
         ("metrics.num.samples", Int, Some("2")),
         ("metrics.recording.level", String, Some("INFO")),
         ("metrics.sample.window.ms", Long, Some("30000")),
-        // Checked: refused unless they ask for what Strata serves.
         ("authorizer.class.name", String, Some("")),
+        // Checked: refused unless they ask for what Strata serves.
         ("sasl.enabled.mechanisms", List, Some("GSSAPI")),
         ("sasl.jaas.config", Password, None),
         ("ssl.keystore.location", String, None),

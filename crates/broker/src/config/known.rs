@@ -187,13 +187,7 @@ pub(crate) const IGNORED: &[(&str, &str)] = &[
         "transaction.remove.expired.transaction.cleanup.interval.ms",
         "expiry is checked every second",
     ),
-    // Security settings that only matter with a TLS/SASL listener or an authorizer, which
-    // are refused.
-    ("super.users", "used only by an authorizer"),
-    (
-        "allow.everyone.if.no.acl.found",
-        "used only by an authorizer",
-    ),
+    // Security settings.
     (
         "connection.failed.authentication.delay.ms",
         "no authentication",

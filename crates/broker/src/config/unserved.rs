@@ -1,6 +1,6 @@
 //! Settings that ask for something Strata does not serve yet. Starting anyway would serve
 //! something else than asked (plain text for TLS, no authentication for SASL, every client
-//! allowed for an authorizer), so the start stops with [`ConfigError::Unserved`].
+//! quotas not enforced), so the start stops with [`ConfigError::Unserved`].
 //!
 //! This is the one place that knows what is missing. TLS and SASL listeners are served
 //! (`config/tls.rs` and `config/sasl.rs` refuse what of them is not: JKS stores, encrypted
@@ -18,11 +18,6 @@ struct Refused {
 }
 
 const REFUSED: &[Refused] = &[
-    Refused {
-        key: "authorizer.class.name",
-        allowed: &[""],
-        what: "authorization (ACLs)",
-    },
     Refused {
         key: "client.quota.callback.class",
         allowed: &[""],
@@ -149,7 +144,6 @@ mod tests {
                     "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
                 ),
                 ("security.inter.broker.protocol", "PLAINTEXT"),
-                ("authorizer.class.name", ""),
                 ("ssl.client.auth", "none"),
                 ("log.dirs", "/data"),
             ]),
@@ -158,12 +152,12 @@ mod tests {
     }
 
     #[test]
-    fn authorizer_and_jbod_are_refused() {
+    fn quotas_and_jbod_are_refused() {
         for (key, value, what) in [
             (
-                "authorizer.class.name",
-                "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-                "authorization",
+                "client.quota.callback.class",
+                "x.Quotas",
+                "client quota callback",
             ),
             ("log.dirs", "/a,/b", "more than one log directory"),
         ] {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{BrokerMeta, ListenerEndpoint, MetadataImage, PartitionMeta, TopicMeta};
+use crate::acl::AclBinding;
 use crate::command::{Applied, ConfigResource, Election, ScramCredential, ScramMechanism};
 use crate::error::Rejection;
 use crate::topic_config::{topic_config_def, validate_topic_configs};
@@ -138,6 +139,29 @@ fn too_many_partitions(topic: &str, count: usize) -> Rejection {
 }
 
 impl MetadataImage {
+    pub(super) fn create_acls(&mut self, acls: &[AclBinding]) -> Result<Applied, Rejection> {
+        if let Some((binding, reason)) = acls
+            .iter()
+            .find_map(|b| b.invalid_reason().map(|reason| (b, reason)))
+        {
+            return Err(Rejection::InvalidAcl {
+                binding: Box::new(binding.clone()),
+                reason,
+            });
+        }
+        for binding in acls {
+            self.acls.insert(binding.clone());
+        }
+        Ok(Applied::Done)
+    }
+
+    pub(super) fn delete_acls(&mut self, acls: &[AclBinding]) -> Applied {
+        for binding in acls {
+            self.acls.remove(binding);
+        }
+        Applied::Done
+    }
+
     pub(super) fn alter_scram_credential(
         &mut self,
         user: &str,

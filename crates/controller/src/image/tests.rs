@@ -323,3 +323,46 @@ fn image_survives_json_round_trip() {
     let json = serde_json::to_string(&image).unwrap();
     assert_eq!(serde_json::from_str::<MetadataImage>(&json).unwrap(), image);
 }
+
+fn acl(name: &str, principal: &str) -> crate::acl::AclBinding {
+    use crate::acl::*;
+    AclBinding {
+        resource_type: ResourceType::Topic,
+        pattern_type: PatternType::Literal,
+        resource_name: name.into(),
+        principal: principal.into(),
+        host: "*".into(),
+        operation: AclOperation::Read,
+        permission: AclPermission::Allow,
+    }
+}
+
+#[test]
+fn acls_are_created_all_or_none_and_deleted_idempotently() {
+    let mut image = image();
+    let good = acl("t", "User:alice");
+    image
+        .apply(&Command::CreateAcls {
+            acls: vec![good.clone(), good.clone()],
+        })
+        .unwrap();
+    assert_eq!(image.acls().len(), 1);
+    let refused = rejected(
+        &mut image,
+        Command::CreateAcls {
+            acls: vec![acl("u", "User:bob"), acl("v", "bob")],
+        },
+        42,
+    );
+    assert!(matches!(refused, Rejection::InvalidAcl { .. }));
+    assert_eq!(image.acls().len(), 1, "a refused command stores nothing");
+    // The set survives a snapshot.
+    let json = serde_json::to_string(&image).unwrap();
+    assert_eq!(serde_json::from_str::<MetadataImage>(&json).unwrap(), image);
+    image
+        .apply(&Command::DeleteAcls {
+            acls: vec![good.clone(), acl("x", "User:nobody")],
+        })
+        .unwrap();
+    assert!(image.acls().is_empty());
+}

@@ -9,6 +9,7 @@ macro_rules! outln {
     }};
 }
 
+pub(crate) mod acl;
 pub(crate) mod bench;
 pub(crate) mod cluster;
 pub(crate) mod config;

@@ -1,0 +1,398 @@
+//! Kafka's StandardAuthorizer as a pure function: a set of ACLs, the authorizer's settings
+//! and one request (principal, client address, operation, resource) give a decision. No
+//! I/O: the handlers pass the ACLs of the current metadata image.
+//!
+//! The rules, as `StandardAuthorizerData`:
+//! - a principal listed in `super.users` may do everything;
+//! - the bindings that apply to a resource are LITERAL on its name, LITERAL on `*` and
+//!   PREFIXED on any prefix of its name; of those, the ones for the principal or `User:*`,
+//!   from the client's address or `*`;
+//! - a DENY for the operation (or ALL) wins over every ALLOW;
+//! - an ALLOW for the operation, or ALL, or one implying it, allows: DESCRIBE is implied by
+//!   READ, WRITE, DELETE and ALTER, DESCRIBE_CONFIGS by ALTER_CONFIGS (only ALLOW bindings
+//!   imply: DENY READ does not deny DESCRIBE);
+//! - a resource no binding applies to (for any principal) is allowed only with
+//!   `allow.everyone.if.no.acl.found`.
+
+use std::collections::HashSet;
+
+use controller::acl::{
+    AclBinding, AclOperation, AclPermission, AclSet, PatternType, ResourceType, WILDCARD_HOST,
+    WILDCARD_PRINCIPAL, WILDCARD_RESOURCE,
+};
+
+/// Kafka's StandardAuthorizer class name: the one `authorizer.class.name` Strata serves.
+pub const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+
+/// The authorizer's settings (`super.users`, `allow.everyone.if.no.acl.found`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Authorizer {
+    super_users: HashSet<String>,
+    allow_if_no_acl: bool,
+}
+
+/// Who asks: the connection's principal and the address it connects from.
+#[derive(Debug, Clone, Copy)]
+pub struct Requester<'a> {
+    /// `User:name`.
+    pub principal: &'a str,
+    /// The client's IP address, as ACL hosts name it (`127.0.0.1`).
+    pub host: &'a str,
+}
+
+impl Authorizer {
+    /// An authorizer with `super.users` (semicolon-separated `User:name` entries, blanks
+    /// ignored) and `allow.everyone.if.no.acl.found`.
+    pub fn new(super_users: &str, allow_if_no_acl: bool) -> Authorizer {
+        Authorizer {
+            super_users: super_users
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            allow_if_no_acl,
+        }
+    }
+
+    /// Whether `who` may do `operation` on the resource `name` of `resource_type`.
+    pub fn authorize(
+        &self,
+        acls: &AclSet,
+        who: Requester<'_>,
+        operation: AclOperation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> bool {
+        if self.super_users.contains(who.principal) {
+            return true;
+        }
+        let mut any_binding = false;
+        let mut allowed = false;
+        for binding in acls.applying_to(resource_type, name) {
+            any_binding = true;
+            match decides(binding, who, operation) {
+                Some(AclPermission::Deny) => return false,
+                Some(AclPermission::Allow) => allowed = true,
+                None => {}
+            }
+        }
+        allowed || (!any_binding && self.allow_if_no_acl)
+    }
+
+    /// Whether `who` may do `operation` on at least one resource of `resource_type` (Kafka's
+    /// `Authorizer.authorizeByResourceType`, used where Kafka asks "may write to some
+    /// topic"): an ALLOW on some name or prefix that no DENY of `who` covers.
+    pub fn authorize_any(
+        &self,
+        acls: &AclSet,
+        who: Requester<'_>,
+        operation: AclOperation,
+        resource_type: ResourceType,
+    ) -> bool {
+        // As Kafka: a hard-coded name lets super users and allow.everyone.if.no.acl.found
+        // through whatever the DENY bindings say.
+        if self.authorize(acls, who, operation, resource_type, "hardcode") {
+            return true;
+        }
+        let mut deny_literal = Vec::new();
+        let mut deny_prefixed = Vec::new();
+        let mut allows = Vec::new();
+        for binding in acls.of_type(resource_type) {
+            if !applies_to(binding, who) || !covers(binding.operation, operation) {
+                continue;
+            }
+            match (binding.permission, binding.pattern_type) {
+                (AclPermission::Deny, PatternType::Literal) => {
+                    deny_literal.push(binding.resource_name.as_str())
+                }
+                (AclPermission::Deny, PatternType::Prefixed) => {
+                    deny_prefixed.push(binding.resource_name.as_str())
+                }
+                (AclPermission::Allow, _) => allows.push(binding),
+            }
+        }
+        if deny_literal.contains(&WILDCARD_RESOURCE) || deny_prefixed.contains(&"") {
+            return false;
+        }
+        allows.iter().any(|allow| {
+            let name = allow.resource_name.as_str();
+            let prefix_denied = deny_prefixed.iter().any(|p| name.starts_with(p));
+            match allow.pattern_type {
+                PatternType::Literal => {
+                    name == WILDCARD_RESOURCE || (!deny_literal.contains(&name) && !prefix_denied)
+                }
+                PatternType::Prefixed => !prefix_denied,
+            }
+        })
+    }
+}
+
+/// Whether `binding` is for `who` (its principal or `User:*`, its address or `*`).
+fn applies_to(binding: &AclBinding, who: Requester<'_>) -> bool {
+    (binding.principal == who.principal || binding.principal == WILDCARD_PRINCIPAL)
+        && (binding.host == WILDCARD_HOST || binding.host == who.host)
+}
+
+/// Whether a binding on `granted` speaks about `wanted` at all (ALL, or the same).
+fn covers(granted: AclOperation, wanted: AclOperation) -> bool {
+    granted == AclOperation::All || granted == wanted
+}
+
+/// What `binding` says about `who` doing `operation`, if anything.
+fn decides(
+    binding: &AclBinding,
+    who: Requester<'_>,
+    operation: AclOperation,
+) -> Option<AclPermission> {
+    if !applies_to(binding, who) {
+        return None;
+    }
+    let granted = binding.operation;
+    let speaks = covers(granted, operation)
+        || (binding.permission == AclPermission::Allow && implies(granted, operation));
+    speaks.then_some(binding.permission)
+}
+
+/// Kafka's implied operations: READ, WRITE, DELETE and ALTER imply DESCRIBE; ALTER_CONFIGS
+/// implies DESCRIBE_CONFIGS.
+fn implies(granted: AclOperation, wanted: AclOperation) -> bool {
+    use AclOperation::*;
+    match wanted {
+        Describe => matches!(granted, Read | Write | Delete | Alter),
+        DescribeConfigs => granted == AlterConfigs,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AclOperation::*;
+    use AclPermission::*;
+    use ResourceType::*;
+
+    const ALICE: Requester<'static> = Requester {
+        principal: "User:alice",
+        host: "10.0.0.1",
+    };
+    const BOB: Requester<'static> = Requester {
+        principal: "User:bob",
+        host: "10.0.0.2",
+    };
+
+    fn acl(
+        resource_type: ResourceType,
+        pattern_type: PatternType,
+        name: &str,
+        principal: &str,
+        operation: AclOperation,
+        permission: AclPermission,
+    ) -> AclBinding {
+        AclBinding {
+            resource_type,
+            pattern_type,
+            resource_name: name.to_owned(),
+            principal: principal.to_owned(),
+            host: "*".to_owned(),
+            operation,
+            permission,
+        }
+    }
+
+    fn set(bindings: impl IntoIterator<Item = AclBinding>) -> AclSet {
+        let mut set = AclSet::default();
+        for b in bindings {
+            set.insert(b);
+        }
+        set
+    }
+
+    fn allow_read(name: &str) -> AclBinding {
+        acl(Topic, PatternType::Literal, name, "User:alice", Read, Allow)
+    }
+
+    #[test]
+    fn literal_allow_is_for_that_principal_and_operation_only() {
+        let acls = set([allow_read("t")]);
+        let auth = Authorizer::default();
+        assert!(auth.authorize(&acls, ALICE, Read, Topic, "t"));
+        assert!(!auth.authorize(&acls, ALICE, Write, Topic, "t"));
+        assert!(!auth.authorize(&acls, BOB, Read, Topic, "t"));
+        assert!(!auth.authorize(&acls, ALICE, Read, Topic, "t2"));
+        assert!(!auth.authorize(&acls, ALICE, Read, Group, "t"));
+    }
+
+    #[test]
+    fn deny_beats_allow_whatever_pattern_carries_it() {
+        let auth = Authorizer::default();
+        let acls = set([
+            allow_read("*"),
+            acl(
+                Topic,
+                PatternType::Prefixed,
+                "secret-",
+                "User:*",
+                Read,
+                Deny,
+            ),
+        ]);
+        assert!(auth.authorize(&acls, ALICE, Read, Topic, "public"));
+        assert!(!auth.authorize(&acls, ALICE, Read, Topic, "secret-plans"));
+        let acls = set([
+            acl(Topic, PatternType::Literal, "t", "User:alice", All, Allow),
+            acl(Topic, PatternType::Literal, "t", "User:alice", Write, Deny),
+        ]);
+        assert!(auth.authorize(&acls, ALICE, Read, Topic, "t"));
+        assert!(!auth.authorize(&acls, ALICE, Write, Topic, "t"));
+    }
+
+    #[test]
+    fn prefixed_wildcard_principal_and_host_match_as_kafka() {
+        let auth = Authorizer::default();
+        let mut from_host = acl(Topic, PatternType::Prefixed, "app-", "User:*", Write, Allow);
+        from_host.host = "10.0.0.1".to_owned();
+        let acls = set([from_host]);
+        assert!(auth.authorize(&acls, ALICE, Write, Topic, "app-orders"));
+        assert!(auth.authorize(&acls, ALICE, Write, Topic, "app-"));
+        assert!(!auth.authorize(&acls, ALICE, Write, Topic, "app"));
+        assert!(!auth.authorize(&acls, ALICE, Write, Topic, "other-app-x"));
+        let elsewhere = Requester {
+            host: "10.0.0.9",
+            ..ALICE
+        };
+        assert!(!auth.authorize(&acls, elsewhere, Write, Topic, "app-orders"));
+    }
+
+    #[test]
+    fn allowed_operations_imply_describe_but_denied_ones_do_not_deny_it() {
+        let auth = Authorizer::default();
+        for granted in [Read, Write, Delete, Alter, Describe, All] {
+            let acls = set([acl(
+                Topic,
+                PatternType::Literal,
+                "t",
+                "User:alice",
+                granted,
+                Allow,
+            )]);
+            assert!(
+                auth.authorize(&acls, ALICE, Describe, Topic, "t"),
+                "{granted:?}"
+            );
+        }
+        for granted in [Create, AlterConfigs, DescribeConfigs, ClusterAction] {
+            let acls = set([acl(
+                Topic,
+                PatternType::Literal,
+                "t",
+                "User:alice",
+                granted,
+                Allow,
+            )]);
+            assert!(
+                !auth.authorize(&acls, ALICE, Describe, Topic, "t"),
+                "{granted:?}"
+            );
+        }
+        let acls = set([acl(
+            Topic,
+            PatternType::Literal,
+            "t",
+            "User:alice",
+            AlterConfigs,
+            Allow,
+        )]);
+        assert!(auth.authorize(&acls, ALICE, DescribeConfigs, Topic, "t"));
+        assert!(!auth.authorize(&acls, ALICE, Alter, Topic, "t"));
+        let acls = set([
+            acl(
+                Topic,
+                PatternType::Literal,
+                "t",
+                "User:alice",
+                Describe,
+                Allow,
+            ),
+            acl(Topic, PatternType::Literal, "t", "User:alice", Read, Deny),
+        ]);
+        assert!(auth.authorize(&acls, ALICE, Describe, Topic, "t"));
+        assert!(!auth.authorize(&acls, ALICE, Read, Topic, "t"));
+    }
+
+    #[test]
+    fn super_users_pass_even_denials() {
+        let auth = Authorizer::new(" User:admin ; User:broker;", false);
+        let acls = set([acl(Topic, PatternType::Literal, "*", "User:*", All, Deny)]);
+        let admin = Requester {
+            principal: "User:admin",
+            host: "1.2.3.4",
+        };
+        assert!(auth.authorize(&acls, admin, Alter, Cluster, "kafka-cluster"));
+        assert!(auth.authorize(&acls, admin, Write, Topic, "t"));
+        assert!(!auth.authorize(&acls, ALICE, Write, Topic, "t"));
+    }
+
+    #[test]
+    fn no_acl_found_allows_only_when_configured_and_only_for_unbound_resources() {
+        let acls = set([allow_read("t")]);
+        let open = Authorizer::new("", true);
+        assert!(open.authorize(&acls, BOB, Write, Topic, "other"));
+        assert!(
+            !open.authorize(&acls, BOB, Read, Topic, "t"),
+            "t has a binding"
+        );
+        assert!(!Authorizer::default().authorize(&acls, BOB, Write, Topic, "other"));
+    }
+
+    #[test]
+    fn any_resource_checks_follow_kafkas_authorize_by_resource_type() {
+        let auth = Authorizer::default();
+        let write = |name: &str, pattern| acl(Topic, pattern, name, "User:alice", Write, Allow);
+        let deny = |name: &str, pattern| acl(Topic, pattern, name, "User:alice", Write, Deny);
+        assert!(!auth.authorize_any(&set([]), ALICE, Write, Topic));
+        assert!(auth.authorize_any(
+            &set([write("t", PatternType::Literal)]),
+            ALICE,
+            Write,
+            Topic
+        ));
+        assert!(!auth.authorize_any(&set([write("t", PatternType::Literal)]), BOB, Write, Topic));
+        assert!(!auth.authorize_any(
+            &set([
+                write("t", PatternType::Literal),
+                deny("t", PatternType::Literal)
+            ]),
+            ALICE,
+            Write,
+            Topic
+        ));
+        assert!(!auth.authorize_any(
+            &set([
+                write("app-x", PatternType::Prefixed),
+                deny("app-", PatternType::Prefixed)
+            ]),
+            ALICE,
+            Write,
+            Topic
+        ));
+        assert!(auth.authorize_any(
+            &set([
+                write("app-x", PatternType::Literal),
+                deny("other", PatternType::Prefixed)
+            ]),
+            ALICE,
+            Write,
+            Topic
+        ));
+        assert!(!auth.authorize_any(
+            &set([
+                write("t", PatternType::Literal),
+                deny("*", PatternType::Literal)
+            ]),
+            ALICE,
+            Write,
+            Topic
+        ));
+    }
+}
