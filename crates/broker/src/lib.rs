@@ -10,6 +10,7 @@ mod api;
 mod broker;
 pub mod config;
 pub mod fuzz;
+mod inter_broker;
 pub mod metrics;
 mod partition;
 pub mod prometheus;

@@ -14,7 +14,7 @@ mod records;
 mod replicas;
 
 pub use cluster::{fetch_on, produce_on, Cluster, PartitionInfo, TopicInfo};
-pub use connection::Connection;
+pub use connection::{connect_tcp, Connection, Transport, CONNECT_TIMEOUT};
 pub use groups::{GroupDescription, GroupMember};
 pub use partitioner::partition_for_key;
 pub use quorum::metadata_quorum_request;
