@@ -30,7 +30,8 @@ const RECORDS: usize = 200;
 /// (`node.pem`), and a CA the cluster does not trust with a certificate of its own
 /// (`rogue.pem`) carrying the same subject and names.
 fn certificates(dir: &Path) {
-    let extensions = "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,DNS:localhost\n\
+    let extensions = "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.4,\
+                      DNS:localhost\n\
                       extendedKeyUsage=serverAuth,clientAuth\n";
     certs::make_ca(dir, "ca", "/CN=Strata Cluster CA");
     certs::issue(
@@ -59,23 +60,27 @@ struct Secured {
     controllers: Vec<String>,
 }
 
-fn start_secured(nodes: usize) -> Secured {
+/// `voters` voting nodes and `brokers_only` broker-only nodes (which reach the voters over
+/// mutual TLS too: registration, heartbeats, the metadata stream).
+fn start_secured(voters: usize, brokers_only: usize) -> Secured {
     let dir = tempfile::tempdir().expect("temp dir");
     certificates(dir.path());
     let file = |name: &str| dir.path().join(name).display().to_string();
-    let hosts: Vec<String> = (1..=nodes).map(|i| format!("127.0.0.{i}")).collect();
-    let controller_ports: Vec<u16> = hosts.iter().map(|h| free_port_on(h)).collect();
+    let hosts: Vec<String> = (1..=voters + brokers_only)
+        .map(|i| format!("127.0.0.{i}"))
+        .collect();
+    let controller_ports: Vec<u16> = hosts[..voters].iter().map(|h| free_port_on(h)).collect();
     let controllers: Vec<String> = hosts
         .iter()
         .zip(&controller_ports)
         .map(|(h, p)| format!("{h}:{p}"))
         .collect();
-    let voters: Vec<String> = controllers
+    let voter_list: Vec<String> = controllers
         .iter()
         .enumerate()
         .map(|(i, address)| format!("{}@{address}", i + 1))
         .collect();
-    let voters = voters.join(",");
+    let voter_list = voter_list.join(",");
     let nodes = hosts
         .iter()
         .enumerate()
@@ -84,8 +89,9 @@ fn start_secured(nodes: usize) -> Secured {
             let options = NodeOptions {
                 node_id: i as i32 + 1,
                 host: host.clone(),
-                voters: Some(voters.clone()),
-                controller_port: Some(controller_ports[i]),
+                voters: Some(voter_list.clone()),
+                controller_port: controller_ports.get(i).copied(),
+                roles: (i >= voters).then(|| "broker".to_owned()),
                 port: Some(port),
                 ..NodeOptions::default()
             }
@@ -126,7 +132,9 @@ fn start_secured(nodes: usize) -> Secured {
 
 #[test]
 fn a_cluster_with_mutual_tls_between_nodes_replicates_over_its_ssl_inter_broker_listener() {
-    let mut secured = start_secured(3);
+    // Three voters and a broker-only node: Raft, forwarded commands, heartbeats and the
+    // broker-only node's metadata stream all cross the controller port's TLS.
+    let mut secured = start_secured(3, 1);
     run_bounded(Duration::from_secs(120), async move {
         let cluster = &mut secured.cluster;
         cluster.wait_for_brokers(Duration::from_secs(30)).await;
@@ -274,7 +282,7 @@ fn tls_answer(address: &str, config: Arc<rustls::ClientConfig>) -> Result<[u8; 9
 
 #[test]
 fn the_controller_port_refuses_peers_without_a_certificate_from_the_cluster_ca() {
-    let mut secured = start_secured(1);
+    let mut secured = start_secured(1, 0);
     let dir = secured.dir.path().to_path_buf();
     let controller = secured.controllers[0].clone();
     let registered_at = secured.cluster.node(1).bootstrap();

@@ -557,6 +557,66 @@ VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBEAiAVy663PuZz+AViGY7nHryz
     }
 
     #[test]
+    fn the_controller_port_is_mutual_tls_or_plain_text() {
+        let props = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        // Kafka's default map has no CONTROLLER entry: plain text, as before.
+        assert!(controller_tls(&props(&[])).unwrap().is_none());
+        assert!(controller_tls(&props(&[(
+            "listener.security.protocol.map",
+            "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+        )]))
+        .unwrap()
+        .is_none());
+        for (pairs, needle) in [
+            (
+                vec![("listener.security.protocol.map", "CONTROLLER:SASL_SSL")],
+                "SASL on the controller port",
+            ),
+            (
+                vec![("listener.security.protocol.map", "CONTROLLER:SSL")],
+                "the controller listener CONTROLLER needs ssl.keystore.location",
+            ),
+            (
+                vec![
+                    ("listener.security.protocol.map", "CONTROLLER:SSL"),
+                    ("listener.name.controller.ssl.client.auth", "requested"),
+                ],
+                "always requires client certificates",
+            ),
+            (
+                vec![
+                    ("controller.listener.names", "RAFT"),
+                    ("listener.security.protocol.map", "RAFT:SSL"),
+                    ("listener.name.raft.ssl.keystore.type", "PKCS12"),
+                ],
+                "JKS or PKCS12",
+            ),
+        ] {
+            let error = controller_tls(&props(&pairs)).unwrap_err().to_string();
+            assert!(error.contains(needle), "{pairs:?}: {error}");
+        }
+        // SASL between brokers is still refused; SSL is not (it fails here on the keystore).
+        let error = crate::config::BrokerConfig::default()
+            .apply_properties(&props(&[
+                ("listeners", "SASL_SSL://127.0.0.1:1"),
+                ("sasl.enabled.mechanisms", "PLAIN"),
+            ]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("SASL_SSL between brokers"), "{error}");
+        let error = crate::config::BrokerConfig::default()
+            .apply_properties(&props(&[("listeners", "SSL://127.0.0.1:1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("needs ssl.keystore.location"), "{error}");
+    }
+
+    #[test]
     fn keystore_and_mechanism_settings_are_checked_at_start() {
         let props = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
             pairs
