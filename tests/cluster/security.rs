@@ -60,9 +60,26 @@ struct Secured {
     controllers: Vec<String>,
 }
 
+/// The inter-broker listener's protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InterBroker {
+    /// SSL with client certificates required.
+    Ssl,
+    /// SASL_SSL, brokers authenticating with PLAIN.
+    SaslSsl,
+}
+
+/// The JAAS line of the SASL_SSL inter-broker listener: this broker's own credentials and
+/// the users it accepts (escaped for the harness's TOML file).
+const BROKER_JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username=\"broker\" password=\"broker-secret\" user_broker=\"broker-secret\";"#;
+
 /// `voters` voting nodes and `brokers_only` broker-only nodes (which reach the voters over
 /// mutual TLS too: registration, heartbeats, the metadata stream).
 fn start_secured(voters: usize, brokers_only: usize) -> Secured {
+    start_with(voters, brokers_only, InterBroker::Ssl)
+}
+
+fn start_with(voters: usize, brokers_only: usize, inter_broker: InterBroker) -> Secured {
     let dir = tempfile::tempdir().expect("temp dir");
     certificates(dir.path());
     let file = |name: &str| dir.path().join(name).display().to_string();
@@ -86,7 +103,7 @@ fn start_secured(voters: usize, brokers_only: usize) -> Secured {
         .enumerate()
         .map(|(i, host)| {
             let (port, internal) = (free_port_on(host), free_port_on(host));
-            let options = NodeOptions {
+            let mut options = NodeOptions {
                 node_id: i as i32 + 1,
                 host: host.clone(),
                 voters: Some(voter_list.clone()),
@@ -101,7 +118,10 @@ fn start_secured(voters: usize, brokers_only: usize) -> Secured {
             )
             .property(
                 "listener.security.protocol.map",
-                "PLAINTEXT:PLAINTEXT,INTERNAL:SSL,CONTROLLER:SSL",
+                match inter_broker {
+                    InterBroker::Ssl => "PLAINTEXT:PLAINTEXT,INTERNAL:SSL,CONTROLLER:SSL",
+                    InterBroker::SaslSsl => "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL,CONTROLLER:SSL",
+                },
             )
             .property("inter.broker.listener.name", "INTERNAL")
             // The INTERNAL listener takes the unprefixed settings...
@@ -120,6 +140,12 @@ fn start_secured(voters: usize, brokers_only: usize) -> Secured {
                 &file("ca.pem"),
             )
             .property("listener.name.controller.ssl.client.auth", "required");
+            if inter_broker == InterBroker::SaslSsl {
+                options = options
+                    .property("sasl.mechanism.inter.broker.protocol", "PLAIN")
+                    .property("listener.name.internal.sasl.enabled.mechanisms", "PLAIN")
+                    .property("listener.name.internal.plain.sasl.jaas.config", BROKER_JAAS);
+            }
             Node::start(options)
         })
         .collect();
@@ -136,7 +162,23 @@ fn a_cluster_with_mutual_tls_between_nodes_replicates_over_its_ssl_inter_broker_
     // broker-only node's metadata stream all cross the controller port's TLS.
     let mut secured = start_secured(3, 1);
     run_bounded(Duration::from_secs(120), async move {
-        let cluster = &mut secured.cluster;
+        replicates_acks_all_writes(&mut secured.cluster).await;
+    });
+}
+
+#[test]
+fn followers_authenticate_with_plain_on_a_sasl_ssl_inter_broker_listener() {
+    let mut secured = start_with(3, 0, InterBroker::SaslSsl);
+    run_bounded(Duration::from_secs(120), async move {
+        replicates_acks_all_writes(&mut secured.cluster).await;
+    });
+}
+
+/// Writes with acks=all to a topic of three replicas and `min.insync.replicas=3`, so every
+/// write needs both followers to have fetched it over the inter-broker listener, and reads
+/// everything back.
+async fn replicates_acks_all_writes(cluster: &mut Cluster) {
+    {
         cluster.wait_for_brokers(Duration::from_secs(30)).await;
         let bootstrap = cluster.bootstrap();
         let mut client = Client::connect(&bootstrap).await.expect("connect");
@@ -209,7 +251,7 @@ fn a_cluster_with_mutual_tls_between_nodes_replicates_over_its_ssl_inter_broker_
         let expected: std::collections::BTreeSet<String> =
             (0..RECORDS).map(|i| format!("record-{i}")).collect();
         assert_eq!(seen, expected);
-    });
+    }
 }
 
 /// What a controller port answers an HTTP/2 client (the gRPC transport) that reaches it

@@ -61,6 +61,10 @@ pub struct BrokerConfig {
     /// keystore as the client certificate), used by replica fetchers and other connections
     /// to brokers.
     pub inter_broker_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// The PLAIN username and password of this broker's own connections to a SASL
+    /// inter-broker listener (`sasl.mechanism.inter.broker.protocol=PLAIN`, the listener's
+    /// JAAS `username` and `password`).
+    pub inter_broker_sasl: Option<(String, String)>,
     /// Mutual TLS on the controller port, when the controller listener (the first of
     /// `controller.listener.names`) maps to SSL in `listener.security.protocol.map`; its
     /// settings are `listener.name.<controller listener>.ssl.*`.
@@ -179,6 +183,7 @@ impl Default for BrokerConfig {
             )],
             inter_broker_listener: "PLAINTEXT".to_owned(),
             inter_broker_tls: None,
+            inter_broker_sasl: None,
             controller_tls: None,
             controller_allow_plaintext: false,
             rack: None,
@@ -287,26 +292,25 @@ impl BrokerConfig {
         if let Some((listeners, inter_broker)) = listeners::parse(props)? {
             self.listeners = listeners;
             self.inter_broker_listener = inter_broker;
-            // Followers fetch with Strata's own client, which speaks TLS but not SASL.
-            let inter = self.inter_broker();
-            if inter.protocol.uses_sasl() {
-                return Err(ConfigError::Unserved {
-                    key: "inter.broker.listener.name".to_owned(),
-                    value: inter.name.clone(),
-                    what: format!("{} between brokers", inter.protocol.name()),
-                });
-            }
         }
         for listener in &mut self.listeners {
             listener.tls = tls::server_config(&self.properties, listener)?;
             listener.sasl = sasl::settings(&self.properties, listener)?;
         }
         let inter = self.inter_broker();
-        self.inter_broker_tls = if inter.protocol.uses_tls() {
+        // Followers authenticate with PLAIN only (no SCRAM client yet).
+        let inter_broker_sasl = if inter.protocol.uses_sasl() {
+            Some(sasl::inter_broker_plain(&self.properties, inter)?)
+        } else {
+            None
+        };
+        let inter_broker_tls = if inter.protocol.uses_tls() {
             Some(tls::client_config(&self.properties, &inter.name)?)
         } else {
             None
         };
+        self.inter_broker_sasl = inter_broker_sasl;
+        self.inter_broker_tls = inter_broker_tls;
         self.controller_tls = tls::controller_tls(&self.properties)?;
         // The table lists coarse units first, so a finer property overrides a coarser one.
         for (property, topic_key, scale) in TOPIC_DEFAULT_PROPERTIES {

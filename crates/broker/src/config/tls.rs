@@ -600,15 +600,34 @@ VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBEAiAVy663PuZz+AViGY7nHryz
             let error = controller_tls(&props(&pairs)).unwrap_err().to_string();
             assert!(error.contains(needle), "{pairs:?}: {error}");
         }
-        // SASL between brokers is still refused; SSL is not (it fails here on the keystore).
-        let error = crate::config::BrokerConfig::default()
-            .apply_properties(&props(&[
-                ("listeners", "SASL_SSL://127.0.0.1:1"),
+        // SASL between brokers needs PLAIN and this broker's own username and password.
+        let sasl = |extra: &[(&str, &str)]| {
+            let mut pairs = vec![
+                ("listeners", "SASL_PLAINTEXT://127.0.0.1:1"),
                 ("sasl.enabled.mechanisms", "PLAIN"),
-            ]))
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("SASL_SSL between brokers"), "{error}");
+            ];
+            pairs.extend_from_slice(extra);
+            let mut config = crate::config::BrokerConfig::default();
+            config
+                .apply_properties(&props(&pairs))
+                .map(|()| config.inter_broker_sasl)
+                .map_err(|e| e.to_string())
+        };
+        const USERS: &str =
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_b="s";"#;
+        const OWN: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="b" password="s" user_b="s";"#;
+        let error = sasl(&[("sasl.jaas.config", OWN)]).unwrap_err();
+        assert!(
+            error.contains("SASL_PLAINTEXT between brokers with SASL mechanism GSSAPI"),
+            "{error}"
+        );
+        let plain = ("sasl.mechanism.inter.broker.protocol", "PLAIN");
+        let error = sasl(&[plain, ("sasl.jaas.config", USERS)]).unwrap_err();
+        assert!(error.contains("needs username and password"), "{error}");
+        assert_eq!(
+            sasl(&[plain, ("sasl.jaas.config", OWN)]).unwrap(),
+            Some(("b".to_owned(), "s".to_owned()))
+        );
         let error = crate::config::BrokerConfig::default()
             .apply_properties(&props(&[("listeners", "SSL://127.0.0.1:1")]))
             .unwrap_err()
