@@ -12,5 +12,6 @@ mod metadata;
 mod metrics;
 mod reassignment;
 mod replication;
+mod security;
 mod transactions;
 mod verify;

@@ -47,7 +47,9 @@ impl Cluster {
     }
 
     /// Starts `voters` voting nodes, node `i` in namespace `i` of `net` at its address there
-    /// (ports 9092 and 9093), each with `properties`.
+    /// (ports 9092 and 9093), each with `properties`. The controller port there is not
+    /// loopback and runs without TLS (`controller.allow.plaintext=true`): the namespaces'
+    /// network is private to the test.
     pub fn start_in(
         net: &crate::netns::Network,
         voters: usize,
@@ -67,7 +69,8 @@ impl Cluster {
                     port: Some(9092),
                     netns: Some(net.namespace(i)),
                     ..NodeOptions::default()
-                };
+                }
+                .property("controller.allow.plaintext", "true");
                 for (k, v) in properties {
                     options = options.property(k, v);
                 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+pub mod certs;
 pub mod cluster;
 pub mod http;
 pub mod netns;

@@ -5,7 +5,6 @@
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
@@ -18,84 +17,30 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use strata_tests::raw;
+use strata_tests::{certs, raw};
 use strata_tests::{free_port, run_bounded, Node, NodeOptions};
 
 const LIMIT: Duration = Duration::from_secs(90);
 const JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\";"#;
 
-/// Runs `openssl` with `args` in `dir`.
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("running openssl");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// A CA, a broker certificate for 127.0.0.1 (key and chain in `broker.pem`) and a client
 /// certificate with the subject `CN=app,O=Strata Tests`.
 fn certificates(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=Strata Test CA"];
-    ca.extend(ec);
-    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
-    openssl(dir, &ca);
-    std::fs::write(
-        dir.join("server.ext"),
+    certs::make_ca(dir, "ca", "/CN=Strata Test CA");
+    certs::issue(
+        dir,
+        "ca",
+        "broker",
+        "/CN=localhost",
         "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-    for (name, subject, ext) in [
-        ("broker", "/CN=localhost", "server.ext"),
-        ("client", "/O=Strata Tests/CN=app", "client.ext"),
-    ] {
-        let mut req = vec!["req", "-subj", subject];
-        req.extend(ec);
-        let key = format!("{name}.key");
-        let csr = format!("{name}.csr");
-        let crt = format!("{name}.crt");
-        req.extend(["-keyout", &key, "-out", &csr]);
-        openssl(dir, &req);
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                ext,
-                "-out",
-                &crt,
-            ],
-        );
-    }
-    let pem = [
-        std::fs::read_to_string(dir.join("broker.key")).unwrap(),
-        std::fs::read_to_string(dir.join("broker.crt")).unwrap(),
-    ]
-    .concat();
-    std::fs::write(dir.join("broker.pem"), pem).unwrap();
+    );
+    certs::issue(
+        dir,
+        "ca",
+        "client",
+        "/O=Strata Tests/CN=app",
+        "extendedKeyUsage=clientAuth\n",
+    );
 }
 
 struct Secured {

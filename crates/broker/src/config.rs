@@ -59,6 +59,21 @@ pub struct BrokerConfig {
     /// `inter.broker.listener.name`: the listener (one of `listeners`) other brokers fetch
     /// from; its advertised address is this broker's registration.
     pub inter_broker_listener: String,
+    /// The client side of the inter-broker listener when it is SSL (its truststore, and its
+    /// keystore as the client certificate), used by replica fetchers and other connections
+    /// to brokers.
+    pub inter_broker_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// The PLAIN username and password of this broker's own connections to a SASL
+    /// inter-broker listener (`sasl.mechanism.inter.broker.protocol=PLAIN`, the listener's
+    /// JAAS `username` and `password`).
+    pub inter_broker_sasl: Option<(String, String)>,
+    /// Mutual TLS on the controller port, when the controller listener (the first of
+    /// `controller.listener.names`) maps to SSL in `listener.security.protocol.map`; its
+    /// settings are `listener.name.<controller listener>.ssl.*`.
+    pub controller_tls: Option<controller::ControllerTls>,
+    /// `controller.allow.plaintext` (Strata's own): serve the controller port without TLS on
+    /// an address other than loopback. Default false.
+    pub controller_allow_plaintext: bool,
     /// `broker.rack`.
     pub rack: Option<String>,
     /// `num.partitions`: partitions of an auto-created topic or a CreateTopics asking for -1.
@@ -182,6 +197,10 @@ impl Default for BrokerConfig {
                 "127.0.0.1:9092".parse().expect("valid literal address"),
             )],
             inter_broker_listener: "PLAINTEXT".to_owned(),
+            inter_broker_tls: None,
+            inter_broker_sasl: None,
+            controller_tls: None,
+            controller_allow_plaintext: false,
             rack: None,
             num_partitions: 1,
             default_replication_factor: 1,
@@ -304,20 +323,26 @@ impl BrokerConfig {
         if let Some((listeners, inter_broker)) = listeners::parse(props)? {
             self.listeners = listeners;
             self.inter_broker_listener = inter_broker;
-            // Followers fetch with Strata's own client, which speaks neither TLS nor SASL.
-            let inter = self.inter_broker();
-            if inter.protocol != SecurityProtocol::Plaintext {
-                return Err(ConfigError::Unserved {
-                    key: "inter.broker.listener.name".to_owned(),
-                    value: inter.name.clone(),
-                    what: format!("{} between brokers", inter.protocol.name()),
-                });
-            }
         }
         for listener in &mut self.listeners {
             listener.tls = tls::server_config(&self.properties, listener)?;
             listener.sasl = sasl::settings(&self.properties, listener)?;
         }
+        let inter = self.inter_broker();
+        // Followers authenticate with PLAIN only (no SCRAM client yet).
+        let inter_broker_sasl = if inter.protocol.uses_sasl() {
+            Some(sasl::inter_broker_plain(&self.properties, inter)?)
+        } else {
+            None
+        };
+        let inter_broker_tls = if inter.protocol.uses_tls() {
+            Some(tls::client_config(&self.properties, &inter.name)?)
+        } else {
+            None
+        };
+        self.inter_broker_sasl = inter_broker_sasl;
+        self.inter_broker_tls = inter_broker_tls;
+        self.controller_tls = tls::controller_tls(&self.properties)?;
         // The table lists coarse units first, so a finer property overrides a coarser one.
         for (property, topic_key, scale) in TOPIC_DEFAULT_PROPERTIES {
             if let Some(value) = props.get(*property) {
@@ -501,6 +526,9 @@ applied_properties! {
                 "super.users" => self.super_users = value.to_owned(),
                 "allow.everyone.if.no.acl.found" => {
                     self.allow_everyone_if_no_acl_found = parse(key, value)?
+                }
+                "controller.allow.plaintext" => {
+                    self.controller_allow_plaintext = parse(key, value)?
                 }
                 // Read together by `listeners::parse`.
                 "listeners"

@@ -11,6 +11,7 @@ pub mod authorizer;
 mod broker;
 pub mod config;
 pub mod fuzz;
+mod inter_broker;
 pub mod metrics;
 mod partition;
 pub mod prometheus;

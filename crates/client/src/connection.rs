@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::{ClientError, Result};
@@ -16,11 +16,16 @@ const MAX_RESPONSE: usize = 256 << 20;
 /// How long one request may take, unless the request says longer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A byte stream a [`Connection`] runs over: a TCP stream, or one wrapped in TLS by the
+/// caller (this crate knows no TLS).
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Transport for T {}
+
 /// A connection with negotiated API versions.
-#[derive(Debug)]
 pub struct Connection {
     addr: String,
-    stream: TcpStream,
+    stream: Box<dyn Transport>,
     next_correlation_id: i32,
     versions: HashMap<i16, (i16, i16)>,
     /// Responses are read into this buffer and split off it; once a response's bytes are
@@ -29,18 +34,42 @@ pub struct Connection {
     read_buf: BytesMut,
 }
 
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("addr", &self.addr)
+            .field("next_correlation_id", &self.next_correlation_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a TCP connect may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A TCP connection to `addr` with `TCP_NODELAY`, within [`CONNECT_TIMEOUT`].
+pub async fn connect_tcp(addr: &str) -> Result<TcpStream> {
+    let io = |source| ClientError::Io {
+        addr: addr.to_owned(),
+        source,
+    };
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ClientError::Timeout(format!("connecting to {addr}")))?
+        .map_err(io)?;
+    stream.set_nodelay(true).map_err(io)?;
+    Ok(stream)
+}
+
 impl Connection {
-    /// Connects and negotiates versions with ApiVersions.
+    /// Connects over plain TCP and negotiates versions with ApiVersions.
     pub async fn connect(addr: &str) -> Result<Self> {
-        let io = |source| ClientError::Io {
-            addr: addr.to_owned(),
-            source,
-        };
-        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
-            .await
-            .map_err(|_| ClientError::Timeout(format!("connecting to {addr}")))?
-            .map_err(io)?;
-        stream.set_nodelay(true).map_err(io)?;
+        let stream = connect_tcp(addr).await?;
+        Self::over(addr, Box::new(stream)).await
+    }
+
+    /// Negotiates versions with ApiVersions over `stream`, already connected to `addr` (and,
+    /// for a TLS listener, through its handshake).
+    pub async fn over(addr: &str, stream: Box<dyn Transport>) -> Result<Self> {
         let mut conn = Self {
             addr: addr.to_owned(),
             stream,

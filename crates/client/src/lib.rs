@@ -18,7 +18,7 @@ pub use cluster::{
     fetch_committed_on, fetch_on, produce_on, produce_transactional_on, Cluster, PartitionInfo,
     TopicInfo,
 };
-pub use connection::Connection;
+pub use connection::{connect_tcp, Connection, Transport, CONNECT_TIMEOUT};
 pub use groups::{GroupDescription, GroupMember};
 pub use partitioner::partition_for_key;
 pub use quorum::metadata_quorum_request;

@@ -22,6 +22,9 @@
 //! and the turmoil harness track. Being an alpha, it is pinned with `=` and every voter of
 //! a cluster must run the same build (voters exchange openraft's own message types).
 //!
+//! The controller port serves plain HTTP/2 only on loopback addresses (or when the operator
+//! says so); anywhere else it needs [`ControllerTls`], mutual TLS with the cluster's CA.
+//!
 //! Pure helpers for the broker: [`assign_replicas`] (replica placement) and the
 //! [`topic_config`] catalog.
 #![deny(missing_docs)]
@@ -38,6 +41,7 @@ mod quorum;
 pub mod quotas;
 mod raft;
 mod rpc;
+mod tls;
 pub mod topic_config;
 mod validate;
 
@@ -47,6 +51,7 @@ pub use image::{BrokerMeta, ListenerEndpoint, MetadataImage, PartitionMeta, Topi
 pub use node::{parse_voters, BrokerRegistration, Controller, ControllerOptions, RaftStatus};
 pub use placement::assign_replicas;
 pub use quorum::{QuorumInfo, VoterInfo};
+pub use tls::ControllerTls;
 pub use topic_config::{topic_config_defs, validate_topic_config, ConfigDef, ConfigKind};
 pub use uuid::Uuid;
 pub use validate::{

@@ -31,6 +31,7 @@ use crate::raft::state_machine::{Published, StateMachine};
 use crate::raft::{membership, Raft};
 use crate::rpc::pb::controller_client::ControllerClient;
 use crate::rpc::{self, pb};
+use crate::tls::ControllerTls;
 
 /// How long [`Controller::submit`] keeps looking for a leader before giving up.
 const SUBMIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,6 +63,11 @@ pub struct ControllerOptions {
     /// Snapshot the image after this many Raft log entries; older entries are purged.
     /// Default 1,000.
     pub snapshot_every: u64,
+    /// Mutual TLS for the controller port, served and used towards voters. Default none.
+    pub tls: Option<ControllerTls>,
+    /// Serve the controller port without TLS on an address other than loopback
+    /// (`controller.allow.plaintext`). Default false: such a start is refused.
+    pub allow_plaintext: bool,
 }
 
 impl ControllerOptions {
@@ -82,6 +88,8 @@ impl ControllerOptions {
             broker_heartbeat_interval: Duration::from_millis(250),
             broker_session_timeout: Duration::from_millis(1000),
             snapshot_every: 1000,
+            tls: None,
+            allow_plaintext: false,
         }
     }
 
@@ -206,10 +214,26 @@ impl Controller {
     /// the node is running, not once a leader is elected.
     ///
     /// Errors: [`ControllerError::Io`] when storage cannot be opened or the listener not
-    /// bound; [`ControllerError::Config`] for inconsistent options.
+    /// bound; [`ControllerError::Config`] for inconsistent options, and for a voter whose
+    /// listen address is not loopback without TLS (unless `allow_plaintext`): anyone
+    /// reaching an open controller port could rewrite the cluster's metadata.
     pub async fn start(options: ControllerOptions) -> Result<Controller, ControllerError> {
         let (stopping, _) = watch::channel(false);
         let voter_listen = match (options.is_voter(), options.listen) {
+            (true, Some(listen))
+                if !listen.ip().is_loopback()
+                    && options.tls.is_none()
+                    && !options.allow_plaintext =>
+            {
+                return Err(ControllerError::Config(format!(
+                    "the controller port would serve {listen} without TLS: anyone reaching it \
+                     could register brokers, submit metadata commands and forge Raft messages. \
+                     Map the controller listener to SSL (listener.security.protocol.map=\
+                     CONTROLLER:SSL with listener.name.controller.ssl.keystore.location and \
+                     listener.name.controller.ssl.truststore.location), bind a loopback \
+                     address, or set controller.allow.plaintext=true on a trusted network"
+                )))
+            }
             (true, Some(listen)) => Some(listen),
             (true, None) => {
                 return Err(ControllerError::Config(
@@ -234,10 +258,13 @@ impl Controller {
                         source,
                     })?;
                 let config = raft_config(&options)?;
+                let network = Network {
+                    tls: options.tls.as_ref().map(|tls| Arc::clone(&tls.client)),
+                };
                 let raft = Raft::new(
                     options.node_id as u64,
                     Arc::new(config),
-                    Network,
+                    network,
                     log,
                     state_machine,
                 )
@@ -286,6 +313,7 @@ impl Controller {
         tracing::info!(
             node_id = controller.inner.options.node_id,
             voter = controller.inner.voter.is_some(),
+            tls = controller.inner.options.tls.is_some(),
             voters = ?controller.inner.options.voters,
             "controller started"
         );
@@ -431,7 +459,8 @@ impl Controller {
             .voters
             .get(&id)
             .ok_or_else(|| Attempt::Unavailable(format!("node {id} is not a voter")))?;
-        let channel = rpc::lazy_channel(address).map_err(Attempt::Unavailable)?;
+        let tls = self.inner.options.tls.as_ref().map(|tls| &tls.client);
+        let channel = rpc::lazy_channel(address, tls).map_err(Attempt::Unavailable)?;
         let client = ControllerClient::new(channel);
         clients.insert(id, client.clone());
         Ok(client)
@@ -715,16 +744,30 @@ impl Controller {
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(256 << 20);
         let mut stopping = self.inner.stopping.subscribe();
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let tls = self
+            .inner
+            .options
+            .tls
+            .as_ref()
+            .map(|tls| Arc::clone(&tls.server));
         let task = tokio::spawn(async move {
-            let served = tonic::transport::Server::builder()
+            let router = tonic::transport::Server::builder()
                 .tcp_nodelay(true)
                 .add_service(raft)
-                .add_service(control)
-                .serve_with_incoming_shutdown(incoming, async move {
-                    let _ = stopping.wait_for(|stop| *stop).await;
-                })
-                .await;
+                .add_service(control);
+            let stop = async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            };
+            let served = match tls {
+                Some(config) => {
+                    let incoming = crate::tls::incoming(listener, config);
+                    router.serve_with_incoming_shutdown(incoming, stop).await
+                }
+                None => {
+                    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                    router.serve_with_incoming_shutdown(incoming, stop).await
+                }
+            };
             if let Err(error) = served {
                 tracing::error!(%error, "controller listener failed");
             }

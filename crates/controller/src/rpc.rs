@@ -2,6 +2,7 @@
 //! the two services a voter serves (Raft between voters; Controller for brokers).
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use futures::Stream;
 use tokio::sync::{broadcast, mpsc};
@@ -24,10 +25,14 @@ pub(crate) mod pb {
     tonic::include_proto!("strata.controller.v1");
 }
 
-/// A channel to `host:port` that connects on first use and reconnects after failures. HTTP/2
-/// pings every 250 ms find a connection that went silent (a peer cut off the network, or
-/// paused) within about a second, so it is replaced instead of timing out every call.
-pub(crate) fn lazy_channel(address: &str) -> Result<Channel, String> {
+/// A channel to `host:port` that connects on first use and reconnects after failures, over
+/// TLS with `tls` when given. HTTP/2 pings every 250 ms find a connection that went silent
+/// (a peer cut off the network, or paused) within about a second, so it is replaced instead
+/// of timing out every call.
+pub(crate) fn lazy_channel(
+    address: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<Channel, String> {
     let endpoint = Endpoint::from_shared(format!("http://{address}"))
         .map_err(|e| format!("bad controller address {address}: {e}"))?
         .connect_timeout(std::time::Duration::from_millis(500))
@@ -35,7 +40,12 @@ pub(crate) fn lazy_channel(address: &str) -> Result<Channel, String> {
         .keep_alive_timeout(std::time::Duration::from_millis(750))
         .keep_alive_while_idle(true)
         .tcp_nodelay(true);
-    Ok(endpoint.connect_lazy())
+    Ok(match tls {
+        None => endpoint.connect_lazy(),
+        Some(config) => {
+            endpoint.connect_with_connector_lazy(crate::tls::connector(address, config))
+        }
+    })
 }
 
 /// The Raft service: openraft messages from other voters.

@@ -41,6 +41,11 @@ pub(crate) struct ServeArgs {
     /// entry in --voters].
     #[arg(long)]
     controller_listen: Option<String>,
+    /// Serve the controller port without TLS even on an address other than loopback
+    /// (`controller.allow.plaintext=true`): only on a network where every host that can
+    /// reach the port is trusted.
+    #[arg(long)]
+    controller_allow_plaintext: bool,
     /// The metadata quorum's voters, ID@HOST:PORT,...
     #[arg(long, default_value = "1@127.0.0.1:9093")]
     voters: String,
@@ -118,6 +123,8 @@ async fn controller_options(
     options.broker_heartbeat_interval = Duration::from_millis(config.broker_heartbeat_interval_ms);
     options.broker_session_timeout = Duration::from_millis(config.broker_session_timeout_ms);
     options.snapshot_every = config.metadata_snapshot_interval_records;
+    options.tls = config.controller_tls.clone();
+    options.allow_plaintext = config.controller_allow_plaintext || args.controller_allow_plaintext;
     Ok(options)
 }
 

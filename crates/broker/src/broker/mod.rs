@@ -137,6 +137,8 @@ pub struct Broker {
     pub(crate) txns: Arc<TxnCoordinator>,
     /// Pull the partitions this node follows from their leaders.
     fetchers: ReplicaFetchers,
+    /// How this broker connects to other brokers' inter-broker listener.
+    pub(crate) inter_broker: crate::inter_broker::InterBrokerClient,
     /// Per-API request timings.
     request_metrics: crate::metrics::RequestMetrics,
     /// Per-topic byte and record counters (the partitions hold their topic's entry).
@@ -161,6 +163,10 @@ impl Broker {
         std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
         let cluster_id = read_or_create_cluster_id(&config, controller.voters())?;
         let log_dir = LogDir::open(&config.data_dir, segment_store::LogConfig::default())?;
+        let inter_broker = crate::inter_broker::InterBrokerClient::new(
+            config.inter_broker_tls.clone(),
+            config.inter_broker_sasl.clone(),
+        );
         let broker = Arc::new_cyclic(|weak| Self {
             txns: Arc::new(TxnCoordinator::new(
                 TxnConfig {
@@ -203,7 +209,9 @@ impl Broker {
                 partition_max_bytes: config.replica_fetch_max_bytes,
                 response_max_bytes: config.replica_fetch_response_max_bytes,
                 backoff: Duration::from_millis(config.replica_fetch_backoff_ms),
+                connector: inter_broker.clone(),
             }),
+            inter_broker,
             groups: Arc::new(GroupCoordinator::new(
                 coordinator::group::classic::GroupConfig {
                     min_session_timeout_ms: config.group_min_session_timeout_ms,

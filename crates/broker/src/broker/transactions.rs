@@ -119,7 +119,7 @@ impl Broker {
             return unreachable();
         };
         let addr = format!("{}:{}", broker.host, broker.port);
-        let Ok(mut connection) = client::Connection::connect(&addr).await else {
+        let Ok(mut connection) = self.inter_broker.connect(&addr).await else {
             return unreachable();
         };
         let topics = by_topic(partitions);
@@ -327,7 +327,7 @@ impl Broker {
         use kafka_protocol::messages::AddPartitionsToTxnRequest;
         let unavailable = || vec![Err(ResponseError::CoordinatorNotAvailable); partitions.len()];
         let addr = format!("{}:{}", coordinator.host, coordinator.port);
-        let Ok(mut connection) = client::Connection::connect(&addr).await else {
+        let Ok(mut connection) = self.inter_broker.connect(&addr).await else {
             return unavailable();
         };
         let topics = by_topic(partitions);

@@ -233,6 +233,7 @@ const TYPES: &[(&str, ConfigKind, Option<&str>)] = {
         ("auto.leader.rebalance.enable", Boolean, Some("true")),
         ("leader.imbalance.check.interval.seconds", Long, Some("300")),
         ("controlled.shutdown.enable", Boolean, Some("true")),
+        ("controller.allow.plaintext", Boolean, Some("false")),
         ("listeners", List, Some("PLAINTEXT://:9092")),
         ("advertised.listeners", List, None),
         // Topic-config defaults in other units than the topic config, or without a default.

@@ -60,6 +60,7 @@ pub(crate) const DOCS: &[(&str, &str)] = &[
     ("authorizer.class.name", "Turns on authorization: Kafka's `org.apache.kafka.metadata.authorizer.StandardAuthorizer` (ACLs kept in the metadata quorum); empty: everything allowed. Any other class stops the start."),
     ("super.users", "Principals allowed everything whatever the ACLs say, `User:name` entries separated by semicolons."),
     ("allow.everyone.if.no.acl.found", "Whether a resource without any ACL is open to everyone (with the authorizer on)."),
+    ("controller.allow.plaintext", "Strata's own: lets a voter serve its controller port without TLS on a non-loopback address (refused otherwise). Only for networks where every host that reaches the port is trusted."),
     ("quota.window.num", "Samples a client's byte rates are measured over for its quotas."),
     ("quota.window.size.seconds", "The length of one quota sample, in seconds."),
     ("controlled.shutdown.enable", "Whether a stopping broker hands its leaderships over before it stops."),
@@ -82,6 +83,8 @@ const LISTENER_SECURITY_DOCS: &[(&str, &str)] = &[
     ("ssl.truststore.location", "A PEM file with the CA certificates client certificates are checked against."),
     ("ssl.truststore.certificates", "The CA certificates as PEM text (instead of a file)."),
     ("ssl.client.auth", "`none`, `requested` or `required`: whether clients present a certificate; its subject DN is the principal."),
+    ("ssl.endpoint.identification.algorithm", "`https` (the default): a node connecting to another's listener or controller port checks the certificate against the host it dialled; empty: no check."),
+    ("sasl.mechanism.inter.broker.protocol", "The mechanism brokers authenticate with on a SASL inter-broker listener: `PLAIN` (Kafka's default `GSSAPI` stops the start), with `username` and `password` from the listener's PLAIN JAAS line."),
     ("sasl.enabled.mechanisms", "Mechanisms offered on SASL listeners: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`."),
     ("sasl.jaas.config", "The JAAS line of SASL listeners, also per mechanism as `<mechanism>.sasl.jaas.config` (`plain.`, `scram-sha-256.`, ...): for PLAIN, the users as `user_NAME=\"password\"` entries of `PlainLoginModule`. SCRAM users live in the metadata quorum (AlterUserScramCredentials)."),
 ];

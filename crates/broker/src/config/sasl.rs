@@ -118,6 +118,56 @@ pub(super) fn settings(
     Ok(Some(settings))
 }
 
+/// The PLAIN username and password this broker authenticates with on the SASL inter-broker
+/// listener `listener`: `sasl.mechanism.inter.broker.protocol` (Kafka's default GSSAPI) must
+/// be PLAIN, and the listener's PLAIN JAAS line (`listener.name.<listener>.plain.sasl.jaas.config`,
+/// else `sasl.jaas.config`) must hold `username` and `password`, as Kafka's broker reads them.
+pub(super) fn inter_broker_plain(
+    props: &BTreeMap<String, String>,
+    listener: &ListenerConfig,
+) -> Result<(String, String), ConfigError> {
+    const KEY: &str = "sasl.mechanism.inter.broker.protocol";
+    let mechanism = props.get(KEY).map_or("GSSAPI", |m| m.trim());
+    if Mechanism::parse(mechanism) != Some(Mechanism::Plain) {
+        return Err(ConfigError::Unserved {
+            key: KEY.to_owned(),
+            value: mechanism.to_owned(),
+            what: format!(
+                "{} between brokers with SASL mechanism {mechanism} (served: PLAIN)",
+                listener.protocol.name()
+            ),
+        });
+    }
+    let prefixed = format!(
+        "listener.name.{}.plain.sasl.jaas.config",
+        listener.name.to_ascii_lowercase()
+    );
+    let (key, jaas) = match props.get(&prefixed) {
+        Some(jaas) => (prefixed, jaas.as_str()),
+        None => (
+            "sasl.jaas.config".to_owned(),
+            props.get("sasl.jaas.config").map_or("", |j| j.as_str()),
+        ),
+    };
+    let (_, options) = parse_jaas(jaas).map_err(|reason| invalid(&key, jaas, reason))?;
+    let option = |name: &str| {
+        options
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    match (option("username"), option("password")) {
+        (Some(username), Some(password)) => Ok((username, password)),
+        _ => Err(invalid(
+            &key,
+            jaas,
+            "the inter-broker listener's JAAS line needs username and password for this \
+             broker's own connections"
+                .into(),
+        )),
+    }
+}
+
 /// Parses one JAAS entry, `<LoginModule> <flag> key="value" ...;`: the module's class name
 /// and its options.
 pub(super) fn parse_jaas(jaas: &str) -> Result<(String, Vec<(String, String)>), String> {

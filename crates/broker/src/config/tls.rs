@@ -1,15 +1,23 @@
-//! TLS of SSL and SASL_SSL listeners from Kafka's PEM settings (`ssl.keystore.type=PEM`,
-//! `ssl.keystore.location` or `ssl.keystore.key` with `ssl.keystore.certificate.chain`,
-//! `ssl.truststore.location` or `ssl.truststore.certificates`, `ssl.client.auth`), each
-//! also taken with the listener prefix `listener.name.<listener>.` first, as Kafka does.
+//! TLS from Kafka's PEM settings (`ssl.keystore.type=PEM`, `ssl.keystore.location` or
+//! `ssl.keystore.key` with `ssl.keystore.certificate.chain`, `ssl.truststore.location` or
+//! `ssl.truststore.certificates`, `ssl.client.auth`, `ssl.endpoint.identification.algorithm`),
+//! each also taken with the listener prefix `listener.name.<listener>.` first, as Kafka does.
+//! One reader of these settings builds every TLS configuration of a node: the servers of SSL
+//! and SASL_SSL listeners, the client this broker's replica fetchers use towards the
+//! inter-broker listener, and both ends of the controller port.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
 use super::{invalid, ConfigError, ListenerConfig, SecurityProtocol};
 
@@ -37,18 +45,17 @@ pub(super) fn listener_setting<'a>(
     props.get(key).map(|v| (key.to_owned(), v.as_str()))
 }
 
-/// The rustls server configuration of `listener`, or `None` for a listener without TLS.
-pub(super) fn server_config(
-    props: &BTreeMap<String, String>,
-    listener: &ListenerConfig,
-) -> Result<Option<Arc<ServerConfig>>, ConfigError> {
-    if !listener.protocol.uses_tls() {
-        return Ok(None);
-    }
-    let name = &listener.name;
-    let setting = |key: &str| listener_setting(props, name, key);
+/// A keystore: the certificate chain and its private key, and the key they were read from.
+struct KeyStore {
+    source: String,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+/// Refuses store types other than PEM for `listener`.
+fn check_store_types(props: &BTreeMap<String, String>, listener: &str) -> Result<(), ConfigError> {
     for key in ["ssl.keystore.type", "ssl.truststore.type"] {
-        if let Some((key, value)) = setting(key) {
+        if let Some((key, value)) = listener_setting(props, listener, key) {
             if !value.trim().eq_ignore_ascii_case("PEM") {
                 return Err(ConfigError::Unserved {
                     key,
@@ -58,7 +65,17 @@ pub(super) fn server_config(
             }
         }
     }
-    let (key_source, key_pem, chain_pem) = match (
+    Ok(())
+}
+
+/// The keystore of `listener` (`ssl.keystore.location`, or `ssl.keystore.key` with
+/// `ssl.keystore.certificate.chain`), `None` when neither is set.
+fn key_store(
+    props: &BTreeMap<String, String>,
+    listener: &str,
+) -> Result<Option<KeyStore>, ConfigError> {
+    let setting = |key: &str| listener_setting(props, listener, key);
+    let (source, key_pem, chain_pem) = match (
         setting("ssl.keystore.location"),
         setting("ssl.keystore.key"),
         setting("ssl.keystore.certificate.chain"),
@@ -70,37 +87,57 @@ pub(super) fn server_config(
         (None, Some((key, pem)), Some((_, chain))) => {
             (key, pem.as_bytes().to_vec(), chain.as_bytes().to_vec())
         }
-        _ => {
-            return Err(invalid(
-                "listeners",
-                name,
-                format!(
-                    "{} listener {name} needs ssl.keystore.location, or ssl.keystore.key and \
-                     ssl.keystore.certificate.chain (PEM)",
-                    listener.protocol.name()
-                ),
-            ))
-        }
+        _ => return Ok(None),
     };
     if String::from_utf8_lossy(&key_pem).contains("BEGIN ENCRYPTED PRIVATE KEY") {
         return Err(ConfigError::Unserved {
-            key: key_source,
+            key: source,
             value: "(an encrypted private key)".to_owned(),
             what: "encrypted private keys (ssl.key.password); give the key unencrypted".to_owned(),
         });
     }
-    let private_key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| invalid(&key_source, "(PEM)", format!("no private key: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| invalid(&source, "(PEM)", format!("no private key: {e}")))?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&chain_pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| invalid(&key_source, "(PEM)", format!("certificates: {e}")))?;
+        .map_err(|e| invalid(&source, "(PEM)", format!("certificates: {e}")))?;
     if chain.is_empty() {
         return Err(invalid(
-            &key_source,
+            &source,
             "(PEM)",
             "no certificate in the keystore".into(),
         ));
     }
+    Ok(Some(KeyStore { source, chain, key }))
+}
+
+fn needs_keystore(listener: &str, what: &str) -> ConfigError {
+    invalid(
+        "listeners",
+        listener,
+        format!(
+            "{what} {listener} needs ssl.keystore.location, or ssl.keystore.key and \
+             ssl.keystore.certificate.chain (PEM)"
+        ),
+    )
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The rustls server configuration of `listener`, or `None` for a listener without TLS.
+pub(super) fn server_config(
+    props: &BTreeMap<String, String>,
+    listener: &ListenerConfig,
+) -> Result<Option<Arc<ServerConfig>>, ConfigError> {
+    if !listener.protocol.uses_tls() {
+        return Ok(None);
+    }
+    let name = &listener.name;
+    check_store_types(props, name)?;
+    let store = key_store(props, name)?
+        .ok_or_else(|| needs_keystore(name, &format!("{} listener", listener.protocol.name())))?;
     // For SASL_SSL, Kafka applies `ssl.client.auth` only when set for the listener.
     let client_auth = match listener.protocol {
         SecurityProtocol::SaslSsl => props
@@ -109,7 +146,7 @@ pub(super) fn server_config(
                 name.to_ascii_lowercase()
             ))
             .map(|v| ("ssl.client.auth".to_owned(), v.as_str())),
-        _ => setting("ssl.client.auth"),
+        _ => listener_setting(props, name, "ssl.client.auth"),
     };
     let client_auth = match client_auth {
         None => ClientAuth::None,
@@ -126,14 +163,31 @@ pub(super) fn server_config(
             }
         },
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    build_server(props, name, store, client_auth).map(Some)
+}
+
+fn build_server(
+    props: &BTreeMap<String, String>,
+    name: &str,
+    store: KeyStore,
+    client_auth: ClientAuth,
+) -> Result<Arc<ServerConfig>, ConfigError> {
+    let provider = provider();
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| invalid(name, "", format!("TLS: {e}")))?;
     let builder = if client_auth == ClientAuth::None {
         builder.with_no_client_auth()
     } else {
-        let roots = trust_roots(props, name)?;
+        let roots = trust_roots(props, name)?.ok_or_else(|| {
+            invalid(
+                "ssl.client.auth",
+                name,
+                "asking clients for certificates needs ssl.truststore.location or \
+                 ssl.truststore.certificates (PEM)"
+                    .into(),
+            )
+        })?;
         let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
         let verifier = if client_auth == ClientAuth::Requested {
             verifier.allow_unauthenticated()
@@ -146,16 +200,174 @@ pub(super) fn server_config(
         builder.with_client_cert_verifier(verifier)
     };
     let config = builder
-        .with_single_cert(chain, private_key)
-        .map_err(|e| invalid(&key_source, "(PEM)", format!("key and certificate: {e}")))?;
-    Ok(Some(Arc::new(config)))
+        .with_single_cert(store.chain, store.key)
+        .map_err(|e| invalid(&store.source, "(PEM)", format!("key and certificate: {e}")))?;
+    Ok(Arc::new(config))
 }
 
-/// The CA certificates of `ssl.truststore.location` or `ssl.truststore.certificates`.
+/// The rustls client configuration this node uses to connect to `listener` of another node
+/// (Kafka's client side of `listener.name.<listener>.ssl.*`): the truststore verifies the
+/// server, the keystore, when set, is presented as the client certificate, and
+/// `ssl.endpoint.identification.algorithm` (default `https`; empty turns it off) checks the
+/// server certificate names the host connected to.
+pub(super) fn client_config(
+    props: &BTreeMap<String, String>,
+    listener: &str,
+) -> Result<Arc<ClientConfig>, ConfigError> {
+    check_store_types(props, listener)?;
+    let roots = trust_roots(props, listener)?.ok_or_else(|| {
+        invalid(
+            "ssl.truststore.location",
+            listener,
+            format!(
+                "connecting to the TLS listener {listener} needs ssl.truststore.location or \
+                 ssl.truststore.certificates (PEM)"
+            ),
+        )
+    })?;
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(listener, "", format!("TLS: {e}")))?;
+    let identification = listener_setting(props, listener, "ssl.endpoint.identification.algorithm");
+    let check_names = match identification {
+        None => true,
+        Some((key, value)) => match value.trim().to_ascii_lowercase().as_str() {
+            "" => false,
+            "https" => true,
+            _ => return Err(invalid(&key, value, "must be https or empty".into())),
+        },
+    };
+    let builder = if check_names {
+        builder.with_root_certificates(roots)
+    } else {
+        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| invalid("ssl.truststore.location", "", format!("{e}")))?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(ChainOnly(verifier)))
+    };
+    let config = match key_store(props, listener)? {
+        Some(store) => builder
+            .with_client_auth_cert(store.chain, store.key)
+            .map_err(|e| invalid(&store.source, "(PEM)", format!("key and certificate: {e}")))?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// The TLS of the controller port when the controller listener (the first of
+/// `controller.listener.names`, default CONTROLLER) maps to SSL in
+/// `listener.security.protocol.map`: `None` for PLAINTEXT (or no mapping). It is always
+/// mutual: the server requires a client certificate the truststore vouches for, and this
+/// node presents its keystore when it connects to a voter.
+pub(super) fn controller_tls(
+    props: &BTreeMap<String, String>,
+) -> Result<Option<controller::ControllerTls>, ConfigError> {
+    let name = props
+        .get("controller.listener.names")
+        .map_or("CONTROLLER", String::as_str)
+        .split(',')
+        .map(str::trim)
+        .find(|n| !n.is_empty())
+        .unwrap_or("CONTROLLER")
+        .to_ascii_uppercase();
+    let map = super::listeners::protocol_map(props)?;
+    let protocol = map
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(SecurityProtocol::Plaintext, |(_, p)| *p);
+    match protocol {
+        SecurityProtocol::Plaintext => return Ok(None),
+        SecurityProtocol::Ssl => {}
+        SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => {
+            return Err(ConfigError::Unserved {
+                key: "listener.security.protocol.map".to_owned(),
+                value: format!("{name}:{}", protocol.name()),
+                what: "SASL on the controller port (use SSL: mutual TLS)".to_owned(),
+            })
+        }
+    }
+    check_store_types(props, &name)?;
+    let auth_key = format!(
+        "listener.name.{}.ssl.client.auth",
+        name.to_ascii_lowercase()
+    );
+    if let Some(value) = props.get(&auth_key) {
+        if !value.trim().eq_ignore_ascii_case("required") {
+            return Err(invalid(
+                &auth_key,
+                value,
+                "the controller port always requires client certificates".into(),
+            ));
+        }
+    }
+    let store =
+        key_store(props, &name)?.ok_or_else(|| needs_keystore(&name, "the controller listener"))?;
+    let mut server = build_server(props, &name, store, ClientAuth::Required)?;
+    let mut client = client_config(props, &name)?;
+    // Both ends are Strata; HTTP/2 is the only protocol spoken.
+    Arc::make_mut(&mut server).alpn_protocols = vec![b"h2".to_vec()];
+    Arc::make_mut(&mut client).alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Some(controller::ControllerTls { server, client }))
+}
+
+/// Verifies a server's chain against the truststore but not the name it was reached by
+/// (`ssl.endpoint.identification.algorithm` empty).
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // webpki checks the chain before the name: a name error means the chain verified.
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// The CA certificates of `ssl.truststore.location` or `ssl.truststore.certificates`,
+/// `None` when neither is set.
 fn trust_roots(
     props: &BTreeMap<String, String>,
     listener: &str,
-) -> Result<RootCertStore, ConfigError> {
+) -> Result<Option<RootCertStore>, ConfigError> {
     let (key, pem) = match (
         listener_setting(props, listener, "ssl.truststore.location"),
         listener_setting(props, listener, "ssl.truststore.certificates"),
@@ -165,15 +377,7 @@ fn trust_roots(
             (key, pem)
         }
         (None, Some((key, pem))) => (key, pem.as_bytes().to_vec()),
-        (None, None) => {
-            return Err(invalid(
-                "ssl.client.auth",
-                listener,
-                "asking clients for certificates needs ssl.truststore.location or \
-                 ssl.truststore.certificates (PEM)"
-                    .into(),
-            ))
-        }
+        (None, None) => return Ok(None),
     };
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&pem) {
@@ -185,7 +389,7 @@ fn trust_roots(
     if roots.is_empty() {
         return Err(invalid(&key, "(PEM)", "no certificate".into()));
     }
-    Ok(roots)
+    Ok(Some(roots))
 }
 
 fn read(key: &str, path: &str) -> Result<Vec<u8>, ConfigError> {
@@ -350,6 +554,85 @@ VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBEAiAVy663PuZz+AViGY7nHryz
         assert_eq!(principal(None), "User:ANONYMOUS");
         let garbage = CertificateDer::from(vec![0x30, 0x03, 0x01]);
         assert_eq!(principal(Some(&garbage)), "User:ANONYMOUS");
+    }
+
+    #[test]
+    fn the_controller_port_is_mutual_tls_or_plain_text() {
+        let props = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        // Kafka's default map has no CONTROLLER entry: plain text, as before.
+        assert!(controller_tls(&props(&[])).unwrap().is_none());
+        assert!(controller_tls(&props(&[(
+            "listener.security.protocol.map",
+            "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+        )]))
+        .unwrap()
+        .is_none());
+        for (pairs, needle) in [
+            (
+                vec![("listener.security.protocol.map", "CONTROLLER:SASL_SSL")],
+                "SASL on the controller port",
+            ),
+            (
+                vec![("listener.security.protocol.map", "CONTROLLER:SSL")],
+                "the controller listener CONTROLLER needs ssl.keystore.location",
+            ),
+            (
+                vec![
+                    ("listener.security.protocol.map", "CONTROLLER:SSL"),
+                    ("listener.name.controller.ssl.client.auth", "requested"),
+                ],
+                "always requires client certificates",
+            ),
+            (
+                vec![
+                    ("controller.listener.names", "RAFT"),
+                    ("listener.security.protocol.map", "RAFT:SSL"),
+                    ("listener.name.raft.ssl.keystore.type", "PKCS12"),
+                ],
+                "JKS or PKCS12",
+            ),
+        ] {
+            let error = controller_tls(&props(&pairs)).unwrap_err().to_string();
+            assert!(error.contains(needle), "{pairs:?}: {error}");
+        }
+        // SASL between brokers needs PLAIN and this broker's own username and password.
+        let sasl = |extra: &[(&str, &str)]| {
+            let mut pairs = vec![
+                ("listeners", "SASL_PLAINTEXT://127.0.0.1:1"),
+                ("sasl.enabled.mechanisms", "PLAIN"),
+            ];
+            pairs.extend_from_slice(extra);
+            let mut config = crate::config::BrokerConfig::default();
+            config
+                .apply_properties(&props(&pairs))
+                .map(|()| config.inter_broker_sasl)
+                .map_err(|e| e.to_string())
+        };
+        const USERS: &str =
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_b="s";"#;
+        const OWN: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="b" password="s" user_b="s";"#;
+        let error = sasl(&[("sasl.jaas.config", OWN)]).unwrap_err();
+        assert!(
+            error.contains("SASL_PLAINTEXT between brokers with SASL mechanism GSSAPI"),
+            "{error}"
+        );
+        let plain = ("sasl.mechanism.inter.broker.protocol", "PLAIN");
+        let error = sasl(&[plain, ("sasl.jaas.config", USERS)]).unwrap_err();
+        assert!(error.contains("needs username and password"), "{error}");
+        assert_eq!(
+            sasl(&[plain, ("sasl.jaas.config", OWN)]).unwrap(),
+            Some(("b".to_owned(), "s".to_owned()))
+        );
+        let error = crate::config::BrokerConfig::default()
+            .apply_properties(&props(&[("listeners", "SSL://127.0.0.1:1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("needs ssl.keystore.location"), "{error}");
     }
 
     #[test]

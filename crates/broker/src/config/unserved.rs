@@ -4,7 +4,7 @@
 //!
 //! This is the one place that knows what is missing. TLS and SASL listeners are served
 //! (`config/tls.rs` and `config/sasl.rs` refuse what of them is not: JKS stores, encrypted
-//! keys, GSSAPI and OAUTHBEARER, TLS or SASL between brokers).
+//! keys, GSSAPI and OAUTHBEARER, SASL mechanisms other than PLAIN between brokers).
 
 use std::collections::BTreeMap;
 

@@ -45,7 +45,7 @@ pub(super) async fn run(
         }
         let conn = match connection.as_mut() {
             Some(conn) => conn,
-            None => match Connection::connect(&addr).await {
+            None => match config.connector.connect(&addr).await {
                 Ok(conn) => connection.insert(conn),
                 Err(error) => {
                     tracing::debug!(leader, %addr, %error, "replica fetcher cannot connect");

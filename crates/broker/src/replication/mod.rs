@@ -35,6 +35,8 @@ pub(crate) struct FetcherConfig {
     pub(crate) response_max_bytes: i32,
     /// `replica.fetch.backoff.ms`: pause after an error.
     pub(crate) backoff: Duration,
+    /// How to reach the leaders' inter-broker listener (TLS when it is SSL).
+    pub(crate) connector: crate::inter_broker::InterBrokerClient,
 }
 
 /// The partitions one fetcher pulls from its leader.

@@ -2,6 +2,7 @@
 //! `Raft` service of `proto/controller.proto`.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
@@ -20,9 +21,11 @@ use crate::rpc::pb::raft_client::RaftClient;
 
 type Snapshot = openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>;
 
-/// Makes one [`Connection`] per target voter.
+/// Makes one [`Connection`] per target voter, over TLS with `tls` when given.
 #[derive(Debug, Default)]
-pub(crate) struct Network;
+pub(crate) struct Network {
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
@@ -30,7 +33,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: u64, node: &Node) -> Connection {
         Connection {
             target,
-            client: crate::rpc::lazy_channel(&node.addr).map(RaftClient::new),
+            client: crate::rpc::lazy_channel(&node.addr, self.tls.as_ref()).map(RaftClient::new),
         }
     }
 }
