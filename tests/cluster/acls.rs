@@ -60,7 +60,7 @@ fn replication_and_acls_work_across_the_cluster_with_the_authorizer_on() {
         ],
     );
     run_bounded(Duration::from_secs(90), async move {
-        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
         let mut client = Client::connect(&cluster.bootstrap())
             .await
             .expect("connect");

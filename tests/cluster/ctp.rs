@@ -48,7 +48,7 @@ fn transform(value: &str) -> String {
 /// Creates both topics (three replicas, min.insync.replicas 2) and writes `count` inputs
 /// round-robin over the input partitions; the input's end offset per partition.
 pub(crate) async fn prepare(cluster: &mut Cluster, count: usize) -> BTreeMap<i32, i64> {
-    cluster.wait_for_brokers(Duration::from_secs(20)).await;
+    cluster.wait_for_brokers(Duration::from_secs(30)).await;
     let bootstrap = cluster.bootstrap();
     let mut admin = Client::connect(&bootstrap).await.expect("connect");
     let configs = BTreeMap::from([("min.insync.replicas".to_owned(), "2".to_owned())]);

@@ -208,7 +208,7 @@ async fn marked_with(client: &mut client::Cluster, epoch: i32) -> client::Produc
 fn markers_of_a_moved_coordinator_carry_its_new_epoch_and_fence_the_old_one() {
     let mut cluster = Cluster::start(3, 0, &[]);
     run_bounded(Duration::from_secs(150), async move {
-        cluster.wait_for_brokers(Duration::from_secs(15)).await;
+        cluster.wait_for_brokers(Duration::from_secs(30)).await;
         let bootstrap = cluster.bootstrap();
         let mut client = client::Cluster::connect(&bootstrap).await.expect("connect");
         client
