@@ -219,8 +219,10 @@ pub(crate) async fn leader_of(cluster: &mut Cluster, topic: &str, partition: i32
 }
 
 /// What the worker went through.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct WorkerReport {
+    /// When the worker started: errors are stamped with the time since.
+    started: Instant,
     /// Transactions committed.
     pub(crate) committed: usize,
     /// Transactions aborted (and redone).
@@ -231,12 +233,28 @@ pub(crate) struct WorkerReport {
     pub(crate) rewinds: usize,
     /// Time spent in `commit_transaction`, in all and at most.
     pub(crate) committing: (Duration, Duration),
-    /// The errors that caused them, in order (at most 30).
+    /// The errors that caused them, in order (at most 30), each with the seconds since
+    /// the worker started.
     pub(crate) errors: Vec<String>,
+}
+
+impl Default for WorkerReport {
+    fn default() -> Self {
+        WorkerReport {
+            started: Instant::now(),
+            committed: 0,
+            aborted: 0,
+            producers: 0,
+            rewinds: 0,
+            committing: (Duration::ZERO, Duration::ZERO),
+            errors: Vec::new(),
+        }
+    }
 }
 
 impl WorkerReport {
     fn error(&mut self, what: String) {
+        let what = format!("{:.1}s {what}", self.started.elapsed().as_secs_f64());
         eprintln!("ctp worker: {what}");
         if self.errors.len() < 30 {
             self.errors.push(what);

@@ -161,3 +161,33 @@ async fn bounded<T>(f: impl std::future::Future<Output = Option<T>>) -> Option<T
         .ok()
         .flatten()
 }
+
+impl Drop for Cluster {
+    /// On a failed test, each node prints its whole log as it goes; then the warnings and
+    /// errors of all of them, last, so the end of a long output tells what went wrong.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let warnings: Vec<String> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, node)| {
+                node.log()
+                    .lines()
+                    .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+                    .map(|l| format!("node {}: {l}", i + 1))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        self.nodes.clear();
+        eprintln!(
+            "--- warnings and errors of every node ({}) ---",
+            warnings.len()
+        );
+        for line in warnings.iter().rev().take(60).rev() {
+            eprintln!("{line}");
+        }
+    }
+}

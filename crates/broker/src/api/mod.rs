@@ -429,12 +429,15 @@ pub(crate) async fn handle_frame(
         encode_response(api_key, version, header.correlation_id, response)
     };
     // The request quota counts the time the handler spends on the worker (its polls), up
-    // to its reply or deferral.
+    // to its reply or deferral; with no quota set anywhere, nothing is timed.
     let dispatch = std::pin::pin!(dispatch.instrument(span.clone()));
-    let (reply, busy) = quota_path::PollTime::new(dispatch).await;
-    if !exempt {
+    let reply = if exempt || !broker.image().has_client_quotas() {
+        dispatch.await
+    } else {
+        let (reply, busy) = quota_path::PollTime::new(dispatch).await;
         quota_path::request_time(broker, peer, &ctx.client_id, busy);
-    }
+        reply
+    };
     match reply {
         Reply::Deferred(later) => Reply::Deferred(Box::pin(later.instrument(span))),
         reply => reply,

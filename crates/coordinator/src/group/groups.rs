@@ -9,7 +9,9 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use super::classic::{self, Delivery, Group, GroupConfig, JoinRequest, JoinResponse, SyncResponse};
+use super::classic::{
+    self, Delivery, Group, GroupConfig, GroupState, JoinRequest, JoinResponse, SyncResponse,
+};
 use super::consumer::classic_member::CONSUMER_PROTOCOL_TYPE;
 use super::consumer::{
     self, ConsumerGroup, ConsumerGroupConfig, Heartbeat, HeartbeatError, HeartbeatReply,
@@ -460,10 +462,21 @@ impl Groups {
                     offsets.remove(&(topic, partition));
                 }
             }
-            // A classic group's metadata (or its tombstone, also written when the group
-            // becomes a consumer group): classic members rejoin after a restart, and offsets
-            // go only with their own tombstones.
-            OffsetsRecord::Group { .. } => {}
+            // A classic group's membership: loaded as Kafka loads it, so its members keep
+            // their generation when the coordinator moves. A tombstone (also written when
+            // the group becomes a consumer group) removes the group; offsets go only with
+            // their own tombstones.
+            OffsetsRecord::Group {
+                group,
+                value: Some(stored),
+            } => {
+                let now = self.now();
+                let loaded = Group::from_stored(group.clone(), self.config, now, stored);
+                inner.groups.insert(group, loaded);
+            }
+            OffsetsRecord::Group { group, value: None } => {
+                inner.groups.remove(&group);
+            }
             OffsetsRecord::Consumer {
                 group,
                 record: consumer::records::ConsumerRecord::GroupEpoch(None),
@@ -777,9 +790,21 @@ impl Groups {
         Some(written)
     }
 
-    /// The ids of the consumer-protocol groups (whose records [`Groups::tick`] may write).
-    pub(crate) fn consumer_group_ids(&self) -> Vec<String> {
-        self.inner.lock().consumer_groups.keys().cloned().collect()
+    /// The ids of groups a [`Self::tick`] may write records for: consumer-protocol groups,
+    /// and classic groups whose logged membership names members.
+    pub(crate) fn ticking_group_ids(&self) -> Vec<String> {
+        let inner = self.inner.lock();
+        let classic = inner
+            .groups
+            .iter()
+            .filter(|(_, g)| g.logged_members)
+            .map(|(id, _)| id.clone());
+        inner
+            .consumer_groups
+            .keys()
+            .cloned()
+            .chain(classic)
+            .collect()
     }
 
     /// Tombstones for the records of a consumer-protocol group without members (for
@@ -822,10 +847,16 @@ impl Groups {
         let now = self.now();
         let ids: Vec<String> = inner.groups.keys().cloned().collect();
         for id in ids {
-            let deliveries = match inner.groups.get_mut(&id) {
-                Some(group) => group.tick(now),
-                None => continue,
+            let Some(group) = inner.groups.get_mut(&id) else {
+                continue;
             };
+            let deliveries = group.tick(now);
+            // A group whose members all left is logged empty, as Kafka stores it.
+            if group.state == GroupState::Empty && group.logged_members {
+                group.logged_members = false;
+                let empty = records::group_value(&group.stored(wall_ms()));
+                write(&id, &[(records::group_key(&id), Some(empty))]);
+            }
             inner.deliver(&id, deliveries);
         }
         let ids: Vec<String> = inner.consumer_groups.keys().cloned().collect();

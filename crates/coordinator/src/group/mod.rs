@@ -109,7 +109,7 @@ impl GroupCoordinator {
         // The logs are found before the groups' lock is taken: ownership changes take the
         // two in the other order.
         let logs: std::collections::HashMap<String, Arc<dyn CoordinatorLog>> = groups
-            .consumer_group_ids()
+            .ticking_group_ids()
             .into_iter()
             .filter_map(|id| Some((id.clone(), self.partitions.owner(&id).ok()?)))
             .collect();
@@ -120,7 +120,7 @@ impl GroupCoordinator {
             let Some(log) = logs.get(group) else { return };
             let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
             if let Err(error) = log.append(records, now_ms, deadline) {
-                tracing::warn!(group, %error, "writing a consumer group's expired members failed");
+                tracing::warn!(group, %error, "writing a group's membership failed");
             }
         };
         groups.tick(&write);

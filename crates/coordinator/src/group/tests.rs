@@ -322,7 +322,7 @@ mod migration {
     }
 
     /// A coordinator leading the only `__consumer_offsets` partition of `log`.
-    fn loaded(policy: MigrationPolicy, log: &Arc<MemoryLog>) -> GroupCoordinator {
+    pub(super) fn loaded(policy: MigrationPolicy, log: &Arc<MemoryLog>) -> GroupCoordinator {
         let c = GroupCoordinator::new(
             GroupConfig {
                 initial_rebalance_delay_ms: 0,
@@ -388,7 +388,7 @@ mod migration {
     }
 
     /// A classic group of one member that owns every partition of `t`.
-    async fn classic_group(c: &GroupCoordinator) -> String {
+    pub(super) async fn classic_group(c: &GroupCoordinator) -> String {
         let g = c.group("g").unwrap();
         let joined = g.join(join(""), &Catalog, 0).await.unwrap();
         assert_eq!((joined.error, joined.generation_id), (None, 1));
@@ -638,4 +638,56 @@ fn transactional_offsets_are_pending_until_their_marker_and_read_with_the_commit
         (9, 0),
         "an abort drops them"
     );
+}
+
+/// A classic group's membership as the coordinator that takes its partition over sees it.
+mod coordinator_moves {
+    use super::migration::{classic_group, loaded};
+    use super::*;
+    use crate::group::classic::GroupState;
+    use crate::group::consumer::MigrationPolicy;
+
+    #[tokio::test]
+    async fn a_classic_group_keeps_its_members_generation_and_assignments() {
+        let log = Arc::new(MemoryLog::default());
+        let old = loaded(MigrationPolicy::Disabled, &log);
+        let a = classic_group(&old).await;
+
+        let new = loaded(MigrationPolicy::Disabled, &log);
+        let g = new.group("g").unwrap();
+        assert_eq!(g.heartbeat(&a, None, 1), Ok(()));
+        assert_eq!(g.check_commit(&a, None, 1, 8), Ok(()));
+        assert_eq!(
+            g.check_commit(&a, None, 2, 8),
+            Err(ResponseError::IllegalGeneration)
+        );
+        let (state, assigned) = g
+            .with_classic(|group| {
+                let member = &group.members[&a];
+                (group.state, member.assignment.clone())
+            })
+            .expect("a classic group");
+        assert_eq!(state, GroupState::Stable);
+        assert!(!assigned.is_empty(), "the stored assignment is kept");
+    }
+
+    #[tokio::test]
+    async fn a_classic_group_whose_members_left_is_logged_empty() {
+        let log = Arc::new(MemoryLog::default());
+        let old = loaded(MigrationPolicy::Disabled, &log);
+        let a = classic_group(&old).await;
+        old.group("g").unwrap().leave(&a, None).unwrap();
+        old.tick();
+
+        let new = loaded(MigrationPolicy::Disabled, &log);
+        let g = new.group("g").unwrap();
+        assert_eq!(
+            g.heartbeat(&a, None, 1),
+            Err(ResponseError::UnknownMemberId)
+        );
+        let (state, members) = g
+            .with_classic(|group| (group.state, group.members.len()))
+            .expect("a classic group");
+        assert_eq!((state, members), (GroupState::Empty, 0));
+    }
 }

@@ -219,6 +219,10 @@ pub struct Group {
     /// The first rebalance of an empty group waits `initial_rebalance_delay_ms` for more members.
     initial_delay: bool,
     joins: u64,
+    /// Whether the last GroupMetadataValue of the group (written once it is Stable, or
+    /// loaded) names members: once it is Empty, an empty one must follow, or a coordinator
+    /// taking over its partition would bring the members back.
+    pub logged_members: bool,
 }
 
 impl Group {
@@ -237,6 +241,7 @@ impl Group {
             rebalance_deadline_ms: 0,
             initial_delay: false,
             joins: 0,
+            logged_members: false,
         }
     }
 
@@ -281,6 +286,64 @@ impl Group {
             );
         }
         group.protocol = group.select_protocol();
+        group
+    }
+
+    /// The group a GroupMetadataValue describes, as a coordinator taking over its partition
+    /// loads it (Kafka's `GroupMetadata.loadGroup`): Empty without members, else Stable at
+    /// the stored generation with the stored assignments. Every member's session starts
+    /// afresh at `now`, so members go on heartbeating and committing as if nothing moved.
+    pub fn from_stored(
+        id: String,
+        config: GroupConfig,
+        now: u64,
+        stored: super::records::StoredGroup,
+    ) -> Self {
+        let mut group = Self::new(id, config);
+        group.generation = stored.generation;
+        group.protocol_type = Some(stored.protocol_type).filter(|t| !t.is_empty());
+        if stored.members.is_empty() {
+            return group;
+        }
+        group.state = GroupState::Stable;
+        group.protocol = stored.protocol.filter(|p| !p.is_empty());
+        group.leader = stored.leader.filter(|l| !l.is_empty());
+        group.logged_members = true;
+        let protocol = group.protocol.clone().unwrap_or_default();
+        for m in stored.members {
+            group.joins += 1;
+            if let Some(instance) = &m.group_instance_id {
+                group
+                    .instances
+                    .insert(instance.clone(), m.member_id.clone());
+            }
+            let session_timeout_ms = u64::try_from(m.session_timeout).unwrap_or(0);
+            let rebalance_timeout_ms = u64::try_from(m.rebalance_timeout).unwrap_or(0);
+            group.members.insert(
+                m.member_id.clone(),
+                Member {
+                    id: m.member_id,
+                    group_instance_id: m.group_instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout_ms,
+                    rebalance_timeout_ms: rebalance_timeout_ms.max(session_timeout_ms),
+                    protocols: vec![(protocol.clone(), m.subscription)],
+                    assignment: m.assignment,
+                    last_heard_ms: now,
+                    joined_order: group.joins,
+                    awaiting_join: false,
+                    awaiting_sync: false,
+                },
+            );
+        }
+        if group
+            .leader
+            .as_ref()
+            .is_none_or(|l| !group.members.contains_key(l))
+        {
+            group.leader = group.members.keys().next().cloned();
+        }
         group
     }
 
@@ -412,6 +475,7 @@ impl Group {
                     }
                 }
                 self.state = GroupState::Stable;
+                self.logged_members = true;
                 let waiting: Vec<String> = self
                     .members
                     .values()
