@@ -568,3 +568,101 @@ fn strata_acl_adds_lists_and_removes_acls_as_kafka_acls_does() {
         [(PREFIXED, "audit-".to_owned(), 1)]
     );
 }
+
+/// The `authorized_operations` bits of `operations` (Kafka's codes).
+fn bits(operations: &[i8]) -> i32 {
+    operations.iter().fold(0, |b, op| b | (1 << op))
+}
+
+#[test]
+fn authorized_operations_are_what_the_acls_allow_and_only_when_asked() {
+    use kafka_protocol::messages::{DescribeClusterRequest, DescribeGroupsRequest, GroupId};
+    const DESCRIBE: i8 = 8;
+    const NOT_ASKED: i32 = i32::MIN;
+    let secured = start();
+    let mut admin = raw::connect(&secured.plaintext);
+    create_topics(&mut admin, &["t"]);
+    let granted = create_acls(
+        &mut admin,
+        vec![
+            acl(TOPIC, "t", LITERAL, "User:reader", READ, ALLOW),
+            acl(GROUP, "g", LITERAL, "User:reader", READ, ALLOW),
+        ],
+    );
+    assert_eq!(granted, [0, 0]);
+    let mut reader = login(&secured.sasl, "reader");
+
+    let metadata = |stream: &mut TcpStream, asked: bool| {
+        let request = MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(TopicName(str("t"))))
+            ]))
+            .with_include_topic_authorized_operations(asked)
+            .with_include_cluster_authorized_operations(asked);
+        let (_, response) = raw::call(stream, &request, 10);
+        (
+            response.topics[0].topic_authorized_operations,
+            response.cluster_authorized_operations,
+        )
+    };
+    // READ implies DESCRIBE; nothing on the cluster.
+    assert_eq!(metadata(&mut reader, true), (bits(&[READ, DESCRIBE]), 0));
+    assert_eq!(metadata(&mut reader, false), (NOT_ASKED, NOT_ASKED));
+    // A super user may do every operation a topic and the cluster support.
+    let every_topic_op = bits(&[READ, WRITE, 5, 6, 7, DESCRIBE, 10, 11]);
+    let every_cluster_op = bits(&[5, 7, DESCRIBE, 9, 10, 11, 12]);
+    assert_eq!(
+        metadata(&mut admin, true),
+        (every_topic_op, every_cluster_op)
+    );
+
+    let cluster = |stream: &mut TcpStream| {
+        let request =
+            DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+        raw::call(stream, &request, 0)
+            .1
+            .cluster_authorized_operations
+    };
+    assert_eq!(cluster(&mut reader), 0);
+    assert_eq!(cluster(&mut admin), every_cluster_op);
+
+    // A group known by its committed offsets is described with its operations.
+    let consumer: BaseConsumer = sasl_client(&secured.sasl, "reader")
+        .set("group.id", "g")
+        .create()
+        .expect("consumer");
+    let mut offsets = rdkafka::TopicPartitionList::new();
+    offsets
+        .add_partition_offset("t", 0, rdkafka::Offset::Offset(0))
+        .expect("offset");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(error) = consumer.commit(&offsets, CommitMode::Sync) {
+        assert!(Instant::now() < deadline, "commit failed: {error}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut groups = |asked: bool| {
+        let request = DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(str("g"))])
+            .with_include_authorized_operations(asked);
+        let group = raw::call(&mut reader, &request, 5).1.groups.remove(0);
+        (group.error_code, group.authorized_operations)
+    };
+    assert_eq!(groups(true), (0, bits(&[READ, DESCRIBE])));
+    assert_eq!(groups(false), (0, NOT_ASKED));
+
+    // A consumer-protocol member must be able to DESCRIBE every topic it subscribes to.
+    let join = |topic: &str| {
+        use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, GroupId};
+        let request = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(str("g")))
+            .with_member_id(str("m-1"))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![TopicName(str(topic))]))
+            .with_topic_partitions(Some(Vec::new()));
+        let mut reader = login(&secured.sasl, "reader");
+        raw::call(&mut reader, &request, 1).1.error_code
+    };
+    assert_eq!(join("other"), TOPIC_AUTHORIZATION_FAILED);
+    assert_eq!(join("t"), 0);
+}

@@ -128,6 +128,44 @@ impl Authorizer {
     }
 }
 
+/// The operations Kafka reports in `authorized_operations` for a resource of
+/// `resource_type` (`AclEntry.supportedOperations`).
+pub fn supported_operations(resource_type: ResourceType) -> &'static [AclOperation] {
+    use AclOperation as Op;
+    match resource_type {
+        ResourceType::Topic => &[
+            Op::Read,
+            Op::Write,
+            Op::Create,
+            Op::Describe,
+            Op::Delete,
+            Op::Alter,
+            Op::DescribeConfigs,
+            Op::AlterConfigs,
+        ],
+        ResourceType::Group => &[Op::Read, Op::Describe, Op::Delete],
+        ResourceType::Cluster => &[
+            Op::Create,
+            Op::ClusterAction,
+            Op::DescribeConfigs,
+            Op::AlterConfigs,
+            Op::IdempotentWrite,
+            Op::Alter,
+            Op::Describe,
+        ],
+        ResourceType::TransactionalId => &[Op::Describe, Op::Write],
+        ResourceType::DelegationToken => &[Op::Describe],
+        ResourceType::User => &[Op::CreateTokens, Op::DescribeTokens],
+    }
+}
+
+/// `operations` as Kafka's 32-bit field: bit `code` set for each.
+pub fn operations_bitfield(operations: impl IntoIterator<Item = AclOperation>) -> i32 {
+    operations
+        .into_iter()
+        .fold(0, |bits, op| bits | (1 << op.code()))
+}
+
 /// Whether `binding` is for `who` (its principal or `User:*`, its address or `*`).
 fn applies_to(binding: &AclBinding, who: Requester<'_>) -> bool {
     (binding.principal == who.principal || binding.principal == WILDCARD_PRINCIPAL)

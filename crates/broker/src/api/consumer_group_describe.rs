@@ -9,11 +9,8 @@ use kafka_protocol::messages::{
     ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, TopicName,
 };
 
-use super::{owned, str_bytes, Ctx};
+use super::{owned, str_bytes, Ctx, OPERATIONS_NOT_ASKED};
 use coordinator::group::consumer::{self, ConsumerGroup};
-
-/// `authorized_operations` when they were not asked for.
-const OPERATIONS_NOT_ASKED: i32 = i32::MIN;
 
 fn assignment(group: &ConsumerGroup, a: &consumer::Assignment) -> Assignment {
     Assignment::default().with_topic_partitions(
@@ -69,7 +66,6 @@ fn describe(group: &ConsumerGroup, version: i16) -> DescribedGroup {
         .with_assignment_epoch(group.assignment_epoch)
         .with_assignor_name(str_bytes(group.assignor()))
         .with_members(members)
-        .with_authorized_operations(OPERATIONS_NOT_ASKED)
 }
 
 pub(super) fn handle(
@@ -99,7 +95,13 @@ pub(super) fn handle(
                 }
             };
             let described = handle
-                .with_consumer(|g| describe(g, ctx.version))
+                .with_consumer(|g| {
+                    describe(g, ctx.version).with_authorized_operations(authz.operations_if(
+                        request.include_authorized_operations,
+                        controller::acl::ResourceType::Group,
+                        &name,
+                    ))
+                })
                 .unwrap_or_else(|| {
                     let message = if handle.with_classic(|_| ()).is_some() {
                         format!("Group {name} is not a consumer group.")

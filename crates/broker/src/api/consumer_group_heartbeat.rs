@@ -38,13 +38,30 @@ pub(super) async fn handle(
     request: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
     let group_id = owned(&request.group_id.0);
-    let group = match ctx
-        .authz()
+    let authz = ctx.authz();
+    // As Kafka: READ on the group, then DESCRIBE on every topic subscribed to by name.
+    let topics_described = || {
+        let mut names = request.subscribed_topic_names.iter().flatten();
+        let described = names.all(|name| {
+            authz.allows(
+                controller::acl::AclOperation::Describe,
+                controller::acl::ResourceType::Topic,
+                &name.0,
+            )
+        });
+        if described {
+            Ok(())
+        } else {
+            Err(kafka_protocol::error::ResponseError::TopicAuthorizationFailed)
+        }
+    };
+    let group = match authz
         .check(
             controller::acl::AclOperation::Read,
             controller::acl::ResourceType::Group,
             &group_id,
         )
+        .and_then(|()| topics_described())
         .and_then(|()| ctx.broker.groups.group(&group_id).map_err(|e| e.error()))
     {
         Ok(group) => group,

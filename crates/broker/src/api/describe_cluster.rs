@@ -3,9 +3,11 @@
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
+use controller::acl::ResourceType;
+
 use super::{str_bytes, Ctx};
 
-pub(super) fn handle(ctx: &Ctx<'_>, _request: DescribeClusterRequest) -> DescribeClusterResponse {
+pub(super) fn handle(ctx: &Ctx<'_>, request: DescribeClusterRequest) -> DescribeClusterResponse {
     let image = ctx.broker.image();
     let brokers = image
         .live_brokers()
@@ -24,4 +26,9 @@ pub(super) fn handle(ctx: &Ctx<'_>, _request: DescribeClusterRequest) -> Describ
         .with_cluster_id(str_bytes(ctx.broker.cluster_id.clone()))
         .with_controller_id(BrokerId(ctx.broker.controller_id()))
         .with_brokers(brokers)
+        .with_cluster_authorized_operations(ctx.authz().operations_if(
+            request.include_cluster_authorized_operations,
+            ResourceType::Cluster,
+            controller::acl::CLUSTER_NAME,
+        ))
 }

@@ -8,7 +8,7 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
 use controller::acl::{AclOperation::Describe, ResourceType};
 
-use super::{owned, str_bytes, Ctx};
+use super::{owned, str_bytes, Ctx, OPERATIONS_NOT_ASKED};
 use coordinator::group::classic::GroupState;
 use coordinator::GroupHandle;
 
@@ -78,7 +78,18 @@ pub(super) fn handle(ctx: &Ctx<'_>, request: DescribeGroupsRequest) -> DescribeG
                     .with_members(members)
             });
             let described = described.unwrap_or_else(|| not_classic(ctx, &handle));
-            described.with_group_id(id.clone())
+            let operations = if described.error_code == 0 {
+                authz.operations_if(
+                    request.include_authorized_operations,
+                    ResourceType::Group,
+                    &group_id,
+                )
+            } else {
+                OPERATIONS_NOT_ASKED
+            };
+            described
+                .with_group_id(id.clone())
+                .with_authorized_operations(operations)
         })
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)

@@ -23,33 +23,31 @@ use super::{owned, str_bytes, Ctx};
 /// holds, whatever the request asks.
 const MAX_PARTITIONS_PER_RESPONSE: i32 = 2000;
 
-/// Every operation on a topic (READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8,
-/// DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, as bits): what Kafka answers without an
-/// authorizer. With one, Strata still answers this (it does not compute a principal's
-/// operations).
-const TOPIC_OPERATIONS: i32 = (0b1_1111_1000) | (1 << 10) | (1 << 11);
-
 pub(super) fn handle(
     ctx: &Ctx<'_>,
     request: DescribeTopicPartitionsRequest,
 ) -> DescribeTopicPartitionsResponse {
     let image = ctx.broker.image();
     let authz = ctx.authz();
-    describe(&image, &request, &|name| {
+    let may_describe = |name: &str| {
         authz.allows(
             controller::acl::AclOperation::Describe,
             controller::acl::ResourceType::Topic,
             name,
         )
-    })
+    };
+    let operations = |name: &str| authz.operations(controller::acl::ResourceType::Topic, name);
+    describe(&image, &request, &may_describe, &operations)
 }
 
 /// The answer from `image`; as Kafka, topics `may_describe` refuses are left out of "every
-/// topic" and answer TOPIC_AUTHORIZATION_FAILED when named.
+/// topic" and answer TOPIC_AUTHORIZATION_FAILED when named. A topic described has
+/// `operations(name)` as its authorized operations (always computed, as in Kafka).
 fn describe(
     image: &MetadataImage,
     request: &DescribeTopicPartitionsRequest,
     may_describe: &dyn Fn(&str) -> bool,
+    operations: &dyn Fn(&str) -> i32,
 ) -> DescribeTopicPartitionsResponse {
     let all_topics = request.topics.is_empty();
     let cursor = request
@@ -143,7 +141,10 @@ fn describe(
             .map(|p| describe_partition(image, p))
             .collect();
         remaining -= i32::try_from(partitions.len()).unwrap_or(i32::MAX);
-        response.topics.push(describe_topic(topic, partitions));
+        response.topics.push(
+            describe_topic(topic, partitions)
+                .with_topic_authorized_operations(operations(&topic.name)),
+        );
         if upper < count {
             response.next_cursor = Some(
                 Cursor::default()
@@ -165,7 +166,6 @@ fn describe_topic(
         .with_topic_id(topic.topic_id)
         .with_is_internal(topic.internal)
         .with_partitions(partitions)
-        .with_topic_authorized_operations(TOPIC_OPERATIONS)
 }
 
 fn describe_partition(

@@ -32,13 +32,21 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: MetadataRequest) -> MetadataR
     // TOPIC_AUTHORIZATION_FAILED when named (existing or not, so existence does not leak).
     let authz = ctx.authz();
     let may_describe = |name: &str| authz.allows(Describe, ResourceType::Topic, name);
+    // Authorized operations (v8+), only when asked for.
+    let topic_operations = |name: &str| {
+        authz.operations_if(
+            request.include_topic_authorized_operations,
+            ResourceType::Topic,
+            name,
+        )
+    };
     match requested {
         None => {
             topics.extend(
                 image
                     .topics()
                     .filter(|t| may_describe(&t.name))
-                    .map(|t| describe_topic(t, ctx.version)),
+                    .map(|t| describe_topic(t, &topic_operations)),
             );
         }
         Some(list) => {
@@ -69,7 +77,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: MetadataRequest) -> MetadataR
                     continue;
                 }
                 if let Some(topic) = found {
-                    topics.push(describe_topic(&topic, ctx.version));
+                    topics.push(describe_topic(&topic, &topic_operations));
                     continue;
                 }
                 let Some(name) = name.filter(|_| !by_id) else {
@@ -91,7 +99,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: MetadataRequest) -> MetadataR
                         Ok(_) => {
                             image = broker.image();
                             if let Some(topic) = image.topic(&name) {
-                                topics.push(describe_topic(topic, ctx.version));
+                                topics.push(describe_topic(topic, &topic_operations));
                                 continue;
                             }
                             ResponseError::LeaderNotAvailable
@@ -110,6 +118,11 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: MetadataRequest) -> MetadataR
         .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
         .with_controller_id(BrokerId(broker.controller_id()))
         .with_topics(topics)
+        .with_cluster_authorized_operations(authz.operations_if(
+            request.include_cluster_authorized_operations,
+            ResourceType::Cluster,
+            controller::acl::CLUSTER_NAME,
+        ))
 }
 
 /// The live brokers with their endpoints on `listener`; as in Kafka, a broker without that
@@ -130,7 +143,8 @@ fn brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker>
         .collect()
 }
 
-fn describe_topic(topic: &TopicMeta, _version: i16) -> MetadataResponseTopic {
+/// `topic` as Metadata describes it, with `operations(name)` as its authorized operations.
+fn describe_topic(topic: &TopicMeta, operations: &dyn Fn(&str) -> i32) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
@@ -148,6 +162,7 @@ fn describe_topic(topic: &TopicMeta, _version: i16) -> MetadataResponseTopic {
         .with_topic_id(topic.topic_id)
         .with_is_internal(topic.internal)
         .with_partitions(partitions)
+        .with_topic_authorized_operations(operations(&topic.name))
 }
 
 fn error_topic(

@@ -471,6 +471,9 @@ impl Ctx<'_> {
     }
 }
 
+/// `authorized_operations` of a request that did not ask for them (Kafka's `INT32_MIN`).
+pub(crate) const OPERATIONS_NOT_ASKED: i32 = i32::MIN;
+
 /// One request's authorization checks (see [`Ctx::authz`]): the authorizer, the ACLs of the
 /// image current when the request arrived, and who asks.
 pub(crate) struct Authz<'a> {
@@ -513,6 +516,37 @@ impl<'a> Authz<'a> {
     }
 
     /// Whether the request may do `operation` on the cluster.
+    /// Kafka's `authorized_operations` of the resource `name` of `resource_type`: the
+    /// bitfield of its supported operations this request may do (all of them with no
+    /// authorizer).
+    pub(crate) fn operations(
+        &self,
+        resource_type: controller::acl::ResourceType,
+        name: &str,
+    ) -> i32 {
+        crate::authorizer::operations_bitfield(
+            crate::authorizer::supported_operations(resource_type)
+                .iter()
+                .copied()
+                .filter(|&op| self.allows(op, resource_type, name)),
+        )
+    }
+
+    /// [`Self::operations`] when the request asked for them (`asked`), else Kafka's
+    /// "not asked" value (`i32::MIN`).
+    pub(crate) fn operations_if(
+        &self,
+        asked: bool,
+        resource_type: controller::acl::ResourceType,
+        name: &str,
+    ) -> i32 {
+        if asked {
+            self.operations(resource_type, name)
+        } else {
+            OPERATIONS_NOT_ASKED
+        }
+    }
+
     pub(crate) fn allows_cluster(&self, operation: controller::acl::AclOperation) -> bool {
         self.allows(
             operation,

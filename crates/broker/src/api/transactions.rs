@@ -349,6 +349,10 @@ pub(super) fn describe(
                             .stored
                             .partitions
                             .iter()
+                            // As Kafka: topics the requester may not DESCRIBE are left out.
+                            .filter(|(topic, _)| {
+                                authz.allows(AclOperation::Describe, ResourceType::Topic, topic)
+                            })
                             .map(|(topic, ids)| {
                                 TopicData::default()
                                     .with_topic(TopicName(str_bytes(topic.clone())))
