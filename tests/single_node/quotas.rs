@@ -489,3 +489,87 @@ fn a_consumer_capped_at_256_kib_per_second_reads_at_that_rate() {
     );
     assert!(throttle.load(Ordering::Relaxed) > 0);
 }
+
+/// CreateTopics of `topics` (name, partitions) at `version`: each topic's error code, and
+/// the response's throttle time.
+fn create_topics(
+    stream: &mut std::net::TcpStream,
+    topics: &[(&str, i32)],
+    version: i16,
+) -> (Vec<i16>, i32) {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+    let request = CreateTopicsRequest::default()
+        .with_topics(
+            topics
+                .iter()
+                .map(|(name, partitions)| {
+                    CreatableTopic::default()
+                        .with_name(TopicName(s(name)))
+                        .with_num_partitions(*partitions)
+                        .with_replication_factor(1)
+                })
+                .collect(),
+        )
+        .with_timeout_ms(10_000);
+    let (_, response) = raw::call(stream, &request, version);
+    (
+        response.topics.iter().map(|t| t.error_code).collect(),
+        response.throttle_time_ms,
+    )
+}
+
+#[test]
+fn topic_mutations_past_the_controller_mutation_rate_are_refused_or_throttled() {
+    const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
+    let node = Node::start_default();
+    let addr = node.bootstrap();
+    // Two partition mutations per second for the raw client: a burst of 22 (11 windows).
+    let altered = alter(
+        &addr,
+        vec![(
+            entity(&[("client-id", Some("raw-test"))]),
+            vec![set("controller_mutation_rate", 2.0)],
+        )],
+        false,
+    );
+    assert_eq!(altered.entries[0].error_code, 0);
+
+    // The quota is in this node's image once AlterClientQuotas has answered.
+    let mut stream = raw::connect(&addr);
+    let (first, throttle) = create_topics(&mut stream, &[("m1", 10), ("m2", 10)], 7);
+    assert_eq!(first, [0, 0]);
+    assert_eq!(throttle, 0, "22 tokens, 20 taken: still within the quota");
+
+    // The bucket has 2 left: the next topic is taken (down to -8, 4 s to refill) and the
+    // one after it refused, as Kafka's strict quota does from CreateTopics v6.
+    let (codes, throttle) = create_topics(&mut stream, &[("m3", 10), ("m4", 1)], 7);
+    assert_eq!(codes, [0, THROTTLING_QUOTA_EXCEEDED]);
+    assert!(
+        (3_000..=4_000).contains(&throttle),
+        "throttle {throttle} ms: about 4 s to refill 8 tokens at 2/s"
+    );
+    // Before v6 nothing is refused: the topic is created and the client throttled.
+    let mut stream = raw::connect(&addr);
+    let (codes, throttle) = create_topics(&mut stream, &[("m5", 2)], 5);
+    assert_eq!(codes, [0]);
+    assert!(throttle > 4_000, "throttle {throttle} ms");
+    // Exactly the topics that were not refused exist.
+    let image_topics = {
+        let mut admin = raw::connect(&addr);
+        use kafka_protocol::messages::MetadataRequest;
+        let (_, metadata) = raw::call(
+            &mut admin,
+            &MetadataRequest::default().with_topics(None),
+            12,
+        );
+        let mut names: Vec<String> = metadata
+            .topics
+            .iter()
+            .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(image_topics, ["m1", "m2", "m3", "m5"]);
+}

@@ -6,6 +6,7 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
 use super::create_topics::{check_partition_budget, Rejected};
+use super::quota_path::{MutationQuota, THROTTLED};
 use super::{owned, str_bytes, Ctx};
 use crate::Broker;
 
@@ -66,9 +67,11 @@ async fn grow(
     Ok(())
 }
 
+/// CreatePartitions; each topic's new partitions are taken from `quota` before it grows.
 pub(super) async fn handle(
     ctx: &Ctx<'_>,
     request: CreatePartitionsRequest,
+    quota: &MutationQuota<'_>,
 ) -> CreatePartitionsResponse {
     let authz = &ctx.authz();
     let results = request.topics.into_iter().map(|t| async move {
@@ -89,6 +92,19 @@ pub(super) async fn handle(
                 .collect()
         });
         let result = CreatePartitionsTopicResult::default().with_name(t.name);
+        let current = ctx
+            .broker
+            .image()
+            .topic(&name)
+            .map_or(0, |m| m.partitions.len());
+        let added = usize::try_from(t.count)
+            .unwrap_or(0)
+            .saturating_sub(current);
+        if let Err(throttled) = quota.take(added) {
+            return result
+                .with_error_code(throttled.code())
+                .with_error_message(Some(str_bytes(THROTTLED)));
+        }
         match grow(ctx.broker, &name, t.count, explicit, request.validate_only).await {
             Ok(()) => result,
             Err(rejected) => result

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use controller::{assign_replicas, Command};
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
@@ -12,6 +13,7 @@ use uuid::Uuid;
 
 use controller::acl::{AclOperation, ResourceType};
 
+use super::quota_path::{MutationQuota, THROTTLED};
 use super::{owned, str_bytes, Ctx};
 use crate::topic_config;
 use crate::Broker;
@@ -195,20 +197,22 @@ pub(super) async fn create(
 /// with POLICY_VIOLATION.
 const MAX_PARTITIONS_PER_REQUEST: u64 = 10_000;
 
-pub(super) async fn handle(ctx: &Ctx<'_>, request: CreateTopicsRequest) -> CreateTopicsResponse {
+/// CreateTopics; each topic's partitions are taken from `quota` before it is created.
+pub(super) async fn handle(
+    ctx: &Ctx<'_>,
+    request: CreateTopicsRequest,
+    quota: &MutationQuota<'_>,
+) -> CreateTopicsResponse {
     let mut seen = BTreeMap::new();
     for t in &request.topics {
         *seen.entry(owned(&t.name.0)).or_insert(0) += 1;
     }
-    let requested: u64 = request
-        .topics
-        .iter()
-        .map(|t| match (t.assignments.len(), t.num_partitions) {
-            (0, -1) => u64::try_from(ctx.broker.config.num_partitions).unwrap_or(0),
-            (0, n) => u64::try_from(n).unwrap_or(0),
-            (n, _) => n as u64,
-        })
-        .sum();
+    let partitions_of = |t: &CreatableTopic| match (t.assignments.len(), t.num_partitions) {
+        (0, -1) => u64::try_from(ctx.broker.config.num_partitions).unwrap_or(0),
+        (0, n) => u64::try_from(n).unwrap_or(0),
+        (n, _) => n as u64,
+    };
+    let requested: u64 = request.topics.iter().map(partitions_of).sum();
     let too_many = requested > MAX_PARTITIONS_PER_REQUEST;
     // Kafka: CREATE on the cluster, or else on each topic.
     let authz = ctx.authz();
@@ -252,6 +256,8 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: CreateTopicsRequest) -> Creat
                     ResponseError::InvalidRequest,
                     "topic named more than once in the request",
                 ))
+            } else if let Err(throttled) = quota.take(partitions_of(&t) as usize) {
+                Err(Rejected::new(throttled, THROTTLED))
             } else {
                 create(ctx.broker, new_topic.clone(), request.validate_only).await
             };

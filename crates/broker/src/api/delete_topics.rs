@@ -9,9 +9,15 @@ use uuid::Uuid;
 use controller::acl::{AclOperation, ResourceType};
 
 use super::create_topics::Rejected;
+use super::quota_path::{MutationQuota, THROTTLED};
 use super::{owned, str_bytes, Ctx};
 
-pub(super) async fn handle(ctx: &Ctx<'_>, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+/// DeleteTopics; each topic's partitions are taken from `quota` before it is deleted.
+pub(super) async fn handle(
+    ctx: &Ctx<'_>,
+    request: DeleteTopicsRequest,
+    quota: &MutationQuota<'_>,
+) -> DeleteTopicsResponse {
     let wanted: Vec<(Option<String>, Uuid)> = if ctx.version >= 6 {
         request
             .topics
@@ -65,6 +71,11 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: DeleteTopicsRequest) -> Delet
         let result = result
             .with_name(Some(TopicName(str_bytes(topic_name.clone()))))
             .with_topic_id(id);
+        if let Err(throttled) = quota.take(topic.partitions.len()) {
+            return result
+                .with_error_code(throttled.code())
+                .with_error_message(Some(str_bytes(THROTTLED)));
+        }
         match ctx
             .broker
             .submit(Command::DeleteTopic { name: topic_name })

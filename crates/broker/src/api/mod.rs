@@ -59,6 +59,7 @@ use tracing::Instrument as _;
 
 use crate::server::Peer;
 use crate::Broker;
+use quota_path::MutationQuota;
 
 /// What the connection does after a request.
 pub(crate) enum Reply {
@@ -347,9 +348,21 @@ pub(crate) async fn handle_frame(
             }
             RequestKind::ListOffsets(r) => list_offsets::handle(&ctx, r).into(),
             RequestKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(&ctx, r).into(),
-            RequestKind::CreateTopics(r) => create_topics::handle(&ctx, r).await.into(),
-            RequestKind::DeleteTopics(r) => delete_topics::handle(&ctx, r).await.into(),
-            RequestKind::CreatePartitions(r) => create_partitions::handle(&ctx, r).await.into(),
+            RequestKind::CreateTopics(r) => {
+                let quota = MutationQuota::new(broker, peer, &ctx.client_id, version >= 6);
+                let response = create_topics::handle(&ctx, r, &quota).await;
+                response.with_throttle_time_ms(quota.finish(peer)).into()
+            }
+            RequestKind::DeleteTopics(r) => {
+                let quota = MutationQuota::new(broker, peer, &ctx.client_id, version >= 5);
+                let response = delete_topics::handle(&ctx, r, &quota).await;
+                response.with_throttle_time_ms(quota.finish(peer)).into()
+            }
+            RequestKind::CreatePartitions(r) => {
+                let quota = MutationQuota::new(broker, peer, &ctx.client_id, version >= 3);
+                let response = create_partitions::handle(&ctx, r, &quota).await;
+                response.with_throttle_time_ms(quota.finish(peer)).into()
+            }
             RequestKind::DeleteRecords(r) => delete_records::handle(&ctx, r).into(),
             RequestKind::InitProducerId(r) => init_producer_id::handle(&ctx, r).await.into(),
             RequestKind::DescribeConfigs(r) => describe_configs::handle(&ctx, r).into(),

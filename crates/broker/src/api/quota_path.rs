@@ -5,10 +5,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use controller::quotas::QuotaKey;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::protocol::Encodable;
 
@@ -117,6 +119,70 @@ pub(super) fn request_time(broker: &Broker, peer: &Peer, client_id: &str, busy: 
         .record(&applied, percent_seconds, quota::clock_ms(), Some(cap));
     peer.throttle(throttle);
 }
+
+/// KIP-599's controller mutation quota of one CreateTopics, CreatePartitions or
+/// DeleteTopics: each partition created or deleted is a mutation taken from the client's
+/// `controller_mutation_rate` token bucket, before the change is made. A strict request
+/// (the versions that know THROTTLING_QUOTA_EXCEEDED) has each topic refused while the
+/// bucket is below zero; an older one is never refused, only throttled.
+pub(super) struct MutationQuota<'a> {
+    broker: &'a Broker,
+    applied: Option<Applied>,
+    strict: bool,
+    throttle_ms: AtomicU64,
+}
+
+impl<'a> MutationQuota<'a> {
+    /// The quota of a request from `peer` with `client_id`; `strict` as the request's
+    /// version says.
+    pub(super) fn new(broker: &'a Broker, peer: &Peer, client_id: &str, strict: bool) -> Self {
+        let image = broker.image();
+        let applied = quota::lookup(
+            &image,
+            &peer.principal,
+            client_id,
+            QuotaKey::ControllerMutationRate,
+        );
+        MutationQuota {
+            broker,
+            applied,
+            strict,
+            throttle_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes `mutations` for one topic, or THROTTLING_QUOTA_EXCEEDED (taking nothing) when
+    /// the request is strict and the bucket is below zero.
+    pub(super) fn take(&self, mutations: usize) -> Result<(), ResponseError> {
+        let Some(applied) = &self.applied else {
+            return Ok(());
+        };
+        let now = quota::clock_ms();
+        if self.strict {
+            let exceeded = self.broker.quotas.mutations_exceeded(applied, now);
+            if exceeded > 0 {
+                self.throttle_ms.fetch_max(exceeded, Ordering::Relaxed);
+                return Err(ResponseError::ThrottlingQuotaExceeded);
+            }
+        }
+        let throttle = self
+            .broker
+            .quotas
+            .record_mutations(applied, mutations as f64, now);
+        self.throttle_ms.fetch_max(throttle, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The request's throttle time (ms), for its response; the connection is muted that long.
+    pub(super) fn finish(self, peer: &Peer) -> i32 {
+        let throttle = self.throttle_ms.into_inner();
+        peer.throttle(throttle);
+        clamp(throttle)
+    }
+}
+
+/// The message of THROTTLING_QUOTA_EXCEEDED, as Kafka words it.
+pub(super) const THROTTLED: &str = "The throttling quota has been exceeded.";
 
 fn clamp(ms: u64) -> i32 {
     i32::try_from(ms).unwrap_or(i32::MAX)

@@ -17,7 +17,7 @@ use controller::quotas::{EntityName, QuotaEntity, QuotaKey};
 use controller::MetadataImage;
 use parking_lot::Mutex;
 
-use rate::{SampledRate, Window};
+use rate::{SampledRate, TokenBucket, Window};
 
 /// Sensors unused for this long are dropped (Kafka's quota sensors expire after an hour of
 /// inactivity).
@@ -125,6 +125,8 @@ pub(crate) fn quota_user(principal: &str) -> &str {
 #[derive(Debug)]
 struct Sensor {
     rate: SampledRate,
+    /// Controller mutations (KIP-599) are counted in a token bucket instead of the rate.
+    bucket: Option<TokenBucket>,
     last_used_ms: u64,
     /// Throttle time handed out, in ms, and how many requests were throttled.
     throttle_ms_total: u64,
@@ -184,22 +186,43 @@ impl ClientQuotas {
         max_throttle_ms: Option<u64>,
     ) -> u64 {
         let mut sensors = self.sensors.lock();
-        sensors.expire(now_ms);
-        let sensor = sensors
-            .by_key
-            .entry(applied.sensor.clone())
-            .or_insert_with(|| Sensor {
-                rate: SampledRate::default(),
-                last_used_ms: now_ms,
-                throttle_ms_total: 0,
-                throttled: 0,
-            });
-        sensor.last_used_ms = now_ms;
+        let sensor = sensors.used(applied, now_ms);
         sensor.rate.record(self.window, value, now_ms);
         let measured = sensor.rate.measure(self.window, now_ms);
         let window_size = sensor.rate.window_size(self.window, now_ms);
         let throttle = rate::throttle_time_ms(measured, applied.bound, window_size);
         let throttle = max_throttle_ms.map_or(throttle, |max| throttle.min(max));
+        if throttle > 0 {
+            sensor.throttle_ms_total += throttle;
+            sensor.throttled += 1;
+        }
+        throttle
+    }
+
+    /// Whether the client's controller mutation quota (`applied`, KIP-599) is exceeded at
+    /// `now_ms`, as the time (ms) until it is not (0: not exceeded): its token bucket is
+    /// below zero, so a strict request (CreateTopics v6+, CreatePartitions v3+, DeleteTopics
+    /// v5+) is refused THROTTLING_QUOTA_EXCEEDED.
+    pub(crate) fn mutations_exceeded(&self, applied: &Applied, now_ms: u64) -> u64 {
+        let window = self.window;
+        let mut sensors = self.sensors.lock();
+        let sensor = sensors.used(applied, now_ms);
+        sensor
+            .bucket
+            .get_or_insert_with(|| TokenBucket::full(applied.bound, window, now_ms))
+            .deficit_ms(applied.bound, window, now_ms)
+    }
+
+    /// Takes `mutations` (partitions created or deleted) from `applied`'s token bucket at
+    /// `now_ms`; the throttle time until the bucket is back at zero (0 within the quota).
+    pub(crate) fn record_mutations(&self, applied: &Applied, mutations: f64, now_ms: u64) -> u64 {
+        let window = self.window;
+        let mut sensors = self.sensors.lock();
+        let sensor = sensors.used(applied, now_ms);
+        let throttle = sensor
+            .bucket
+            .get_or_insert_with(|| TokenBucket::full(applied.bound, window, now_ms))
+            .take(applied.bound, window, mutations, now_ms);
         if throttle > 0 {
             sensor.throttle_ms_total += throttle;
             sensor.throttled += 1;
@@ -257,6 +280,23 @@ impl ClientQuotas {
 }
 
 impl Sensors {
+    /// `applied`'s sensor, created if new, marked used at `now_ms` (idle ones expire first).
+    fn used(&mut self, applied: &Applied, now_ms: u64) -> &mut Sensor {
+        self.expire(now_ms);
+        let sensor = self
+            .by_key
+            .entry(applied.sensor.clone())
+            .or_insert_with(|| Sensor {
+                rate: SampledRate::default(),
+                bucket: None,
+                last_used_ms: now_ms,
+                throttle_ms_total: 0,
+                throttled: 0,
+            });
+        sensor.last_used_ms = now_ms;
+        sensor
+    }
+
     fn expire(&mut self, now_ms: u64) {
         if now_ms.saturating_sub(self.last_expiry_ms) < 60_000 {
             return;

@@ -125,9 +125,75 @@ pub(crate) fn throttle_time_ms(rate: f64, bound: f64, window_size_ms: u64) -> u6
     ((rate - bound) / bound * window_size_ms as f64).round() as u64
 }
 
+/// Kafka's `TokenBucket` of controller mutation quotas (KIP-599): it holds at most
+/// `bound × samples × window` permits and refills at `bound` per second; taking permits may
+/// leave it below zero, and while it is below zero the quota is exceeded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TokenBucket {
+    tokens: f64,
+    last_ms: u64,
+}
+
+impl TokenBucket {
+    /// A full bucket at `now_ms`.
+    pub(crate) fn full(bound: f64, window: Window, now_ms: u64) -> TokenBucket {
+        TokenBucket {
+            tokens: Self::burst(bound, window),
+            last_ms: now_ms,
+        }
+    }
+
+    fn burst(bound: f64, window: Window) -> f64 {
+        bound * window.samples as f64 * window.window_ms as f64 / 1000.0
+    }
+
+    fn refill(&mut self, bound: f64, window: Window, now_ms: u64) {
+        let elapsed_s = now_ms.saturating_sub(self.last_ms) as f64 / 1000.0;
+        self.tokens = (self.tokens + bound * elapsed_s).min(Self::burst(bound, window));
+        self.last_ms = self.last_ms.max(now_ms);
+    }
+
+    /// How long (ms) from `now_ms` until the bucket is back at zero: 0 unless it is below
+    /// zero, i.e. the quota is exceeded.
+    pub(crate) fn deficit_ms(&mut self, bound: f64, window: Window, now_ms: u64) -> u64 {
+        self.refill(bound, window, now_ms);
+        if self.tokens >= 0.0 {
+            0
+        } else if bound <= 0.0 {
+            window.window_ms * window.samples as u64
+        } else {
+            (-self.tokens / bound * 1000.0).ceil() as u64
+        }
+    }
+
+    /// Takes `permits` at `now_ms`; the [`Self::deficit_ms`] after.
+    pub(crate) fn take(&mut self, bound: f64, window: Window, permits: f64, now_ms: u64) -> u64 {
+        self.refill(bound, window, now_ms);
+        self.tokens -= permits;
+        self.deficit_ms(bound, window, now_ms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_bucket_allows_a_burst_then_refills_at_the_bound() {
+        // 2 mutations/s over 11 one-second windows: a burst of 22.
+        let mut bucket = TokenBucket::full(2.0, W, 0);
+        assert_eq!(bucket.deficit_ms(2.0, W, 0), 0);
+        assert_eq!(bucket.take(2.0, W, 20.0, 0), 0);
+        assert_eq!(bucket.deficit_ms(2.0, W, 0), 0, "2 tokens left");
+        // Going below zero is allowed once; the throttle is the time to refill to zero.
+        assert_eq!(bucket.take(2.0, W, 10.0, 0), 4_000);
+        assert_eq!(bucket.deficit_ms(2.0, W, 3_000), 1_000);
+        assert_eq!(bucket.deficit_ms(2.0, W, 4_000), 0);
+        // It never holds more than the burst.
+        assert_eq!(bucket.deficit_ms(2.0, W, 1_000_000), 0);
+        assert_eq!(bucket.take(2.0, W, 22.0, 1_000_000), 0);
+        assert_eq!(bucket.take(2.0, W, 1.0, 1_000_000), 500);
+    }
 
     const W: Window = Window {
         samples: 11,
