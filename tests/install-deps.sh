@@ -3,8 +3,8 @@
 #   * Debian: kcat (librdkafka 2.0.2), the Go toolchain and sarama's packaged Go sources, plus the
 #     C/C++ toolchain pieces the native codec builds use;
 #   * PyPI (into tests/interop/.venv): confluent-kafka, kafka-python, aiokafka, their codecs,
-#     pytest, pytest-timeout, and the deploy/ validators kubernetes-validate and PyYAML (pinned in
-#     tests/interop/requirements.txt);
+#     pytest, pytest-timeout, the deploy/ validators kubernetes-validate and PyYAML, and PyJWT with
+#     cryptography for the OAUTHBEARER tokens (pinned in tests/interop/requirements.txt);
 #   * npm (into tests/interop/js/node_modules, from the committed package-lock.json): kafkajs and
 #     its snappy/lz4/zstd codecs, native parts compiled locally from the packages' own sources;
 #   * the sarama client binary, built offline from Debian's Go sources into
@@ -81,7 +81,7 @@ command -v mvn >/dev/null || die "mvn not on PATH after install"
 REQS="$INTEROP/requirements.txt"
 reqs_sum="$(sha256sum "$REQS" | cut -d' ' -f1)"
 stamp="$VENV/.interop-requirements.sha256"
-py_check='import confluent_kafka, kafka, aiokafka, lz4.frame, snappy, zstandard, cramjam, pytest, pytest_timeout, kubernetes_validate, yaml'
+py_check='import confluent_kafka, kafka, aiokafka, lz4.frame, snappy, zstandard, cramjam, pytest, pytest_timeout, kubernetes_validate, yaml, jwt, cryptography'
 if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$reqs_sum" ] \
         && "$VENV/bin/python" -c "$py_check" 2>/dev/null; then
     say "Python venv up to date: $VENV"

@@ -22,6 +22,7 @@ mod offsets;
 mod partition_budget;
 mod produce_consume;
 mod quotas;
+mod reauth;
 mod record_validation;
 mod security;
 mod transactions;

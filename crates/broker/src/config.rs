@@ -9,6 +9,7 @@ mod applied;
 pub(crate) mod dynamic;
 mod known;
 mod listeners;
+mod oauthbearer;
 mod reference;
 mod sasl;
 mod tls;
@@ -16,6 +17,7 @@ mod unserved;
 
 pub use known::{unknown_properties, UnknownProperty};
 pub use listeners::{ListenerConfig, SecurityProtocol};
+pub use oauthbearer::OAuthBearerSettings;
 pub use reference::{applied_table_markdown, reference_markdown};
 pub use sasl::{Mechanism, SaslSettings};
 pub(crate) use tls::principal as tls_principal;

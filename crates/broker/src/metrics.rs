@@ -202,6 +202,13 @@ pub struct ConnectionStats {
     pub created: AtomicU64,
     /// Connections closed, by either side (`connection-close-total`).
     pub closed: AtomicU64,
+    /// Completed SASL re-authentications (`successful-reauthentication-total`, KIP-368).
+    pub reauthenticated: AtomicU64,
+    /// Failed SASL re-authentications (`failed-reauthentication-total`).
+    pub failed_reauthentications: AtomicU64,
+    /// Connections closed because their SASL session expired
+    /// (`expired-connections-killed-count`).
+    pub expired_killed: AtomicU64,
 }
 
 impl ConnectionStats {

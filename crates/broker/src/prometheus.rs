@@ -452,6 +452,24 @@ fn connections(page: &mut Page, broker: &Broker) {
         "Connections closed (socket-server-metrics connection-close-total).",
         stats.closed.load(Ordering::Relaxed),
     );
+    page.single(
+        "strata_socket_server_successful_reauthentication_total",
+        "counter",
+        "SASL re-authentications completed (socket-server-metrics successful-reauthentication-total, KIP-368).",
+        stats.reauthenticated.load(Ordering::Relaxed),
+    );
+    page.single(
+        "strata_socket_server_failed_reauthentication_total",
+        "counter",
+        "SASL re-authentications failed (socket-server-metrics failed-reauthentication-total).",
+        stats.failed_reauthentications.load(Ordering::Relaxed),
+    );
+    page.single(
+        "strata_socket_server_expired_connections_killed_count",
+        "counter",
+        "Connections closed because their SASL session expired without re-authentication (socket-server-metrics expired-connections-killed-count).",
+        stats.expired_killed.load(Ordering::Relaxed),
+    );
 }
 
 /// Kafka's `kafka.server:type=raft-metrics` of a voter.

@@ -346,6 +346,13 @@ const TYPES: &[(&str, ConfigKind, Option<&str>)] = {
         // Checked: refused unless they ask for what Strata serves.
         ("sasl.enabled.mechanisms", List, Some("GSSAPI")),
         ("sasl.jaas.config", Password, None),
+        ("sasl.server.callback.handler.class", Class, None),
+        ("sasl.oauthbearer.jwks.endpoint.url", String, None),
+        ("sasl.oauthbearer.expected.audience", List, None),
+        ("sasl.oauthbearer.expected.issuer", String, None),
+        ("sasl.oauthbearer.sub.claim.name", String, Some("sub")),
+        ("sasl.oauthbearer.clock.skew.seconds", Int, Some("30")),
+        ("connections.max.reauth.ms", Long, Some("0")),
         ("ssl.keystore.location", String, None),
         ("ssl.keystore.certificate.chain", Password, None),
         ("ssl.keystore.key", Password, None),

@@ -85,8 +85,15 @@ const LISTENER_SECURITY_DOCS: &[(&str, &str)] = &[
     ("ssl.client.auth", "`none`, `requested` or `required`: whether clients present a certificate; its subject DN is the principal."),
     ("ssl.endpoint.identification.algorithm", "`https` (the default): a node connecting to another's listener or controller port checks the certificate against the host it dialled; empty: no check."),
     ("sasl.mechanism.inter.broker.protocol", "The mechanism brokers authenticate with on a SASL inter-broker listener: `PLAIN` (Kafka's default `GSSAPI` stops the start), with `username` and `password` from the listener's PLAIN JAAS line."),
-    ("sasl.enabled.mechanisms", "Mechanisms offered on SASL listeners: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`."),
-    ("sasl.jaas.config", "The JAAS line of SASL listeners, also per mechanism as `<mechanism>.sasl.jaas.config` (`plain.`, `scram-sha-256.`, ...): for PLAIN, the users as `user_NAME=\"password\"` entries of `PlainLoginModule`. SCRAM users live in the metadata quorum (AlterUserScramCredentials)."),
+    ("sasl.enabled.mechanisms", "Mechanisms offered on SASL listeners: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`, `OAUTHBEARER`."),
+    ("sasl.jaas.config", "The JAAS line of SASL listeners, also per mechanism as `<mechanism>.sasl.jaas.config` (`plain.`, `scram-sha-256.`, `oauthbearer.`, ...): for PLAIN, the users as `user_NAME=\"password\"` entries of `PlainLoginModule`; for OAUTHBEARER, `OAuthBearerLoginModule` (its options are not used). SCRAM users live in the metadata quorum (AlterUserScramCredentials)."),
+    ("sasl.server.callback.handler.class", "Per mechanism as `oauthbearer.sasl.server.callback.handler.class`: OAUTHBEARER needs Kafka's `org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler` (JWTs checked against a JWKS); Kafka's default, the unsecured validator, stops the start."),
+    ("sasl.oauthbearer.jwks.endpoint.url", "The JWKS whose keys check OAUTHBEARER tokens' signatures (RS256/384/512, PS256/384/512, ES256/384, EdDSA): a `file:` URL, read at start; `http(s):` stops the start."),
+    ("sasl.oauthbearer.expected.audience", "Audiences, comma-separated, one of which a token's `aud` must hold; unset: a token with an `aud` is refused (as Kafka's jose4j does)."),
+    ("sasl.oauthbearer.expected.issuer", "The `iss` a token must carry; unset: any."),
+    ("sasl.oauthbearer.sub.claim.name", "The claim naming the principal, `User:<value>` (default `sub`)."),
+    ("sasl.oauthbearer.clock.skew.seconds", "Leeway on a token's `exp` and `nbf` (default 30)."),
+    ("connections.max.reauth.ms", "KIP-368: the longest a SASL session lasts before the client must re-authenticate on the same connection (SaslAuthenticate v1+ tells it how long it has); a connection that sends a request after its session ended is closed. Also per mechanism (`listener.name.<listener>.<mechanism>.connections.max.reauth.ms`). 0 (default): no limit, but an OAUTHBEARER session still ends when its token expires."),
 ];
 
 /// What Strata does with a property.

@@ -3,9 +3,13 @@
 //! `PlainLoginModule`), each taken with the listener prefix first, as Kafka does:
 //! `listener.name.<listener>.sasl.enabled.mechanisms`, and for the JAAS line
 //! `listener.name.<listener>.<mechanism>.sasl.jaas.config`, then `sasl.jaas.config`.
+//! OAUTHBEARER's settings are read by `config/oauthbearer.rs`; `connections.max.reauth.ms`
+//! (KIP-368) per mechanism, as `listener.name.<listener>.<mechanism>.connections.max.reauth.ms`,
+//! then `listener.name.<listener>.connections.max.reauth.ms`, then the bare key.
 
 use std::collections::BTreeMap;
 
+use super::oauthbearer::{self, mechanism_setting, OAuthBearerSettings};
 use super::tls::listener_setting;
 use super::{invalid, ConfigError, ListenerConfig};
 
@@ -18,6 +22,8 @@ pub enum Mechanism {
     ScramSha256,
     /// RFC 5802 with SHA-512.
     ScramSha512,
+    /// RFC 7628 with a JWT bearer token, validated as Kafka's KIP-768 broker does.
+    OAuthBearer,
 }
 
 impl Mechanism {
@@ -27,6 +33,7 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
@@ -36,6 +43,7 @@ impl Mechanism {
             Mechanism::Plain,
             Mechanism::ScramSha256,
             Mechanism::ScramSha512,
+            Mechanism::OAuthBearer,
         ]
         .into_iter()
         .find(|m| m.name() == name)
@@ -49,6 +57,11 @@ pub struct SaslSettings {
     pub mechanisms: Vec<Mechanism>,
     /// PLAIN's users and passwords from the JAAS line.
     pub plain_users: BTreeMap<String, String>,
+    /// How OAUTHBEARER tokens are validated, when OAUTHBEARER is enabled.
+    pub oauthbearer: Option<OAuthBearerSettings>,
+    /// `connections.max.reauth.ms` of each mechanism whose value is above 0 (KIP-368): a
+    /// session lasts at most this long unless the client re-authenticates.
+    pub max_reauth_ms: BTreeMap<Mechanism, u64>,
 }
 
 /// The SASL settings of `listener`, `None` for a listener without SASL.
@@ -69,7 +82,8 @@ pub(super) fn settings(
                 key,
                 value: value.to_owned(),
                 what: format!(
-                    "the SASL mechanism {name} (served: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
+                    "the SASL mechanism {name} (served: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, \
+                     OAUTHBEARER)"
                 ),
             });
         };
@@ -114,6 +128,20 @@ pub(super) fn settings(
             .into_iter()
             .filter_map(|(k, v)| k.strip_prefix("user_").map(|user| (user.to_owned(), v)))
             .collect();
+    }
+    if settings.mechanisms.contains(&Mechanism::OAuthBearer) {
+        settings.oauthbearer = Some(oauthbearer::settings(props, listener)?);
+    }
+    for &mechanism in &settings.mechanisms {
+        let lower = mechanism.name().to_ascii_lowercase();
+        if let Some((key, value)) =
+            mechanism_setting(props, &listener.name, &lower, "connections.max.reauth.ms")
+        {
+            let ms: i64 = super::parse(&key, value.trim())?;
+            if ms > 0 {
+                settings.max_reauth_ms.insert(mechanism, ms as u64);
+            }
+        }
     }
     Ok(Some(settings))
 }

@@ -4,7 +4,7 @@
 //!
 //! This is the one place that knows what is missing. TLS and SASL listeners are served
 //! (`config/tls.rs` and `config/sasl.rs` refuse what of them is not: JKS stores, encrypted
-//! keys, GSSAPI and OAUTHBEARER, SASL mechanisms other than PLAIN between brokers).
+//! keys, GSSAPI, OAUTHBEARER without a JWKS file, SASL mechanisms other than PLAIN between brokers).
 
 use std::collections::BTreeMap;
 
@@ -59,11 +59,15 @@ pub(super) const NAMES: &[&str] = &{
 /// serve (`config/tls.rs`, `config/sasl.rs`); the rest are known and ignored.
 const LISTENER_SECURITY_PREFIXES: &[&str] = &["ssl.", "sasl.", "listener.name."];
 
+/// Settings of SASL listeners outside those prefixes.
+const LISTENER_SECURITY_KEYS: &[&str] = &["connections.max.reauth.ms"];
+
 /// Whether `key` is one of the security settings ignored without a TLS or SASL listener.
 pub(super) fn covers(key: &str) -> bool {
     LISTENER_SECURITY_PREFIXES
         .iter()
         .any(|p| key.starts_with(p))
+        || LISTENER_SECURITY_KEYS.contains(&key)
 }
 
 /// Why `key` is refused, and the values that are not, for the configuration reference.

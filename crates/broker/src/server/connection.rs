@@ -34,6 +34,7 @@ use crate::api::{self, Reply};
 use crate::metrics::Stage;
 use crate::partition::Hold;
 use crate::Broker;
+use kafka_protocol::messages::ApiKey;
 
 /// Reply bytes gathered before a write even while more requests are waiting: small, so a
 /// client that keeps requests coming still gets its replies promptly.
@@ -174,30 +175,70 @@ where
                         continue;
                     };
                     last_active = tokio::time::Instant::now();
+                    if let Some(auth) = authenticator.as_mut().filter(|a| a.done()) {
+                        // KIP-368: a SaslHandshake may begin a re-authentication; any other
+                        // request after the session ended closes the connection.
+                        let now = Instant::now();
+                        let handshake = frame.get(..2) == Some(&(ApiKey::SaslHandshake as i16).to_be_bytes()[..]);
+                        if !(handshake && auth.begin_reauthentication(now)) && auth.expired(now) {
+                            tracing::info!(peer = %peer.addr, principal = %peer.principal, "closing a connection whose SASL session expired without re-authentication");
+                            broker.connection_stats.expired_killed.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                    }
                     let frame = match authenticator.as_mut().filter(|a| !a.done()) {
                         None => frame,
-                        Some(auth) => match auth.step(frame, &broker.image()) {
-                            Step::Request(frame) => frame,
-                            Step::Reply(reply) => {
-                                if let Some(principal) = auth.principal() {
-                                    peer.principal = principal.to_owned();
-                                    tracing::debug!(peer = %peer.addr, principal = %peer.principal, "authenticated");
+                        Some(auth) => {
+                            let reauthenticating = auth.reauthenticating();
+                            let api_key = frame.get(..2).map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
+                            // A re-authentication's replies queue behind the replies still
+                            // deferred, so replies leave in request order.
+                            let queued = |reply| -> BoxFuture<'static, Timed> {
+                                let now = Instant::now();
+                                Box::pin(std::future::ready(Timed { reply, api_key, received, started: now, ready: now }))
+                            };
+                            match auth.step(frame, &broker.image()) {
+                                Step::Request(frame) => frame,
+                                Step::Reply(reply) => {
+                                    if reauthenticating && auth.done() {
+                                        broker.connection_stats.reauthenticated.fetch_add(1, Ordering::Relaxed);
+                                        tracing::debug!(peer = %peer.addr, principal = %peer.principal, "re-authenticated");
+                                    } else if let Some(principal) = auth.principal() {
+                                        peer.principal = principal.to_owned();
+                                        tracing::debug!(peer = %peer.addr, principal = %peer.principal, "authenticated");
+                                    }
+                                    if pending.is_empty() {
+                                        outbox.push(reply);
+                                        outbox.write_to(&mut write_half, &broker).await?;
+                                    } else {
+                                        pending.push_back(queued(Reply::Frame(reply)));
+                                    }
+                                    continue;
                                 }
-                                outbox.push(reply);
-                                outbox.write_to(&mut write_half, &broker).await?;
-                                continue;
+                                Step::ReplyAndClose(reply) => {
+                                    if reauthenticating {
+                                        broker.connection_stats.failed_reauthentications.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    tracing::info!(peer = %peer.addr, listener = %peer.listener.config.name, reauthenticating, "failed authentication");
+                                    if pending.is_empty() {
+                                        outbox.push(reply);
+                                        outbox.write_to(&mut write_half, &broker).await?;
+                                        break;
+                                    }
+                                    pending.push_back(queued(Reply::Frame(reply)));
+                                    pending.push_back(queued(Reply::Close));
+                                    open = false;
+                                    continue;
+                                }
+                                Step::Close => {
+                                    if reauthenticating {
+                                        broker.connection_stats.failed_reauthentications.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    tracing::info!(peer = %peer.addr, listener = %peer.listener.config.name, reauthenticating, "closing a connection that sent a request before authenticating");
+                                    break;
+                                }
                             }
-                            Step::ReplyAndClose(reply) => {
-                                tracing::info!(peer = %peer.addr, listener = %peer.listener.config.name, "failed authentication");
-                                outbox.push(reply);
-                                outbox.write_to(&mut write_half, &broker).await?;
-                                break;
-                            }
-                            Step::Close => {
-                                tracing::info!(peer = %peer.addr, listener = %peer.listener.config.name, "closing a connection that sent a request before authenticating");
-                                break;
-                            }
-                        },
+                        }
                     };
                     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
                     let started = Instant::now();

@@ -14,6 +14,7 @@ mod connection;
 pub(crate) use connection::Peer;
 mod frame;
 pub(crate) use frame::{Budget, FrameReader};
+mod oauthbearer;
 mod sasl;
 pub(crate) use sasl::scram_keys;
 

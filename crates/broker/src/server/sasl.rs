@@ -6,10 +6,22 @@
 //! SASL_AUTHENTICATION_FAILED and Kafka's message, then the connection is closed.
 //!
 //! PLAIN checks the users of the listener's JAAS line; SCRAM-SHA-256/512 (RFC 5802, no
-//! channel binding) checks the credentials stored in the metadata image.
+//! channel binding) checks the credentials stored in the metadata image; OAUTHBEARER
+//! (RFC 7628) validates a JWT against the listener's JWKS (`server/oauthbearer.rs`). A refused
+//! token is answered, as Kafka does, with the error `{"status":"invalid_token"}` as a
+//! challenge; the client's `%x01` reply then gets SASL_AUTHENTICATION_FAILED and the close.
+//!
+//! Re-authentication (KIP-368): a session ends after `connections.max.reauth.ms` or, for
+//! OAUTHBEARER, when the token expires, whichever comes first; SaslAuthenticate v1+ tells the
+//! client how long it has. A SaslHandshake on an authenticated connection whose session has an
+//! end (at most once a second) starts a re-authentication with the same mechanism that must
+//! yield the same principal; a connection whose session ended sends nothing more
+//! (`Authenticator::expired`, checked by the connection before each request).
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
 use bytes::{BufMut, Bytes, BytesMut};
 use controller::{MetadataImage, ScramCredential, ScramMechanism};
 use kafka_protocol::messages::{
@@ -18,8 +30,16 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use ring::{digest, hmac};
 
+use super::oauthbearer;
 use crate::api::{self, Decoded};
 use crate::config::{Mechanism, SaslSettings};
+
+/// The error RFC 7628 has the server send for a refused token; Kafka's validator never adds
+/// a scope or an openid-configuration.
+const INVALID_TOKEN: &str = r#"{"status":"invalid_token"}"#;
+/// Kafka's `MIN_REAUTH_INTERVAL_ONE_SECOND_NANOS`: a SaslHandshake sooner after the last
+/// re-authentication began is handled as any request after authentication (refused).
+const MIN_REAUTH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the connection does with a frame while the client authenticates.
 pub(crate) enum Step {
@@ -50,8 +70,17 @@ enum State {
         /// The client's part of `nonce`.
         client_nonce_len: usize,
     },
+    /// OAUTHBEARER: the token was refused and the error sent as a challenge; waiting for the
+    /// client's `%x01`.
+    OAuthError { framed: bool },
     /// Authenticated.
     Done,
+}
+
+/// A re-authentication under way: what it must keep.
+struct Reauth {
+    mechanism: Mechanism,
+    principal: String,
 }
 
 /// One connection's authentication.
@@ -59,14 +88,35 @@ pub(crate) struct Authenticator {
     settings: SaslSettings,
     state: State,
     principal: Option<String>,
+    /// The mechanism of the last completed authentication.
+    mechanism: Option<Mechanism>,
+    /// When the session ends, if it does (KIP-368).
+    session_end: Option<Instant>,
+    /// The session lifetime of the last completed authentication, for SaslAuthenticate v1+.
+    session_lifetime_ms: i64,
+    /// Set while a re-authentication is under way.
+    reauth: Option<Reauth>,
+    last_reauth_start: Option<Instant>,
 }
 
-/// Kafka's message for a SCRAM failure (a `SaslException` in `SaslServerAuthenticator`).
-fn scram_failure(mechanism: Mechanism) -> String {
+/// Kafka's message for a failure its `SaslServerAuthenticator` does not explain (a
+/// `SaslException`); `during` is "authentication" or "re-authentication".
+fn invalid_credentials(during: &str, mechanism: Mechanism) -> String {
     format!(
-        "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
+        "Authentication failed during {during} due to invalid credentials with SASL mechanism {}",
         mechanism.name()
     )
+}
+
+/// `User:alice` as Kafka's messages write a principal: `User.alice`.
+fn dotted(principal: &str) -> String {
+    principal.replacen(':', ".", 1)
+}
+
+fn wall_clock_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Authenticator {
@@ -75,7 +125,49 @@ impl Authenticator {
             settings,
             state: State::Handshake,
             principal: None,
+            mechanism: None,
+            session_end: None,
+            session_lifetime_ms: 0,
+            reauth: None,
+            last_reauth_start: None,
         }
+    }
+
+    /// Whether a re-authentication is under way.
+    pub(crate) fn reauthenticating(&self) -> bool {
+        self.reauth.is_some()
+    }
+
+    /// Whether the session has ended without a re-authentication: the connection must close.
+    pub(crate) fn expired(&self, now: Instant) -> bool {
+        self.done() && self.session_end.is_some_and(|end| now > end)
+    }
+
+    /// Starts a re-authentication on a SaslHandshake after authentication, as Kafka's
+    /// `KafkaChannel::maybeBeginServerReauthentication`: only when the session has an end,
+    /// and at most once a second. False: the handshake is handled as any other request.
+    pub(crate) fn begin_reauthentication(&mut self, now: Instant) -> bool {
+        let (State::Done, Some(_), Some(mechanism), Some(principal)) = (
+            &self.state,
+            self.session_end,
+            self.mechanism,
+            self.principal.clone(),
+        ) else {
+            return false;
+        };
+        if self
+            .last_reauth_start
+            .is_some_and(|last| now.duration_since(last) < MIN_REAUTH_INTERVAL)
+        {
+            return false;
+        }
+        self.last_reauth_start = Some(now);
+        self.reauth = Some(Reauth {
+            mechanism,
+            principal,
+        });
+        self.state = State::Handshake;
+        true
     }
 
     /// `User:<name>` once authenticated.
@@ -91,8 +183,9 @@ impl Authenticator {
     /// Handles one frame before authentication completes.
     pub(crate) fn step(&mut self, frame: Bytes, image: &MetadataImage) -> Step {
         // After a v0 handshake the token is the whole frame.
-        if let State::Start { framed: false, .. } | State::ScramFinal { framed: false, .. } =
-            self.state
+        if let State::Start { framed: false, .. }
+        | State::ScramFinal { framed: false, .. }
+        | State::OAuthError { framed: false } = self.state
         {
             return match self.token(&frame, image) {
                 Ok(reply) => Step::Reply(raw_frame(&reply)),
@@ -147,16 +240,25 @@ impl Authenticator {
             }
             (
                 kafka_protocol::messages::RequestKind::SaslAuthenticate(request),
-                State::Start { framed: true, .. } | State::ScramFinal { framed: true, .. },
+                State::Start { framed: true, .. }
+                | State::ScramFinal { framed: true, .. }
+                | State::OAuthError { framed: true },
             ) => {
                 let response = SaslAuthenticateResponse::default();
                 match self.token(&request.auth_bytes, image) {
-                    Ok(reply) => Step::Reply(encode(
-                        ApiKey::SaslAuthenticate,
-                        version,
-                        correlation_id,
-                        response.with_auth_bytes(Bytes::from(reply)),
-                    )),
+                    Ok(reply) => {
+                        let mut response = response.with_auth_bytes(Bytes::from(reply));
+                        // The field exists from v1 on (KIP-368).
+                        if self.done() && version >= 1 {
+                            response = response.with_session_lifetime_ms(self.session_lifetime_ms);
+                        }
+                        Step::Reply(encode(
+                            ApiKey::SaslAuthenticate,
+                            version,
+                            correlation_id,
+                            response,
+                        ))
+                    }
                     Err(message) => Step::ReplyAndClose(encode(
                         ApiKey::SaslAuthenticate,
                         version,
@@ -175,6 +277,21 @@ impl Authenticator {
     /// Evaluates one SASL token: the reply token, or Kafka's failure message.
     fn token(&mut self, token: &[u8], image: &MetadataImage) -> Result<Vec<u8>, String> {
         let state = std::mem::replace(&mut self.state, State::Handshake);
+        let during = if self.reauth.is_some() {
+            "re-authentication"
+        } else {
+            "authentication"
+        };
+        if let (State::Start { mechanism, .. }, Some(reauth)) = (&state, &self.reauth) {
+            if *mechanism != reauth.mechanism {
+                return Err(format!(
+                    "SASL mechanism '{}' requested by client is not supported for \
+                     re-authentication of mechanism '{}'",
+                    mechanism.name(),
+                    reauth.mechanism.name()
+                ));
+            }
+        }
         match state {
             State::Start {
                 mechanism: Mechanism::Plain,
@@ -196,14 +313,54 @@ impl Authenticator {
                 }
                 match self.settings.plain_users.get(user) {
                     Some(expected) if equal(expected.as_bytes(), password) => {
-                        self.authenticated(user);
+                        self.authenticated(Mechanism::Plain, user, None)?;
                         Ok(Vec::new())
                     }
                     _ => Err(invalid()),
                 }
             }
+            State::Start {
+                mechanism: Mechanism::OAuthBearer,
+                framed,
+            }
+            | State::OAuthError { framed } => {
+                // After the error challenge the client answers `%x01`; anything else Kafka
+                // reads as a new initial response.
+                if matches!(state, State::OAuthError { .. }) && token == [1] {
+                    return Err(INVALID_TOKEN.to_owned());
+                }
+                let failure = || invalid_credentials(during, Mechanism::OAuthBearer);
+                let (Some(settings), Some((authzid, jwt))) = (
+                    self.settings.oauthbearer.as_ref(),
+                    oauthbearer::parse_initial_response(token),
+                ) else {
+                    return Err(failure());
+                };
+                match oauthbearer::validate(settings, &jwt, wall_clock_ms() / 1000) {
+                    Err(reason) => {
+                        tracing::info!(%reason, "refused an OAUTHBEARER token");
+                        self.state = State::OAuthError { framed };
+                        Ok(INVALID_TOKEN.as_bytes().to_vec())
+                    }
+                    Ok(valid) => {
+                        if !authzid.is_empty() && authzid != valid.principal {
+                            return Err(format!(
+                                "Authentication failed: Client requested an authorization id \
+                                 ({authzid}) that is different from the token's principal name ({})",
+                                valid.principal
+                            ));
+                        }
+                        self.authenticated(
+                            Mechanism::OAuthBearer,
+                            &valid.principal,
+                            Some(valid.expires_ms),
+                        )?;
+                        Ok(Vec::new())
+                    }
+                }
+            }
             State::Start { mechanism, framed } => {
-                let failure = || scram_failure(mechanism);
+                let failure = || invalid_credentials(during, mechanism);
                 let text = std::str::from_utf8(token).map_err(|_| failure())?;
                 // gs2-header: no channel binding ("n" or "y"), no authzid other than the user.
                 let (gs2, bare) = text
@@ -261,7 +418,7 @@ impl Authenticator {
                 client_nonce_len,
                 ..
             } => {
-                let failure = || scram_failure(mechanism);
+                let failure = || invalid_credentials(during, mechanism);
                 let text = std::str::from_utf8(token).map_err(|_| failure())?;
                 let (without_proof, proof) = text.rsplit_once(",p=").ok_or_else(failure)?;
                 let final_nonce = without_proof
@@ -309,16 +466,48 @@ impl Authenticator {
                     &hmac::Key::new(algorithm, &credential.server_key),
                     auth_message.as_bytes(),
                 );
-                self.authenticated(&user);
+                self.authenticated(mechanism, &user, None)?;
                 Ok(format!("v={}", BASE64.encode(server_signature.as_ref())).into_bytes())
             }
             State::Handshake | State::Done => Err("unexpected SASL token".to_owned()),
         }
     }
 
-    fn authenticated(&mut self, user: &str) {
+    /// Completes an authentication of `user` with `mechanism`, whose credential expires at
+    /// `credential_expires_ms` (epoch ms) if it does: sets the session's end as Kafka's
+    /// `calcCompletionTimesAndReturnSessionLifetimeMs` does. A re-authentication must keep
+    /// the principal.
+    fn authenticated(
+        &mut self,
+        mechanism: Mechanism,
+        user: &str,
+        credential_expires_ms: Option<u64>,
+    ) -> Result<(), String> {
+        let principal = format!("User:{user}");
+        if let Some(reauth) = &self.reauth {
+            if reauth.principal != principal {
+                return Err(format!(
+                    "Cannot change principals during re-authentication from {}: {}",
+                    dotted(&reauth.principal),
+                    dotted(&principal)
+                ));
+            }
+        }
+        let now = Instant::now();
+        let remaining = credential_expires_ms.map(|end| end.saturating_sub(wall_clock_ms()));
+        let lifetime = match (remaining, self.settings.max_reauth_ms.get(&mechanism)) {
+            (None, None) => None,
+            (Some(remaining), None) => Some(remaining),
+            (None, Some(&max)) => Some(max),
+            (Some(remaining), Some(&max)) => Some(remaining.min(max)),
+        };
+        self.session_lifetime_ms = lifetime.map_or(0, |ms| ms.min(i64::MAX as u64) as i64);
+        self.session_end = lifetime.map(|ms| now + Duration::from_millis(ms));
         self.state = State::Done;
-        self.principal = Some(format!("User:{user}"));
+        self.principal = Some(principal);
+        self.mechanism = Some(mechanism);
+        self.reauth = None;
+        Ok(())
     }
 }
 
@@ -402,7 +591,7 @@ mod tests {
             .unwrap();
         let mut auth = Authenticator::new(SaslSettings {
             mechanisms: vec![Mechanism::ScramSha256],
-            plain_users: Default::default(),
+            ..Default::default()
         });
         auth.state = State::Start {
             mechanism: Mechanism::ScramSha256,
@@ -454,6 +643,7 @@ mod tests {
         let settings = SaslSettings {
             mechanisms: vec![Mechanism::Plain],
             plain_users: [("alice".to_owned(), "s3".to_owned())].into(),
+            ..Default::default()
         };
         let run = |token: &[u8]| {
             let mut auth = Authenticator::new(settings.clone());
