@@ -191,6 +191,12 @@ where
                                 tracing::info!(peer = %peer.addr, listener = %peer.listener.config.name, "failed authentication");
                                 outbox.push(reply);
                                 outbox.write_to(&mut write_half, &broker).await?;
+                                // As Kafka: the close waits, so that the client reads the
+                                // error before it sees the connection end.
+                                tokio::time::sleep(Duration::from_millis(
+                                    broker.config.connection_failed_authentication_delay_ms,
+                                ))
+                                .await;
                                 break;
                             }
                             Step::Close => {
