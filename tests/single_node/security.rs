@@ -399,6 +399,63 @@ fn scram_credentials_are_described_without_secrets_and_survive_a_restart() {
     }
 }
 
+/// One AlterUserScramCredentials request may set both mechanisms for a user (Kafka's admin
+/// clients send it so): both are stored, described and let the user in.
+#[test]
+fn one_request_sets_both_scram_mechanisms_of_a_user() {
+    let secured = start();
+    let upsertion = |mechanism: i8, algorithm, len: usize| {
+        let salt = b"strata-test-salt";
+        let mut salted = vec![0u8; len];
+        ring::pbkdf2::derive(
+            algorithm,
+            std::num::NonZeroU32::new(4096).unwrap(),
+            salt,
+            b"dave-secret",
+            &mut salted,
+        );
+        ScramCredentialUpsertion::default()
+            .with_name(StrBytes::from_static_str("dave"))
+            .with_mechanism(mechanism)
+            .with_iterations(4096)
+            .with_salt(bytes::Bytes::from_static(salt))
+            .with_salted_password(bytes::Bytes::from(salted))
+    };
+    let request = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+        upsertion(1, ring::pbkdf2::PBKDF2_HMAC_SHA256, 32),
+        upsertion(2, ring::pbkdf2::PBKDF2_HMAC_SHA512, 64),
+    ]);
+    let mut stream = raw::connect(&secured.plaintext);
+    let (_, response) = raw::call(&mut stream, &request, 0);
+    assert_eq!(response.results.len(), 1, "{response:?}");
+    assert_eq!(response.results[0].error_code, 0, "{response:?}");
+    let (_, described) = raw::call(
+        &mut stream,
+        &DescribeUserScramCredentialsRequest::default(),
+        0,
+    );
+    let mut mechanisms: Vec<i8> = described.results[0]
+        .credential_infos
+        .iter()
+        .map(|c| c.mechanism)
+        .collect();
+    mechanisms.sort();
+    assert_eq!(mechanisms, [1, 2], "{described:?}");
+    for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        let scram = [
+            ("security.protocol", "SASL_SSL".to_owned()),
+            ("sasl.mechanism", mechanism.to_owned()),
+            ("sasl.username", "dave".to_owned()),
+            ("sasl.password", "dave-secret".to_owned()),
+            ("ssl.ca.location", secured.path("ca.pem")),
+        ];
+        assert!(
+            metadata_reachable(&secured.sasl_ssl, &scram),
+            "dave was not let in with {mechanism}"
+        );
+    }
+}
+
 /// A consumer over TLS reads a log of 30 MB in fetch responses of up to 10 MiB, four times
 /// over, each within a bound far above what loopback needs: large responses arrive whole.
 #[test]

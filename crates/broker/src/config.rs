@@ -106,6 +106,10 @@ pub struct BrokerConfig {
     /// `connections.max.idle.ms`: a connection with no request, reply or request in progress
     /// for this long is closed; `None` (a negative value) never.
     pub connections_max_idle_ms: Option<u64>,
+    /// `connection.failed.authentication.delay.ms`: after answering a failed authentication
+    /// the connection stays open (reading nothing) this long before it is closed, as in
+    /// Kafka (KIP-306), so the client reads the error before the close.
+    pub connection_failed_authentication_delay_ms: u64,
     /// `metrics.listen` (Strata's own): HOST:PORT of the HTTP endpoint serving `/metrics`,
     /// `/health` and `/ready`; `None` (the default, or an empty value) serves none.
     pub metrics_listen: Option<String>,
@@ -215,6 +219,7 @@ impl Default for BrokerConfig {
             max_connections_per_ip: i32::MAX as usize,
             max_connections_per_ip_overrides: BTreeMap::new(),
             connections_max_idle_ms: Some(600_000),
+            connection_failed_authentication_delay_ms: 100,
             metrics_listen: None,
             request_receive_timeout_ms: 30_000,
             quota_window_num: 11,
@@ -422,6 +427,10 @@ applied_properties! {
                 "connections.max.idle.ms" => {
                     let ms: i64 = parse(key, value)?;
                     self.connections_max_idle_ms = u64::try_from(ms).ok();
+                }
+                "connection.failed.authentication.delay.ms" => {
+                    let ms: i32 = parse(key, value)?;
+                    self.connection_failed_authentication_delay_ms = u64::try_from(ms).unwrap_or(0);
                 }
                 "metrics.listen" => {
                     let addr = value.trim();

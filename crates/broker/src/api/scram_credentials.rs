@@ -128,8 +128,10 @@ pub(super) async fn alter(
             );
         }
     }
+    // Every change is applied (a user may change several mechanisms in one request); each
+    // user gets one result.
     for (user, mechanism, change) in changes {
-        if failed.contains_key(&user) || results.iter().any(|r| owned(&r.user) == user) {
+        if failed.contains_key(&user) {
             continue;
         }
         let outcome = async {
@@ -173,7 +175,7 @@ pub(super) async fn alter(
         .await;
         if let Err(rejected) = outcome {
             failed.insert(user, rejected);
-        } else {
+        } else if !results.iter().any(|r| owned(&r.user) == user) {
             results.push(AlterUserScramCredentialsResult::default().with_user(str_bytes(user)));
         }
     }

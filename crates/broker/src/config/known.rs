@@ -187,11 +187,6 @@ pub(crate) const IGNORED: &[(&str, &str)] = &[
         "transaction.remove.expired.transaction.cleanup.interval.ms",
         "expiry is checked every second",
     ),
-    // Security settings.
-    (
-        "connection.failed.authentication.delay.ms",
-        "no authentication",
-    ),
     // Metrics.
     ("auto.include.jmx.reporter", "no JMX"),
     ("metric.reporters", "no JMX"),

@@ -31,6 +31,7 @@ pub(crate) const DOCS: &[(&str, &str)] = &[
     ("max.connections.per.ip", "A further connection from an address with this many open is closed at once."),
     ("max.connections.per.ip.overrides", "Per-address exceptions to `max.connections.per.ip`: `host:count` entries, comma-separated."),
     ("connections.max.idle.ms", "An idle connection is closed after this long (-1: never)."),
+    ("connection.failed.authentication.delay.ms", "After a failed SASL authentication is answered, the connection is closed this much later (KIP-306), so the client reads the error first."),
     ("metrics.listen", "`HOST:PORT` of the HTTP listener for `/metrics` (Prometheus), `/health` and `/ready`; empty: off."),
     ("request.receive.timeout.ms", "A connection that starts a request and does not finish sending it within this time is closed."),
     ("group.initial.rebalance.delay.ms", "How long the first rebalance of an empty classic group waits for more members."),

@@ -223,6 +223,12 @@ where
                                     if pending.is_empty() {
                                         outbox.push(reply);
                                         outbox.write_to(&mut write_half, &broker).await?;
+                                        // As Kafka: the close waits, so that the client reads
+                                        // the error before it sees the connection end.
+                                        tokio::time::sleep(Duration::from_millis(
+                                            broker.config.connection_failed_authentication_delay_ms,
+                                        ))
+                                        .await;
                                         break;
                                     }
                                     pending.push_back(queued(Reply::Frame(reply)));

@@ -425,10 +425,10 @@ impl Authenticator {
                     .split(',')
                     .find_map(|a| a.strip_prefix("r="))
                     .ok_or_else(failure)?;
-                // RFC 5802: the nonce of server-first. librdkafka before 2.2 (Debian 12's
-                // kcat has 2.0.2) sends the client nonce once more in front of it; Kafka
-                // before 3.x accepted that (it checked only the end), and the proof covers
-                // the message as sent, so that one form is accepted too.
+                // RFC 5802: the nonce of server-first. librdkafka before 2.6.1 (Debian 12's
+                // kcat has 2.0.2) sends the client nonce once more in front of it; Kafka 3.8.1
+                // and 3.9 accepted that (they checked only the end), and the proof covers the
+                // message as sent, so exactly that one form is accepted too.
                 let legacy = final_nonce.len() == client_nonce_len + nonce.len()
                     && final_nonce.ends_with(&nonce)
                     && final_nonce.as_bytes()[..client_nonce_len]
