@@ -73,7 +73,7 @@ fn read_to(bootstrap: &str, topic: &str, last: i64) -> Vec<(i64, String, Option<
 }
 
 /// The partition directory `<topic>-0` under the node's data directory.
-fn partition_dir(data: &Path, topic: &str) -> PathBuf {
+pub(crate) fn partition_dir(data: &Path, topic: &str) -> PathBuf {
     let name = format!("{topic}-0");
     let mut stack = vec![data.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -92,7 +92,7 @@ fn partition_dir(data: &Path, topic: &str) -> PathBuf {
 }
 
 /// Sizes of the `.log` files of a partition directory, by base offset.
-fn segment_sizes(dir: &Path) -> BTreeMap<i64, u64> {
+pub(crate) fn segment_sizes(dir: &Path) -> BTreeMap<i64, u64> {
     std::fs::read_dir(dir)
         .expect("partition directory")
         .flatten()

@@ -8,6 +8,7 @@ mod bad_input;
 mod cli;
 mod common;
 mod compaction;
+mod compaction_txn;
 mod config;
 mod connection_limits;
 mod consumer_groups;

@@ -1,24 +1,34 @@
 //! Log compaction (`cleanup.policy=compact`, `compact,delete`), Kafka's LogCleaner way.
 //!
 //! A pass builds a map key → offset of the key's latest record over the whole log below the
-//! high watermark (the active segment included), then rewrites the sealed segments wholly
-//! below the high watermark, oldest first, keeping only records that are their key's latest
-//! (and tombstones until `delete.retention.ms` after their segment was last modified).
+//! cleaning limit (the active segment included), then rewrites the sealed segments wholly
+//! below the limit, oldest first, keeping only records that are their key's latest (and
+//! tombstones until `delete.retention.ms` after their segment was last modified). The limit
+//! is the high watermark, or the first offset of the oldest transaction without a marker
+//! below it if lower (Kafka cleans only below the last stable offset): an undecided
+//! transaction's records are neither cleaned nor counted in the map.
 //!
 //! Batches are filtered as Kafka's `MemoryRecords.filterTo` does. A compressed batch is
 //! decompressed (gzip, snappy, lz4, zstd; at most [`MAX_DECOMPRESSED`] bytes), filtered and
 //! compressed again with its own codec (`codec.rs`). Offsets never change: a rewritten batch
 //! keeps its base offset, last offset delta, producer id, epoch and base sequence,
-//! attributes and timestamps, with fewer records, new lengths and a new CRC. A batch whose
-//! records all go is dropped, unless it is its producer's last batch in the log: that one
-//! stays as a header without records (and without compression, as Kafka's
-//! `writeEmptyHeader` writes it), so producer state (epoch, last sequence) can be rebuilt
-//! from batch headers.
+//! attributes (transactional included) and timestamps, with fewer records, new lengths and a
+//! new CRC. A batch whose records all go is dropped, unless it holds its producer's state:
+//! the producer's last data batch (or, with none left, its latest-epoch marker) stays as a
+//! header without records (and without compression, as Kafka's `writeEmptyHeader` writes
+//! it), so producer state (epoch, last sequence) can be rebuilt from batch headers.
 //!
-//! Left untouched (copied whole, and their keys not counted in the map): transactional
-//! batches and control batches (aborted data must not shadow committed records). A batch
-//! that does not decode (or decompresses past the bound) is copied whole too; its keys are
-//! then unknown, so that pass drops no tombstone (one might be the only thing hiding an
+//! Transactions (`compaction_txn.rs`, Kafka's `CleanedTransactionMetadata`): the batches of
+//! aborted transactions (the producer ranges of the `.txnindex` entries) go whole and never
+//! shadow committed records; committed transactional records are compacted like any other.
+//! A marker stays while a batch of its transaction is seen in the pass; once none is, it
+//! goes when its segment is older than `delete.retention.ms`, so it outlives its data by at
+//! least one pass. A cleaned segment's `.txnindex` keeps the entries of the ABORT markers
+//! whose data was still seen. A segment whose entries change is rewritten even if its
+//! batches do not.
+//!
+//! A batch that does not decode (or decompresses past the bound) is copied whole; its keys
+//! are then unknown, so that pass drops no tombstone (one might be the only thing hiding an
 //! older value in that batch).
 //!
 //! Segments are grouped as Kafka's `groupSegmentsBySize` groups them, applied to the cleaned
@@ -30,14 +40,17 @@
 //! that cleaning leaves unchanged is not rewritten.
 //!
 //! A pass that could change nothing is skipped: same high watermark, log start, active
-//! segment and config as the last completed pass, and no kept tombstone due yet.
+//! segment and config as the last completed pass, no kept tombstone or marker due yet, and
+//! no transactional batch dropped by the last pass (its marker is judged by the next).
 //!
-//! Crash safety, per group: the cleaned bytes go to `<base>.log.cleaned` (synced); under the
-//! writer lock it is renamed `<base>.log.swap` (the commit point, directory synced), the
-//! group's other segments are deleted, the first one's indexes removed and the swap file
-//! renamed over `<base>.log`. On open, leftover `.cleaned` files are deleted and `.swap`
-//! files completed as Kafka's `LogLoader` does: segments whose base offset falls inside the
-//! swap file's offsets are deleted, then the rename is done. A group member past the swap
+//! Crash safety, per group: the cleaned bytes go to `<base>.log.cleaned` and its
+//! transaction index to `<base>.txnindex.cleaned` (synced); under the writer lock the first
+//! is renamed `<base>.log.swap` (the commit point, directory synced), the second renamed
+//! over `<base>.txnindex` (removed if empty), the group's other segments are deleted, the
+//! first one's indexes removed and the swap file renamed over `<base>.log`. On open,
+//! leftover `.cleaned` files are deleted (a `.txnindex.cleaned` beside a `.log.swap` is
+//! installed) and `.swap` files completed as Kafka's `LogLoader` does: segments whose base
+//! offset falls inside the swap file's offsets are deleted, then the rename is done. A group member past the swap
 //! file's last offset (its records all dropped) may survive such a crash; it holds only
 //! records the cleaned data already superseded, and the next pass merges it. Groups are
 //! swapped oldest first, so a crash never shows a key's older value without the newer
@@ -55,14 +68,17 @@ use bytes::Bytes;
 use crate::batch::{
     complete_batch_at, compute_crc, decode_payload, BatchHeader, BATCH_HEADER_LEN, LOG_OVERHEAD,
 };
+use crate::compaction_txn::{CleanedTxns, TxnScan};
 use crate::config::{CleanupPolicy, LogConfig};
 use crate::error::{IoContext, Result};
 use crate::index::{IndexingState, OFFSET_ENTRY, TIME_ENTRY};
 use crate::log::Log;
 use crate::segment::{segment_path, IndexParams, Segment};
+use crate::txn_index::{marker_of, AbortedTxn, TxnIndex, TXN_INDEX_ENTRY};
 
 const CLEANED: &str = "log.cleaned";
 const SWAP: &str = "log.swap";
+const TXN_CLEANED: &str = "txnindex.cleaned";
 const CODEC_BITS: i16 = 0x07;
 
 /// Bound on one batch's decompressed records while cleaning. The produce path refuses
@@ -88,6 +104,11 @@ pub struct CompactionStats {
     pub bytes_after: u64,
     /// Tombstones dropped because `delete.retention.ms` had passed.
     pub tombstones_removed: u64,
+    /// Records of aborted transactions dropped.
+    pub aborted_removed: u64,
+    /// Transaction markers dropped (their transactions' batches were gone and
+    /// `delete.retention.ms` had passed).
+    pub markers_removed: u64,
 }
 
 impl CompactionStats {
@@ -100,6 +121,8 @@ impl CompactionStats {
         self.bytes_before += other.bytes_before;
         self.bytes_after += other.bytes_after;
         self.tombstones_removed += other.tombstones_removed;
+        self.aborted_removed += other.aborted_removed;
+        self.markers_removed += other.markers_removed;
     }
 }
 
@@ -108,7 +131,8 @@ impl CompactionStats {
 #[derive(Debug)]
 pub(crate) struct CleanerState {
     last: Option<PassKey>,
-    /// When (ms) the earliest tombstone the last pass kept may go; `i64::MAX` if none.
+    /// When (ms) the earliest tombstone or marker the last pass kept may go; `i64::MAX` if
+    /// none.
     tombstone_due: i64,
 }
 
@@ -129,9 +153,9 @@ struct PassKey {
     config: LogConfig,
 }
 
-/// Batches whose keys the cleaner reads and whose records it may drop.
+/// Data batches whose keys the cleaner reads and whose records it may drop.
 fn cleanable(h: &BatchHeader) -> bool {
-    h.compression() <= 4 && !h.is_transactional() && !h.is_control()
+    h.compression() <= 4 && !h.is_control()
 }
 
 /// The records of a cleanable batch: in the segment, or decompressed.
@@ -165,47 +189,45 @@ fn body<'a>(batch: &'a [u8], h: &BatchHeader) -> Option<Body<'a>> {
     }
 }
 
-/// Each key's latest offset below the high watermark, and each producer's last batch.
+/// Each key's latest offset below the cleaning limit, aborted records left out.
 struct OffsetMap<'a> {
     latest: HashMap<Cow<'a, [u8]>, i64>,
-    last_of_producer: HashMap<i64, i64>,
     /// A cleanable batch did not decode: its keys are unknown.
     incomplete: bool,
 }
 
 impl<'a> OffsetMap<'a> {
-    fn build(views: &'a [Bytes], hw: i64) -> Self {
+    fn build(views: &'a [Bytes], limit: i64, aborted: &[AbortedTxn]) -> Self {
         let mut map = OffsetMap {
             latest: HashMap::new(),
-            last_of_producer: HashMap::new(),
             incomplete: false,
         };
+        let mut txns = CleanedTxns::new(aborted.to_vec());
         for view in views {
             let view: &'a [u8] = view;
             let mut pos = 0;
             while let Some(h) = complete_batch_at(view, pos) {
                 let batch = &view[pos..pos + h.total_size()];
                 pos += h.total_size();
-                if h.base_offset >= hw {
+                if h.base_offset >= limit {
                     break;
                 }
-                if h.producer_id >= 0 {
-                    map.last_of_producer.insert(h.producer_id, h.base_offset);
-                }
-                if cleanable(&h) {
-                    map.add_batch(batch, &h, hw);
+                if h.is_control() {
+                    txns.on_control_batch(&h, marker_of(&h, batch));
+                } else if !txns.on_data_batch(&h) && cleanable(&h) {
+                    map.add_batch(batch, &h, limit);
                 }
             }
         }
         map
     }
 
-    fn add_batch(&mut self, batch: &'a [u8], h: &BatchHeader, hw: i64) {
+    fn add_batch(&mut self, batch: &'a [u8], h: &BatchHeader, limit: i64) {
         match body(batch, h) {
             Some(Body::Stored(payload)) => match decode_payload(h, payload) {
                 Some(records) => {
                     for r in records {
-                        if let (Some(k), true) = (r.key, r.offset < hw) {
+                        if let (Some(k), true) = (r.key, r.offset < limit) {
                             self.latest.insert(Cow::Borrowed(k), r.offset);
                         }
                     }
@@ -215,7 +237,7 @@ impl<'a> OffsetMap<'a> {
             Some(Body::Inflated(payload)) => match decode_payload(h, &payload) {
                 Some(records) => {
                     for r in records {
-                        let Some(k) = r.key.filter(|_| r.offset < hw) else {
+                        let Some(k) = r.key.filter(|_| r.offset < limit) else {
                             continue;
                         };
                         match self.latest.get_mut(k) {
@@ -236,13 +258,23 @@ impl<'a> OffsetMap<'a> {
 /// The cleaned bytes of one segment and what changed.
 struct Cleaned {
     bytes: Vec<u8>,
-    /// Some batch was dropped or rewritten.
+    /// Some batch was dropped or rewritten, or the `.txnindex` changes.
     changed: bool,
     records_before: u64,
     records_after: u64,
     tombstones_removed: u64,
     /// A tombstone was kept only because its retention has not passed.
     kept_tombstone: bool,
+    /// A marker was kept only because the delete horizon has not passed.
+    kept_marker: bool,
+    /// Records of aborted transactions dropped.
+    aborted_removed: u64,
+    /// Transaction markers dropped.
+    markers_removed: u64,
+    /// The segment's `.txnindex` entries after cleaning.
+    aborted: Vec<AbortedTxn>,
+    /// A transactional data batch was dropped or emptied: its marker may go next pass.
+    txn_batch_gone: bool,
 }
 
 /// Appends a batch with header `h` (lengths and CRC recomputed) and records `payload`.
@@ -255,7 +287,43 @@ fn push_batch(out: &mut Vec<u8>, mut h: BatchHeader, payload: &[u8]) {
     out[start + 17..start + 21].copy_from_slice(&crc.to_be_bytes());
 }
 
-fn clean_segment(bytes: &[u8], map: &OffsetMap<'_>, drop_tombstones: bool) -> Cleaned {
+/// What one segment's cleaning goes by.
+struct SegmentRules<'m, 'a> {
+    map: &'m OffsetMap<'a>,
+    scan: &'m TxnScan,
+    /// Tombstones whose retention passed may go.
+    drop_tombstones: bool,
+    /// Markers whose transaction left no batch may go (the delete horizon passed).
+    drop_markers: bool,
+}
+
+impl Cleaned {
+    /// `batch`, all of whose records go: it is dropped, or kept as a header without
+    /// records or compression when it holds its producer's state (Kafka's
+    /// `writeEmptyHeader`); one already empty is copied as it is.
+    fn empty(&mut self, batch: &[u8], h: &BatchHeader, scan: &TxnScan) {
+        if h.records_count == 0 && scan.retains(h) {
+            self.bytes.extend_from_slice(batch);
+            return;
+        }
+        self.changed = true;
+        self.txn_batch_gone |= h.is_transactional() && !h.is_control();
+        if scan.retains(h) {
+            let mut nh = *h;
+            nh.records_count = 0;
+            nh.attributes &= !CODEC_BITS;
+            push_batch(&mut self.bytes, nh, &[]);
+        }
+    }
+
+    fn keep(&mut self, batch: &[u8], count: u64) {
+        self.bytes.extend_from_slice(batch);
+        self.records_after += count;
+    }
+}
+
+fn clean_segment(bytes: &[u8], rules: &SegmentRules<'_, '_>, txns: &mut CleanedTxns) -> Cleaned {
+    let map = rules.map;
     let mut out = Cleaned {
         bytes: Vec::with_capacity(bytes.len()),
         changed: false,
@@ -263,6 +331,11 @@ fn clean_segment(bytes: &[u8], map: &OffsetMap<'_>, drop_tombstones: bool) -> Cl
         records_after: 0,
         tombstones_removed: 0,
         kept_tombstone: false,
+        kept_marker: false,
+        aborted_removed: 0,
+        markers_removed: 0,
+        aborted: Vec::new(),
+        txn_batch_gone: false,
     };
     let mut pos = 0;
     while let Some(h) = complete_batch_at(bytes, pos) {
@@ -270,11 +343,27 @@ fn clean_segment(bytes: &[u8], map: &OffsetMap<'_>, drop_tombstones: bool) -> Cl
         pos += h.total_size();
         let count = h.records_count.max(0) as u64;
         out.records_before += count;
+        if h.is_control() {
+            let may_go = txns.on_control_batch(&h, marker_of(&h, batch));
+            if may_go && rules.drop_markers {
+                out.markers_removed += count;
+                out.empty(batch, &h, rules.scan);
+            } else {
+                out.kept_marker |= may_go;
+                out.keep(batch, count);
+            }
+            continue;
+        }
+        if txns.on_data_batch(&h) {
+            out.aborted_removed += count;
+            out.empty(batch, &h, rules.scan);
+            continue;
+        }
+        let drop_tombstones = rules.drop_tombstones;
         let body = if cleanable(&h) { body(batch, &h) } else { None };
         let records = body.as_ref().and_then(|b| decode_payload(&h, b.bytes()));
         let Some(records) = records else {
-            out.bytes.extend_from_slice(batch);
-            out.records_after += count;
+            out.keep(batch, count);
             continue;
         };
         let mut kept = Vec::with_capacity(records.len());
@@ -299,24 +388,17 @@ fn clean_segment(bytes: &[u8], map: &OffsetMap<'_>, drop_tombstones: bool) -> Cl
             }
         }
         if kept.len() == records.len() {
-            out.bytes.extend_from_slice(batch);
-            out.records_after += count;
+            out.keep(batch, count);
             continue;
         }
         let codec = h.compression();
         let mut nh = h;
         nh.records_count = kept.len() as i32;
         if kept.is_empty() {
-            out.changed = true;
             out.tombstones_removed += removed_tombstones;
             // A producer's last batch stays (a header without records or compression), so
             // its state (epoch, last sequence) can still be rebuilt from the log.
-            let producer_last = h.producer_id >= 0
-                && map.last_of_producer.get(&h.producer_id) == Some(&h.base_offset);
-            if producer_last {
-                nh.attributes &= !CODEC_BITS;
-                push_batch(&mut out.bytes, nh, &[]);
-            }
+            out.empty(batch, &h, rules.scan);
             continue;
         }
         let records_bytes = kept.concat();
@@ -327,8 +409,7 @@ fn clean_segment(bytes: &[u8], map: &OffsetMap<'_>, drop_tombstones: bool) -> Cl
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(offset = h.base_offset, codec, error = %e, "cannot recompress a cleaned batch; keeping it whole");
-                    out.bytes.extend_from_slice(batch);
-                    out.records_after += count;
+                    out.keep(batch, count);
                     continue;
                 }
             }
@@ -338,6 +419,7 @@ fn clean_segment(bytes: &[u8], map: &OffsetMap<'_>, drop_tombstones: bool) -> Cl
         out.records_after += kept.len() as u64;
         push_batch(&mut out.bytes, nh, &payload);
     }
+    out.aborted = txns.take_kept();
     out
 }
 
@@ -402,6 +484,8 @@ struct Group {
     pending: Option<Bytes>,
     /// The last member's modification time (ms), which the cleaned segment keeps.
     mtime: i64,
+    /// The cleaned segment's `.txnindex` entries.
+    aborted: Vec<AbortedTxn>,
 }
 
 impl Group {
@@ -418,6 +502,7 @@ impl Group {
             file: None,
             pending: (!cleaned.changed).then(|| view.clone()),
             mtime,
+            aborted: cleaned.aborted.clone(),
         }
     }
 
@@ -455,11 +540,14 @@ fn modified_ms(path: &Path) -> Option<i64> {
 
 /// A file name a crashed compaction pass leaves behind.
 pub(crate) fn is_leftover(name: &str) -> bool {
-    name.ends_with(".log.cleaned") || name.ends_with(".log.swap")
+    name.ends_with(".log.cleaned")
+        || name.ends_with(".log.swap")
+        || name.ends_with(".txnindex.cleaned")
 }
 
 /// Completes or discards a pass a crash interrupted: `.cleaned` files are deleted; for each
-/// `.swap` file, the segments whose base offset falls inside its offsets are deleted and it
+/// `.swap` file, its `.txnindex.cleaned` (if still there) replaces its segment's
+/// `.txnindex`, the segments whose base offset falls inside its offsets are deleted and it
 /// replaces its segment (old indexes removed; they are rebuilt on first use).
 pub(crate) fn finish_interrupted_swaps(dir: &Path) -> Result<()> {
     let mut names = Vec::new();
@@ -485,12 +573,22 @@ pub(crate) fn finish_interrupted_swaps(dir: &Path) -> Result<()> {
                 continue;
             };
             tracing::warn!(file = %path.display(), "completing an interrupted segment swap");
+            if names.contains(&format!("{stem}.{TXN_CLEANED}")) {
+                install_txn_index(dir, base)?;
+            }
             let next = next_offset_of(&path, base)?;
             for &b in log_bases.iter().filter(|&&b| b > base && b < next) {
                 delete_segment_files(dir, b)?;
             }
             install_swap(dir, base)?;
             changed = true;
+        } else if let Some(stem) = name.strip_suffix(&format!(".{TXN_CLEANED}")) {
+            // With its `.log.swap` it is installed above; without, the pass never committed.
+            if !names.contains(&format!("{stem}.{SWAP}")) {
+                tracing::warn!(file = %path.display(), "deleting an unfinished cleaned transaction index");
+                std::fs::remove_file(&path).at(&path)?;
+                changed = true;
+            }
         }
     }
     if changed {
@@ -525,7 +623,7 @@ fn next_offset_of(path: &Path, base: i64) -> Result<i64> {
 
 /// Unlinks segment `base`'s files, indexes first (a `.log` is what makes a segment).
 fn delete_segment_files(dir: &Path, base: i64) -> Result<()> {
-    for ext in ["index", "timeindex", "log"] {
+    for ext in ["index", "timeindex", "txnindex", "log"] {
         let p = segment_path(dir, base, ext);
         match std::fs::remove_file(&p) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).at(&p),
@@ -533,6 +631,25 @@ fn delete_segment_files(dir: &Path, base: i64) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Renames segment `base`'s `.txnindex.cleaned` over its `.txnindex`, or removes both
+/// when it holds no entry. Done after the swap's commit point, before the group's other
+/// segments go.
+fn install_txn_index(dir: &Path, base: i64) -> Result<()> {
+    let cleaned = segment_path(dir, base, TXN_CLEANED);
+    let path = segment_path(dir, base, "txnindex");
+    let len = std::fs::metadata(&cleaned).at(&cleaned)?.len();
+    if len < TXN_INDEX_ENTRY as u64 {
+        for p in [&cleaned, &path] {
+            match std::fs::remove_file(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).at(p),
+                _ => {}
+            }
+        }
+        return Ok(());
+    }
+    std::fs::rename(&cleaned, &path).at(&cleaned)
 }
 
 /// Removes the old indexes of segment `base` and renames its `.log.swap` over its `.log`.
@@ -548,17 +665,42 @@ fn install_swap(dir: &Path, base: i64) -> Result<()> {
     std::fs::rename(&swap, segment_path(dir, base, "log")).at(&swap)
 }
 
+/// Transactions and producers of the batches below the high watermark.
+fn scan_txns(views: &[Bytes], hw: i64) -> TxnScan {
+    let mut scan = TxnScan::default();
+    for view in views {
+        let mut pos = 0;
+        while let Some(h) = complete_batch_at(view, pos) {
+            if h.base_offset >= hw {
+                return scan;
+            }
+            scan.on_batch(&h, marker_of(&h, &view[pos..pos + h.total_size()]));
+            pos += h.total_size();
+        }
+    }
+    scan
+}
+
+/// The `.txnindex` entries of segment `base` (none without the file).
+fn read_txn_index(dir: &Path, base: i64) -> Result<Vec<AbortedTxn>> {
+    Ok(TxnIndex::open(&segment_path(dir, base, "txnindex"))?
+        .entries()
+        .to_vec())
+}
+
 impl Log {
     /// One compaction pass; a no-op (default stats) unless the cleanup policy is `compact`
     /// or `compact,delete`, or when nothing changed since the last pass (see the module
     /// documentation).
     ///
     /// Only the last record per key survives in the sealed segments wholly below the high
-    /// watermark (the active segment is never rewritten, but its records count as newer),
-    /// compressed batches included; tombstones (null values) survive until
-    /// `delete.retention.ms` after their segment was last modified (a cleaned segment keeps
-    /// the modification time of the last segment it replaces), judged at `now_ms`. Records
-    /// without a key are kept. Offsets never change. Small adjacent cleaned segments are
+    /// watermark and the oldest undecided transaction (the active segment is never
+    /// rewritten, but its records count as newer), compressed batches included; tombstones
+    /// (null values) survive until `delete.retention.ms` after their segment was last
+    /// modified (a cleaned segment keeps the modification time of the last segment it
+    /// replaces), judged at `now_ms`. Records without a key are kept. Aborted transactions'
+    /// records go; a marker goes once its transaction has no batch left and its segment is
+    /// past `delete.retention.ms`. Offsets never change. Small adjacent cleaned segments are
     /// merged into one. Readers keep working (they hold the old mappings); appends continue,
     /// the writer lock is taken only to swap each cleaned group in. Passes on one log are
     /// serialised.
@@ -586,10 +728,18 @@ impl Log {
         if cleaner.last.as_ref() == Some(&key) && now_ms < cleaner.tombstone_due {
             return Ok(stats);
         }
-        // Sealed segments wholly below the high watermark (a prefix of the list).
+        let views = segments
+            .iter()
+            .map(|s| s.bytes())
+            .collect::<Result<Vec<Bytes>>>()?;
+        let scan = scan_txns(&views, hw);
+        // Kafka cleans only below the last stable offset: an undecided transaction's
+        // batches neither go nor hide older records.
+        let limit = scan.first_unstable_offset().map_or(hw, |fuo| fuo.min(hw));
+        // Sealed segments wholly below the limit (a prefix of the list).
         let dirty = segments
             .windows(2)
-            .take_while(|w| w[1].base_offset <= hw)
+            .take_while(|w| w[1].base_offset <= limit)
             .count();
         if dirty == 0 {
             *cleaner = CleanerState {
@@ -598,33 +748,53 @@ impl Log {
             };
             return Ok(stats);
         }
-        let views = segments
+        let indexes = segments
             .iter()
-            .map(|s| s.bytes())
-            .collect::<Result<Vec<Bytes>>>()?;
-        let map = OffsetMap::build(&views, hw);
+            .map(|s| read_txn_index(&self.dir, s.base_offset))
+            .collect::<Result<Vec<_>>>()?;
+        let aborted: Vec<AbortedTxn> = indexes
+            .iter()
+            .flatten()
+            .filter(|e| e.first_offset < limit)
+            .copied()
+            .collect();
+        let map = OffsetMap::build(&views, limit, &aborted);
         if map.incomplete {
             tracing::warn!(dir = %self.dir.display(), "some batches do not decode; no tombstone is dropped this pass");
         }
+        let mut txns = CleanedTxns::new(aborted);
         let params = self.params();
         let mut tombstone_due = i64::MAX;
         let mut complete = true;
         let mut group: Option<Group> = None;
-        for (seg, view) in segments[..dirty].iter().zip(&views) {
+        for ((seg, view), index) in segments[..dirty].iter().zip(&views).zip(&indexes) {
             let mtime = modified_ms(seg.log_path()).unwrap_or(seg.created_ms);
-            let drop_tombstones = !map.incomplete && now_ms - mtime > config.delete_retention_ms;
-            let cleaned = clean_segment(view, &map, drop_tombstones);
-            if cleaned.kept_tombstone && !map.incomplete {
-                let due = mtime
-                    .saturating_add(config.delete_retention_ms)
-                    .saturating_add(1);
+            let past_horizon = now_ms - mtime > config.delete_retention_ms;
+            let rules = SegmentRules {
+                map: &map,
+                scan: &scan,
+                drop_tombstones: !map.incomplete && past_horizon,
+                drop_markers: past_horizon,
+            };
+            let mut cleaned = clean_segment(view, &rules, &mut txns);
+            cleaned.changed |= cleaned.aborted != *index;
+            let due = mtime
+                .saturating_add(config.delete_retention_ms)
+                .saturating_add(1);
+            if (cleaned.kept_tombstone && !map.incomplete) || cleaned.kept_marker {
                 tombstone_due = tombstone_due.min(due);
+            }
+            if cleaned.txn_batch_gone {
+                // Their markers are judged by the next pass, which must not be skipped.
+                tombstone_due = tombstone_due.min(now_ms);
             }
             stats.records_before += cleaned.records_before;
             stats.records_after += cleaned.records_after;
             stats.bytes_before += view.len() as u64;
             stats.bytes_after += cleaned.bytes.len() as u64;
             stats.tombstones_removed += cleaned.tombstones_removed;
+            stats.aborted_removed += cleaned.aborted_removed;
+            stats.markers_removed += cleaned.markers_removed;
             let joined = group.as_ref().and_then(|g| {
                 let extent = g.extent.then(&cleaned.bytes, params.interval);
                 let base = g.members[0].base_offset;
@@ -638,6 +808,7 @@ impl Log {
                     g.members.push(seg.clone());
                     g.extent = extent;
                     g.mtime = mtime;
+                    g.aborted.extend_from_slice(&cleaned.aborted);
                 }
                 _ => {
                     if let Some(g) = group.take() {
@@ -675,6 +846,13 @@ impl Log {
         }
         file.sync_all().at(&path)?;
         drop(file);
+        // The group's `.txnindex`, committed with the segment by the swap.
+        let txn_path = segment_path(&self.dir, g.members[0].base_offset, TXN_CLEANED);
+        let entries: Vec<u8> = g.aborted.iter().flat_map(|e| e.encode()).collect();
+        std::fs::write(&txn_path, &entries).at(&txn_path)?;
+        std::fs::File::open(&txn_path)
+            .and_then(|f| f.sync_all())
+            .at(&txn_path)?;
         let swapped = self.swap_group(&g.members, g.mtime)?;
         if swapped {
             stats.segments += g.members.len();
@@ -701,11 +879,14 @@ impl Log {
                     .all(|(m, s)| Arc::ptr_eq(m, s))
         }) else {
             std::fs::remove_file(&cleaned).at(&cleaned)?;
+            let txn_cleaned = segment_path(&self.dir, base, TXN_CLEANED);
+            std::fs::remove_file(&txn_cleaned).at(&txn_cleaned)?;
             return Ok(false);
         };
         let swap = segment_path(&self.dir, base, SWAP);
         std::fs::rename(&cleaned, &swap).at(&cleaned)?;
         crate::fsio::sync_dir(&self.dir)?;
+        install_txn_index(&self.dir, base)?;
         for m in &members[1..] {
             m.release_files();
             delete_segment_files(&self.dir, m.base_offset)?;

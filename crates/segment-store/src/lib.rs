@@ -25,6 +25,7 @@ mod budget;
 mod checkpoint;
 mod codec;
 mod compaction;
+mod compaction_txn;
 mod config;
 mod dir_lock;
 mod epoch_cache;
