@@ -24,5 +24,6 @@ mod produce_consume;
 mod quotas;
 mod record_validation;
 mod security;
+mod tls_operations;
 mod transactions;
 mod txn_tool;

@@ -9,6 +9,7 @@ mod applied;
 pub(crate) mod dynamic;
 mod known;
 mod listeners;
+mod principal_mapping;
 mod reference;
 mod sasl;
 mod tls;
@@ -16,6 +17,7 @@ mod unserved;
 
 pub use known::{unknown_properties, UnknownProperty};
 pub use listeners::{ListenerConfig, SecurityProtocol};
+pub use principal_mapping::{NoMatchingRule, PrincipalMapper, RuleError};
 pub use reference::{applied_table_markdown, reference_markdown};
 pub use sasl::{Mechanism, SaslSettings};
 pub(crate) use tls::principal as tls_principal;
@@ -327,6 +329,7 @@ impl BrokerConfig {
         for listener in &mut self.listeners {
             listener.tls = tls::server_config(&self.properties, listener)?;
             listener.sasl = sasl::settings(&self.properties, listener)?;
+            listener.principal_mapper = tls::principal_mapper(&self.properties, &listener.name)?;
         }
         let inter = self.inter_broker();
         // Followers authenticate with PLAIN only (no SCRAM client yet).

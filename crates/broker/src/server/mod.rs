@@ -196,7 +196,16 @@ async fn open(
             .1
             .peer_certificates()
             .and_then(|c| c.first());
-        peer.principal = crate::config::tls_principal(certificate);
+        peer.principal = match crate::config::tls_principal(
+            certificate,
+            &listener.config.principal_mapper,
+        ) {
+            Ok(principal) => principal,
+            Err(error) => {
+                tracing::info!(peer = %peer.addr, listener = %listener.config.name, %error, "TLS client refused");
+                return Ok(());
+            }
+        };
     }
     let (read, write) = tokio::io::split(stream);
     connection::run(broker, read, write, peer, budget).await

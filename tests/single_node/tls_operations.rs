@@ -1,0 +1,156 @@
+//! Operating TLS listeners: `ssl.principal.mapping.rules` deciding the principal ACLs see,
+//! certificates replaced on disk while the node runs, and the `strata` tools over secured
+//! listeners with `--command-config`. Certificates are made by the openssl CLI.
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+use kafka_protocol::messages::create_acls_request::AclCreation;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::{CreateAclsRequest, CreateTopicsRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use strata_tests::{certs, raw};
+use strata_tests::{free_port, run_bounded, Node, NodeOptions};
+
+const LIMIT: Duration = Duration::from_secs(90);
+const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+const SERVER_EXTENSIONS: &str =
+    "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n";
+const CLIENT_EXTENSIONS: &str = "extendedKeyUsage=clientAuth\n";
+
+fn str(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).display().to_string()
+}
+
+/// Creates `topic` with one partition over `stream`.
+fn create_topic(stream: &mut TcpStream, topic: &str) {
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(str(topic)))
+            .with_num_partitions(1)
+            .with_replication_factor(1)])
+        .with_timeout_ms(10_000);
+    let (_, response) = raw::call(stream, &request, 7);
+    assert_eq!(response.topics[0].error_code, 0, "{response:?}");
+}
+
+/// Allows `principal` every operation on topic `topic`.
+fn allow_all(stream: &mut TcpStream, principal: &str, topic: &str) {
+    const TOPIC: i8 = 2;
+    const LITERAL: i8 = 3;
+    const ALL: i8 = 2;
+    const ALLOW: i8 = 3;
+    let creation = AclCreation::default()
+        .with_resource_type(TOPIC)
+        .with_resource_name(str(topic))
+        .with_resource_pattern_type(LITERAL)
+        .with_principal(str(principal))
+        .with_host(str("*"))
+        .with_operation(ALL)
+        .with_permission_type(ALLOW);
+    let request = CreateAclsRequest::default().with_creations(vec![creation]);
+    let (_, response) = raw::call(stream, &request, 3);
+    assert_eq!(response.results[0].error_code, 0, "{response:?}");
+}
+
+/// Produces one record to `topic` over the mutual-TLS listener `addr` with the client
+/// certificate `<name>.crt`; the error librdkafka reports, if any.
+async fn produce_with_certificate(
+    dir: &Path,
+    addr: &str,
+    name: &str,
+    topic: &str,
+) -> Option<RDKafkaErrorCode> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("security.protocol", "SSL")
+        .set("ssl.ca.location", path(dir, "ca.pem"))
+        .set(
+            "ssl.certificate.location",
+            path(dir, &format!("{name}.crt")),
+        )
+        .set("ssl.key.location", path(dir, &format!("{name}.key")))
+        .set("message.timeout.ms", "10000")
+        .set("socket.timeout.ms", "10000")
+        .create()
+        .expect("producer");
+    let sent = producer
+        .send(
+            FutureRecord::<(), _>::to(topic).payload("v").partition(0),
+            Duration::from_secs(15),
+        )
+        .await;
+    match sent {
+        Ok(_) => None,
+        Err((KafkaError::MessageProduction(code), _)) => Some(code),
+        Err((other, _)) => panic!("producing to {topic} as {name}: {other}"),
+    }
+}
+
+/// The SSL listener's rules map `CN=<name>,OU=Apps,...` to the lower-cased name and leave
+/// other subjects whole (DEFAULT): an ACL for `User:alice` lets the certificate of
+/// `CN=Alice,OU=Apps` write and not `CN=Bob,OU=Apps`'s; an ACL naming a whole subject
+/// matches a certificate no RULE applies to.
+#[test]
+fn mapped_certificate_subjects_are_the_principals_acls_match() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    certs::make_ca(d, "ca", "/CN=Strata Test CA");
+    certs::issue(d, "ca", "broker", "/CN=localhost", SERVER_EXTENSIONS);
+    for (name, subject) in [
+        ("alice", "/O=Strata Tests/OU=Apps/CN=Alice"),
+        ("bob", "/O=Strata Tests/OU=Apps/CN=Bob"),
+        ("carol", "/O=Strata Tests/CN=carol"),
+    ] {
+        certs::issue(d, "ca", name, subject, CLIENT_EXTENSIONS);
+    }
+    let (port, ssl) = (free_port(), free_port());
+    let node = Node::start(
+        NodeOptions {
+            port: Some(port),
+            ..NodeOptions::default()
+        }
+        .property(
+            "listeners",
+            &format!("PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{ssl}"),
+        )
+        .property("ssl.keystore.type", "PEM")
+        .property("ssl.keystore.location", &path(d, "broker.pem"))
+        .property("ssl.truststore.type", "PEM")
+        .property("ssl.truststore.location", &path(d, "ca.pem"))
+        .property("ssl.client.auth", "required")
+        .property(
+            "listener.name.ssl.ssl.principal.mapping.rules",
+            "RULE:^CN=([^,]+),OU=Apps,.*$/$1/L, DEFAULT",
+        )
+        .property("authorizer.class.name", STANDARD_AUTHORIZER)
+        .property("super.users", "User:ANONYMOUS"),
+    );
+    let mut admin = raw::connect(&node.bootstrap());
+    create_topic(&mut admin, "mapped");
+    allow_all(&mut admin, "User:alice", "mapped");
+    allow_all(&mut admin, "User:CN=carol,O=Strata Tests", "mapped");
+    let ssl = format!("127.0.0.1:{ssl}");
+    run_bounded(LIMIT, async {
+        assert_eq!(
+            produce_with_certificate(d, &ssl, "alice", "mapped").await,
+            None
+        );
+        assert_eq!(
+            produce_with_certificate(d, &ssl, "carol", "mapped").await,
+            None
+        );
+        assert_eq!(
+            produce_with_certificate(d, &ssl, "bob", "mapped").await,
+            Some(RDKafkaErrorCode::TopicAuthorizationFailed)
+        );
+    });
+}
