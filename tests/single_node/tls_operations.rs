@@ -2,17 +2,23 @@
 //! certificates replaced on disk while the node runs, and the `strata` tools over secured
 //! listeners with `--command-config`. Certificates are made by the openssl CLI.
 
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::{CreateAclsRequest, CreateTopicsRequest, TopicName};
+use kafka_protocol::messages::{
+    ApiVersionsRequest, CreateAclsRequest, CreateTopicsRequest, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
 use strata_tests::{certs, raw};
 use strata_tests::{free_port, run_bounded, Node, NodeOptions};
 
@@ -153,4 +159,149 @@ fn mapped_certificate_subjects_are_the_principals_acls_match() {
             Some(RDKafkaErrorCode::TopicAuthorizationFailed)
         );
     });
+}
+
+/// A TLS handshake with `addr` trusting `ca.pem`: the stream, and the certificate the
+/// server presented (DER).
+fn tls_connect(
+    dir: &Path,
+    addr: &str,
+) -> (
+    rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    Vec<u8>,
+) {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(dir.join("ca.pem")).expect("ca.pem") {
+        roots
+            .add(cert.expect("CA certificate"))
+            .expect("adding the CA");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = ServerName::try_from("127.0.0.1").expect("server name");
+    let connection =
+        rustls::ClientConnection::new(Arc::new(config), name.to_owned()).expect("TLS client");
+    let tcp = raw::connect(addr);
+    let mut stream = rustls::StreamOwned::new(connection, tcp);
+    while stream.conn.is_handshaking() {
+        stream
+            .conn
+            .complete_io(&mut stream.sock)
+            .expect("TLS handshake");
+    }
+    let served = stream
+        .conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .expect("a server certificate")
+        .as_ref()
+        .to_vec();
+    (stream, served)
+}
+
+/// The DER of the certificate in `<name>.crt`.
+fn certificate(dir: &Path, name: &str) -> Vec<u8> {
+    CertificateDer::from_pem_file(dir.join(format!("{name}.crt")))
+        .expect("certificate")
+        .as_ref()
+        .to_vec()
+}
+
+/// ApiVersions over an open TLS stream: whether it is answered.
+fn api_versions_answered(stream: &mut impl ReadWrite) -> bool {
+    let frame = raw::request_frame(&ApiVersionsRequest::default(), 3, 7);
+    if stream.write_all(&frame).is_err() {
+        return false;
+    }
+    let mut len = [0u8; 4];
+    if stream.read_exact(&mut len).is_err() {
+        return false;
+    }
+    let mut body = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+    stream.read_exact(&mut body).is_ok() && body.len() >= 4
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// Waits until `check` holds, at most `limit`.
+fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "{what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The keystore file of a running SSL listener is replaced: new connections get the new
+/// certificate while one opened before keeps working; a broken file is refused with an
+/// error in the log and the last good certificate keeps serving.
+#[test]
+fn a_replaced_keystore_serves_new_connections_without_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    certs::make_ca(d, "ca", "/CN=Strata Test CA");
+    certs::issue(d, "ca", "first", "/O=First/CN=localhost", SERVER_EXTENSIONS);
+    certs::issue(
+        d,
+        "ca",
+        "second",
+        "/O=Second/CN=localhost",
+        SERVER_EXTENSIONS,
+    );
+    let keystore = d.join("keystore.pem");
+    std::fs::copy(d.join("first.pem"), &keystore).expect("keystore");
+    let (port, ssl) = (free_port(), free_port());
+    let node = Node::start(
+        NodeOptions {
+            port: Some(port),
+            ..NodeOptions::default()
+        }
+        .property(
+            "listeners",
+            &format!("PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{ssl}"),
+        )
+        .property("ssl.keystore.type", "PEM")
+        .property("ssl.keystore.location", &keystore.display().to_string())
+        .property("ssl.truststore.location", &path(d, "ca.pem")),
+    );
+    let ssl = format!("127.0.0.1:{ssl}");
+    let (mut before, served) = tls_connect(d, &ssl);
+    assert_eq!(served, certificate(d, "first"));
+    assert!(api_versions_answered(&mut before));
+
+    // Written to a temporary file and renamed, as deployment tools replace certificates.
+    let replace = |from: &str| {
+        let temporary = d.join("keystore.pem.new");
+        std::fs::copy(d.join(from), &temporary).expect("copy");
+        std::fs::rename(&temporary, &keystore).expect("rename");
+    };
+    replace("second.pem");
+    eventually(
+        Duration::from_secs(20),
+        "the second certificate served",
+        || tls_connect(d, &ssl).1 == certificate(d, "second"),
+    );
+    assert!(
+        api_versions_answered(&mut before),
+        "a connection opened before the change keeps working"
+    );
+
+    // Half a keystore: refused, logged, and the second certificate keeps serving.
+    let broken = std::fs::read_to_string(d.join("first.pem")).expect("first.pem");
+    std::fs::write(d.join("broken.pem"), &broken[..broken.len() / 2]).expect("broken");
+    replace("broken.pem");
+    eventually(
+        Duration::from_secs(20),
+        "the broken keystore logged",
+        || node.log().contains("do not load"),
+    );
+    let (mut after, served) = tls_connect(d, &ssl);
+    assert_eq!(served, certificate(d, "second"));
+    assert!(api_versions_answered(&mut after));
 }

@@ -546,6 +546,28 @@ applied_properties! {
 }
 
 impl BrokerConfig {
+    /// The TLS server configuration of `listener` read again from its settings and the files
+    /// they name (`None` for a listener without TLS): what a changed keystore serves.
+    pub fn listener_tls(
+        &self,
+        listener: &ListenerConfig,
+    ) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, ConfigError> {
+        tls::server_config(&self.properties, listener)
+    }
+
+    /// The files `listener`'s TLS is read from: its `ssl.keystore.location` and
+    /// `ssl.truststore.location`, each if set.
+    pub fn listener_tls_files(&self, listener: &ListenerConfig) -> Vec<std::path::PathBuf> {
+        if !listener.protocol.uses_tls() {
+            return Vec::new();
+        }
+        ["ssl.keystore.location", "ssl.truststore.location"]
+            .into_iter()
+            .filter_map(|key| tls::listener_setting(&self.properties, &listener.name, key))
+            .map(|(_, path)| std::path::PathBuf::from(path.trim()))
+            .collect()
+    }
+
     /// The inter-broker listener (`inter.broker.listener.name`).
     pub fn inter_broker(&self) -> &ListenerConfig {
         self.listeners
