@@ -8,10 +8,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{
-    ApiVersionsRequest, CreateAclsRequest, CreateTopicsRequest, TopicName,
+    AlterUserScramCredentialsRequest, ApiVersionsRequest, CreateAclsRequest, CreateTopicsRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -170,18 +172,12 @@ fn tls_connect(
     rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
     Vec<u8>,
 ) {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(dir.join("ca.pem")).expect("ca.pem") {
-        roots
-            .add(cert.expect("CA certificate"))
-            .expect("adding the CA");
-    }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .expect("TLS versions")
-    .with_root_certificates(roots)
+    .with_root_certificates(roots(dir))
     .with_no_client_auth();
     let name = ServerName::try_from("127.0.0.1").expect("server name");
     let connection =
@@ -202,6 +198,17 @@ fn tls_connect(
         .as_ref()
         .to_vec();
     (stream, served)
+}
+
+/// The test CA of `dir` as a rustls root store.
+fn roots(dir: &Path) -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(dir.join("ca.pem")).expect("ca.pem") {
+        roots
+            .add(cert.expect("CA certificate"))
+            .expect("adding the CA");
+    }
+    roots
 }
 
 /// The DER of the certificate in `<name>.crt`.
@@ -304,4 +311,202 @@ fn a_replaced_keystore_serves_new_connections_without_a_restart() {
     let (mut after, served) = tls_connect(d, &ssl);
     assert_eq!(served, certificate(d, "second"));
     assert!(api_versions_answered(&mut after));
+}
+
+/// Runs `strata -b <brokers> <args>` (at most 30 s): success, stdout, stderr.
+fn strata(brokers: &str, args: &[&str]) -> (bool, String, String) {
+    let mut child = std::process::Command::new(strata_tests::strata_bin())
+        .args(["-b", brokers])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running strata");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("waiting on strata").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("strata {args:?} did not finish within 30s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("strata output");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Like [`strata`], failing the test unless it succeeds: its stdout.
+fn strata_ok(brokers: &str, args: &[&str]) -> String {
+    let (ok, stdout, stderr) = strata(brokers, args);
+    assert!(ok, "strata {args:?} failed: {stderr}");
+    stdout
+}
+
+/// A node whose only listener is SASL_SSL (PLAIN user admin, a super user, and SCRAM user
+/// bob): `strata topic` and `strata acl` work with a `--command-config` file naming the
+/// truststore and the credentials, PLAIN and SCRAM-SHA-512 alike, and fail with a hint to
+/// it without one, or with an authentication error with a wrong password.
+#[test]
+fn strata_tools_reach_a_sasl_ssl_listener_with_command_config() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    certs::make_ca(d, "ca", "/CN=Strata Test CA");
+    certs::issue(d, "ca", "broker", "/CN=localhost", SERVER_EXTENSIONS);
+    let port = free_port();
+    // Quotes escaped: the harness writes properties into a TOML file.
+    let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username=\"admin\" password=\"admin-secret\" user_admin=\"admin-secret\";"#;
+    let node = Node::start(
+        NodeOptions {
+            port: Some(port),
+            ..NodeOptions::default()
+        }
+        .property("listeners", &format!("SASL_SSL://127.0.0.1:{port}"))
+        .property("ssl.keystore.type", "PEM")
+        .property("ssl.keystore.location", &path(d, "broker.pem"))
+        .property("ssl.truststore.location", &path(d, "ca.pem"))
+        .property("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-512")
+        .property("sasl.mechanism.inter.broker.protocol", "PLAIN")
+        .property("listener.name.sasl_ssl.plain.sasl.jaas.config", jaas)
+        .property("authorizer.class.name", STANDARD_AUTHORIZER)
+        .property("super.users", "User:admin;User:bob"),
+    );
+    let brokers = node.bootstrap();
+    let properties = |name: &str, mechanism: &str, module: &str, user: &str, password: &str| {
+        let file = d.join(name);
+        std::fs::write(
+            &file,
+            format!(
+                "security.protocol=SASL_SSL\n\
+                 ssl.truststore.type=PEM\n\
+                 ssl.truststore.location={}\n\
+                 sasl.mechanism={mechanism}\n\
+                 sasl.jaas.config=org.apache.kafka.common.security.{module} required \
+                 username=\"{user}\" password=\"{password}\";\n",
+                path(d, "ca.pem")
+            ),
+        )
+        .expect("writing the client properties");
+        file.display().to_string()
+    };
+    let admin = properties(
+        "admin.properties",
+        "PLAIN",
+        "plain.PlainLoginModule",
+        "admin",
+        "admin-secret",
+    );
+    // A SCRAM credential for bob, set as admin through Strata's client over SASL_SSL.
+    run_bounded(LIMIT, async {
+        let tls = Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots(d))
+            .with_no_client_auth(),
+        );
+        let plain = client::SaslCredentials {
+            mechanism: client::SaslMechanism::Plain,
+            username: "admin".into(),
+            password: "admin-secret".into(),
+        };
+        let mut connection = client::Security::new(Some(tls), Some(plain))
+            .connect(&brokers)
+            .await
+            .expect("admin over SASL_SSL");
+        let salt = b"strata-test-salt";
+        let mut salted = [0u8; 64];
+        ring::pbkdf2::derive(
+            ring::pbkdf2::PBKDF2_HMAC_SHA512,
+            std::num::NonZeroU32::new(4096).unwrap(),
+            salt,
+            b"bob-secret",
+            &mut salted,
+        );
+        let request = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+            ScramCredentialUpsertion::default()
+                .with_name(str("bob"))
+                .with_mechanism(2)
+                .with_iterations(4096)
+                .with_salt(bytes::Bytes::from_static(salt))
+                .with_salted_password(bytes::Bytes::copy_from_slice(&salted)),
+        ]);
+        let response = connection
+            .send(request, 0)
+            .await
+            .expect("AlterUserScramCredentials");
+        assert_eq!(response.results[0].error_code, 0, "{response:?}");
+    });
+    let bob = properties(
+        "bob.properties",
+        "SCRAM-SHA-512",
+        "scram.ScramLoginModule",
+        "bob",
+        "bob-secret",
+    );
+    let (ok, _, stderr) = strata(&brokers, &["topic", "list"]);
+    assert!(!ok, "plain text reached the SASL_SSL listener");
+    assert!(stderr.contains("--command-config"), "{stderr}");
+
+    let created = strata_ok(
+        &brokers,
+        &[
+            "--command-config",
+            &admin,
+            "topic",
+            "create",
+            "secured",
+            "-p",
+            "2",
+        ],
+    );
+    assert!(created.contains("secured"), "{created}");
+    let listed = strata_ok(&brokers, &["topic", "list", "--command-config", &admin]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("secured")),
+        "{listed}"
+    );
+    let added = strata_ok(
+        &brokers,
+        &[
+            "--command-config",
+            &admin,
+            "acl",
+            "add",
+            "--allow-principal",
+            "User:carol",
+            "--operation",
+            "Read",
+            "--topic",
+            "secured",
+        ],
+    );
+    assert!(added.contains("added 1 ACLs"), "{added}");
+    let acls = strata_ok(&brokers, &["--command-config", &admin, "acl", "list"]);
+    assert!(acls.contains("User:carol"), "{acls}");
+    let listed = strata_ok(&brokers, &["--command-config", &bob, "topic", "list"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("secured")),
+        "{listed}"
+    );
+
+    let wrong = properties(
+        "wrong.properties",
+        "PLAIN",
+        "plain.PlainLoginModule",
+        "admin",
+        "wrong",
+    );
+    let (ok, _, stderr) = strata(&brokers, &["--command-config", &wrong, "topic", "list"]);
+    assert!(!ok);
+    assert!(stderr.contains("Invalid username or password"), "{stderr}");
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 #[macro_use]
 mod applied;
+mod client_properties;
 pub(crate) mod dynamic;
 mod known;
 mod listeners;
@@ -15,6 +16,7 @@ mod sasl;
 mod tls;
 mod unserved;
 
+pub use client_properties::client_security;
 pub use known::{unknown_properties, UnknownProperty};
 pub use listeners::{ListenerConfig, SecurityProtocol};
 pub use principal_mapping::{NoMatchingRule, PrincipalMapper, RuleError};
