@@ -26,5 +26,6 @@ mod quotas;
 mod reauth;
 mod record_validation;
 mod security;
+mod tls_operations;
 mod transactions;
 mod txn_tool;

@@ -6,18 +6,22 @@ use std::path::PathBuf;
 
 #[macro_use]
 mod applied;
+mod client_properties;
 pub(crate) mod dynamic;
 mod known;
 mod listeners;
 mod oauthbearer;
+mod principal_mapping;
 mod reference;
 mod sasl;
 mod tls;
 mod unserved;
 
+pub use client_properties::client_security;
 pub use known::{unknown_properties, UnknownProperty};
 pub use listeners::{ListenerConfig, SecurityProtocol};
 pub use oauthbearer::OAuthBearerSettings;
+pub use principal_mapping::{NoMatchingRule, PrincipalMapper, RuleError};
 pub use reference::{applied_table_markdown, reference_markdown};
 pub use sasl::{Mechanism, SaslSettings};
 pub(crate) use tls::principal as tls_principal;
@@ -334,6 +338,7 @@ impl BrokerConfig {
         for listener in &mut self.listeners {
             listener.tls = tls::server_config(&self.properties, listener)?;
             listener.sasl = sasl::settings(&self.properties, listener)?;
+            listener.principal_mapper = tls::principal_mapper(&self.properties, &listener.name)?;
         }
         let inter = self.inter_broker();
         // Followers authenticate with PLAIN only (no SCRAM client yet).
@@ -554,6 +559,28 @@ applied_properties! {
 }
 
 impl BrokerConfig {
+    /// The TLS server configuration of `listener` read again from its settings and the files
+    /// they name (`None` for a listener without TLS): what a changed keystore serves.
+    pub fn listener_tls(
+        &self,
+        listener: &ListenerConfig,
+    ) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, ConfigError> {
+        tls::server_config(&self.properties, listener)
+    }
+
+    /// The files `listener`'s TLS is read from: its `ssl.keystore.location` and
+    /// `ssl.truststore.location`, each if set.
+    pub fn listener_tls_files(&self, listener: &ListenerConfig) -> Vec<std::path::PathBuf> {
+        if !listener.protocol.uses_tls() {
+            return Vec::new();
+        }
+        ["ssl.keystore.location", "ssl.truststore.location"]
+            .into_iter()
+            .filter_map(|key| tls::listener_setting(&self.properties, &listener.name, key))
+            .map(|(_, path)| std::path::PathBuf::from(path.trim()))
+            .collect()
+    }
+
     /// The inter-broker listener (`inter.broker.listener.name`).
     pub fn inter_broker(&self) -> &ListenerConfig {
         self.listeners

@@ -21,7 +21,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::{ClientError, Connection, Result};
+use crate::{ClientError, Connection, Result, Security};
 
 /// A partition as Metadata describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,23 +62,32 @@ fn text(s: &str) -> StrBytes {
 /// Connections to a cluster, found from a bootstrap address.
 #[derive(Debug)]
 pub struct Cluster {
+    security: Security,
     bootstrap: Connection,
     brokers: HashMap<i32, String>,
     connections: HashMap<i32, Connection>,
 }
 
 impl Cluster {
-    /// Connects to `bootstrap` (`host:port`, or several comma-separated: the first that answers).
+    /// Connects to `bootstrap` (`host:port`, or several comma-separated: the first that
+    /// answers) over plain text.
     pub async fn connect(bootstrap: &str) -> Result<Self> {
+        Self::connect_with(bootstrap, &Security::default()).await
+    }
+
+    /// Connects to `bootstrap` as [`Cluster::connect`] does, reaching it and every broker
+    /// with `security` (TLS, SASL).
+    pub async fn connect_with(bootstrap: &str, security: &Security) -> Result<Self> {
         let mut last = None;
         for addr in bootstrap
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
-            match Connection::connect(addr).await {
+            match security.connect(addr).await {
                 Ok(conn) => {
                     let mut cluster = Self {
+                        security: security.clone(),
                         bootstrap: conn,
                         brokers: HashMap::new(),
                         connections: HashMap::new(),
@@ -162,7 +171,7 @@ impl Cluster {
             let addr = self.brokers.get(&id).cloned().ok_or_else(|| {
                 ClientError::Protocol(format!("broker {id} is not in the metadata"))
             })?;
-            let conn = Connection::connect(&addr).await?;
+            let conn = self.security.connect(&addr).await?;
             self.connections.insert(id, conn);
         }
         Ok(self.connections.get_mut(&id).expect("inserted above"))

@@ -16,8 +16,8 @@ const MAX_RESPONSE: usize = 256 << 20;
 /// How long one request may take, unless the request says longer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A byte stream a [`Connection`] runs over: a TCP stream, or one wrapped in TLS by the
-/// caller (this crate knows no TLS).
+/// A byte stream a [`Connection`] runs over: a TCP stream, or one wrapped in TLS
+/// ([`crate::Security`]).
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Transport for T {}

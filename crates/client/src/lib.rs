@@ -12,6 +12,7 @@ mod partitioner;
 mod quorum;
 mod records;
 mod replicas;
+mod security;
 mod transactions;
 
 pub use cluster::{
@@ -27,6 +28,7 @@ pub use records::{
     OwnedRecord, ProducerIdentity,
 };
 pub use replicas::Reassignment;
+pub use security::{SaslCredentials, SaslMechanism, Security};
 pub use transactions::{ListFilter, ProducerState, TransactionDescription, TransactionListing};
 
 /// Why a client operation failed.

@@ -81,6 +81,8 @@ fn main() -> anyhow::Result<()> {
         return ignoring_closed_pipe(cli::config::run(command));
     }
     logging::init(args.log_format.unwrap_or_default());
+    cli::init_security(args.brokers.command_config.as_deref())?;
+    let plain_text = args.brokers.command_config.is_none();
     let brokers = args.brokers.brokers.as_str();
     let result = runtime.block_on(async move {
         match args.command {
@@ -97,6 +99,11 @@ fn main() -> anyhow::Result<()> {
             Command::Verify(a) => cli::verify::run(a, brokers).await,
         }
     });
+    let result = if plain_text {
+        result.map_err(cli::hint_security)
+    } else {
+        result
+    };
     ignoring_closed_pipe(result)
 }
 

@@ -359,6 +359,7 @@ const TYPES: &[(&str, ConfigKind, Option<&str>)] = {
         ("ssl.truststore.location", String, None),
         ("ssl.truststore.certificates", Password, None),
         ("ssl.client.auth", String, Some("none")),
+        ("ssl.principal.mapping.rules", String, Some("DEFAULT")),
         ("security.inter.broker.protocol", String, Some("PLAINTEXT")),
         ("client.quota.callback.class", Class, None),
         ("replica.selector.class", String, None),

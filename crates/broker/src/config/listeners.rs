@@ -75,6 +75,9 @@ pub struct ListenerConfig {
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// The SASL settings of a SASL_PLAINTEXT or SASL_SSL listener.
     pub sasl: Option<super::sasl::SaslSettings>,
+    /// `ssl.principal.mapping.rules`: how an SSL client's certificate subject becomes its
+    /// principal.
+    pub principal_mapper: super::PrincipalMapper,
 }
 
 impl ListenerConfig {
@@ -87,6 +90,7 @@ impl ListenerConfig {
             advertised: (bind.ip().to_string(), bind.port()),
             tls: None,
             sasl: None,
+            principal_mapper: Default::default(),
         }
     }
 }
@@ -179,6 +183,7 @@ pub(super) fn parse(
             advertised: (advertised_host, port),
             tls: None,
             sasl: None,
+            principal_mapper: Default::default(),
         });
     }
     if listeners.is_empty() {

@@ -396,14 +396,31 @@ fn read(key: &str, path: &str) -> Result<Vec<u8>, ConfigError> {
     std::fs::read(path.trim()).map_err(|e| invalid(key, path, format!("reading: {e}")))
 }
 
+/// The `ssl.principal.mapping.rules` of `listener` (Kafka's default `DEFAULT`).
+pub(super) fn principal_mapper(
+    props: &BTreeMap<String, String>,
+    listener: &str,
+) -> Result<super::PrincipalMapper, ConfigError> {
+    match listener_setting(props, listener, "ssl.principal.mapping.rules") {
+        None => Ok(super::PrincipalMapper::default()),
+        Some((key, value)) => {
+            super::PrincipalMapper::parse(value).map_err(|e| invalid(&key, value, e.to_string()))
+        }
+    }
+}
+
 /// Kafka's principal of a TLS client: `User:` and the subject of its certificate as
-/// `X500Principal.getName()` writes it (RFC 2253: the last RDN first, `CN=...,O=...`).
-/// `ssl.principal.mapping.rules` is not applied (Kafka's DEFAULT rule). `User:ANONYMOUS`
-/// without a certificate or for one that does not parse.
-pub(crate) fn principal(certificate: Option<&CertificateDer<'_>>) -> String {
-    certificate
-        .and_then(|c| subject_dn(c.as_ref()))
-        .map_or_else(|| "User:ANONYMOUS".to_owned(), |dn| format!("User:{dn}"))
+/// `X500Principal.getName()` writes it (RFC 2253: the last RDN first, `CN=...,O=...`),
+/// mapped by the listener's `ssl.principal.mapping.rules`. `User:ANONYMOUS` without a
+/// certificate or for one that does not parse; an error when no rule applies.
+pub(crate) fn principal(
+    certificate: Option<&CertificateDer<'_>>,
+    mapper: &super::PrincipalMapper,
+) -> Result<String, super::NoMatchingRule> {
+    match certificate.and_then(|c| subject_dn(c.as_ref())) {
+        None => Ok("User:ANONYMOUS".to_owned()),
+        Some(dn) => Ok(format!("User:{}", mapper.name(&dn)?)),
+    }
 }
 
 /// One DER element: (tag, contents, rest).
@@ -547,13 +564,23 @@ VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBEAiAVy663PuZz+AViGY7nHryz
     #[test]
     fn the_principal_is_the_subject_in_rfc_2253_order() {
         let certificate = CertificateDer::from_pem_slice(CERTIFICATE.as_bytes()).unwrap();
+        let default = crate::config::PrincipalMapper::default();
         assert_eq!(
-            principal(Some(&certificate)),
+            principal(Some(&certificate), &default).unwrap(),
             r"User:CN=app,OU=Ops\, Inc,O=Strata Tests,C=NL"
         );
-        assert_eq!(principal(None), "User:ANONYMOUS");
+        assert_eq!(principal(None, &default).unwrap(), "User:ANONYMOUS");
         let garbage = CertificateDer::from(vec![0x30, 0x03, 0x01]);
-        assert_eq!(principal(Some(&garbage)), "User:ANONYMOUS");
+        assert_eq!(
+            principal(Some(&garbage), &default).unwrap(),
+            "User:ANONYMOUS"
+        );
+        let mapper =
+            crate::config::PrincipalMapper::parse(r"RULE:^CN=([^,]*),OU=Ops\\, Inc,.*$/$1/U")
+                .unwrap();
+        assert_eq!(principal(Some(&certificate), &mapper).unwrap(), "User:APP");
+        let mapper = crate::config::PrincipalMapper::parse("RULE:^CN=nobody.*$/x/").unwrap();
+        assert!(principal(Some(&certificate), &mapper).is_err());
     }
 
     #[test]

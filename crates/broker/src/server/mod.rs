@@ -17,6 +17,7 @@ pub(crate) use frame::{Budget, FrameReader};
 mod oauthbearer;
 mod sasl;
 pub(crate) use sasl::scram_keys;
+mod tls_reload;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -59,8 +60,15 @@ pub async fn serve(
             let quotas = Arc::clone(&quotas);
             let budget = Arc::clone(&budget);
             let mut stopped = stopped.clone();
-            let listener = Arc::new(Listener { config });
+            let tls = config.tls.clone().map(tls_reload::CurrentTls::new);
+            let listener = Arc::new(Listener { config, tls });
             tokio::spawn(async move {
+                let mut watching = stopped.clone();
+                let watch =
+                    tls_reload::watch(Arc::clone(&broker), Arc::clone(&listener), async move {
+                        let _ = watching.wait_for(|s| *s).await;
+                    });
+                let _watch = AbortOnDrop(tokio::spawn(watch));
                 let shutdown = async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 };
@@ -79,6 +87,9 @@ pub async fn serve(
 #[derive(Debug)]
 pub(crate) struct Listener {
     pub(crate) config: ListenerConfig,
+    /// The TLS new connections get: `config.tls` at start, then what the files hold after
+    /// they change (`tls_reload.rs`).
+    tls: Option<tls_reload::CurrentTls>,
 }
 
 async fn accept_loop(
@@ -173,11 +184,11 @@ async fn open(
         principal: "User:ANONYMOUS".to_owned(),
         throttle_ms: Default::default(),
     };
-    let Some(tls) = &listener.config.tls else {
+    let Some(tls) = &listener.tls else {
         let (read, write) = stream.into_split();
         return connection::run(broker, read, write, peer, budget).await;
     };
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.get());
     let limit = std::time::Duration::from_millis(broker.config.request_receive_timeout_ms);
     let mut stream = match tokio::time::timeout(limit, acceptor.accept(stream)).await {
         Ok(Ok(stream)) => stream,
@@ -197,7 +208,16 @@ async fn open(
             .1
             .peer_certificates()
             .and_then(|c| c.first());
-        peer.principal = crate::config::tls_principal(certificate);
+        peer.principal = match crate::config::tls_principal(
+            certificate,
+            &listener.config.principal_mapper,
+        ) {
+            Ok(principal) => principal,
+            Err(error) => {
+                tracing::info!(peer = %peer.addr, listener = %listener.config.name, %error, "TLS client refused");
+                return Ok(());
+            }
+        };
     }
     let (read, write) = tokio::io::split(stream);
     connection::run(broker, read, write, peer, budget).await

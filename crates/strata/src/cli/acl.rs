@@ -2,7 +2,7 @@
 //! the options of Kafka's `kafka-acls.sh`.
 
 use anyhow::{bail, Context as _};
-use client::{ClientError, Cluster};
+use client::ClientError;
 use controller::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
@@ -105,7 +105,7 @@ fn text(s: &str) -> StrBytes {
 }
 
 pub(crate) async fn run(command: AclCommand, brokers: &str) -> anyhow::Result<()> {
-    let mut cluster = Cluster::connect(brokers).await?;
+    let mut cluster = super::connect(brokers).await?;
     match command {
         AclCommand::Add(args) => {
             let principals = args.principals();

@@ -249,7 +249,7 @@ async fn produce(args: ProduceBench, brokers: &str) -> anyhow::Result<()> {
         "--batch and --partitions must be positive"
     );
     let topic = args.common.topic.clone();
-    let mut cluster = Cluster::connect(brokers).await?;
+    let mut cluster = super::connect(brokers).await?;
     let partitions = ensure_topic(
         &mut cluster,
         &topic,
@@ -269,7 +269,7 @@ async fn produce(args: ProduceBench, brokers: &str) -> anyhow::Result<()> {
         let (batch, size, acks, compression) =
             (args.batch, args.record_size, args.acks, args.compression);
         tasks.push(tokio::spawn(async move {
-            let mut cluster = Cluster::connect(&brokers).await?;
+            let mut cluster = super::connect(&brokers).await?;
             let leader = cluster.leader_id(&topic, partition).await?;
             let conn = cluster.broker(leader).await?;
             let value = Bytes::from(vec![b'x'; size]);
@@ -336,7 +336,7 @@ async fn produce(args: ProduceBench, brokers: &str) -> anyhow::Result<()> {
 
 async fn consume(args: ConsumeBench, brokers: &str) -> anyhow::Result<()> {
     let topic = args.common.topic.clone();
-    let mut cluster = Cluster::connect(brokers).await?;
+    let mut cluster = super::connect(brokers).await?;
     let info = cluster
         .metadata(Some(&[topic.as_str()]), false)
         .await?
@@ -352,7 +352,7 @@ async fn consume(args: ConsumeBench, brokers: &str) -> anyhow::Result<()> {
         let topic = topic.clone();
         let brokers = brokers.to_owned();
         tasks.push(tokio::spawn(async move {
-            let mut cluster = Cluster::connect(&brokers).await?;
+            let mut cluster = super::connect(&brokers).await?;
             let mut offset = cluster.list_offset(&topic, partition, -2).await?;
             let end = cluster.list_offset(&topic, partition, -1).await?;
             let leader = cluster.leader_id(&topic, partition).await?;
@@ -411,7 +411,7 @@ async fn e2e(args: E2eBench, brokers: &str) -> anyhow::Result<()> {
     anyhow::ensure!(args.rate > 0, "--rate must be positive");
     let topic = args.common.topic.clone();
     let size = args.record_size.max(8);
-    let mut cluster = Cluster::connect(brokers).await?;
+    let mut cluster = super::connect(brokers).await?;
     ensure_topic(&mut cluster, &topic, 1, args.replication_factor).await?;
     let start_offset = cluster.list_offset(&topic, 0, -1).await?;
     let deadline = Instant::now() + args.common.duration;
@@ -423,7 +423,7 @@ async fn e2e(args: E2eBench, brokers: &str) -> anyhow::Result<()> {
         let (topic, brokers) = (topic.clone(), brokers.to_owned());
         let target = target.clone();
         tokio::spawn(async move {
-            let mut cluster = Cluster::connect(&brokers).await?;
+            let mut cluster = super::connect(&brokers).await?;
             let leader = cluster.leader_id(&topic, 0).await?;
             let conn = cluster.broker(leader).await?;
             let mut offset = start_offset;
@@ -526,7 +526,7 @@ async fn txn_phase(
 ) -> anyhow::Result<PhaseResult> {
     let topic = args.common.topic.clone();
     let size = args.record_size.max(8);
-    let mut cluster = Cluster::connect(brokers).await?;
+    let mut cluster = super::connect(brokers).await?;
     let start_offset = cluster.list_offset(&topic, 0, -1).await?;
     let base = Instant::now();
     let deadline = base + args.common.duration;
@@ -534,7 +534,7 @@ async fn txn_phase(
     let consumer = {
         let (topic, brokers, target) = (topic.clone(), brokers.to_owned(), target.clone());
         tokio::spawn(async move {
-            let mut cluster = Cluster::connect(&brokers).await?;
+            let mut cluster = super::connect(&brokers).await?;
             let leader = cluster.leader_id(&topic, 0).await?;
             let conn = cluster.broker(leader).await?;
             let (mut offset, mut received, mut latencies) = (start_offset, 0u64, histogram());
@@ -563,13 +563,14 @@ async fn txn_phase(
         None => cluster.init_producer_id().await?,
     };
     let leader = cluster.leader_id(&topic, 0).await?;
-    let mut conn = client::Connection::connect(
-        cluster
-            .brokers()
-            .get(&leader)
-            .context("the leader is not in the metadata")?,
-    )
-    .await?;
+    let mut conn = super::security()
+        .connect(
+            cluster
+                .brokers()
+                .get(&leader)
+                .context("the leader is not in the metadata")?,
+        )
+        .await?;
     let partition = [(topic.clone(), 0)];
     let (mut sequence, mut sent, mut commits) = (0i32, 0u64, 0u64);
     let mut commit_latency = histogram();
@@ -639,7 +640,7 @@ async fn txn_phase(
 
 async fn txn(args: TxnBench, brokers: &str) -> anyhow::Result<()> {
     anyhow::ensure!(args.batch > 0, "--batch must be positive");
-    let mut cluster = Cluster::connect(brokers).await?;
+    let mut cluster = super::connect(brokers).await?;
     ensure_topic(&mut cluster, &args.common.topic, 1, args.replication_factor).await?;
     let idempotent = txn_phase(brokers, &args, None).await?;
     let transactional = txn_phase(brokers, &args, Some(&args.transactional_id)).await?;

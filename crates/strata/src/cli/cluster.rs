@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use client::Cluster;
 use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
 
 #[derive(Debug, clap::Subcommand)]
@@ -24,7 +23,7 @@ pub(crate) enum ClusterCommand {
 
 /// One DescribeCluster through any of `brokers`.
 async fn describe_cluster(brokers: &str) -> anyhow::Result<DescribeClusterResponse> {
-    let mut cluster = Cluster::connect(brokers).await?;
+    let mut cluster = super::connect(brokers).await?;
     let response = cluster
         .any()
         .send(DescribeClusterRequest::default(), 1)
@@ -94,7 +93,7 @@ pub(crate) async fn run(command: ClusterCommand, brokers: &str) -> anyhow::Resul
             }
         }
         ClusterCommand::Quorum => {
-            let mut cluster = Cluster::connect(brokers).await?;
+            let mut cluster = super::connect(brokers).await?;
             let request = client::metadata_quorum_request();
             let response = cluster.any().send(request, 2).await?;
             anyhow::ensure!(

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use client::{decode_records, Cluster, OwnedRecord};
+use client::{decode_records, OwnedRecord};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ConsumeArgs {
@@ -75,7 +75,7 @@ fn render(format: &str, topic: &str, partition: i32, r: &OwnedRecord) -> String 
 }
 
 pub(crate) async fn run(args: ConsumeArgs, brokers: &str) -> anyhow::Result<()> {
-    let mut cluster = Cluster::connect(brokers).await?;
+    let mut cluster = super::connect(brokers).await?;
     let topics = cluster
         .metadata(Some(&[args.topic.as_str()]), false)
         .await?;

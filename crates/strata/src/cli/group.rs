@@ -1,7 +1,5 @@
 //! `strata group list|describe|delete|reset-offsets`.
 
-use client::Cluster;
-
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum GroupCommand {
     /// List consumer groups with their state.
@@ -36,14 +34,14 @@ pub(crate) enum GroupCommand {
 pub(crate) async fn run(command: GroupCommand, brokers: &str) -> anyhow::Result<()> {
     match command {
         GroupCommand::List => {
-            let mut cluster = Cluster::connect(brokers).await?;
+            let mut cluster = super::connect(brokers).await?;
             outln!("{:<40} {:<20} STATE", "GROUP", "PROTOCOL-TYPE")?;
             for (id, protocol_type, state) in cluster.list_groups().await? {
                 outln!("{id:<40} {protocol_type:<20} {state}")?;
             }
         }
         GroupCommand::Describe { group } => {
-            let mut cluster = Cluster::connect(brokers).await?;
+            let mut cluster = super::connect(brokers).await?;
             let description = cluster.describe_group(&group).await?;
             outln!("GROUP     {}", description.group_id)?;
             outln!("STATE     {}", description.state)?;
@@ -88,7 +86,7 @@ pub(crate) async fn run(command: GroupCommand, brokers: &str) -> anyhow::Result<
             }
         }
         GroupCommand::Delete { groups } => {
-            let mut cluster = Cluster::connect(brokers).await?;
+            let mut cluster = super::connect(brokers).await?;
             let refs: Vec<&str> = groups.iter().map(String::as_str).collect();
             cluster.delete_groups(&refs).await?;
             for g in groups {
@@ -101,7 +99,7 @@ pub(crate) async fn run(command: GroupCommand, brokers: &str) -> anyhow::Result<
             to,
             execute,
         } => {
-            let mut cluster = Cluster::connect(brokers).await?;
+            let mut cluster = super::connect(brokers).await?;
             let topics = cluster.metadata(Some(&[topic.as_str()]), false).await?;
             let info = topics
                 .first()

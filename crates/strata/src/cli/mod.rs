@@ -33,6 +33,63 @@ pub(crate) struct Brokers {
         global = true
     )]
     pub(crate) brokers: String,
+    /// A Kafka client properties file (as Kafka's tools' `--command-config`):
+    /// `security.protocol`, PEM `ssl.truststore.*` and `ssl.keystore.*`, `sasl.mechanism`
+    /// (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and `sasl.jaas.config` with username and
+    /// password.
+    #[arg(long = "command-config", value_name = "FILE", global = true)]
+    pub(crate) command_config: Option<std::path::PathBuf>,
+}
+
+/// How the tools reach the brokers, from `--command-config`; plain text when unset.
+static SECURITY: std::sync::OnceLock<client::Security> = std::sync::OnceLock::new();
+
+/// Reads `--command-config` (if given) into the security every tool connects with.
+pub(crate) fn init_security(command_config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let Some(path) = command_config else {
+        return Ok(());
+    };
+    let props = crate::config_file::read(path)
+        .with_context(|| format!("reading --command-config {}", path.display()))?;
+    let security = broker::config::client_security(&props)
+        .with_context(|| format!("--command-config {}", path.display()))?;
+    let _ = SECURITY.set(security);
+    Ok(())
+}
+
+/// `error` with a hint when a broker closed a plain-text connection at once or answered it
+/// with something other than Kafka, as TLS and SASL listeners do.
+pub(crate) fn hint_security(error: anyhow::Error) -> anyhow::Error {
+    let closed = error.chain().any(|cause| {
+        match cause.downcast_ref::<client::ClientError>() {
+            Some(client::ClientError::Io { source, .. }) => matches!(
+                source.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ),
+            // A TLS alert read as a Kafka response's length.
+            Some(client::ClientError::Protocol(message)) => message.starts_with("response length"),
+            _ => false,
+        }
+    });
+    if closed {
+        error.context(
+            "the broker closed the connection: a TLS or SASL listener needs --command-config \
+             with its security.protocol",
+        )
+    } else {
+        error
+    }
+}
+
+/// The security the tools connect with.
+pub(crate) fn security() -> &'static client::Security {
+    SECURITY.get_or_init(client::Security::default)
+}
+
+/// A client of the cluster at `brokers`, reached with [`security`].
+pub(crate) async fn connect(brokers: &str) -> client::Result<client::Cluster> {
+    client::Cluster::connect_with(brokers, security()).await
 }
 
 /// Parses `key=value`.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use client::{encode_batch, partition_for_key, Cluster, Compression, OwnedRecord};
+use client::{encode_batch, partition_for_key, Compression, OwnedRecord};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::key_value;
@@ -42,7 +42,7 @@ pub(crate) fn parse_compression(s: &str) -> Result<Compression, String> {
 }
 
 pub(crate) async fn run(args: ProduceArgs, brokers: &str) -> anyhow::Result<()> {
-    let mut cluster = Cluster::connect(brokers).await?;
+    let mut cluster = super::connect(brokers).await?;
     let topics = cluster.metadata(Some(&[args.topic.as_str()]), true).await?;
     let partitions = topics.first().map_or(0, |t| t.partitions.len() as i32);
     anyhow::ensure!(partitions > 0, "topic {} has no partitions", args.topic);

@@ -1,7 +1,6 @@
 //! `strata quota alter|describe`: client quotas of users and client ids (AlterClientQuotas,
 //! DescribeClientQuotas), as `kafka-configs.sh --entity-type users|clients` sets them.
 
-use client::Cluster;
 use kafka_protocol::messages::{
     alter_client_quotas_request, describe_client_quotas_request, AlterClientQuotasRequest,
     DescribeClientQuotasRequest,
@@ -70,7 +69,7 @@ fn s(v: impl Into<String>) -> StrBytes {
 }
 
 pub(crate) async fn run(command: QuotaCommand, brokers: &str) -> anyhow::Result<()> {
-    let mut cluster = Cluster::connect(brokers).await?;
+    let mut cluster = super::connect(brokers).await?;
     match command {
         QuotaCommand::Alter {
             entity,

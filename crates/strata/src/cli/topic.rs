@@ -2,8 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use client::Cluster;
-
 use super::key_value;
 
 #[derive(Debug, clap::Subcommand)]
@@ -93,7 +91,7 @@ pub(crate) async fn run(command: TopicCommand, brokers: &str) -> anyhow::Result<
             replication_factor,
             configs,
         } => {
-            let mut cluster = Cluster::connect(brokers).await?;
+            let mut cluster = super::connect(brokers).await?;
             let configs: BTreeMap<_, _> = configs.into_iter().collect();
             cluster
                 .create_topic(&name, partitions, replication_factor, &configs)
@@ -101,7 +99,7 @@ pub(crate) async fn run(command: TopicCommand, brokers: &str) -> anyhow::Result<
             outln!("created topic {name}")?;
         }
         TopicCommand::List => {
-            let mut cluster = Cluster::connect(brokers).await?;
+            let mut cluster = super::connect(brokers).await?;
             outln!("{:<40} {:>10} {:>9}", "NAME", "PARTITIONS", "REPLICAS")?;
             for topic in cluster.metadata(None, false).await? {
                 let replicas = topic.partitions.first().map_or(0, |p| p.replicas.len());
@@ -114,7 +112,7 @@ pub(crate) async fn run(command: TopicCommand, brokers: &str) -> anyhow::Result<
             }
         }
         TopicCommand::Describe { name } => {
-            let mut cluster = Cluster::connect(brokers).await?;
+            let mut cluster = super::connect(brokers).await?;
             let topics = cluster.metadata(Some(&[name.as_str()]), false).await?;
             let topic = topics
                 .first()
@@ -160,7 +158,7 @@ pub(crate) async fn run(command: TopicCommand, brokers: &str) -> anyhow::Result<
             }
         }
         TopicCommand::Delete { names } => {
-            let mut cluster = Cluster::connect(brokers).await?;
+            let mut cluster = super::connect(brokers).await?;
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             cluster.delete_topics(&refs).await?;
             for n in names {
@@ -172,7 +170,7 @@ pub(crate) async fn run(command: TopicCommand, brokers: &str) -> anyhow::Result<
                 !set.is_empty() || !delete.is_empty(),
                 "nothing to change: give --set or --delete"
             );
-            let mut cluster = Cluster::connect(brokers).await?;
+            let mut cluster = super::connect(brokers).await?;
             let mut changes: BTreeMap<String, Option<String>> =
                 set.into_iter().map(|(k, v)| (k, Some(v))).collect();
             changes.extend(delete.into_iter().map(|k| (k, None)));
@@ -186,7 +184,7 @@ pub(crate) async fn run(command: TopicCommand, brokers: &str) -> anyhow::Result<
             cancel,
             wait,
         } => {
-            let mut cluster = Cluster::connect(brokers).await?;
+            let mut cluster = super::connect(brokers).await?;
             let target = (!cancel).then_some(replicas);
             cluster
                 .reassign_partitions(&name, &[(partition, target.clone())])
@@ -215,7 +213,7 @@ pub(crate) async fn run(command: TopicCommand, brokers: &str) -> anyhow::Result<
             }
         }
         TopicCommand::Reassignments => {
-            let mut cluster = Cluster::connect(brokers).await?;
+            let mut cluster = super::connect(brokers).await?;
             outln!(
                 "{:<40} {:<10} {:<20} {:<15} {:<15}",
                 "TOPIC",
@@ -236,7 +234,7 @@ pub(crate) async fn run(command: TopicCommand, brokers: &str) -> anyhow::Result<
             }
         }
         TopicCommand::ElectLeaders { name } => {
-            let mut cluster = Cluster::connect(brokers).await?;
+            let mut cluster = super::connect(brokers).await?;
             let elected = cluster.elect_preferred_leaders(name.as_deref()).await?;
             outln!(
                 "{} partitions moved to their preferred leader",

@@ -114,7 +114,7 @@ fn optional(value: i64) -> String {
 }
 
 pub(crate) async fn run(command: TxnCommand, brokers: &str) -> anyhow::Result<()> {
-    let mut cluster = Cluster::connect(brokers).await?;
+    let mut cluster = super::connect(brokers).await?;
     match command {
         TxnCommand::List {
             states,

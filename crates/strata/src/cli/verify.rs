@@ -138,7 +138,7 @@ async fn write(
             }
             let result = async {
                 if session.is_none() {
-                    session = Some(Cluster::connect(&brokers).await?);
+                    session = Some(super::connect(&brokers).await?);
                 }
                 let cluster = session.as_mut().expect("connected above");
                 if idempotent && identity.is_none() {
@@ -219,7 +219,7 @@ async fn read(
         let stopping = stop.load(Ordering::Acquire);
         let result = async {
             if session.is_none() {
-                session = Some(Cluster::connect(&brokers).await?);
+                session = Some(super::connect(&brokers).await?);
             }
             let cluster = session.as_mut().expect("connected above");
             if position.is_none() {
@@ -451,7 +451,7 @@ pub(crate) async fn run(args: VerifyArgs, brokers: &str) -> anyhow::Result<()> {
             .map_or(0, |d| d.as_millis());
         format!("strata-verify-{ms}")
     });
-    let mut cluster = Cluster::connect(brokers).await?;
+    let mut cluster = super::connect(brokers).await?;
     let partitions = prepare_topic(&mut cluster, &args, &topic).await?;
     drop(cluster);
     let args = Arc::new(args);
