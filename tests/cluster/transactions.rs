@@ -12,7 +12,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use strata_tests::cluster::Cluster;
-use strata_tests::run_bounded;
+use strata_tests::{replicas, run_bounded};
 
 use crate::ctp;
 
@@ -343,7 +343,7 @@ fn consume_transform_produce_is_exactly_once_when_a_partition_leader_is_killed()
             let coordinator = ctp::transaction_coordinator(&mut cluster).await;
             let mut victim = None;
             for p in 0..ctp::PARTITIONS {
-                let leader = ctp::leader_of(&mut cluster, ctp::OUTPUT, p).await;
+                let leader = replicas::leader_of(&mut cluster, ctp::OUTPUT, p).await;
                 if leader != coordinator {
                     victim = Some(leader);
                     break;
