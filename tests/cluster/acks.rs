@@ -3,86 +3,26 @@
 //! the records acks=all did write are readable once the ISR is whole again. Also: records
 //! deleted on the leader (DeleteRecords) stay deleted after it fails over.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use client::{encode_batch, Cluster as Client, Compression, OwnedRecord};
+use client::Cluster as Client;
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{DeleteRecordsRequest, ProduceRequest, TopicName};
+use kafka_protocol::messages::{DeleteRecordsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use strata_tests::cluster::Cluster;
-use strata_tests::run_bounded;
+use strata_tests::replicas::{produce, wait_for_isr};
+use strata_tests::{replicas, run_bounded};
 
 /// NOT_ENOUGH_REPLICAS.
 const NOT_ENOUGH_REPLICAS: i16 = 19;
-
-fn batch(value: &str) -> bytes::Bytes {
-    let record = OwnedRecord {
-        offset: 0,
-        timestamp: 0,
-        key: None,
-        value: Some(value.as_bytes().to_vec().into()),
-        headers: Vec::new(),
-    };
-    encode_batch(&[record], Compression::None).expect("encode")
-}
-
-/// Produces one record to partition 0 of `topic` on its leader with `acks`; the error code.
-async fn produce(client: &mut Client, topic: &str, acks: i16, value: &str) -> i16 {
-    let request = ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(batch(value)))])]);
-    let topics = client
-        .metadata(Some(&[topic]), false)
-        .await
-        .expect("metadata");
-    let leader = topics[0].partitions[0].leader;
-    let connection = client.broker(leader).await.expect("leader connection");
-    let response = connection.send(request, 9).await.expect("produce");
-    response.responses[0].partition_responses[0].error_code
-}
-
-/// Waits until partition 0 of `topic` has an ISR of `size`.
-async fn wait_for_isr(client: &mut Client, topic: &str, size: usize, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let topics = client
-            .metadata(Some(&[topic]), false)
-            .await
-            .expect("metadata");
-        let isr = &topics[0].partitions[0].isr;
-        if isr.len() == size {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "ISR of {topic} is {isr:?}, not {size} replicas"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[test]
 fn acks_all_needs_min_insync_replicas_and_acks_1_does_not() {
     let mut cluster = Cluster::start(3, 0, &[("replica.lag.time.max.ms", "1000")]);
     run_bounded(Duration::from_secs(90), async move {
-        cluster.wait_for_brokers(Duration::from_secs(30)).await;
-        let mut client = Client::connect(&cluster.bootstrap())
-            .await
-            .expect("connect");
-        let configs = BTreeMap::from([("min.insync.replicas".to_owned(), "3".to_owned())]);
-        client
-            .create_topic("strict", 1, 3, &configs)
-            .await
-            .expect("create");
+        let mut client = replicas::create_topic(&mut cluster, "strict", 1, Some("3")).await;
         wait_for_isr(&mut client, "strict", 3, Duration::from_secs(10)).await;
         assert_eq!(produce(&mut client, "strict", -1, "whole").await, 0);
 
@@ -118,14 +58,7 @@ fn acks_all_needs_min_insync_replicas_and_acks_1_does_not() {
 fn records_deleted_on_the_leader_stay_deleted_after_a_failover() {
     let mut cluster = Cluster::start(3, 0, &[]);
     run_bounded(Duration::from_secs(90), async move {
-        cluster.wait_for_brokers(Duration::from_secs(30)).await;
-        let mut client = Client::connect(&cluster.bootstrap())
-            .await
-            .expect("connect");
-        client
-            .create_topic("trimmed", 1, 3, &BTreeMap::new())
-            .await
-            .expect("create");
+        let mut client = replicas::create_topic(&mut cluster, "trimmed", 1, None).await;
         wait_for_isr(&mut client, "trimmed", 3, Duration::from_secs(10)).await;
         for i in 0..10 {
             assert_eq!(

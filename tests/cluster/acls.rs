@@ -3,16 +3,14 @@
 //! inter-broker principal, so a replicated topic keeps its whole ISR and acks=all works; an
 //! ACL created through one node reaches the others through the metadata quorum.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use client::{encode_batch, Cluster as Client, Compression, OwnedRecord};
+use client::Cluster as Client;
 use kafka_protocol::messages::create_acls_request::AclCreation;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{CreateAclsRequest, DescribeAclsRequest, ProduceRequest, TopicName};
+use kafka_protocol::messages::{CreateAclsRequest, DescribeAclsRequest};
 use kafka_protocol::protocol::StrBytes;
 use strata_tests::cluster::Cluster;
-use strata_tests::run_bounded;
+use strata_tests::{replicas, run_bounded};
 
 const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
 
@@ -22,30 +20,7 @@ fn text(s: &str) -> StrBytes {
 
 /// Produces one record with acks=all to partition 0 of `topic` on its leader; the error code.
 async fn produce_all(client: &mut Client, topic: &str) -> i16 {
-    let record = OwnedRecord {
-        offset: 0,
-        timestamp: 0,
-        key: None,
-        value: Some(b"v".to_vec().into()),
-        headers: Vec::new(),
-    };
-    let batch = encode_batch(&[record], Compression::None).expect("encode");
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(text(topic)))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(batch))])]);
-    let topics = client
-        .metadata(Some(&[topic]), false)
-        .await
-        .expect("metadata");
-    let leader = topics[0].partitions[0].leader;
-    let connection = client.broker(leader).await.expect("leader connection");
-    let response = connection.send(request, 9).await.expect("produce");
-    response.responses[0].partition_responses[0].error_code
+    replicas::produce(client, topic, -1, "v").await
 }
 
 #[test]
@@ -60,15 +35,7 @@ fn replication_and_acls_work_across_the_cluster_with_the_authorizer_on() {
         ],
     );
     run_bounded(Duration::from_secs(90), async move {
-        cluster.wait_for_brokers(Duration::from_secs(30)).await;
-        let mut client = Client::connect(&cluster.bootstrap())
-            .await
-            .expect("connect");
-        let configs = BTreeMap::from([("min.insync.replicas".to_owned(), "3".to_owned())]);
-        client
-            .create_topic("guarded", 1, 3, &configs)
-            .await
-            .expect("create");
+        let mut client = replicas::create_topic(&mut cluster, "guarded", 1, Some("3")).await;
         // acks=all with min.insync.replicas=3 needs both followers fetching (CLUSTER_ACTION),
         // well past the time a refused follower would take to leave the ISR.
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use client::Cluster as Client;
 use kafka_protocol::messages::{
     DescribeTransactionsRequest, FindCoordinatorRequest, TransactionalId,
 };
@@ -26,6 +25,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use strata_tests::cluster::Cluster;
+use strata_tests::replicas;
 
 pub(crate) const INPUT: &str = "ctp-in";
 pub(crate) const OUTPUT: &str = "ctp-out";
@@ -48,16 +48,10 @@ fn transform(value: &str) -> String {
 /// Creates both topics (three replicas, min.insync.replicas 2) and writes `count` inputs
 /// round-robin over the input partitions; the input's end offset per partition.
 pub(crate) async fn prepare(cluster: &mut Cluster, count: usize) -> BTreeMap<i32, i64> {
-    cluster.wait_for_brokers(Duration::from_secs(30)).await;
-    let bootstrap = cluster.bootstrap();
-    let mut admin = Client::connect(&bootstrap).await.expect("connect");
-    let configs = BTreeMap::from([("min.insync.replicas".to_owned(), "2".to_owned())]);
     for topic in [INPUT, OUTPUT] {
-        admin
-            .create_topic(topic, PARTITIONS, 3, &configs)
-            .await
-            .expect("create topic");
+        replicas::create_topic(cluster, topic, PARTITIONS, Some("2")).await;
     }
+    let bootstrap = cluster.bootstrap();
     wait_for_full_isr(cluster, Duration::from_secs(20)).await;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
@@ -86,42 +80,7 @@ pub(crate) async fn prepare(cluster: &mut Cluster, count: usize) -> BTreeMap<i32
 /// Waits until every running node reports a leader and three in-sync replicas for every
 /// partition of both topics.
 pub(crate) async fn wait_for_full_isr(cluster: &mut Cluster, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let mut full = true;
-        let mut seen = String::new();
-        for address in cluster.bootstrap().split(',') {
-            let topics = tokio::time::timeout(Duration::from_secs(2), async {
-                let mut client = Client::connect(address).await.ok()?;
-                client.metadata(Some(&[INPUT, OUTPUT]), false).await.ok()
-            })
-            .await
-            .ok()
-            .flatten();
-            let ok = topics.as_ref().is_some_and(|topics| {
-                topics.len() == 2
-                    && topics.iter().all(|t| {
-                        t.partitions.len() == PARTITIONS as usize
-                            && t.partitions
-                                .iter()
-                                .all(|p| p.leader > 0 && p.isr.len() == 3)
-                    })
-            });
-            if !ok {
-                full = false;
-                seen = format!("{address}: {topics:?}");
-                break;
-            }
-        }
-        if full {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "replicas not in sync within {limit:?}: {seen}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    replicas::wait_for_full_isr(cluster, &[INPUT, OUTPUT], PARTITIONS as usize, 3, limit).await;
 }
 
 /// The node that coordinates [`TRANSACTIONAL_ID`] (FindCoordinator, key type 1), asked of
@@ -193,29 +152,6 @@ pub(crate) async fn kill_in_prepare_commit(
     }
     cluster.node(victim).kill();
     false
-}
-
-/// The leader of partition `partition` of `topic`.
-pub(crate) async fn leader_of(cluster: &mut Cluster, topic: &str, partition: i32) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let bootstrap = cluster.bootstrap();
-        let leader = tokio::time::timeout(Duration::from_secs(3), async {
-            let mut client = Client::connect(&bootstrap).await.ok()?;
-            client.leader_id(topic, partition).await.ok()
-        })
-        .await
-        .ok()
-        .flatten();
-        if let Some(leader) = leader.filter(|l| *l > 0) {
-            return leader;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{topic}-{partition} has no leader"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// What the worker went through.

@@ -3,12 +3,11 @@
 //! is read back and checked: no acknowledged record lost or moved to another offset, no
 //! duplicate, and each producer's records in order within a partition.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use client::Cluster as Client;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -16,7 +15,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use strata_tests::cluster::Cluster;
 use strata_tests::netns::Network;
-use strata_tests::run_bounded;
+use strata_tests::{replicas, run_bounded};
 
 const TOPIC: &str = "checked";
 const PARTITIONS: i32 = 3;
@@ -49,84 +48,19 @@ fn start_cluster() -> Cluster {
 }
 
 async fn create_checked_topic(cluster: &mut Cluster) {
-    cluster.wait_for_brokers(Duration::from_secs(30)).await;
-    let mut client = Client::connect(&cluster.bootstrap())
-        .await
-        .expect("connect");
-    let configs = BTreeMap::from([("min.insync.replicas".to_owned(), "2".to_owned())]);
-    client
-        .create_topic(TOPIC, PARTITIONS, 3, &configs)
-        .await
-        .expect("create topic");
+    replicas::create_topic(cluster, TOPIC, PARTITIONS, Some("2")).await;
     wait_for_full_isr(cluster, Duration::from_secs(10)).await;
 }
 
-/// `(leader, isr)` of every partition as each running node that answers reports them.
-async fn partition_views(cluster: &mut Cluster) -> Vec<Vec<(i32, Vec<i32>)>> {
-    let bootstrap = cluster.bootstrap();
-    let mut views = Vec::new();
-    for address in bootstrap.split(',') {
-        let connect = tokio::time::timeout(Duration::from_secs(2), Client::connect(address));
-        let Ok(Ok(mut client)) = connect.await else {
-            continue;
-        };
-        let Ok(Ok(topics)) = tokio::time::timeout(
-            Duration::from_secs(2),
-            client.metadata(Some(&[TOPIC]), false),
-        )
-        .await
-        else {
-            continue;
-        };
-        let Some(topic) = topics.into_iter().find(|t| t.name == TOPIC) else {
-            continue;
-        };
-        let mut partitions = topic.partitions;
-        partitions.sort_by_key(|p| p.partition);
-        views.push(partitions.into_iter().map(|p| (p.leader, p.isr)).collect());
-    }
-    views
-}
-
-/// `(leader, isr)` of every partition as the first running node that answers reports them.
-async fn partition_state(cluster: &mut Cluster) -> Option<Vec<(i32, Vec<i32>)>> {
-    partition_views(cluster).await.into_iter().next()
-}
-
-/// The leader of partition `index`.
-async fn leader_of(cluster: &mut Cluster, index: usize) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(state) = partition_state(cluster).await {
-            if state[index].0 > 0 {
-                return state[index].0;
-            }
-        }
-        assert!(Instant::now() < deadline, "partition {index} has no leader");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// The leader of partition `partition`.
+async fn leader_of(cluster: &mut Cluster, partition: i32) -> i32 {
+    replicas::leader_of(cluster, TOPIC, partition).await
 }
 
 /// Waits until every running node reports a leader and all three replicas in the ISR for
-/// every partition (a node just reconnected may still answer from stale metadata).
+/// every partition.
 async fn wait_for_full_isr(cluster: &mut Cluster, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let running = cluster.bootstrap().split(',').count();
-        let views = partition_views(cluster).await;
-        let full = |view: &Vec<(i32, Vec<i32>)>| {
-            view.iter()
-                .all(|(leader, isr)| *leader > 0 && isr.len() == 3)
-        };
-        if views.len() == running && views.iter().all(full) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "replicas not back in sync within {limit:?}: {views:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    replicas::wait_for_full_isr(cluster, &[TOPIC], PARTITIONS as usize, 3, limit).await;
 }
 
 /// Produces from two idempotent acks=all producers until `stop`, at a bounded pace and
@@ -426,7 +360,9 @@ fn a_follower_killed_and_restarted_catches_up_and_rejoins_the_isr() {
                 cluster.node(follower).kill();
                 // The others move on without it, past the lag time.
                 tokio::time::sleep(Duration::from_secs(4)).await;
-                let state = partition_state(cluster).await.expect("metadata");
+                let state = replicas::partition_state(cluster, TOPIC)
+                    .await
+                    .expect("metadata");
                 assert!(
                     state.iter().all(|(_, isr)| !isr.contains(&follower)),
                     "a dead follower stays in the ISR: {state:?}"

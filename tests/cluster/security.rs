@@ -20,6 +20,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use strata_tests::certs::Issued;
 use strata_tests::cluster::Cluster;
 use strata_tests::{certs, free_port, free_port_on, run_bounded, strata_bin, Node, NodeOptions};
 
@@ -33,22 +34,14 @@ fn certificates(dir: &Path) {
     let extensions = "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.4,\
                       DNS:localhost\n\
                       extendedKeyUsage=serverAuth,clientAuth\n";
-    certs::make_ca(dir, "ca", "/CN=Strata Cluster CA");
-    certs::issue(
-        dir,
-        "ca",
-        "node",
-        "/O=Strata Tests/CN=strata-node",
-        extensions,
-    );
-    certs::make_ca(dir, "rogue-ca", "/CN=Strata Cluster CA");
-    certs::issue(
-        dir,
-        "rogue-ca",
-        "rogue",
-        "/O=Strata Tests/CN=strata-node",
-        extensions,
-    );
+    for (ca, name) in [("ca", "node"), ("rogue-ca", "rogue")] {
+        let issued = Issued {
+            name,
+            subject: "/O=Strata Tests/CN=strata-node",
+            extensions,
+        };
+        certs::authority(dir, ca, "/CN=Strata Cluster CA", &[issued]);
+    }
 }
 
 /// A cluster whose controller port needs mutual TLS and whose inter-broker listener

@@ -4,6 +4,8 @@
 //! lets no aborted one through.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -12,7 +14,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use strata_tests::cluster::Cluster;
-use strata_tests::run_bounded;
+use strata_tests::{replicas, run_bounded};
 
 use crate::ctp;
 
@@ -301,57 +303,66 @@ enum When {
     PrepareCommit,
 }
 
-#[test]
-fn consume_transform_produce_is_exactly_once_when_the_transaction_coordinator_is_killed() {
+/// Picks the node to kill, given the transaction coordinator's id.
+type Victim = for<'a> fn(&'a mut Cluster, i32) -> Pin<Box<dyn Future<Output = i32> + 'a>>;
+
+/// Runs consume-transform-produce over [`CTP_INPUTS`] inputs on a new three-node cluster,
+/// killing with -9 the node `victim` picks at a quarter and again at half of the inputs, at
+/// the moments `kills` names (restarting it each time); then checks that every input came
+/// out exactly once. Fails after 90 s. The cluster, for its logs.
+fn exactly_once_through_kills(kills: [When; 2], victim: Victim) -> Cluster {
     let mut cluster = Cluster::start(3, 0, &[]);
-    run_bounded(Duration::from_secs(90), async move {
-        let run = ctp::Run::start(&mut cluster, CTP_INPUTS, Duration::from_secs(70)).await;
+    run_bounded(Duration::from_secs(90), async {
+        let cluster = &mut cluster;
+        let run = ctp::Run::start(cluster, CTP_INPUTS, Duration::from_secs(70)).await;
         let quarter = CTP_INPUTS as i64 / 4;
-        // Mid-run the coordinator dies, first with a commit decided but not complete (the new
-        // one, the next leader of the id's `__transaction_state` partition, must finish it),
-        // then with a transaction open.
-        for (kill, when) in [(1, When::PrepareCommit), (2, When::Producing)] {
+        for (kill, when) in (1..).zip(kills) {
             run.progress
                 .wait_for(kill * quarter, Duration::from_secs(30))
                 .await;
-            let coordinator = ctp::transaction_coordinator(&mut cluster).await;
-            kill_and_restart(&mut cluster, &run, coordinator, when).await;
+            let coordinator = ctp::transaction_coordinator(cluster).await;
+            let node = victim(cluster, coordinator).await;
+            kill_and_restart(cluster, &run, node, when).await;
         }
         run.finish().await;
-        let resumed: usize = cluster
-            .nodes
-            .iter()
-            .map(|n| n.log().matches("finishing a prepared transaction").count())
-            .sum();
-        eprintln!("prepared transactions a coordinator resumed: {resumed}");
     });
+    cluster
+}
+
+/// The leader of an output partition that is not `coordinator`.
+async fn output_leader_apart_from(cluster: &mut Cluster, coordinator: i32) -> i32 {
+    for p in 0..ctp::PARTITIONS {
+        let leader = replicas::leader_of(cluster, ctp::OUTPUT, p).await;
+        if leader != coordinator {
+            return leader;
+        }
+    }
+    panic!("no output leader apart from the coordinator");
+}
+
+#[test]
+fn consume_transform_produce_is_exactly_once_when_the_transaction_coordinator_is_killed() {
+    // Mid-run the coordinator dies, first with a commit decided but not complete (the new
+    // one, the next leader of the id's `__transaction_state` partition, must finish it), then
+    // with a transaction open.
+    let cluster =
+        exactly_once_through_kills([When::PrepareCommit, When::Producing], |_, coordinator| {
+            Box::pin(async move { coordinator })
+        });
+    let resumed: usize = cluster
+        .nodes
+        .iter()
+        .map(|n| n.log().matches("finishing a prepared transaction").count())
+        .sum();
+    eprintln!("prepared transactions a coordinator resumed: {resumed}");
 }
 
 #[test]
 fn consume_transform_produce_is_exactly_once_when_a_partition_leader_is_killed() {
-    let mut cluster = Cluster::start(3, 0, &[]);
-    run_bounded(Duration::from_secs(90), async move {
-        let run = ctp::Run::start(&mut cluster, CTP_INPUTS, Duration::from_secs(70)).await;
-        let quarter = CTP_INPUTS as i64 / 4;
-        // The leader of an output partition (not the coordinator) dies while outputs go to
-        // it, then (another time) while its markers are being written: they go to the new
-        // leader.
-        for (kill, when) in [(1, When::Producing), (2, When::PrepareCommit)] {
-            run.progress
-                .wait_for(kill * quarter, Duration::from_secs(30))
-                .await;
-            let coordinator = ctp::transaction_coordinator(&mut cluster).await;
-            let mut victim = None;
-            for p in 0..ctp::PARTITIONS {
-                let leader = ctp::leader_of(&mut cluster, ctp::OUTPUT, p).await;
-                if leader != coordinator {
-                    victim = Some(leader);
-                    break;
-                }
-            }
-            let victim = victim.expect("an output leader apart from the coordinator");
-            kill_and_restart(&mut cluster, &run, victim, when).await;
-        }
-        run.finish().await;
-    });
+    // The leader of an output partition (not the coordinator) dies while outputs go to it,
+    // then (another time) while its markers are being written: they go to the new leader.
+    exactly_once_through_kills(
+        [When::Producing, When::PrepareCommit],
+        |cluster, coordinator| Box::pin(output_leader_apart_from(cluster, coordinator)),
+    );
 }

@@ -77,3 +77,30 @@ pub fn issue(dir: &Path, ca: &str, name: &str, subject: &str, extensions: &str) 
     .concat();
     std::fs::write(dir.join(format!("{name}.pem")), pem).expect("writing the keystore");
 }
+
+/// A certificate for [`authority`] to issue: its file name, subject and extensions, as
+/// [`issue`] takes them.
+#[derive(Debug, Clone, Copy)]
+pub struct Issued<'a> {
+    /// The file name stem: `<name>.key`, `<name>.crt`, `<name>.pem`.
+    pub name: &'a str,
+    /// The subject, in openssl's `/K=V/K=V` form.
+    pub subject: &'a str,
+    /// The extensions, in openssl's extension file syntax.
+    pub extensions: &'a str,
+}
+
+/// A self-signed CA `<ca>` for `subject` (as [`make_ca`] makes it) and each of `issued`
+/// signed by it (as [`issue`] makes them), in `dir`.
+pub fn authority(dir: &Path, ca: &str, subject: &str, issued: &[Issued<'_>]) {
+    make_ca(dir, ca, subject);
+    for certificate in issued {
+        issue(
+            dir,
+            ca,
+            certificate.name,
+            certificate.subject,
+            certificate.extensions,
+        );
+    }
+}

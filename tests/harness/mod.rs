@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod http;
 pub mod netns;
 pub mod raw;
+pub mod replicas;
 
 /// How long a node may take to accept connections after it is started.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);

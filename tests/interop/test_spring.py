@@ -48,51 +48,47 @@ def _wait(proc: subprocess.Popen, out: Path, limit_s: float) -> int:
         pytest.fail(f"the Spring app did not exit within {limit_s:.0f}s\n{_report(out)}", pytrace=False)
 
 
-@pytest.mark.timeout(SCENARIO_TIMEOUT_S + 60)
-def test_spring_kafka_scenario_on_one_node(broker, tmp_path):
-    if broker.is_mock:
-        pytest.skip("the scenario creates topics and needs a broker's groups")
-    out = tmp_path / "spring.out"
+def _start(argv: list[str], out: Path) -> subprocess.Popen:
+    """The app started with `argv`, its output (stdout and stderr) to `out`."""
     with out.open("wb") as f:
-        proc = subprocess.Popen(_argv(broker.bootstrap, f"spring-{uuid.uuid4().hex[:8]}"),
-                                stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
+
+
+def _run_on_one_node(broker, tmp_path: Path, what: str, *settings: str) -> None:
+    """Runs the app with `settings` against the session's node, which must exit 0 and leave
+    the node alive."""
+    out = tmp_path / "spring.out"
+    proc = _start(_argv(broker.bootstrap, f"spring-{uuid.uuid4().hex[:8]}", *settings), out)
     rc = _wait(proc, out, SCENARIO_TIMEOUT_S + 40)
     broker.check_alive()
-    assert rc == 0, f"the spring-kafka scenario failed (exit {rc})\n{_report(out)}"
+    assert rc == 0, f"the {what} failed (exit {rc})\n{_report(out)}"
 
 
-@pytest.mark.timeout(SCENARIO_TIMEOUT_S + 90)
-def test_spring_kafka_scenario_on_three_nodes_with_a_node_restarted(tmp_path):
-    if os.environ.get("INTEROP_BROKER", "strata") != "strata":
-        pytest.skip("a Strata cluster")
+def _run_with_a_node_restarted(tmp_path: Path, half_way: str, choose_victim, what: str, *settings: str) -> None:
+    """Runs the app with `settings` on a new three-node cluster (replication factor 3); when it
+    prints `MARK <half_way>`, kills with SIGKILL the node `choose_victim(cluster, prefix)` names
+    (with what that node is) and starts it again 3 s later. The app must still exit 0."""
     cluster = start_cluster(tmp_path / "cluster", 3)
     prefix = f"spring-{uuid.uuid4().hex[:8]}"
     out = tmp_path / "spring.out"
     proc = None
     try:
-        with out.open("wb") as f:
-            # Orders spread over 12 s so that the restart falls among sends and deliveries;
-            # redelivery of records whose commit the restart lost is allowed (at-least-once),
-            # loss is not.
-            proc = subprocess.Popen(
-                _argv(cluster.bootstrap, prefix, "--scenario.replication=3", "--scenario.records=3000",
-                      "--scenario.send-seconds=12", "--scenario.allow-redelivery=true"),
-                stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
+        proc = _start(_argv(cluster.bootstrap, prefix, "--scenario.replication=3", *settings), out)
         deadline = time.monotonic() + 60
-        while "MARK orders-half-sent" not in out.read_text(errors="replace"):
+        while f"MARK {half_way}" not in out.read_text(errors="replace"):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the app did not get half way (exit {proc.poll()})\n{_report(out)}", pytrace=False)
             time.sleep(0.1)
-        victim = _coordinator_of(cluster.bootstrap, f"{prefix}-orders") or 2
+        victim, role = choose_victim(cluster, prefix)
         cluster.node(victim).kill()
         time.sleep(3)
         cluster.node(victim).start()
         rc = _wait(proc, out, SCENARIO_TIMEOUT_S + 40)
         report = _report(out)
-        assert rc == 0, (f"the spring-kafka scenario failed after node {victim} was restarted (exit {rc})\n"
+        assert rc == 0, (f"the {what} failed after node {victim} was restarted (exit {rc})\n"
                          f"{report}\n{cluster.log_tails()}")
         notes = [ln for ln in out.read_text(errors="replace").splitlines() if ln.startswith(("NOTE", "RESULT"))]
-        print(f"node {victim} (the orders group's coordinator) killed and restarted mid-run; " + "; ".join(notes))
+        print(f"node {victim} ({role}) killed and restarted mid-run; " + "; ".join(notes))
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
@@ -101,17 +97,33 @@ def test_spring_kafka_scenario_on_three_nodes_with_a_node_restarted(tmp_path):
 
 
 @pytest.mark.timeout(SCENARIO_TIMEOUT_S + 60)
+def test_spring_kafka_scenario_on_one_node(broker, tmp_path):
+    if broker.is_mock:
+        pytest.skip("the scenario creates topics and needs a broker's groups")
+    _run_on_one_node(broker, tmp_path, "spring-kafka scenario")
+
+
+@pytest.mark.timeout(SCENARIO_TIMEOUT_S + 90)
+def test_spring_kafka_scenario_on_three_nodes_with_a_node_restarted(tmp_path):
+    if os.environ.get("INTEROP_BROKER", "strata") != "strata":
+        pytest.skip("a Strata cluster")
+
+    def orders_coordinator(cluster, prefix):
+        return _coordinator_of(cluster.bootstrap, f"{prefix}-orders") or 2, "the orders group's coordinator"
+
+    # Orders spread over 12 s so that the restart falls among sends and deliveries; redelivery
+    # of records whose commit the restart lost is allowed (at-least-once), loss is not.
+    _run_with_a_node_restarted(tmp_path, "orders-half-sent", orders_coordinator, "spring-kafka scenario",
+                               "--scenario.records=3000", "--scenario.send-seconds=12",
+                               "--scenario.allow-redelivery=true")
+
+
+@pytest.mark.timeout(SCENARIO_TIMEOUT_S + 60)
 def test_spring_kafka_transactions_on_one_node(broker, tmp_path):
     if broker.is_mock:
         pytest.skip("the scenario needs a broker's transactions")
-    out = tmp_path / "spring.out"
-    with out.open("wb") as f:
-        proc = subprocess.Popen(_argv(broker.bootstrap, f"spring-{uuid.uuid4().hex[:8]}",
-                                      "--spring.profiles.active=transactions", "--scenario.records=1000"),
-                                stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
-    rc = _wait(proc, out, SCENARIO_TIMEOUT_S + 40)
-    broker.check_alive()
-    assert rc == 0, f"the spring-kafka transactions scenario failed (exit {rc})\n{_report(out)}"
+    _run_on_one_node(broker, tmp_path, "spring-kafka transactions scenario",
+                     "--spring.profiles.active=transactions", "--scenario.records=1000")
 
 
 @pytest.mark.timeout(SCENARIO_TIMEOUT_S + 90)
@@ -120,43 +132,21 @@ def test_spring_kafka_transactions_on_three_nodes_with_a_node_restarted(tmp_path
         pytest.skip("a Strata cluster")
     if not matrix.JAVA_CLIENT_JAR.exists():
         pytest.fail(f"{matrix.JAVA_CLIENT_JAR} is missing (run tests/install-deps.sh)", pytrace=False)
-    cluster = start_cluster(tmp_path / "cluster", 3)
-    prefix = f"spring-{uuid.uuid4().hex[:8]}"
-    out = tmp_path / "spring.out"
-    proc = None
-    try:
-        with out.open("wb") as f:
-            # Input spread over 10 s so that the restart falls among transactions. The listener
-            # may be called again for a record whose transaction the restart aborted; its
-            # output must still be committed exactly once.
-            proc = subprocess.Popen(
-                _argv(cluster.bootstrap, prefix, "--spring.profiles.active=transactions", "--scenario.replication=3",
-                      "--scenario.records=1000", "--scenario.send-seconds=10", "--scenario.allow-redelivery=true"),
-                stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while "MARK tx-half-sent" not in out.read_text(errors="replace"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the app did not get half way (exit {proc.poll()})\n{_report(out)}", pytrace=False)
-            time.sleep(0.1)
+
+    def transaction_coordinator(cluster, prefix):
         # The transaction coordinator of one of the listener's producers (ids <prefix>-tx-<n>).
         txns = [t for t in transactions(cluster.bootstrap, f"{prefix}-tx-") if t["state"] != "Empty"] \
             or transactions(cluster.bootstrap, f"{prefix}-tx-")
         victim = txns[0]["coordinator"] if txns else 2
-        cluster.node(victim).kill()
-        time.sleep(3)
-        cluster.node(victim).start()
-        rc = _wait(proc, out, SCENARIO_TIMEOUT_S + 40)
-        report = _report(out)
-        assert rc == 0, (f"the spring-kafka transactions scenario failed after node {victim} was restarted "
-                         f"(exit {rc})\n{report}\n{cluster.log_tails()}")
-        notes = [ln for ln in out.read_text(errors="replace").splitlines() if ln.startswith(("NOTE", "RESULT"))]
-        print(f"node {victim} (transaction coordinator of {[t['id'] for t in txns if t['coordinator'] == victim]}) "
-              f"killed and restarted mid-run; " + "; ".join(notes))
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-        cluster.stop()
+        return victim, f"transaction coordinator of {[t['id'] for t in txns if t['coordinator'] == victim]}"
+
+    # Input spread over 10 s so that the restart falls among transactions. The listener may be
+    # called again for a record whose transaction the restart aborted; its output must still be
+    # committed exactly once.
+    _run_with_a_node_restarted(tmp_path, "tx-half-sent", transaction_coordinator,
+                               "spring-kafka transactions scenario", "--spring.profiles.active=transactions",
+                               "--scenario.records=1000", "--scenario.send-seconds=10",
+                               "--scenario.allow-redelivery=true")
 
 
 def _coordinator_of(bootstrap: str, group: str) -> int | None:

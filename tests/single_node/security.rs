@@ -17,6 +17,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use strata_tests::certs::Issued;
 use strata_tests::{certs, raw};
 use strata_tests::{free_port, run_bounded, Node, NodeOptions};
 
@@ -26,21 +27,19 @@ const JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule re
 /// A CA, a broker certificate for 127.0.0.1 (key and chain in `broker.pem`) and a client
 /// certificate with the subject `CN=app,O=Strata Tests`.
 fn certificates(dir: &Path) {
-    certs::make_ca(dir, "ca", "/CN=Strata Test CA");
-    certs::issue(
-        dir,
-        "ca",
-        "broker",
-        "/CN=localhost",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-    );
-    certs::issue(
-        dir,
-        "ca",
-        "client",
-        "/O=Strata Tests/CN=app",
-        "extendedKeyUsage=clientAuth\n",
-    );
+    let issued = [
+        Issued {
+            name: "broker",
+            subject: "/CN=localhost",
+            extensions: "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        },
+        Issued {
+            name: "client",
+            subject: "/O=Strata Tests/CN=app",
+            extensions: "extendedKeyUsage=clientAuth\n",
+        },
+    ];
+    certs::authority(dir, "ca", "/CN=Strata Test CA", &issued);
 }
 
 struct Secured {

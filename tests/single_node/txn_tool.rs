@@ -24,6 +24,36 @@ fn row<'a>(table: &'a [Vec<String>], key: &str) -> Option<&'a Vec<String>> {
     table.iter().skip(1).find(|r| r[0] == key)
 }
 
+/// `strata txn <args> -b <bootstrap>`, as arguments of `strata`.
+fn txn_args<'a>(bootstrap: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["txn"];
+    all.extend_from_slice(args);
+    all.extend(["-b", bootstrap]);
+    all
+}
+
+/// The rows of `strata txn <args> -b <bootstrap>`, which must succeed.
+fn txn(bootstrap: &str, args: &[&str]) -> Vec<Vec<String>> {
+    rows(&ok(&txn_args(bootstrap, args)))
+}
+
+/// `strata txn` arguments describing the producers of `stuck-0`.
+const DESCRIBE_PRODUCERS: [&str; 5] =
+    ["describe-producers", "--topic", "stuck", "--partition", "0"];
+
+/// `strata txn` arguments aborting the transaction on `stuck-0` that starts at `offset`.
+fn abort_at(offset: &str) -> [&str; 7] {
+    [
+        "abort",
+        "--topic",
+        "stuck",
+        "--partition",
+        "0",
+        "--start-offset",
+        offset,
+    ]
+}
+
 #[test]
 fn a_hanging_transaction_is_listed_described_and_aborted_by_its_start_offset() {
     let node = Node::start_default();
@@ -58,7 +88,7 @@ fn a_hanging_transaction_is_listed_described_and_aborted_by_its_start_offset() {
         "the open transaction holds the last stable offset"
     );
 
-    let listed = rows(&ok(&["txn", "list", "-b", &b]));
+    let listed = txn(&b, &["list"]);
     assert_eq!(
         listed[0],
         [
@@ -74,26 +104,12 @@ fn a_hanging_transaction_is_listed_described_and_aborted_by_its_start_offset() {
         .clone();
     assert_eq!(stuck[3], "Ongoing");
     let producer_id = stuck[2].clone();
-    let filtered = rows(&ok(&["txn", "list", "--state", "CompleteCommit", "-b", &b]));
+    let filtered = txn(&b, &["list", "--state", "CompleteCommit"]);
     assert!(row(&filtered, "app-stuck").is_none(), "{filtered:?}");
-    let by_producer = rows(&ok(&[
-        "txn",
-        "list",
-        "--producer-id",
-        &producer_id,
-        "-b",
-        &b,
-    ]));
+    let by_producer = txn(&b, &["list", "--producer-id", &producer_id]);
     assert_eq!(by_producer.len(), 2, "{by_producer:?}");
 
-    let described = rows(&ok(&[
-        "txn",
-        "describe",
-        "--transactional-id",
-        "app-stuck",
-        "-b",
-        &b,
-    ]));
+    let described = txn(&b, &["describe", "--transactional-id", "app-stuck"]);
     let d = &described[1];
     assert_eq!(
         (&d[1], &d[2], &d[4], &d[5], &d[8]),
@@ -109,81 +125,38 @@ fn a_hanging_transaction_is_listed_described_and_aborted_by_its_start_offset() {
     assert!(d[6].parse::<i64>().unwrap() > 0, "start time {}", d[6]);
 
     // The coordinator still counts the partition in the transaction: not hanging.
-    let hanging = rows(&ok(&[
-        "txn",
-        "find-hanging",
-        "--topic",
-        "stuck",
-        "--max-transaction-timeout",
-        "0",
-        "-b",
+    let hanging = txn(
         &b,
-    ]));
+        &[
+            "find-hanging",
+            "--topic",
+            "stuck",
+            "--max-transaction-timeout",
+            "0",
+        ],
+    );
     assert_eq!(hanging.len(), 1, "{hanging:?}");
 
-    let producers = rows(&ok(&[
-        "txn",
-        "describe-producers",
-        "--topic",
-        "stuck",
-        "--partition",
-        "0",
-        "-b",
-        &b,
-    ]));
+    let producers = txn(&b, &DESCRIBE_PRODUCERS);
     let p = row(&producers, &producer_id).expect("the transactional producer");
     assert_eq!(
         p[5], "0",
         "its transaction starts at offset 0: {producers:?}"
     );
 
-    let wrong = run(
-        &[
-            "txn",
-            "abort",
-            "--topic",
-            "stuck",
-            "--partition",
-            "0",
-            "--start-offset",
-            "1",
-            "-b",
-            &b,
-        ],
-        false,
-    );
+    let wrong = run(&txn_args(&b, &abort_at("1")), false);
     assert!(!wrong.status.success(), "no transaction starts at 1");
     assert!(
         String::from_utf8_lossy(&wrong.stderr).contains("Could not find any open transactions"),
         "{}",
         String::from_utf8_lossy(&wrong.stderr)
     );
-    ok(&[
-        "txn",
-        "abort",
-        "--topic",
-        "stuck",
-        "--partition",
-        "0",
-        "--start-offset",
-        "0",
-        "-b",
-        &b,
-    ]);
+    ok(&txn_args(&b, &abort_at("0")));
     assert_eq!(
         read(&b, "stuck", 1, "read_committed", 2, TIMEOUT),
         values("after", 2),
         "the later records, and not the aborted ones"
     );
-    let producers = rows(&ok(&[
-        "txn",
-        "describe-producers",
-        "--topic",
-        "stuck",
-        "--partition",
-        "0",
-        "-b",
-        &b,
-    ]));
+    let producers = txn(&b, &DESCRIBE_PRODUCERS);
     assert_eq!(row(&producers, &producer_id).unwrap()[5], "None");
 }

@@ -250,112 +250,125 @@ mod tests {
         acl(Topic, PatternType::Literal, name, "User:alice", Read, Allow)
     }
 
+    /// A binding on topic `t` for alice.
+    fn on_t(operation: AclOperation, permission: AclPermission) -> AclBinding {
+        acl(
+            Topic,
+            PatternType::Literal,
+            "t",
+            "User:alice",
+            operation,
+            permission,
+        )
+    }
+
+    /// Who asks for what on which resource, and whether Kafka allows it.
+    type Case<'a> = (Requester<'a>, AclOperation, ResourceType, &'a str, bool);
+
+    /// Asserts that `auth` answers each of `cases` over `acls` as Kafka does.
+    fn check(auth: &Authorizer, acls: &AclSet, cases: &[Case<'_>]) {
+        for &(who, operation, resource_type, name, allowed) in cases {
+            assert_eq!(
+                auth.authorize(acls, who, operation, resource_type, name),
+                allowed,
+                "{who:?} {operation:?} on {resource_type:?} {name}"
+            );
+        }
+    }
+
     #[test]
     fn literal_allow_is_for_that_principal_and_operation_only() {
         let acls = set([allow_read("t")]);
-        let auth = Authorizer::default();
-        assert!(auth.authorize(&acls, ALICE, Read, Topic, "t"));
-        assert!(!auth.authorize(&acls, ALICE, Write, Topic, "t"));
-        assert!(!auth.authorize(&acls, BOB, Read, Topic, "t"));
-        assert!(!auth.authorize(&acls, ALICE, Read, Topic, "t2"));
-        assert!(!auth.authorize(&acls, ALICE, Read, Group, "t"));
+        let cases = [
+            (ALICE, Read, Topic, "t", true),
+            (ALICE, Write, Topic, "t", false),
+            (BOB, Read, Topic, "t", false),
+            (ALICE, Read, Topic, "t2", false),
+            (ALICE, Read, Group, "t", false),
+        ];
+        check(&Authorizer::default(), &acls, &cases);
     }
 
     #[test]
     fn deny_beats_allow_whatever_pattern_carries_it() {
         let auth = Authorizer::default();
-        let acls = set([
-            allow_read("*"),
-            acl(
-                Topic,
-                PatternType::Prefixed,
-                "secret-",
-                "User:*",
-                Read,
-                Deny,
-            ),
-        ]);
-        assert!(auth.authorize(&acls, ALICE, Read, Topic, "public"));
-        assert!(!auth.authorize(&acls, ALICE, Read, Topic, "secret-plans"));
-        let acls = set([
-            acl(Topic, PatternType::Literal, "t", "User:alice", All, Allow),
-            acl(Topic, PatternType::Literal, "t", "User:alice", Write, Deny),
-        ]);
-        assert!(auth.authorize(&acls, ALICE, Read, Topic, "t"));
-        assert!(!auth.authorize(&acls, ALICE, Write, Topic, "t"));
+        let secret = acl(
+            Topic,
+            PatternType::Prefixed,
+            "secret-",
+            "User:*",
+            Read,
+            Deny,
+        );
+        let acls = set([allow_read("*"), secret]);
+        let cases = [
+            (ALICE, Read, Topic, "public", true),
+            (ALICE, Read, Topic, "secret-plans", false),
+        ];
+        check(&auth, &acls, &cases);
+        let acls = set([on_t(All, Allow), on_t(Write, Deny)]);
+        let cases = [
+            (ALICE, Read, Topic, "t", true),
+            (ALICE, Write, Topic, "t", false),
+        ];
+        check(&auth, &acls, &cases);
     }
 
     #[test]
     fn prefixed_wildcard_principal_and_host_match_as_kafka() {
-        let auth = Authorizer::default();
         let mut from_host = acl(Topic, PatternType::Prefixed, "app-", "User:*", Write, Allow);
         from_host.host = "10.0.0.1".to_owned();
-        let acls = set([from_host]);
-        assert!(auth.authorize(&acls, ALICE, Write, Topic, "app-orders"));
-        assert!(auth.authorize(&acls, ALICE, Write, Topic, "app-"));
-        assert!(!auth.authorize(&acls, ALICE, Write, Topic, "app"));
-        assert!(!auth.authorize(&acls, ALICE, Write, Topic, "other-app-x"));
         let elsewhere = Requester {
             host: "10.0.0.9",
             ..ALICE
         };
-        assert!(!auth.authorize(&acls, elsewhere, Write, Topic, "app-orders"));
+        let cases = [
+            (ALICE, Write, Topic, "app-orders", true),
+            (ALICE, Write, Topic, "app-", true),
+            (ALICE, Write, Topic, "app", false),
+            (ALICE, Write, Topic, "other-app-x", false),
+            (elsewhere, Write, Topic, "app-orders", false),
+        ];
+        check(&Authorizer::default(), &set([from_host]), &cases);
     }
 
     #[test]
     fn allowed_operations_imply_describe_but_denied_ones_do_not_deny_it() {
         let auth = Authorizer::default();
-        for granted in [Read, Write, Delete, Alter, Describe, All] {
-            let acls = set([acl(
-                Topic,
-                PatternType::Literal,
-                "t",
-                "User:alice",
-                granted,
-                Allow,
-            )]);
-            assert!(
+        let implying = [
+            (Read, true),
+            (Write, true),
+            (Delete, true),
+            (Alter, true),
+            (Describe, true),
+            (All, true),
+            (Create, false),
+            (AlterConfigs, false),
+            (DescribeConfigs, false),
+            (ClusterAction, false),
+        ];
+        for (granted, implies) in implying {
+            let acls = set([on_t(granted, Allow)]);
+            assert_eq!(
                 auth.authorize(&acls, ALICE, Describe, Topic, "t"),
+                implies,
                 "{granted:?}"
             );
         }
-        for granted in [Create, AlterConfigs, DescribeConfigs, ClusterAction] {
-            let acls = set([acl(
-                Topic,
-                PatternType::Literal,
-                "t",
-                "User:alice",
-                granted,
-                Allow,
-            )]);
-            assert!(
-                !auth.authorize(&acls, ALICE, Describe, Topic, "t"),
-                "{granted:?}"
-            );
-        }
-        let acls = set([acl(
-            Topic,
-            PatternType::Literal,
-            "t",
-            "User:alice",
-            AlterConfigs,
-            Allow,
-        )]);
-        assert!(auth.authorize(&acls, ALICE, DescribeConfigs, Topic, "t"));
-        assert!(!auth.authorize(&acls, ALICE, Alter, Topic, "t"));
-        let acls = set([
-            acl(
-                Topic,
-                PatternType::Literal,
-                "t",
-                "User:alice",
-                Describe,
-                Allow,
-            ),
-            acl(Topic, PatternType::Literal, "t", "User:alice", Read, Deny),
-        ]);
-        assert!(auth.authorize(&acls, ALICE, Describe, Topic, "t"));
-        assert!(!auth.authorize(&acls, ALICE, Read, Topic, "t"));
+        let cases = [
+            (ALICE, DescribeConfigs, Topic, "t", true),
+            (ALICE, Alter, Topic, "t", false),
+        ];
+        check(&auth, &set([on_t(AlterConfigs, Allow)]), &cases);
+        let cases = [
+            (ALICE, Describe, Topic, "t", true),
+            (ALICE, Read, Topic, "t", false),
+        ];
+        check(
+            &auth,
+            &set([on_t(Describe, Allow), on_t(Read, Deny)]),
+            &cases,
+        );
     }
 
     #[test]
@@ -366,71 +379,61 @@ mod tests {
             principal: "User:admin",
             host: "1.2.3.4",
         };
-        assert!(auth.authorize(&acls, admin, Alter, Cluster, "kafka-cluster"));
-        assert!(auth.authorize(&acls, admin, Write, Topic, "t"));
-        assert!(!auth.authorize(&acls, ALICE, Write, Topic, "t"));
+        let cases = [
+            (admin, Alter, Cluster, "kafka-cluster", true),
+            (admin, Write, Topic, "t", true),
+            (ALICE, Write, Topic, "t", false),
+        ];
+        check(&auth, &acls, &cases);
     }
 
     #[test]
     fn no_acl_found_allows_only_when_configured_and_only_for_unbound_resources() {
         let acls = set([allow_read("t")]);
         let open = Authorizer::new("", true);
-        assert!(open.authorize(&acls, BOB, Write, Topic, "other"));
-        assert!(
-            !open.authorize(&acls, BOB, Read, Topic, "t"),
-            "t has a binding"
+        // "t" has a binding: the setting does not open it.
+        let cases = [
+            (BOB, Write, Topic, "other", true),
+            (BOB, Read, Topic, "t", false),
+        ];
+        check(&open, &acls, &cases);
+        check(
+            &Authorizer::default(),
+            &acls,
+            &[(BOB, Write, Topic, "other", false)],
         );
-        assert!(!Authorizer::default().authorize(&acls, BOB, Write, Topic, "other"));
     }
 
     #[test]
     fn any_resource_checks_follow_kafkas_authorize_by_resource_type() {
+        use PatternType::{Literal, Prefixed};
         let auth = Authorizer::default();
         let write = |name: &str, pattern| acl(Topic, pattern, name, "User:alice", Write, Allow);
         let deny = |name: &str, pattern| acl(Topic, pattern, name, "User:alice", Write, Deny);
-        assert!(!auth.authorize_any(&set([]), ALICE, Write, Topic));
-        assert!(auth.authorize_any(
-            &set([write("t", PatternType::Literal)]),
-            ALICE,
-            Write,
-            Topic
-        ));
-        assert!(!auth.authorize_any(&set([write("t", PatternType::Literal)]), BOB, Write, Topic));
-        assert!(!auth.authorize_any(
-            &set([
-                write("t", PatternType::Literal),
-                deny("t", PatternType::Literal)
-            ]),
-            ALICE,
-            Write,
-            Topic
-        ));
-        assert!(!auth.authorize_any(
-            &set([
-                write("app-x", PatternType::Prefixed),
-                deny("app-", PatternType::Prefixed)
-            ]),
-            ALICE,
-            Write,
-            Topic
-        ));
-        assert!(auth.authorize_any(
-            &set([
-                write("app-x", PatternType::Literal),
-                deny("other", PatternType::Prefixed)
-            ]),
-            ALICE,
-            Write,
-            Topic
-        ));
-        assert!(!auth.authorize_any(
-            &set([
-                write("t", PatternType::Literal),
-                deny("*", PatternType::Literal)
-            ]),
-            ALICE,
-            Write,
-            Topic
-        ));
+        let cases = [
+            (vec![], ALICE, false),
+            (vec![write("t", Literal)], ALICE, true),
+            (vec![write("t", Literal)], BOB, false),
+            (vec![write("t", Literal), deny("t", Literal)], ALICE, false),
+            (
+                vec![write("app-x", Prefixed), deny("app-", Prefixed)],
+                ALICE,
+                false,
+            ),
+            (
+                vec![write("app-x", Literal), deny("other", Prefixed)],
+                ALICE,
+                true,
+            ),
+            (vec![write("t", Literal), deny("*", Literal)], ALICE, false),
+        ];
+        for (bindings, who, allowed) in cases {
+            let described = format!("{bindings:?}");
+            assert_eq!(
+                auth.authorize_any(&set(bindings), who, Write, Topic),
+                allowed,
+                "{who:?} over {described}"
+            );
+        }
     }
 }

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use controller::{topic_config_defs, ConfigKind, MetadataImage};
 
 use super::known::{is_known, IGNORED};
-use super::reference::DOCS;
+use super::reference::meaning;
 use super::{BrokerConfig, APPLIED_PROPERTIES};
 use crate::server::ConnectionLimits;
 use crate::topic_config::ConfigSource;
@@ -168,6 +168,8 @@ pub(crate) struct BrokerKey {
     pub(crate) kind: ConfigKind,
     /// The value in effect when nothing sets it (Strata's own where it differs from Kafka's).
     pub(crate) default: Option<&'static str>,
+    /// What the property means (`reference::meaning`): the configuration reference and
+    /// DescribeConfigs' documentation.
     pub(crate) doc: Option<String>,
 }
 
@@ -377,63 +379,40 @@ const TYPES: &[(&str, ConfigKind, Option<&str>)] = {
 pub(crate) fn catalog() -> &'static [BrokerKey] {
     static CATALOG: OnceLock<Vec<BrokerKey>> = OnceLock::new();
     CATALOG.get_or_init(|| {
-        let mut keys: BTreeMap<&'static str, BrokerKey> = BTreeMap::new();
+        // Type and default of each name: a topic config's for the broker properties that set
+        // its default, the broker's own table over those, strings for the rest.
+        let mut keys: BTreeMap<&'static str, (ConfigKind, Option<&'static str>)> = BTreeMap::new();
+        let mut topic_docs: BTreeMap<&'static str, String> = BTreeMap::new();
         for (topic_key, synonyms) in TOPIC_SYNONYMS {
             let Some(def) = topic_config_defs().iter().find(|d| d.name == *topic_key) else {
                 continue;
             };
             for (name, _) in *synonyms {
-                keys.insert(
+                keys.insert(name, (def.kind, def.default));
+                topic_docs.insert(
                     name,
-                    BrokerKey {
-                        name,
-                        kind: def.kind,
-                        default: def.default,
-                        doc: Some(format!(
-                            "The default of topic config {topic_key}: {}",
-                            def.doc
-                        )),
-                    },
+                    format!("The default of topic config {topic_key}: {}", def.doc),
                 );
             }
         }
         for (name, kind, default) in TYPES {
-            let doc = IGNORED
-                .iter()
-                .find(|(ignored, _)| ignored == name)
-                .map(|(_, why)| format!("Accepted and not used by Strata: {why}."))
-                .or_else(|| applied_doc(name))
-                .or_else(|| keys.get(name).and_then(|k| k.doc.clone()));
-            keys.insert(
-                name,
-                BrokerKey {
-                    name,
-                    kind: *kind,
-                    default: *default,
-                    doc,
-                },
-            );
+            keys.insert(name, (*kind, *default));
         }
         for name in APPLIED_PROPERTIES
             .iter()
             .chain(IGNORED.iter().map(|(n, _)| n))
         {
-            keys.entry(name).or_insert(BrokerKey {
-                name,
-                kind: ConfigKind::String,
-                default: None,
-                doc: applied_doc(name),
-            });
+            keys.entry(name).or_insert((ConfigKind::String, None));
         }
-        keys.into_values().collect()
+        keys.into_iter()
+            .map(|(name, (kind, default))| BrokerKey {
+                name,
+                kind,
+                default,
+                doc: meaning(name, topic_docs.remove(name)),
+            })
+            .collect()
     })
-}
-
-/// The description of an applied property.
-fn applied_doc(name: &str) -> Option<String> {
-    DOCS.iter()
-        .find(|(described, _)| *described == name)
-        .map(|(_, doc)| (*doc).to_owned())
 }
 
 /// The catalog entry of `key`.

@@ -122,19 +122,27 @@ fn status(key: &BrokerKey) -> String {
     "shown by DescribeConfigs, not used".to_owned()
 }
 
-/// What a property means, from the table that knows it.
-fn description(key: &BrokerKey) -> String {
-    key.doc
-        .clone()
-        .or_else(|| listener_security_doc(key.name).map(str::to_owned))
+/// What property `name` means, from the first table that knows it: the ignored properties,
+/// the applied ones, `topic_doc` (for the broker default of a topic config), the listener
+/// security settings, the refused values. The catalog's `doc` of every broker property.
+pub(super) fn meaning(name: &str, topic_doc: Option<String>) -> Option<String> {
+    IGNORED
+        .iter()
+        .find(|(ignored, _)| *ignored == name)
+        .map(|(_, why)| format!("Accepted and not used by Strata: {why}."))
         .or_else(|| {
-            IGNORED
-                .iter()
-                .find(|(n, _)| *n == key.name)
-                .map(|(_, why)| format!("Accepted and not used by Strata: {why}."))
+            DOCS.iter()
+                .find(|(described, _)| *described == name)
+                .map(|(_, doc)| (*doc).to_owned())
         })
-        .or_else(|| unserved::refusal_doc(key.name))
-        .unwrap_or_default()
+        .or(topic_doc)
+        .or_else(|| listener_security_doc(name).map(str::to_owned))
+        .or_else(|| unserved::refusal_doc(name))
+}
+
+/// What a property means, as the catalog describes it.
+fn description(key: &BrokerKey) -> String {
+    key.doc.clone().unwrap_or_default()
 }
 
 fn listener_security_doc(name: &str) -> Option<&'static str> {

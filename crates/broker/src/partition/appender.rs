@@ -366,45 +366,26 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::atomic::AtomicBool;
 
-    use bytes::BytesMut;
     use controller::PartitionMeta;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use segment_store::testing::BatchBuilder;
     use segment_store::{Log, MarkerType, TxnMarker};
 
     use super::*;
     use crate::partition::markers::marker_batch;
     use crate::topic_config::TopicSettings;
 
+    /// The transactional bit of a batch's attributes.
+    const TRANSACTIONAL: i16 = 0x10;
+
     /// One transactional record of `producer_id`, epoch 0, sequence 0.
     fn txn_batch(producer_id: i64) -> Bytes {
-        let record = Record {
-            transactional: true,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id,
-            producer_epoch: 0,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: 0,
-            timestamp: now_ms(),
-            key: None,
-            value: Some(Bytes::from_static(b"aborted")),
-            headers: Default::default(),
-        };
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            [&record],
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .unwrap();
-        buf.freeze()
+        let batch = BatchBuilder::new(0)
+            .timestamp(now_ms())
+            .key_values(&[(None, Some(b"aborted".as_slice()))])
+            .producer(producer_id, 0, 0)
+            .attributes(TRANSACTIONAL)
+            .build();
+        Bytes::from(batch)
     }
 
     /// What a read_committed fetch from `offset` does (data up to the last stable offset,

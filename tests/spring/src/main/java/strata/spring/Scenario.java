@@ -1,5 +1,7 @@
 package strata.spring;
 
+import static strata.spring.Checks.count;
+
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -29,57 +31,41 @@ public class Scenario {
     private final KafkaTemplate<String, String> template;
     private final KafkaListenerEndpointRegistry registry;
     private final Tracker tracker;
-    private final String prefix;
-    private final int records;
+    private final ScenarioSettings settings;
     private final int poisonEvery;
     private final int batchRecords;
     private final int paymentRecords;
-    private final double sendSeconds;
-    private final long timeoutNanos;
-    private final boolean allowRedelivery;
-    private final Map<String, String> failures = new LinkedHashMap<>();
-    private int checks;
+    private final Checks checks = new Checks();
 
     Scenario(KafkaTemplate<String, String> template, KafkaListenerEndpointRegistry registry, Tracker tracker,
-             @Value("${scenario.prefix}") String prefix, @Value("${scenario.records}") int records,
-             @Value("${scenario.poison-every}") int poisonEvery, @Value("${scenario.batch-records}") int batchRecords,
-             @Value("${scenario.payment-records}") int paymentRecords,
-             @Value("${scenario.send-seconds}") double sendSeconds,
-             @Value("${scenario.timeout-seconds}") long timeoutSeconds,
-             @Value("${scenario.allow-redelivery}") boolean allowRedelivery) {
+             ScenarioSettings settings, @Value("${scenario.poison-every}") int poisonEvery,
+             @Value("${scenario.batch-records}") int batchRecords,
+             @Value("${scenario.payment-records}") int paymentRecords) {
         this.template = template;
         this.registry = registry;
         this.tracker = tracker;
-        this.prefix = prefix;
-        this.records = records;
+        this.settings = settings;
         this.poisonEvery = poisonEvery;
         this.batchRecords = batchRecords;
         this.paymentRecords = paymentRecords;
-        this.sendSeconds = sendSeconds;
-        this.timeoutNanos = TimeUnit.SECONDS.toNanos(timeoutSeconds);
-        this.allowRedelivery = allowRedelivery;
-        tracker.ordersTopic = prefix + "-orders";
+        tracker.ordersTopic = settings.prefix + "-orders";
     }
 
     /** Runs the scenario; the process exit status (0 when every check passed). */
     int run() {
-        long deadline = System.nanoTime() + timeoutNanos;
-        watchdog(timeoutNanos + TimeUnit.SECONDS.toNanos(30));
-        String orders = prefix + "-orders";
-        String payments = prefix + "-payments";
-
-        if (!waitFor(deadline, this::everyConsumerAssigned)) {
-            check("assigned", false, "listener containers without partitions: " + unassigned(registry));
+        long deadline = settings.start();
+        String orders = settings.prefix + "-orders";
+        String payments = settings.prefix + "-payments";
+        if (!checks.listenersAssigned(registry, deadline)) {
             return finish();
         }
-        mark("listeners-assigned");
 
         List<CompletableFuture<SendResult<String, String>>> sends = new ArrayList<>();
         Set<String> batchKeys = new TreeSet<>();
         for (int i = 0; i < batchRecords; i++) {
             String key = "b-" + i;
             batchKeys.add(key);
-            sends.add(template.send(prefix + "-batch", key, "batch-" + i));
+            sends.add(template.send(settings.prefix + "-batch", key, "batch-" + i));
         }
         Set<String> okPayments = new TreeSet<>();
         Set<String> flakyPayments = new TreeSet<>();
@@ -97,16 +83,16 @@ public class Scenario {
         Set<String> goodOrders = new TreeSet<>();
         Set<String> poisonOrders = new TreeSet<>();
         long started = System.nanoTime();
-        for (int i = 0; i < records; i++) {
+        for (int i = 0; i < settings.records; i++) {
             String key = "o-" + i;
             boolean poison = poisonEvery > 0 && i % poisonEvery == poisonEvery / 2;
             (poison ? poisonOrders : goodOrders).add(key);
             sends.add(template.send(orders, key, (poison ? "poison-" : "order-") + i));
-            if (i == records / 2) {
+            if (i == settings.records / 2) {
                 mark("orders-half-sent");
             }
-            if (sendSeconds > 0) {
-                long due = started + (long) (sendSeconds * 1e9 * (i + 1) / records);
+            if (settings.sendSeconds > 0) {
+                long due = started + (long) (settings.sendSeconds * 1e9 * (i + 1) / settings.records);
                 long wait = due - System.nanoTime();
                 if (wait > 0) {
                     sleepNanos(wait);
@@ -127,7 +113,7 @@ public class Scenario {
                 }
             }
         }
-        check("sends-acknowledged", acked == sends.size(),
+        checks.check("sends-acknowledged", acked == sends.size(),
                 acked + " of " + sends.size() + " sends acknowledged; first error: " + firstSendError);
 
         waitFor(deadline, () -> tracker.orders.keySet().containsAll(goodOrders)
@@ -141,31 +127,31 @@ public class Scenario {
 
         // Orders: every good one processed, once (or at least once where redelivery is allowed).
         checkOnce("orders", tracker.orders, goodOrders);
-        check("orders-concurrency", tracker.orderThreads.size() == 3,
+        checks.check("orders-concurrency", tracker.orderThreads.size() == 3,
                 "order listener threads: " + new TreeSet<>(tracker.orderThreads));
         // Poison orders: tried 1 + ORDER_RETRIES times, then in the dead-letter topic once.
         checkOnce("orders-dlt", tracker.deadLetters, poisonOrders);
         List<String> wrongAttempts = poisonOrders.stream()
                 .filter(k -> {
                     int n = count(tracker.poisonAttempts, k);
-                    return allowRedelivery ? n < 1 + KafkaConfig.ORDER_RETRIES : n != 1 + KafkaConfig.ORDER_RETRIES;
+                    return settings.allowRedelivery ? n < 1 + KafkaConfig.ORDER_RETRIES : n != 1 + KafkaConfig.ORDER_RETRIES;
                 })
                 .map(k -> k + "=" + count(tracker.poisonAttempts, k)).toList();
-        check("orders-dlt-attempts", wrongAttempts.isEmpty(),
+        checks.check("orders-dlt-attempts", wrongAttempts.isEmpty(),
                 "poison records not tried " + (1 + KafkaConfig.ORDER_RETRIES) + " times: " + first(wrongAttempts));
         synchronized (tracker.deadLetterProblems) {
-            check("orders-dlt-headers", tracker.deadLetterProblems.isEmpty(), "DLT headers: " + first(tracker.deadLetterProblems));
+            checks.check("orders-dlt-headers", tracker.deadLetterProblems.isEmpty(), "DLT headers: " + first(tracker.deadLetterProblems));
         }
         Set<String> strayDeadLetters = new TreeSet<>(tracker.deadLetters.keySet());
         strayDeadLetters.removeAll(poisonOrders);
         Set<String> strayOrders = new TreeSet<>(tracker.orders.keySet());
         strayOrders.removeAll(goodOrders);
-        check("orders-no-strays", strayDeadLetters.isEmpty() && strayOrders.isEmpty(),
+        checks.check("orders-no-strays", strayDeadLetters.isEmpty() && strayOrders.isEmpty(),
                 "unexpected: in DLT " + first(strayDeadLetters) + ", processed " + first(strayOrders));
 
         // Batch listener: every record, in batches of more than one.
         checkOnce("batch", tracker.batched, batchKeys);
-        check("batch-size", tracker.largestBatch.get() > 1,
+        checks.check("batch-size", tracker.largestBatch.get() > 1,
                 tracker.batches.get() + " batches, the largest of " + tracker.largestBatch.get());
 
         // Non-blocking retries through the back-off topics.
@@ -178,19 +164,15 @@ public class Scenario {
                 .filter(k -> {
                     List<String> seen = Tracker.copy(tracker.paymentDeadLetters.get(k));
                     return seen.isEmpty() || !seen.stream().allMatch((payments + "-dlt")::equals)
-                            || (!allowRedelivery && seen.size() != 1);
+                            || (!settings.allowRedelivery && seen.size() != 1);
                 })
                 .map(k -> k + "=" + Tracker.copy(tracker.paymentDeadLetters.get(k))).toList();
         Set<String> strayPaymentDlt = new TreeSet<>(tracker.paymentDeadLetters.keySet());
         strayPaymentDlt.removeAll(doomedPayments);
-        check("payments-dlt", wrongDlt.isEmpty() && strayPaymentDlt.isEmpty(),
+        checks.check("payments-dlt", wrongDlt.isEmpty() && strayPaymentDlt.isEmpty(),
                 "doomed payments not in " + payments + "-dlt once: " + first(wrongDlt) + "; others there: "
                         + first(strayPaymentDlt));
         return finish();
-    }
-
-    private boolean everyConsumerAssigned() {
-        return unassigned(registry).isEmpty();
     }
 
     /** Listener consumers (each concurrent child) that hold no partition yet. */
@@ -214,10 +196,10 @@ public class Scenario {
     private void checkOnce(String name, Map<String, AtomicInteger> seen, Set<String> expected) {
         List<String> missing = expected.stream().filter(k -> count(seen, k) == 0).toList();
         List<String> twice = expected.stream().filter(k -> count(seen, k) > 1).map(k -> k + "x" + count(seen, k)).toList();
-        boolean ok = missing.isEmpty() && (allowRedelivery || twice.isEmpty());
-        check(name, ok, expected.size() + " expected, " + missing.size() + " missing " + first(missing) + ", "
+        boolean ok = missing.isEmpty() && (settings.allowRedelivery || twice.isEmpty());
+        checks.check(name, ok, expected.size() + " expected, " + missing.size() + " missing " + first(missing) + ", "
                 + twice.size() + " more than once " + first(twice));
-        if (allowRedelivery && !twice.isEmpty()) {
+        if (settings.allowRedelivery && !twice.isEmpty()) {
             System.out.println("NOTE " + name + ": " + twice.size() + " records delivered more than once after the "
                     + "restart (at-least-once): " + first(twice));
         }
@@ -227,32 +209,23 @@ public class Scenario {
         List<String> wrong = keys.stream()
                 .filter(k -> {
                     List<String> seen = Tracker.copy(tracker.paymentAttempts.get(k));
-                    return allowRedelivery ? !new HashSet<>(seen).equals(new HashSet<>(topics)) : !seen.equals(topics);
+                    return settings.allowRedelivery ? !new HashSet<>(seen).equals(new HashSet<>(topics)) : !seen.equals(topics);
                 })
                 .map(k -> k + "=" + Tracker.copy(tracker.paymentAttempts.get(k))).toList();
-        check(name + "-topics", wrong.isEmpty(), keys.size() + " records, attempts expected on " + topics
+        checks.check(name + "-topics", wrong.isEmpty(), keys.size() + " records, attempts expected on " + topics
                 + "; differing: " + first(wrong));
     }
 
-    private void check(String name, boolean ok, String detail) {
-        checks++;
-        if (ok) {
-            System.out.println("CHECK " + name + " ok");
-        } else {
-            failures.put(name, detail);
-            System.out.println("CHECK " + name + " FAIL " + detail);
-        }
-        System.out.flush();
-    }
-
     private int finish() {
-        System.out.println("RESULT {\"checks\": " + checks + ", \"failed\": " + failures.size() + ", \"orders\": "
-                + tracker.orders.size() + ", \"orders_dlt\": " + tracker.deadLetters.size() + ", \"batched\": "
-                + tracker.batched.size() + ", \"batches\": " + tracker.batches.get() + ", \"payments_done\": "
-                + tracker.paymentsDone.size() + ", \"payments_dlt\": " + tracker.paymentDeadLetters.size()
-                + ", \"redelivered\": " + redelivered() + "}");
-        System.out.flush();
-        return failures.isEmpty() ? 0 : 1;
+        Map<String, Number> figures = new LinkedHashMap<>();
+        figures.put("orders", tracker.orders.size());
+        figures.put("orders_dlt", tracker.deadLetters.size());
+        figures.put("batched", tracker.batched.size());
+        figures.put("batches", tracker.batches.get());
+        figures.put("payments_done", tracker.paymentsDone.size());
+        figures.put("payments_dlt", tracker.paymentDeadLetters.size());
+        figures.put("redelivered", redelivered());
+        return checks.finish(figures);
     }
 
     private int redelivered() {
@@ -263,11 +236,6 @@ public class Scenario {
     static void mark(String what) {
         System.out.println("MARK " + what);
         System.out.flush();
-    }
-
-    private static int count(Map<String, AtomicInteger> counts, String key) {
-        AtomicInteger n = counts.get(key);
-        return n == null ? 0 : n.get();
     }
 
     private static Set<String> union(Set<String> a, Set<String> b) {

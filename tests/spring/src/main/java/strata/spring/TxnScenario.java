@@ -1,5 +1,7 @@
 package strata.spring;
 
+import static strata.spring.Checks.count;
+
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -16,7 +18,6 @@ import org.apache.kafka.clients.consumer.Consumer;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.TopicPartition;
-import org.springframework.beans.factory.annotation.Value;
 import org.springframework.context.annotation.Profile;
 import org.springframework.kafka.config.KafkaListenerEndpointRegistry;
 import org.springframework.kafka.core.ConsumerFactory;
@@ -40,42 +41,27 @@ public class TxnScenario {
     private final KafkaListenerEndpointRegistry registry;
     private final TxnTracker tracker;
     private final ConsumerFactory<String, String> consumers;
-    private final String prefix;
-    private final int records;
-    private final double sendSeconds;
-    private final long timeoutNanos;
-    private final boolean allowRedelivery;
-    private final Map<String, String> failures = new LinkedHashMap<>();
-    private int checks;
+    private final ScenarioSettings settings;
+    private final Checks checks = new Checks();
     private int inputRetries;
 
     TxnScenario(KafkaTemplate<String, String> template, KafkaListenerEndpointRegistry registry, TxnTracker tracker,
-                ConsumerFactory<String, String> consumers, @Value("${scenario.prefix}") String prefix,
-                @Value("${scenario.records}") int records, @Value("${scenario.send-seconds}") double sendSeconds,
-                @Value("${scenario.timeout-seconds}") long timeoutSeconds,
-                @Value("${scenario.allow-redelivery}") boolean allowRedelivery) {
+                ConsumerFactory<String, String> consumers, ScenarioSettings settings) {
         this.template = template;
         this.registry = registry;
         this.tracker = tracker;
         this.consumers = consumers;
-        this.prefix = prefix;
-        this.records = records;
-        this.sendSeconds = sendSeconds;
-        this.timeoutNanos = TimeUnit.SECONDS.toNanos(timeoutSeconds);
-        this.allowRedelivery = allowRedelivery;
+        this.settings = settings;
     }
 
     /** Runs the scenario; the process exit status (0 when every check passed). */
     int run() {
-        long deadline = System.nanoTime() + timeoutNanos;
-        Scenario.watchdog(timeoutNanos + TimeUnit.SECONDS.toNanos(30));
-        String in = prefix + "-tx-in";
-        String out = prefix + "-tx-out";
-        if (!Scenario.waitFor(deadline, () -> Scenario.unassigned(registry).isEmpty())) {
-            check("assigned", false, "listener containers without partitions: " + Scenario.unassigned(registry));
+        long deadline = settings.start();
+        String in = settings.prefix + "-tx-in";
+        String out = settings.prefix + "-tx-out";
+        if (!checks.listenersAssigned(registry, deadline)) {
             return finish();
         }
-        Scenario.mark("listeners-assigned");
 
         Set<String> ok = new TreeSet<>();
         Set<String> flaky = new TreeSet<>();
@@ -84,28 +70,28 @@ public class TxnScenario {
         abortedSend(in, "g0-", ghosts);
         long started = System.nanoTime();
         boolean sent = true;
-        for (int first = 0; first < records && sent; first += CHUNK) {
+        for (int first = 0; first < settings.records && sent; first += CHUNK) {
             List<String[]> chunk = new ArrayList<>();
-            for (int i = first; i < Math.min(records, first + CHUNK); i++) {
+            for (int i = first; i < Math.min(settings.records, first + CHUNK); i++) {
                 String key = "t-" + i;
                 String kind = i % 100 == 50 ? "poison" : i % 100 == 25 ? "flaky" : "ok";
                 (kind.equals("poison") ? poison : kind.equals("flaky") ? flaky : ok).add(key);
                 chunk.add(new String[] {key, kind + "-" + i});
             }
             sent = sendInTransaction(in, chunk, deadline);
-            if (first < records / 2 && first + CHUNK >= records / 2) {
+            if (first < settings.records / 2 && first + CHUNK >= settings.records / 2) {
                 abortedSend(in, "g1-", ghosts);
                 Scenario.mark("tx-half-sent");
             }
-            if (sendSeconds > 0) {
-                long wait = started + (long) (sendSeconds * 1e9 * (first + CHUNK) / records) - System.nanoTime();
+            if (settings.sendSeconds > 0) {
+                long wait = started + (long) (settings.sendSeconds * 1e9 * (first + CHUNK) / settings.records) - System.nanoTime();
                 if (wait > 0) {
                     Scenario.sleepNanos(wait);
                 }
             }
         }
         Scenario.mark("all-sent");
-        check("tx-input-committed", sent, "an input transaction failed " + inputRetries + " times");
+        checks.check("tx-input-committed", sent, "an input transaction failed " + inputRetries + " times");
 
         Set<String> good = new TreeSet<>(ok);
         good.addAll(flaky);
@@ -118,18 +104,18 @@ public class TxnScenario {
         List<String> missing = good.stream().filter(k -> !committed.containsKey(k)).toList();
         List<String> twice = good.stream().filter(k -> committed.getOrDefault(k, List.of()).size() > 1)
                 .map(k -> k + "=" + committed.get(k)).toList();
-        check("tx-out-exactly-once", missing.isEmpty() && twice.isEmpty(), good.size() + " expected in " + out
+        checks.check("tx-out-exactly-once", missing.isEmpty() && twice.isEmpty(), good.size() + " expected in " + out
                 + " (read_committed), " + missing.size() + " missing " + Scenario.first(missing) + ", "
                 + twice.size() + " more than once " + Scenario.first(twice));
         Set<String> visible = new TreeSet<>(committed.keySet());
         visible.removeAll(good);
-        check("tx-out-no-rolled-back", visible.isEmpty(),
+        checks.check("tx-out-no-rolled-back", visible.isEmpty(),
                 "outputs of rolled-back attempts visible to read_committed: " + Scenario.first(visible));
-        if (!allowRedelivery) {
+        if (!settings.allowRedelivery) {
             List<String> wrongFlaky = flaky.stream()
                     .filter(k -> !committed.getOrDefault(k, List.of()).equals(List.of(valueOf(k, "flaky", 2))))
                     .map(k -> k + "=" + committed.get(k)).toList();
-            check("tx-flaky-second-attempt", wrongFlaky.isEmpty(),
+            checks.check("tx-flaky-second-attempt", wrongFlaky.isEmpty(),
                     "flaky records whose committed output is not their second attempt's: " + Scenario.first(wrongFlaky));
         }
 
@@ -138,10 +124,10 @@ public class TxnScenario {
         List<String> wrongAborted = poison.stream()
                 .filter(k -> {
                     int n = all.getOrDefault(k, List.of()).size();
-                    return allowRedelivery ? n < attempts : n != attempts;
+                    return settings.allowRedelivery ? n < attempts : n != attempts;
                 })
                 .map(k -> k + "x" + all.getOrDefault(k, List.of()).size()).toList();
-        check("tx-aborted-in-log", wrongAborted.isEmpty(), "poison records' outputs in " + out
+        checks.check("tx-aborted-in-log", wrongAborted.isEmpty(), "poison records' outputs in " + out
                 + " (read_uncommitted) not " + attempts + " each: " + Scenario.first(wrongAborted));
 
         // Poison records: tried 1 + RETRIES times, then skipped with their offset committed.
@@ -149,20 +135,20 @@ public class TxnScenario {
                 .filter(k -> {
                     int tried = count(tracker.attempts, k);
                     int skipped = count(tracker.skips, k);
-                    return allowRedelivery ? tried < attempts || skipped < 1 : tried != attempts || skipped != 1;
+                    return settings.allowRedelivery ? tried < attempts || skipped < 1 : tried != attempts || skipped != 1;
                 })
                 .map(k -> k + " tried " + count(tracker.attempts, k) + " skipped " + count(tracker.skips, k))
                 .toList();
-        check("tx-poison-skipped", wrongPoison.isEmpty(), "poison records: " + Scenario.first(wrongPoison));
-        if (!allowRedelivery) {
+        checks.check("tx-poison-skipped", wrongPoison.isEmpty(), "poison records: " + Scenario.first(wrongPoison));
+        if (!settings.allowRedelivery) {
             List<String> retried = ok.stream().filter(k -> count(tracker.attempts, k) != 1)
                     .map(k -> k + "x" + count(tracker.attempts, k)).toList();
-            check("tx-ok-processed-once", retried.isEmpty(), "good records not processed once: " + Scenario.first(retried));
+            checks.check("tx-ok-processed-once", retried.isEmpty(), "good records not processed once: " + Scenario.first(retried));
         }
         List<String> ghostsSeen = ghosts.stream().filter(tracker.attempts::containsKey).toList();
-        check("tx-aborted-input-not-delivered", ghostsSeen.isEmpty(),
+        checks.check("tx-aborted-input-not-delivered", ghostsSeen.isEmpty(),
                 "records of aborted input transactions delivered: " + Scenario.first(ghostsSeen));
-        check("tx-concurrency", tracker.threads.size() == 3, "listener threads: " + new TreeSet<>(tracker.threads));
+        checks.check("tx-concurrency", tracker.threads.size() == 3, "listener threads: " + new TreeSet<>(tracker.threads));
         return finish();
     }
 
@@ -241,28 +227,12 @@ public class TxnScenario {
         return end.entrySet().stream().allMatch(e -> c.position(e.getKey()) >= e.getValue());
     }
 
-    private static int count(Map<String, AtomicInteger> counts, String key) {
-        AtomicInteger n = counts.get(key);
-        return n == null ? 0 : n.get();
-    }
-
-    private void check(String name, boolean ok, String detail) {
-        checks++;
-        if (ok) {
-            System.out.println("CHECK " + name + " ok");
-        } else {
-            failures.put(name, detail);
-            System.out.println("CHECK " + name + " FAIL " + detail);
-        }
-        System.out.flush();
-    }
-
     private int finish() {
-        int attempts = tracker.attempts.values().stream().mapToInt(AtomicInteger::get).sum();
-        System.out.println("RESULT {\"checks\": " + checks + ", \"failed\": " + failures.size() + ", \"processed\": "
-                + tracker.attempts.size() + ", \"attempts\": " + attempts + ", \"skipped\": " + tracker.skips.size()
-                + ", \"input_retries\": " + inputRetries + "}");
-        System.out.flush();
-        return failures.isEmpty() ? 0 : 1;
+        Map<String, Number> figures = new LinkedHashMap<>();
+        figures.put("processed", tracker.attempts.size());
+        figures.put("attempts", tracker.attempts.values().stream().mapToInt(AtomicInteger::get).sum());
+        figures.put("skipped", tracker.skips.size());
+        figures.put("input_retries", inputRetries);
+        return checks.finish(figures);
     }
 }
