@@ -48,7 +48,8 @@ pub struct ControllerOptions {
     pub node_id: i32,
     /// Directory of the Raft log and metadata snapshots (used by voters only).
     pub dir: PathBuf,
-    /// The voters: node id → controller address (`host:port`).
+    /// The seed voters: node id → controller address (`host:port`). Negative ids stand for
+    /// bootstrap servers (`controller.quorum.bootstrap.servers`), asked only who leads.
     pub voters: BTreeMap<i32, String>,
     /// Where this node's controller listens; required when `node_id` is a voter.
     pub listen: Option<SocketAddr>,
@@ -458,7 +459,7 @@ impl Controller {
                 // wins, the others' proposals are refused as already initialized. Once
                 // formed, the membership lives in the Raft log: `voters` is not read again.
                 let members = membership(
-                    &controller.inner.options.voters,
+                    &controller.voters(),
                     (controller.inner.options.node_id, directory_id),
                 );
                 if let Err(error) = voter.raft.initialize(members).await {
@@ -490,8 +491,15 @@ impl Controller {
 
     /// The seed voters this node was started with (`--voters`), by node id: the quorum's
     /// first membership, not necessarily its current one (see [`Controller::quorum`]).
-    pub fn voters(&self) -> &BTreeMap<i32, String> {
-        &self.inner.options.voters
+    /// Bootstrap servers (negative pseudo ids in the options) are not among them.
+    pub fn voters(&self) -> BTreeMap<i32, String> {
+        self.inner
+            .options
+            .voters
+            .iter()
+            .filter(|(id, _)| **id >= 0)
+            .map(|(id, a)| (*id, a.clone()))
+            .collect()
     }
 
     /// This node's metadata directory id (KIP-853's voter key; nil on broker-only nodes).

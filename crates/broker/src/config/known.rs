@@ -18,7 +18,7 @@ pub(crate) const IGNORED: &[(&str, &str)] = &[
     ("controller.quorum.voters", "voters come from --voters"),
     (
         "controller.quorum.bootstrap.servers",
-        "voters come from --voters",
+        "read by strata serve (--controller-bootstrap-servers)",
     ),
     ("metadata.log.dir", "metadata lives in log.dirs/metadata"),
     (
