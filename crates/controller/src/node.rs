@@ -165,12 +165,24 @@ impl VoterChange {
                 node_id,
                 directory_id,
                 address,
-            } => (Kind::Update, node_id, directory_id, address.as_str(), Duration::ZERO),
+            } => (
+                Kind::Update,
+                node_id,
+                directory_id,
+                address.as_str(),
+                Duration::ZERO,
+            ),
             VoterChange::Join {
                 node_id,
                 directory_id,
                 address,
-            } => (Kind::Join, node_id, directory_id, address.as_str(), Duration::ZERO),
+            } => (
+                Kind::Join,
+                node_id,
+                directory_id,
+                address.as_str(),
+                Duration::ZERO,
+            ),
         };
         pb::VoterChangeRequest {
             kind: kind as i32,
@@ -189,28 +201,30 @@ impl VoterChange {
             .parse()
             .map_err(|_| format!("bad directory id '{}'", r.directory_id))?;
         let (node_id, address) = (r.node_id, r.address);
-        Ok(match Kind::try_from(r.kind).map_err(|_| format!("bad kind {}", r.kind))? {
-            Kind::Add => VoterChange::Add {
-                node_id,
-                directory_id,
-                address,
-                timeout: Duration::from_millis(r.timeout_ms),
+        Ok(
+            match Kind::try_from(r.kind).map_err(|_| format!("bad kind {}", r.kind))? {
+                Kind::Add => VoterChange::Add {
+                    node_id,
+                    directory_id,
+                    address,
+                    timeout: Duration::from_millis(r.timeout_ms),
+                },
+                Kind::Remove => VoterChange::Remove {
+                    node_id,
+                    directory_id,
+                },
+                Kind::Update => VoterChange::Update {
+                    node_id,
+                    directory_id,
+                    address,
+                },
+                Kind::Join => VoterChange::Join {
+                    node_id,
+                    directory_id,
+                    address,
+                },
             },
-            Kind::Remove => VoterChange::Remove {
-                node_id,
-                directory_id,
-            },
-            Kind::Update => VoterChange::Update {
-                node_id,
-                directory_id,
-                address,
-            },
-            Kind::Join => VoterChange::Join {
-                node_id,
-                directory_id,
-                address,
-            },
-        })
+        )
     }
 }
 
@@ -861,32 +875,32 @@ impl Controller {
         let leading = metrics.state == ServerState::Leader;
         let membership = metrics.membership_config.membership();
         let describe = |key: u64| {
-                let node = membership.get_node(&key).cloned().unwrap_or_default();
-                let (log_end_offset, last_contact_ms_ago) = if key == metrics.id {
-                    (metrics.last_log_index.map(|i| i + 1), Some(0))
-                } else if leading {
-                    let matched = metrics
-                        .replication
-                        .as_ref()
-                        .and_then(|r| r.get(&key).cloned().flatten())
-                        .map(|l| l.index() + 1);
-                    let contact = metrics
-                        .heartbeat
-                        .as_ref()
-                        .and_then(|h| h.get(&key).cloned().flatten())
-                        .map(|at| at.elapsed().as_millis() as u64);
-                    (matched, contact)
-                } else {
-                    (None, None)
-                };
-                VoterInfo {
-                    node_id: key as i32,
-                    address: node.addr,
-                    log_end_offset,
-                    last_contact_ms_ago,
-                    directory_id: node.directory_id,
-                }
+            let node = membership.get_node(&key).cloned().unwrap_or_default();
+            let (log_end_offset, last_contact_ms_ago) = if key == metrics.id {
+                (metrics.last_log_index.map(|i| i + 1), Some(0))
+            } else if leading {
+                let matched = metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(&key).cloned().flatten())
+                    .map(|l| l.index() + 1);
+                let contact = metrics
+                    .heartbeat
+                    .as_ref()
+                    .and_then(|h| h.get(&key).cloned().flatten())
+                    .map(|at| at.elapsed().as_millis() as u64);
+                (matched, contact)
+            } else {
+                (None, None)
             };
+            VoterInfo {
+                node_id: key as i32,
+                address: node.addr,
+                log_end_offset,
+                last_contact_ms_ago,
+                directory_id: node.directory_id,
+            }
+        };
         let voters = membership.voter_ids().map(describe).collect();
         let observers = membership.learner_ids().map(describe).collect();
         Some(QuorumInfo {
@@ -963,7 +977,11 @@ impl Controller {
     ///
     /// Errors ([`ControllerError::Rejected`]): `VoterNotFound`, `InvalidVoterChange` for the
     /// last voter, `VoterChangeTimedOut` while another change is under way.
-    pub async fn remove_voter(&self, node_id: i32, directory_id: Uuid) -> Result<(), ControllerError> {
+    pub async fn remove_voter(
+        &self,
+        node_id: i32,
+        directory_id: Uuid,
+    ) -> Result<(), ControllerError> {
         let change = VoterChange::Remove {
             node_id,
             directory_id,
@@ -988,7 +1006,11 @@ impl Controller {
     }
 
     /// Carries out `change` on the leader, following leader hints for up to `limit`.
-    async fn change_voters(&self, change: VoterChange, limit: Duration) -> Result<(), ControllerError> {
+    async fn change_voters(
+        &self,
+        change: VoterChange,
+        limit: Duration,
+    ) -> Result<(), ControllerError> {
         let deadline = Instant::now() + limit;
         let mut last_problem = String::from("no metadata leader known");
         loop {
@@ -1245,7 +1267,9 @@ impl Controller {
                 let change = match recorded {
                     Some((_, node))
                         if *node != mine
-                            && node.directory_id.is_none_or(|d| Some(d) == mine.directory_id) =>
+                            && node
+                                .directory_id
+                                .is_none_or(|d| Some(d) == mine.directory_id) =>
                     {
                         VoterChange::Update {
                             node_id: me,
@@ -1267,7 +1291,9 @@ impl Controller {
                 if controller.leader_id().is_none() && !options.observer {
                     continue;
                 }
-                if let Err(error) = controller.change_voters(change, Duration::from_secs(2)).await
+                if let Err(error) = controller
+                    .change_voters(change, Duration::from_secs(2))
+                    .await
                 {
                     tracing::debug!(%error, "announcing this controller to the quorum failed");
                 }

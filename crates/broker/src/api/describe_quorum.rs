@@ -67,13 +67,27 @@ pub(super) async fn handle(
     let voters: Vec<ReplicaState> = quorum
         .voters
         .iter()
-        .map(|v| replica(v.node_id, v.directory_id, v.log_end_offset, v.last_contact_ms_ago))
+        .map(|v| {
+            replica(
+                v.node_id,
+                v.directory_id,
+                v.log_end_offset,
+                v.last_contact_ms_ago,
+            )
+        })
         .collect();
     let image = ctx.broker.image();
     let mut observers: Vec<ReplicaState> = quorum
         .observers
         .iter()
-        .map(|o| replica(o.node_id, o.directory_id, o.log_end_offset, o.last_contact_ms_ago))
+        .map(|o| {
+            replica(
+                o.node_id,
+                o.directory_id,
+                o.log_end_offset,
+                o.last_contact_ms_ago,
+            )
+        })
         .collect();
     observers.extend(
         image

@@ -29,7 +29,7 @@ fn check(ctx: &Ctx<'_>, cluster_id: Option<&StrBytes>) -> Result<(), Rejected> {
     super::check_cluster(ctx, controller::acl::AclOperation::Alter)
         .map_err(|e| Rejected::new(e, "Cluster authorization failed."))?;
     match cluster_id {
-        Some(id) if owned(id) != ctx.broker.cluster_id => Err(Rejected::new(
+        Some(id) if !id.is_empty() && owned(id) != ctx.broker.cluster_id => Err(Rejected::new(
             ResponseError::InconsistentClusterId,
             format!("The cluster id {} is not this cluster's", owned(id)),
         )),
@@ -58,12 +58,7 @@ fn outcome(result: Result<(), Rejected>) -> (i16, Option<StrBytes>) {
 pub(super) async fn add(ctx: &Ctx<'_>, request: AddRaftVoterRequest) -> AddRaftVoterResponse {
     let result = async {
         check(ctx, request.cluster_id.as_ref())?;
-        let address = endpoint(
-            request
-                .listeners
-                .iter()
-                .map(|l| (&l.name, &l.host, l.port)),
-        );
+        let address = endpoint(request.listeners.iter().map(|l| (&l.name, &l.host, l.port)));
         let timeout = match request.timeout_ms {
             ms if ms > 0 => Duration::from_millis(ms as u64),
             _ => DEFAULT_ADD_TIMEOUT,
@@ -111,12 +106,7 @@ pub(super) async fn update(
 ) -> UpdateRaftVoterResponse {
     let result = async {
         check(ctx, request.cluster_id.as_ref())?;
-        let address = endpoint(
-            request
-                .listeners
-                .iter()
-                .map(|l| (&l.name, &l.host, l.port)),
-        );
+        let address = endpoint(request.listeners.iter().map(|l| (&l.name, &l.host, l.port)));
         ctx.broker
             .controller()
             .update_voter(request.voter_id, request.voter_directory_id, address)

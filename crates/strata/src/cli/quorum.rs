@@ -3,12 +3,12 @@
 //! `kafka-metadata-quorum.sh describe --replication|add-controller|remove-controller`.
 
 use client::Cluster;
+use controller::Uuid;
 use kafka_protocol::messages::add_raft_voter_request::Listener;
 use kafka_protocol::messages::{
     AddRaftVoterRequest, DescribeQuorumResponse, RemoveRaftVoterRequest,
 };
 use kafka_protocol::protocol::StrBytes;
-use controller::Uuid;
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum QuorumCommand {
@@ -159,13 +159,12 @@ pub(crate) async fn run(command: QuorumCommand, brokers: &str) -> anyhow::Result
             timeout_ms,
         } => {
             let mut cluster = Cluster::connect(brokers).await?;
-            let (listed_directory, listed_endpoint) = if directory_id.is_none()
-                || endpoint.is_none()
-            {
-                listed(&describe_quorum(&mut cluster).await?, node_id)
-            } else {
-                (None, None)
-            };
+            let (listed_directory, listed_endpoint) =
+                if directory_id.is_none() || endpoint.is_none() {
+                    listed(&describe_quorum(&mut cluster).await?, node_id)
+                } else {
+                    (None, None)
+                };
             let directory_id = directory_id.or(listed_directory).ok_or_else(|| {
                 anyhow::anyhow!(
                     "node {node_id} is not an observer of the quorum: give --directory-id, or \
@@ -177,6 +176,7 @@ pub(crate) async fn run(command: QuorumCommand, brokers: &str) -> anyhow::Result
                 .ok_or_else(|| anyhow::anyhow!("node {node_id}: give --endpoint HOST:PORT"))?;
             let (host, port) = broker::config::split_host_port("--endpoint", &endpoint)?;
             let request = AddRaftVoterRequest::default()
+                .with_cluster_id(None)
                 .with_timeout_ms(timeout_ms)
                 .with_voter_id(node_id)
                 .with_voter_directory_id(directory_id)
@@ -204,6 +204,7 @@ pub(crate) async fn run(command: QuorumCommand, brokers: &str) -> anyhow::Result
                     .unwrap_or_default(),
             };
             let request = RemoveRaftVoterRequest::default()
+                .with_cluster_id(None)
                 .with_voter_id(node_id)
                 .with_voter_directory_id(directory_id);
             let response = cluster.any().send(request, 0).await?;
