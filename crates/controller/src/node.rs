@@ -121,6 +121,9 @@ impl ControllerOptions {
     }
 }
 
+/// Voters and learners with their nodes, and whether the configuration is joint.
+type Members = (Vec<(u64, Node)>, Vec<(u64, Node)>, bool);
+
 /// A change of the quorum's membership (KIP-853).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum VoterChange {
@@ -521,8 +524,9 @@ impl Controller {
         self.inner.directory_id
     }
 
-    /// The Raft membership as this node last saw it: voters and learners with their nodes.
-    fn membership(&self) -> Option<(Vec<(u64, Node)>, Vec<(u64, Node)>, bool)> {
+    /// The Raft membership as this node last saw it: voters and learners with their nodes,
+    /// and whether a joint configuration (a change under way) is in force.
+    fn membership(&self) -> Option<Members> {
         let voter = self.inner.voter.as_ref()?;
         let metrics = voter.raft.metrics();
         let m = metrics.borrow_watched();
