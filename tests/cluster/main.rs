@@ -10,6 +10,7 @@ mod ctp;
 mod groups;
 mod metadata;
 mod metrics;
+mod quorum_voters;
 mod reassignment;
 mod replication;
 mod security;

@@ -75,6 +75,8 @@ pub struct NodeOptions {
     /// Bytes of a tmpfs mounted as the data directory (a small disk that can fill up; the
     /// mount needs root, as the suite's install step does); `None`: the temp directory.
     pub data_dir_bytes: Option<u64>,
+    /// Further `strata serve` flags.
+    pub args: Vec<String>,
 }
 
 impl Default for NodeOptions {
@@ -90,6 +92,7 @@ impl Default for NodeOptions {
             netns: None,
             open_files_limit: None,
             data_dir_bytes: None,
+            args: Vec::new(),
         }
     }
 }
@@ -224,6 +227,7 @@ impl Node {
                     .into_iter()
                     .flatten(),
             )
+            .args(&self.options.args)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),

@@ -183,6 +183,26 @@ pub enum Rejection {
         /// The requested block size.
         count: i64,
     },
+    /// AddRaftVoter for a node id already in the voter set. `DUPLICATE_VOTER` (126).
+    #[error("The voter id {0} is already part of the set of voters.")]
+    DuplicateVoter(i32),
+    /// RemoveRaftVoter or UpdateRaftVoter for an id and directory id not in the voter set.
+    /// `VOTER_NOT_FOUND` (127).
+    #[error("Voter {node_id} with directory id {directory_id} is not part of the set of voters.")]
+    VoterNotFound {
+        /// The node id asked for.
+        node_id: i32,
+        /// The directory id asked for.
+        directory_id: uuid::Uuid,
+    },
+    /// A voter change that can never succeed as asked (no usable endpoint, removing the
+    /// last voter). `INVALID_REQUEST` (42).
+    #[error("{0}")]
+    InvalidVoterChange(String),
+    /// A voter change that could not complete now: another one is under way, or the new
+    /// voter did not catch up in time. `REQUEST_TIMED_OUT` (7), as Kafka answers.
+    #[error("{0}")]
+    VoterChangeTimedOut(String),
 }
 
 impl Rejection {
@@ -210,6 +230,10 @@ impl Rejection {
             Rejection::NoReassignmentInProgress { .. } => ResponseError::NoReassignmentInProgress,
             Rejection::ProducerIdsExhausted { .. } => ResponseError::UnknownServerError,
             Rejection::InvalidFeatureUpdate { .. } => ResponseError::InvalidUpdateVersion,
+            Rejection::DuplicateVoter(_) => ResponseError::DuplicateVoter,
+            Rejection::VoterNotFound { .. } => ResponseError::VoterNotFound,
+            Rejection::InvalidVoterChange(_) => ResponseError::InvalidRequest,
+            Rejection::VoterChangeTimedOut(_) => ResponseError::RequestTimedOut,
         }
     }
 

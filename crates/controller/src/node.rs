@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
+use uuid::Uuid;
 
 use crate::command::{Applied, Command};
 use crate::error::{ControllerError, Rejection};
@@ -28,7 +29,7 @@ use crate::quorum::{QuorumInfo, VoterInfo};
 use crate::raft::log_store::LogStore;
 use crate::raft::network::Network;
 use crate::raft::state_machine::{Published, StateMachine};
-use crate::raft::{membership, Raft};
+use crate::raft::{membership, Node, Raft};
 use crate::rpc::pb::controller_client::ControllerClient;
 use crate::rpc::{self, pb};
 use crate::tls::ControllerTls;
@@ -47,7 +48,8 @@ pub struct ControllerOptions {
     pub node_id: i32,
     /// Directory of the Raft log and metadata snapshots (used by voters only).
     pub dir: PathBuf,
-    /// The voters: node id → controller address (`host:port`).
+    /// The seed voters: node id → controller address (`host:port`). Negative ids stand for
+    /// bootstrap servers (`controller.quorum.bootstrap.servers`), asked only who leads.
     pub voters: BTreeMap<i32, String>,
     /// Where this node's controller listens; required when `node_id` is a voter.
     pub listen: Option<SocketAddr>,
@@ -68,6 +70,11 @@ pub struct ControllerOptions {
     /// Serve the controller port without TLS on an address other than loopback
     /// (`controller.allow.plaintext`). Default false: such a start is refused.
     pub allow_plaintext: bool,
+    /// A controller with no place in `voters` (KIP-853's observer): it runs the Raft node,
+    /// asks the leader to add it as a learner so that it receives the metadata log, and can
+    /// then be made a voter with AddRaftVoter. `voters` only locates the quorum then.
+    /// Default false.
+    pub observer: bool,
 }
 
 impl ControllerOptions {
@@ -90,12 +97,167 @@ impl ControllerOptions {
             snapshot_every: 1000,
             tls: None,
             allow_plaintext: false,
+            observer: false,
         }
     }
 
-    /// Whether this node is a voter.
+    /// Whether this node is one of the seed voters.
     pub fn is_voter(&self) -> bool {
         self.voters.contains_key(&self.node_id)
+    }
+
+    /// Whether this node runs a Raft node: a seed voter or an observer.
+    pub fn runs_raft(&self) -> bool {
+        self.is_voter() || self.observer
+    }
+
+    /// The controller address this node gives the quorum: its `voters` entry, else its
+    /// listen address.
+    fn own_address(&self) -> Option<String> {
+        self.voters
+            .get(&self.node_id)
+            .cloned()
+            .or_else(|| self.listen.map(|l| l.to_string()))
+    }
+}
+
+/// Voters and learners with their nodes, and whether the configuration is joint.
+type Members = (Vec<(u64, Node)>, Vec<(u64, Node)>, bool);
+
+/// A change of the quorum's membership (KIP-853).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum VoterChange {
+    /// AddRaftVoter: the node becomes a learner, catches up, then a voter.
+    Add {
+        node_id: i32,
+        directory_id: Uuid,
+        address: String,
+        timeout: Duration,
+    },
+    /// RemoveRaftVoter.
+    Remove { node_id: i32, directory_id: Uuid },
+    /// UpdateRaftVoter: a voter's address and directory id.
+    Update {
+        node_id: i32,
+        directory_id: Uuid,
+        address: String,
+    },
+    /// An observer asking to receive the log as a learner.
+    Join {
+        node_id: i32,
+        directory_id: Uuid,
+        address: String,
+    },
+}
+
+impl VoterChange {
+    fn to_pb(&self) -> pb::VoterChangeRequest {
+        use pb::voter_change_request::Kind;
+        let (kind, node_id, directory_id, address, timeout) = match self {
+            VoterChange::Add {
+                node_id,
+                directory_id,
+                address,
+                timeout,
+            } => (Kind::Add, node_id, directory_id, address.as_str(), *timeout),
+            VoterChange::Remove {
+                node_id,
+                directory_id,
+            } => (Kind::Remove, node_id, directory_id, "", Duration::ZERO),
+            VoterChange::Update {
+                node_id,
+                directory_id,
+                address,
+            } => (
+                Kind::Update,
+                node_id,
+                directory_id,
+                address.as_str(),
+                Duration::ZERO,
+            ),
+            VoterChange::Join {
+                node_id,
+                directory_id,
+                address,
+            } => (
+                Kind::Join,
+                node_id,
+                directory_id,
+                address.as_str(),
+                Duration::ZERO,
+            ),
+        };
+        pb::VoterChangeRequest {
+            kind: kind as i32,
+            node_id: *node_id,
+            directory_id: directory_id.to_string(),
+            address: address.to_owned(),
+            timeout_ms: timeout.as_millis() as u64,
+        }
+    }
+
+    /// Decodes a request from another node; `Err` names what is malformed.
+    pub(crate) fn from_pb(r: pb::VoterChangeRequest) -> Result<VoterChange, String> {
+        use pb::voter_change_request::Kind;
+        let directory_id: Uuid = r
+            .directory_id
+            .parse()
+            .map_err(|_| format!("bad directory id '{}'", r.directory_id))?;
+        let (node_id, address) = (r.node_id, r.address);
+        Ok(
+            match Kind::try_from(r.kind).map_err(|_| format!("bad kind {}", r.kind))? {
+                Kind::Add => VoterChange::Add {
+                    node_id,
+                    directory_id,
+                    address,
+                    timeout: Duration::from_millis(r.timeout_ms),
+                },
+                Kind::Remove => VoterChange::Remove {
+                    node_id,
+                    directory_id,
+                },
+                Kind::Update => VoterChange::Update {
+                    node_id,
+                    directory_id,
+                    address,
+                },
+                Kind::Join => VoterChange::Join {
+                    node_id,
+                    directory_id,
+                    address,
+                },
+            },
+        )
+    }
+}
+
+/// Whether `address` is `host:port` with a usable port.
+fn valid_address(address: &str) -> bool {
+    address
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0))
+}
+
+/// This node's metadata directory id: read from `dir/directory.id`, or made and written
+/// there on first start (Kafka keeps it in `meta.properties` as `directory.id`).
+fn load_directory_id(dir: &std::path::Path) -> std::io::Result<Uuid> {
+    let path = dir.join("directory.id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map_err(crate::raft::invalid_data),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)?;
+            let id = Uuid::new_v4();
+            let tmp = dir.join("directory.id.tmp");
+            {
+                use std::io::Write as _;
+                let mut file = std::fs::File::create(&tmp)?;
+                file.write_all(id.to_string().as_bytes())?;
+                file.sync_all()?;
+            }
+            std::fs::rename(&tmp, &path)?;
+            Ok(id)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -174,10 +336,17 @@ pub(crate) enum Attempt {
 struct Voter {
     raft: Raft,
     leases: Mutex<Leases>,
+    /// Held by the leader while it carries out one membership change: KIP-853 allows one
+    /// at a time.
+    changing: tokio::sync::Mutex<()>,
 }
 
 struct Inner {
     options: ControllerOptions,
+    /// This node's metadata directory id (nil on broker-only nodes).
+    directory_id: Uuid,
+    /// Controller addresses learned from `NotLeader` hints, by node id.
+    learned: Mutex<HashMap<i32, String>>,
     published: Arc<Published>,
     voter: Option<Voter>,
     /// The leader as last learned from a `NotLeader` hint (broker-only nodes).
@@ -219,7 +388,7 @@ impl Controller {
     /// reaching an open controller port could rewrite the cluster's metadata.
     pub async fn start(options: ControllerOptions) -> Result<Controller, ControllerError> {
         let (stopping, _) = watch::channel(false);
-        let voter_listen = match (options.is_voter(), options.listen) {
+        let voter_listen = match (options.runs_raft(), options.listen) {
             (true, Some(listen))
                 if !listen.ip().is_loopback()
                     && options.tls.is_none()
@@ -237,11 +406,12 @@ impl Controller {
             (true, Some(listen)) => Some(listen),
             (true, None) => {
                 return Err(ControllerError::Config(
-                    "a voter needs a controller listen address".into(),
+                    "a controller needs a controller listen address".into(),
                 ))
             }
             (false, _) => None,
         };
+        let mut directory_id = Uuid::nil();
         let (published, voter, listener) = match voter_listen {
             Some(listen) => {
                 let io = |source| ControllerError::Io {
@@ -249,6 +419,7 @@ impl Controller {
                     source,
                 };
                 let log = LogStore::open(&options.dir).map_err(io)?;
+                directory_id = load_directory_id(&options.dir).map_err(io)?;
                 let state_machine = StateMachine::open(&options.dir).map_err(io)?;
                 let published = state_machine.published();
                 let listener = tokio::net::TcpListener::bind(listen)
@@ -273,6 +444,7 @@ impl Controller {
                 let voter = Voter {
                     raft,
                     leases: Mutex::new(Leases::default()),
+                    changing: tokio::sync::Mutex::new(()),
                 };
                 (published, Some(voter), Some(listener))
             }
@@ -281,6 +453,8 @@ impl Controller {
         let controller = Controller {
             inner: Arc::new(Inner {
                 options,
+                directory_id,
+                learned: Mutex::new(HashMap::new()),
                 published,
                 voter,
                 leader_hint: Mutex::new(None),
@@ -297,22 +471,29 @@ impl Controller {
                 .is_initialized()
                 .await
                 .map_err(|e| ControllerError::Raft(e.to_string()))?;
-            if !initialized {
-                // Every voter proposes the same initial membership; whichever is first
-                // wins, the others' proposals are refused as already initialized.
-                let members = membership(&controller.inner.options.voters);
+            if !initialized && controller.inner.options.is_voter() {
+                // Every seed voter proposes the same initial membership; whichever is first
+                // wins, the others' proposals are refused as already initialized. Once
+                // formed, the membership lives in the Raft log: `voters` is not read again.
+                let members = membership(
+                    &controller.voters(),
+                    (controller.inner.options.node_id, directory_id),
+                );
                 if let Err(error) = voter.raft.initialize(members).await {
                     tracing::debug!(%error, "metadata quorum already initialized");
                 }
             }
             controller.spawn_server(listener);
             controller.spawn_lease_keeper();
+            controller.spawn_membership_keeper();
         } else {
             controller.spawn_follower();
         }
         tracing::info!(
             node_id = controller.inner.options.node_id,
             voter = controller.inner.voter.is_some(),
+            observer = controller.inner.options.observer,
+            %directory_id,
             tls = controller.inner.options.tls.is_some(),
             voters = ?controller.inner.options.voters,
             "controller started"
@@ -325,9 +506,69 @@ impl Controller {
         self.inner.options.node_id
     }
 
-    /// The voters, by node id.
-    pub fn voters(&self) -> &BTreeMap<i32, String> {
-        &self.inner.options.voters
+    /// The seed voters this node was started with (`--voters`), by node id: the quorum's
+    /// first membership, not necessarily its current one (see [`Controller::quorum`]).
+    /// Bootstrap servers (negative pseudo ids in the options) are not among them.
+    pub fn voters(&self) -> BTreeMap<i32, String> {
+        self.inner
+            .options
+            .voters
+            .iter()
+            .filter(|(id, _)| **id >= 0)
+            .map(|(id, a)| (*id, a.clone()))
+            .collect()
+    }
+
+    /// This node's metadata directory id (KIP-853's voter key; nil on broker-only nodes).
+    pub fn directory_id(&self) -> Uuid {
+        self.inner.directory_id
+    }
+
+    /// The Raft membership as this node last saw it: voters and learners with their nodes,
+    /// and whether a joint configuration (a change under way) is in force.
+    fn membership(&self) -> Option<Members> {
+        let voter = self.inner.voter.as_ref()?;
+        let metrics = voter.raft.metrics();
+        let m = metrics.borrow_watched();
+        let membership = m.membership_config.membership();
+        let node = |id: u64| membership.get_node(&id).cloned().unwrap_or_default();
+        let voters: Vec<(u64, Node)> = membership.voter_ids().map(|id| (id, node(id))).collect();
+        let learners: Vec<(u64, Node)> =
+            membership.learner_ids().map(|id| (id, node(id))).collect();
+        let joint = membership.get_joint_config().len() > 1;
+        Some((voters, learners, joint))
+    }
+
+    /// The controller address of node `id`: from the Raft membership, the seed voters, or a
+    /// leader hint.
+    fn address_of(&self, id: i32) -> Option<String> {
+        if let Some(voter) = &self.inner.voter {
+            let metrics = voter.raft.metrics();
+            let m = metrics.borrow_watched();
+            if let Some(node) = m.membership_config.membership().get_node(&(id as u64)) {
+                return Some(node.addr.clone());
+            }
+        }
+        self.inner
+            .options
+            .voters
+            .get(&id)
+            .or(self.inner.learned.lock().get(&id))
+            .cloned()
+    }
+
+    /// Remembers the leader named by a `NotLeader` hint.
+    fn learn_leader(&self, hint: &pb::NotLeader) {
+        *self.inner.leader_hint.lock() = hint.leader_id;
+        if let Some(id) = hint.leader_id {
+            if !hint.leader_address.is_empty() {
+                let mut learned = self.inner.learned.lock();
+                if learned.get(&id) != Some(&hint.leader_address) {
+                    learned.insert(id, hint.leader_address.clone());
+                    self.inner.clients.lock().remove(&id);
+                }
+            }
+        }
     }
 
     /// The current metadata image as this node knows it.
@@ -381,7 +622,7 @@ impl Controller {
                 }
                 Err(Attempt::Rejected(rejection)) => return Err(rejection.into()),
                 Err(Attempt::NotLeader(hint)) => {
-                    *self.inner.leader_hint.lock() = hint.leader_id;
+                    self.learn_leader(&hint);
                     last_problem = "the metadata leader changed".into();
                 }
                 Err(Attempt::Unavailable(reason)) => {
@@ -402,7 +643,8 @@ impl Controller {
         if let Some(leader) = self.leader_id() {
             return Some(leader);
         }
-        if self.inner.voter.is_some() {
+        // A voter waits for an election; an observer not yet a learner asks the seeds.
+        if self.inner.voter.is_some() && !self.inner.options.observer {
             return None;
         }
         let voters: Vec<i32> = self.inner.options.voters.keys().copied().collect();
@@ -454,13 +696,10 @@ impl Controller {
             return Ok(client.clone());
         }
         let address = self
-            .inner
-            .options
-            .voters
-            .get(&id)
+            .address_of(id)
             .ok_or_else(|| Attempt::Unavailable(format!("node {id} is not a voter")))?;
         let tls = self.inner.options.tls.as_ref().map(|tls| &tls.client);
-        let channel = rpc::lazy_channel(address, tls).map_err(Attempt::Unavailable)?;
+        let channel = rpc::lazy_channel(&address, tls).map_err(Attempt::Unavailable)?;
         let client = ControllerClient::new(channel);
         clients.insert(id, client.clone());
         Ok(client)
@@ -500,7 +739,7 @@ impl Controller {
             return Err(pb::NotLeader {
                 leader_id,
                 leader_address: leader_id
-                    .and_then(|id| self.inner.options.voters.get(&id).cloned())
+                    .and_then(|id| self.address_of(id))
                     .unwrap_or_default(),
             });
         }
@@ -595,7 +834,7 @@ impl Controller {
         match reply.and_then(|r| r.into_inner().outcome) {
             Some(pb::heartbeat_reply::Outcome::Fenced(fenced)) => Some(fenced),
             Some(pb::heartbeat_reply::Outcome::NotLeader(hint)) => {
-                *self.inner.leader_hint.lock() = hint.leader_id;
+                self.learn_leader(&hint);
                 None
             }
             None => {
@@ -638,38 +877,36 @@ impl Controller {
         let voter = self.inner.voter.as_ref()?;
         let metrics = voter.raft.metrics().borrow_watched().clone();
         let leading = metrics.state == ServerState::Leader;
-        let voters = self
-            .inner
-            .options
-            .voters
-            .iter()
-            .map(|(id, address)| {
-                let key = *id as u64;
-                let (log_end_offset, last_contact_ms_ago) = if key == metrics.id {
-                    (metrics.last_log_index.map(|i| i + 1), Some(0))
-                } else if leading {
-                    let matched = metrics
-                        .replication
-                        .as_ref()
-                        .and_then(|r| r.get(&key).cloned().flatten())
-                        .map(|l| l.index() + 1);
-                    let contact = metrics
-                        .heartbeat
-                        .as_ref()
-                        .and_then(|h| h.get(&key).cloned().flatten())
-                        .map(|at| at.elapsed().as_millis() as u64);
-                    (matched, contact)
-                } else {
-                    (None, None)
-                };
-                VoterInfo {
-                    node_id: *id,
-                    address: address.clone(),
-                    log_end_offset,
-                    last_contact_ms_ago,
-                }
-            })
-            .collect();
+        let membership = metrics.membership_config.membership();
+        let describe = |key: u64| {
+            let node = membership.get_node(&key).cloned().unwrap_or_default();
+            let (log_end_offset, last_contact_ms_ago) = if key == metrics.id {
+                (metrics.last_log_index.map(|i| i + 1), Some(0))
+            } else if leading {
+                let matched = metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(&key).cloned().flatten())
+                    .map(|l| l.index() + 1);
+                let contact = metrics
+                    .heartbeat
+                    .as_ref()
+                    .and_then(|h| h.get(&key).cloned().flatten())
+                    .map(|at| at.elapsed().as_millis() as u64);
+                (matched, contact)
+            } else {
+                (None, None)
+            };
+            VoterInfo {
+                node_id: key as i32,
+                address: node.addr,
+                log_end_offset,
+                last_contact_ms_ago,
+                directory_id: node.directory_id,
+            }
+        };
+        let voters = membership.voter_ids().map(describe).collect();
+        let observers = membership.learner_ids().map(describe).collect();
         Some(QuorumInfo {
             leader_id: metrics.current_leader.map(|id| id as i32),
             term: metrics.current_term,
@@ -678,6 +915,7 @@ impl Controller {
                 .or(metrics.local_committed)
                 .map_or(0, |c| c.index() + 1),
             voters,
+            observers,
         })
     }
 
@@ -713,6 +951,359 @@ impl Controller {
             }
         }
         local.ok_or(ControllerError::Unavailable(last))
+    }
+
+    /// AddRaftVoter (KIP-853): makes `node_id` a learner with its controller `address`,
+    /// waits up to `timeout` for it to catch up with the log, then makes it a voter.
+    ///
+    /// Errors ([`ControllerError::Rejected`]): `DuplicateVoter` when it already votes,
+    /// `InvalidVoterChange` for a nil directory id or an unusable address,
+    /// `VoterChangeTimedOut` while another change is under way or when it did not catch
+    /// up; [`ControllerError::Unavailable`] when no leader answered.
+    pub async fn add_voter(
+        &self,
+        node_id: i32,
+        directory_id: Uuid,
+        address: String,
+        timeout: Duration,
+    ) -> Result<(), ControllerError> {
+        let change = VoterChange::Add {
+            node_id,
+            directory_id,
+            address,
+            timeout,
+        };
+        self.change_voters(change, timeout + SUBMIT_TIMEOUT).await
+    }
+
+    /// RemoveRaftVoter (KIP-853): removes the voter `node_id` whose directory id is
+    /// `directory_id` (any, when the quorum does not know its directory id yet).
+    ///
+    /// Errors ([`ControllerError::Rejected`]): `VoterNotFound`, `InvalidVoterChange` for the
+    /// last voter, `VoterChangeTimedOut` while another change is under way.
+    pub async fn remove_voter(
+        &self,
+        node_id: i32,
+        directory_id: Uuid,
+    ) -> Result<(), ControllerError> {
+        let change = VoterChange::Remove {
+            node_id,
+            directory_id,
+        };
+        self.change_voters(change, SUBMIT_TIMEOUT).await
+    }
+
+    /// UpdateRaftVoter (KIP-853): sets the voter's controller address and directory id.
+    /// Voters send it for themselves on their own; errors as for [`Controller::remove_voter`].
+    pub async fn update_voter(
+        &self,
+        node_id: i32,
+        directory_id: Uuid,
+        address: String,
+    ) -> Result<(), ControllerError> {
+        let change = VoterChange::Update {
+            node_id,
+            directory_id,
+            address,
+        };
+        self.change_voters(change, SUBMIT_TIMEOUT).await
+    }
+
+    /// Carries out `change` on the leader, following leader hints for up to `limit`.
+    async fn change_voters(
+        &self,
+        change: VoterChange,
+        limit: Duration,
+    ) -> Result<(), ControllerError> {
+        let deadline = Instant::now() + limit;
+        let mut last_problem = String::from("no metadata leader known");
+        loop {
+            let attempt = match self.route() {
+                Some(id) if id == self.node_id() && self.inner.voter.is_some() => {
+                    self.change_voters_here(change.clone()).await
+                }
+                Some(id) => self.change_voters_at(id, &change, limit).await,
+                None => Err(Attempt::Unavailable(last_problem.clone())),
+            };
+            match attempt {
+                Ok(()) => return Ok(()),
+                Err(Attempt::Rejected(rejection)) => return Err(rejection.into()),
+                Err(Attempt::NotLeader(hint)) => {
+                    self.learn_leader(&hint);
+                    last_problem = "the metadata leader changed".into();
+                }
+                Err(Attempt::Unavailable(reason)) => {
+                    self.forget_leader();
+                    last_problem = reason;
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ControllerError::Unavailable(last_problem));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    async fn change_voters_at(
+        &self,
+        id: i32,
+        change: &VoterChange,
+        limit: Duration,
+    ) -> Result<(), Attempt> {
+        use pb::voter_change_reply::Outcome;
+        let mut client = self.client(id)?;
+        let reply = tokio::time::timeout(limit + RPC_TIMEOUT, client.change_voters(change.to_pb()))
+            .await
+            .map_err(|_| Attempt::Unavailable(format!("voter {id} did not answer in time")))?
+            .map_err(|status| Attempt::Unavailable(format!("voter {id}: {}", status.message())))?;
+        match reply.into_inner().outcome {
+            Some(Outcome::Done(_)) => Ok(()),
+            Some(Outcome::RejectionJson(json)) => Err(Attempt::Rejected(
+                serde_json::from_slice(&json)
+                    .map_err(|e| Attempt::Unavailable(format!("bad reply: {e}")))?,
+            )),
+            Some(Outcome::NotLeader(hint)) => Err(Attempt::NotLeader(hint)),
+            None => Err(Attempt::Unavailable("empty reply".into())),
+        }
+    }
+
+    /// One membership change on this node's Raft, which must lead (no forwarding). Only one
+    /// runs at a time; a second one is refused as Kafka refuses it.
+    pub(crate) async fn change_voters_here(&self, change: VoterChange) -> Result<(), Attempt> {
+        use std::collections::BTreeSet;
+        let Some(voter) = &self.inner.voter else {
+            return Err(Attempt::NotLeader(pb::NotLeader {
+                leader_id: None,
+                leader_address: String::new(),
+            }));
+        };
+        let leading = voter.raft.metrics().borrow_watched().state == ServerState::Leader;
+        if !leading {
+            let leader_id = self.leader_id();
+            return Err(Attempt::NotLeader(pb::NotLeader {
+                leader_id,
+                leader_address: leader_id
+                    .and_then(|id| self.address_of(id))
+                    .unwrap_or_default(),
+            }));
+        }
+        let in_progress = || {
+            Attempt::Rejected(Rejection::VoterChangeTimedOut(
+                "There is already a voters change operation pending; retry later".into(),
+            ))
+        };
+        let Ok(_changing) = voter.changing.try_lock() else {
+            return Err(in_progress());
+        };
+        let Some((voters, learners, joint)) = self.membership() else {
+            return Err(Attempt::Unavailable("no Raft node".into()));
+        };
+        if joint {
+            return Err(in_progress());
+        }
+        let find = |list: &[(u64, Node)], id: i32| {
+            list.iter()
+                .find(|(k, _)| *k == id as u64)
+                .map(|(_, node)| node.clone())
+        };
+        let bad_address = |address: &str| {
+            Attempt::Rejected(Rejection::InvalidVoterChange(format!(
+                "The request didn't include a usable controller endpoint (HOST:PORT): '{address}'"
+            )))
+        };
+        // The voter as recorded, when `directory_id` matches it (or none is recorded yet).
+        let matching_voter = |node_id: i32, directory_id: Uuid| {
+            find(&voters, node_id)
+                .filter(|node| node.directory_id.is_none_or(|d| d == directory_id))
+                .ok_or(Attempt::Rejected(Rejection::VoterNotFound {
+                    node_id,
+                    directory_id,
+                }))
+        };
+        let raft = &voter.raft;
+        match change {
+            VoterChange::Join {
+                node_id,
+                directory_id,
+                address,
+            } => {
+                if find(&voters, node_id).is_some() || find(&learners, node_id).is_some() {
+                    return Ok(());
+                }
+                if !valid_address(&address) {
+                    return Err(bad_address(&address));
+                }
+                let node = Node {
+                    addr: address,
+                    directory_id: Some(directory_id),
+                };
+                tracing::info!(node_id, %node, "adding an observer as a Raft learner");
+                raft.add_learner(node_id as u64, node, false)
+                    .await
+                    .map_err(membership_error)?;
+            }
+            VoterChange::Add {
+                node_id,
+                directory_id,
+                address,
+                timeout,
+            } => {
+                if find(&voters, node_id).is_some() {
+                    return Err(Attempt::Rejected(Rejection::DuplicateVoter(node_id)));
+                }
+                if directory_id.is_nil() {
+                    return Err(Attempt::Rejected(Rejection::InvalidVoterChange(
+                        "Add voter request didn't include a valid voter (directory id)".into(),
+                    )));
+                }
+                if !valid_address(&address) {
+                    return Err(bad_address(&address));
+                }
+                if let Some(known) = find(&learners, node_id).and_then(|n| n.directory_id) {
+                    if known != directory_id {
+                        return Err(Attempt::Rejected(Rejection::VoterChangeTimedOut(format!(
+                            "Node {node_id} follows the log with directory id {known}, not \
+                             {directory_id}"
+                        ))));
+                    }
+                }
+                let node = Node {
+                    addr: address,
+                    directory_id: Some(directory_id),
+                };
+                let timeout = if timeout.is_zero() {
+                    SUBMIT_TIMEOUT
+                } else {
+                    timeout
+                };
+                tracing::info!(node_id, %node, "adding a voter: catching it up as a learner");
+                match tokio::time::timeout(timeout, raft.add_learner(node_id as u64, node, true))
+                    .await
+                {
+                    Ok(result) => {
+                        result.map_err(membership_error)?;
+                    }
+                    Err(_) => {
+                        return Err(Attempt::Rejected(Rejection::VoterChangeTimedOut(format!(
+                            "Node {node_id} did not catch up with the metadata log within \
+                             {} ms",
+                            timeout.as_millis()
+                        ))))
+                    }
+                }
+                raft.change_membership(
+                    openraft::ChangeMembers::AddVoterIds(BTreeSet::from([node_id as u64])),
+                    false,
+                )
+                .await
+                .map_err(membership_error)?;
+                tracing::info!(node_id, "voter added");
+            }
+            VoterChange::Remove {
+                node_id,
+                directory_id,
+            } => {
+                matching_voter(node_id, directory_id)?;
+                if voters.len() == 1 {
+                    return Err(Attempt::Rejected(Rejection::InvalidVoterChange(format!(
+                        "Cannot remove voter {node_id}: it is the only voter"
+                    ))));
+                }
+                raft.change_membership(
+                    openraft::ChangeMembers::RemoveVoters(BTreeSet::from([node_id as u64])),
+                    false,
+                )
+                .await
+                .map_err(membership_error)?;
+                tracing::info!(node_id, "voter removed");
+            }
+            VoterChange::Update {
+                node_id,
+                directory_id,
+                address,
+            } => {
+                let current = matching_voter(node_id, directory_id)?;
+                if !valid_address(&address) {
+                    return Err(bad_address(&address));
+                }
+                let node = Node {
+                    addr: address,
+                    directory_id: Some(directory_id),
+                };
+                if current == node {
+                    return Ok(());
+                }
+                tracing::info!(node_id, %node, "updating a voter");
+                raft.change_membership(
+                    openraft::ChangeMembers::SetNodes(BTreeMap::from([(node_id as u64, node)])),
+                    false,
+                )
+                .await
+                .map_err(membership_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// On every Raft node: keeps this node's own entry of the membership right. A voter
+    /// whose entry lacks its directory id or has an old address sends UpdateRaftVoter; an
+    /// observer not yet in the membership asks to join as a learner.
+    fn spawn_membership_keeper(&self) {
+        let controller = self.clone();
+        let task = tokio::spawn(async move {
+            let options = &controller.inner.options;
+            let Some(address) = options.own_address() else {
+                return;
+            };
+            let mine = Node {
+                addr: address,
+                directory_id: Some(controller.inner.directory_id),
+            };
+            let me = options.node_id;
+            let mut ticker = tokio::time::interval(Duration::from_millis(500));
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some((voters, learners, _)) = controller.membership() else {
+                    return;
+                };
+                let recorded = voters.iter().find(|(id, _)| *id == me as u64);
+                let change = match recorded {
+                    Some((_, node))
+                        if *node != mine
+                            && node
+                                .directory_id
+                                .is_none_or(|d| Some(d) == mine.directory_id) =>
+                    {
+                        VoterChange::Update {
+                            node_id: me,
+                            directory_id: controller.inner.directory_id,
+                            address: mine.addr.clone(),
+                        }
+                    }
+                    None if options.observer
+                        && !learners.iter().any(|(id, _)| *id == me as u64) =>
+                    {
+                        VoterChange::Join {
+                            node_id: me,
+                            directory_id: controller.inner.directory_id,
+                            address: mine.addr.clone(),
+                        }
+                    }
+                    _ => continue,
+                };
+                if controller.leader_id().is_none() && !options.observer {
+                    continue;
+                }
+                if let Err(error) = controller
+                    .change_voters(change, Duration::from_secs(2))
+                    .await
+                {
+                    tracing::debug!(%error, "announcing this controller to the quorum failed");
+                }
+            }
+        });
+        self.inner.tasks.lock().push(task);
     }
 
     /// Stops background tasks and the Raft node. The log and snapshots stay on disk.
@@ -896,6 +1487,36 @@ impl Controller {
             }
         }
         Err("stream closed".into())
+    }
+}
+
+/// What a failed openraft membership change means for the client.
+fn membership_error(
+    error: openraft::errors::RaftError<
+        crate::raft::TypeConfig,
+        openraft::errors::ClientWriteError<crate::raft::TypeConfig>,
+    >,
+) -> Attempt {
+    use openraft::errors::{ChangeMembershipError, ClientWriteError};
+    if let Some(forward) = error.forward_to_leader() {
+        return Attempt::NotLeader(pb::NotLeader {
+            leader_id: forward.leader_id.map(|id| id as i32),
+            leader_address: forward
+                .leader_node
+                .as_ref()
+                .map(|n| n.addr.clone())
+                .unwrap_or_default(),
+        });
+    }
+    match error.api_error() {
+        Some(ClientWriteError::ChangeMembershipError(
+            e @ (ChangeMembershipError::InProgress(_)
+            | ChangeMembershipError::UncommittedLeaderLog(_)),
+        )) => Attempt::Rejected(Rejection::VoterChangeTimedOut(e.to_string())),
+        Some(ClientWriteError::ChangeMembershipError(e)) => {
+            Attempt::Rejected(Rejection::InvalidVoterChange(e.to_string()))
+        }
+        _ => Attempt::Unavailable(error.to_string()),
     }
 }
 

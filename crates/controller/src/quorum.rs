@@ -1,4 +1,4 @@
-//! The quorum as one voter sees it, for DescribeQuorum and `strata cluster quorum`.
+//! The quorum as one voter sees it, for DescribeQuorum and `strata quorum describe`.
 
 /// One voter of the metadata quorum.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +12,8 @@ pub struct VoterInfo {
     pub log_end_offset: Option<u64>,
     /// Milliseconds since the leader last heard from it, when known.
     pub last_contact_ms_ago: Option<u64>,
+    /// Its metadata directory id (KIP-853), once it announced it.
+    pub directory_id: Option<uuid::Uuid>,
 }
 
 /// The metadata quorum's state.
@@ -25,4 +27,7 @@ pub struct QuorumInfo {
     pub high_watermark: u64,
     /// Every voter, by node id.
     pub voters: Vec<VoterInfo>,
+    /// Controllers receiving the Raft log without a vote (observers that joined as
+    /// learners), by node id.
+    pub observers: Vec<VoterInfo>,
 }

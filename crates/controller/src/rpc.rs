@@ -229,6 +229,46 @@ impl pb::controller_server::Controller for ControllerService {
             .ok_or_else(|| Status::failed_precondition("this node is not a metadata voter"))?;
         Ok(Response::new(quorum_to_pb(&quorum)))
     }
+
+    async fn change_voters(
+        &self,
+        request: Request<pb::VoterChangeRequest>,
+    ) -> Result<Response<pb::VoterChangeReply>, Status> {
+        use pb::voter_change_reply::Outcome;
+        let change = crate::node::VoterChange::from_pb(request.into_inner())
+            .map_err(Status::invalid_argument)?;
+        let outcome = match self.controller.change_voters_here(change).await {
+            Ok(()) => Outcome::Done(true),
+            Err(Attempt::Rejected(rejection)) => {
+                Outcome::RejectionJson(serde_json::to_vec(&rejection).map_err(json_error)?)
+            }
+            Err(Attempt::NotLeader(hint)) => Outcome::NotLeader(hint),
+            Err(Attempt::Unavailable(reason)) => return Err(Status::unavailable(reason)),
+        };
+        Ok(Response::new(pb::VoterChangeReply {
+            outcome: Some(outcome),
+        }))
+    }
+}
+
+fn voter_to_pb(v: &crate::VoterInfo) -> pb::VoterState {
+    pb::VoterState {
+        node_id: v.node_id,
+        address: v.address.clone(),
+        log_end_offset: v.log_end_offset,
+        last_contact_ms_ago: v.last_contact_ms_ago,
+        directory_id: v.directory_id.map(|d| d.to_string()),
+    }
+}
+
+fn voter_from_pb(v: pb::VoterState) -> crate::VoterInfo {
+    crate::VoterInfo {
+        node_id: v.node_id,
+        address: v.address,
+        log_end_offset: v.log_end_offset,
+        last_contact_ms_ago: v.last_contact_ms_ago,
+        directory_id: v.directory_id.and_then(|d| d.parse().ok()),
+    }
 }
 
 pub(crate) fn quorum_to_pb(q: &crate::QuorumInfo) -> pb::QuorumState {
@@ -236,16 +276,8 @@ pub(crate) fn quorum_to_pb(q: &crate::QuorumInfo) -> pb::QuorumState {
         leader_id: q.leader_id,
         term: q.term,
         high_watermark: q.high_watermark,
-        voters: q
-            .voters
-            .iter()
-            .map(|v| pb::VoterState {
-                node_id: v.node_id,
-                address: v.address.clone(),
-                log_end_offset: v.log_end_offset,
-                last_contact_ms_ago: v.last_contact_ms_ago,
-            })
-            .collect(),
+        voters: q.voters.iter().map(voter_to_pb).collect(),
+        observers: q.observers.iter().map(voter_to_pb).collect(),
     }
 }
 
@@ -254,15 +286,7 @@ pub(crate) fn quorum_from_pb(q: pb::QuorumState) -> crate::QuorumInfo {
         leader_id: q.leader_id,
         term: q.term,
         high_watermark: q.high_watermark,
-        voters: q
-            .voters
-            .into_iter()
-            .map(|v| crate::VoterInfo {
-                node_id: v.node_id,
-                address: v.address,
-                log_end_offset: v.log_end_offset,
-                last_contact_ms_ago: v.last_contact_ms_ago,
-            })
-            .collect(),
+        voters: q.voters.into_iter().map(voter_from_pb).collect(),
+        observers: q.observers.into_iter().map(voter_from_pb).collect(),
     }
 }

@@ -52,6 +52,10 @@ enum Command {
     /// Show the cluster's brokers and controller, and the metadata quorum.
     #[command(subcommand)]
     Cluster(cli::cluster::ClusterCommand),
+    /// Describe the metadata quorum and add or remove its voters (KIP-853, as
+    /// kafka-metadata-quorum.sh).
+    #[command(subcommand)]
+    Quorum(cli::quorum::QuorumCommand),
     /// Set and list client quotas of users and client ids.
     #[command(subcommand)]
     Quota(cli::quota::QuotaCommand),
@@ -92,6 +96,7 @@ fn main() -> anyhow::Result<()> {
             Command::Txn(c) => cli::txn::run(c, brokers).await,
             Command::Cluster(c) => cli::cluster::run(c, brokers).await,
             Command::Quota(c) => cli::quota::run(c, brokers).await,
+            Command::Quorum(c) => cli::quorum::run(c, brokers).await,
             Command::Acl(c) => cli::acl::run(c, brokers).await,
             Command::Produce(a) => cli::produce::run(a, brokers).await,
             Command::Consume(a) => cli::consume::run(a, brokers).await,

@@ -46,9 +46,17 @@ pub(crate) struct ServeArgs {
     /// reach the port is trusted.
     #[arg(long)]
     controller_allow_plaintext: bool,
-    /// The metadata quorum's voters, ID@HOST:PORT,...
-    #[arg(long, default_value = "1@127.0.0.1:9093")]
-    voters: String,
+    /// The metadata quorum's seed voters, ID@HOST:PORT,... (`controller.quorum.voters`):
+    /// the quorum's first membership; once formed, the membership lives in the Raft log and
+    /// changes with AddRaftVoter/RemoveRaftVoter [default: 1@127.0.0.1:9093, or none with
+    /// --controller-bootstrap-servers].
+    #[arg(long)]
+    voters: Option<String>,
+    /// Controller addresses to reach the quorum through, HOST:PORT,...
+    /// (`controller.quorum.bootstrap.servers`). A node with the controller role that is not
+    /// in --voters joins as an observer through them and can then be added as a voter.
+    #[arg(long)]
+    controller_bootstrap_servers: Option<String>,
     /// What this node does: broker, controller, or both.
     #[arg(long, value_delimiter = ',', default_value = "broker,controller")]
     roles: Vec<Role>,
@@ -90,22 +98,59 @@ fn install_resource_budget() {
 async fn controller_options(
     args: &ServeArgs,
     config: &BrokerConfig,
+    bootstrap_servers: Option<&str>,
 ) -> anyhow::Result<ControllerOptions> {
     let node_id = config.node_id;
-    let voters = controller::parse_voters(&args.voters)
-        .map_err(|e| anyhow::anyhow!("--voters {}: {e}", args.voters))?;
+    let voters_text = match (&args.voters, bootstrap_servers) {
+        (Some(text), _) => text.clone(),
+        (None, Some(_)) => String::new(),
+        (None, None) => "1@127.0.0.1:9093".to_owned(),
+    };
+    let mut voters = if voters_text.is_empty() {
+        Default::default()
+    } else {
+        controller::parse_voters(&voters_text)
+            .map_err(|e| anyhow::anyhow!("--voters {voters_text}: {e}"))?
+    };
     let voting = args.roles.contains(&Role::Controller);
-    if voting != voters.contains_key(&node_id) {
+    let in_voters = voters.contains_key(&node_id);
+    if !voting && in_voters {
         anyhow::bail!(
-            "node {node_id} {} in --voters {} but its roles are {:?}",
-            if voting { "is not" } else { "is" },
-            args.voters,
+            "node {node_id} is in --voters {voters_text} but its roles are {:?}",
             args.roles
         );
+    }
+    let observer = voting && !in_voters;
+    if observer && bootstrap_servers.is_none() {
+        anyhow::bail!(
+            "node {node_id} has the controller role but is not in --voters {voters_text}: give \
+             controller.quorum.bootstrap.servers (or --controller-bootstrap-servers) to join \
+             the quorum as an observer, then add it with `strata quorum add-voter`"
+        );
+    }
+    // Bootstrap servers have no ids: they are kept as negative pseudo ids, only to be asked
+    // who leads.
+    for (i, address) in bootstrap_servers
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .enumerate()
+    {
+        broker::config::split_host_port("controller.quorum.bootstrap.servers", address)?;
+        if !voters.values().any(|v| v == address) {
+            voters.insert(-(i as i32) - 1, address.to_owned());
+        }
+    }
+    if voters.is_empty() {
+        anyhow::bail!("no voters: give --voters or controller.quorum.bootstrap.servers");
     }
     let listen = match (voting, &args.controller_listen) {
         (false, _) => None,
         (true, Some(addr)) => Some(addr.clone()),
+        (true, None) if observer => {
+            anyhow::bail!("an observer controller needs --controller-listen HOST:PORT")
+        }
         (true, None) => voters.get(&node_id).cloned(),
     };
     let listen = match listen {
@@ -125,6 +170,7 @@ async fn controller_options(
     options.snapshot_every = config.metadata_snapshot_interval_records;
     options.tls = config.controller_tls.clone();
     options.allow_plaintext = config.controller_allow_plaintext || args.controller_allow_plaintext;
+    options.observer = observer;
     Ok(options)
 }
 
@@ -142,6 +188,11 @@ pub(crate) async fn run(args: ServeArgs, log_format: Option<LogFormat>) -> anyho
         Some(value) => Some(LogFormat::from_property(&value)?),
         None => None,
     };
+    let bootstrap_servers = args
+        .controller_bootstrap_servers
+        .clone()
+        .or_else(|| props.remove("controller.quorum.bootstrap.servers"))
+        .filter(|s| !s.trim().is_empty());
     crate::logging::init(log_format.or(file_format).unwrap_or_default());
     if let Some(path) = &args.config {
         for unknown in broker::config::unknown_properties(&props) {
@@ -192,7 +243,7 @@ pub(crate) async fn run(args: ServeArgs, log_format: Option<LogFormat>) -> anyho
         let bound = crate::metrics_http::start(addr, Arc::clone(&metrics)).await?;
         tracing::info!(metrics_listen = %bound, "serving /metrics, /health and /ready");
     }
-    let options = controller_options(&args, &config).await?;
+    let options = controller_options(&args, &config, bootstrap_servers.as_deref()).await?;
     let controller = Controller::start(options)
         .await
         .context("starting the controller")?;

@@ -1,7 +1,8 @@
 //! DescribeQuorum (key 55): the metadata quorum, as KRaft describes its
 //! `__cluster_metadata` partition: leader, term (leader epoch), high watermark, and each
-//! voter's log end offset and last contact; brokers that only follow the metadata are
-//! observers.
+//! voter's log end offset and last contact, from the Raft membership (KIP-853); controllers
+//! that receive the log without a vote and brokers that only follow the metadata are
+//! observers. v2 adds each voter's directory id and its controller endpoint (`nodes`).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_quorum_response::{
@@ -45,10 +46,16 @@ pub(super) async fn handle(
     };
     let now = crate::broker::now_ms();
     let v1 = ctx.version >= 1;
-    let replica = |id: i32, log_end: Option<u64>, contact_ms_ago: Option<u64>| {
+    let replica = |id: i32,
+                   directory: Option<controller::Uuid>,
+                   log_end: Option<u64>,
+                   contact_ms_ago: Option<u64>| {
         let mut state = ReplicaState::default()
             .with_replica_id(BrokerId(id))
             .with_log_end_offset(log_end.map_or(-1, |o| o as i64));
+        if ctx.version >= 2 {
+            state = state.with_replica_directory_id(directory.unwrap_or_default());
+        }
         if v1 {
             let seen = contact_ms_ago.map_or(-1, |ago| now - ago as i64);
             state = state
@@ -60,14 +67,37 @@ pub(super) async fn handle(
     let voters: Vec<ReplicaState> = quorum
         .voters
         .iter()
-        .map(|v| replica(v.node_id, v.log_end_offset, v.last_contact_ms_ago))
+        .map(|v| {
+            replica(
+                v.node_id,
+                v.directory_id,
+                v.log_end_offset,
+                v.last_contact_ms_ago,
+            )
+        })
         .collect();
     let image = ctx.broker.image();
-    let observers: Vec<ReplicaState> = image
-        .live_brokers()
-        .filter(|b| !quorum.voters.iter().any(|v| v.node_id == b.node_id))
-        .map(|b| replica(b.node_id, None, None))
+    let mut observers: Vec<ReplicaState> = quorum
+        .observers
+        .iter()
+        .map(|o| {
+            replica(
+                o.node_id,
+                o.directory_id,
+                o.log_end_offset,
+                o.last_contact_ms_ago,
+            )
+        })
         .collect();
+    observers.extend(
+        image
+            .live_brokers()
+            .filter(|b| {
+                !quorum.voters.iter().any(|v| v.node_id == b.node_id)
+                    && !quorum.observers.iter().any(|o| o.node_id == b.node_id)
+            })
+            .map(|b| replica(b.node_id, None, None, None)),
+    );
     let partition = PartitionData::default()
         .with_partition_index(0)
         .with_leader_id(BrokerId(quorum.leader_id.unwrap_or(-1)))
@@ -82,6 +112,7 @@ pub(super) async fn handle(
         let nodes = quorum
             .voters
             .iter()
+            .chain(&quorum.observers)
             .filter_map(|v| {
                 let (host, port) = v.address.rsplit_once(':')?;
                 Some(

@@ -42,6 +42,7 @@ mod partition_reassignments;
 mod produce;
 mod produce_legacy;
 mod quota_path;
+mod raft_voters;
 mod scram_credentials;
 mod splice;
 mod sync_group;
@@ -131,6 +132,9 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::AddRaftVoter, 0, 0),
+    (ApiKey::RemoveRaftVoter, 0, 0),
+    (ApiKey::UpdateRaftVoter, 0, 0),
 ];
 
 /// Versions of `key` this broker decodes, if it serves the API at all.
@@ -372,6 +376,9 @@ pub(crate) async fn handle_frame(
             }
             RequestKind::DescribeCluster(r) => describe_cluster::handle(&ctx, r).into(),
             RequestKind::DescribeQuorum(r) => describe_quorum::handle(&ctx, r).await.into(),
+            RequestKind::AddRaftVoter(r) => raft_voters::add(&ctx, r).await.into(),
+            RequestKind::RemoveRaftVoter(r) => raft_voters::remove(&ctx, r).await.into(),
+            RequestKind::UpdateRaftVoter(r) => raft_voters::update(&ctx, r).await.into(),
             RequestKind::DescribeLogDirs(r) => describe_log_dirs::handle(&ctx, r).into(),
             RequestKind::DescribeProducers(r) => describe_producers::handle(&ctx, r).into(),
             RequestKind::DescribeTopicPartitions(r) => {

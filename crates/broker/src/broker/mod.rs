@@ -161,7 +161,7 @@ impl Broker {
             move |source| BrokerError::Io { path, source }
         };
         std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
-        let cluster_id = read_or_create_cluster_id(&config, controller.voters())?;
+        let cluster_id = read_or_create_cluster_id(&config, &controller.voters())?;
         let log_dir = LogDir::open(&config.data_dir, segment_store::LogConfig::default())?;
         let inter_broker = crate::inter_broker::InterBrokerClient::new(
             config.inter_broker_tls.clone(),

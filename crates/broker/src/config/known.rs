@@ -18,7 +18,7 @@ pub(crate) const IGNORED: &[(&str, &str)] = &[
     ("controller.quorum.voters", "voters come from --voters"),
     (
         "controller.quorum.bootstrap.servers",
-        "voters come from --voters",
+        "the broker ignores it; strata serve reads it as --controller-bootstrap-servers: a controller outside --voters joins the quorum through it",
     ),
     ("metadata.log.dir", "metadata lives in log.dirs/metadata"),
     (

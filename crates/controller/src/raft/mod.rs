@@ -29,10 +29,34 @@ openraft::declare_raft_types!(
     pub(crate) TypeConfig:
         D = Command,
         R = Outcome,
+        Node = VoterNode,
 );
 
-/// A voter's node as Raft knows it: its controller address (`host:port`).
-pub(crate) type Node = openraft::BasicNode;
+/// A member of the quorum as Raft knows it: its controller address and, once it told the
+/// leader, its metadata directory id (KIP-853's voter key). Serialised exactly as openraft's
+/// `BasicNode` when the directory id is unknown, so logs and snapshots written before it
+/// existed read unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct VoterNode {
+    /// The controller address, `host:port`.
+    pub(crate) addr: String,
+    /// The member's directory id (`None` for voters seeded by `--voters` until they
+    /// announced it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) directory_id: Option<uuid::Uuid>,
+}
+
+impl std::fmt::Display for VoterNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.directory_id {
+            Some(id) => write!(f, "{}({id})", self.addr),
+            None => f.write_str(&self.addr),
+        }
+    }
+}
+
+/// A member of the quorum as Raft knows it.
+pub(crate) type Node = VoterNode;
 /// One Raft log entry.
 pub(crate) type Entry = openraft::alias::EntryOf<TypeConfig>;
 /// A Raft log position.
@@ -42,11 +66,21 @@ pub(crate) type Vote = openraft::alias::VoteOf<TypeConfig>;
 /// The Raft handle.
 pub(crate) type Raft = openraft::Raft<TypeConfig, state_machine::StateMachine>;
 
-/// The voter set as openraft's initial membership.
-pub(crate) fn membership(voters: &BTreeMap<i32, String>) -> BTreeMap<u64, Node> {
+/// The voter set as openraft's initial membership; `own` is this node's id and directory
+/// id, the only directory id it knows.
+pub(crate) fn membership(
+    voters: &BTreeMap<i32, String>,
+    own: (i32, uuid::Uuid),
+) -> BTreeMap<u64, Node> {
     voters
         .iter()
-        .map(|(id, addr)| (*id as u64, Node { addr: addr.clone() }))
+        .map(|(id, addr)| {
+            let node = Node {
+                addr: addr.clone(),
+                directory_id: (*id == own.0).then_some(own.1),
+            };
+            (*id as u64, node)
+        })
         .collect()
 }
 

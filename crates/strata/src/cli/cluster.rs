@@ -17,7 +17,7 @@ pub(crate) enum ClusterCommand {
         #[arg(long, value_name = "N", requires = "wait")]
         expect_brokers: Option<usize>,
     },
-    /// The metadata quorum: leader, term, high watermark, each voter's log end and lag.
+    /// The metadata quorum (as `strata quorum describe`).
     Quorum,
 }
 
@@ -92,72 +92,7 @@ pub(crate) async fn run(command: ClusterCommand, brokers: &str) -> anyhow::Resul
                 outln!("{:<8} {endpoint:<30} {rack}", b.broker_id.0)?;
             }
         }
-        ClusterCommand::Quorum => {
-            let mut cluster = super::connect(brokers).await?;
-            let request = client::metadata_quorum_request();
-            let response = cluster.any().send(request, 2).await?;
-            anyhow::ensure!(
-                response.error_code == 0,
-                "DescribeQuorum failed with error {}",
-                response.error_code
-            );
-            let partition = response
-                .topics
-                .first()
-                .and_then(|t| t.partitions.first())
-                .ok_or_else(|| anyhow::anyhow!("DescribeQuorum answered no partition"))?;
-            outln!("LEADER          {}", partition.leader_id.0)?;
-            outln!("TERM            {}", partition.leader_epoch)?;
-            outln!("HIGH-WATERMARK  {}", partition.high_watermark)?;
-            outln!()?;
-            outln!(
-                "{:<8} {:<8} {:<14} {:<8} {:<22} LAST-CONTACT-MS-AGO",
-                "NODE",
-                "ROLE",
-                "LOG-END",
-                "LAG",
-                "ADDRESS"
-            )?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
-            let address = |id: i32| {
-                response
-                    .nodes
-                    .iter()
-                    .find(|n| n.node_id.0 == id)
-                    .and_then(|n| n.listeners.first())
-                    .map_or("-".to_owned(), |l| {
-                        format!("{}:{}", l.host.as_str(), l.port)
-                    })
-            };
-            let rows = partition
-                .current_voters
-                .iter()
-                .map(|v| ("voter", v))
-                .chain(partition.observers.iter().map(|o| ("observer", o)));
-            for (role, r) in rows {
-                let known = |x: i64| if x < 0 { "-".to_owned() } else { x.to_string() };
-                let lag = if r.log_end_offset < 0 {
-                    "-".to_owned()
-                } else {
-                    (partition.high_watermark - r.log_end_offset)
-                        .max(0)
-                        .to_string()
-                };
-                let contact = if r.last_fetch_timestamp < 0 {
-                    "-".to_owned()
-                } else {
-                    (now - r.last_fetch_timestamp).max(0).to_string()
-                };
-                outln!(
-                    "{:<8} {role:<8} {:<14} {lag:<8} {:<22} {contact}",
-                    r.replica_id.0,
-                    known(r.log_end_offset),
-                    address(r.replica_id.0),
-                )?;
-            }
-        }
+        ClusterCommand::Quorum => super::quorum::describe(brokers).await?,
     }
     Ok(())
 }

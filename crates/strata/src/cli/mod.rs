@@ -16,6 +16,7 @@ pub(crate) mod config;
 pub(crate) mod consume;
 pub(crate) mod group;
 pub(crate) mod produce;
+pub(crate) mod quorum;
 pub(crate) mod quota;
 pub(crate) mod topic;
 pub(crate) mod txn;
