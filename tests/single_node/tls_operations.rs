@@ -8,12 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{
-    AlterUserScramCredentialsRequest, ApiVersionsRequest, CreateAclsRequest, CreateTopicsRequest,
-    TopicName,
+    ApiVersionsRequest, CreateAclsRequest, CreateTopicsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -399,49 +397,29 @@ fn strata_tools_reach_a_sasl_ssl_listener_with_command_config() {
         "admin",
         "admin-secret",
     );
-    // A SCRAM credential for bob, set as admin through Strata's client over SASL_SSL.
-    run_bounded(LIMIT, async {
-        let tls = Arc::new(
-            rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_root_certificates(roots(d))
-            .with_no_client_auth(),
-        );
-        let plain = client::SaslCredentials {
-            mechanism: client::SaslMechanism::Plain,
-            username: "admin".into(),
-            password: "admin-secret".into(),
-        };
-        let mut connection = client::Security::new(Some(tls), Some(plain))
-            .connect(&brokers)
-            .await
-            .expect("admin over SASL_SSL");
-        let salt = b"strata-test-salt";
-        let mut salted = [0u8; 64];
-        ring::pbkdf2::derive(
-            ring::pbkdf2::PBKDF2_HMAC_SHA512,
-            std::num::NonZeroU32::new(4096).unwrap(),
-            salt,
-            b"bob-secret",
-            &mut salted,
-        );
-        let request = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
-            ScramCredentialUpsertion::default()
-                .with_name(str("bob"))
-                .with_mechanism(2)
-                .with_iterations(4096)
-                .with_salt(bytes::Bytes::from_static(salt))
-                .with_salted_password(bytes::Bytes::copy_from_slice(&salted)),
-        ]);
-        let response = connection
-            .send(request, 0)
-            .await
-            .expect("AlterUserScramCredentials");
-        assert_eq!(response.results[0].error_code, 0, "{response:?}");
-    });
+    // A SCRAM credential for bob, set by admin with `strata user` over SASL_SSL.
+    let set = strata_ok(
+        &brokers,
+        &[
+            "--command-config",
+            &admin,
+            "user",
+            "add",
+            "bob",
+            "--password",
+            "bob-secret",
+            "--iterations",
+            "4096",
+        ],
+    );
+    assert!(set.contains("set SCRAM-SHA-512 for bob"), "{set}");
+    let users = strata_ok(&brokers, &["--command-config", &admin, "user", "list"]);
+    assert!(
+        users
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["bob", "SCRAM-SHA-512", "4096"]),
+        "{users}"
+    );
     let bob = properties(
         "bob.properties",
         "SCRAM-SHA-512",
@@ -498,6 +476,18 @@ fn strata_tools_reach_a_sasl_ssl_listener_with_command_config() {
             .any(|l| l.split_whitespace().next() == Some("secured")),
         "{listed}"
     );
+
+    // Without the credential bob is refused.
+    let removed = strata_ok(
+        &brokers,
+        &["--command-config", &admin, "user", "remove", "bob"],
+    );
+    assert!(
+        removed.contains("removed SCRAM-SHA-512 of bob"),
+        "{removed}"
+    );
+    let (ok, _, _) = strata(&brokers, &["--command-config", &bob, "topic", "list"]);
+    assert!(!ok, "bob got in without a credential");
 
     let wrong = properties(
         "wrong.properties",

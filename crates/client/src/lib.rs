@@ -28,7 +28,7 @@ pub use records::{
     OwnedRecord, ProducerIdentity,
 };
 pub use replicas::Reassignment;
-pub use security::{SaslCredentials, SaslMechanism, Security};
+pub use security::{scram_salted_password, SaslCredentials, SaslMechanism, Security};
 pub use transactions::{ListFilter, ProducerState, TransactionDescription, TransactionListing};
 
 /// Why a client operation failed.

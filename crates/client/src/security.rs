@@ -161,10 +161,15 @@ fn protocol(what: &str) -> ClientError {
     ClientError::Protocol(format!("SCRAM: {what}"))
 }
 
-/// RFC 5802's client: client-first, server-first, client-final with the proof, and the
-/// server's signature checked.
-async fn scram(connection: &mut Connection, credentials: &SaslCredentials) -> Result<()> {
-    let (hmac_algorithm, digest_algorithm, pbkdf2_algorithm) = match credentials.mechanism {
+/// The HMAC, digest and PBKDF2 of a SCRAM mechanism (PLAIN counts as SHA-256).
+fn scram_algorithms(
+    mechanism: SaslMechanism,
+) -> (
+    hmac::Algorithm,
+    &'static digest::Algorithm,
+    pbkdf2::Algorithm,
+) {
+    match mechanism {
         SaslMechanism::ScramSha512 => (
             hmac::HMAC_SHA512,
             &digest::SHA512,
@@ -175,7 +180,33 @@ async fn scram(connection: &mut Connection, credentials: &SaslCredentials) -> Re
             &digest::SHA256,
             pbkdf2::PBKDF2_HMAC_SHA256,
         ),
-    };
+    }
+}
+
+/// RFC 5802's SaltedPassword, `Hi(password, salt, iterations)`, for `mechanism`: what
+/// AlterUserScramCredentials carries (the broker derives the stored and server keys).
+pub fn scram_salted_password(
+    mechanism: SaslMechanism,
+    password: &str,
+    salt: &[u8],
+    iterations: std::num::NonZeroU32,
+) -> Vec<u8> {
+    let (_, digest_algorithm, pbkdf2_algorithm) = scram_algorithms(mechanism);
+    let mut salted = vec![0u8; digest_algorithm.output_len()];
+    pbkdf2::derive(
+        pbkdf2_algorithm,
+        iterations,
+        salt,
+        password.as_bytes(),
+        &mut salted,
+    );
+    salted
+}
+
+/// RFC 5802's client: client-first, server-first, client-final with the proof, and the
+/// server's signature checked.
+async fn scram(connection: &mut Connection, credentials: &SaslCredentials) -> Result<()> {
+    let (hmac_algorithm, digest_algorithm, _) = scram_algorithms(credentials.mechanism);
     let mut random = [0u8; 24];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random)
         .map_err(|_| protocol("no randomness for the nonce"))?;
@@ -202,13 +233,11 @@ async fn scram(connection: &mut Connection, credentials: &SaslCredentials) -> Re
         .and_then(|i| i.parse::<u32>().ok())
         .and_then(std::num::NonZeroU32::new)
         .ok_or_else(|| protocol("no iteration count"))?;
-    let mut salted = vec![0u8; digest_algorithm.output_len()];
-    pbkdf2::derive(
-        pbkdf2_algorithm,
-        iterations,
+    let salted = scram_salted_password(
+        credentials.mechanism,
+        &credentials.password,
         &salt,
-        credentials.password.as_bytes(),
-        &mut salted,
+        iterations,
     );
     let salted = hmac::Key::new(hmac_algorithm, &salted);
     let client_key = hmac::sign(&salted, b"Client Key");

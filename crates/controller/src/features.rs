@@ -28,8 +28,9 @@ pub struct SupportedFeature {
 /// The features Strata supports. `metadata.version` spans Kafka 4.0's range (3.3-IV3, 7, to
 /// 4.0-IV3, 25): Strata's metadata format does not depend on it, so every level in the range
 /// describes it. `group.version` 1 is KIP-848's consumer protocol, which Strata cannot turn
-/// off. `kraft.version` 0 is a static voter set; `transaction.version` 0 means no
-/// transactions; `eligible.leader.replicas.version` 0 means no ELR (KIP-966).
+/// off. `kraft.version` stays 0 (Kafka's static voter set) although Strata's voters change at
+/// run time through KIP-853's APIs; `transaction.version` 0 is transactions without KIP-890
+/// part 2; `eligible.leader.replicas.version` 0 means no ELR (KIP-966).
 pub const SUPPORTED_FEATURES: &[SupportedFeature] = &[
     SupportedFeature {
         name: METADATA_VERSION,

@@ -59,6 +59,10 @@ enum Command {
     /// Set and list client quotas of users and client ids.
     #[command(subcommand)]
     Quota(cli::quota::QuotaCommand),
+    /// Add, list and remove users' SCRAM credentials (as kafka-configs.sh --entity-type
+    /// users).
+    #[command(subcommand)]
+    User(cli::user::UserCommand),
     /// Produce lines of standard input as records.
     Produce(cli::produce::ProduceArgs),
     /// Print records of a topic.
@@ -96,6 +100,7 @@ fn main() -> anyhow::Result<()> {
             Command::Txn(c) => cli::txn::run(c, brokers).await,
             Command::Cluster(c) => cli::cluster::run(c, brokers).await,
             Command::Quota(c) => cli::quota::run(c, brokers).await,
+            Command::User(c) => cli::user::run(c, brokers).await,
             Command::Quorum(c) => cli::quorum::run(c, brokers).await,
             Command::Acl(c) => cli::acl::run(c, brokers).await,
             Command::Produce(a) => cli::produce::run(a, brokers).await,

@@ -20,6 +20,7 @@ pub(crate) mod quorum;
 pub(crate) mod quota;
 pub(crate) mod topic;
 pub(crate) mod txn;
+pub(crate) mod user;
 pub(crate) mod verify;
 
 /// Where the tools connect: a global option, accepted before or after the subcommand.
