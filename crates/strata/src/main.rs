@@ -153,7 +153,7 @@ mod tests {
             .render_long_help()
             .to_string();
         for default in [
-            "[default: 1@127.0.0.1:9093]",
+            "[default: 1@127.0.0.1:9093, or none with --controller-bootstrap-servers]",
             "[default: broker,controller]",
         ] {
             assert_eq!(help.matches(default).count(), 1, "{default} in:\n{help}");
