@@ -4,12 +4,17 @@ SASL listeners with the StandardAuthorizer on.
 The node has PLAINTEXT (set-up only: its principal, User:ANONYMOUS, is the super user), SSL
 with `ssl.client.auth=required` and SASL_SSL with PLAIN and SCRAM-SHA-256/512. Users:
 alice (PLAIN, SCRAM) and the certificate `CN=secmatrix-app` may read and write topics and
-groups starting with `secm-`; eve (PLAIN, SCRAM) may write them but not read them.
+groups starting with `secm-`; eve (PLAIN, SCRAM) may write them but not read them; mallory
+has no credentials at all.
 
-For each client (confluent-kafka, kafka-python, kafkajs, sarama, Java) one test per case:
+For each client (confluent-kafka, kafka-python, aiokafka, kafkajs, kcat on librdkafka 2.0.2,
+sarama, Java) one test per case:
   scram512 / plain / mtls   produce then consume a few records as alice or the certificate
   denied                    eve produces, and her consume is refused for the topic
-  badpass                   alice with a wrong password fails authentication
+  badpass                   alice with a wrong password fails authentication (SCRAM-SHA-512:
+                            the broker refuses the client's proof)
+  unknown                   mallory fails authentication (SCRAM-SHA-512: the broker refuses
+                            the client's first message, before any challenge)
 The client programs are in clients/secure/; each takes a JSON config and prints one JSON line.
 
 Beside the matrix: SCRAM from librdkafka 2.0.2 (Debian's kcat), whose client-final message
@@ -40,13 +45,15 @@ COUNT = 5
 CLIENT_TIMEOUT_S = 40.0
 APP_CN = "secmatrix-app"
 PASSWORDS = {"alice": "alice-secret", "eve": "eve-secret"}
+# A user with neither a PLAIN password nor SCRAM credentials.
+UNKNOWN_USER = "mallory"
 
-CLIENTS = ["confluent-kafka", "kafka-python", "kafkajs", "sarama", "java"]
-CASES = ["scram512", "plain", "mtls", "denied", "badpass"]
+CLIENTS = ["confluent-kafka", "kafka-python", "aiokafka", "kafkajs", "kcat", "sarama", "java"]
+CASES = ["scram512", "plain", "mtls", "denied", "badpass", "unknown"]
 
 # What each client says when a topic is refused, and when authentication fails.
 DENIED = re.compile(r"TOPIC_AUTHORIZATION_FAILED|TopicAuthorizationFailed|TopicAuthorizationException|"
-                    r"not authorized to access (this topic|topics)", re.I)
+                    r"not authorized to access (this topic|topics)|Topic authorization failed", re.I)
 AUTH_FAILED = re.compile(r"AUTHENTICATION|SaslAuthenticationException|SASL_AUTHENTICATION_FAILED|"
                          r"Authentication failed|invalid (username or password|credentials)", re.I)
 
@@ -201,8 +208,12 @@ def _sarama_binary() -> Path:
 def run_client(client: str, cfg: dict) -> tuple[int, dict, str]:
     """Runs one client program; returns its exit code, its JSON line and its stderr."""
     blob = json.dumps(cfg)
-    if client in ("confluent-kafka", "kafka-python"):
+    if client in ("confluent-kafka", "kafka-python", "aiokafka"):
         argv = [sys.executable, str(SECURE / "python_secure.py"), client, blob]
+    elif client == "kcat":
+        if not shutil.which("kcat"):
+            pytest.skip("kcat not installed (tests/install-deps.sh)")
+        argv = [sys.executable, str(SECURE / "kcat_secure.py"), blob]
     elif client == "kafkajs":
         if not (SECURE.parent.parent / "js" / "node_modules" / "kafkajs").is_dir():
             pytest.skip("kafkajs not installed (tests/install-deps.sh)")
@@ -229,10 +240,10 @@ def client_config(node: SecureNode, case: str, topic: str) -> dict:
     if case == "mtls":
         return {**cfg, "bootstrap": node.ssl, "protocol": "SSL", "cert": node.path("app.crt"),
                 "key": node.path("app.key"), "keystore": node.path("app.pem")}
-    user = "eve" if case == "denied" else "alice"
-    password = "not-" + PASSWORDS[user] if case == "badpass" else PASSWORDS[user]
+    user = {"denied": "eve", "unknown": UNKNOWN_USER}.get(case, "alice")
+    password = "not-" + PASSWORDS.get(user, "a-secret") if case in ("badpass", "unknown") else PASSWORDS[user]
     mechanism = "PLAIN" if case == "plain" else "SCRAM-SHA-512"
-    if case == "badpass":
+    if case in ("badpass", "unknown"):
         cfg["timeout"] = 20.0
     return {**cfg, "bootstrap": node.sasl_ssl, "protocol": "SASL_SSL", "mechanism": mechanism,
             "username": user, "password": password}

@@ -1,8 +1,8 @@
 """Security-matrix client for the Python libraries: `python_secure.py LIB '<json config>'` with
-LIB confluent-kafka or kafka-python. Produces `count` records to `topic` over the listener the
-config describes, then reads them back in consumer group `group`. Prints {"produced": n,
-"consumed": n} and exits 0, or {"stage": ..., "error": ...} and exits 1. Config keys as in
-kafkajs_secure.js."""
+LIB confluent-kafka, kafka-python or aiokafka. Produces `count` records to `topic` over the
+listener the config describes, then reads them back in consumer group `group`. Prints
+{"produced": n, "consumed": n} and exits 0, or {"stage": ..., "error": ...} and exits 1.
+Config keys as in kafkajs_secure.js."""
 
 from __future__ import annotations
 
@@ -67,8 +67,8 @@ def confluent(cfg: dict) -> None:
 
 
 class _Recent(logging.Handler):
-    """kafka-python logs why a connection failed (it raises only "Unable to bootstrap");
-    the last messages go into the error line."""
+    """kafka-python and aiokafka log why a connection failed (they raise only "Unable to
+    bootstrap"); the last messages go into the error line."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -78,8 +78,9 @@ class _Recent(logging.Handler):
         message = record.getMessage()
         self.messages = (self.messages + [message])[-12:]
         # kafka-python retries a refused login until its bootstrap times out; the first
-        # refusal is the answer.
-        if "AuthenticationFailedError" in message:
+        # refusal is the answer. (aiokafka: "Unable connect to ...: [Error 58]
+        # SaslAuthenticationFailed: ...")
+        if "AuthenticationFailedError" in message or "SaslAuthenticationFailed" in message:
             finish({"stage": stage, "error": message}, 1)
 
 
@@ -116,6 +117,48 @@ def kafka_python(cfg: dict) -> None:
     finish({"produced": cfg["count"], "consumed": len(seen)}, 0)
 
 
+def aiokafka(cfg: dict) -> None:
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.helpers import create_ssl_context
+
+    logging.getLogger("aiokafka").addHandler(RECENT)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+    async def run() -> None:
+        global stage
+        conf = {"bootstrap_servers": cfg["bootstrap"], "security_protocol": cfg["protocol"],
+                "ssl_context": create_ssl_context(cafile=cfg["ca"], certfile=cfg.get("cert"),
+                                                  keyfile=cfg.get("key")),
+                "request_timeout_ms": 10000}
+        if cfg["protocol"] == "SASL_SSL":
+            conf.update({"sasl_mechanism": cfg["mechanism"], "sasl_plain_username": cfg["username"],
+                         "sasl_plain_password": cfg["password"]})
+        stage = "produce"
+        producer = AIOKafkaProducer(**conf, acks="all")
+        await producer.start()
+        try:
+            for i in range(cfg["count"]):
+                await producer.send_and_wait(cfg["topic"], key=f"{cfg['prefix']}-key-{i}".encode(),
+                                             value=f"{cfg['prefix']}-value-{i}".encode())
+        finally:
+            await producer.stop()
+        stage = "consume"
+        consumer = AIOKafkaConsumer(cfg["topic"], **conf, group_id=cfg["group"], auto_offset_reset="earliest")
+        await consumer.start()
+        seen: set[bytes] = set()
+        try:
+            while len(seen) < cfg["count"]:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    seen.update(r.value for r in records)
+        finally:
+            await consumer.stop()
+        finish({"produced": cfg["count"], "consumed": len(seen)}, 0)
+
+    asyncio.run(run())
+
+
 def main() -> None:
     lib, cfg = sys.argv[1], json.loads(sys.argv[2])
     timer = threading.Timer(cfg["timeout"], lambda: finish(
@@ -123,7 +166,7 @@ def main() -> None:
     timer.daemon = True
     timer.start()
     try:
-        {"confluent-kafka": confluent, "kafka-python": kafka_python}[lib](cfg)
+        {"confluent-kafka": confluent, "kafka-python": kafka_python, "aiokafka": aiokafka}[lib](cfg)
     except Exception as e:  # noqa: BLE001
         finish({"stage": stage, "error": f"{type(e).__name__}: {e}; " + " | ".join(RECENT.messages)}, 1)
 
