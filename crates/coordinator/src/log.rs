@@ -64,9 +64,10 @@ pub trait CoordinatorLog: Send + Sync {
         deadline: tokio::time::Instant,
     ) -> Result<Replication<'_>, LogError>;
 
-    /// The partition's leader epoch while led here. A transaction coordinator's markers
-    /// carry it as their coordinator epoch (Kafka's `coordinatorEpoch`), so that partition
-    /// leaders refuse those of a coordinator whose partition has since moved on.
+    /// The partition's leader epoch while led here. Ownership records it when the
+    /// partition is gained; a transaction coordinator's markers carry that as their
+    /// coordinator epoch (Kafka's `coordinatorEpoch`), so that partition leaders refuse
+    /// those of a coordinator whose partition has since moved on.
     fn leader_epoch(&self) -> i32;
 
     /// What the log is, as an address: two handles of one log (an adapter made afresh on

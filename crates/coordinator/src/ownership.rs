@@ -59,6 +59,10 @@ impl Load {
 
 struct Slot {
     log: Arc<dyn CoordinatorLog>,
+    /// The partition's leader epoch when it was gained: the coordinator epoch of what is
+    /// loaded (Kafka's `coordinatorEpoch`). Another epoch of the same log is another
+    /// leadership, loaded afresh.
+    epoch: i32,
     /// The id of the load still to finish, if any.
     loading: Option<u64>,
 }
@@ -131,8 +135,9 @@ impl<S: CoordinatorState> CoordinatorPartitions<S> {
 
     /// Takes the topic's leadership as the metadata has it now: `count` partitions (`None`:
     /// the topic is gone) and the logs of those led here. State of partitions no longer led
-    /// here (or led through another log) is forgotten at once; partitions gained are marked
-    /// loading, and the returned loads replay them.
+    /// here (or led through another log, or at another leader epoch: led elsewhere in
+    /// between, as Kafka reloads at every election) is forgotten at once; partitions gained
+    /// are marked loading, and the returned loads replay them.
     pub fn update(
         &self,
         count: Option<i32>,
@@ -142,13 +147,15 @@ impl<S: CoordinatorState> CoordinatorPartitions<S> {
         let mut next: HashMap<i32, Slot> = HashMap::with_capacity(led.len());
         let mut loads = Vec::new();
         for (partition, log) in led {
+            let epoch = log.leader_epoch();
             match current.partitions.remove(&partition) {
-                Some(slot) if same_log(&slot.log, &log) => {
+                Some(slot) if same_log(&slot.log, &log) && slot.epoch == epoch => {
                     next.insert(partition, slot);
                 }
                 old => {
                     if let Some(old) = old {
-                        // Led through another log now: what was loaded is stale.
+                        // Led through another log or at another epoch now: what was
+                        // loaded is stale.
                         current.partitions.insert(partition, old);
                     }
                     let id = self.next_load.fetch_add(1, Ordering::Relaxed);
@@ -156,6 +163,7 @@ impl<S: CoordinatorState> CoordinatorPartitions<S> {
                         partition,
                         Slot {
                             log,
+                            epoch,
                             loading: Some(id),
                         },
                     );
@@ -271,6 +279,14 @@ impl<S: CoordinatorState> CoordinatorPartitions<S> {
     /// The log of `key`'s partition when this node leads it and has loaded it; otherwise
     /// why not.
     pub fn owner(&self, key: &str) -> Result<Arc<dyn CoordinatorLog>, CoordinatorError> {
+        self.owner_at(key).map(|(log, _)| log)
+    }
+
+    /// [`Self::owner`], with the coordinator epoch of what is loaded: the partition's
+    /// leader epoch when it was gained. NOT_COORDINATOR once the partition's leader epoch
+    /// has moved on (led elsewhere meanwhile; the next [`Self::update`] reloads it), so a
+    /// coordinator never acts under an epoch it did not load.
+    pub fn owner_at(&self, key: &str) -> Result<(Arc<dyn CoordinatorLog>, i32), CoordinatorError> {
         let led = self.led.read();
         let count = led.count.ok_or(CoordinatorError::NotCoordinator)?;
         let slot = led
@@ -280,6 +296,25 @@ impl<S: CoordinatorState> CoordinatorPartitions<S> {
         if slot.loading.is_some() {
             return Err(CoordinatorError::LoadInProgress);
         }
-        Ok(Arc::clone(&slot.log))
+        if slot.log.leader_epoch() != slot.epoch {
+            return Err(CoordinatorError::NotCoordinator);
+        }
+        Ok((Arc::clone(&slot.log), slot.epoch))
+    }
+
+    /// Whether `partition` is led here and loaded: its keys are served. A transaction
+    /// marker written into a partition still loading would be missed by the replay (it
+    /// reads up to the end it found when it started), so the broker refuses those
+    /// (NOT_LEADER_OR_FOLLOWER, retried by the transaction coordinator) as Kafka does.
+    pub fn serves(&self, partition: i32) -> Result<(), CoordinatorError> {
+        let led = self.led.read();
+        let slot = led
+            .partitions
+            .get(&partition)
+            .ok_or(CoordinatorError::NotCoordinator)?;
+        if slot.loading.is_some() {
+            return Err(CoordinatorError::LoadInProgress);
+        }
+        Ok(())
     }
 }

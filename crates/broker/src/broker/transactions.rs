@@ -51,12 +51,13 @@ fn by_topic(partitions: &[(String, i32)]) -> BTreeMap<&str, Vec<i32>> {
     topics
 }
 
-/// Whether a marker write failing with `error` is worth retrying (the leader moved, the
-/// replicas are catching up) rather than final.
+/// Whether a marker write failing with `error` is worth retrying (the leader moved or has
+/// not caught up with the metadata, the replicas are catching up) rather than final.
 fn retriable(error: ResponseError) -> bool {
     matches!(
         error,
         ResponseError::NotLeaderOrFollower
+            | ResponseError::UnknownTopicOrPartition
             | ResponseError::NotEnoughReplicas
             | ResponseError::NotEnoughReplicasAfterAppend
             | ResponseError::RequestTimedOut
@@ -75,7 +76,19 @@ impl Broker {
         partitions: &[(String, i32)],
     ) -> Vec<Option<ResponseError>> {
         let writes = partitions.iter().map(|(topic, index)| {
-            let partition = self.partition(topic, *index);
+            // A `__consumer_offsets` partition takes the marker once its group coordinator
+            // has loaded it: a replay still running would miss it and keep the offsets
+            // pending. The transaction coordinator retries, as Kafka's does on the
+            // NOT_LEADER_OR_FOLLOWER its brokers answer then.
+            let partition = match self.partition(topic, *index) {
+                Ok(_)
+                    if topic == coordinator::OFFSETS_TOPIC
+                        && self.groups.serves(*index).is_err() =>
+                {
+                    Err(ResponseError::NotLeaderOrFollower)
+                }
+                other => other,
+            };
             async move {
                 let partition = partition.map_err(Some)?;
                 partition
@@ -161,10 +174,12 @@ impl Broker {
     }
 
     /// Writes `marker` into every partition of `partitions` wherever its leader is,
-    /// retrying partitions whose leader moved until `deadline`. A partition whose topic
-    /// no longer exists counts as done, as in Kafka. A leader that has seen a newer
-    /// coordinator epoch for the producer (TRANSACTION_COORDINATOR_FENCED) ends the write
-    /// at once: a newer coordinator owns the transaction.
+    /// retrying partitions whose leader moved until `deadline`. A partition the metadata
+    /// no longer has (its topic deleted) counts as done, as in Kafka; a leader answering
+    /// UNKNOWN_TOPIC_OR_PARTITION has not caught up with the metadata and is retried. A
+    /// leader that has seen a newer coordinator epoch for the producer
+    /// (TRANSACTION_COORDINATOR_FENCED) ends the write at once: a newer coordinator owns
+    /// the transaction.
     async fn write_markers_everywhere(
         self: &Arc<Self>,
         marker: MarkerSpec,
@@ -179,11 +194,13 @@ impl Broker {
             let image = self.image();
             let mut by_leader: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
             for (topic, index) in std::mem::take(&mut pending) {
-                let Some(meta) = image.topic(&topic) else {
+                let Some(meta) = image.topic(&topic).and_then(|t| t.partition(index)) else {
                     continue; // deleted: nothing to mark
                 };
-                let leader = meta.partition(index).map_or(-1, |p| p.leader);
-                by_leader.entry(leader).or_default().push((topic, index));
+                by_leader
+                    .entry(meta.leader)
+                    .or_default()
+                    .push((topic, index));
             }
             let mut failed = None;
             for (leader, parts) in by_leader {
@@ -196,7 +213,7 @@ impl Broker {
                 };
                 for (part, error) in parts.into_iter().zip(outcome) {
                     match error {
-                        None | Some(ResponseError::UnknownTopicOrPartition) => {}
+                        None => {}
                         Some(error) if retriable(error) => {
                             failed = Some(error);
                             pending.push(part);

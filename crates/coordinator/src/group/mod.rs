@@ -94,6 +94,12 @@ impl GroupCoordinator {
         Ok(self.partitions.state().list())
     }
 
+    /// Whether `__consumer_offsets` partition `partition` is led and loaded here, so a
+    /// transaction marker may go into it: see [`CoordinatorPartitions::serves`].
+    pub fn serves(&self, partition: i32) -> Result<(), CoordinatorError> {
+        self.partitions.serves(partition)
+    }
+
     /// `producer_id`'s transaction ended and its marker is in a `__consumer_offsets`
     /// partition led here: its offsets become their groups' (commit) or are dropped.
     pub fn complete_transaction(&self, producer_id: i64, commit: bool) {

@@ -130,6 +130,53 @@ fn a_partition_reported_through_a_new_handle_to_its_log_keeps_its_groups() {
     );
 }
 
+#[test]
+fn a_partition_at_a_new_leader_epoch_is_reloaded_and_takes_markers_once_loaded() {
+    let coordinator = coordinator();
+    let (p, _) = partitions();
+    let handle =
+        |log: &Arc<MemoryLog>| Arc::new(Handle(Arc::clone(log))) as Arc<dyn CoordinatorLog>;
+    let log = Arc::new(MemoryLog::default());
+    // Not led here yet, then loading: a transaction marker must wait.
+    assert_eq!(
+        coordinator.serves(p).map_err(|e| e.error()),
+        Err(ResponseError::NotCoordinator)
+    );
+    let loads = coordinator.update(Some(4), vec![(p, handle(&log))]);
+    assert_eq!(
+        coordinator.serves(p).map_err(|e| e.error()),
+        Err(ResponseError::CoordinatorLoadInProgress)
+    );
+    for load in loads {
+        coordinator.load(load).expect("loads");
+    }
+    assert_eq!(coordinator.serves(p), Ok(()));
+    // Led elsewhere and back within one report: the same log at a newer epoch. Until
+    // reported, the partition answers as another node's; then it is replayed afresh.
+    log.leader_epoch
+        .store(2, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        error_of(coordinator.group("g")),
+        ResponseError::NotCoordinator
+    );
+    let loads = coordinator.update(Some(4), vec![(p, handle(&log))]);
+    assert_eq!(loads.len(), 1, "a new epoch: replayed afresh");
+    assert_eq!(
+        coordinator.serves(p).map_err(|e| e.error()),
+        Err(ResponseError::CoordinatorLoadInProgress)
+    );
+    for load in loads {
+        coordinator.load(load).expect("loads");
+    }
+    assert!(coordinator.group("g").is_ok());
+    assert!(
+        coordinator
+            .update(Some(4), vec![(p, handle(&log))])
+            .is_empty(),
+        "the same epoch again: nothing to replay"
+    );
+}
+
 #[tokio::test]
 async fn commits_are_replayed_when_leadership_returns_and_unloaded_when_it_goes() {
     let coordinator = coordinator();

@@ -34,9 +34,9 @@ pub trait TxnMarkers: Send + Sync {
     /// Writes the marker of `producer_id`/`epoch` into every partition of `partitions`,
     /// retrying while leaders move; resolves once every partition has it (a partition that
     /// no longer exists counts as done, as in Kafka). `coordinator_epoch` is the leader epoch
-    /// of the transaction's `__transaction_state` partition: a partition leader that has
-    /// seen a marker of the producer with a newer one refuses it
-    /// (TRANSACTION_COORDINATOR_FENCED), which ends the write with that error.
+    /// of the transaction's `__transaction_state` partition when this coordinator loaded it:
+    /// a partition leader that has seen a marker of the producer with a newer one refuses
+    /// it (TRANSACTION_COORDINATOR_FENCED), which ends the write with that error.
     fn write(
         &self,
         producer_id: i64,
@@ -405,17 +405,26 @@ impl TxnCoordinator {
         tokio::spawn(async move {
             let commit = prepared.state == TxnState::PrepareCommit;
             let result = async {
-                let log = this.partitions.owner(&id).map_err(not_served)?;
+                // The markers carry the epoch the state was loaded at, never a later one
+                // the partition moved to: a coordinator that lost the partition meanwhile
+                // must not pass for the one that has it now (Kafka's coordinatorEpoch).
+                let (log, coordinator_epoch) = this.partitions.owner_at(&id).map_err(not_served)?;
                 this.markers
                     .write(
                         prepared.producer_id,
                         prepared.producer_epoch,
                         commit,
-                        log.leader_epoch(),
+                        coordinator_epoch,
                         prepared.partitions.clone(),
                     )
                     .await
                     .map_err(|e| CoordinatorError::Write(e).error())?;
+                // Still the coordinator of that epoch, or the transaction is another's now.
+                match this.partitions.owner_at(&id) {
+                    Ok((_, epoch)) if epoch == coordinator_epoch => {}
+                    Ok(_) => return Err(ResponseError::NotCoordinator),
+                    Err(e) => return Err(not_served(e)),
+                }
                 let now_ms = crate::now_ms();
                 let transition = {
                     let mut ids = this.ids().lock();
@@ -606,13 +615,25 @@ mod tests {
     }
 
     fn coordinator() -> (Arc<TxnCoordinator>, Arc<MemoryLog>, Arc<RecordedMarkers>) {
+        coordinator_at(0)
+    }
+
+    /// A coordinator that gained its one partition at leader epoch `epoch`.
+    fn coordinator_at(epoch: i32) -> (Arc<TxnCoordinator>, Arc<MemoryLog>, Arc<RecordedMarkers>) {
         let markers = Arc::new(RecordedMarkers::default());
         let coordinator = Arc::new(TxnCoordinator::new(TxnConfig::default(), markers.clone()));
         let log = Arc::new(MemoryLog::default());
+        log.leader_epoch
+            .store(epoch, std::sync::atomic::Ordering::Relaxed);
+        reload(&coordinator, &log);
+        (coordinator, log, markers)
+    }
+
+    /// Reports `log` as the coordinator's partition 0 again and runs the loads that gives.
+    fn reload(coordinator: &TxnCoordinator, log: &Arc<MemoryLog>) {
         for load in coordinator.update(Some(1), vec![(0, log.clone() as Arc<dyn CoordinatorLog>)]) {
             coordinator.load(load).unwrap();
         }
-        (coordinator, log, markers)
     }
 
     async fn settle() {
@@ -623,10 +644,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_committed_transaction_is_logged_marked_and_survives_a_reload() {
-        let (c, log, markers) = coordinator();
         // The partition's leader epoch is the coordinator epoch the markers carry.
-        log.leader_epoch
-            .store(5, std::sync::atomic::Ordering::Relaxed);
+        let (c, log, markers) = coordinator_at(5);
         let (pid, epoch) = c
             .init_producer_id("app", 60_000, None, || async { Ok(1000) }, 1)
             .await
@@ -711,6 +730,98 @@ mod tests {
             c.end_txn("app", pid, epoch, true, 0, 1100).await,
             Err(ResponseError::ProducerFenced)
         );
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_transaction_fences_the_clients_abort_and_new_producers_wait_for_its_markers(
+    ) {
+        // Issue #15's sequence: the transaction outlives its timeout while a partition
+        // leader is down; the coordinator aborts it under a bumped epoch, the client's own
+        // abort is fenced (as Kafka answers a transaction version 1 client), and a new
+        // producer is told to retry until every marker of the abort is written.
+        let (c, _, markers) = coordinator();
+        let (pid, epoch) = c
+            .init_producer_id("app", 1000, None, || async { Ok(7) }, 1)
+            .await
+            .unwrap();
+        c.add_partitions("app", pid, epoch, &parts("t", &[0]), 0, 10)
+            .await
+            .unwrap();
+        *markers.refuse.lock() = true;
+        c.tick(1011).await;
+        settle().await;
+        assert_eq!(
+            c.end_txn("app", pid, epoch, false, 0, 1012).await,
+            Err(ResponseError::ProducerFenced)
+        );
+        for now in [1013, 2000, 3000] {
+            c.tick(now).await;
+            settle().await;
+            assert_eq!(
+                c.init_producer_id("app", 1000, None, || async { Ok(8) }, now)
+                    .await,
+                Err(ResponseError::ConcurrentTransactions),
+                "the abort's markers are not all written"
+            );
+        }
+        *markers.refuse.lock() = false;
+        c.tick(4000).await;
+        settle().await;
+        assert_eq!(c.describe("app").unwrap().state, TxnState::CompleteAbort);
+        assert_eq!(
+            markers.written.lock().clone(),
+            vec![(7, 1, false, 0, parts("t", &[0]))]
+        );
+        // The old producer cannot recover its epoch (KIP-360): the fence left no last epoch.
+        assert_eq!(
+            c.init_producer_id("app", 1000, Some((pid, epoch)), || async { Ok(8) }, 4001)
+                .await,
+            Err(ResponseError::ProducerFenced)
+        );
+        assert_eq!(
+            c.init_producer_id("app", 1000, None, || async { Ok(8) }, 4002)
+                .await,
+            Ok((7, 2))
+        );
+    }
+
+    #[tokio::test]
+    async fn markers_carry_the_epoch_the_state_was_loaded_at_and_a_moved_epoch_reloads() {
+        let (c, log, markers) = coordinator_at(3);
+        let (pid, epoch) = c
+            .init_producer_id("app", 60_000, None, || async { Ok(7) }, 1)
+            .await
+            .unwrap();
+        c.add_partitions("app", pid, epoch, &parts("t", &[0]), 0, 2)
+            .await
+            .unwrap();
+        *markers.refuse.lock() = true;
+        c.end_txn("app", pid, epoch, false, 0, 3).await.unwrap();
+        settle().await;
+        // The partition was led elsewhere meanwhile (its epoch moved on): this node acts
+        // under epoch 3 no more, neither for requests nor for the markers it resumes.
+        log.leader_epoch
+            .store(5, std::sync::atomic::Ordering::Relaxed);
+        *markers.refuse.lock() = false;
+        assert_eq!(
+            c.init_producer_id("app", 60_000, None, || async { Ok(8) }, 4)
+                .await,
+            Err(ResponseError::NotCoordinator)
+        );
+        c.tick(5).await;
+        settle().await;
+        assert!(markers.written.lock().is_empty());
+        // Reported leading it at epoch 5, it loads the partition afresh and finishes the
+        // abort under that epoch.
+        reload(&c, &log);
+        assert_eq!(c.describe("app").unwrap().state, TxnState::PrepareAbort);
+        c.tick(6).await;
+        settle().await;
+        assert_eq!(
+            markers.written.lock().clone(),
+            vec![(7, 0, false, 5, parts("t", &[0]))]
+        );
+        assert_eq!(c.describe("app").unwrap().state, TxnState::CompleteAbort);
     }
 
     #[tokio::test]
