@@ -9,13 +9,10 @@ use std::net::TcpStream;
 use std::thread::sleep;
 use std::time::Duration;
 
-use kafka_protocol::messages::{
-    MetadataRequest, MetadataResponse, SaslAuthenticateRequest, SaslAuthenticateResponse,
-    SaslHandshakeRequest,
-};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
 use strata_tests::raw;
-use strata_tests::{free_port, Node, NodeOptions};
+use strata_tests::sasl::{plain_login, SaslNode};
+use strata_tests::Node;
 
 const JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\" user_bob=\"bob-secret\";"#;
 const REAUTH_MS: i64 = 2000;
@@ -23,37 +20,11 @@ const REAUTH_MS: i64 = 2000;
 /// A node whose SASL_PLAINTEXT listener serves PLAIN with sessions of [`REAUTH_MS`], and
 /// that listener's address.
 fn start() -> (Node, String) {
-    let port = free_port();
-    let sasl = free_port();
-    let options = NodeOptions {
-        port: Some(port),
-        ..NodeOptions::default()
-    }
-    .property(
-        "listeners",
-        &format!("PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl}"),
-    )
-    .property("sasl.enabled.mechanisms", "PLAIN")
-    .property("listener.name.sasl_plaintext.plain.sasl.jaas.config", JAAS)
-    .property("connections.max.reauth.ms", &REAUTH_MS.to_string());
-    (Node::start(options), format!("127.0.0.1:{sasl}"))
-}
-
-/// SaslHandshake v1 for PLAIN, then SaslAuthenticate v2 as `user`.
-fn authenticate(stream: &mut TcpStream, user: &str, password: &str) -> SaslAuthenticateResponse {
-    let (_, handshake) = raw::call(
-        stream,
-        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
-        1,
+    let node = SaslNode::start(
+        JAAS,
+        &[("connections.max.reauth.ms", &REAUTH_MS.to_string())],
     );
-    assert_eq!(handshake.error_code, 0, "{handshake:?}");
-    let token = format!("\0{user}\0{password}");
-    let (_, response) = raw::call(
-        stream,
-        &SaslAuthenticateRequest::default().with_auth_bytes(token.into_bytes().into()),
-        2,
-    );
-    response
+    (node.node, node.sasl)
 }
 
 /// Metadata v12, or `None` if the server closed the connection instead of answering.
@@ -71,7 +42,7 @@ fn metadata(stream: &mut TcpStream) -> Option<MetadataResponse> {
 fn a_session_not_renewed_within_connections_max_reauth_ms_ends_with_the_connection() {
     let (_node, addr) = start();
     let mut stream = raw::connect(&addr);
-    let ok = authenticate(&mut stream, "alice", "alice-secret");
+    let ok = plain_login(&mut stream, "alice", "alice-secret");
     assert_eq!(ok.error_code, 0, "{ok:?}");
     assert_eq!(ok.session_lifetime_ms, REAUTH_MS);
     assert!(
@@ -91,12 +62,12 @@ fn re_authenticating_on_the_connection_gives_a_fresh_session() {
     let (_node, addr) = start();
     let mut stream = raw::connect(&addr);
     assert_eq!(
-        authenticate(&mut stream, "alice", "alice-secret").error_code,
+        plain_login(&mut stream, "alice", "alice-secret").error_code,
         0
     );
     // Kafka takes at most one re-authentication a second.
     sleep(Duration::from_millis(1200));
-    let renewed = authenticate(&mut stream, "alice", "alice-secret");
+    let renewed = plain_login(&mut stream, "alice", "alice-secret");
     assert_eq!(renewed.error_code, 0, "{renewed:?}");
     assert_eq!(renewed.session_lifetime_ms, REAUTH_MS);
     // Past the end of the first session, within the second.
@@ -112,11 +83,11 @@ fn re_authenticating_as_another_principal_is_refused_and_closes() {
     let (_node, addr) = start();
     let mut stream = raw::connect(&addr);
     assert_eq!(
-        authenticate(&mut stream, "alice", "alice-secret").error_code,
+        plain_login(&mut stream, "alice", "alice-secret").error_code,
         0
     );
     sleep(Duration::from_millis(1100));
-    let refused = authenticate(&mut stream, "bob", "bob-secret");
+    let refused = plain_login(&mut stream, "bob", "bob-secret");
     assert_eq!(refused.error_code, 58, "{refused:?}");
     assert_eq!(
         refused.error_message.as_deref(),
