@@ -2,17 +2,25 @@
 //! set, SaslAuthenticate v1+ tells the client how long its session lasts, a connection that
 //! lets its session end is closed on its next request, a SaslHandshake and SaslAuthenticate
 //! on the same connection give a fresh session, and a re-authentication as someone else is
-//! refused.
+//! refused, its connection closed `connection.failed.authentication.delay.ms` after the
+//! refusal even when it waited behind a pending reply.
 
 use std::io::Write;
 use std::net::TcpStream;
 use std::thread::sleep;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    MetadataRequest, MetadataResponse, ProduceRequest, SaslAuthenticateRequest,
+    SaslHandshakeRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
 use strata_tests::raw;
 use strata_tests::sasl::{plain_login, SaslNode};
-use strata_tests::Node;
+use strata_tests::{run_bounded, Node};
+
+use crate::common::create_topic;
 
 const JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\" user_bob=\"bob-secret\";"#;
 const REAUTH_MS: i64 = 2000;
@@ -94,4 +102,87 @@ fn re_authenticating_as_another_principal_is_refused_and_closes() {
         Some("Cannot change principals during re-authentication from User.alice: User.bob")
     );
     assert!(raw::closed_by_server(&mut stream));
+}
+
+/// KIP-306 also for a re-authentication that fails while a Produce's reply is still
+/// pending (acks=all on eight partitions, pipelined with the SaslHandshake and the refused
+/// SaslAuthenticate): the replies come in request order and the connection ends no sooner
+/// than `connection.failed.authentication.delay.ms` after the refusal.
+#[test]
+fn a_refused_re_authentication_behind_a_pending_reply_closes_after_the_delay() {
+    const DELAY: Duration = Duration::from_millis(1500);
+    let node = SaslNode::start(
+        JAAS,
+        &[
+            ("connections.max.reauth.ms", &REAUTH_MS.to_string()),
+            (
+                "connection.failed.authentication.delay.ms",
+                &DELAY.as_millis().to_string(),
+            ),
+        ],
+    );
+    run_bounded(
+        Duration::from_secs(30),
+        create_topic(&node.plaintext, "behind", 8, &[("flush.messages", "1")]),
+    );
+    let mut stream = raw::connect(&node.sasl);
+    let ok = plain_login(&mut stream, "alice", "alice-secret");
+    assert_eq!(ok.error_code, 0, "{ok:?}");
+    // Kafka takes at most one re-authentication a second.
+    sleep(Duration::from_millis(1100));
+
+    // 8 × 96 KiB, each synced: slow enough to append that the next two requests arrive
+    // while its reply is pending, and under the connection's read-ahead so they are read
+    // at once.
+    let value = bytes::Bytes::from(vec![b'x'; 96 * 1024]);
+    let batch = client::encode_batch(
+        &[client::OwnedRecord {
+            offset: 0,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(value),
+            headers: vec![],
+        }],
+        client::Compression::None,
+    )
+    .expect("batch");
+    let produce = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("behind")))
+            .with_partition_data(
+                (0..8)
+                    .map(|p| {
+                        PartitionProduceData::default()
+                            .with_index(p)
+                            .with_records(Some(batch.clone()))
+                    })
+                    .collect(),
+            )]);
+    let handshake =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
+    let as_bob = SaslAuthenticateRequest::default()
+        .with_auth_bytes(bytes::Bytes::from_static(b"\0bob\0bob-secret"));
+    let mut frames = raw::request_frame(&produce, 9, 10);
+    frames.extend(raw::request_frame(&handshake, 1, 11));
+    frames.extend(raw::request_frame(&as_bob, 2, 12));
+    stream.write_all(&frames).expect("pipelined requests");
+
+    let (header, produced) = raw::read_response::<ProduceRequest>(&mut stream, 9);
+    assert_eq!(header.correlation_id, 10);
+    for partition in &produced.responses[0].partition_responses {
+        assert_eq!(partition.error_code, 0, "{partition:?}");
+    }
+    let (header, handshaken) = raw::read_response::<SaslHandshakeRequest>(&mut stream, 1);
+    assert_eq!((header.correlation_id, handshaken.error_code), (11, 0));
+    let (header, refused) = raw::read_response::<SaslAuthenticateRequest>(&mut stream, 2);
+    let refused_at = Instant::now();
+    assert_eq!((header.correlation_id, refused.error_code), (12, 58));
+    assert!(raw::closed_by_server(&mut stream), "the connection closes");
+    let waited = refused_at.elapsed();
+    assert!(
+        waited >= DELAY - Duration::from_millis(100),
+        "closed {waited:?} after the refusal, before the {DELAY:?} delay"
+    );
 }
