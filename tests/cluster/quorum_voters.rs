@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use strata_tests::cluster::{quorum_leader, Cluster};
-use strata_tests::{free_port_on, run_bounded, strata_bin, Node, NodeOptions};
+use strata_tests::{free_port_on, run_bounded, tool, Node, NodeOptions};
 use uuid::Uuid;
 
 const DUPLICATE_VOTER: i16 = 126;
@@ -159,11 +159,7 @@ async fn create_and_produce(address: &str, topic: &str, limit: Duration) {
 }
 
 fn strata_quorum(bootstrap: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(strata_bin())
-        .args(["--brokers", bootstrap, "quorum"])
-        .args(args)
-        .output()
-        .expect("running strata quorum")
+    tool::run(&[&["--brokers", bootstrap, "quorum"], args].concat())
 }
 
 #[test]

@@ -4,34 +4,16 @@
 //! leader election.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use client::{decode_records, encode_batch, Cluster as Client, Compression, OwnedRecord};
 use strata_tests::cluster::Cluster;
-use strata_tests::{run_bounded, strata_bin};
+use strata_tests::run_bounded;
+use strata_tests::tool::Strata;
 
 /// Runs the `strata` command line; panics unless it succeeds within 60 s.
 fn strata(args: &[&str]) -> String {
-    let mut child = Command::new(strata_bin())
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("running strata");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("waiting").is_none() {
-        assert!(Instant::now() < deadline, "strata {args:?} did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().expect("output");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "strata {args:?} failed: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    Strata::default().limit(Duration::from_secs(60)).ok(args)
 }
 
 /// `(leader, replicas, isr)` of each partition of `topic`, from `address`.

@@ -17,6 +17,8 @@ pub mod http;
 pub mod netns;
 pub mod raw;
 pub mod replicas;
+pub mod sasl;
+pub mod tool;
 
 /// How long a node may take to accept connections after it is started.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);

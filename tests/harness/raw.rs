@@ -86,6 +86,14 @@ pub fn call<R: Request>(
     stream
         .write_all(&request_frame(request, version, 7))
         .expect("write");
+    read_response::<R>(stream, version)
+}
+
+/// Reads and decodes the next response, that of a request `R` sent at `version`.
+pub fn read_response<R: Request>(
+    stream: &mut TcpStream,
+    version: i16,
+) -> (ResponseHeader, R::Response) {
     let mut body = read_frame(stream).expect("response");
     let header = ResponseHeader::decode(&mut body, R::Response::header_version(version))
         .expect("response header");

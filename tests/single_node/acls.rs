@@ -11,7 +11,7 @@ use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     CreateAclsRequest, CreateTopicsRequest, DeleteAclsRequest, DeleteTopicsRequest,
-    DescribeAclsRequest, MetadataRequest, SaslAuthenticateRequest, SaslHandshakeRequest, TopicName,
+    DescribeAclsRequest, MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -20,7 +20,8 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use strata_tests::raw;
-use strata_tests::{free_port, run_bounded, Node, NodeOptions};
+use strata_tests::sasl::{plain_login, SaslNode};
+use strata_tests::{run_bounded, tool, Node};
 
 const LIMIT: Duration = Duration::from_secs(120);
 const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
@@ -42,53 +43,25 @@ const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 const SECURITY_DISABLED: i16 = 54;
 
-struct Secured {
-    node: Node,
-    /// PLAINTEXT: `User:ANONYMOUS`, a super user.
-    plaintext: String,
-    /// SASL_PLAINTEXT with PLAIN users admin (a super user), reader and writer.
-    sasl: String,
-}
-
-fn start() -> Secured {
-    let port = free_port();
-    let sasl = free_port();
-    let options = NodeOptions {
-        port: Some(port),
-        ..NodeOptions::default()
-    }
-    .property(
-        "listeners",
-        &format!("PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl}"),
+/// A node with a PLAINTEXT listener (`User:ANONYMOUS`, a super user) and a SASL_PLAINTEXT
+/// listener with PLAIN users admin (a super user), reader and writer, under the
+/// StandardAuthorizer.
+fn start() -> SaslNode {
+    SaslNode::start(
+        JAAS,
+        &[
+            ("authorizer.class.name", STANDARD_AUTHORIZER),
+            ("super.users", "User:admin;User:ANONYMOUS"),
+            ("offsets.topic.num.partitions", "1"),
+            ("group.initial.rebalance.delay.ms", "0"),
+        ],
     )
-    .property("sasl.enabled.mechanisms", "PLAIN")
-    .property("listener.name.sasl_plaintext.plain.sasl.jaas.config", JAAS)
-    .property("authorizer.class.name", STANDARD_AUTHORIZER)
-    .property("super.users", "User:admin;User:ANONYMOUS")
-    .property("offsets.topic.num.partitions", "1")
-    .property("group.initial.rebalance.delay.ms", "0");
-    Secured {
-        node: Node::start(options),
-        plaintext: format!("127.0.0.1:{port}"),
-        sasl: format!("127.0.0.1:{sasl}"),
-    }
 }
 
 /// A raw connection to `addr` authenticated as `user` with PLAIN.
 fn login(addr: &str, user: &str) -> TcpStream {
     let mut stream = raw::connect(addr);
-    let (_, handshake) = raw::call(
-        &mut stream,
-        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
-        1,
-    );
-    assert_eq!(handshake.error_code, 0);
-    let token = format!("\0{user}\0{user}-secret");
-    let (_, auth) = raw::call(
-        &mut stream,
-        &SaslAuthenticateRequest::default().with_auth_bytes(bytes::Bytes::from(token)),
-        2,
-    );
+    let auth = plain_login(&mut stream, user, &format!("{user}-secret"));
     assert_eq!(auth.error_code, 0, "{auth:?}");
     stream
 }
@@ -469,29 +442,7 @@ fn acl_apis_without_an_authorizer_answer_security_disabled() {
 
 /// Runs `strata acl` with `args` against `brokers`, bounded to 30 seconds; its output.
 fn strata_acl(brokers: &str, args: &[&str]) -> String {
-    let mut child = std::process::Command::new(strata_tests::strata_bin())
-        .args(["-b", brokers, "acl"])
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("running strata");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().expect("waiting on strata").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("strata acl {args:?} did not finish within 30s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().expect("strata output");
-    assert!(
-        output.status.success(),
-        "strata acl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8 output")
+    tool::ok(&[&["-b", brokers, "acl"], args].concat())
 }
 
 #[test]

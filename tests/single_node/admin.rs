@@ -1,13 +1,13 @@
 //! Topic administration through librdkafka's admin client and the `strata` command line.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{
     AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication,
 };
 use rdkafka::types::RDKafkaErrorCode;
-use strata_tests::{run_bounded, strata_bin, Node, NodeOptions};
+use strata_tests::tool::{self, Strata};
+use strata_tests::{run_bounded, Node, NodeOptions};
 
 use crate::common::{admin, create_topic, list_offset, raw_produce};
 
@@ -184,95 +184,50 @@ fn retention_deletes_old_segments() {
     });
 }
 
-fn strata(args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new(strata_bin())
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running strata");
-    if let Some(input) = stdin {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "strata {args:?} did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "strata {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
 #[test]
 fn command_line_creates_produces_consumes_and_deletes() {
     let node = Node::start_default();
     let b = node.bootstrap();
-    strata(
-        &[
-            "topic",
-            "create",
-            "-b",
-            &b,
-            "cli",
-            "-p",
-            "2",
-            "-c",
-            "retention.ms=60000",
-        ],
-        None,
-    );
-    assert!(strata(&["topic", "list", "-b", &b], None).contains("cli"));
-    let described = strata(&["topic", "describe", "-b", &b, "cli"], None);
+    tool::ok(&[
+        "topic",
+        "create",
+        "-b",
+        &b,
+        "cli",
+        "-p",
+        "2",
+        "-c",
+        "retention.ms=60000",
+    ]);
+    assert!(tool::ok(&["topic", "list", "-b", &b]).contains("cli"));
+    let described = tool::ok(&["topic", "describe", "-b", &b, "cli"]);
     assert!(
         described.contains("retention.ms") && described.contains("60000"),
         "{described}"
     );
-    strata(
-        &["produce", "-b", &b, "cli", "-K", ":", "-H", "src=cli"],
-        Some("a:one\nb:two\na:three\n"),
-    );
-    let out = strata(&["consume", "-b", &b, "cli", "--format", "%k=%v %h"], None);
+    Strata::default()
+        .stdin("a:one\nb:two\na:three\n")
+        .ok(&["produce", "-b", &b, "cli", "-K", ":", "-H", "src=cli"]);
+    let out = tool::ok(&["consume", "-b", &b, "cli", "--format", "%k=%v %h"]);
     let mut lines: Vec<&str> = out.lines().collect();
     lines.sort();
     assert_eq!(lines, ["a=one src=cli", "a=three src=cli", "b=two src=cli"]);
-    let json = strata(
-        &["consume", "-b", &b, "cli", "--format", "json", "-n", "1"],
-        None,
-    );
+    let json = tool::ok(&["consume", "-b", &b, "cli", "--format", "json", "-n", "1"]);
     assert!(json.contains("\"headers\":[[\"src\",\"cli\"]]"), "{json}");
-    strata(
-        &[
-            "topic",
-            "alter-config",
-            "-b",
-            &b,
-            "cli",
-            "--set",
-            "retention.ms=1000",
-            "--delete",
-            "cleanup.policy",
-        ],
-        None,
-    );
-    assert!(strata(&["topic", "describe", "-b", &b, "cli"], None).contains("1000"));
-    strata(&["topic", "delete", "-b", &b, "cli"], None);
-    assert!(!strata(&["topic", "list", "-b", &b], None).contains("cli"));
+    tool::ok(&[
+        "topic",
+        "alter-config",
+        "-b",
+        &b,
+        "cli",
+        "--set",
+        "retention.ms=1000",
+        "--delete",
+        "cleanup.policy",
+    ]);
+    assert!(tool::ok(&["topic", "describe", "-b", &b, "cli"]).contains("1000"));
+    tool::ok(&["topic", "delete", "-b", &b, "cli"]);
+    assert!(!tool::ok(&["topic", "list", "-b", &b]).contains("cli"));
 }
 
 #[test]

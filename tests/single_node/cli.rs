@@ -1,44 +1,10 @@
 //! The `strata` command-line tools as an operator runs them: options before or after the
 //! subcommand, output into a pipe that closes early.
 
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use strata_tests::{strata_bin, Node};
-
-/// Runs `strata` with `args`, bounded to 30 seconds; with `close_stdout` the reader of its
-/// standard output is gone before it can print (it first has to ask the cluster).
-pub(crate) fn run(args: &[&str], close_stdout: bool) -> Output {
-    let mut child = Command::new(strata_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running strata");
-    if close_stdout {
-        drop(child.stdout.take());
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().expect("waiting on strata").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("strata {args:?} did not finish within 30s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("strata output")
-}
-
-pub(crate) fn ok(args: &[&str]) -> String {
-    let output = run(args, false);
-    assert!(
-        output.status.success(),
-        "strata {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8 output")
-}
+use strata_tests::tool::{ok, run, Strata};
+use strata_tests::Node;
 
 #[test]
 fn brokers_option_is_accepted_before_the_subcommand() {
@@ -61,7 +27,7 @@ fn output_into_a_closed_pipe_ends_quietly() {
         &["topic", "list", "-b", &b],
         &["cluster", "info", "-b", &b],
     ] {
-        let output = run(args, true);
+        let output = Strata::default().close_stdout().run(args);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
             output.status.success() && !stderr.contains("panicked"),
@@ -110,7 +76,7 @@ fn cluster_info_waits_for_the_brokers_it_is_told_to_expect() {
     // Nothing listens: --wait gives up after its limit with the reason, not at the first refusal.
     let dead = format!("127.0.0.1:{}", strata_tests::free_port());
     let started = Instant::now();
-    let output = run(&["-b", &dead, "cluster", "info", "--wait", "2"], false);
+    let output = run(&["-b", &dead, "cluster", "info", "--wait", "2"]);
     let waited = started.elapsed();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "cluster info on {dead} succeeded");
@@ -134,19 +100,16 @@ fn cluster_info_waits_for_the_brokers_it_is_told_to_expect() {
     ]);
     assert!(info.contains(&b), "{info}");
     // A single node never has two live brokers: the wait ends, bounded, with the count.
-    let output = run(
-        &[
-            "-b",
-            &b,
-            "cluster",
-            "info",
-            "--wait",
-            "1",
-            "--expect-brokers",
-            "2",
-        ],
-        false,
-    );
+    let output = run(&[
+        "-b",
+        &b,
+        "cluster",
+        "info",
+        "--wait",
+        "1",
+        "--expect-brokers",
+        "2",
+    ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("1 of 2 brokers live"), "{stderr}");
@@ -361,12 +324,9 @@ fn quota_alter_and_describe_round_trip_users_clients_and_defaults() {
     let alice = ok(&["quota", "describe", "-b", &b, "--user", "alice"]);
     assert_eq!(alice.lines().count(), 1, "{alice}");
     // Kafka's validation answers, and the tool fails.
-    let refused = run(
-        &[
-            "quota", "alter", "-b", &b, "--client", "ingest", "--add", "bogus=1",
-        ],
-        false,
-    );
+    let refused = run(&[
+        "quota", "alter", "-b", &b, "--client", "ingest", "--add", "bogus=1",
+    ]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("Invalid configuration key bogus"));
     ok(&[

@@ -8,7 +8,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 use rdkafka::ClientConfig;
-use strata_tests::{run_bounded, Node, NodeOptions};
+use strata_tests::{run_bounded, tool, Node, NodeOptions};
 
 use crate::common::{create_topic, producer};
 
@@ -239,19 +239,6 @@ fn a_killed_member_loses_its_partitions_when_its_session_expires() {
     );
 }
 
-fn strata(args: &[&str]) -> String {
-    let output = std::process::Command::new(strata_tests::strata_bin())
-        .args(args)
-        .output()
-        .expect("strata runs");
-    assert!(
-        output.status.success(),
-        "strata {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
 #[test]
 fn group_command_line_shows_lag_resets_offsets_and_deletes_groups() {
     let node = node();
@@ -267,11 +254,11 @@ fn group_command_line_shows_lag_resets_offsets_and_deletes_groups() {
     }
     produce(&b, "lagging", 10, 5);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !strata(&["group", "list", "-b", &b]).contains("Empty") {
+    while !tool::ok(&["group", "list", "-b", &b]).contains("Empty") {
         assert!(Instant::now() < deadline, "the group never became empty");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let described = strata(&["group", "describe", "-b", &b, "cli-group"]);
+    let described = tool::ok(&["group", "describe", "-b", &b, "cli-group"]);
     let row = described
         .lines()
         .find(|l| l.starts_with("lagging"))
@@ -282,7 +269,7 @@ fn group_command_line_shows_lag_resets_offsets_and_deletes_groups() {
         ["0", "10", "15", "5"],
         "committed 10, end 15, lag 5: {row}"
     );
-    let plan = strata(&[
+    let plan = tool::ok(&[
         "group",
         "reset-offsets",
         "-b",
@@ -294,7 +281,7 @@ fn group_command_line_shows_lag_resets_offsets_and_deletes_groups() {
         "earliest",
     ]);
     assert!(plan.contains("dry run"));
-    strata(&[
+    tool::ok(&[
         "group",
         "reset-offsets",
         "-b",
@@ -306,7 +293,7 @@ fn group_command_line_shows_lag_resets_offsets_and_deletes_groups() {
         "earliest",
         "--execute",
     ]);
-    let described = strata(&["group", "describe", "-b", &b, "cli-group"]);
+    let described = tool::ok(&["group", "describe", "-b", &b, "cli-group"]);
     let row = described
         .lines()
         .find(|l| l.starts_with("lagging"))
@@ -315,8 +302,8 @@ fn group_command_line_shows_lag_resets_offsets_and_deletes_groups() {
         row.split_whitespace().collect::<Vec<_>>()[1..5] == ["0", "0", "15", "15"],
         "{row}"
     );
-    strata(&["group", "delete", "-b", &b, "cli-group"]);
-    assert!(!strata(&["group", "list", "-b", &b]).contains("cli-group"));
+    tool::ok(&["group", "delete", "-b", &b, "cli-group"]);
+    assert!(!tool::ok(&["group", "list", "-b", &b]).contains("cli-group"));
 }
 
 /// Counts the rebalances a member goes through.

@@ -2,20 +2,25 @@
 //! set, SaslAuthenticate v1+ tells the client how long its session lasts, a connection that
 //! lets its session end is closed on its next request, a SaslHandshake and SaslAuthenticate
 //! on the same connection give a fresh session, and a re-authentication as someone else is
-//! refused.
+//! refused, its connection closed `connection.failed.authentication.delay.ms` after the
+//! refusal even when it waited behind a pending reply.
 
 use std::io::Write;
 use std::net::TcpStream;
 use std::thread::sleep;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    MetadataRequest, MetadataResponse, SaslAuthenticateRequest, SaslAuthenticateResponse,
-    SaslHandshakeRequest,
+    MetadataRequest, MetadataResponse, ProduceRequest, SaslAuthenticateRequest,
+    SaslHandshakeRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use strata_tests::raw;
-use strata_tests::{free_port, Node, NodeOptions};
+use strata_tests::sasl::{plain_login, SaslNode};
+use strata_tests::{run_bounded, Node};
+
+use crate::common::create_topic;
 
 const JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\" user_bob=\"bob-secret\";"#;
 const REAUTH_MS: i64 = 2000;
@@ -23,37 +28,11 @@ const REAUTH_MS: i64 = 2000;
 /// A node whose SASL_PLAINTEXT listener serves PLAIN with sessions of [`REAUTH_MS`], and
 /// that listener's address.
 fn start() -> (Node, String) {
-    let port = free_port();
-    let sasl = free_port();
-    let options = NodeOptions {
-        port: Some(port),
-        ..NodeOptions::default()
-    }
-    .property(
-        "listeners",
-        &format!("PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl}"),
-    )
-    .property("sasl.enabled.mechanisms", "PLAIN")
-    .property("listener.name.sasl_plaintext.plain.sasl.jaas.config", JAAS)
-    .property("connections.max.reauth.ms", &REAUTH_MS.to_string());
-    (Node::start(options), format!("127.0.0.1:{sasl}"))
-}
-
-/// SaslHandshake v1 for PLAIN, then SaslAuthenticate v2 as `user`.
-fn authenticate(stream: &mut TcpStream, user: &str, password: &str) -> SaslAuthenticateResponse {
-    let (_, handshake) = raw::call(
-        stream,
-        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
-        1,
+    let node = SaslNode::start(
+        JAAS,
+        &[("connections.max.reauth.ms", &REAUTH_MS.to_string())],
     );
-    assert_eq!(handshake.error_code, 0, "{handshake:?}");
-    let token = format!("\0{user}\0{password}");
-    let (_, response) = raw::call(
-        stream,
-        &SaslAuthenticateRequest::default().with_auth_bytes(token.into_bytes().into()),
-        2,
-    );
-    response
+    (node.node, node.sasl)
 }
 
 /// Metadata v12, or `None` if the server closed the connection instead of answering.
@@ -71,7 +50,7 @@ fn metadata(stream: &mut TcpStream) -> Option<MetadataResponse> {
 fn a_session_not_renewed_within_connections_max_reauth_ms_ends_with_the_connection() {
     let (_node, addr) = start();
     let mut stream = raw::connect(&addr);
-    let ok = authenticate(&mut stream, "alice", "alice-secret");
+    let ok = plain_login(&mut stream, "alice", "alice-secret");
     assert_eq!(ok.error_code, 0, "{ok:?}");
     assert_eq!(ok.session_lifetime_ms, REAUTH_MS);
     assert!(
@@ -91,12 +70,12 @@ fn re_authenticating_on_the_connection_gives_a_fresh_session() {
     let (_node, addr) = start();
     let mut stream = raw::connect(&addr);
     assert_eq!(
-        authenticate(&mut stream, "alice", "alice-secret").error_code,
+        plain_login(&mut stream, "alice", "alice-secret").error_code,
         0
     );
     // Kafka takes at most one re-authentication a second.
     sleep(Duration::from_millis(1200));
-    let renewed = authenticate(&mut stream, "alice", "alice-secret");
+    let renewed = plain_login(&mut stream, "alice", "alice-secret");
     assert_eq!(renewed.error_code, 0, "{renewed:?}");
     assert_eq!(renewed.session_lifetime_ms, REAUTH_MS);
     // Past the end of the first session, within the second.
@@ -112,15 +91,98 @@ fn re_authenticating_as_another_principal_is_refused_and_closes() {
     let (_node, addr) = start();
     let mut stream = raw::connect(&addr);
     assert_eq!(
-        authenticate(&mut stream, "alice", "alice-secret").error_code,
+        plain_login(&mut stream, "alice", "alice-secret").error_code,
         0
     );
     sleep(Duration::from_millis(1100));
-    let refused = authenticate(&mut stream, "bob", "bob-secret");
+    let refused = plain_login(&mut stream, "bob", "bob-secret");
     assert_eq!(refused.error_code, 58, "{refused:?}");
     assert_eq!(
         refused.error_message.as_deref(),
         Some("Cannot change principals during re-authentication from User.alice: User.bob")
     );
     assert!(raw::closed_by_server(&mut stream));
+}
+
+/// KIP-306 also for a re-authentication that fails while a Produce's reply is still
+/// pending (acks=all on eight partitions, pipelined with the SaslHandshake and the refused
+/// SaslAuthenticate): the replies come in request order and the connection ends no sooner
+/// than `connection.failed.authentication.delay.ms` after the refusal.
+#[test]
+fn a_refused_re_authentication_behind_a_pending_reply_closes_after_the_delay() {
+    const DELAY: Duration = Duration::from_millis(1500);
+    let node = SaslNode::start(
+        JAAS,
+        &[
+            ("connections.max.reauth.ms", &REAUTH_MS.to_string()),
+            (
+                "connection.failed.authentication.delay.ms",
+                &DELAY.as_millis().to_string(),
+            ),
+        ],
+    );
+    run_bounded(
+        Duration::from_secs(30),
+        create_topic(&node.plaintext, "behind", 8, &[("flush.messages", "1")]),
+    );
+    let mut stream = raw::connect(&node.sasl);
+    let ok = plain_login(&mut stream, "alice", "alice-secret");
+    assert_eq!(ok.error_code, 0, "{ok:?}");
+    // Kafka takes at most one re-authentication a second.
+    sleep(Duration::from_millis(1100));
+
+    // 8 × 96 KiB, each synced: slow enough to append that the next two requests arrive
+    // while its reply is pending, and under the connection's read-ahead so they are read
+    // at once.
+    let value = bytes::Bytes::from(vec![b'x'; 96 * 1024]);
+    let batch = client::encode_batch(
+        &[client::OwnedRecord {
+            offset: 0,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(value),
+            headers: vec![],
+        }],
+        client::Compression::None,
+    )
+    .expect("batch");
+    let produce = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("behind")))
+            .with_partition_data(
+                (0..8)
+                    .map(|p| {
+                        PartitionProduceData::default()
+                            .with_index(p)
+                            .with_records(Some(batch.clone()))
+                    })
+                    .collect(),
+            )]);
+    let handshake =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
+    let as_bob = SaslAuthenticateRequest::default()
+        .with_auth_bytes(bytes::Bytes::from_static(b"\0bob\0bob-secret"));
+    let mut frames = raw::request_frame(&produce, 9, 10);
+    frames.extend(raw::request_frame(&handshake, 1, 11));
+    frames.extend(raw::request_frame(&as_bob, 2, 12));
+    stream.write_all(&frames).expect("pipelined requests");
+
+    let (header, produced) = raw::read_response::<ProduceRequest>(&mut stream, 9);
+    assert_eq!(header.correlation_id, 10);
+    for partition in &produced.responses[0].partition_responses {
+        assert_eq!(partition.error_code, 0, "{partition:?}");
+    }
+    let (header, handshaken) = raw::read_response::<SaslHandshakeRequest>(&mut stream, 1);
+    assert_eq!((header.correlation_id, handshaken.error_code), (11, 0));
+    let (header, refused) = raw::read_response::<SaslAuthenticateRequest>(&mut stream, 2);
+    let refused_at = Instant::now();
+    assert_eq!((header.correlation_id, refused.error_code), (12, 58));
+    assert!(raw::closed_by_server(&mut stream), "the connection closes");
+    let waited = refused_at.elapsed();
+    assert!(
+        waited >= DELAY - Duration::from_millis(100),
+        "closed {waited:?} after the refusal, before the {DELAY:?} delay"
+    );
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
 use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, ApiVersionsRequest, DescribeUserScramCredentialsRequest,
-    MetadataRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
+    MetadataRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -18,6 +18,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use strata_tests::certs::Issued;
+use strata_tests::sasl::plain_login;
 use strata_tests::{certs, raw};
 use strata_tests::{free_port, run_bounded, Node, NodeOptions};
 
@@ -281,18 +282,7 @@ fn sasl_listeners_accept_only_the_handshake_before_authentication() {
 
     // A wrong PLAIN password: SASL_AUTHENTICATION_FAILED with Kafka's message, then closed.
     let mut stream = raw::connect(&secured.sasl_plaintext);
-    let (_, handshake) = raw::call(
-        &mut stream,
-        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
-        1,
-    );
-    assert_eq!(handshake.error_code, 0);
-    let (_, failed) = raw::call(
-        &mut stream,
-        &SaslAuthenticateRequest::default()
-            .with_auth_bytes(bytes::Bytes::from_static(b"\0alice\0wrong")),
-        2,
-    );
+    let failed = plain_login(&mut stream, "alice", "wrong");
     assert_eq!(failed.error_code, 58);
     assert_eq!(
         failed.error_message.as_deref(),
@@ -312,17 +302,7 @@ fn sasl_listeners_accept_only_the_handshake_before_authentication() {
 
     // The right password, then Metadata answers with this listener's endpoint.
     let mut stream = raw::connect(&secured.sasl_plaintext);
-    raw::call(
-        &mut stream,
-        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
-        1,
-    );
-    let (_, ok) = raw::call(
-        &mut stream,
-        &SaslAuthenticateRequest::default()
-            .with_auth_bytes(bytes::Bytes::from_static(b"\0alice\0alice-secret")),
-        2,
-    );
+    let ok = plain_login(&mut stream, "alice", "alice-secret");
     assert_eq!(ok.error_code, 0, "{ok:?}");
     let (_, metadata) = raw::call(&mut stream, &MetadataRequest::default(), 12);
     let port: i32 = secured

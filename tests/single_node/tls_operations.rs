@@ -20,7 +20,7 @@ use rdkafka::ClientConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use strata_tests::{certs, raw};
-use strata_tests::{free_port, run_bounded, Node, NodeOptions};
+use strata_tests::{free_port, run_bounded, tool, Node, NodeOptions};
 
 const LIMIT: Duration = Duration::from_secs(90);
 const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
@@ -313,23 +313,7 @@ fn a_replaced_keystore_serves_new_connections_without_a_restart() {
 
 /// Runs `strata -b <brokers> <args>` (at most 30 s): success, stdout, stderr.
 fn strata(brokers: &str, args: &[&str]) -> (bool, String, String) {
-    let mut child = std::process::Command::new(strata_tests::strata_bin())
-        .args(["-b", brokers])
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("running strata");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().expect("waiting on strata").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("strata {args:?} did not finish within 30s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().expect("strata output");
+    let output = tool::run(&[&["-b", brokers], args].concat());
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -339,9 +323,7 @@ fn strata(brokers: &str, args: &[&str]) -> (bool, String, String) {
 
 /// Like [`strata`], failing the test unless it succeeds: its stdout.
 fn strata_ok(brokers: &str, args: &[&str]) -> String {
-    let (ok, stdout, stderr) = strata(brokers, args);
-    assert!(ok, "strata {args:?} failed: {stderr}");
-    stdout
+    tool::ok(&[&["-b", brokers], args].concat())
 }
 
 /// A node whose only listener is SASL_SSL (PLAIN user admin, a super user, and SCRAM user

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use rdkafka::producer::Producer;
+use strata_tests::tool::{ok, run};
 use strata_tests::{run_bounded, Node};
 
-use crate::cli::{ok, run};
 use crate::common::{create_topic, producer};
 use crate::transactions::{read, send_all, transactional, values, TIMEOUT};
 
@@ -144,7 +144,7 @@ fn a_hanging_transaction_is_listed_described_and_aborted_by_its_start_offset() {
         "its transaction starts at offset 0: {producers:?}"
     );
 
-    let wrong = run(&txn_args(&b, &abort_at("1")), false);
+    let wrong = run(&txn_args(&b, &abort_at("1")));
     assert!(!wrong.status.success(), "no transaction starts at 1");
     assert!(
         String::from_utf8_lossy(&wrong.stderr).contains("Could not find any open transactions"),

@@ -672,7 +672,8 @@ fn invalid(key: &str, value: &str, reason: String) -> ConfigError {
 mod tests {
     use super::*;
 
-    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    /// Properties as `strata serve` reads them from a file, for the config tests.
+    pub(super) fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -8,6 +8,7 @@
 //! heartbeats, and the quorum's state.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -606,20 +607,44 @@ impl Controller {
     /// still have been committed, as with any timed-out request).
     pub async fn submit(&self, command: Command) -> Result<Applied, ControllerError> {
         let deadline = Instant::now() + SUBMIT_TIMEOUT;
+        let (applied, index) = self
+            .through_leader(
+                deadline,
+                || self.submit_here(command.clone()),
+                |id| self.submit_to(id, &command),
+            )
+            .await?;
+        self.wait_for_index(index, deadline).await;
+        Ok(applied)
+    }
+
+    /// Runs one request on the quorum's leader: `here` when this voter is the leader as
+    /// far as it knows, else `at(leader)`. A `NotLeader` answer teaches the leader and an
+    /// unreachable one is forgotten; either is retried after a pause until `deadline`.
+    ///
+    /// Errors: [`ControllerError::Rejected`] at once for a rejection;
+    /// [`ControllerError::Unavailable`] with the last problem seen once `deadline` passes.
+    async fn through_leader<T, Here, HereFuture, At, AtFuture>(
+        &self,
+        deadline: Instant,
+        here: Here,
+        at: At,
+    ) -> Result<T, ControllerError>
+    where
+        Here: Fn() -> HereFuture,
+        HereFuture: Future<Output = Result<T, Attempt>>,
+        At: Fn(i32) -> AtFuture,
+        AtFuture: Future<Output = Result<T, Attempt>>,
+    {
         let mut last_problem = String::from("no metadata leader known");
         loop {
             let attempt = match self.route() {
-                Some(id) if id == self.node_id() && self.inner.voter.is_some() => {
-                    self.submit_here(command.clone()).await
-                }
-                Some(id) => self.submit_to(id, &command).await,
+                Some(id) if id == self.node_id() && self.inner.voter.is_some() => here().await,
+                Some(id) => at(id).await,
                 None => Err(Attempt::Unavailable(last_problem.clone())),
             };
             match attempt {
-                Ok((applied, index)) => {
-                    self.wait_for_index(index, deadline).await;
-                    return Ok(applied);
-                }
+                Ok(done) => return Ok(done),
                 Err(Attempt::Rejected(rejection)) => return Err(rejection.into()),
                 Err(Attempt::NotLeader(hint)) => {
                     self.learn_leader(&hint);
@@ -1015,33 +1040,12 @@ impl Controller {
         change: VoterChange,
         limit: Duration,
     ) -> Result<(), ControllerError> {
-        let deadline = Instant::now() + limit;
-        let mut last_problem = String::from("no metadata leader known");
-        loop {
-            let attempt = match self.route() {
-                Some(id) if id == self.node_id() && self.inner.voter.is_some() => {
-                    self.change_voters_here(change.clone()).await
-                }
-                Some(id) => self.change_voters_at(id, &change, limit).await,
-                None => Err(Attempt::Unavailable(last_problem.clone())),
-            };
-            match attempt {
-                Ok(()) => return Ok(()),
-                Err(Attempt::Rejected(rejection)) => return Err(rejection.into()),
-                Err(Attempt::NotLeader(hint)) => {
-                    self.learn_leader(&hint);
-                    last_problem = "the metadata leader changed".into();
-                }
-                Err(Attempt::Unavailable(reason)) => {
-                    self.forget_leader();
-                    last_problem = reason;
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(ControllerError::Unavailable(last_problem));
-            }
-            tokio::time::sleep(RETRY_PAUSE).await;
-        }
+        self.through_leader(
+            Instant::now() + limit,
+            || self.change_voters_here(change.clone()),
+            |id| self.change_voters_at(id, &change, limit),
+        )
+        .await
     }
 
     async fn change_voters_at(

@@ -68,44 +68,58 @@ async fn grow(
 }
 
 /// CreatePartitions; each topic's new partitions are taken from `quota` before it grows.
+/// The checks and the quota go topic by topic in request order; the topics then grow
+/// concurrently.
 pub(super) async fn handle(
     ctx: &Ctx<'_>,
     request: CreatePartitionsRequest,
-    quota: &MutationQuota<'_>,
+    quota: &mut MutationQuota<'_>,
 ) -> CreatePartitionsResponse {
     let authz = &ctx.authz();
-    let results = request.topics.into_iter().map(|t| async move {
-        let name = owned(&t.name.0);
-        if let Err(denied) = authz.check(
-            controller::acl::AclOperation::Alter,
-            controller::acl::ResourceType::Topic,
-            &name,
-        ) {
-            return CreatePartitionsTopicResult::default()
-                .with_name(t.name)
-                .with_error_code(denied.code())
-                .with_error_message(Some(str_bytes("Authorization failed.")));
-        }
-        let explicit = t.assignments.map(|list| {
-            list.into_iter()
-                .map(|a| a.broker_ids.into_iter().map(|b| b.0).collect())
-                .collect()
-        });
-        let result = CreatePartitionsTopicResult::default().with_name(t.name);
-        let current = ctx
-            .broker
-            .image()
-            .topic(&name)
-            .map_or(0, |m| m.partitions.len());
-        let added = usize::try_from(t.count)
-            .unwrap_or(0)
-            .saturating_sub(current);
-        if let Err(throttled) = quota.take(added) {
-            return result
-                .with_error_code(throttled.code())
-                .with_error_message(Some(str_bytes(THROTTLED)));
-        }
-        match grow(ctx.broker, &name, t.count, explicit, request.validate_only).await {
+    let validate_only = request.validate_only;
+    let checked: Vec<_> = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = owned(&t.name.0);
+            if let Err(denied) = authz.check(
+                controller::acl::AclOperation::Alter,
+                controller::acl::ResourceType::Topic,
+                &name,
+            ) {
+                return Err(CreatePartitionsTopicResult::default()
+                    .with_name(t.name)
+                    .with_error_code(denied.code())
+                    .with_error_message(Some(str_bytes("Authorization failed."))));
+            }
+            let explicit = t.assignments.map(|list| {
+                list.into_iter()
+                    .map(|a| a.broker_ids.into_iter().map(|b| b.0).collect())
+                    .collect()
+            });
+            let result = CreatePartitionsTopicResult::default().with_name(t.name);
+            let current = ctx
+                .broker
+                .image()
+                .topic(&name)
+                .map_or(0, |m| m.partitions.len());
+            let added = usize::try_from(t.count)
+                .unwrap_or(0)
+                .saturating_sub(current);
+            if let Err(throttled) = quota.take(added) {
+                return Err(result
+                    .with_error_code(throttled.code())
+                    .with_error_message(Some(str_bytes(THROTTLED))));
+            }
+            Ok((result, name, t.count, explicit))
+        })
+        .collect();
+    let results = checked.into_iter().map(|checked| async move {
+        let (result, name, count, explicit) = match checked {
+            Ok(growing) => growing,
+            Err(answered) => return answered,
+        };
+        match grow(ctx.broker, &name, count, explicit, validate_only).await {
             Ok(()) => result,
             Err(rejected) => result
                 .with_error_code(rejected.error.code())

@@ -201,7 +201,7 @@ const MAX_PARTITIONS_PER_REQUEST: u64 = 10_000;
 pub(super) async fn handle(
     ctx: &Ctx<'_>,
     request: CreateTopicsRequest,
-    quota: &MutationQuota<'_>,
+    quota: &mut MutationQuota<'_>,
 ) -> CreateTopicsResponse {
     let mut seen = BTreeMap::new();
     for t in &request.topics {

@@ -353,18 +353,18 @@ pub(crate) async fn handle_frame(
             RequestKind::ListOffsets(r) => list_offsets::handle(&ctx, r).into(),
             RequestKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(&ctx, r).into(),
             RequestKind::CreateTopics(r) => {
-                let quota = MutationQuota::new(broker, peer, &ctx.client_id, version >= 6);
-                let response = create_topics::handle(&ctx, r, &quota).await;
+                let mut quota = MutationQuota::new(broker, peer, &ctx.client_id, version >= 6);
+                let response = create_topics::handle(&ctx, r, &mut quota).await;
                 response.with_throttle_time_ms(quota.finish(peer)).into()
             }
             RequestKind::DeleteTopics(r) => {
-                let quota = MutationQuota::new(broker, peer, &ctx.client_id, version >= 5);
-                let response = delete_topics::handle(&ctx, r, &quota).await;
+                let mut quota = MutationQuota::new(broker, peer, &ctx.client_id, version >= 5);
+                let response = delete_topics::handle(&ctx, r, &mut quota).await;
                 response.with_throttle_time_ms(quota.finish(peer)).into()
             }
             RequestKind::CreatePartitions(r) => {
-                let quota = MutationQuota::new(broker, peer, &ctx.client_id, version >= 3);
-                let response = create_partitions::handle(&ctx, r, &quota).await;
+                let mut quota = MutationQuota::new(broker, peer, &ctx.client_id, version >= 3);
+                let response = create_partitions::handle(&ctx, r, &mut quota).await;
                 response.with_throttle_time_ms(quota.finish(peer)).into()
             }
             RequestKind::DeleteRecords(r) => delete_records::handle(&ctx, r).into(),

@@ -5,7 +5,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -124,12 +123,14 @@ pub(super) fn request_time(broker: &Broker, peer: &Peer, client_id: &str, busy: 
 /// DeleteTopics: each partition created or deleted is a mutation taken from the client's
 /// `controller_mutation_rate` token bucket, before the change is made. A strict request
 /// (the versions that know THROTTLING_QUOTA_EXCEEDED) has each topic refused while the
-/// bucket is below zero; an older one is never refused, only throttled.
+/// bucket is below zero; an older one is never refused, only throttled. The handler takes
+/// from it topic by topic (`&mut`), before any change is made.
 pub(super) struct MutationQuota<'a> {
     broker: &'a Broker,
     applied: Option<Applied>,
     strict: bool,
-    throttle_ms: AtomicU64,
+    /// The longest throttle (ms) any topic of the request met.
+    throttle_ms: u64,
 }
 
 impl<'a> MutationQuota<'a> {
@@ -147,13 +148,13 @@ impl<'a> MutationQuota<'a> {
             broker,
             applied,
             strict,
-            throttle_ms: AtomicU64::new(0),
+            throttle_ms: 0,
         }
     }
 
     /// Takes `mutations` for one topic, or THROTTLING_QUOTA_EXCEEDED (taking nothing) when
     /// the request is strict and the bucket is below zero.
-    pub(super) fn take(&self, mutations: usize) -> Result<(), ResponseError> {
+    pub(super) fn take(&mut self, mutations: usize) -> Result<(), ResponseError> {
         let Some(applied) = &self.applied else {
             return Ok(());
         };
@@ -161,7 +162,7 @@ impl<'a> MutationQuota<'a> {
         if self.strict {
             let exceeded = self.broker.quotas.mutations_exceeded(applied, now);
             if exceeded > 0 {
-                self.throttle_ms.fetch_max(exceeded, Ordering::Relaxed);
+                self.throttle_ms = self.throttle_ms.max(exceeded);
                 return Err(ResponseError::ThrottlingQuotaExceeded);
             }
         }
@@ -169,15 +170,14 @@ impl<'a> MutationQuota<'a> {
             .broker
             .quotas
             .record_mutations(applied, mutations as f64, now);
-        self.throttle_ms.fetch_max(throttle, Ordering::Relaxed);
+        self.throttle_ms = self.throttle_ms.max(throttle);
         Ok(())
     }
 
     /// The request's throttle time (ms), for its response; the connection is muted that long.
     pub(super) fn finish(self, peer: &Peer) -> i32 {
-        let throttle = self.throttle_ms.into_inner();
-        peer.throttle(throttle);
-        clamp(throttle)
+        peer.throttle(self.throttle_ms);
+        clamp(self.throttle_ms)
     }
 }
 

@@ -73,13 +73,7 @@ fn credentials(props: &BTreeMap<String, String>) -> Result<SaslCredentials, Conf
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::tests::props;
 
     #[test]
     fn client_properties_are_checked_as_kafka_reads_them() {

@@ -615,13 +615,7 @@ pub(crate) fn check_dynamic_changes(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::tests::props;
 
     fn sources(synonyms: &[Synonym]) -> Vec<(&str, ConfigSource)> {
         synonyms
@@ -632,9 +626,9 @@ mod tests {
 
     #[test]
     fn synonyms_follow_kafkas_order_source_first() {
-        let per_broker = map(&[("log.retention.ms", "1")]);
-        let default = map(&[("log.retention.ms", "2")]);
-        let file = map(&[("log.retention.hours", "3"), ("log.retention.ms", "4")]);
+        let per_broker = props(&[("log.retention.ms", "1")]);
+        let default = props(&[("log.retention.ms", "2")]);
+        let file = props(&[("log.retention.hours", "3"), ("log.retention.ms", "4")]);
         let layers = Layers {
             per_broker: Some(&per_broker),
             cluster_default: &default,
@@ -653,7 +647,7 @@ mod tests {
         );
         assert_eq!(layers.topic_default("retention.ms").as_deref(), Some("1"));
         // Only the hours set: Kafka drops every entry before the first log.retention.ms.
-        let file = map(&[("log.retention.hours", "3")]);
+        let file = props(&[("log.retention.hours", "3")]);
         let empty = BTreeMap::new();
         let layers = Layers {
             per_broker: None,

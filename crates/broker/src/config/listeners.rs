@@ -326,13 +326,10 @@ fn protocol_of(map: &[(String, SecurityProtocol)], name: &str) -> Option<Securit
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests::props;
 
     fn parsed(pairs: &[(&str, &str)]) -> Result<(Vec<ListenerConfig>, String), String> {
-        let props = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        parse(&props)
+        parse(&props(pairs))
             .map(|p| p.expect("listener properties given"))
             .map_err(|e| e.to_string())
     }

@@ -544,6 +544,7 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests::props;
 
     /// `openssl req -x509 ... -subj "/C=NL/O=Strata Tests/OU=Ops, Inc/CN=app"`.
     const CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----
@@ -585,12 +586,6 @@ VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBEAiAVy663PuZz+AViGY7nHryz
 
     #[test]
     fn the_controller_port_is_mutual_tls_or_plain_text() {
-        let props = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
         // Kafka's default map has no CONTROLLER entry: plain text, as before.
         assert!(controller_tls(&props(&[])).unwrap().is_none());
         assert!(controller_tls(&props(&[(
@@ -664,12 +659,6 @@ VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBEAiAVy663PuZz+AViGY7nHryz
 
     #[test]
     fn keystore_and_mechanism_settings_are_checked_at_start() {
-        let props = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
         let mut config = crate::config::BrokerConfig::default();
         let error = config
             .apply_properties(&props(&[(

@@ -128,13 +128,10 @@ fn unserved(key: &str, value: &str, what: String) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests::props;
 
     fn refusal(pairs: &[(&str, &str)]) -> Option<String> {
-        let props = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        refuse(&props).err().map(|e| e.to_string())
+        refuse(&props(pairs)).err().map(|e| e.to_string())
     }
 
     #[test]

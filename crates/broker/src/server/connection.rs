@@ -161,6 +161,8 @@ where
         let mut open = true;
         // While throttled, no request is taken (replies still go out).
         let mut muted_until: Option<tokio::time::Instant> = None;
+        // A failed authentication was answered: the connection closes after its reply.
+        let mut failed_authentication = false;
         while open || !pending.is_empty() {
             let timed = tokio::select! {
                 biased;
@@ -220,19 +222,11 @@ where
                                         broker.connection_stats.failed_reauthentications.fetch_add(1, Ordering::Relaxed);
                                     }
                                     tracing::info!(peer = %peer.addr, listener = %peer.listener.config.name, reauthenticating, "failed authentication");
-                                    if pending.is_empty() {
-                                        outbox.push(reply);
-                                        outbox.write_to(&mut write_half, &broker).await?;
-                                        // As Kafka: the close waits, so that the client reads
-                                        // the error before it sees the connection end.
-                                        tokio::time::sleep(Duration::from_millis(
-                                            broker.config.connection_failed_authentication_delay_ms,
-                                        ))
-                                        .await;
-                                        break;
-                                    }
+                                    // The error follows the replies still pending; the
+                                    // close after it waits (below).
                                     pending.push_back(queued(Reply::Frame(reply)));
                                     pending.push_back(queued(Reply::Close));
+                                    failed_authentication = true;
                                     open = false;
                                     continue;
                                 }
@@ -317,6 +311,14 @@ where
             }
         }
         outbox.write_to(&mut write_half, &broker).await?;
+        if failed_authentication {
+            // As Kafka (KIP-306): the close waits, so that the client reads the error before
+            // it sees the connection end, whether the error went out at once or queued.
+            tokio::time::sleep(Duration::from_millis(
+                broker.config.connection_failed_authentication_delay_ms,
+            ))
+            .await;
+        }
         Ok::<_, std::io::Error>(())
     }
     .await;
