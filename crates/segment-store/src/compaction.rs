@@ -82,7 +82,7 @@ use crate::error::{IoContext, Result};
 use crate::index::{IndexingState, OFFSET_ENTRY, TIME_ENTRY};
 use crate::log::Log;
 use crate::segment::{segment_path, IndexParams, Segment};
-use crate::txn_index::{marker_of, AbortedTxn, TxnIndex, TXN_INDEX_ENTRY};
+use crate::txn_index::{marker_of, AbortedTxn, TXN_INDEX_ENTRY};
 
 const CLEANED: &str = "log.cleaned";
 const SWAP: &str = "log.swap";
@@ -784,13 +784,6 @@ fn scan_txns(views: &[Bytes], hw: i64) -> TxnScan {
     scan
 }
 
-/// The `.txnindex` entries of segment `base` (none without the file).
-fn read_txn_index(dir: &Path, base: i64) -> Result<Vec<AbortedTxn>> {
-    Ok(TxnIndex::open(&segment_path(dir, base, "txnindex"))?
-        .entries()
-        .to_vec())
-}
-
 impl Log {
     /// One compaction pass; a no-op (default stats) unless the cleanup policy is `compact`
     /// or `compact,delete`, or when nothing changed since the last pass (see the module
@@ -853,11 +846,11 @@ impl Log {
         }
         let indexes = segments
             .iter()
-            .map(|s| read_txn_index(&self.dir, s.base_offset))
+            .map(|s| s.aborted_txns())
             .collect::<Result<Vec<_>>>()?;
         let aborted: Vec<AbortedTxn> = indexes
             .iter()
-            .flatten()
+            .flat_map(|entries| entries.iter())
             .filter(|e| e.first_offset < limit)
             .copied()
             .collect();
@@ -879,7 +872,7 @@ impl Log {
         for ((seg, view), index) in segments[..dirty].iter().zip(&views).zip(&indexes) {
             let mtime = modified_ms(seg.log_path()).unwrap_or(seg.created_ms);
             let mut cleaned = clean_segment(view, &rules, &mut txns);
-            cleaned.changed |= cleaned.aborted != *index;
+            cleaned.changed |= cleaned.aborted != **index;
             tombstone_due = tombstone_due.min(cleaned.due);
             if cleaned.txn_batch_gone {
                 // Their markers are judged by the next pass, which must not be skipped.
@@ -980,6 +973,11 @@ impl Log {
             std::fs::remove_file(&txn_cleaned).at(&txn_cleaned)?;
             return Ok(false);
         };
+        // Readers holding the old list keep the members' `.txnindex` entries with their
+        // bytes: loaded now, before the files change.
+        for m in members {
+            m.aborted_txns()?;
+        }
         let swap = segment_path(&self.dir, base, SWAP);
         std::fs::rename(&cleaned, &swap).at(&cleaned)?;
         crate::fsio::sync_dir(&self.dir)?;
