@@ -245,3 +245,174 @@ fn compressed_topics_are_compacted_and_deleted_keys_stay_deleted() {
         );
     }
 }
+
+/// KIP-534 as a client sees it: the cleaner keeps a tombstone with a delete horizon written
+/// into its batch (attributes bit 6, the horizon as base timestamp, record timestamp deltas
+/// moved to it). Before `delete.retention.ms` (an hour here) the tombstone is still read, the
+/// value it deletes is not, and librdkafka reads every record with the timestamp it was
+/// produced with.
+#[test]
+fn a_kept_tombstone_carries_its_delete_horizon_and_records_keep_their_timestamps() {
+    const TOPIC: &str = "horizon";
+    let node = Node::start(NodeOptions::default().property("log.cleaner.backoff.ms", "200"));
+    let bootstrap = node.bootstrap();
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+        - 60_000;
+    // (key, value, timestamp): a value, its tombstone, then filler that rolls segments.
+    let mut sent: Vec<(String, Option<String>, i64)> = vec![
+        ("k0".into(), Some("old".into()), t0),
+        ("k0".into(), None, t0 + 7),
+    ];
+    sent.extend((0..40).map(|i| (format!("f{i:02}"), Some(noise(i)), t0 + 100 + i64::from(i))));
+    let mut last = -1;
+    let mut offsets = Vec::new();
+    run_bounded(Duration::from_secs(60), async {
+        create_topic(
+            &bootstrap,
+            TOPIC,
+            1,
+            &[
+                ("cleanup.policy", "compact"),
+                ("segment.bytes", "4096"),
+                ("min.cleanable.dirty.ratio", "0"),
+                ("delete.retention.ms", "3600000"),
+            ],
+        )
+        .await;
+        let p = producer(&bootstrap, &[("batch.size", "1000")]);
+        for (k, v, ts) in &sent {
+            let mut record = FutureRecord::to(TOPIC).key(k.as_str()).timestamp(*ts);
+            if let Some(v) = v {
+                record = record.payload(v.as_str());
+            }
+            let delivery = p
+                .send(record, Duration::from_secs(10))
+                .await
+                .expect("acknowledged");
+            offsets.push(delivery.offset);
+            last = delivery.offset;
+        }
+    });
+    let dir = partition_dir(&node.data_dir(), TOPIC);
+    let tombstone_offset = offsets[1];
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let horizon = loop {
+        if let Some(h) = horizon_of(&dir, tombstone_offset) {
+            break h;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tombstone's batch never got a delete horizon; segments {:?}, batches {:?}",
+            segment_sizes(&dir),
+            batches_on_disk(&dir)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let now = t0 + 60_000;
+    assert!(
+        (now + 3_600_000 - 5_000..now + 3_600_000 + 120_000).contains(&horizon),
+        "horizon {horizon} is not about now + delete.retention.ms"
+    );
+    let read = read_timestamps(&bootstrap, TOPIC, last);
+    let expected: Vec<(i64, String, Option<String>, i64)> = sent
+        .iter()
+        .zip(&offsets)
+        .skip(1) // "old" is superseded by the tombstone
+        .map(|((k, v, ts), o)| (*o, k.clone(), v.clone(), *ts))
+        .collect();
+    assert_eq!(read, expected);
+}
+
+/// (base offset, last offset, attributes, base timestamp) of every batch on disk.
+fn batches_on_disk(dir: &Path) -> Vec<(i64, i64, i16, i64)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)
+        .expect("partition directory")
+        .flatten()
+    {
+        let name = entry.file_name().into_string().unwrap_or_default();
+        if !name.ends_with(".log") {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).unwrap_or_default();
+        let mut rest = &bytes[..];
+        while let Some(h) = segment_store::BatchHeader::parse(rest) {
+            if h.magic != 2 || h.total_size() > rest.len() || h.total_size() == 0 {
+                break;
+            }
+            out.push((
+                h.base_offset,
+                h.last_offset(),
+                h.attributes,
+                h.base_timestamp,
+            ));
+            rest = &rest[h.total_size()..];
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The delete horizon of the on-disk batch holding `offset`, if it has one.
+fn horizon_of(dir: &Path, offset: i64) -> Option<i64> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let name = entry.file_name().into_string().unwrap_or_default();
+        if !name.ends_with(".log") {
+            continue;
+        }
+        // The segment may be replaced meanwhile: a file gone is read as empty.
+        let bytes = std::fs::read(entry.path()).unwrap_or_default();
+        let mut rest = &bytes[..];
+        while let Some(h) = segment_store::BatchHeader::parse(rest) {
+            if h.magic != 2 || h.total_size() > rest.len() || h.total_size() == 0 {
+                break;
+            }
+            if h.base_offset <= offset && offset <= h.last_offset() {
+                return h.delete_horizon_ms();
+            }
+            rest = &rest[h.total_size()..];
+        }
+    }
+    None
+}
+
+/// Like [`read_to`], with each record's timestamp.
+fn read_timestamps(
+    bootstrap: &str,
+    topic: &str,
+    last: i64,
+) -> Vec<(i64, String, Option<String>, i64)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "strata-tests-compaction-horizon")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("creating a consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("assignment");
+    consumer.assign(&assignment).expect("assign");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut got = Vec::new();
+    while Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.expect("consumer error");
+        let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8(b.to_vec()).expect("utf-8"));
+        got.push((
+            message.offset(),
+            text(message.key()).expect("a key"),
+            text(message.payload()),
+            message.timestamp().to_millis().expect("a timestamp"),
+        ));
+        if message.offset() >= last {
+            return got;
+        }
+    }
+    panic!("never read up to offset {last} of {topic}; read {got:?}");
+}

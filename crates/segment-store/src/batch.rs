@@ -17,6 +17,8 @@ pub const BATCH_HEADER_LEN: usize = 61;
 pub(crate) const LOG_OVERHEAD: usize = 12;
 const CRC_START: usize = 21;
 const ATTR_LOG_APPEND_TIME: i16 = 0x08;
+/// Attributes bit 6 (KIP-534): the base timestamp holds the batch's delete horizon.
+pub(crate) const DELETE_HORIZON_FLAG: i16 = 0x40;
 
 /// The fixed 61-byte header of a v2 record batch, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,11 +33,13 @@ pub struct BatchHeader {
     pub magic: i8,
     /// CRC32C of bytes 21 to the end of the batch.
     pub crc: u32,
-    /// Compression (bits 0-2), timestamp type (bit 3), transactional (4), control (5).
+    /// Compression (bits 0-2), timestamp type (bit 3), transactional (4), control (5),
+    /// delete horizon set (6).
     pub attributes: i16,
     /// Offset of the last record minus `base_offset`.
     pub last_offset_delta: i32,
-    /// Timestamp of the first record.
+    /// The base of the records' timestamp deltas: the first record's timestamp, or the
+    /// delete horizon when attributes bit 6 is set.
     pub base_timestamp: i64,
     /// Largest timestamp in the batch (the append time for LogAppendTime batches).
     pub max_timestamp: i64,
@@ -123,6 +127,12 @@ impl BatchHeader {
     /// Compression codec: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
     pub fn compression(&self) -> i16 {
         self.attributes & 0x07
+    }
+    /// The time (ms) from which the cleaner may remove the batch's tombstones, or the batch
+    /// itself for a transaction marker: the base timestamp when attributes bit 6 is set
+    /// (Kafka's `DefaultRecordBatch.deleteHorizonMs`, KIP-534).
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & DELETE_HORIZON_FLAG != 0).then_some(self.base_timestamp)
     }
     /// Attributes bit 3: timestamps are the broker's LogAppendTime.
     pub fn timestamp_type_is_log_append(&self) -> bool {
@@ -296,6 +306,33 @@ fn read_varlong(buf: &[u8], pos: &mut usize) -> Option<i64> {
     None
 }
 
+/// Appends a zigzag varint (Kafka's `varlong`).
+fn write_varlong(out: &mut Vec<u8>, v: i64) {
+    let mut raw = ((v << 1) ^ (v >> 63)) as u64;
+    while raw >= 0x80 {
+        out.push((raw as u8 & 0x7f) | 0x80);
+        raw >>= 7;
+    }
+    out.push(raw as u8);
+}
+
+/// Appends the record `raw` (length prefix included) with its timestamp delta moved from
+/// base `from` to base `to`, so its timestamp stays the same; `None` if it does not decode.
+pub(crate) fn rebase_record(out: &mut Vec<u8>, raw: &[u8], from: i64, to: i64) -> Option<()> {
+    let mut pos = 0;
+    let len = usize::try_from(read_varlong(raw, &mut pos)?).ok()?;
+    let body = raw.get(pos..pos.checked_add(len)?)?;
+    let attributes = *body.first()?;
+    let mut at = 1;
+    let delta = read_varlong(body, &mut at)?;
+    let mut fields = vec![attributes];
+    write_varlong(&mut fields, from.wrapping_add(delta).wrapping_sub(to));
+    fields.extend_from_slice(&body[at..]);
+    write_varlong(out, fields.len() as i64);
+    out.extend_from_slice(&fields);
+    Some(())
+}
+
 /// One record of a batch, as compaction sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RawRecord<'a> {
@@ -453,6 +490,37 @@ mod tests {
         assert!(parsed.timestamp_type_is_log_append());
         assert_eq!(parsed.max_timestamp, 99_999);
         assert_eq!(parsed.crc, compute_crc(&out));
+    }
+
+    #[test]
+    fn a_rebased_record_keeps_its_timestamp() {
+        let batch = BatchBuilder::new(10).timestamps(&[100, 300]).build();
+        let h = BatchHeader::parse(&batch).unwrap();
+        let records = decode_payload(&h, &batch[BATCH_HEADER_LEN..]).unwrap();
+        let horizon = 5_000_000_000_000;
+        let mut payload = Vec::new();
+        for r in &records {
+            rebase_record(&mut payload, r.raw, h.base_timestamp, horizon).unwrap();
+        }
+        let mut nh = h;
+        nh.base_timestamp = horizon;
+        nh.attributes |= DELETE_HORIZON_FLAG;
+        nh.batch_length = (BATCH_HEADER_LEN - LOG_OVERHEAD + payload.len()) as i32;
+        let mut out = nh.encode().to_vec();
+        out.extend_from_slice(&payload);
+        assert_eq!(
+            BatchHeader::parse(&out).unwrap().delete_horizon_ms(),
+            Some(horizon)
+        );
+        assert_eq!(h.delete_horizon_ms(), None);
+        assert_eq!(first_record_at_or_after(&out, 0), Some((100, 10)));
+        assert_eq!(first_record_at_or_after(&out, 101), Some((300, 11)));
+        let rebased = decode_payload(&nh, &payload).unwrap();
+        assert_eq!(rebased.len(), 2);
+        assert_eq!(
+            (rebased[1].key, rebased[1].value),
+            (records[1].key, records[1].value)
+        );
     }
 
     #[test]

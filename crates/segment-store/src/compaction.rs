@@ -3,7 +3,7 @@
 //! A pass builds a map key → offset of the key's latest record over the whole log below the
 //! cleaning limit (the active segment included), then rewrites the sealed segments wholly
 //! below the limit, oldest first, keeping only records that are their key's latest (and
-//! tombstones until `delete.retention.ms` after their segment was last modified). The limit
+//! tombstones until their batch's delete horizon, below). The limit
 //! is the high watermark, or the first offset of the oldest transaction without a marker
 //! below it if lower (Kafka cleans only below the last stable offset): an undecided
 //! transaction's records are neither cleaned nor counted in the map.
@@ -22,10 +22,17 @@
 //! aborted transactions (the producer ranges of the `.txnindex` entries) go whole and never
 //! shadow committed records; committed transactional records are compacted like any other.
 //! A marker stays while a batch of its transaction is seen in the pass; once none is, it
-//! goes when its segment is older than `delete.retention.ms`, so it outlives its data by at
-//! least one pass. A cleaned segment's `.txnindex` keeps the entries of the ABORT markers
+//! gets a delete horizon and goes in a pass at or after it, so it outlives its data by at
+//! least two passes. A cleaned segment's `.txnindex` keeps the entries of the ABORT markers
 //! whose data was still seen. A segment whose entries change is rewritten even if its
 //! batches do not.
+//!
+//! Delete horizons (KIP-534) live in the batch, so they survive rewrites, regrouping and
+//! restarts: the first pass that keeps a tombstone in a batch without one, or finds a
+//! marker whose transaction left no batch, rewrites the batch with attributes bit 6 set
+//! and `now + delete.retention.ms` as its base timestamp (the records' timestamp deltas
+//! moved to that base, so their timestamps stay). A pass at or after the horizon drops the
+//! batch's tombstones, or the marker. A batch emptied of its records loses the flag.
 //!
 //! A batch that does not decode (or decompresses past the bound) is copied whole; its keys
 //! are then unknown, so that pass drops no tombstone (one might be the only thing hiding an
@@ -40,7 +47,7 @@
 //! that cleaning leaves unchanged is not rewritten.
 //!
 //! A pass that could change nothing is skipped: same high watermark, log start, active
-//! segment and config as the last completed pass, no kept tombstone or marker due yet, and
+//! segment and config as the last completed pass, no kept horizon due yet, and
 //! no transactional batch dropped by the last pass (its marker is judged by the next).
 //!
 //! Crash safety, per group: the cleaned bytes go to `<base>.log.cleaned` and its
@@ -66,7 +73,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::batch::{
-    complete_batch_at, compute_crc, decode_payload, BatchHeader, BATCH_HEADER_LEN, LOG_OVERHEAD,
+    complete_batch_at, compute_crc, decode_payload, rebase_record, BatchHeader, BATCH_HEADER_LEN,
+    DELETE_HORIZON_FLAG, LOG_OVERHEAD,
 };
 use crate::compaction_txn::{CleanedTxns, TxnScan};
 use crate::config::{CleanupPolicy, LogConfig};
@@ -74,7 +82,7 @@ use crate::error::{IoContext, Result};
 use crate::index::{IndexingState, OFFSET_ENTRY, TIME_ENTRY};
 use crate::log::Log;
 use crate::segment::{segment_path, IndexParams, Segment};
-use crate::txn_index::{marker_of, AbortedTxn, TxnIndex, TXN_INDEX_ENTRY};
+use crate::txn_index::{marker_of, AbortedTxn, TXN_INDEX_ENTRY};
 
 const CLEANED: &str = "log.cleaned";
 const SWAP: &str = "log.swap";
@@ -102,12 +110,12 @@ pub struct CompactionStats {
     pub bytes_before: u64,
     /// Bytes of those segments after the pass.
     pub bytes_after: u64,
-    /// Tombstones dropped because `delete.retention.ms` had passed.
+    /// Tombstones dropped because their batch's delete horizon had passed.
     pub tombstones_removed: u64,
     /// Records of aborted transactions dropped.
     pub aborted_removed: u64,
-    /// Transaction markers dropped (their transactions' batches were gone and
-    /// `delete.retention.ms` had passed).
+    /// Transaction markers dropped (their transactions' batches were gone and their delete
+    /// horizon had passed).
     pub markers_removed: u64,
 }
 
@@ -131,8 +139,8 @@ impl CompactionStats {
 #[derive(Debug)]
 pub(crate) struct CleanerState {
     last: Option<PassKey>,
-    /// When (ms) the earliest tombstone or marker the last pass kept may go; `i64::MAX` if
-    /// none.
+    /// The earliest delete horizon (ms) of a tombstone or marker the last pass kept;
+    /// `i64::MAX` if none.
     tombstone_due: i64,
 }
 
@@ -263,10 +271,9 @@ struct Cleaned {
     records_before: u64,
     records_after: u64,
     tombstones_removed: u64,
-    /// A tombstone was kept only because its retention has not passed.
-    kept_tombstone: bool,
-    /// A marker was kept only because the delete horizon has not passed.
-    kept_marker: bool,
+    /// The earliest delete horizon of a tombstone or marker kept only because its horizon
+    /// has not passed; `i64::MAX` if none.
+    due: i64,
     /// Records of aborted transactions dropped.
     aborted_removed: u64,
     /// Transaction markers dropped.
@@ -287,14 +294,28 @@ fn push_batch(out: &mut Vec<u8>, mut h: BatchHeader, payload: &[u8]) {
     out[start + 17..start + 21].copy_from_slice(&crc.to_be_bytes());
 }
 
-/// What one segment's cleaning goes by.
+/// What one pass's cleaning goes by.
 struct SegmentRules<'m, 'a> {
     map: &'m OffsetMap<'a>,
     scan: &'m TxnScan,
-    /// Tombstones whose retention passed may go.
-    drop_tombstones: bool,
-    /// Markers whose transaction left no batch may go (the delete horizon passed).
-    drop_markers: bool,
+    /// The pass's time (ms): batches whose delete horizon is at or before it lose their
+    /// tombstones (markers: the batch).
+    now_ms: i64,
+    /// `delete.retention.ms`: a horizon set in this pass is `now_ms` plus this.
+    delete_retention_ms: i64,
+}
+
+impl SegmentRules<'_, '_> {
+    /// Tombstones may go from a batch with this horizon: it has passed, and every key's
+    /// latest offset is known.
+    fn tombstones_due(&self, horizon: Option<i64>) -> bool {
+        !self.map.incomplete && horizon.is_some_and(|t| self.now_ms >= t)
+    }
+
+    /// The horizon a batch first seen holding a tombstone or a removable marker gets.
+    fn new_horizon(&self) -> i64 {
+        self.now_ms.saturating_add(self.delete_retention_ms)
+    }
 }
 
 impl Cleaned {
@@ -312,8 +333,54 @@ impl Cleaned {
             let mut nh = *h;
             nh.records_count = 0;
             nh.attributes &= !CODEC_BITS;
+            if nh.delete_horizon_ms().is_some() {
+                // Nothing left to delete: a plain header, whose base timestamp is a
+                // timestamp again (Kafka's `writeEmptyHeader` writes the max timestamp).
+                nh.attributes &= !DELETE_HORIZON_FLAG;
+                nh.base_timestamp = nh.max_timestamp;
+            }
             push_batch(&mut self.bytes, nh, &[]);
         }
+    }
+
+    /// Writes batch `h` with the records `kept` (whole records, their timestamp deltas
+    /// relative to `h`'s base timestamp), compressed with `h`'s codec; with `horizon`, the
+    /// batch gets that delete horizon as its base timestamp and the records' deltas are
+    /// moved to it (Kafka's `buildRetainedRecordsInto`). False (nothing written) if the
+    /// records do not re-encode.
+    fn rewrite(&mut self, h: &BatchHeader, kept: &[&[u8]], horizon: Option<i64>) -> bool {
+        let mut nh = *h;
+        nh.records_count = kept.len() as i32;
+        let records_bytes = match horizon {
+            None => kept.concat(),
+            Some(t) => {
+                let mut out = Vec::new();
+                for raw in kept {
+                    if rebase_record(&mut out, raw, h.base_timestamp, t).is_none() {
+                        return false;
+                    }
+                }
+                nh.base_timestamp = t;
+                nh.attributes |= DELETE_HORIZON_FLAG;
+                out
+            }
+        };
+        let codec = h.compression();
+        let payload = if codec == 0 {
+            records_bytes
+        } else {
+            match crate::codec::compress(codec, &records_bytes) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(offset = h.base_offset, codec, error = %e, "cannot recompress a cleaned batch; keeping it whole");
+                    return false;
+                }
+            }
+        };
+        self.changed = true;
+        self.records_after += kept.len() as u64;
+        push_batch(&mut self.bytes, nh, &payload);
+        true
     }
 
     fn keep(&mut self, batch: &[u8], count: u64) {
@@ -323,15 +390,13 @@ impl Cleaned {
 }
 
 fn clean_segment(bytes: &[u8], rules: &SegmentRules<'_, '_>, txns: &mut CleanedTxns) -> Cleaned {
-    let map = rules.map;
     let mut out = Cleaned {
         bytes: Vec::with_capacity(bytes.len()),
         changed: false,
         records_before: 0,
         records_after: 0,
         tombstones_removed: 0,
-        kept_tombstone: false,
-        kept_marker: false,
+        due: i64::MAX,
         aborted_removed: 0,
         markers_removed: 0,
         aborted: Vec::new(),
@@ -344,83 +409,121 @@ fn clean_segment(bytes: &[u8], rules: &SegmentRules<'_, '_>, txns: &mut CleanedT
         let count = h.records_count.max(0) as u64;
         out.records_before += count;
         if h.is_control() {
-            let may_go = txns.on_control_batch(&h, marker_of(&h, batch));
-            if may_go && rules.drop_markers {
-                out.markers_removed += count;
-                out.empty(batch, &h, rules.scan);
-            } else {
-                out.kept_marker |= may_go;
-                out.keep(batch, count);
-            }
-            continue;
-        }
-        if txns.on_data_batch(&h) {
+            clean_control_batch(&mut out, batch, &h, rules, txns);
+        } else if txns.on_data_batch(&h) {
             out.aborted_removed += count;
             out.empty(batch, &h, rules.scan);
-            continue;
-        }
-        let drop_tombstones = rules.drop_tombstones;
-        let body = if cleanable(&h) { body(batch, &h) } else { None };
-        let records = body.as_ref().and_then(|b| decode_payload(&h, b.bytes()));
-        let Some(records) = records else {
-            out.keep(batch, count);
-            continue;
-        };
-        let mut kept = Vec::with_capacity(records.len());
-        let mut removed_tombstones = 0;
-        for r in &records {
-            let keep = match r.key {
-                None => true,
-                Some(k) => {
-                    let newest = map.latest.get(k).is_none_or(|&o| o <= r.offset);
-                    let tombstone = newest && r.value.is_none();
-                    if tombstone && drop_tombstones {
-                        removed_tombstones += 1;
-                        false
-                    } else {
-                        out.kept_tombstone |= tombstone;
-                        newest
-                    }
-                }
-            };
-            if keep {
-                kept.push(r.raw);
-            }
-        }
-        if kept.len() == records.len() {
-            out.keep(batch, count);
-            continue;
-        }
-        let codec = h.compression();
-        let mut nh = h;
-        nh.records_count = kept.len() as i32;
-        if kept.is_empty() {
-            out.tombstones_removed += removed_tombstones;
-            // A producer's last batch stays (a header without records or compression), so
-            // its state (epoch, last sequence) can still be rebuilt from the log.
-            out.empty(batch, &h, rules.scan);
-            continue;
-        }
-        let records_bytes = kept.concat();
-        let payload = if codec == 0 {
-            records_bytes
         } else {
-            match crate::codec::compress(codec, &records_bytes) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(offset = h.base_offset, codec, error = %e, "cannot recompress a cleaned batch; keeping it whole");
-                    out.keep(batch, count);
-                    continue;
-                }
-            }
-        };
-        out.changed = true;
-        out.tombstones_removed += removed_tombstones;
-        out.records_after += kept.len() as u64;
-        push_batch(&mut out.bytes, nh, &payload);
+            clean_data_batch(&mut out, batch, &h, rules);
+        }
     }
     out.aborted = txns.take_kept();
     out
+}
+
+/// A marker whose transaction left no batch in this pass gets a delete horizon the first
+/// time (Kafka's `containsMarkerForEmptyTxn`) and goes in a pass at or after it.
+fn clean_control_batch(
+    out: &mut Cleaned,
+    batch: &[u8],
+    h: &BatchHeader,
+    rules: &SegmentRules<'_, '_>,
+    txns: &mut CleanedTxns,
+) {
+    let count = h.records_count.max(0) as u64;
+    let may_go = txns.on_control_batch(h, marker_of(h, batch));
+    if !may_go {
+        out.keep(batch, count);
+        return;
+    }
+    if h.records_count == 0 {
+        // Emptied by an earlier pass: nothing left to mark.
+        out.empty(batch, h, rules.scan);
+        return;
+    }
+    match h.delete_horizon_ms() {
+        Some(t) if rules.now_ms >= t => {
+            out.markers_removed += count;
+            out.empty(batch, h, rules.scan);
+        }
+        Some(t) => {
+            out.due = out.due.min(t);
+            out.keep(batch, count);
+        }
+        None => {
+            let horizon = rules.new_horizon();
+            let records = decode_payload(h, &batch[BATCH_HEADER_LEN..]);
+            let raw: Option<Vec<&[u8]>> = records.map(|rs| rs.iter().map(|r| r.raw).collect());
+            match raw.filter(|_| h.compression() == 0) {
+                Some(raw) if out.rewrite(h, &raw, Some(horizon)) => {
+                    out.due = out.due.min(horizon);
+                }
+                // A marker that does not re-encode stays as it is.
+                _ => out.keep(batch, count),
+            }
+        }
+    }
+}
+
+/// Keeps each key's latest record; a tombstone goes from a batch whose delete horizon has
+/// passed, and a batch that keeps a tombstone and has no horizon gets one (KIP-534).
+fn clean_data_batch(
+    out: &mut Cleaned,
+    batch: &[u8],
+    h: &BatchHeader,
+    rules: &SegmentRules<'_, '_>,
+) {
+    let count = h.records_count.max(0) as u64;
+    let body = if cleanable(h) { body(batch, h) } else { None };
+    let records = body.as_ref().and_then(|b| decode_payload(h, b.bytes()));
+    let Some(records) = records else {
+        out.keep(batch, count);
+        return;
+    };
+    let horizon = h.delete_horizon_ms();
+    let drop_tombstones = rules.tombstones_due(horizon);
+    let mut kept = Vec::with_capacity(records.len());
+    let mut removed_tombstones = 0;
+    let mut kept_tombstone = false;
+    for r in &records {
+        let keep = match r.key {
+            None => true,
+            Some(k) => {
+                let newest = rules.map.latest.get(k).is_none_or(|&o| o <= r.offset);
+                let tombstone = newest && r.value.is_none();
+                if tombstone && drop_tombstones {
+                    removed_tombstones += 1;
+                    false
+                } else {
+                    kept_tombstone |= tombstone;
+                    newest
+                }
+            }
+        };
+        if keep {
+            kept.push(r.raw);
+        }
+    }
+    let new_horizon = (kept_tombstone && horizon.is_none()).then(|| rules.new_horizon());
+    if kept_tombstone && !rules.map.incomplete {
+        out.due = out.due.min(new_horizon.or(horizon).unwrap_or(i64::MAX));
+    }
+    if kept.len() == records.len() && new_horizon.is_none() {
+        out.keep(batch, count);
+        return;
+    }
+    if kept.is_empty() {
+        out.tombstones_removed += removed_tombstones;
+        // A producer's last batch stays (a header without records or compression), so
+        // its state (epoch, last sequence) can still be rebuilt from the log.
+        out.empty(batch, h, rules.scan);
+        return;
+    }
+    if out.rewrite(h, &kept, new_horizon) {
+        out.tombstones_removed += removed_tombstones;
+    } else {
+        out.keep(batch, count);
+    }
 }
 
 /// Size, index entries and last offset of a group's cleaned bytes, as its rebuilt segment
@@ -681,13 +784,6 @@ fn scan_txns(views: &[Bytes], hw: i64) -> TxnScan {
     scan
 }
 
-/// The `.txnindex` entries of segment `base` (none without the file).
-fn read_txn_index(dir: &Path, base: i64) -> Result<Vec<AbortedTxn>> {
-    Ok(TxnIndex::open(&segment_path(dir, base, "txnindex"))?
-        .entries()
-        .to_vec())
-}
-
 impl Log {
     /// One compaction pass; a no-op (default stats) unless the cleanup policy is `compact`
     /// or `compact,delete`, or when nothing changed since the last pass (see the module
@@ -696,11 +792,11 @@ impl Log {
     /// Only the last record per key survives in the sealed segments wholly below the high
     /// watermark and the oldest undecided transaction (the active segment is never
     /// rewritten, but its records count as newer), compressed batches included; tombstones
-    /// (null values) survive until `delete.retention.ms` after their segment was last
-    /// modified (a cleaned segment keeps the modification time of the last segment it
-    /// replaces), judged at `now_ms`. Records without a key are kept. Aborted transactions'
-    /// records go; a marker goes once its transaction has no batch left and its segment is
-    /// past `delete.retention.ms`. Offsets never change. Small adjacent cleaned segments are
+    /// (null values) get a delete horizon of `now_ms + delete.retention.ms` in their batch
+    /// on the first pass that keeps them and go in a pass at or after it. Records without a
+    /// key are kept. Aborted transactions' records go; a marker gets a horizon once its
+    /// transaction has no batch left and goes in a pass at or after it. Offsets never
+    /// change. Small adjacent cleaned segments are
     /// merged into one. Readers keep working (they hold the old mappings); appends continue,
     /// the writer lock is taken only to swap each cleaned group in. Passes on one log are
     /// serialised.
@@ -750,11 +846,11 @@ impl Log {
         }
         let indexes = segments
             .iter()
-            .map(|s| read_txn_index(&self.dir, s.base_offset))
+            .map(|s| s.aborted_txns())
             .collect::<Result<Vec<_>>>()?;
         let aborted: Vec<AbortedTxn> = indexes
             .iter()
-            .flatten()
+            .flat_map(|entries| entries.iter())
             .filter(|e| e.first_offset < limit)
             .copied()
             .collect();
@@ -767,23 +863,17 @@ impl Log {
         let mut tombstone_due = i64::MAX;
         let mut complete = true;
         let mut group: Option<Group> = None;
+        let rules = SegmentRules {
+            map: &map,
+            scan: &scan,
+            now_ms,
+            delete_retention_ms: config.delete_retention_ms,
+        };
         for ((seg, view), index) in segments[..dirty].iter().zip(&views).zip(&indexes) {
             let mtime = modified_ms(seg.log_path()).unwrap_or(seg.created_ms);
-            let past_horizon = now_ms - mtime > config.delete_retention_ms;
-            let rules = SegmentRules {
-                map: &map,
-                scan: &scan,
-                drop_tombstones: !map.incomplete && past_horizon,
-                drop_markers: past_horizon,
-            };
             let mut cleaned = clean_segment(view, &rules, &mut txns);
-            cleaned.changed |= cleaned.aborted != *index;
-            let due = mtime
-                .saturating_add(config.delete_retention_ms)
-                .saturating_add(1);
-            if (cleaned.kept_tombstone && !map.incomplete) || cleaned.kept_marker {
-                tombstone_due = tombstone_due.min(due);
-            }
+            cleaned.changed |= cleaned.aborted != **index;
+            tombstone_due = tombstone_due.min(cleaned.due);
             if cleaned.txn_batch_gone {
                 // Their markers are judged by the next pass, which must not be skipped.
                 tombstone_due = tombstone_due.min(now_ms);
@@ -883,6 +973,11 @@ impl Log {
             std::fs::remove_file(&txn_cleaned).at(&txn_cleaned)?;
             return Ok(false);
         };
+        // Readers holding the old list keep the members' `.txnindex` entries with their
+        // bytes: loaded now, before the files change.
+        for m in members {
+            m.aborted_txns()?;
+        }
         let swap = segment_path(&self.dir, base, SWAP);
         std::fs::rename(&cleaned, &swap).at(&cleaned)?;
         crate::fsio::sync_dir(&self.dir)?;

@@ -1,4 +1,4 @@
-//! One segment: a `.log` file of batches plus its `.index` and `.timeindex`.
+//! One segment: a `.log` file of batches plus its `.index`, `.timeindex` and `.txnindex`.
 //!
 //! Bytes below `committed` are whole, immutable batches (until `truncate_to` discards a
 //! tail). The writer reserves space ahead with `fallocate`, maps the reservation read-only,
@@ -23,6 +23,7 @@ use crate::index::{
 };
 use crate::mmap::map_read_only;
 use crate::recovery::{scan_batches, Scan};
+use crate::txn_index::{AbortedTxn, TxnIndex};
 
 /// First reservation of a new segment; doubled on each growth, by at most
 /// `RESERVE_STEP_MAX` at a time. Each growth remaps the tail once, so appends between
@@ -67,6 +68,9 @@ pub(crate) struct Segment {
     /// Largest timestamp and the last offset of its batch; `None` until known (sealed
     /// segments learn it from the time index on first use).
     max_ts: Mutex<Option<(i64, i64)>>,
+    /// The `.txnindex` entries, read on first use and then kept with the segment (see
+    /// [`Segment::aborted_txns`]).
+    aborted: Mutex<Option<Arc<Vec<AbortedTxn>>>>,
     pub(crate) created_ms: i64,
 }
 
@@ -103,6 +107,7 @@ impl Segment {
             }))),
             index_load: Mutex::new(()),
             max_ts: Mutex::new(Some((-1, -1))),
+            aborted: Mutex::new(None),
             created_ms: now_ms(),
         })
     }
@@ -128,6 +133,7 @@ impl Segment {
             indexes: RwLock::new(None),
             index_load: Mutex::new(()),
             max_ts: Mutex::new(None),
+            aborted: Mutex::new(None),
             created_ms,
         })
     }
@@ -397,9 +403,42 @@ impl Segment {
         Ok(())
     }
 
-    /// Unlinks the segment's files. Readers keep their mappings.
+    /// The segment's `.txnindex` entries (the aborted transactions whose markers it holds),
+    /// in marker order. Read from the file on first use, then kept with this `Segment`: a
+    /// reader holding it sees the entries that go with its bytes even after compaction
+    /// replaced or retention deleted the files (both load them first).
+    pub(crate) fn aborted_txns(&self) -> Result<Arc<Vec<AbortedTxn>>> {
+        let mut kept = self.aborted.lock();
+        if let Some(entries) = kept.as_ref() {
+            return Ok(entries.clone());
+        }
+        let path = segment_path(self.dir(), self.base_offset, "txnindex");
+        let entries = Arc::new(TxnIndex::open(&path)?.entries().to_vec());
+        *kept = Some(entries.clone());
+        Ok(entries)
+    }
+
+    /// Changes the `.txnindex` with `f`, the file and the kept entries together (readers
+    /// see the entries before or after, never a file in between). The caller holds the
+    /// log's writer lock.
+    pub(crate) fn update_txn_index<T>(
+        &self,
+        f: impl FnOnce(&mut TxnIndex) -> Result<T>,
+    ) -> Result<T> {
+        let mut kept = self.aborted.lock();
+        let path = segment_path(self.dir(), self.base_offset, "txnindex");
+        let mut index = TxnIndex::open(&path)?;
+        let out = f(&mut index);
+        // After a failed write the file decides, read again on next use.
+        *kept = out.is_ok().then(|| Arc::new(index.entries().to_vec()));
+        out
+    }
+
+    /// Unlinks the segment's files. Readers keep their mappings, and the `.txnindex`
+    /// entries ([`Segment::aborted_txns`]).
     pub(crate) fn delete_files(&self) -> Result<()> {
         self.release_files();
+        self.aborted_txns()?;
         let dir = self.dir().to_path_buf();
         for ext in ["log", "index", "timeindex", "txnindex"] {
             let p = segment_path(&dir, self.base_offset, ext);

@@ -225,6 +225,75 @@ fn tombstones_live_until_delete_retention() {
     assert_eq!(keys(&log).last(), Some(&(5, 4, false)));
 }
 
+/// KIP-534: the first pass that keeps a tombstone writes its delete horizon into the batch
+/// (attributes bit 6, base timestamp); the horizon, not the segment's age, decides, and it
+/// survives regrouping and a restart.
+#[test]
+fn a_tombstones_delete_horizon_is_kept_in_its_batch_across_rewrites_and_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("h-0");
+    let cfg = compact_config(CleanupPolicy::Compact);
+    let log = Log::open(&dir, cfg.clone(), 0, true).unwrap();
+    put(&log, &[(1, Some("a".into())), (2, Some("b".into()))]);
+    let tombstone_at = put(&log, &[(1, None), (3, Some("c".into()))]);
+    log.roll().unwrap();
+    put(&log, &[(4, Some("d".into()))]);
+    // An old segment file: by its age the tombstone would be long due.
+    let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000);
+    for base in log.segment_base_offsets() {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(dir.join(format!("{base:020}.log")))
+            .unwrap();
+        f.set_modified(old).unwrap();
+    }
+    let tombstone_batch = |log: &Log| -> Option<BatchHeader> {
+        log.batch_headers_from(0)
+            .unwrap()
+            .into_iter()
+            .find(|h| h.base_offset <= tombstone_at && tombstone_at <= h.last_offset())
+    };
+    let max_ts = tombstone_batch(&log).unwrap().max_timestamp;
+    assert_eq!(tombstone_batch(&log).unwrap().delete_horizon_ms(), None);
+    let t = now();
+    let horizon = t + 60_000;
+    let stats = log.compact(t).unwrap();
+    assert_eq!(stats.tombstones_removed, 0);
+    let h = tombstone_batch(&log).unwrap();
+    assert_eq!(h.delete_horizon_ms(), Some(horizon));
+    assert_eq!(h.attributes & 0x40, 0x40);
+    assert_eq!(
+        h.max_timestamp, max_ts,
+        "record timestamps are not the horizon"
+    );
+    let tombstones = |log: &Log| {
+        all_records(log)
+            .into_iter()
+            .filter(|(_, _, v)| v.is_none())
+            .count()
+    };
+    assert_eq!(tombstones(&log), 1);
+    // Nothing is due before the horizon: the pass is skipped.
+    assert_eq!(log.compact(t + 1).unwrap(), Default::default());
+    // More data supersedes key 3; the segment is rewritten and grouped, the horizon stays.
+    put(&log, &[(3, Some("c2".into()))]);
+    log.roll().unwrap();
+    put(&log, &[(5, Some("e".into()))]);
+    let stats = log.compact(t + 30_000).unwrap();
+    assert!(stats.segments > 0 && stats.tombstones_removed == 0);
+    assert_eq!(
+        tombstone_batch(&log).unwrap().delete_horizon_ms(),
+        Some(horizon)
+    );
+    drop(log);
+    let log = Log::open(&dir, cfg, 0, false).unwrap();
+    log.set_high_watermark(log.log_end_offset());
+    assert_eq!(log.compact(horizon - 1).unwrap().tombstones_removed, 0);
+    assert_eq!(tombstones(&log), 1);
+    assert_eq!(log.compact(horizon).unwrap().tombstones_removed, 1);
+    assert_eq!(tombstones(&log), 0);
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {

@@ -173,16 +173,38 @@ fn aborted_records_go_and_markers_go_a_pass_after_their_data_past_the_horizon() 
     assert_eq!(markers(&t.log), vec![2, abort, 8, 10]);
     assert_eq!(t.log.aborted_txns(0, end).unwrap(), vec![entry]);
 
-    // The next pass sees markers without data, but before the horizon they stay; then
-    // nothing is left to do until the horizon.
-    let stats = t.log.compact(now()).unwrap();
+    // The next pass sees markers without data: they get a delete horizon in their batch
+    // (KIP-534) and stay; then nothing is left to do until the horizon.
+    let t0 = now();
+    let stats = t.log.compact(t0).unwrap();
     assert_eq!((stats.aborted_removed, stats.markers_removed), (0, 0));
     assert_eq!(markers(&t.log), vec![2, abort, 8, 10]);
     assert_eq!(t.log.aborted_txns(0, end).unwrap(), vec![]);
+    let horizons: Vec<(i64, Option<i64>)> = t
+        .log
+        .batch_headers_from(0)
+        .unwrap()
+        .iter()
+        .filter(|h| h.is_control())
+        .map(|h| (h.base_offset, h.delete_horizon_ms()))
+        .collect();
+    let horizon = Some(t0 + RETENTION_MS);
+    assert_eq!(
+        horizons,
+        vec![(2, horizon), (abort, horizon), (8, None), (10, None)],
+        "only the markers whose transactions left no batch"
+    );
     assert_eq!(t.log.compact(now()).unwrap(), Default::default());
 
-    // Past the horizon: the markers whose transactions left no batch go, with the index entry.
-    let stats = t.log.compact(now() + 2 * RETENTION_MS).unwrap();
+    // The horizon outlives a restart; the pass that reaches it drops those markers, with
+    // the index entry.
+    let dir = t.log.dir().to_owned();
+    drop(t);
+    let t = TxnLog::open(&dir);
+    t.log.set_high_watermark(t.log.log_end_offset());
+    let stats = t.log.compact(t0 + RETENTION_MS - 1).unwrap();
+    assert_eq!(stats.markers_removed, 0);
+    let stats = t.log.compact(t0 + RETENTION_MS).unwrap();
     assert_eq!((stats.aborted_removed, stats.markers_removed), (0, 2));
     assert_eq!(markers(&t.log), vec![8, 10]);
     assert_eq!(t.log.aborted_txns(0, end).unwrap(), vec![]);
@@ -331,6 +353,7 @@ fn an_interrupted_swap_installs_or_drops_its_transaction_index() {
     let cleaned = copy("c-0");
     let log = Log::open(&cleaned, config(), 0, false).unwrap();
     log.set_high_watermark(log.log_end_offset());
+    log.compact(now()).unwrap(); // the marker without data gets its delete horizon
     let stats = log.compact(now() + 2 * RETENTION_MS).unwrap();
     assert_eq!(stats.markers_removed, 1);
     drop(log);
