@@ -38,3 +38,43 @@ bench_dir() {
   PIDS=()
   trap 'for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$ROOT"' EXIT
 }
+
+# load_line: the load average now (the machine is shared; figures move with it).
+load_line() {
+  echo "load average (1, 5, 15 min): $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# kafka_config DIR CONTROLLER_PORT LISTENERS ADVERTISED PROTOCOL_MAP [EXTRA]: a formatted
+# single-node Apache Kafka (KRaft combined mode) in DIR, its server.properties with
+# LISTENERS (besides the controller's) and EXTRA lines; the jars are in KAFKA_LIBS.
+kafka_config() {
+  local dir=$1 cport=$2
+  mkdir -p "$dir"
+  cat >"$dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$cport
+listeners=$3,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$4
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,$5
+log.dirs=$dir/data
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+${6:-}
+EOF
+  printf 'log4j.rootLogger=WARN, stdout\nlog4j.appender.stdout=org.apache.log4j.ConsoleAppender\nlog4j.appender.stdout.layout=org.apache.log4j.PatternLayout\n' \
+    >"$dir/log4j.properties"
+  java -Xmx256m -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format --standalone \
+    --cluster-id MkU3OEVBNTcwNTJENDM2Qg --config "$dir/server.properties" >/dev/null
+}
+
+# kafka_start DIR: starts the Kafka of kafka_config DIR with its start script's defaults
+# (1 GiB heap, G1), logging to DIR/kafka.log; sets KAFKA_PID.
+kafka_start() {
+  java -Xms1g -Xmx1g -XX:+UseG1GC -Dlog4j.configuration="file:$1/log4j.properties" \
+    -cp "$KAFKA_LIBS/*" kafka.Kafka "$1/server.properties" >>"$1/kafka.log" 2>&1 &
+  KAFKA_PID=$!
+}

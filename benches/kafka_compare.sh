@@ -21,6 +21,7 @@ source benches/common.sh
 RECORDS=${RECORDS:-1000000}
 E2E_RATE=${E2E_RATE:-5000}
 LIBS=target/kafka-dist/libs
+KAFKA_LIBS=$LIBS
 [ -f "$LIBS/kafka_2.13-4.4.0.jar" ] || bash tests/differential/install-kafka.sh
 cargo build --release --locked -p strata -p strata-benches --bin strata --bin strata-loadgen
 STRATA=target/release/strata
@@ -60,35 +61,15 @@ start_strata() {
   START_MS=$(wait_serving "$started")
 }
 
-kafka_config() {
-  mkdir -p "$ROOT/kafka"
-  cat >"$ROOT/kafka/server.properties" <<EOF
-process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://$B,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$B
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=$ROOT/kafka/data
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-group.initial.rebalance.delay.ms=0
-EOF
-  printf 'log4j.rootLogger=WARN, stdout\nlog4j.appender.stdout=org.apache.log4j.ConsoleAppender\nlog4j.appender.stdout.layout=org.apache.log4j.PatternLayout\n' \
-    >"$ROOT/kafka/log4j.properties"
-  java -Xmx256m -cp "$LIBS/*" kafka.tools.StorageTool format --standalone \
-    --cluster-id MkU3OEVBNTcwNTJENDM2Qg --config "$ROOT/kafka/server.properties" >/dev/null
+kafka_config_compare() {
+  kafka_config "$ROOT/kafka" "$CONTROLLER_PORT" "PLAINTEXT://$B" "PLAINTEXT://$B" PLAINTEXT:PLAINTEXT
 }
 
-# Kafka's own start script defaults: 1 GiB heap, G1.
 start_kafka() {
   local started
   started=$(now_ms)
-  java -Xms1g -Xmx1g -XX:+UseG1GC -Dlog4j.configuration="file:$ROOT/kafka/log4j.properties" \
-    -cp "$LIBS/*" kafka.Kafka "$ROOT/kafka/server.properties" >>"$ROOT/kafka.log" 2>&1 &
-  SERVER=$!
+  kafka_start "$ROOT/kafka"
+  SERVER=$KAFKA_PID
   START_MS=$(wait_serving "$started")
 }
 
@@ -129,7 +110,7 @@ loopback_limit $((PORT + 2))
 dd if=/dev/zero of="$ROOT/dd" bs=1M count=1024 conv=fdatasync 2>&1 | awk '/copied/{print "disk, 1 GiB dd with fdatasync: " $(NF-1) " " $NF}'
 rm -f "$ROOT/dd"
 measure strata start_strata
-kafka_config
+kafka_config_compare
 measure kafka start_kafka
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a ~ /^[0-9.]+$/) printf "%.2f", a / b; else print "-" }'; }

@@ -66,6 +66,10 @@ pub struct Cluster {
     bootstrap: Connection,
     brokers: HashMap<i32, String>,
     connections: HashMap<i32, Connection>,
+    /// The coordinator last found for each transactional id the producer calls used,
+    /// forgotten when it answers NOT_COORDINATOR or COORDINATOR_NOT_AVAILABLE or cannot be
+    /// reached (as Kafka's producer keeps its coordinator).
+    pub(crate) txn_coordinators: HashMap<String, i32>,
 }
 
 impl Cluster {
@@ -91,6 +95,7 @@ impl Cluster {
                         bootstrap: conn,
                         brokers: HashMap::new(),
                         connections: HashMap::new(),
+                        txn_coordinators: HashMap::new(),
                     };
                     cluster.metadata(Some(&[]), false).await?;
                     return Ok(cluster);
@@ -163,6 +168,11 @@ impl Cluster {
     /// Brokers by id, as the last Metadata listed them.
     pub fn brokers(&self) -> &HashMap<i32, String> {
         &self.brokers
+    }
+
+    /// Drops the connection to broker `id`, if any; the next [`Cluster::broker`] reconnects.
+    pub(crate) fn forget_connection(&mut self, id: i32) {
+        self.connections.remove(&id);
     }
 
     /// The connection to broker `id`.

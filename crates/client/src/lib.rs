@@ -5,6 +5,7 @@
 //! black-box tests speak Kafka through one piece of code that depends on no broker internals:
 //! whatever it can do against Strata it can do against any Kafka-compatible server.
 
+mod batched_reads;
 mod cluster;
 mod connection;
 mod groups;
@@ -15,6 +16,7 @@ mod replicas;
 mod security;
 mod transactions;
 
+pub use batched_reads::{BatchedReads, READ_SIZE};
 pub use cluster::{
     fetch_committed_on, fetch_on, produce_on, produce_transactional_on, Cluster, PartitionInfo,
     TopicInfo,

@@ -12,7 +12,7 @@ use ring::{digest, hmac, pbkdf2};
 use rustls_pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
-use crate::{connect_tcp, ClientError, Connection, Result, CONNECT_TIMEOUT};
+use crate::{connect_tcp, BatchedReads, ClientError, Connection, Result, CONNECT_TIMEOUT};
 
 /// A SASL mechanism this client authenticates with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +111,8 @@ impl Security {
                 format!("not a TLS server name: {e}"),
             ))
         })?;
-        let handshake = TlsConnector::from(Arc::clone(config)).connect(name, tcp);
+        let handshake =
+            TlsConnector::from(Arc::clone(config)).connect(name, BatchedReads::new(tcp));
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
             .await
             .map_err(|_| ClientError::Timeout(format!("TLS handshake with {addr}")))?

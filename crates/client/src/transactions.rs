@@ -97,6 +97,12 @@ fn retriable(code: i16) -> bool {
     .any(|e| e.code() == code)
 }
 
+/// Whether `code` says the coordinator asked is not (or no longer) the one to ask.
+fn coordinator_moved(code: i16) -> bool {
+    code == ResponseError::NotCoordinator.code()
+        || code == ResponseError::CoordinatorNotAvailable.code()
+}
+
 impl Cluster {
     /// A transactional producer's InitProducerId at `transactional_id`'s coordinator:
     /// (producer id, epoch), retried while the coordinator loads or moves.
@@ -107,13 +113,15 @@ impl Cluster {
     ) -> Result<(i64, i16)> {
         let deadline = Instant::now() + TXN_RETRY_FOR;
         loop {
-            let coordinator = self.transaction_coordinator(transactional_id).await?;
             let request = InitProducerIdRequest::default()
                 .with_transactional_id(Some(TransactionalId(text(transactional_id))))
                 .with_transaction_timeout_ms(timeout_ms)
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1);
-            let response = self.broker(coordinator).await?.send(request, 4).await?;
+            let response = self
+                .send_to_coordinator(transactional_id, request, 4)
+                .await?;
+            self.check_coordinator(transactional_id, response.error_code);
             if retriable(response.error_code) && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
@@ -144,13 +152,14 @@ impl Cluster {
         }
         let deadline = Instant::now() + TXN_RETRY_FOR;
         loop {
-            let coordinator = self.transaction_coordinator(transactional_id).await?;
             let request = AddPartitionsToTxnRequest::default()
                 .with_v3_and_below_transactional_id(TransactionalId(text(transactional_id)))
                 .with_v3_and_below_producer_id(ProducerId(producer.0))
                 .with_v3_and_below_producer_epoch(producer.1)
                 .with_v3_and_below_topics(topics.clone());
-            let response = self.broker(coordinator).await?.send(request, 3).await?;
+            let response = self
+                .send_to_coordinator(transactional_id, request, 3)
+                .await?;
             let code = response
                 .results_by_topic_v3_and_below
                 .iter()
@@ -158,6 +167,7 @@ impl Cluster {
                 .map(|p| p.partition_error_code)
                 .find(|c| *c != 0)
                 .unwrap_or(response.error_code);
+            self.check_coordinator(transactional_id, code);
             if retriable(code) && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 continue;
@@ -175,13 +185,15 @@ impl Cluster {
     ) -> Result<()> {
         let deadline = Instant::now() + TXN_RETRY_FOR;
         loop {
-            let coordinator = self.transaction_coordinator(transactional_id).await?;
             let request = EndTxnRequest::default()
                 .with_transactional_id(TransactionalId(text(transactional_id)))
                 .with_producer_id(ProducerId(producer.0))
                 .with_producer_epoch(producer.1)
                 .with_committed(commit);
-            let response = self.broker(coordinator).await?.send(request, 3).await?;
+            let response = self
+                .send_to_coordinator(transactional_id, request, 3)
+                .await?;
+            self.check_coordinator(transactional_id, response.error_code);
             if retriable(response.error_code) && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 continue;
@@ -190,7 +202,50 @@ impl Cluster {
         }
     }
 
-    /// The id of the broker coordinating `transactional_id` (FindCoordinator, key type 1).
+    /// Sends `request` (at `version`) to `transactional_id`'s coordinator: the one found
+    /// before, else found now with FindCoordinator. A coordinator that cannot be reached is
+    /// forgotten (and its connection dropped), so the next call finds it again.
+    async fn send_to_coordinator<Req>(
+        &mut self,
+        transactional_id: &str,
+        request: Req,
+        version: i16,
+    ) -> Result<Req::Response>
+    where
+        Req: kafka_protocol::protocol::Request,
+    {
+        let coordinator = match self.txn_coordinators.get(transactional_id) {
+            Some(id) => *id,
+            None => {
+                let id = self.transaction_coordinator(transactional_id).await?;
+                self.txn_coordinators
+                    .insert(transactional_id.to_owned(), id);
+                id
+            }
+        };
+        let sent = match self.broker(coordinator).await {
+            Ok(conn) => conn.send(request, version).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = &sent {
+            self.txn_coordinators.remove(transactional_id);
+            if matches!(error, ClientError::Io { .. } | ClientError::Timeout(_)) {
+                // Mid-exchange the connection's state is unknown: the next call reconnects.
+                self.forget_connection(coordinator);
+            }
+        }
+        sent
+    }
+
+    /// Forgets `transactional_id`'s coordinator when its answer `code` says it moved.
+    fn check_coordinator(&mut self, transactional_id: &str, code: i16) {
+        if coordinator_moved(code) {
+            self.txn_coordinators.remove(transactional_id);
+        }
+    }
+
+    /// The id of the broker coordinating `transactional_id` (FindCoordinator, key type 1),
+    /// asked afresh.
     pub async fn transaction_coordinator(&mut self, transactional_id: &str) -> Result<i32> {
         let request = FindCoordinatorRequest::default()
             .with_key(text(transactional_id))

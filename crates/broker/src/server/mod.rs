@@ -190,7 +190,12 @@ async fn open(
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.get());
     let limit = std::time::Duration::from_millis(broker.config.request_receive_timeout_ms);
-    let mut stream = match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+    let mut stream = match tokio::time::timeout(
+        limit,
+        acceptor.accept(client::BatchedReads::new(stream)),
+    )
+    .await
+    {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
             tracing::info!(peer = %peer.addr, listener = %listener.config.name, %error, "TLS handshake failed");
