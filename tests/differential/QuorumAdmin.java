@@ -42,11 +42,16 @@ public class QuorumAdmin {
         Object result;
         try (Admin admin = Admin.create(props)) {
             switch (args[1]) {
-                case "describe" -> result = describe(admin.describeMetadataQuorum().quorumInfo().get(30, TimeUnit.SECONDS));
-                case "features" -> result = features(admin.describeFeatures().featureMetadata().get(30, TimeUnit.SECONDS));
-                case "add" -> result = outcome(() -> admin.addRaftVoter(Integer.parseInt(args[2]), Uuid.fromString(args[3]),
-                        Set.of(new RaftVoterEndpoint(args[4], args[5], Integer.parseInt(args[6])))).all().get(40, TimeUnit.SECONDS));
-                case "remove" -> result = outcome(() -> admin.removeRaftVoter(Integer.parseInt(args[2]), Uuid.fromString(args[3]))
+                case "describe" -> result = describe(
+                        admin.describeMetadataQuorum().quorumInfo().get(30, TimeUnit.SECONDS));
+                case "features" -> result = features(
+                        admin.describeFeatures().featureMetadata().get(30, TimeUnit.SECONDS));
+                case "add" -> result = outcome(() -> admin.addRaftVoter(
+                        Integer.parseInt(args[2]), Uuid.fromString(args[3]),
+                        Set.of(new RaftVoterEndpoint(args[4], args[5], Integer.parseInt(args[6]))))
+                        .all().get(40, TimeUnit.SECONDS));
+                case "remove" -> result = outcome(() -> admin.removeRaftVoter(
+                        Integer.parseInt(args[2]), Uuid.fromString(args[3]))
                         .all().get(40, TimeUnit.SECONDS));
                 default -> {
                     System.err.println("unknown command " + args[1]);
@@ -110,7 +115,8 @@ public class QuorumAdmin {
         Map<String, Object> finalized = new LinkedHashMap<>();
         f.finalizedFeatures().forEach((name, range) -> finalized.put(name, range.maxVersionLevel()));
         Map<String, Object> supported = new LinkedHashMap<>();
-        f.supportedFeatures().forEach((name, range) -> supported.put(name, List.of(range.minVersion(), range.maxVersion())));
+        f.supportedFeatures().forEach((name, range) ->
+                supported.put(name, List.of(range.minVersion(), range.maxVersion())));
         out.put("finalized", finalized);
         out.put("supported", supported);
         return out;
