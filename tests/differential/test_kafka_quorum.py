@@ -81,10 +81,33 @@ def admin(classes: Path, bootstrap: str, *args: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+# REQUEST_TIMED_OUT while the previous voter change is still being committed: Kafka's leader
+# answers it too, and clients retry.
+PENDING = re.compile(r"pending|in progress|undergoing|uncommitted", re.IGNORECASE)
+
+
+def change(classes: Path, bootstrap: str, *args: str) -> dict:
+    """An add or remove through QuorumAdmin, retried for 20 s while another change is pending."""
+    deadline = time.monotonic() + 20
+    while True:
+        r = admin(classes, bootstrap, *args)
+        if r["error"] != "TimeoutException" or not PENDING.search(r.get("message") or "") \
+                or time.monotonic() > deadline:
+            return r
+        time.sleep(0.5)
+
+
 def tool(log4j, bootstrap: str, *args: str) -> str:
-    """kafka-metadata-quorum's standard output; it must exit with 0."""
+    """kafka-metadata-quorum's standard output; it must exit with 0 (retried for 20 s while
+    another voter change is pending)."""
     argv = brokers.java_argv(QUORUM_TOOL, log4j, "--bootstrap-server", bootstrap, *args)
-    r = subprocess.run(argv, capture_output=True, timeout=CALL_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while True:
+        r = subprocess.run(argv, capture_output=True, timeout=CALL_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        if r.returncode == 0 or not PENDING.search(r.stderr.decode(errors="replace")) \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     out = r.stdout.decode(errors="replace")
     assert r.returncode == 0, f"kafka-metadata-quorum {' '.join(args)}: exit {r.returncode}\n{out}\n" \
                               f"{r.stderr.decode(errors='replace')[-3000:]}"
@@ -176,12 +199,12 @@ def test_kip853_with_kafka_admin_and_metadata_quorum_tool(cluster, classes, tmp_
     assert directory(q, 4) == dirs[4] and q["nodes"]["4"] == [endpoints[4]], q
 
     # The Java Admin takes it out again and puts it back.
-    assert admin(classes, bootstrap, "remove", "4", dirs[4]) == {"error": None}
+    assert change(classes, bootstrap, "remove", "4", dirs[4]) == {"error": None}
     # Node 4 keeps following the log as an observer, as a removed Kafka controller does.
     wait_quorum(classes, bootstrap, lambda q: ids(q["voters"]) == [1, 2, 3]
                 and [(o["id"], o["directoryId"]) for o in q["observers"]] == [(4, dirs[4])],
                 "voters 1-3 and observer 4 after removing 4")
-    r = admin(classes, bootstrap, "add", "4", dirs[4], "CONTROLLER", host4, port4)
+    r = change(classes, bootstrap, "add", "4", dirs[4], "CONTROLLER", host4, port4)
     assert r == {"error": None}, r
     wait_quorum(classes, bootstrap, lambda q: ids(q["voters"]) == [1, 2, 3, 4], "voters 1-4 after adding 4 again")
 
