@@ -237,6 +237,9 @@ def test_kafka_features(tools):
     out = tools.run("features", "describe")
     assert re.search(r"^Feature: metadata\.version\s+SupportedMinVersion: \S+\s+SupportedMaxVersion: \S+\s+"
                      r"FinalizedVersionLevel: \S+\s+Epoch: \d+\s*$", out, re.MULTILINE), out
+    # A dynamic voter set (KIP-853): Kafka formatted with --standalone, and every Strata quorum.
+    assert re.search(r"^Feature: kraft\.version\s+SupportedMinVersion: 0\s+SupportedMaxVersion: 1\s+"
+                     r"FinalizedVersionLevel: 1\s", out, re.MULTILINE), out
 
 
 @pytest.mark.parametrize("broker", _params("metadata-quorum"), indirect=True)

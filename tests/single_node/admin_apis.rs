@@ -278,19 +278,19 @@ fn describe_topic_partitions_pages_through_topics_with_a_cursor() {
     assert_eq!(refused.topics[0].error_code, INVALID_REQUEST, "{refused:?}");
 }
 
-/// What ApiVersions v3 says of features: supported (name, min, max), finalized (name, level)
-/// and the finalized features' epoch.
+/// What ApiVersions `version` (3 or 4) says of features: supported (name, min, max),
+/// finalized (name, level) and the finalized features' epoch.
 struct Features {
     supported: Vec<(String, i16, i16)>,
     finalized: Vec<(String, i16)>,
     epoch: i64,
 }
 
-fn features(stream: &mut TcpStream) -> Features {
+fn features(stream: &mut TcpStream, version: i16) -> Features {
     let request = ApiVersionsRequest::default()
         .with_client_software_name(StrBytes::from_static_str("raw-test"))
         .with_client_software_version(StrBytes::from_static_str("1"));
-    let (_, response) = call(stream, &request, 3);
+    let (_, response) = call(stream, &request, version);
     assert_eq!(response.error_code, 0);
     let supported = response
         .supported_features
@@ -345,13 +345,27 @@ fn features_are_described_and_updated_within_the_supported_range() {
         supported,
         finalized,
         epoch,
-    } = features(&mut stream);
+    } = features(&mut stream, 4);
     assert!(
         supported.contains(&("metadata.version".to_owned(), 7, 25)),
         "{supported:?}"
     );
     assert!(supported.contains(&("group.version".to_owned(), 1, 1)));
     assert!(supported.contains(&("transaction.version".to_owned(), 0, 0)));
+    assert!(supported.contains(&("kraft.version".to_owned(), 0, 1)));
+    // The voter set is dynamic (KIP-853), as in a Kafka quorum formatted with --standalone.
+    assert!(finalized.contains(&("kraft.version".to_owned(), 1)));
+    // v3 leaves out ranges starting at 0 (KIP-1022) and finalizes the same levels.
+    let v3 = features(&mut stream, 3);
+    assert_eq!(
+        v3.supported,
+        supported
+            .iter()
+            .filter(|(_, min, _)| *min > 0)
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(v3.finalized, finalized);
     assert!(
         finalized.contains(&("metadata.version".to_owned(), 25)),
         "{finalized:?}"
@@ -389,6 +403,10 @@ fn features_are_described_and_updated_within_the_supported_range() {
             "the consumer protocol stays",
         ),
         (vec![("no.such.feature", 1, UPGRADE)], "an unknown feature"),
+        (
+            vec![("kraft.version", 0, SAFE_DOWNGRADE)],
+            "the voter set stays dynamic",
+        ),
         (vec![("metadata.version", 25, 9)], "an unknown upgrade type"),
     ] {
         for version in [1, 2] {
@@ -402,7 +420,7 @@ fn features_are_described_and_updated_within_the_supported_range() {
         }
     }
     // Nothing changed.
-    assert_eq!(features(&mut stream).finalized, finalized);
+    assert_eq!(features(&mut stream, 4).finalized, finalized);
 
     // Same level: accepted; v1 lists each feature's result, v2 only the top-level code.
     let v1 = update_features(&mut stream, &[("metadata.version", 25, UPGRADE)], true, 1);
@@ -420,7 +438,7 @@ fn features_are_described_and_updated_within_the_supported_range() {
         2,
     );
     assert_eq!(removed.error_code, 0, "{removed:?}");
-    let after = features(&mut stream);
+    let after = features(&mut stream, 4);
     assert_eq!(after.finalized, finalized);
     assert!(after.epoch > epoch, "the update went through the quorum");
 }

@@ -11,6 +11,15 @@ use crate::error::Rejection;
 /// `metadata.version`, the feature that names the metadata format.
 pub const METADATA_VERSION: &str = "metadata.version";
 
+/// `kraft.version`, the format of the metadata quorum's voter set (KIP-853).
+pub const KRAFT_VERSION: &str = "kraft.version";
+
+/// The finalized `kraft.version` of every Strata cluster: 1, KIP-853's dynamic voter set.
+/// Strata's voters always live in the Raft log and change through AddRaftVoter and
+/// RemoveRaftVoter, so level 0 (Kafka's static `controller.quorum.voters`) never describes a
+/// Strata quorum and UpdateFeatures cannot move it there.
+pub const KRAFT_VERSION_LEVEL: i16 = 1;
+
 /// A feature this build supports: the level range it can run at and the level a new cluster
 /// starts at (0: not finalized).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,9 +37,10 @@ pub struct SupportedFeature {
 /// The features Strata supports. `metadata.version` spans Kafka 4.0's range (3.3-IV3, 7, to
 /// 4.0-IV3, 25): Strata's metadata format does not depend on it, so every level in the range
 /// describes it. `group.version` 1 is KIP-848's consumer protocol, which Strata cannot turn
-/// off. `kraft.version` stays 0 (Kafka's static voter set) although Strata's voters change at
-/// run time through KIP-853's APIs; `transaction.version` 0 is transactions without KIP-890
-/// part 2; `eligible.leader.replicas.version` 0 means no ELR (KIP-966).
+/// off. `kraft.version` is finalized at 1 ([`KRAFT_VERSION_LEVEL`]: the voter set is dynamic,
+/// KIP-853) and supported from 0 as in Kafka, whose nodes of a static quorum run at 0;
+/// `transaction.version` 0 is transactions without KIP-890 part 2;
+/// `eligible.leader.replicas.version` 0 means no ELR (KIP-966).
 pub const SUPPORTED_FEATURES: &[SupportedFeature] = &[
     SupportedFeature {
         name: METADATA_VERSION,
@@ -39,10 +49,10 @@ pub const SUPPORTED_FEATURES: &[SupportedFeature] = &[
         default: 25,
     },
     SupportedFeature {
-        name: "kraft.version",
+        name: KRAFT_VERSION,
         min: 0,
-        max: 0,
-        default: 0,
+        max: KRAFT_VERSION_LEVEL,
+        default: KRAFT_VERSION_LEVEL,
     },
     SupportedFeature {
         name: "transaction.version",
@@ -152,6 +162,13 @@ pub fn apply_updates(
                  type to either safe or unsafe downgrade.",
             ));
         }
+        if feature == KRAFT_VERSION && level != KRAFT_VERSION_LEVEL {
+            return Err(invalid(
+                feature,
+                level,
+                "The voter set is dynamic (KIP-853) and cannot be made static.",
+            ));
+        }
         match supported(feature) {
             None if level != 0 => {
                 return Err(invalid(
@@ -206,7 +223,8 @@ pub fn apply_updates(
     Ok(next)
 }
 
-/// The finalized levels of a new cluster: every supported feature with a non-zero default.
+/// The finalized levels of a new cluster: every supported feature with a non-zero default
+/// (`kraft.version` among them, at [`KRAFT_VERSION_LEVEL`]).
 pub fn initial_levels() -> BTreeMap<String, i16> {
     SUPPORTED_FEATURES
         .iter()
@@ -232,7 +250,7 @@ mod tests {
         let current = initial_levels();
         assert_eq!(current.get(METADATA_VERSION), Some(&25));
         assert_eq!(current.get("group.version"), Some(&1));
-        assert!(!current.contains_key("kraft.version"));
+        assert_eq!(current.get(KRAFT_VERSION), Some(&KRAFT_VERSION_LEVEL));
         // Same level: a no-op, allowed.
         let same = apply_updates(
             &current,
@@ -249,6 +267,8 @@ mod tests {
             update("group.version", 0, UpgradeType::SafeDowngrade),
             update("no.such.feature", 1, UpgradeType::Upgrade),
             update("kraft.version", -1, UpgradeType::SafeDowngrade),
+            update("kraft.version", 0, UpgradeType::SafeDowngrade),
+            update("kraft.version", 0, UpgradeType::UnsafeDowngrade),
         ] {
             let err = apply_updates(&current, std::slice::from_ref(&refused)).unwrap_err();
             assert_eq!(

@@ -332,11 +332,19 @@ impl MetadataImage {
         self.next_producer_id
     }
 
-    /// Finalized feature levels by name (features at level 0 are absent).
+    /// Finalized feature levels by name (features at level 0 are absent). `kraft.version` is
+    /// always [`crate::features::KRAFT_VERSION_LEVEL`], also in images whose levels were
+    /// changed before it was finalized.
     pub fn finalized_features(&self) -> BTreeMap<String, i16> {
-        self.features
+        let mut levels = self
+            .features
             .clone()
-            .unwrap_or_else(crate::features::initial_levels)
+            .unwrap_or_else(crate::features::initial_levels);
+        levels.insert(
+            crate::features::KRAFT_VERSION.to_owned(),
+            crate::features::KRAFT_VERSION_LEVEL,
+        );
+        levels
     }
 
     /// Number of commands applied since the empty image (the index of the last one).

@@ -1163,13 +1163,22 @@ impl Controller {
                 if !valid_address(&address) {
                     return Err(bad_address(&address));
                 }
-                if let Some(known) = find(&learners, node_id).and_then(|n| n.directory_id) {
-                    if known != directory_id {
+                // As Kafka's leader: only an observer that fetches the log with this
+                // directory id can catch up, anything else times out.
+                match find(&learners, node_id).map(|n| n.directory_id) {
+                    None => {
+                        return Err(Attempt::Rejected(Rejection::VoterChangeTimedOut(format!(
+                            "Node {node_id} is not an observer of the metadata log, so it \
+                             cannot catch up"
+                        ))))
+                    }
+                    Some(Some(known)) if known != directory_id => {
                         return Err(Attempt::Rejected(Rejection::VoterChangeTimedOut(format!(
                             "Node {node_id} follows the log with directory id {known}, not \
                              {directory_id}"
                         ))));
                     }
+                    Some(_) => {}
                 }
                 let node = Node {
                     addr: address,
@@ -1213,9 +1222,11 @@ impl Controller {
                         "Cannot remove voter {node_id}: it is the only voter"
                     ))));
                 }
+                // The removed voter stays a learner: as in Kafka it keeps following the log
+                // as an observer, which its broker needs while it runs.
                 raft.change_membership(
                     openraft::ChangeMembers::RemoveVoters(BTreeSet::from([node_id as u64])),
-                    false,
+                    true,
                 )
                 .await
                 .map_err(membership_error)?;

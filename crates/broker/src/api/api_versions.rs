@@ -1,6 +1,7 @@
 //! ApiVersions (key 18): the APIs and versions this broker serves and, from v3, the
-//! features it supports and the levels finalized in the metadata image (KIP-584), with the
-//! image's applied index as the finalized features' epoch.
+//! features it supports (from v4 also those whose range starts at 0, KIP-1022) and the levels
+//! finalized in the metadata image (KIP-584), with the image's applied index as the finalized
+//! features' epoch.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::{
@@ -27,8 +28,11 @@ pub(super) fn handle(ctx: &Ctx<'_>, _request: ApiVersionsRequest) -> ApiVersions
     if ctx.version < 3 {
         return response;
     }
+    // KIP-1022: a supported range starting at 0 goes only to v4+ clients; older ones refuse
+    // it (Kafka leaves those features out of v3 answers the same way).
     let supported = controller::features::SUPPORTED_FEATURES
         .iter()
+        .filter(|f| ctx.version >= 4 || f.min > 0)
         .map(|f| {
             SupportedFeatureKey::default()
                 .with_name(str_bytes(f.name))

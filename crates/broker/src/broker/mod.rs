@@ -161,7 +161,8 @@ impl Broker {
             move |source| BrokerError::Io { path, source }
         };
         std::fs::create_dir_all(&config.data_dir).map_err(io(&config.data_dir))?;
-        let cluster_id = read_or_create_cluster_id(&config, &controller.voters())?;
+        let cluster_id =
+            read_or_create_cluster_id(&config, &controller.voters(), controller.directory_id())?;
         let log_dir = LogDir::open(&config.data_dir, segment_store::LogConfig::default())?;
         let inter_broker = crate::inter_broker::InterBrokerClient::new(
             config.inter_broker_tls.clone(),
@@ -412,16 +413,21 @@ pub(crate) fn now_ms() -> i64 {
 
 /// Kafka keeps `cluster.id` in `meta.properties`; so do we, written on first start. Every
 /// node of a cluster derives the same id from the voter set, so they agree without a
-/// separate formatting step.
+/// separate formatting step. A controller's metadata directory id (nil on broker-only nodes)
+/// is kept there too as `directory.id`, where Kafka's tools look for it
+/// (`kafka-metadata-quorum add-controller`); the file is rewritten when it is missing or stale.
 fn read_or_create_cluster_id(
     config: &BrokerConfig,
     voters: &BTreeMap<i32, String>,
+    directory_id: Uuid,
 ) -> Result<String, BrokerError> {
     let path = config.data_dir.join("meta.properties");
     let io = |source| BrokerError::Io {
         path: path.clone(),
         source,
     };
+    let directory = (!directory_id.is_nil()).then(|| base64_uuid(directory_id));
+    let mut known = None;
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let props: BTreeMap<&str, &str> = text
@@ -431,16 +437,24 @@ fn read_or_create_cluster_id(
                 .map(|(k, v)| (k.trim(), v.trim()))
                 .collect();
             if let Some(id) = props.get("cluster.id") {
-                return Ok((*id).to_owned());
+                if props.get("directory.id").copied() == directory.as_deref() {
+                    return Ok((*id).to_owned());
+                }
+                known = Some((*id).to_owned());
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
     }
-    let voters: Vec<String> = voters.iter().map(|(id, a)| format!("{id}@{a}")).collect();
-    let name = format!("strata-cluster:{}", voters.join(","));
-    let id = base64_uuid(Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()));
-    let text = format!("version=1\ncluster.id={id}\nnode.id={}\n", config.node_id);
+    let id = known.unwrap_or_else(|| {
+        let voters: Vec<String> = voters.iter().map(|(id, a)| format!("{id}@{a}")).collect();
+        let name = format!("strata-cluster:{}", voters.join(","));
+        base64_uuid(Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()))
+    });
+    let mut text = format!("version=1\ncluster.id={id}\nnode.id={}\n", config.node_id);
+    if let Some(directory) = directory {
+        text.push_str(&format!("directory.id={directory}\n"));
+    }
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)?;
