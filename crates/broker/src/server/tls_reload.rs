@@ -63,6 +63,10 @@ fn fingerprints(files: &[PathBuf]) -> Vec<Fingerprint> {
         .collect()
 }
 
+/// A look at a listener's TLS: this broker's dynamic store settings for it, the files they
+/// and the file's settings name, and those files' fingerprints.
+type Look = (BTreeMap<String, String>, Vec<PathBuf>, Vec<Fingerprint>);
+
 /// This broker's dynamic TLS store settings of `listener`.
 fn dynamic_settings(broker: &Broker, listener: &str) -> BTreeMap<String, String> {
     let mut settings = broker.image().broker_configs(broker.node_id());
@@ -131,15 +135,48 @@ enum Cause {
 }
 
 /// Follows the TLS settings and files of `listener` until `shutdown` resolves, applying
-/// each change.
-pub(super) async fn watch(
+/// each change. The files are first looked at before this returns, that is before the
+/// listener accepts, so a change made once it serves is never taken for the start state.
+pub(super) fn watch(
     broker: Arc<Broker>,
     listener: Arc<Listener>,
     shutdown: impl std::future::Future<Output = ()>,
-) {
-    let Some(current) = &listener.tls else {
-        return;
+) -> impl std::future::Future<Output = ()> {
+    let look = |broker: &Broker, listener: &Listener| {
+        let settings = dynamic_settings(broker, &listener.config.name);
+        let files = broker
+            .config
+            .listener_tls_files(&listener.config, &settings);
+        let prints = fingerprints(&files);
+        (settings, files, prints)
     };
+    let start = listener.tls.is_some().then(|| look(&broker, &listener));
+    async move {
+        let (Some(current), Some((seen_settings, _, seen_prints))) = (&listener.tls, start) else {
+            return;
+        };
+        follow(
+            broker,
+            &listener,
+            current,
+            seen_settings,
+            seen_prints,
+            look,
+            shutdown,
+        )
+        .await;
+    }
+}
+
+async fn follow(
+    broker: Arc<Broker>,
+    listener: &Arc<Listener>,
+    current: &CurrentTls,
+    mut seen_settings: BTreeMap<String, String>,
+    mut seen_prints: Vec<Fingerprint>,
+    look: fn(&Broker, &Listener) -> Look,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let name = listener.config.name.to_ascii_lowercase();
     let mut requests = broker.tls_reload_requests();
     requests.borrow_and_update();
@@ -148,22 +185,12 @@ pub(super) async fn watch(
     tokio::pin!(shutdown);
     let look = {
         let broker = Arc::clone(&broker);
-        let listener = Arc::clone(&listener);
+        let listener = Arc::clone(listener);
         move || {
             let broker = Arc::clone(&broker);
             let listener = Arc::clone(&listener);
-            tokio::task::spawn_blocking(move || {
-                let settings = dynamic_settings(&broker, &listener.config.name);
-                let files = broker
-                    .config
-                    .listener_tls_files(&listener.config, &settings);
-                let prints = fingerprints(&files);
-                (settings, files, prints)
-            })
+            tokio::task::spawn_blocking(move || look(&broker, &listener))
         }
-    };
-    let Ok((mut seen_settings, _, mut seen_prints)) = look().await else {
-        return;
     };
     loop {
         let requested = tokio::select! {
