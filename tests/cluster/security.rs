@@ -12,7 +12,13 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use client::Cluster as Client;
+use client::{Cluster as Client, SaslCredentials, SaslMechanism};
+use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, BrokerId, CreateTopicsRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -51,6 +57,8 @@ struct Secured {
     dir: tempfile::TempDir,
     /// The voters' controller addresses.
     controllers: Vec<String>,
+    /// Each node's CLIENT listener (SASL_PLAINTEXT with PLAIN), under [`InterBroker::Scram`].
+    clients: Vec<String>,
 }
 
 /// The inter-broker listener's protocol.
@@ -60,6 +68,24 @@ enum InterBroker {
     Ssl,
     /// SASL_SSL, brokers authenticating with PLAIN.
     SaslSsl,
+    /// SASL_SSL, brokers authenticating with SCRAM-SHA-512 as `User:broker`, a super user of
+    /// the StandardAuthorizer; clients use a SASL_PLAINTEXT listener (CLIENT) with PLAIN
+    /// users `admin` (a super user) and `alice` (no ACLs). Node `wrong_password_on`, when
+    /// set, has a wrong password in its JAAS line.
+    Scram { wrong_password_on: Option<i32> },
+}
+
+const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+/// The password of `User:broker`'s SCRAM credential.
+const BROKER_PASSWORD: &str = "broker-secret";
+/// The CLIENT listener's PLAIN users (escaped for the harness's TOML file).
+const CLIENT_JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_admin=\"admin-secret\" user_alice=\"alice-secret\";"#;
+
+/// The JAAS line a node authenticates to other brokers with under SCRAM.
+fn scram_jaas(password: &str) -> String {
+    format!(
+        r#"org.apache.kafka.common.security.scram.ScramLoginModule required username=\"broker\" password=\"{password}\";"#
+    )
 }
 
 /// The JAAS line of the SASL_SSL inter-broker listener: this broker's own credentials and
@@ -91,11 +117,19 @@ fn start_with(voters: usize, brokers_only: usize, inter_broker: InterBroker) -> 
         .map(|(i, address)| format!("{}@{address}", i + 1))
         .collect();
     let voter_list = voter_list.join(",");
+    let mut clients = Vec::new();
     let nodes = hosts
         .iter()
         .enumerate()
         .map(|(i, host)| {
             let (port, internal) = (free_port_on(host), free_port_on(host));
+            let scram = matches!(inter_broker, InterBroker::Scram { .. });
+            let mut listeners = format!("PLAINTEXT://{host}:{port},INTERNAL://{host}:{internal}");
+            if scram {
+                let client = format!("{host}:{}", free_port_on(host));
+                listeners.push_str(&format!(",CLIENT://{client}"));
+                clients.push(client);
+            }
             let mut options = NodeOptions {
                 node_id: i as i32 + 1,
                 host: host.clone(),
@@ -105,15 +139,15 @@ fn start_with(voters: usize, brokers_only: usize, inter_broker: InterBroker) -> 
                 port: Some(port),
                 ..NodeOptions::default()
             }
-            .property(
-                "listeners",
-                &format!("PLAINTEXT://{host}:{port},INTERNAL://{host}:{internal}"),
-            )
+            .property("listeners", &listeners)
             .property(
                 "listener.security.protocol.map",
                 match inter_broker {
                     InterBroker::Ssl => "PLAINTEXT:PLAINTEXT,INTERNAL:SSL,CONTROLLER:SSL",
                     InterBroker::SaslSsl => "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL,CONTROLLER:SSL",
+                    InterBroker::Scram { .. } => {
+                        "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL,CLIENT:SASL_PLAINTEXT,CONTROLLER:SSL"
+                    }
                 },
             )
             .property("inter.broker.listener.name", "INTERNAL")
@@ -133,11 +167,39 @@ fn start_with(voters: usize, brokers_only: usize, inter_broker: InterBroker) -> 
                 &file("ca.pem"),
             )
             .property("listener.name.controller.ssl.client.auth", "required");
-            if inter_broker == InterBroker::SaslSsl {
-                options = options
-                    .property("sasl.mechanism.inter.broker.protocol", "PLAIN")
-                    .property("listener.name.internal.sasl.enabled.mechanisms", "PLAIN")
-                    .property("listener.name.internal.plain.sasl.jaas.config", BROKER_JAAS);
+            match inter_broker {
+                InterBroker::Ssl => {}
+                InterBroker::SaslSsl => {
+                    options = options
+                        .property("sasl.mechanism.inter.broker.protocol", "PLAIN")
+                        .property("listener.name.internal.sasl.enabled.mechanisms", "PLAIN")
+                        .property("listener.name.internal.plain.sasl.jaas.config", BROKER_JAAS);
+                }
+                InterBroker::Scram { wrong_password_on } => {
+                    let password = if wrong_password_on == Some(i as i32 + 1) {
+                        "not-the-broker-secret"
+                    } else {
+                        BROKER_PASSWORD
+                    };
+                    options = options
+                        .property("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-512")
+                        .property(
+                            "listener.name.internal.sasl.enabled.mechanisms",
+                            "SCRAM-SHA-512",
+                        )
+                        .property(
+                            "listener.name.internal.scram-sha-512.sasl.jaas.config",
+                            &scram_jaas(password),
+                        )
+                        .property("listener.name.client.sasl.enabled.mechanisms", "PLAIN")
+                        .property("listener.name.client.plain.sasl.jaas.config", CLIENT_JAAS)
+                        .property("authorizer.class.name", STANDARD_AUTHORIZER)
+                        .property("super.users", "User:broker;User:admin");
+                    if wrong_password_on.is_some() {
+                        // The refused follower leaves the ISR within seconds.
+                        options = options.property("replica.lag.time.max.ms", "5000");
+                    }
+                }
             }
             Node::start(options)
         })
@@ -146,6 +208,7 @@ fn start_with(voters: usize, brokers_only: usize, inter_broker: InterBroker) -> 
         cluster: Cluster { nodes },
         dir,
         controllers,
+        clients,
     }
 }
 
@@ -155,7 +218,7 @@ fn a_cluster_with_mutual_tls_between_nodes_replicates_over_its_ssl_inter_broker_
     // broker-only node's metadata stream all cross the controller port's TLS.
     let mut secured = start_secured(3, 1);
     run_bounded(Duration::from_secs(120), async move {
-        replicates_acks_all_writes(&mut secured.cluster).await;
+        replicates_acks_all_writes(&mut secured.cluster, None).await;
     });
 }
 
@@ -163,26 +226,244 @@ fn a_cluster_with_mutual_tls_between_nodes_replicates_over_its_ssl_inter_broker_
 fn followers_authenticate_with_plain_on_a_sasl_ssl_inter_broker_listener() {
     let mut secured = start_with(3, 0, InterBroker::SaslSsl);
     run_bounded(Duration::from_secs(120), async move {
-        replicates_acks_all_writes(&mut secured.cluster).await;
+        replicates_acks_all_writes(&mut secured.cluster, None).await;
     });
+}
+
+#[test]
+fn brokers_authenticate_with_scram_between_them_as_a_super_user_under_the_authorizer() {
+    let mut secured = start_with(
+        3,
+        0,
+        InterBroker::Scram {
+            wrong_password_on: None,
+        },
+    );
+    let clients = secured.clients.clone();
+    run_bounded(Duration::from_secs(150), async {
+        secured
+            .cluster
+            .wait_for_brokers(Duration::from_secs(30))
+            .await;
+        // As in Kafka, the brokers' own SCRAM credential is metadata: until it exists no
+        // broker can log in to another.
+        add_broker_credential(&clients[0]).await;
+        let admin = ClientAccess::plain(&clients, "admin", "admin-secret");
+        replicates_acks_all_writes(&mut secured.cluster, Some(&admin)).await;
+        // The authorizer is on: a user without ACLs does not see the topic.
+        let alice = ClientAccess::plain(&clients, "alice", "alice-secret");
+        let mut client = Client::connect_with(&alice.bootstrap, &alice.security)
+            .await
+            .expect("alice connects");
+        let refused = client.metadata(Some(&[TOPIC]), false).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("TopicAuthorizationFailed"),
+            "{refused}"
+        );
+    });
+    for id in 1..=3 {
+        let log = secured.cluster.node(id).log();
+        assert!(
+            !log.contains("inter-broker authentication failed"),
+            "node {id}:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn a_broker_with_a_wrong_scram_password_stays_out_of_sync_and_says_why() {
+    const TOPIC: &str = "refused";
+    let mut secured = start_with(
+        3,
+        0,
+        InterBroker::Scram {
+            wrong_password_on: Some(3),
+        },
+    );
+    let clients = secured.clients.clone();
+    let admin = ClientAccess::plain(&clients, "admin", "admin-secret");
+    run_bounded(Duration::from_secs(150), async {
+        secured
+            .cluster
+            .wait_for_brokers(Duration::from_secs(30))
+            .await;
+        add_broker_credential(&clients[0]).await;
+        // Led by node 1, followed by 2 (right password) and 3 (wrong one).
+        let mut connection = admin.security.connect(&clients[0]).await.expect("admin");
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_assignments(vec![CreatableReplicaAssignment::default()
+                    .with_partition_index(0)
+                    .with_broker_ids(vec![BrokerId(1), BrokerId(2), BrokerId(3)])])])
+            .with_timeout_ms(30_000);
+        let response = connection.send(request, 5).await.expect("CreateTopics");
+        assert_eq!(response.topics[0].error_code, 0, "{response:?}");
+        let producer: FutureProducer = admin
+            .rdkafka()
+            .set("acks", "all")
+            .set("message.timeout.ms", "60000")
+            .create()
+            .expect("producer");
+        for i in 0..20 {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to(TOPIC).payload(&format!("record-{i}")),
+                    Duration::from_secs(60),
+                )
+                .await
+                .map_err(|(e, _)| format!("record {i}: {e}"))
+                .expect("acks=all produce once node 3 left the ISR");
+        }
+        let mut client = Client::connect_with(&admin.bootstrap, &admin.security)
+            .await
+            .expect("admin connects");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let topics = client
+                .metadata(Some(&[TOPIC]), false)
+                .await
+                .expect("metadata");
+            let partition = &topics[0].partitions[0];
+            let mut isr = partition.isr.clone();
+            isr.sort_unstable();
+            if isr == [1, 2] {
+                break;
+            }
+            assert!(Instant::now() < deadline, "ISR stays {partition:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    // Node 2 holds the records; node 3 fetched none.
+    let bytes = |node: &mut Node| -> u64 {
+        let dir = node.data_dir().join(format!("{TOPIC}-0"));
+        std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .map(|e| e.metadata().map_or(0, |m| m.len()))
+            .sum()
+    };
+    assert!(
+        bytes(secured.cluster.node(2)) > 0,
+        "node 2 replicated nothing"
+    );
+    assert_eq!(bytes(secured.cluster.node(3)), 0, "node 3 fetched records");
+    let log = secured.cluster.node(3).log();
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("inter-broker authentication failed"))
+        .collect();
+    // Said once for the leader that refuses it, not once a retry.
+    assert_eq!(refusals.len(), 1, "{log}");
+    assert!(
+        refusals[0].contains("ERROR") && refusals[0].contains("SaslAuthenticationFailed"),
+        "{}",
+        refusals[0]
+    );
+    for id in [1, 2] {
+        let log = secured.cluster.node(id).log();
+        assert!(
+            !log.contains("inter-broker authentication failed"),
+            "node {id}:\n{log}"
+        );
+    }
+}
+
+/// How a test's clients reach the cluster: the bootstrap servers and, for a SASL listener,
+/// the PLAIN user they log in as.
+struct ClientAccess {
+    bootstrap: String,
+    /// rdkafka's settings for the login.
+    settings: Vec<(&'static str, String)>,
+    security: client::Security,
+}
+
+impl ClientAccess {
+    /// PLAIN logins as `user` over the SASL_PLAINTEXT listeners at `addresses`.
+    fn plain(addresses: &[String], user: &str, password: &str) -> Self {
+        let credentials = SaslCredentials {
+            mechanism: SaslMechanism::Plain,
+            username: user.to_owned(),
+            password: password.to_owned(),
+        };
+        Self {
+            bootstrap: addresses.join(","),
+            settings: vec![
+                ("security.protocol", "SASL_PLAINTEXT".to_owned()),
+                ("sasl.mechanism", "PLAIN".to_owned()),
+                ("sasl.username", user.to_owned()),
+                ("sasl.password", password.to_owned()),
+            ],
+            security: client::Security::new(None, Some(credentials)),
+        }
+    }
+
+    /// An rdkafka configuration with the bootstrap servers and the login.
+    fn rdkafka(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap);
+        for (key, value) in &self.settings {
+            config.set(*key, value);
+        }
+        config
+    }
+}
+
+/// Stores `User:broker`'s SCRAM-SHA-512 credential (password [`BROKER_PASSWORD`]) through
+/// the CLIENT listener at `address`, logged in as the super user `admin`.
+async fn add_broker_credential(address: &str) {
+    let admin = ClientAccess::plain(&[address.to_owned()], "admin", "admin-secret");
+    let mut connection = admin.security.connect(address).await.expect("admin");
+    let salt = b"strata-broker-salt";
+    let iterations = std::num::NonZeroU32::new(4096).expect("non-zero");
+    let salted = client::scram_salted_password(
+        SaslMechanism::ScramSha512,
+        BROKER_PASSWORD,
+        salt,
+        iterations,
+    );
+    let request = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+        ScramCredentialUpsertion::default()
+            .with_name(StrBytes::from_static_str("broker"))
+            .with_mechanism(2)
+            .with_iterations(4096)
+            .with_salt(bytes::Bytes::from_static(salt))
+            .with_salted_password(bytes::Bytes::from(salted)),
+    ]);
+    let response = connection
+        .send(request, 0)
+        .await
+        .expect("AlterUserScramCredentials");
+    assert_eq!(response.results[0].error_code, 0, "{response:?}");
 }
 
 /// Writes with acks=all to a topic of three replicas and `min.insync.replicas=3`, so every
 /// write needs both followers to have fetched it over the inter-broker listener, and reads
-/// everything back.
-async fn replicates_acks_all_writes(cluster: &mut Cluster) {
+/// everything back; through `access`, else over the PLAINTEXT listeners.
+async fn replicates_acks_all_writes(cluster: &mut Cluster, access: Option<&ClientAccess>) {
     {
         cluster.wait_for_brokers(Duration::from_secs(30)).await;
-        let bootstrap = cluster.bootstrap();
-        let mut client = Client::connect(&bootstrap).await.expect("connect");
+        let plaintext = ClientAccess {
+            bootstrap: cluster.bootstrap(),
+            settings: Vec::new(),
+            security: client::Security::default(),
+        };
+        let access = access.unwrap_or(&plaintext);
+        let bootstrap = access.bootstrap.clone();
+        let mut client = Client::connect_with(&bootstrap, &access.security)
+            .await
+            .expect("connect");
         // Every acks=all write needs both followers: they fetch over INTERNAL (TLS).
         let configs = BTreeMap::from([("min.insync.replicas".to_owned(), "3".to_owned())]);
         client
             .create_topic(TOPIC, 3, 3, &configs)
             .await
             .expect("create topic");
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
+        let producer: FutureProducer = access
+            .rdkafka()
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("message.timeout.ms", "30000")
@@ -213,8 +494,8 @@ async fn replicates_acks_all_writes(cluster: &mut Cluster) {
         for partition in &topics[0].partitions {
             assert_eq!(partition.isr.len(), 3, "{partition:?}");
         }
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
+        let consumer: BaseConsumer = access
+            .rdkafka()
             .set("group.id", "secured-reader")
             .set("enable.auto.commit", "false")
             .create()

@@ -482,3 +482,140 @@ fn strata_tools_reach_a_sasl_ssl_listener_with_command_config() {
     assert!(!ok);
     assert!(stderr.contains("Invalid username or password"), "{stderr}");
 }
+
+/// Whether librdkafka, trusting only the CA `<ca>.pem`, completes a Metadata request over
+/// the SSL listener `addr`: whether the certificate served chains to that CA.
+fn rdkafka_trusts(dir: &Path, addr: &str, ca: &str) -> bool {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("security.protocol", "SSL")
+        .set("ssl.ca.location", path(dir, &format!("{ca}.pem")))
+        .create()
+        .expect("consumer");
+    consumer
+        .fetch_metadata(None, Duration::from_secs(5))
+        .is_ok()
+}
+
+/// IncrementalAlterConfigs setting `key` to `value` for broker 1 over `stream`: the error
+/// code and message.
+fn alter_broker_config(stream: &mut TcpStream, key: &str, value: &str) -> (i16, String) {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::IncrementalAlterConfigsRequest;
+    const BROKER: i8 = 4;
+    const SET: i8 = 0;
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(BROKER)
+            .with_resource_name(str("1"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(str(key))
+                .with_config_operation(SET)
+                .with_value(Some(str(value)))]),
+    ]);
+    let (_, response) = raw::call(stream, &request, 1);
+    let result = &response.responses[0];
+    (
+        result.error_code,
+        result
+            .error_message
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+/// As in Kafka: altering the SSL listener's keystore location for this broker loads the
+/// new certificate at once, a keystore that does not load is refused with INVALID_REQUEST
+/// and the old certificate keeps serving, and altering it to the same path reads the file
+/// again even when nothing else would notice it changed.
+#[test]
+fn an_altered_keystore_location_is_loaded_at_once_and_a_broken_one_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    // Two CAs: which one a client must trust tells which certificate is served.
+    certs::make_ca(d, "ca", "/CN=Strata Test CA");
+    certs::make_ca(d, "ca2", "/CN=Strata Second CA");
+    certs::issue(d, "ca", "first", "/CN=localhost", SERVER_EXTENSIONS);
+    certs::issue(d, "ca2", "second", "/CN=localhost", SERVER_EXTENSIONS);
+    let (port, ssl) = (free_port(), free_port());
+    let node = Node::start(
+        NodeOptions {
+            port: Some(port),
+            ..NodeOptions::default()
+        }
+        .property(
+            "listeners",
+            &format!("PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{ssl}"),
+        )
+        .property("ssl.keystore.type", "PEM")
+        .property("ssl.keystore.location", &path(d, "first.pem")),
+    );
+    let ssl = format!("127.0.0.1:{ssl}");
+    let mut admin = raw::connect(&node.bootstrap());
+    assert!(rdkafka_trusts(d, &ssl, "ca"));
+    assert!(!rdkafka_trusts(d, &ssl, "ca2"));
+    const KEY: &str = "listener.name.ssl.ssl.keystore.location";
+
+    // A new path: served at once (nothing polls second.pem).
+    let (code, message) = alter_broker_config(&mut admin, KEY, &path(d, "second.pem"));
+    assert_eq!(code, 0, "{message}");
+    eventually(Duration::from_secs(10), "the second certificate", || {
+        rdkafka_trusts(d, &ssl, "ca2")
+    });
+    assert!(!rdkafka_trusts(d, &ssl, "ca"));
+
+    // Unprefixed, or as the cluster default: refused as Kafka refuses them.
+    let (code, message) = alter_broker_config(&mut admin, "ssl.keystore.location", "/x.pem");
+    assert_eq!(code, 42, "{message}");
+    assert!(message.contains("listener prefix"), "{message}");
+
+    // Half a keystore: INVALID_REQUEST, and the second certificate keeps serving.
+    let whole = std::fs::read_to_string(d.join("first.pem")).expect("first.pem");
+    std::fs::write(d.join("broken.pem"), &whole[..whole.len() / 2]).expect("broken");
+    let (code, message) = alter_broker_config(&mut admin, KEY, &path(d, "broken.pem"));
+    assert_eq!(code, 42, "{message}");
+    assert!(
+        message.contains("Validation of dynamic config update of SSLFactory failed"),
+        "{message}"
+    );
+    assert!(rdkafka_trusts(d, &ssl, "ca2"));
+    assert!(!rdkafka_trusts(d, &ssl, "ca"));
+
+    // The same path with new contents of the same length and modification time, which
+    // the file polling cannot tell from the old: the alter alone reads it again.
+    let second = d.join("second.pem");
+    let old = std::fs::metadata(&second).expect("second.pem");
+    let mut first = std::fs::read(d.join("first.pem")).expect("first.pem");
+    let mut current = std::fs::read(&second).expect("second.pem");
+    let len = first.len().max(current.len());
+    first.resize(len, b'\n');
+    current.resize(len, b'\n');
+    let pinned = |contents: &[u8]| {
+        std::fs::write(&second, contents).expect("rewrite");
+        std::fs::File::options()
+            .write(true)
+            .open(&second)
+            .and_then(|f| f.set_modified(old.modified().expect("mtime")))
+            .expect("pin mtime");
+    };
+    pinned(&current);
+    // The padded file: same certificate, now at its final length, read by the alter.
+    let (code, message) = alter_broker_config(&mut admin, KEY, &path(d, "second.pem"));
+    assert_eq!(code, 0, "{message}");
+    std::thread::sleep(Duration::from_secs(4));
+    pinned(&first);
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        rdkafka_trusts(d, &ssl, "ca2"),
+        "the polling reloaded a file whose time and length did not change"
+    );
+    let (code, message) = alter_broker_config(&mut admin, KEY, &path(d, "second.pem"));
+    assert_eq!(code, 0, "{message}");
+    eventually(Duration::from_secs(10), "the rewritten certificate", || {
+        rdkafka_trusts(d, &ssl, "ca")
+    });
+}

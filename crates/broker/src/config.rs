@@ -69,10 +69,10 @@ pub struct BrokerConfig {
     /// keystore as the client certificate), used by replica fetchers and other connections
     /// to brokers.
     pub inter_broker_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
-    /// The PLAIN username and password of this broker's own connections to a SASL
-    /// inter-broker listener (`sasl.mechanism.inter.broker.protocol=PLAIN`, the listener's
-    /// JAAS `username` and `password`).
-    pub inter_broker_sasl: Option<(String, String)>,
+    /// The SASL mechanism, username and password of this broker's own connections to a SASL
+    /// inter-broker listener (`sasl.mechanism.inter.broker.protocol`: PLAIN, SCRAM-SHA-256 or
+    /// SCRAM-SHA-512; the `username` and `password` of the listener's JAAS line for it).
+    pub inter_broker_sasl: Option<client::SaslCredentials>,
     /// Mutual TLS on the controller port, when the controller listener (the first of
     /// `controller.listener.names`) maps to SSL in `listener.security.protocol.map`; its
     /// settings are `listener.name.<controller listener>.ssl.*`.
@@ -341,9 +341,8 @@ impl BrokerConfig {
             listener.principal_mapper = tls::principal_mapper(&self.properties, &listener.name)?;
         }
         let inter = self.inter_broker();
-        // Followers authenticate with PLAIN only (no SCRAM client yet).
         let inter_broker_sasl = if inter.protocol.uses_sasl() {
-            Some(sasl::inter_broker_plain(&self.properties, inter)?)
+            Some(sasl::inter_broker_credentials(&self.properties, inter)?)
         } else {
             None
         };
@@ -561,24 +560,43 @@ applied_properties! {
 impl BrokerConfig {
     /// The TLS server configuration of `listener` read again from its settings and the files
     /// they name (`None` for a listener without TLS): what a changed keystore serves.
+    /// `dynamic` holds this broker's dynamic configs, whose listener-prefixed TLS store
+    /// settings (`dynamic::RELOADABLE_TLS`) win over the file's.
     pub fn listener_tls(
         &self,
         listener: &ListenerConfig,
+        dynamic: &BTreeMap<String, String>,
     ) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, ConfigError> {
-        tls::server_config(&self.properties, listener)
+        tls::server_config(&self.tls_properties(dynamic), listener)
     }
 
     /// The files `listener`'s TLS is read from: its `ssl.keystore.location` and
-    /// `ssl.truststore.location`, each if set.
-    pub fn listener_tls_files(&self, listener: &ListenerConfig) -> Vec<std::path::PathBuf> {
+    /// `ssl.truststore.location`, each if set, `dynamic` as in [`Self::listener_tls`].
+    pub fn listener_tls_files(
+        &self,
+        listener: &ListenerConfig,
+        dynamic: &BTreeMap<String, String>,
+    ) -> Vec<std::path::PathBuf> {
         if !listener.protocol.uses_tls() {
             return Vec::new();
         }
-        ["ssl.keystore.location", "ssl.truststore.location"]
-            .into_iter()
-            .filter_map(|key| tls::listener_setting(&self.properties, &listener.name, key))
+        let props = self.tls_properties(dynamic);
+        dynamic::RELOADABLE_TLS
+            .iter()
+            .filter_map(|key| tls::listener_setting(&props, &listener.name, key))
             .map(|(_, path)| std::path::PathBuf::from(path.trim()))
             .collect()
+    }
+
+    /// The file's properties with the TLS store settings of `dynamic` over them.
+    fn tls_properties(&self, dynamic: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut props = self.properties.clone();
+        for (key, value) in dynamic {
+            if dynamic::listener_tls_key(key).is_some() {
+                props.insert(key.clone(), value.clone());
+            }
+        }
+        props
     }
 
     /// The inter-broker listener (`inter.broker.listener.name`).

@@ -14,7 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::create_topics::Rejected;
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{owned, str_bytes, Ctx};
-use crate::config::dynamic::{self, DynamicConfigError};
+use crate::config::dynamic;
 use crate::topic_config;
 
 const OP_SET: i8 = 0;
@@ -70,20 +70,28 @@ async fn apply(
         }
     };
     let changes = build(&current)?;
+    // The listeners whose TLS stores this broker reads again once the change is in.
+    let mut reload = Vec::new();
     if resource_type == RESOURCE_BROKER {
-        dynamic::check_dynamic_changes(&changes).map_err(|e| {
-            let error = match e {
-                DynamicConfigError::NotDynamic(_) => ResponseError::InvalidRequest,
-                _ => ResponseError::InvalidConfig,
-            };
-            Rejected::new(error, e.to_string())
-        })?;
+        dynamic::check_dynamic_changes(&changes, !name.is_empty())
+            .map_err(|e| Rejected::new(e.kafka_error(), e.to_string()))?;
+        if resource == ConfigResource::Broker(ctx.broker.node_id()) {
+            let broker = std::sync::Arc::clone(ctx.broker);
+            let check = changes.clone();
+            reload = tokio::task::spawn_blocking(move || broker.check_listener_tls(&check))
+                .await
+                .map_err(|e| Rejected::new(ResponseError::UnknownServerError, e.to_string()))?
+                .map_err(|message| Rejected::new(ResponseError::InvalidRequest, message))?;
+        }
     }
     let command = Command::AlterConfigs { resource, changes };
     if validate_only {
         image.as_ref().clone().apply(&command)?;
     } else {
         ctx.broker.submit(command).await?;
+        if !reload.is_empty() {
+            ctx.broker.reload_listener_tls(reload);
+        }
     }
     Ok(())
 }

@@ -102,6 +102,14 @@ struct DynamicConfigs {
     per_broker: BTreeMap<String, String>,
 }
 
+/// The latest request to build TLS listeners again: how many were made, and the
+/// listeners (lower case) the latest names.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TlsReload {
+    pub(crate) count: u64,
+    pub(crate) listeners: Vec<String>,
+}
+
 #[derive(Debug, Default)]
 struct ProducerIdBlock {
     next: i64,
@@ -130,6 +138,9 @@ pub struct Broker {
     /// Set once the partitions reflect the image this broker registered in (leaderships
     /// it regained by registering included): only then does it answer clients.
     ready: tokio::sync::watch::Sender<bool>,
+    /// Requests to build TLS listeners again now (a count and the listeners' names), sent
+    /// when their stores are altered for this broker (`tls_reload.rs`).
+    tls_reload: tokio::sync::watch::Sender<TlsReload>,
     producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     /// The group coordinator of the `__consumer_offsets` partitions led here.
     pub(crate) groups: Arc<GroupCoordinator>,
@@ -186,6 +197,7 @@ impl Broker {
             scanned_disk: std::sync::atomic::AtomicBool::new(false),
             caught_up: std::sync::atomic::AtomicBool::new(false),
             ready: tokio::sync::watch::channel(false).0,
+            tls_reload: tokio::sync::watch::channel(TlsReload::default()).0,
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
             request_metrics: crate::metrics::RequestMetrics::new(
                 crate::api::SUPPORTED.iter().map(|(key, _, _)| *key),
@@ -258,6 +270,26 @@ impl Broker {
     /// The current metadata image.
     pub(crate) fn image(&self) -> Arc<MetadataImage> {
         self.controller.image()
+    }
+
+    /// A receiver of every metadata image from the current one on.
+    pub(crate) fn images(&self) -> tokio::sync::watch::Receiver<Arc<MetadataImage>> {
+        self.controller.subscribe()
+    }
+
+    /// Asks `listeners` (names in lower case) to read their TLS stores again now, as Kafka
+    /// does when a listener's store settings are altered for this broker even when the
+    /// paths did not change.
+    pub(crate) fn reload_listener_tls(&self, listeners: Vec<String>) {
+        self.tls_reload.send_modify(|request| {
+            request.count += 1;
+            request.listeners = listeners;
+        });
+    }
+
+    /// The requests of [`Self::reload_listener_tls`].
+    pub(crate) fn tls_reload_requests(&self) -> tokio::sync::watch::Receiver<TlsReload> {
+        self.tls_reload.subscribe()
     }
 
     /// Submits a metadata command and brings the local partitions in line with the result

@@ -131,10 +131,25 @@ const DYNAMIC_BROKER_PROPERTIES: &[&str] = &[
     "max.connections.per.ip.overrides",
 ];
 
+/// The TLS store settings a listener reloads when they are altered for one broker (Kafka's
+/// `DynamicBrokerConfig.ReloadableFileConfigs`), each only under the listener prefix:
+/// `listener.name.<listener>.ssl.keystore.location`.
+pub(crate) const RELOADABLE_TLS: &[&str] = &["ssl.keystore.location", "ssl.truststore.location"];
+
+/// The listener (lower case, as written) and setting of `listener.name.<listener>.<setting>`
+/// when the setting is one of [`RELOADABLE_TLS`].
+pub(crate) fn listener_tls_key(key: &str) -> Option<(&str, &str)> {
+    let (listener, setting) = key.strip_prefix("listener.name.")?.split_once('.')?;
+    RELOADABLE_TLS
+        .contains(&setting)
+        .then_some((listener, setting))
+}
+
 /// Whether `key` may be changed without a restart (Kafka's `DynamicBrokerConfig` keys that
 /// Strata applies at runtime). Everything else is read-only.
 pub(crate) fn is_dynamic(key: &str) -> bool {
     DYNAMIC_BROKER_PROPERTIES.contains(&key)
+        || listener_tls_key(key).is_some()
         || TOPIC_SYNONYMS
             .iter()
             .any(|(_, synonyms)| synonyms.first().is_some_and(|(name, _)| *name == key))
@@ -574,17 +589,74 @@ pub(crate) enum DynamicConfigError {
         value: String,
         reason: String,
     },
+    /// TLS store settings without the listener prefix (INVALID_REQUEST).
+    #[error(
+        "These security configs can be dynamically updated only per-listener using the \
+         listener prefix: [{}]",
+        .0.join(", ")
+    )]
+    NeedsListenerPrefix(Vec<String>),
+    /// Per-broker settings sent as the cluster default (INVALID_REQUEST).
+    #[error(
+        "Cannot update these configs at default cluster level, broker id must be specified: \
+         [{}]",
+        .0.join(", ")
+    )]
+    PerBrokerOnly(Vec<String>),
+}
+
+impl DynamicConfigError {
+    /// The Kafka error a refused change is answered with.
+    pub(crate) fn kafka_error(&self) -> kafka_protocol::error::ResponseError {
+        use kafka_protocol::error::ResponseError;
+        match self {
+            DynamicConfigError::Unknown(_) | DynamicConfigError::InvalidValue { .. } => {
+                ResponseError::InvalidConfig
+            }
+            DynamicConfigError::NotDynamic(_)
+            | DynamicConfigError::NeedsListenerPrefix(_)
+            | DynamicConfigError::PerBrokerOnly(_) => ResponseError::InvalidRequest,
+        }
+    }
 }
 
 /// Checks a change of dynamic broker configs (`None` deletes a key) before it is
-/// submitted: every key known, every key dynamic, every value valid for its key.
+/// submitted, for one broker (`per_broker`) or as the cluster default: every key known,
+/// every key dynamic, TLS store settings under a listener prefix and for one broker only,
+/// every other value valid for its key. Whether TLS stores load is checked by the broker
+/// they are for (`Broker::check_listener_tls`).
 pub(crate) fn check_dynamic_changes(
     changes: &BTreeMap<String, Option<String>>,
+    per_broker: bool,
 ) -> Result<(), DynamicConfigError> {
-    if let Some(key) = changes.keys().find(|k| !is_known(k)) {
-        return Err(DynamicConfigError::Unknown(key.clone()));
+    let bare: Vec<String> = changes
+        .keys()
+        .filter(|k| RELOADABLE_TLS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    if !bare.is_empty() {
+        return Err(DynamicConfigError::NeedsListenerPrefix(bare));
     }
-    let fixed: Vec<String> = changes.keys().filter(|k| !is_dynamic(k)).cloned().collect();
+    let stores: Vec<String> = changes
+        .keys()
+        .filter(|k| listener_tls_key(k).is_some())
+        .cloned()
+        .collect();
+    if !per_broker && !stores.is_empty() {
+        return Err(DynamicConfigError::PerBrokerOnly(stores));
+    }
+    let changes: BTreeMap<&String, &Option<String>> = changes
+        .iter()
+        .filter(|(k, _)| listener_tls_key(k).is_none())
+        .collect();
+    if let Some(key) = changes.keys().find(|k| !is_known(k)) {
+        return Err(DynamicConfigError::Unknown((*key).clone()));
+    }
+    let fixed: Vec<String> = changes
+        .keys()
+        .filter(|k| !is_dynamic(k))
+        .map(|k| (*k).clone())
+        .collect();
     if !fixed.is_empty() {
         return Err(DynamicConfigError::NotDynamic(fixed));
     }
@@ -691,28 +763,46 @@ mod tests {
             [(k.to_owned(), v.map(str::to_owned))].into()
         };
         assert_eq!(
-            check_dynamic_changes(&change("log.retention.ms", Some("5000"))),
+            check_dynamic_changes(&change("log.retention.ms", Some("5000")), true),
             Ok(())
         );
         assert_eq!(
-            check_dynamic_changes(&change("max.connections", None)),
+            check_dynamic_changes(&change("max.connections", None), true),
             Ok(())
         );
         assert!(matches!(
-            check_dynamic_changes(&change("log.retention.hours", Some("1"))),
+            check_dynamic_changes(&change("log.retention.hours", Some("1")), true),
             Err(DynamicConfigError::NotDynamic(keys)) if keys == ["log.retention.hours"]
         ));
         assert!(matches!(
-            check_dynamic_changes(&change("no.such.key", Some("1"))),
+            check_dynamic_changes(&change("no.such.key", Some("1")), true),
             Err(DynamicConfigError::Unknown(_))
         ));
         assert!(matches!(
-            check_dynamic_changes(&change("log.segment.bytes", Some("1"))),
+            check_dynamic_changes(&change("log.segment.bytes", Some("1")), true),
             Err(DynamicConfigError::InvalidValue { .. })
         ));
         assert!(matches!(
-            check_dynamic_changes(&change("max.connections", Some("many"))),
+            check_dynamic_changes(&change("max.connections", Some("many")), true),
             Err(DynamicConfigError::InvalidValue { .. })
         ));
+        // TLS stores: per listener and per broker; whether they load is the broker's check.
+        let keystore = "listener.name.ssl.ssl.keystore.location";
+        assert_eq!(
+            check_dynamic_changes(&change(keystore, Some("/new.pem")), true),
+            Ok(())
+        );
+        let refused = check_dynamic_changes(&change(keystore, Some("/new.pem")), false);
+        assert!(matches!(&refused, Err(DynamicConfigError::PerBrokerOnly(k)) if k == &[keystore]));
+        let refused = check_dynamic_changes(&change("ssl.truststore.location", None), true);
+        assert!(matches!(
+            &refused,
+            Err(DynamicConfigError::NeedsListenerPrefix(k)) if k == &["ssl.truststore.location"]
+        ));
+        assert_eq!(
+            refused.unwrap_err().kafka_error(),
+            kafka_protocol::error::ResponseError::InvalidRequest
+        );
+        assert!(is_dynamic(keystore) && !is_dynamic("listener.name.ssl.ssl.client.auth"));
     }
 }

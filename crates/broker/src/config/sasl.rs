@@ -146,29 +146,54 @@ pub(super) fn settings(
     Ok(Some(settings))
 }
 
-/// The PLAIN username and password this broker authenticates with on the SASL inter-broker
-/// listener `listener`: `sasl.mechanism.inter.broker.protocol` (Kafka's default GSSAPI) must
-/// be PLAIN, and the listener's PLAIN JAAS line (`listener.name.<listener>.plain.sasl.jaas.config`,
-/// else `sasl.jaas.config`) must hold `username` and `password`, as Kafka's broker reads them.
-pub(super) fn inter_broker_plain(
+/// The credentials this broker authenticates with on the SASL inter-broker listener
+/// `listener`, as Kafka's broker reads them: the mechanism is
+/// `sasl.mechanism.inter.broker.protocol` (Kafka's default GSSAPI; served: PLAIN,
+/// SCRAM-SHA-256, SCRAM-SHA-512) and must be one of the listener's enabled mechanisms; the
+/// user name and password are the `username` and `password` options of the listener's JAAS
+/// line for that mechanism (`listener.name.<listener>.<mechanism>.sasl.jaas.config`, else
+/// `sasl.jaas.config`).
+pub(super) fn inter_broker_credentials(
     props: &BTreeMap<String, String>,
     listener: &ListenerConfig,
-) -> Result<(String, String), ConfigError> {
+) -> Result<client::SaslCredentials, ConfigError> {
     const KEY: &str = "sasl.mechanism.inter.broker.protocol";
-    let mechanism = props.get(KEY).map_or("GSSAPI", |m| m.trim());
-    if Mechanism::parse(mechanism) != Some(Mechanism::Plain) {
-        return Err(ConfigError::Unserved {
-            key: KEY.to_owned(),
-            value: mechanism.to_owned(),
-            what: format!(
-                "{} between brokers with SASL mechanism {mechanism} (served: PLAIN)",
-                listener.protocol.name()
+    let name = props.get(KEY).map_or("GSSAPI", |m| m.trim());
+    let mechanism = match Mechanism::parse(name) {
+        Some(Mechanism::Plain) => client::SaslMechanism::Plain,
+        Some(Mechanism::ScramSha256) => client::SaslMechanism::ScramSha256,
+        Some(Mechanism::ScramSha512) => client::SaslMechanism::ScramSha512,
+        _ => {
+            return Err(ConfigError::Unserved {
+                key: KEY.to_owned(),
+                value: name.to_owned(),
+                what: format!(
+                    "{} between brokers with SASL mechanism {name} (served: PLAIN, \
+                     SCRAM-SHA-256, SCRAM-SHA-512)",
+                    listener.protocol.name()
+                ),
+            })
+        }
+    };
+    let enabled = listener
+        .sasl
+        .as_ref()
+        .is_some_and(|s| s.mechanisms.iter().any(|m| m.name() == name));
+    if !enabled {
+        return Err(invalid(
+            KEY,
+            name,
+            format!(
+                "must be included in sasl.enabled.mechanisms of the inter-broker listener {} \
+                 when SASL is used for inter-broker communication",
+                listener.name
             ),
-        });
+        ));
     }
     let prefixed = format!(
-        "listener.name.{}.plain.sasl.jaas.config",
-        listener.name.to_ascii_lowercase()
+        "listener.name.{}.{}.sasl.jaas.config",
+        listener.name.to_ascii_lowercase(),
+        name.to_ascii_lowercase()
     );
     let (key, jaas) = match props.get(&prefixed) {
         Some(jaas) => (prefixed, jaas.as_str()),
@@ -185,7 +210,11 @@ pub(super) fn inter_broker_plain(
             .map(|(_, v)| v.clone())
     };
     match (option("username"), option("password")) {
-        (Some(username), Some(password)) => Ok((username, password)),
+        (Some(username), Some(password)) => Ok(client::SaslCredentials {
+            mechanism,
+            username,
+            password,
+        }),
         _ => Err(invalid(
             &key,
             jaas,

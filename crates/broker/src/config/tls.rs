@@ -646,10 +646,41 @@ VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBEAiAVy663PuZz+AViGY7nHryz
         let plain = ("sasl.mechanism.inter.broker.protocol", "PLAIN");
         let error = sasl(&[plain, ("sasl.jaas.config", USERS)]).unwrap_err();
         assert!(error.contains("needs username and password"), "{error}");
+        let credentials = |mechanism, username: &str, password: &str| {
+            Some(client::SaslCredentials {
+                mechanism,
+                username: username.to_owned(),
+                password: password.to_owned(),
+            })
+        };
         assert_eq!(
             sasl(&[plain, ("sasl.jaas.config", OWN)]).unwrap(),
-            Some(("b".to_owned(), "s".to_owned()))
+            credentials(client::SaslMechanism::Plain, "b", "s")
         );
+        // SCRAM between brokers: the mechanism must be enabled on the listener, and the
+        // listener's JAAS line for that mechanism gives this broker's credentials.
+        const SCRAM: &str = r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="p";"#;
+        let scram = ("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-512");
+        let error = sasl(&[scram, ("sasl.jaas.config", OWN)]).unwrap_err();
+        assert!(
+            error.contains("must be included in sasl.enabled.mechanisms"),
+            "{error}"
+        );
+        let enabled = ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-512");
+        assert_eq!(
+            sasl(&[
+                scram,
+                enabled,
+                ("sasl.jaas.config", OWN),
+                (
+                    "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config",
+                    SCRAM
+                ),
+            ])
+            .unwrap(),
+            credentials(client::SaslMechanism::ScramSha512, "broker", "p")
+        );
+
         let error = crate::config::BrokerConfig::default()
             .apply_properties(&props(&[("listeners", "SSL://127.0.0.1:1")]))
             .unwrap_err()

@@ -35,6 +35,8 @@ pub(super) async fn run(
 ) {
     tracing::debug!(leader, %addr, "replica fetcher started");
     let mut connection: Option<Connection> = None;
+    // A refused login is logged once, until a login succeeds again.
+    let mut refused = false;
     loop {
         let followed = partitions.borrow_and_update().clone();
         if followed.is_empty() {
@@ -46,9 +48,28 @@ pub(super) async fn run(
         let conn = match connection.as_mut() {
             Some(conn) => conn,
             None => match config.connector.connect(&addr).await {
-                Ok(conn) => connection.insert(conn),
+                Ok(conn) => {
+                    if std::mem::take(&mut refused) {
+                        tracing::info!(leader, %addr, "replica fetcher authenticated again");
+                    }
+                    connection.insert(conn)
+                }
                 Err(error) => {
-                    tracing::debug!(leader, %addr, %error, "replica fetcher cannot connect");
+                    if crate::inter_broker::authentication_failed(&error) && !refused {
+                        refused = true;
+                        tracing::error!(
+                            leader,
+                            %addr,
+                            %error,
+                            "inter-broker authentication failed: the leader refused this \
+                             broker's SASL credentials (sasl.mechanism.inter.broker.protocol \
+                             and the username and password of the inter-broker listener's \
+                             JAAS line); this broker fetches nothing from it and stays out \
+                             of its partitions' ISR until they are accepted"
+                        );
+                    } else {
+                        tracing::debug!(leader, %addr, %error, "replica fetcher cannot connect");
+                    }
                     tokio::time::sleep(config.backoff).await;
                     continue;
                 }

@@ -1,22 +1,33 @@
-//! Certificates replaced on disk while the broker runs. Kafka reloads a listener's keystore
-//! when its settings are altered; here the files a TLS listener reads
-//! (`ssl.keystore.location`, `ssl.truststore.location`) are read every
-//! [`RELOAD_INTERVAL`], and when their contents changed the listener's TLS configuration is
-//! built again from them. New connections get the new one; connections already open keep
-//! the session they negotiated. A configuration that does not build (a half-written file, a
-//! key that does not match its certificate) is logged and refused: the previous one keeps
-//! serving until the files change again.
+//! Certificates replaced while the broker runs, in two ways.
+//!
+//! As Kafka does: IncrementalAlterConfigs or AlterConfigs of
+//! `listener.name.<listener>.ssl.keystore.location` (or `ssl.truststore.location`) for this
+//! broker is checked first by building the listener's TLS from the new settings
+//! ([`Broker::check_listener_tls`]; a store that does not load is refused with
+//! INVALID_REQUEST and nothing changes), and once the change is in the metadata the listener
+//! builds its TLS again from the files, even when the path did not change (Kafka's
+//! `reloadUpdatedFilesWithoutConfigChange`).
+//!
+//! And on its own: the files a TLS listener reads are looked at every [`RELOAD_INTERVAL`]
+//! (their modification time and length only; they are read when either changed), and when
+//! they changed the listener's TLS configuration is built again from them.
+//!
+//! New connections get the new configuration; connections already open keep the session
+//! they negotiated. A configuration that does not build (a half-written file, a key that
+//! does not match its certificate) is logged and refused: the previous one keeps serving.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rustls::ServerConfig;
 
 use super::Listener;
+use crate::config::dynamic::listener_tls_key;
 use crate::Broker;
 
-/// How often a TLS listener's files are read for changes.
+/// How often a TLS listener's files are looked at for changes.
 pub(crate) const RELOAD_INTERVAL: Duration = Duration::from_secs(3);
 
 /// The TLS configuration new connections of a listener get.
@@ -38,52 +49,176 @@ impl CurrentTls {
     }
 }
 
-/// The contents of `files` (`None` for one that cannot be read).
-fn contents(files: &[PathBuf]) -> Vec<Option<Vec<u8>>> {
-    files.iter().map(|f| std::fs::read(f).ok()).collect()
+/// What says a file changed without reading it: its modification time and length (`None`
+/// for a file that cannot be looked at).
+type Fingerprint = Option<(SystemTime, u64)>;
+
+fn fingerprints(files: &[PathBuf]) -> Vec<Fingerprint> {
+    files
+        .iter()
+        .map(|f| {
+            let meta = std::fs::metadata(f).ok()?;
+            Some((meta.modified().ok()?, meta.len()))
+        })
+        .collect()
 }
 
-/// Watches the TLS files of `listener` until `shutdown` resolves, applying each change.
-pub(super) async fn watch(
+/// A look at a listener's TLS: this broker's dynamic store settings for it, the files they
+/// and the file's settings name, and those files' fingerprints.
+type Look = (BTreeMap<String, String>, Vec<PathBuf>, Vec<Fingerprint>);
+
+/// This broker's dynamic TLS store settings of `listener`.
+fn dynamic_settings(broker: &Broker, listener: &str) -> BTreeMap<String, String> {
+    let mut settings = broker.image().broker_configs(broker.node_id());
+    settings.retain(|key, _| {
+        listener_tls_key(key).is_some_and(|(l, _)| l.eq_ignore_ascii_case(listener))
+    });
+    settings
+}
+
+impl Broker {
+    /// Checks that every TLS listener whose store settings `changes` alter (this broker's
+    /// dynamic configs, `None` removing one) builds its TLS from the new settings, as
+    /// Kafka's `SslFactory.validateReconfiguration` does; blocking (it reads the files).
+    /// Answers the names (lower case) of the listeners the change touches, or Kafka's
+    /// message for INVALID_REQUEST.
+    pub(crate) fn check_listener_tls(
+        &self,
+        changes: &BTreeMap<String, Option<String>>,
+    ) -> Result<Vec<String>, String> {
+        let touched: Vec<&str> = changes
+            .keys()
+            .filter_map(|k| listener_tls_key(k).map(|(l, _)| l))
+            .collect();
+        if touched.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut settings = self.image().broker_configs(self.node_id());
+        for (key, value) in changes {
+            match value {
+                Some(value) => settings.insert(key.clone(), value.clone()),
+                None => settings.remove(key),
+            };
+        }
+        let mut names = Vec::new();
+        for listener in &self.config.listeners {
+            if !touched
+                .iter()
+                .any(|l| l.eq_ignore_ascii_case(&listener.name))
+            {
+                continue;
+            }
+            names.push(listener.name.to_ascii_lowercase());
+            if !listener.protocol.uses_tls() {
+                continue;
+            }
+            if let Err(error) = self.config.listener_tls(listener, &settings) {
+                return Err(format!(
+                    "Invalid config value for resource ConfigResource(type=BROKER, \
+                     name='{}'): Validation of dynamic config update of SSLFactory failed: \
+                     {error}",
+                    self.node_id()
+                ));
+            }
+        }
+        Ok(names)
+    }
+}
+
+/// Why a listener builds its TLS again.
+#[derive(Debug, Clone, Copy)]
+enum Cause {
+    /// Its store settings were altered for this broker (even to the same paths).
+    Altered,
+    /// Its files changed on disk.
+    FilesChanged,
+}
+
+/// Follows the TLS settings and files of `listener` until `shutdown` resolves, applying
+/// each change. The files are first looked at before this returns, that is before the
+/// listener accepts, so a change made once it serves is never taken for the start state.
+pub(super) fn watch(
     broker: Arc<Broker>,
     listener: Arc<Listener>,
     shutdown: impl std::future::Future<Output = ()>,
-) {
-    let Some(current) = &listener.tls else {
-        return;
+) -> impl std::future::Future<Output = ()> {
+    let look = |broker: &Broker, listener: &Listener| {
+        let settings = dynamic_settings(broker, &listener.config.name);
+        let files = broker
+            .config
+            .listener_tls_files(&listener.config, &settings);
+        let prints = fingerprints(&files);
+        (settings, files, prints)
     };
-    let files = broker.config.listener_tls_files(&listener.config);
-    if files.is_empty() {
-        // Inline PEM settings: nothing on disk to follow.
-        return;
-    }
-    tokio::pin!(shutdown);
-    let read = {
-        let files = files.clone();
-        move || {
-            let files = files.clone();
-            tokio::task::spawn_blocking(move || contents(&files))
-        }
-    };
-    let Ok(mut seen) = read().await else {
-        return;
-    };
-    loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            () = tokio::time::sleep(RELOAD_INTERVAL) => {}
-        }
-        let Ok(now) = read().await else {
+    let start = listener.tls.is_some().then(|| look(&broker, &listener));
+    async move {
+        let (Some(current), Some((seen_settings, _, seen_prints))) = (&listener.tls, start) else {
             return;
         };
-        if now == seen {
-            continue;
+        follow(
+            broker,
+            &listener,
+            current,
+            seen_settings,
+            seen_prints,
+            look,
+            shutdown,
+        )
+        .await;
+    }
+}
+
+async fn follow(
+    broker: Arc<Broker>,
+    listener: &Arc<Listener>,
+    current: &CurrentTls,
+    mut seen_settings: BTreeMap<String, String>,
+    mut seen_prints: Vec<Fingerprint>,
+    look: fn(&Broker, &Listener) -> Look,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let name = listener.config.name.to_ascii_lowercase();
+    let mut requests = broker.tls_reload_requests();
+    requests.borrow_and_update();
+    let mut images = broker.images();
+    images.borrow_and_update();
+    tokio::pin!(shutdown);
+    let look = {
+        let broker = Arc::clone(&broker);
+        let listener = Arc::clone(listener);
+        move || {
+            let broker = Arc::clone(&broker);
+            let listener = Arc::clone(&listener);
+            tokio::task::spawn_blocking(move || look(&broker, &listener))
         }
-        seen = now;
+    };
+    loop {
+        let requested = tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(RELOAD_INTERVAL) => false,
+            Ok(()) = requests.changed() => requests.borrow_and_update().listeners.contains(&name),
+            Ok(()) = images.changed() => {
+                images.borrow_and_update();
+                false
+            }
+        };
+        let Ok((settings, files, prints)) = look().await else {
+            return;
+        };
+        let cause = if requested || settings != seen_settings {
+            Cause::Altered
+        } else if prints != seen_prints {
+            Cause::FilesChanged
+        } else {
+            continue;
+        };
+        seen_prints = prints;
+        seen_settings = settings.clone();
         let rebuilt = {
             let broker = Arc::clone(&broker);
             let config = listener.config.clone();
-            tokio::task::spawn_blocking(move || broker.config.listener_tls(&config)).await
+            tokio::task::spawn_blocking(move || broker.config.listener_tls(&config, &settings))
+                .await
         };
         match rebuilt {
             Ok(Ok(Some(config))) => {
@@ -91,14 +226,16 @@ pub(super) async fn watch(
                 tracing::info!(
                     listener = %listener.config.name,
                     files = ?files,
-                    "TLS files changed: new connections get the new certificate"
+                    ?cause,
+                    "TLS reloaded: new connections get the new certificate"
                 );
             }
             Ok(Ok(None)) => {}
             Ok(Err(error)) => tracing::error!(
                 listener = %listener.config.name,
                 %error,
-                "TLS files changed but do not load; the previous certificate keeps serving"
+                ?cause,
+                "TLS files do not load; the previous certificate keeps serving"
             ),
             Err(error) => tracing::error!(%error, "reloading TLS failed"),
         }
