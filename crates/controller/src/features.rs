@@ -29,8 +29,11 @@ pub struct SupportedFeature {
 /// 4.0-IV3, 25): Strata's metadata format does not depend on it, so every level in the range
 /// describes it. `group.version` 1 is KIP-848's consumer protocol, which Strata cannot turn
 /// off. `kraft.version` stays 0 (Kafka's static voter set) although Strata's voters change at
-/// run time through KIP-853's APIs; `transaction.version` 0 is transactions without KIP-890
-/// part 2; `eligible.leader.replicas.version` 0 means no ELR (KIP-966).
+/// run time through KIP-853's APIs; `transaction.version` 2 (a new cluster's level, as in
+/// Kafka 4.0) is KIP-890 part 2: clients that see it end every transaction with an epoch
+/// bump (EndTxn v5) and add partitions through Produce v12 and TxnOffsetCommit v5; levels 0
+/// and 1 (set with UpdateFeatures, `kafka-features.sh downgrade`) make them use the
+/// classic protocol, which the broker serves at every level; `eligible.leader.replicas.version` 0 means no ELR (KIP-966).
 pub const SUPPORTED_FEATURES: &[SupportedFeature] = &[
     SupportedFeature {
         name: METADATA_VERSION,
@@ -47,8 +50,8 @@ pub const SUPPORTED_FEATURES: &[SupportedFeature] = &[
     SupportedFeature {
         name: "transaction.version",
         min: 0,
-        max: 0,
-        default: 0,
+        max: 2,
+        default: 2,
     },
     SupportedFeature {
         name: "group.version",
@@ -245,7 +248,7 @@ mod tests {
             update(METADATA_VERSION, 24, UpgradeType::Upgrade),
             update(METADATA_VERSION, 24, UpgradeType::SafeDowngrade),
             update(METADATA_VERSION, 24, UpgradeType::UnsafeDowngrade),
-            update("transaction.version", 2, UpgradeType::Upgrade),
+            update("transaction.version", 3, UpgradeType::Upgrade),
             update("group.version", 0, UpgradeType::SafeDowngrade),
             update("no.such.feature", 1, UpgradeType::Upgrade),
             update("kraft.version", -1, UpgradeType::SafeDowngrade),

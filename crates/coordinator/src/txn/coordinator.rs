@@ -357,17 +357,33 @@ impl TxnCoordinator {
             .collect()
     }
 
-    /// EndTxn: once the decision is logged, answers; the markers and the completion follow
-    /// in the background.
-    pub async fn end_txn(
+    /// EndTxn: once the decision is logged, answers with the producer id and epoch the
+    /// producer continues with (transaction version 2 bumps the epoch at every end, and
+    /// moves to a producer id from `allocate` when the epoch is exhausted; below version 2
+    /// both are -1); the markers and the completion follow in the background.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn end_txn<F, Fut>(
         self: &Arc<Self>,
         id: &str,
         producer_id: i64,
         epoch: i16,
         commit: bool,
         client_transaction_version: i16,
+        allocate: F,
         now_ms: i64,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<(i64, i16), ResponseError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<i64, ResponseError>>,
+    {
+        // An end that exhausts the epoch needs the next producer id: allocated before deciding.
+        let needs_id = client_transaction_version >= super::state::EPOCH_BUMP_TRANSACTION_VERSION
+            && self
+                .ids()
+                .lock()
+                .get(id)
+                .is_some_and(|m| super::state::epoch_exhausted(m.current().producer_epoch));
+        let next = if needs_id { allocate().await? } else { -1 };
         let (log, step) = self.decide(id, |meta| {
             requests::end_txn(
                 meta,
@@ -375,15 +391,24 @@ impl TxnCoordinator {
                 epoch,
                 commit,
                 client_transaction_version,
+                || next,
                 now_ms,
             )
         })?;
         match step {
-            EndStep::AlreadyEnded => Ok(()),
+            EndStep::AlreadyEnded { producer_id, epoch } => Ok((producer_id, epoch)),
             EndStep::Write(t) => {
                 let stored = self.write(log.as_ref(), id, t, now_ms).await?;
-                self.complete_in_background(id, stored);
-                Ok(())
+                self.complete_in_background(id, stored.clone());
+                let bumps =
+                    client_transaction_version >= super::state::EPOCH_BUMP_TRANSACTION_VERSION;
+                Ok(match (bumps, stored.next_producer_id) {
+                    (false, _) => (-1, -1),
+                    // The Complete record moves to the next id at epoch 0: the producer goes on
+                    // with it.
+                    (true, next) if next >= 0 => (next, 0),
+                    (true, _) => (stored.producer_id, stored.producer_epoch),
+                })
             }
         }
     }
@@ -615,6 +640,10 @@ mod tests {
         (coordinator, log, markers)
     }
 
+    async fn no_id() -> Result<i64, ResponseError> {
+        Err(ResponseError::CoordinatorNotAvailable)
+    }
+
     async fn settle() {
         for _ in 0..10 {
             tokio::task::yield_now().await;
@@ -635,7 +664,9 @@ mod tests {
         c.add_partitions("app", pid, epoch, &parts("t", &[0, 1]), 0, 2)
             .await
             .unwrap();
-        c.end_txn("app", pid, epoch, true, 0, 3).await.unwrap();
+        c.end_txn("app", pid, epoch, true, 0, no_id, 3)
+            .await
+            .unwrap();
         settle().await;
         assert_eq!(
             markers.written.lock().clone(),
@@ -668,7 +699,9 @@ mod tests {
             .await
             .unwrap();
         *markers.refuse.lock() = true;
-        c.end_txn("app", pid, epoch, false, 0, 3).await.unwrap();
+        c.end_txn("app", pid, epoch, false, 0, no_id, 3)
+            .await
+            .unwrap();
         settle().await;
         assert_eq!(c.describe("app").unwrap().state, TxnState::PrepareAbort);
         // The producer waits: a new transaction cannot start before the abort completes.
@@ -708,7 +741,7 @@ mod tests {
             vec![(7, 1, false, 0, parts("t", &[0]))]
         );
         assert_eq!(
-            c.end_txn("app", pid, epoch, true, 0, 1100).await,
+            c.end_txn("app", pid, epoch, true, 0, no_id, 1100).await,
             Err(ResponseError::ProducerFenced)
         );
     }
