@@ -688,6 +688,73 @@ mod tests {
         );
     }
 
+    /// Transaction version 2: EndTxn answers the bumped epoch, the markers carry it, and an
+    /// epoch exhausted by the end moves the producer to the id allocated for it.
+    #[tokio::test]
+    async fn version_2_ends_answer_and_mark_with_the_bumped_epoch() {
+        let (c, _, markers) = coordinator();
+        let (pid, epoch) = c
+            .init_producer_id("app", 60_000, None, || async { Ok(1000) }, 1)
+            .await
+            .unwrap();
+        c.add_partitions("app", pid, epoch, &parts("t", &[0]), 2, 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            c.end_txn("app", pid, epoch, true, 2, no_id, 3).await,
+            Ok((1000, 1))
+        );
+        settle().await;
+        assert_eq!(
+            markers.written.lock().clone(),
+            vec![(1000, 1, true, 0, parts("t", &[0]))]
+        );
+        // The retry with the old epoch is answered with the new one.
+        assert_eq!(
+            c.end_txn("app", pid, epoch, true, 2, no_id, 4).await,
+            Ok((1000, 1))
+        );
+        // An abort with nothing open still ends (and bumps).
+        assert_eq!(
+            c.end_txn("app", pid, 1, false, 2, no_id, 5).await,
+            Ok((1000, 2))
+        );
+        settle().await;
+        assert_eq!(c.describe("app").unwrap().state, TxnState::CompleteAbort);
+
+        // At the last epoch the answer names the next producer id at epoch 0.
+        let last = i16::MAX - 1;
+        {
+            let mut ids = c.ids().lock();
+            let meta = ids.get_mut("app").unwrap();
+            *meta = TxnMetadata::loaded(
+                "app",
+                StoredTransaction {
+                    producer_epoch: last,
+                    state: TxnState::Ongoing,
+                    partitions: parts("t", &[0]),
+                    client_transaction_version: 2,
+                    ..meta.current().clone()
+                },
+            );
+        }
+        assert_eq!(
+            c.end_txn("app", pid, last, true, 2, || async { Ok(2000) }, 6)
+                .await,
+            Ok((2000, 0))
+        );
+        settle().await;
+        let done = c.describe("app").unwrap();
+        assert_eq!(
+            (
+                done.state,
+                done.stored.producer_id,
+                done.stored.producer_epoch
+            ),
+            (TxnState::CompleteCommit, 2000, 0)
+        );
+    }
+
     #[tokio::test]
     async fn markers_that_fail_are_retried_by_the_tick() {
         let (c, _, markers) = coordinator();

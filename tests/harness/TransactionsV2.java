@@ -1,4 +1,4 @@
-// Kafka's Java client (4.4.0) against a Strata node, run by tests/single_node/transactions_v2.rs
+// Kafka's Java client (4.4.0) against Strata, run by tests/harness/java.rs (transactions_v2)
 // as a single-file program: `java -cp kafka-clients.jar:slf4j-api.jar TransactionsV2.java
 // <bootstrap> <scenario>`. Each scenario checks what it states and exits non-zero with a
 // message on the first difference; it prints "ok <scenario>" on success.
