@@ -366,3 +366,16 @@ fn consume_transform_produce_is_exactly_once_when_a_partition_leader_is_killed()
         |cluster, coordinator| Box::pin(output_leader_apart_from(cluster, coordinator)),
     );
 }
+
+/// Kafka's Java client 4.4.0 with transaction version 2 on three nodes: partition leaders
+/// add partitions to transactions coordinated elsewhere (AddPartitionsToTxn v5), the
+/// group's offsets partition joins through TxnOffsetCommit v5, markers carry the bumped
+/// epoch to other nodes, and a zombie is fenced.
+#[test]
+fn java_transactions_v2_across_nodes() {
+    let mut cluster = Cluster::start(3, 0, &[]);
+    let b = cluster.bootstrap();
+    for scenario in ["commit-abort", "zombie", "offsets"] {
+        strata_tests::java::transactions_v2(&b, scenario);
+    }
+}

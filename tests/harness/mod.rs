@@ -14,6 +14,7 @@ use nix::unistd::Pid;
 pub mod certs;
 pub mod cluster;
 pub mod http;
+pub mod java;
 pub mod netns;
 pub mod raw;
 pub mod replicas;

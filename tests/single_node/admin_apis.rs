@@ -351,7 +351,7 @@ fn features_are_described_and_updated_within_the_supported_range() {
         "{supported:?}"
     );
     assert!(supported.contains(&("group.version".to_owned(), 1, 1)));
-    assert!(supported.contains(&("transaction.version".to_owned(), 0, 0)));
+    assert!(supported.contains(&("transaction.version".to_owned(), 0, 2)));
     assert!(supported.contains(&("kraft.version".to_owned(), 0, 1)));
     // The voter set is dynamic (KIP-853), as in a Kafka quorum formatted with --standalone.
     assert!(finalized.contains(&("kraft.version".to_owned(), 1)));
@@ -372,7 +372,7 @@ fn features_are_described_and_updated_within_the_supported_range() {
     );
     assert!(finalized.contains(&("group.version".to_owned(), 1)));
     assert!(
-        !finalized.iter().any(|(n, _)| n == "transaction.version"),
+        finalized.contains(&("transaction.version".to_owned(), 2)),
         "{finalized:?}"
     );
     assert!(epoch >= 0);
@@ -397,7 +397,14 @@ fn features_are_described_and_updated_within_the_supported_range() {
             vec![("metadata.version", 24, UNSAFE_DOWNGRADE)],
             "an unsafe downgrade",
         ),
-        (vec![("transaction.version", 2, UPGRADE)], "no transactions"),
+        (
+            vec![("transaction.version", 3, UPGRADE)],
+            "beyond the supported transaction versions",
+        ),
+        (
+            vec![("transaction.version", 1, UPGRADE)],
+            "a downgrade typed as an upgrade",
+        ),
         (
             vec![("group.version", 0, SAFE_DOWNGRADE)],
             "the consumer protocol stays",

@@ -28,4 +28,5 @@ mod record_validation;
 mod security;
 mod tls_operations;
 mod transactions;
+mod transactions_v2;
 mod txn_tool;

@@ -39,8 +39,11 @@ pub struct SupportedFeature {
 /// describes it. `group.version` 1 is KIP-848's consumer protocol, which Strata cannot turn
 /// off. `kraft.version` is finalized at 1 ([`KRAFT_VERSION_LEVEL`]: the voter set is dynamic,
 /// KIP-853) and supported from 0 as in Kafka, whose nodes of a static quorum run at 0;
-/// `transaction.version` 0 is transactions without KIP-890 part 2;
-/// `eligible.leader.replicas.version` 0 means no ELR (KIP-966).
+/// `transaction.version` 2 (a new cluster's level, as in Kafka 4.0) is KIP-890 part 2: clients
+/// that see it end every transaction with an epoch bump (EndTxn v5) and add partitions through
+/// Produce v12 and TxnOffsetCommit v5; levels 0 and 1 (set with UpdateFeatures,
+/// `kafka-features.sh downgrade`) make them use the classic protocol, which the broker serves
+/// at every level; `eligible.leader.replicas.version` 0 means no ELR (KIP-966).
 pub const SUPPORTED_FEATURES: &[SupportedFeature] = &[
     SupportedFeature {
         name: METADATA_VERSION,
@@ -57,8 +60,8 @@ pub const SUPPORTED_FEATURES: &[SupportedFeature] = &[
     SupportedFeature {
         name: "transaction.version",
         min: 0,
-        max: 0,
-        default: 0,
+        max: 2,
+        default: 2,
     },
     SupportedFeature {
         name: "group.version",
@@ -263,7 +266,7 @@ mod tests {
             update(METADATA_VERSION, 24, UpgradeType::Upgrade),
             update(METADATA_VERSION, 24, UpgradeType::SafeDowngrade),
             update(METADATA_VERSION, 24, UpgradeType::UnsafeDowngrade),
-            update("transaction.version", 2, UpgradeType::Upgrade),
+            update("transaction.version", 3, UpgradeType::Upgrade),
             update("group.version", 0, UpgradeType::SafeDowngrade),
             update("no.such.feature", 1, UpgradeType::Upgrade),
             update("kraft.version", -1, UpgradeType::SafeDowngrade),

@@ -46,7 +46,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
     let unverified = if txn_denied {
         HashMap::new()
     } else {
-        verify_transactional_writes(ctx, &request).await
+        verify_transactional_writes(ctx, &request, ctx.version >= 12).await
     };
     let broker = ctx.broker;
     let acks = request.acks;
@@ -136,12 +136,14 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
 }
 
 /// KIP-890: the transactional batches of partitions where their producer has no
-/// transaction open yet are checked with the transaction coordinator first; the refused
-/// ones, with their error. A transactional batch without a transactional id in the request
-/// cannot be checked and is INVALID_TXN_STATE.
+/// transaction open yet (at the batch's epoch) are checked with the transaction coordinator
+/// first, or, from Produce v12 (transaction version 2, `add`), added to the transaction by
+/// it; the refused ones, with their error. A transactional batch without a transactional id
+/// in the request cannot be checked and is INVALID_TXN_STATE.
 async fn verify_transactional_writes(
     ctx: &Ctx<'_>,
     request: &ProduceRequest,
+    add: bool,
 ) -> HashMap<(String, i32), ResponseError> {
     let mut by_producer: HashMap<(i64, i16), Vec<(String, i32)>> = HashMap::new();
     for topic in &request.topic_data {
@@ -165,7 +167,7 @@ async fn verify_transactional_writes(
         for (index, header) in transactional {
             let open = local
                 .led(index)
-                .is_ok_and(|p| p.has_open_txn(header.producer_id));
+                .is_ok_and(|p| p.has_open_txn(header.producer_id, header.producer_epoch));
             if !open {
                 by_producer
                     .entry((header.producer_id, header.producer_epoch))
@@ -179,7 +181,7 @@ async fn verify_transactional_writes(
         let outcome = match &request.transactional_id {
             Some(id) => {
                 ctx.broker
-                    .verify_transactional_write(id.as_str(), producer_id, epoch, &partitions)
+                    .verify_transactional_write(id.as_str(), producer_id, epoch, &partitions, add)
                     .await
             }
             None => vec![Some(ResponseError::InvalidTxnState); partitions.len()],

@@ -36,8 +36,9 @@ use super::{owned, str_bytes, Ctx};
 use crate::broker::{now_ms, MarkerSpec};
 
 /// AddPartitionsToTxn. v0–3 (the client's form): one transaction's partitions. v4+ (the
-/// brokers' form): several transactions, each added or, with `verify_only`, checked to be in
-/// the ongoing transaction (KIP-890) without changing it.
+/// brokers' form): several transactions, each added (a partition leader adding the
+/// partition a transaction-version-2 producer writes to, KIP-890 part 2) or, with
+/// `verify_only`, checked to be in the ongoing transaction (part 1) without changing it.
 pub(super) async fn add_partitions(
     ctx: &Ctx<'_>,
     request: AddPartitionsToTxnRequest,
@@ -50,6 +51,7 @@ pub(super) async fn add_partitions(
             request.v3_and_below_producer_epoch,
             &request.v3_and_below_topics,
             false,
+            0,
         )
         .await;
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
@@ -67,6 +69,7 @@ pub(super) async fn add_partitions(
             txn.producer_epoch,
             &txn.topics,
             txn.verify_only,
+            coordinator::txn::EPOCH_BUMP_TRANSACTION_VERSION,
         )
         .await;
         by_transaction.push(
@@ -80,7 +83,8 @@ pub(super) async fn add_partitions(
 
 /// One transaction's partitions added (every partition joins, or none does: one that does
 /// not exist fails with UNKNOWN_TOPIC_OR_PARTITION and the others with
-/// OPERATION_NOT_ATTEMPTED, as in Kafka), or only verified.
+/// OPERATION_NOT_ATTEMPTED, as in Kafka), or only verified. `client_transaction_version` is
+/// recorded with the transaction.
 async fn add_one(
     ctx: &Ctx<'_>,
     transactional_id: &str,
@@ -88,6 +92,7 @@ async fn add_one(
     epoch: i16,
     topics: &[AddPartitionsToTxnTopic],
     verify_only: bool,
+    client_transaction_version: i16,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
     if verify_only {
         let wanted: Vec<(String, i32)> = topics
@@ -157,7 +162,7 @@ async fn add_one(
                 producer_id,
                 epoch,
                 &partitions,
-                0,
+                client_transaction_version,
                 now_ms(),
             )
             .await
@@ -243,9 +248,23 @@ pub(super) async fn add_offsets(
     AddOffsetsToTxnResponse::default().with_error_code(error.map_or(0, |e| e.code()))
 }
 
-/// EndTxn: commit or abort; answered once the decision is logged.
+/// EndTxn: commit or abort; answered once the decision is logged. v5 is transaction version
+/// 2 (KIP-890 part 2): the epoch is bumped by every end and the response carries the
+/// producer id and epoch to go on with.
 pub(super) async fn end(ctx: &Ctx<'_>, request: EndTxnRequest) -> EndTxnResponse {
     let id = request.transactional_id.as_str();
+    let client_transaction_version = if ctx.version >= 5 {
+        coordinator::txn::EPOCH_BUMP_TRANSACTION_VERSION
+    } else {
+        0
+    };
+    let broker = ctx.broker;
+    let allocate = || async move {
+        broker.next_producer_id().await.map_err(|error| {
+            tracing::error!(%error, "allocating producer ids failed");
+            ResponseError::CoordinatorNotAvailable
+        })
+    };
     let outcome = match ctx
         .authz()
         .check(AclOperation::Write, ResourceType::TransactionalId, id)
@@ -259,16 +278,18 @@ pub(super) async fn end(ctx: &Ctx<'_>, request: EndTxnRequest) -> EndTxnResponse
                     request.producer_id.0,
                     request.producer_epoch,
                     request.committed,
-                    0,
+                    client_transaction_version,
+                    allocate,
                     now_ms(),
                 )
                 .await
         }
     };
+    let (producer_id, epoch) = *outcome.as_ref().unwrap_or(&(-1, -1));
     EndTxnResponse::default()
         .with_error_code(outcome.err().map_or(0, |e| e.code()))
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1)
+        .with_producer_id(ProducerId(producer_id))
+        .with_producer_epoch(epoch)
 }
 
 /// WriteTxnMarkers (from a transaction coordinator): each marker into the partitions led
@@ -417,7 +438,10 @@ pub(super) fn list(ctx: &Ctx<'_>, request: ListTransactionsRequest) -> ListTrans
 
 /// TxnOffsetCommit: the consumer's offsets written as part of the producer's transaction
 /// (their group's once it commits). Members are checked as OffsetCommit checks them when the
-/// request names one (v3+); the producer's transaction is not verified with its coordinator.
+/// request names one (v3+). From v5 (transaction version 2) the client sends no
+/// AddOffsetsToTxn: the group's `__consumer_offsets` partition is added to the transaction
+/// here first, through its coordinator, as Produce v12 adds a partition; before v5 the
+/// producer's transaction is not verified with its coordinator.
 pub(super) async fn offset_commit(
     ctx: &Ctx<'_>,
     request: TxnOffsetCommitRequest,
@@ -444,6 +468,9 @@ pub(super) async fn offset_commit(
                 request.generation_id,
                 9,
             )?;
+        }
+        if ctx.version >= 5 {
+            add_offsets_partition(ctx, &request).await?;
         }
         let offsets: Vec<((String, i32), CommittedOffset)> = request
             .topics
@@ -519,4 +546,35 @@ pub(super) async fn offset_commit(
         })
         .collect();
     TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+/// TxnOffsetCommit v5: the group's offsets partition joins the producer's transaction, in
+/// TxnOffsetCommit's errors (coordinator trouble and a transaction still ending are the
+/// retriable COORDINATOR_NOT_AVAILABLE).
+async fn add_offsets_partition(
+    ctx: &Ctx<'_>,
+    request: &TxnOffsetCommitRequest,
+) -> Result<(), ResponseError> {
+    let count = ctx
+        .broker
+        .image()
+        .topic(OFFSETS_TOPIC)
+        .map(|t| t.partitions.len() as i32)
+        .ok_or(ResponseError::CoordinatorNotAvailable)?;
+    let partition = coordinator::group::records::partition_for(request.group_id.as_str(), count);
+    let refused = ctx
+        .broker
+        .verify_transactional_write(
+            request.transactional_id.as_str(),
+            request.producer_id.0,
+            request.producer_epoch,
+            &[(OFFSETS_TOPIC.to_owned(), partition)],
+            true,
+        )
+        .await;
+    match refused.into_iter().next().flatten() {
+        None => Ok(()),
+        Some(ResponseError::NotEnoughReplicas) => Err(ResponseError::CoordinatorNotAvailable),
+        Some(error) => Err(error),
+    }
 }

@@ -289,9 +289,11 @@ impl TxnMarkers for BrokerMarkers {
 
 impl Broker {
     /// KIP-890 verification of a transactional write: asks the transaction coordinator of
-    /// `transactional_id` (this node, or its broker through AddPartitionsToTxn v4
-    /// verify-only) whether each partition is in the producer's ongoing transaction. The
-    /// outcome per partition, in Produce's terms: coordinator trouble is the retriable
+    /// `transactional_id` (this node, or its broker through AddPartitionsToTxn v5) whether
+    /// each partition is in the producer's ongoing transaction (`add` false: part 1,
+    /// verify-only) or to add them to it (`add`: part 2, transaction version 2, where the
+    /// client sends no AddPartitionsToTxn). The outcome per partition, in Produce's terms:
+    /// coordinator trouble (and a transaction still being ended) is the retriable
     /// NOT_ENOUGH_REPLICAS, a stale epoch INVALID_PRODUCER_EPOCH, anything else
     /// INVALID_TXN_STATE (a late write cannot join a finished transaction).
     pub(crate) async fn verify_transactional_write(
@@ -300,15 +302,34 @@ impl Broker {
         producer_id: i64,
         epoch: i16,
         partitions: &[(String, i32)],
+        add: bool,
     ) -> Vec<Option<ResponseError>> {
         let answers = match self.transaction_coordinator_for(transactional_id) {
             None => vec![Err(ResponseError::CoordinatorNotAvailable); partitions.len()],
+            Some(b) if b.node_id == self.config.node_id && add => {
+                let mut wanted = TxnPartitions::new();
+                for (topic, index) in partitions {
+                    wanted.entry(topic.clone()).or_default().insert(*index);
+                }
+                let added = self
+                    .txns
+                    .add_partitions(
+                        transactional_id,
+                        producer_id,
+                        epoch,
+                        &wanted,
+                        coordinator::txn::EPOCH_BUMP_TRANSACTION_VERSION,
+                        super::now_ms(),
+                    )
+                    .await;
+                vec![added; partitions.len()]
+            }
             Some(b) if b.node_id == self.config.node_id => {
                 self.txns
                     .verify(transactional_id, producer_id, epoch, partitions)
             }
             Some(b) => {
-                self.verify_remote(&b, transactional_id, producer_id, epoch, partitions)
+                self.verify_remote(&b, transactional_id, producer_id, epoch, partitions, add)
                     .await
             }
         };
@@ -337,6 +358,7 @@ impl Broker {
         producer_id: i64,
         epoch: i16,
         partitions: &[(String, i32)],
+        add: bool,
     ) -> Vec<Result<(), ResponseError>> {
         use kafka_protocol::messages::add_partitions_to_txn_request::{
             AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
@@ -355,7 +377,7 @@ impl Broker {
                 )))
                 .with_producer_id(ProducerId(producer_id))
                 .with_producer_epoch(epoch)
-                .with_verify_only(true)
+                .with_verify_only(!add)
                 .with_topics(
                     topics
                         .iter()
@@ -367,7 +389,10 @@ impl Broker {
                         .collect(),
                 ),
         ]);
-        let response = match connection.send_within(request, 4, VERIFY_TIMEOUT).await {
+        let response = match connection
+            .send_within(request, if add { 5 } else { 4 }, VERIFY_TIMEOUT)
+            .await
+        {
             Ok(response) if response.error_code == 0 => response,
             Ok(response) => {
                 let error = error_of(response.error_code);

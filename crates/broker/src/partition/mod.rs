@@ -203,8 +203,8 @@ impl Partition {
 
     /// Whether `producer_id` has a transaction open here: its transactional writes need no
     /// verification with the coordinator.
-    pub(crate) fn has_open_txn(&self, producer_id: i64) -> bool {
-        self.producers.lock().has_open_txn(producer_id)
+    pub(crate) fn has_open_txn(&self, producer_id: i64, epoch: i16) -> bool {
+        self.producers.lock().has_open_txn(producer_id, epoch)
     }
 
     /// Records appended batches in the producer state: an ABORT marker's entry goes to

@@ -251,9 +251,15 @@ impl ProducerStateTable {
         None
     }
 
-    /// Whether `producer_id` has a transaction open in this partition.
-    pub(crate) fn has_open_txn(&self, producer_id: i64) -> bool {
+    /// Whether `producer_id` has a transaction open in this partition at `epoch`. A write
+    /// at another epoch (with transaction version 2 every transaction has its own) starts a
+    /// new transaction, which the coordinator must know of first.
+    pub(crate) fn has_open_txn(&self, producer_id: i64, epoch: i16) -> bool {
         self.txns.open().any(|(p, _)| p == producer_id)
+            && self
+                .producers
+                .get(&producer_id)
+                .is_some_and(|entry| entry.epoch == epoch)
     }
 
     /// The first offset of the oldest open transaction, if any: the last stable offset

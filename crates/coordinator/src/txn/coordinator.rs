@@ -357,17 +357,33 @@ impl TxnCoordinator {
             .collect()
     }
 
-    /// EndTxn: once the decision is logged, answers; the markers and the completion follow
-    /// in the background.
-    pub async fn end_txn(
+    /// EndTxn: once the decision is logged, answers with the producer id and epoch the
+    /// producer continues with (transaction version 2 bumps the epoch at every end, and
+    /// moves to a producer id from `allocate` when the epoch is exhausted; below version 2
+    /// both are -1); the markers and the completion follow in the background.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn end_txn<F, Fut>(
         self: &Arc<Self>,
         id: &str,
         producer_id: i64,
         epoch: i16,
         commit: bool,
         client_transaction_version: i16,
+        allocate: F,
         now_ms: i64,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<(i64, i16), ResponseError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<i64, ResponseError>>,
+    {
+        // An end that exhausts the epoch needs the next producer id: allocated before deciding.
+        let needs_id = client_transaction_version >= super::state::EPOCH_BUMP_TRANSACTION_VERSION
+            && self
+                .ids()
+                .lock()
+                .get(id)
+                .is_some_and(|m| super::state::epoch_exhausted(m.current().producer_epoch));
+        let next = if needs_id { allocate().await? } else { -1 };
         let (log, step) = self.decide(id, |meta| {
             requests::end_txn(
                 meta,
@@ -375,15 +391,24 @@ impl TxnCoordinator {
                 epoch,
                 commit,
                 client_transaction_version,
+                || next,
                 now_ms,
             )
         })?;
         match step {
-            EndStep::AlreadyEnded => Ok(()),
+            EndStep::AlreadyEnded { producer_id, epoch } => Ok((producer_id, epoch)),
             EndStep::Write(t) => {
                 let stored = self.write(log.as_ref(), id, t, now_ms).await?;
-                self.complete_in_background(id, stored);
-                Ok(())
+                self.complete_in_background(id, stored.clone());
+                let bumps =
+                    client_transaction_version >= super::state::EPOCH_BUMP_TRANSACTION_VERSION;
+                Ok(match (bumps, stored.next_producer_id) {
+                    (false, _) => (-1, -1),
+                    // The Complete record moves to the next id at epoch 0: the producer goes on
+                    // with it.
+                    (true, next) if next >= 0 => (next, 0),
+                    (true, _) => (stored.producer_id, stored.producer_epoch),
+                })
             }
         }
     }
@@ -636,6 +661,10 @@ mod tests {
         }
     }
 
+    async fn no_id() -> Result<i64, ResponseError> {
+        Err(ResponseError::CoordinatorNotAvailable)
+    }
+
     async fn settle() {
         for _ in 0..10 {
             tokio::task::yield_now().await;
@@ -654,7 +683,9 @@ mod tests {
         c.add_partitions("app", pid, epoch, &parts("t", &[0, 1]), 0, 2)
             .await
             .unwrap();
-        c.end_txn("app", pid, epoch, true, 0, 3).await.unwrap();
+        c.end_txn("app", pid, epoch, true, 0, no_id, 3)
+            .await
+            .unwrap();
         settle().await;
         assert_eq!(
             markers.written.lock().clone(),
@@ -676,6 +707,73 @@ mod tests {
         );
     }
 
+    /// Transaction version 2: EndTxn answers the bumped epoch, the markers carry it, and an
+    /// epoch exhausted by the end moves the producer to the id allocated for it.
+    #[tokio::test]
+    async fn version_2_ends_answer_and_mark_with_the_bumped_epoch() {
+        let (c, _, markers) = coordinator();
+        let (pid, epoch) = c
+            .init_producer_id("app", 60_000, None, || async { Ok(1000) }, 1)
+            .await
+            .unwrap();
+        c.add_partitions("app", pid, epoch, &parts("t", &[0]), 2, 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            c.end_txn("app", pid, epoch, true, 2, no_id, 3).await,
+            Ok((1000, 1))
+        );
+        settle().await;
+        assert_eq!(
+            markers.written.lock().clone(),
+            vec![(1000, 1, true, 0, parts("t", &[0]))]
+        );
+        // The retry with the old epoch is answered with the new one.
+        assert_eq!(
+            c.end_txn("app", pid, epoch, true, 2, no_id, 4).await,
+            Ok((1000, 1))
+        );
+        // An abort with nothing open still ends (and bumps).
+        assert_eq!(
+            c.end_txn("app", pid, 1, false, 2, no_id, 5).await,
+            Ok((1000, 2))
+        );
+        settle().await;
+        assert_eq!(c.describe("app").unwrap().state, TxnState::CompleteAbort);
+
+        // At the last epoch the answer names the next producer id at epoch 0.
+        let last = i16::MAX - 1;
+        {
+            let mut ids = c.ids().lock();
+            let meta = ids.get_mut("app").unwrap();
+            *meta = TxnMetadata::loaded(
+                "app",
+                StoredTransaction {
+                    producer_epoch: last,
+                    state: TxnState::Ongoing,
+                    partitions: parts("t", &[0]),
+                    client_transaction_version: 2,
+                    ..meta.current().clone()
+                },
+            );
+        }
+        assert_eq!(
+            c.end_txn("app", pid, last, true, 2, || async { Ok(2000) }, 6)
+                .await,
+            Ok((2000, 0))
+        );
+        settle().await;
+        let done = c.describe("app").unwrap();
+        assert_eq!(
+            (
+                done.state,
+                done.stored.producer_id,
+                done.stored.producer_epoch
+            ),
+            (TxnState::CompleteCommit, 2000, 0)
+        );
+    }
+
     #[tokio::test]
     async fn markers_that_fail_are_retried_by_the_tick() {
         let (c, _, markers) = coordinator();
@@ -687,7 +785,9 @@ mod tests {
             .await
             .unwrap();
         *markers.refuse.lock() = true;
-        c.end_txn("app", pid, epoch, false, 0, 3).await.unwrap();
+        c.end_txn("app", pid, epoch, false, 0, no_id, 3)
+            .await
+            .unwrap();
         settle().await;
         assert_eq!(c.describe("app").unwrap().state, TxnState::PrepareAbort);
         // The producer waits: a new transaction cannot start before the abort completes.
@@ -727,7 +827,7 @@ mod tests {
             vec![(7, 1, false, 0, parts("t", &[0]))]
         );
         assert_eq!(
-            c.end_txn("app", pid, epoch, true, 0, 1100).await,
+            c.end_txn("app", pid, epoch, true, 0, no_id, 1100).await,
             Err(ResponseError::ProducerFenced)
         );
     }

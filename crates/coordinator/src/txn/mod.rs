@@ -12,7 +12,9 @@ pub mod state;
 
 pub use coordinator::{TxnConfig, TxnCoordinator, TxnListing, TxnMarkers};
 pub use records::{StoredTransaction, TxnPartitions};
-pub use state::{Transition, TransitionError, TxnMetadata, TxnState};
+pub use state::{
+    Transition, TransitionError, TxnMetadata, TxnState, EPOCH_BUMP_TRANSACTION_VERSION,
+};
 
 /// Kafka's internal topic of transaction state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";

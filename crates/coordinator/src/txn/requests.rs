@@ -7,7 +7,8 @@ use kafka_protocol::error::ResponseError;
 
 use super::records::TxnPartitions;
 use super::state::{
-    epoch_exhausted, Transition, TxnMetadata, TxnState, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
+    epoch_exhausted, Transition, TxnMetadata, TxnState, EPOCH_BUMP_TRANSACTION_VERSION,
+    NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
 };
 
 /// The next step of an InitProducerId with a transactional id.
@@ -95,6 +96,15 @@ pub fn add_partitions(
     now_ms: i64,
 ) -> Result<AddStep, ResponseError> {
     let current = meta.current();
+    let ending = matches!(
+        meta.state(),
+        TxnState::PrepareCommit | TxnState::PrepareAbort
+    );
+    // Transaction version 2: a producer told of the id an ending transaction moves to
+    // (its epoch was exhausted) waits until the end is complete.
+    if ending && current.next_producer_id >= 0 && current.next_producer_id == producer_id {
+        return Err(ResponseError::ConcurrentTransactions);
+    }
     if current.producer_id != producer_id {
         return Err(ResponseError::InvalidProducerIdMapping);
     }
@@ -127,20 +137,105 @@ pub fn add_partitions(
 /// The next step of an EndTxn.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndStep {
-    /// The transaction already ended this way (a retry): answer success.
-    AlreadyEnded,
+    /// The transaction already ended this way (a retry): answer success with the producer id
+    /// and epoch the producer is to continue with.
+    AlreadyEnded { producer_id: i64, epoch: i16 },
     /// Append this PrepareCommit/PrepareAbort; once written, answer success and write the
     /// markers to every partition of the transaction, then [`TxnMetadata::prepare_complete`].
     Write(Transition),
 }
 
-/// EndTxn from the producer `producer_id`/`epoch`: commit or abort.
+/// EndTxn from the producer `producer_id`/`epoch`: commit or abort. Below transaction
+/// version 2 the epoch must be the current one and a finished transaction is only ended
+/// again the same way. From version 2 (EndTxn v5, KIP-890 part 2) every end bumps the
+/// epoch, so Kafka's `endTransaction` table applies: a retry names the epoch before the
+/// bump (or the last epoch of the previous producer id after a rotation); an abort with the
+/// current epoch is allowed from Empty and from a finished transaction (a client unsure
+/// whether its transaction started), and `next_producer_id` is called for the id to move to
+/// when the bump exhausts the epoch.
 pub fn end_txn(
     meta: &mut TxnMetadata,
     producer_id: i64,
     epoch: i16,
     commit: bool,
     client_transaction_version: i16,
+    next_producer_id: impl FnOnce() -> i64,
+    now_ms: i64,
+) -> Result<EndStep, ResponseError> {
+    if client_transaction_version < EPOCH_BUMP_TRANSACTION_VERSION {
+        return end_txn_v1(meta, producer_id, epoch, commit, now_ms);
+    }
+    let current = meta.current();
+    let state = meta.state();
+    let retry_on_overflow = current.previous_producer_id == producer_id
+        && epoch == i16::MAX - 1
+        && current.producer_epoch == 0;
+    let retry_on_bump = i32::from(current.producer_epoch) == i32::from(epoch) + 1;
+    let valid_epoch = match state {
+        TxnState::PrepareCommit | TxnState::PrepareAbort => retry_on_bump,
+        TxnState::CompleteCommit | TxnState::CompleteAbort => {
+            retry_on_bump || retry_on_overflow || epoch == current.producer_epoch
+        }
+        _ => epoch == current.producer_epoch,
+    };
+    let is_retry = retry_on_bump || retry_on_overflow;
+    if current.producer_id != producer_id && !retry_on_overflow {
+        return Err(ResponseError::InvalidProducerIdMapping);
+    }
+    if !valid_epoch {
+        return Err(ResponseError::ProducerFenced);
+    }
+    if meta.pending().is_some() {
+        return Err(ResponseError::ConcurrentTransactions);
+    }
+    let ended = EndStep::AlreadyEnded {
+        producer_id: current.producer_id,
+        epoch: current.producer_epoch,
+    };
+    let exhausted = epoch_exhausted(current.producer_epoch);
+    let prepare = |to: TxnState, no_partition_added: bool| {
+        let next = if exhausted {
+            next_producer_id()
+        } else {
+            NO_PRODUCER_ID
+        };
+        if exhausted && next < 0 {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        meta.prepare_abort_or_commit(
+            to,
+            client_transaction_version,
+            next,
+            now_ms,
+            no_partition_added,
+        )
+        .map(EndStep::Write)
+        .map_err(|e| e.error())
+    };
+    match (state, commit) {
+        (TxnState::Ongoing, true) => prepare(TxnState::PrepareCommit, false),
+        (TxnState::Ongoing, false) => prepare(TxnState::PrepareAbort, false),
+        (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) if is_retry => {
+            Ok(ended)
+        }
+        (TxnState::CompleteCommit | TxnState::CompleteAbort | TxnState::Empty, false)
+            if !is_retry =>
+        {
+            prepare(TxnState::PrepareAbort, true)
+        }
+        (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+            Err(ResponseError::ConcurrentTransactions)
+        }
+        _ => Err(ResponseError::InvalidTxnState),
+    }
+}
+
+/// EndTxn below transaction version 2: the epoch stays.
+fn end_txn_v1(
+    meta: &mut TxnMetadata,
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
     now_ms: i64,
 ) -> Result<EndStep, ResponseError> {
     let current = meta.current();
@@ -153,6 +248,10 @@ pub fn end_txn(
     if meta.pending().is_some() {
         return Err(ResponseError::ConcurrentTransactions);
     }
+    let ended = EndStep::AlreadyEnded {
+        producer_id: NO_PRODUCER_ID,
+        epoch: NO_PRODUCER_EPOCH,
+    };
     match (meta.state(), commit) {
         (TxnState::Ongoing, _) => {
             let to = if commit {
@@ -160,19 +259,11 @@ pub fn end_txn(
             } else {
                 TxnState::PrepareAbort
             };
-            meta.prepare_abort_or_commit(
-                to,
-                client_transaction_version,
-                NO_PRODUCER_ID,
-                now_ms,
-                false,
-            )
-            .map(EndStep::Write)
-            .map_err(|e| e.error())
+            meta.prepare_abort_or_commit(to, 0, NO_PRODUCER_ID, now_ms, false)
+                .map(EndStep::Write)
+                .map_err(|e| e.error())
         }
-        (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
-            Ok(EndStep::AlreadyEnded)
-        }
+        (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(ended),
         (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
             Err(ResponseError::ConcurrentTransactions)
         }
@@ -260,23 +351,26 @@ mod tests {
             add_partitions(&mut m, 1000, 0, &parts("t", &[1]), 0, 3),
             Ok(AddStep::AlreadyAdded)
         );
-        let EndStep::Write(t) = end_txn(&mut m, 1000, 0, true, 0, 4).unwrap() else {
+        let EndStep::Write(t) = end_txn(&mut m, 1000, 0, true, 0, || 9000, 4).unwrap() else {
             panic!("commit writes PrepareCommit")
         };
         written(&mut m, t);
         // A retried EndTxn while the markers are written is told to wait.
         assert_eq!(
-            end_txn(&mut m, 1000, 0, true, 0, 5),
+            end_txn(&mut m, 1000, 0, true, 0, || 9000, 5),
             Err(ResponseError::ConcurrentTransactions)
         );
         let t = m.prepare_complete(6).unwrap();
         written(&mut m, t);
         assert_eq!(
-            end_txn(&mut m, 1000, 0, true, 0, 7),
-            Ok(EndStep::AlreadyEnded)
+            end_txn(&mut m, 1000, 0, true, 0, || 9000, 7),
+            Ok(EndStep::AlreadyEnded {
+                producer_id: NO_PRODUCER_ID,
+                epoch: NO_PRODUCER_EPOCH
+            })
         );
         assert_eq!(
-            end_txn(&mut m, 1000, 0, false, 0, 7),
+            end_txn(&mut m, 1000, 0, false, 0, || 9000, 7),
             Err(ResponseError::InvalidTxnState)
         );
     }
@@ -305,7 +399,7 @@ mod tests {
             Err(ResponseError::ProducerFenced)
         );
         assert_eq!(
-            end_txn(&mut m, 1000, 0, true, 0, 4),
+            end_txn(&mut m, 1000, 0, true, 0, || 9000, 4),
             Err(ResponseError::ProducerFenced)
         );
         assert_eq!(
@@ -352,7 +446,7 @@ mod tests {
             Err(ResponseError::InvalidProducerIdMapping)
         );
         assert_eq!(
-            end_txn(&mut m, 1000, 0, true, 0, 2),
+            end_txn(&mut m, 1000, 0, true, 0, || 9000, 2),
             Err(ResponseError::InvalidTxnState),
             "nothing open"
         );
@@ -365,6 +459,104 @@ mod tests {
             panic!()
         };
         assert_eq!(t.stored.producer_epoch, 1);
+    }
+
+    /// Transaction version 2: each end bumps the epoch; a retry names the epoch before the
+    /// bump; an abort with the current epoch is allowed once the transaction has ended.
+    #[test]
+    fn version_2_ends_bump_the_epoch_and_retries_name_the_old_one() {
+        let mut m = initialised();
+        let AddStep::Write(t) = add_partitions(&mut m, 1000, 0, &parts("t", &[0]), 2, 2).unwrap()
+        else {
+            panic!()
+        };
+        written(&mut m, t);
+        let EndStep::Write(t) = end_txn(&mut m, 1000, 0, true, 2, || 9000, 3).unwrap() else {
+            panic!("commit writes PrepareCommit")
+        };
+        assert_eq!(
+            (t.stored.state, t.stored.producer_epoch),
+            (TxnState::PrepareCommit, 1)
+        );
+        written(&mut m, t);
+        // The retry (old epoch) waits for the markers; the new epoch cannot end it again.
+        assert_eq!(
+            end_txn(&mut m, 1000, 0, true, 2, || 9000, 4),
+            Err(ResponseError::ConcurrentTransactions)
+        );
+        assert_eq!(
+            end_txn(&mut m, 1000, 1, true, 2, || 9000, 4),
+            Err(ResponseError::ProducerFenced)
+        );
+        let t = m.prepare_complete(5).unwrap();
+        written(&mut m, t);
+        assert_eq!(
+            end_txn(&mut m, 1000, 0, true, 2, || 9000, 6),
+            Ok(EndStep::AlreadyEnded {
+                producer_id: 1000,
+                epoch: 1
+            }),
+            "a retry is answered with the bumped epoch"
+        );
+        assert_eq!(
+            end_txn(&mut m, 1000, 0, false, 2, || 9000, 6),
+            Err(ResponseError::InvalidTxnState)
+        );
+        assert_eq!(
+            end_txn(&mut m, 1000, 1, true, 2, || 9000, 6),
+            Err(ResponseError::InvalidTxnState),
+            "nothing open to commit"
+        );
+        // An abort at the current epoch of a finished transaction bumps again.
+        let EndStep::Write(t) = end_txn(&mut m, 1000, 1, false, 2, || 9000, 7).unwrap() else {
+            panic!("an abort with nothing open is still an end")
+        };
+        assert_eq!(
+            (t.stored.state, t.stored.producer_epoch),
+            (TxnState::PrepareAbort, 2)
+        );
+        assert_eq!(
+            end_txn(&mut m, 1000, 3, false, 2, || 9000, 7),
+            Err(ResponseError::ProducerFenced)
+        );
+    }
+
+    /// Transaction version 2 at the last epoch: the end moves to a new producer id, and a
+    /// retry naming the old id's last epoch is answered with the new id.
+    #[test]
+    fn version_2_epoch_overflow_moves_to_a_new_producer_id() {
+        let mut m = TxnMetadata::loaded(
+            "app",
+            super::super::records::StoredTransaction {
+                producer_epoch: i16::MAX - 1,
+                state: TxnState::Ongoing,
+                partitions: parts("t", &[0]),
+                client_transaction_version: 2,
+                ..initialised().current().clone()
+            },
+        );
+        let EndStep::Write(t) = end_txn(&mut m, 1000, i16::MAX - 1, true, 2, || 9000, 3).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (t.stored.producer_epoch, t.stored.next_producer_id),
+            (i16::MAX, 9000)
+        );
+        written(&mut m, t);
+        let t = m.prepare_complete(4).unwrap();
+        written(&mut m, t);
+        assert_eq!(
+            (m.current().producer_id, m.current().producer_epoch),
+            (9000, 0)
+        );
+        assert_eq!(
+            end_txn(&mut m, 1000, i16::MAX - 1, true, 2, || 9001, 5),
+            Ok(EndStep::AlreadyEnded {
+                producer_id: 9000,
+                epoch: 0
+            })
+        );
     }
 
     #[test]
