@@ -83,8 +83,8 @@ fn unknown_api_versions_version_gets_a_v0_answer_with_the_supported_list() {
     assert_eq!(&response[4..6], &35i16.to_be_bytes(), "UNSUPPORTED_VERSION");
     let count = i32::from_be_bytes(response[6..10].try_into().unwrap());
     assert!(count >= 10, "the v0 body lists the supported APIs");
-    // The first entry is Produce, advertised from v0 as Kafka does.
-    assert_eq!(&response[10..16], &[0, 0, 0, 0, 0, 11]);
+    // The first entry is Produce, advertised from v0 to v12 (KIP-890 part 2) as Kafka does.
+    assert_eq!(&response[10..16], &[0, 0, 0, 0, 0, 12]);
 }
 
 #[test]
