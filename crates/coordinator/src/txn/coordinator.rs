@@ -851,7 +851,7 @@ mod tests {
         c.tick(1011).await;
         settle().await;
         assert_eq!(
-            c.end_txn("app", pid, epoch, false, 0, 1012).await,
+            c.end_txn("app", pid, epoch, false, 0, no_id, 1012).await,
             Err(ResponseError::ProducerFenced)
         );
         for now in [1013, 2000, 3000] {
@@ -896,7 +896,9 @@ mod tests {
             .await
             .unwrap();
         *markers.refuse.lock() = true;
-        c.end_txn("app", pid, epoch, false, 0, 3).await.unwrap();
+        c.end_txn("app", pid, epoch, false, 0, no_id, 3)
+            .await
+            .unwrap();
         settle().await;
         // The partition was led elsewhere meanwhile (its epoch moved on): this node acts
         // under epoch 3 no more, neither for requests nor for the markers it resumes.
