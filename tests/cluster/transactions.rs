@@ -375,7 +375,7 @@ fn consume_transform_produce_is_exactly_once_when_a_partition_leader_is_killed()
 fn java_transactions_v2_across_nodes() {
     let mut cluster = Cluster::start(3, 0, &[]);
     let b = cluster.bootstrap();
-    for scenario in ["commit-abort", "zombie", "offsets"] {
+    for scenario in ["upgrade", "commit-abort", "zombie", "offsets"] {
         strata_tests::java::transactions_v2(&b, scenario);
     }
 }

@@ -250,6 +250,15 @@ public class TransactionsV2 {
                 List<String> values = readCommitted(output, 6);
                 check(values.size() == 6, "output " + values);
             }
+            case "upgrade" -> {
+                // kafka-features.sh upgrade: a new cluster starts at transaction.version 0.
+                try (Admin a = admin()) {
+                    a.updateFeatures(Map.of("transaction.version",
+                            new FeatureUpdate((short) 2, FeatureUpdate.UpgradeType.UPGRADE)),
+                        new UpdateFeaturesOptions()).all().get(30, TimeUnit.SECONDS);
+                }
+                check(finalizedTransactionVersion() == 2, "transaction.version upgraded to 2");
+            }
             case "pinned-lower" -> {
                 // kafka-features.sh downgrade: transaction.version 0; clients use the classic protocol.
                 try (Admin a = admin()) {

@@ -1,5 +1,6 @@
 //! Transaction version 2 (KIP-890 part 2) with Kafka's Java client 4.4.0, which uses it when
-//! the broker finalizes `transaction.version` 2: every commit and abort bumps the producer
+//! the broker finalizes `transaction.version` 2 (each test first upgrades a new node's 0, as
+//! `kafka-features.sh upgrade` does): every commit and abort bumps the producer
 //! epoch, partitions join through Produce v12 and the group through TxnOffsetCommit v5,
 //! read_committed never sees aborted records, a zombie producer is fenced; with the level
 //! pinned to 0 the same client falls back to the classic protocol. librdkafka (the classic
@@ -17,6 +18,7 @@ use crate::transactions::{read, send_all, transactional, values, TIMEOUT};
 fn java_transactions_v2_commit_abort_and_fence_a_zombie() {
     let node = Node::start_default();
     let b = node.bootstrap();
+    java_scenario(&b, "upgrade");
     java_scenario(&b, "commit-abort");
     java_scenario(&b, "zombie");
 }
@@ -24,6 +26,7 @@ fn java_transactions_v2_commit_abort_and_fence_a_zombie() {
 #[test]
 fn java_transactions_v2_commit_consumer_offsets_through_txn_offset_commit_v5() {
     let node = Node::start_default();
+    java_scenario(&node.bootstrap(), "upgrade");
     java_scenario(&node.bootstrap(), "offsets");
 }
 
@@ -34,6 +37,7 @@ fn java_transactions_v2_commit_consumer_offsets_through_txn_offset_commit_v5() {
 fn with_the_level_pinned_to_0_clients_use_the_classic_protocol_and_librdkafka_works_at_2() {
     let node = Node::start_default();
     let b = node.bootstrap();
+    java_scenario(&b, "upgrade");
     java_scenario(&b, "pinned-lower");
     run_bounded(TIMEOUT, create_topic(&b, "classic", 2, &[]));
     let p = transactional(&b, "classic-app", &[]);

@@ -39,11 +39,11 @@ pub struct SupportedFeature {
 /// describes it. `group.version` 1 is KIP-848's consumer protocol, which Strata cannot turn
 /// off. `kraft.version` is finalized at 1 ([`KRAFT_VERSION_LEVEL`]: the voter set is dynamic,
 /// KIP-853) and supported from 0 as in Kafka, whose nodes of a static quorum run at 0;
-/// `transaction.version` 2 (a new cluster's level, as in Kafka 4.0) is KIP-890 part 2: clients
-/// that see it end every transaction with an epoch bump (EndTxn v5) and add partitions through
-/// Produce v12 and TxnOffsetCommit v5; levels 0 and 1 (set with UpdateFeatures,
-/// `kafka-features.sh downgrade`) make them use the classic protocol, which the broker serves
-/// at every level; `eligible.leader.replicas.version` 0 means no ELR (KIP-966).
+/// `transaction.version` 2 is KIP-890 part 2: clients that see it end every transaction with
+/// an epoch bump (EndTxn v5) and add partitions through Produce v12 and TxnOffsetCommit v5. A
+/// new cluster starts at 0 (Kafka 4.0 starts at 2): an operator turns it on with
+/// UpdateFeatures (`kafka-features.sh upgrade`) until the three-node case is proven as well
+/// as the classic protocol, which the broker serves at every level; `eligible.leader.replicas.version` 0 means no ELR (KIP-966).
 pub const SUPPORTED_FEATURES: &[SupportedFeature] = &[
     SupportedFeature {
         name: METADATA_VERSION,
@@ -61,7 +61,7 @@ pub const SUPPORTED_FEATURES: &[SupportedFeature] = &[
         name: "transaction.version",
         min: 0,
         max: 2,
-        default: 2,
+        default: 0,
     },
     SupportedFeature {
         name: "group.version",
