@@ -3,9 +3,11 @@
 //!
 //! The binary is `$STRATA_BIN`, else `target/release/strata`, else `target/debug/strata`.
 
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -46,12 +48,23 @@ pub fn free_port() -> u16 {
     free_port_on("127.0.0.1")
 }
 
-/// A port on `host` (a loopback address) that was free a moment ago.
+/// A port on `host` (a loopback address) that was free a moment ago and that this test
+/// process has not handed out before.
+///
+/// The kernel may give a released ephemeral port to the next `bind(0)`, so two ports picked
+/// for one node (its controller and an inter-broker listener) could otherwise be the same.
 pub fn free_port_on(host: &str) -> u16 {
-    TcpListener::bind((host, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("binding an ephemeral port on {host}: {e}"))
+    static HANDED_OUT: Mutex<BTreeSet<(String, u16)>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind((host, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("binding an ephemeral port on {host}: {e}"));
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if handed_out.insert((host.to_string(), port)) {
+            return port;
+        }
+    }
 }
 
 /// How to start a node.

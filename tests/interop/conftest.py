@@ -33,10 +33,20 @@ START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 that was free a moment ago and was not handed out before in this
+    process: the kernel may give a released ephemeral port to the next bind, so two ports
+    picked for one node could otherwise be the same."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def _accepts(host: str, port: int) -> bool:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, start_strata
+from conftest import REPO, _free_port, start_strata
 import matrix
 
 SECURE = Path(__file__).resolve().parent / "clients" / "secure"
@@ -56,12 +56,6 @@ DENIED = re.compile(r"TOPIC_AUTHORIZATION_FAILED|TopicAuthorizationFailed|TopicA
                     r"not authorized to access (this topic|topics)|Topic authorization failed", re.I)
 AUTH_FAILED = re.compile(r"AUTHENTICATION|SaslAuthenticationException|SASL_AUTHENTICATION_FAILED|"
                          r"Authentication failed|invalid (username or password|credentials)", re.I)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run(argv: list[str], cwd: Path | None = None, timeout: float = 30, **kw) -> subprocess.CompletedProcess:
