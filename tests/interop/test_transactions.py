@@ -57,6 +57,36 @@ def _txn_producer(bootstrap: str, txn_id: str, **extra) -> Producer:
     return p
 
 
+class _Wedged(Exception):
+    """A client call that had not returned long after its own timeout."""
+
+
+def _bounded(call: Callable[[], object], seconds: float) -> object:
+    """`call()` on a daemon thread: its result or exception, or _Wedged when it has not
+    returned after `seconds` (the thread is then left behind).
+
+    librdkafka's send_offsets_to_transaction can ignore its timeout and block for good when the
+    broker it has cached as the group's coordinator has left the metadata (fenced after a kill)
+    by the time it sends TxnOffsetCommit: librdkafka issues #5456 and #5511, open in 2.16. A
+    Python timeout cannot interrupt that call, so the loop bounds it here."""
+    box: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as e:  # handed to the caller
+            box["error"] = e
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise _Wedged(f"no return after {seconds:.0f}s")
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box.get("value")
+
+
 def drain(bootstrap: str, topic: str, isolation: str, timeout: float = 20.0) -> dict[int, list[str]]:
     """Every record of `topic` a consumer of `isolation` level reads from the beginning up to
     the end it is shown (the high watermark, or for read_committed the last stable offset):
@@ -320,7 +350,8 @@ def _consume_transform_produce(bootstrap: str, source: str, sink: str, n: int, r
                          "enable.auto.commit": False, "auto.offset.reset": "earliest",
                          "isolation.level": "read_committed", "log_level": 2, "log.connection.close": False,
                          **group_conf})
-    producer = _txn_producer(bootstrap, f"txn-ctp-{run}", **{"transaction.timeout.ms": 30000})
+    txn_conf = {"transaction.timeout.ms": 30000}
+    producer = _txn_producer(bootstrap, f"txn-ctp-{run}", **txn_conf)
     consumer.subscribe([source])
     recovered: list[str] = []  # errors ridden out
 
@@ -379,9 +410,20 @@ def _consume_transform_produce(bootstrap: str, source: str, sink: str, n: int, r
                         producer.poll(0.1)
                 positions[m.partition()] = m.offset() + 1
             transactions += 1
-            ok = attempt("send_offsets", lambda: producer.send_offsets_to_transaction(
-                [TopicPartition(source, part, off) for part, off in positions.items()],
-                consumer.consumer_group_metadata(), 20) or True)
+            offsets = [TopicPartition(source, part, off) for part, off in positions.items()]
+            try:
+                ok = attempt("send_offsets", lambda: _bounded(lambda: producer.send_offsets_to_transaction(
+                    offsets, consumer.consumer_group_metadata(), 20) or True, 60))
+            except _Wedged as wedged:
+                if after_commit is None:
+                    pytest.fail(f"send_offsets_to_transaction: {wedged}", pytrace=False)
+                # What an application does with a stuck producer: a new one with the same
+                # transactional.id fences it, and the coordinator aborts its open transaction.
+                recovered.append(f"send_offsets: {wedged}; a new producer fenced the wedged one")
+                producer = _txn_producer(bootstrap, f"txn-ctp-{run}", **txn_conf)
+                aborted_records += len(batch)
+                rewind()
+                continue
             if ok and transactions not in ABORTED_TXNS:
                 ok = attempt("commit", lambda: producer.commit_transaction(20) or True)
                 if ok:
