@@ -18,7 +18,7 @@ use kafka_protocol::messages::{
     DescribeTransactionsRequest, FindCoordinatorRequest, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -352,13 +352,62 @@ fn rewind(consumer: &BaseConsumer, offsets: &BTreeMap<i32, i64>) {
 
 /// One transaction: the outputs of `batch`, and `next` as the group's input offsets. How
 /// long its commit took.
+/// Why a transaction did not commit.
+#[derive(Debug)]
+enum Failure {
+    /// What librdkafka answered.
+    Kafka(KafkaError),
+    /// A call that had not returned long after its own timeout.
+    Wedged(&'static str),
+}
+
+impl From<KafkaError> for Failure {
+    fn from(error: KafkaError) -> Self {
+        Failure::Kafka(error)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Kafka(error) => write!(f, "{error}"),
+            Failure::Wedged(call) => write!(f, "{call} did not return within {WEDGED:?}"),
+        }
+    }
+}
+
+/// How long past `CALL` a call may take before the worker gives its producer up.
+const WEDGED: Duration = Duration::from_secs(45);
+
+/// `send_offsets_to_transaction` on a thread of its own, given up after `WEDGED`.
+///
+/// librdkafka can ignore this call's timeout and block for good when the broker it has cached
+/// as the group's coordinator has left the metadata (a killed node, fenced) by the time it
+/// sends TxnOffsetCommit: librdkafka issues #5456 and #5511. The thread is then left behind
+/// and the worker replaces the producer, as an application with a stuck producer would.
+fn send_offsets(
+    producer: &FutureProducer,
+    offsets: TopicPartitionList,
+    metadata: ConsumerGroupMetadata,
+) -> Result<(), Failure> {
+    let (answer, answered) = std::sync::mpsc::channel();
+    let producer = producer.clone();
+    std::thread::spawn(move || {
+        let _ = answer.send(producer.send_offsets_to_transaction(&offsets, &metadata, CALL));
+    });
+    match answered.recv_timeout(WEDGED) {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(Failure::Wedged("send_offsets_to_transaction")),
+    }
+}
+
 fn transaction(
     producer: &FutureProducer,
     consumer: &BaseConsumer,
     batch: &[String],
     next: &BTreeMap<i32, i64>,
     progress: &Progress,
-) -> Result<Duration, KafkaError> {
+) -> Result<Duration, Failure> {
     producer.begin_transaction()?;
     progress.enter(Phase::Producing);
     for value in batch {
@@ -371,7 +420,7 @@ fn transaction(
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                Err((error, _)) => return Err(error),
+                Err((error, _)) => return Err(error.into()),
             }
         }
     }
@@ -384,7 +433,7 @@ fn transaction(
     let metadata = consumer
         .group_metadata()
         .ok_or_else(|| KafkaError::Subscription("no group metadata".into()))?;
-    producer.send_offsets_to_transaction(&offsets, &metadata, CALL)?;
+    send_offsets(producer, offsets, metadata)?;
     // A retriable commit error (a timeout) is retried as librdkafka asks.
     progress.enter(Phase::Committing);
     let started = Instant::now();
@@ -395,7 +444,7 @@ fn transaction(
                 eprintln!("ctp worker: commit retried: {e}");
                 attempts += 1;
             }
-            other => return other.map(|()| started.elapsed()),
+            other => return Ok(other.map(|()| started.elapsed())?),
         }
     }
 }
@@ -468,7 +517,11 @@ pub(crate) fn run_worker(
             }
             Err(error) => {
                 report.error(format!("transaction: {error}"));
-                let fatal = matches!(&error, KafkaError::Transaction(e) if e.is_fatal());
+                let fatal = match &error {
+                    Failure::Kafka(KafkaError::Transaction(e)) => e.is_fatal(),
+                    Failure::Kafka(_) => false,
+                    Failure::Wedged(_) => true,
+                };
                 let aborted = !fatal
                     && match producer.abort_transaction(CALL) {
                         Ok(()) => true,
