@@ -584,10 +584,9 @@ impl TxnCoordinator {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use super::*;
     use crate::test_log::MemoryLog;
+    use crate::txn::parts;
 
     /// A marker as written: producer id, epoch, commit, coordinator epoch, partitions.
     type WrittenMarker = (i64, i16, bool, i32, TxnPartitions);
@@ -629,14 +628,6 @@ mod tests {
                 }
             })
         }
-    }
-
-    fn parts(topic: &str, ids: &[i32]) -> TxnPartitions {
-        [(
-            topic.to_owned(),
-            ids.iter().copied().collect::<BTreeSet<_>>(),
-        )]
-        .into()
     }
 
     fn coordinator() -> (Arc<TxnCoordinator>, Arc<MemoryLog>, Arc<RecordedMarkers>) {
