@@ -14,8 +14,8 @@ use kafka_protocol::messages::{
     ApiVersionsRequest, CreateAclsRequest, CreateTopicsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -112,17 +112,7 @@ async fn produce_with_certificate(
         .set("socket.timeout.ms", "10000")
         .create()
         .expect("producer");
-    let sent = producer
-        .send(
-            FutureRecord::<(), _>::to(topic).payload("v").partition(0),
-            Duration::from_secs(15),
-        )
-        .await;
-    match sent {
-        Ok(_) => None,
-        Err((KafkaError::MessageProduction(code), _)) => Some(code),
-        Err((other, _)) => panic!("producing to {topic} as {name}: {other}"),
-    }
+    crate::common::produce_one(&producer, topic, name).await
 }
 
 /// The SSL listener's rules map `CN=<name>,OU=Apps,...` to the lower-cased name and leave
