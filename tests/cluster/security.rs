@@ -102,110 +102,92 @@ fn start_with(voters: usize, brokers_only: usize, inter_broker: InterBroker) -> 
     let dir = tempfile::tempdir().expect("temp dir");
     certificates(dir.path());
     let file = |name: &str| dir.path().join(name).display().to_string();
-    let hosts: Vec<String> = (1..=voters + brokers_only)
-        .map(|i| format!("127.0.0.{i}"))
-        .collect();
-    let controller_ports: Vec<u16> = hosts[..voters].iter().map(|h| free_port_on(h)).collect();
-    let controllers: Vec<String> = hosts
-        .iter()
-        .zip(&controller_ports)
-        .map(|(h, p)| format!("{h}:{p}"))
-        .collect();
-    let voter_list: Vec<String> = controllers
-        .iter()
-        .enumerate()
-        .map(|(i, address)| format!("{}@{address}", i + 1))
-        .collect();
-    let voter_list = voter_list.join(",");
+    let mut controllers = Vec::new();
     let mut clients = Vec::new();
-    let nodes = hosts
-        .iter()
-        .enumerate()
-        .map(|(i, host)| {
-            let (port, internal) = (free_port_on(host), free_port_on(host));
-            let scram = matches!(inter_broker, InterBroker::Scram { .. });
-            let mut listeners = format!("PLAINTEXT://{host}:{port},INTERNAL://{host}:{internal}");
-            if scram {
-                let client = format!("{host}:{}", free_port_on(host));
-                listeners.push_str(&format!(",CLIENT://{client}"));
-                clients.push(client);
-            }
-            let mut options = NodeOptions {
-                node_id: i as i32 + 1,
-                host: host.clone(),
-                voters: Some(voter_list.clone()),
-                controller_port: controller_ports.get(i).copied(),
-                roles: (i >= voters).then(|| "broker".to_owned()),
-                port: Some(port),
-                ..NodeOptions::default()
-            }
-            .property("listeners", &listeners)
-            .property(
-                "listener.security.protocol.map",
-                match inter_broker {
-                    InterBroker::Ssl => "PLAINTEXT:PLAINTEXT,INTERNAL:SSL,CONTROLLER:SSL",
-                    InterBroker::SaslSsl => "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL,CONTROLLER:SSL",
-                    InterBroker::Scram { .. } => {
-                        "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL,CLIENT:SASL_PLAINTEXT,CONTROLLER:SSL"
-                    }
-                },
-            )
-            .property("inter.broker.listener.name", "INTERNAL")
-            // The INTERNAL listener takes the unprefixed settings...
-            .property("ssl.keystore.type", "PEM")
-            .property("ssl.keystore.location", &file("node.pem"))
-            .property("ssl.truststore.type", "PEM")
-            .property("ssl.truststore.location", &file("ca.pem"))
-            .property("listener.name.internal.ssl.client.auth", "required")
-            // ...and the controller listener its own, as Kafka's KRaft controllers do.
-            .property(
-                "listener.name.controller.ssl.keystore.location",
-                &file("node.pem"),
-            )
-            .property(
-                "listener.name.controller.ssl.truststore.location",
-                &file("ca.pem"),
-            )
-            .property("listener.name.controller.ssl.client.auth", "required");
+    let cluster = Cluster::start_configured(voters, brokers_only, |options| {
+        let host = options.host.clone();
+        if let Some(controller_port) = options.controller_port {
+            controllers.push(format!("{host}:{controller_port}"));
+        }
+        let (port, internal) = (free_port_on(&host), free_port_on(&host));
+        let scram = matches!(inter_broker, InterBroker::Scram { .. });
+        let mut listeners = format!("PLAINTEXT://{host}:{port},INTERNAL://{host}:{internal}");
+        if scram {
+            let client = format!("{host}:{}", free_port_on(&host));
+            listeners.push_str(&format!(",CLIENT://{client}"));
+            clients.push(client);
+        }
+        let node_id = options.node_id;
+        let mut options = NodeOptions {
+            port: Some(port),
+            ..options
+        }
+        .property("listeners", &listeners)
+        .property(
+            "listener.security.protocol.map",
             match inter_broker {
-                InterBroker::Ssl => {}
-                InterBroker::SaslSsl => {
-                    options = options
-                        .property("sasl.mechanism.inter.broker.protocol", "PLAIN")
-                        .property("listener.name.internal.sasl.enabled.mechanisms", "PLAIN")
-                        .property("listener.name.internal.plain.sasl.jaas.config", BROKER_JAAS);
+                InterBroker::Ssl => "PLAINTEXT:PLAINTEXT,INTERNAL:SSL,CONTROLLER:SSL",
+                InterBroker::SaslSsl => "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL,CONTROLLER:SSL",
+                InterBroker::Scram { .. } => {
+                    "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL,CLIENT:SASL_PLAINTEXT,CONTROLLER:SSL"
                 }
-                InterBroker::Scram { wrong_password_on } => {
-                    let password = if wrong_password_on == Some(i as i32 + 1) {
-                        "not-the-broker-secret"
-                    } else {
-                        BROKER_PASSWORD
-                    };
-                    options = options
-                        .property("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-512")
-                        .property(
-                            "listener.name.internal.sasl.enabled.mechanisms",
-                            "SCRAM-SHA-512",
-                        )
-                        .property(
-                            "listener.name.internal.scram-sha-512.sasl.jaas.config",
-                            &scram_jaas(password),
-                        )
-                        .property("listener.name.client.sasl.enabled.mechanisms", "PLAIN")
-                        .property("listener.name.client.plain.sasl.jaas.config", CLIENT_JAAS)
-                        .property("authorizer.class.name", STANDARD_AUTHORIZER)
-                        .property("super.users", "User:broker;User:admin");
-                    if wrong_password_on.is_some() {
-                        // The refused follower leaves the ISR within seconds.
-                        options = options.property("replica.lag.time.max.ms", "5000");
-                    }
+            },
+        )
+        .property("inter.broker.listener.name", "INTERNAL")
+        // The INTERNAL listener takes the unprefixed settings...
+        .property("ssl.keystore.type", "PEM")
+        .property("ssl.keystore.location", &file("node.pem"))
+        .property("ssl.truststore.type", "PEM")
+        .property("ssl.truststore.location", &file("ca.pem"))
+        .property("listener.name.internal.ssl.client.auth", "required")
+        // ...and the controller listener its own, as Kafka's KRaft controllers do.
+        .property(
+            "listener.name.controller.ssl.keystore.location",
+            &file("node.pem"),
+        )
+        .property(
+            "listener.name.controller.ssl.truststore.location",
+            &file("ca.pem"),
+        )
+        .property("listener.name.controller.ssl.client.auth", "required");
+        match inter_broker {
+            InterBroker::Ssl => {}
+            InterBroker::SaslSsl => {
+                options = options
+                    .property("sasl.mechanism.inter.broker.protocol", "PLAIN")
+                    .property("listener.name.internal.sasl.enabled.mechanisms", "PLAIN")
+                    .property("listener.name.internal.plain.sasl.jaas.config", BROKER_JAAS);
+            }
+            InterBroker::Scram { wrong_password_on } => {
+                let password = if wrong_password_on == Some(node_id) {
+                    "not-the-broker-secret"
+                } else {
+                    BROKER_PASSWORD
+                };
+                options = options
+                    .property("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-512")
+                    .property(
+                        "listener.name.internal.sasl.enabled.mechanisms",
+                        "SCRAM-SHA-512",
+                    )
+                    .property(
+                        "listener.name.internal.scram-sha-512.sasl.jaas.config",
+                        &scram_jaas(password),
+                    )
+                    .property("listener.name.client.sasl.enabled.mechanisms", "PLAIN")
+                    .property("listener.name.client.plain.sasl.jaas.config", CLIENT_JAAS)
+                    .property("authorizer.class.name", STANDARD_AUTHORIZER)
+                    .property("super.users", "User:broker;User:admin");
+                if wrong_password_on.is_some() {
+                    // The refused follower leaves the ISR within seconds.
+                    options = options.property("replica.lag.time.max.ms", "5000");
                 }
             }
-            Node::start(options)
-        })
-        .collect();
+        }
+        options
+    });
     Secured {
-        cluster: Cluster { nodes },
+        cluster,
         dir,
         controllers,
         clients,
