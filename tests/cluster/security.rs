@@ -194,6 +194,36 @@ fn start_with(voters: usize, brokers_only: usize, inter_broker: InterBroker) -> 
     }
 }
 
+/// Three voters under [`InterBroker::Scram`] (node `wrong_password_on` with a wrong password)
+/// and the admin's access to their CLIENT listeners.
+fn start_scram(wrong_password_on: Option<i32>) -> (Secured, ClientAccess) {
+    let secured = start_with(3, 0, InterBroker::Scram { wrong_password_on });
+    let admin = ClientAccess::plain(&secured.clients, "admin", "admin-secret");
+    (secured, admin)
+}
+
+/// Waits until every node is a broker, then stores `User:broker`'s SCRAM credential: as in
+/// Kafka, the brokers' own SCRAM credential is metadata, and until it exists no broker can
+/// log in to another.
+async fn store_broker_credential(secured: &mut Secured) {
+    secured
+        .cluster
+        .wait_for_brokers(Duration::from_secs(30))
+        .await;
+    add_broker_credential(&secured.clients[0]).await;
+}
+
+/// Fails the test if the log of a node of `ids` tells of a failed inter-broker login.
+fn assert_no_inter_broker_refusal(cluster: &mut Cluster, ids: &[i32]) {
+    for &id in ids {
+        let log = cluster.node(id).log();
+        assert!(
+            !log.contains("inter-broker authentication failed"),
+            "node {id}:\n{log}"
+        );
+    }
+}
+
 #[test]
 fn a_cluster_with_mutual_tls_between_nodes_replicates_over_its_ssl_inter_broker_listener() {
     // Three voters and a broker-only node: Raft, forwarded commands, heartbeats and the
@@ -214,26 +244,12 @@ fn followers_authenticate_with_plain_on_a_sasl_ssl_inter_broker_listener() {
 
 #[test]
 fn brokers_authenticate_with_scram_between_them_as_a_super_user_under_the_authorizer() {
-    let mut secured = start_with(
-        3,
-        0,
-        InterBroker::Scram {
-            wrong_password_on: None,
-        },
-    );
-    let clients = secured.clients.clone();
+    let (mut secured, admin) = start_scram(None);
     run_bounded(Duration::from_secs(150), async {
-        secured
-            .cluster
-            .wait_for_brokers(Duration::from_secs(30))
-            .await;
-        // As in Kafka, the brokers' own SCRAM credential is metadata: until it exists no
-        // broker can log in to another.
-        add_broker_credential(&clients[0]).await;
-        let admin = ClientAccess::plain(&clients, "admin", "admin-secret");
+        store_broker_credential(&mut secured).await;
         replicates_acks_all_writes(&mut secured.cluster, Some(&admin)).await;
         // The authorizer is on: a user without ACLs does not see the topic.
-        let alice = ClientAccess::plain(&clients, "alice", "alice-secret");
+        let alice = ClientAccess::plain(&secured.clients, "alice", "alice-secret");
         let mut client = Client::connect_with(&alice.bootstrap, &alice.security)
             .await
             .expect("alice connects");
@@ -243,35 +259,21 @@ fn brokers_authenticate_with_scram_between_them_as_a_super_user_under_the_author
             "{refused}"
         );
     });
-    for id in 1..=3 {
-        let log = secured.cluster.node(id).log();
-        assert!(
-            !log.contains("inter-broker authentication failed"),
-            "node {id}:\n{log}"
-        );
-    }
+    assert_no_inter_broker_refusal(&mut secured.cluster, &[1, 2, 3]);
 }
 
 #[test]
 fn a_broker_with_a_wrong_scram_password_stays_out_of_sync_and_says_why() {
     const TOPIC: &str = "refused";
-    let mut secured = start_with(
-        3,
-        0,
-        InterBroker::Scram {
-            wrong_password_on: Some(3),
-        },
-    );
-    let clients = secured.clients.clone();
-    let admin = ClientAccess::plain(&clients, "admin", "admin-secret");
+    let (mut secured, admin) = start_scram(Some(3));
     run_bounded(Duration::from_secs(150), async {
-        secured
-            .cluster
-            .wait_for_brokers(Duration::from_secs(30))
-            .await;
-        add_broker_credential(&clients[0]).await;
+        store_broker_credential(&mut secured).await;
         // Led by node 1, followed by 2 (right password) and 3 (wrong one).
-        let mut connection = admin.security.connect(&clients[0]).await.expect("admin");
+        let mut connection = admin
+            .security
+            .connect(&secured.clients[0])
+            .await
+            .expect("admin");
         let request = CreateTopicsRequest::default()
             .with_topics(vec![CreatableTopic::default()
                 .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
@@ -345,13 +347,7 @@ fn a_broker_with_a_wrong_scram_password_stays_out_of_sync_and_says_why() {
         "{}",
         refusals[0]
     );
-    for id in [1, 2] {
-        let log = secured.cluster.node(id).log();
-        assert!(
-            !log.contains("inter-broker authentication failed"),
-            "node {id}:\n{log}"
-        );
-    }
+    assert_no_inter_broker_refusal(&mut secured.cluster, &[1, 2]);
 }
 
 /// How a test's clients reach the cluster: the bootstrap servers and, for a SASL listener,
