@@ -39,18 +39,11 @@ fn path(dir: &Path, name: &str) -> String {
 /// Options for a node with a PLAINTEXT listener (its bootstrap) and an SSL listener serving
 /// the PEM keystore at `keystore`; and the SSL listener's address.
 fn with_ssl_listener(keystore: &str) -> (NodeOptions, String) {
-    let (port, ssl) = (free_port(), free_port());
-    let options = NodeOptions {
-        port: Some(port),
-        ..NodeOptions::default()
-    }
-    .property(
-        "listeners",
-        &format!("PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{ssl}"),
-    )
-    .property("ssl.keystore.type", "PEM")
-    .property("ssl.keystore.location", keystore);
-    (options, format!("127.0.0.1:{ssl}"))
+    let (options, ssl) = NodeOptions::with_second_listener("SSL");
+    let options = options
+        .property("ssl.keystore.type", "PEM")
+        .property("ssl.keystore.location", keystore);
+    (options, ssl)
 }
 
 /// Writes `broken.pem` in `dir`: the first half of `first.pem`, a keystore that does not
