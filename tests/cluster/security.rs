@@ -102,113 +102,125 @@ fn start_with(voters: usize, brokers_only: usize, inter_broker: InterBroker) -> 
     let dir = tempfile::tempdir().expect("temp dir");
     certificates(dir.path());
     let file = |name: &str| dir.path().join(name).display().to_string();
-    let hosts: Vec<String> = (1..=voters + brokers_only)
-        .map(|i| format!("127.0.0.{i}"))
-        .collect();
-    let controller_ports: Vec<u16> = hosts[..voters].iter().map(|h| free_port_on(h)).collect();
-    let controllers: Vec<String> = hosts
-        .iter()
-        .zip(&controller_ports)
-        .map(|(h, p)| format!("{h}:{p}"))
-        .collect();
-    let voter_list: Vec<String> = controllers
-        .iter()
-        .enumerate()
-        .map(|(i, address)| format!("{}@{address}", i + 1))
-        .collect();
-    let voter_list = voter_list.join(",");
+    let mut controllers = Vec::new();
     let mut clients = Vec::new();
-    let nodes = hosts
-        .iter()
-        .enumerate()
-        .map(|(i, host)| {
-            let (port, internal) = (free_port_on(host), free_port_on(host));
-            let scram = matches!(inter_broker, InterBroker::Scram { .. });
-            let mut listeners = format!("PLAINTEXT://{host}:{port},INTERNAL://{host}:{internal}");
-            if scram {
-                let client = format!("{host}:{}", free_port_on(host));
-                listeners.push_str(&format!(",CLIENT://{client}"));
-                clients.push(client);
-            }
-            let mut options = NodeOptions {
-                node_id: i as i32 + 1,
-                host: host.clone(),
-                voters: Some(voter_list.clone()),
-                controller_port: controller_ports.get(i).copied(),
-                roles: (i >= voters).then(|| "broker".to_owned()),
-                port: Some(port),
-                ..NodeOptions::default()
-            }
-            .property("listeners", &listeners)
-            .property(
-                "listener.security.protocol.map",
-                match inter_broker {
-                    InterBroker::Ssl => "PLAINTEXT:PLAINTEXT,INTERNAL:SSL,CONTROLLER:SSL",
-                    InterBroker::SaslSsl => "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL,CONTROLLER:SSL",
-                    InterBroker::Scram { .. } => {
-                        "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL,CLIENT:SASL_PLAINTEXT,CONTROLLER:SSL"
-                    }
-                },
-            )
-            .property("inter.broker.listener.name", "INTERNAL")
-            // The INTERNAL listener takes the unprefixed settings...
-            .property("ssl.keystore.type", "PEM")
-            .property("ssl.keystore.location", &file("node.pem"))
-            .property("ssl.truststore.type", "PEM")
-            .property("ssl.truststore.location", &file("ca.pem"))
-            .property("listener.name.internal.ssl.client.auth", "required")
-            // ...and the controller listener its own, as Kafka's KRaft controllers do.
-            .property(
-                "listener.name.controller.ssl.keystore.location",
-                &file("node.pem"),
-            )
-            .property(
-                "listener.name.controller.ssl.truststore.location",
-                &file("ca.pem"),
-            )
-            .property("listener.name.controller.ssl.client.auth", "required");
+    let cluster = Cluster::start_configured(voters, brokers_only, |options| {
+        let host = options.host.clone();
+        if let Some(controller_port) = options.controller_port {
+            controllers.push(format!("{host}:{controller_port}"));
+        }
+        let (port, internal) = (free_port_on(&host), free_port_on(&host));
+        let scram = matches!(inter_broker, InterBroker::Scram { .. });
+        let mut listeners = format!("PLAINTEXT://{host}:{port},INTERNAL://{host}:{internal}");
+        if scram {
+            let client = format!("{host}:{}", free_port_on(&host));
+            listeners.push_str(&format!(",CLIENT://{client}"));
+            clients.push(client);
+        }
+        let node_id = options.node_id;
+        let mut options = NodeOptions {
+            port: Some(port),
+            ..options
+        }
+        .property("listeners", &listeners)
+        .property(
+            "listener.security.protocol.map",
             match inter_broker {
-                InterBroker::Ssl => {}
-                InterBroker::SaslSsl => {
-                    options = options
-                        .property("sasl.mechanism.inter.broker.protocol", "PLAIN")
-                        .property("listener.name.internal.sasl.enabled.mechanisms", "PLAIN")
-                        .property("listener.name.internal.plain.sasl.jaas.config", BROKER_JAAS);
+                InterBroker::Ssl => "PLAINTEXT:PLAINTEXT,INTERNAL:SSL,CONTROLLER:SSL",
+                InterBroker::SaslSsl => "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL,CONTROLLER:SSL",
+                InterBroker::Scram { .. } => {
+                    "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL,CLIENT:SASL_PLAINTEXT,CONTROLLER:SSL"
                 }
-                InterBroker::Scram { wrong_password_on } => {
-                    let password = if wrong_password_on == Some(i as i32 + 1) {
-                        "not-the-broker-secret"
-                    } else {
-                        BROKER_PASSWORD
-                    };
-                    options = options
-                        .property("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-512")
-                        .property(
-                            "listener.name.internal.sasl.enabled.mechanisms",
-                            "SCRAM-SHA-512",
-                        )
-                        .property(
-                            "listener.name.internal.scram-sha-512.sasl.jaas.config",
-                            &scram_jaas(password),
-                        )
-                        .property("listener.name.client.sasl.enabled.mechanisms", "PLAIN")
-                        .property("listener.name.client.plain.sasl.jaas.config", CLIENT_JAAS)
-                        .property("authorizer.class.name", STANDARD_AUTHORIZER)
-                        .property("super.users", "User:broker;User:admin");
-                    if wrong_password_on.is_some() {
-                        // The refused follower leaves the ISR within seconds.
-                        options = options.property("replica.lag.time.max.ms", "5000");
-                    }
+            },
+        )
+        .property("inter.broker.listener.name", "INTERNAL")
+        // The INTERNAL listener takes the unprefixed settings...
+        .property("ssl.keystore.type", "PEM")
+        .property("ssl.keystore.location", &file("node.pem"))
+        .property("ssl.truststore.type", "PEM")
+        .property("ssl.truststore.location", &file("ca.pem"))
+        .property("listener.name.internal.ssl.client.auth", "required")
+        // ...and the controller listener its own, as Kafka's KRaft controllers do.
+        .property(
+            "listener.name.controller.ssl.keystore.location",
+            &file("node.pem"),
+        )
+        .property(
+            "listener.name.controller.ssl.truststore.location",
+            &file("ca.pem"),
+        )
+        .property("listener.name.controller.ssl.client.auth", "required");
+        match inter_broker {
+            InterBroker::Ssl => {}
+            InterBroker::SaslSsl => {
+                options = options
+                    .property("sasl.mechanism.inter.broker.protocol", "PLAIN")
+                    .property("listener.name.internal.sasl.enabled.mechanisms", "PLAIN")
+                    .property("listener.name.internal.plain.sasl.jaas.config", BROKER_JAAS);
+            }
+            InterBroker::Scram { wrong_password_on } => {
+                let password = if wrong_password_on == Some(node_id) {
+                    "not-the-broker-secret"
+                } else {
+                    BROKER_PASSWORD
+                };
+                options = options
+                    .property("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-512")
+                    .property(
+                        "listener.name.internal.sasl.enabled.mechanisms",
+                        "SCRAM-SHA-512",
+                    )
+                    .property(
+                        "listener.name.internal.scram-sha-512.sasl.jaas.config",
+                        &scram_jaas(password),
+                    )
+                    .property("listener.name.client.sasl.enabled.mechanisms", "PLAIN")
+                    .property("listener.name.client.plain.sasl.jaas.config", CLIENT_JAAS)
+                    .property("authorizer.class.name", STANDARD_AUTHORIZER)
+                    .property("super.users", "User:broker;User:admin");
+                if wrong_password_on.is_some() {
+                    // The refused follower leaves the ISR within seconds.
+                    options = options.property("replica.lag.time.max.ms", "5000");
                 }
             }
-            Node::start(options)
-        })
-        .collect();
+        }
+        options
+    });
     Secured {
-        cluster: Cluster { nodes },
+        cluster,
         dir,
         controllers,
         clients,
+    }
+}
+
+/// Three voters under [`InterBroker::Scram`] (node `wrong_password_on` with a wrong password)
+/// and the admin's access to their CLIENT listeners.
+fn start_scram(wrong_password_on: Option<i32>) -> (Secured, ClientAccess) {
+    let secured = start_with(3, 0, InterBroker::Scram { wrong_password_on });
+    let admin = ClientAccess::plain(&secured.clients, "admin", "admin-secret");
+    (secured, admin)
+}
+
+/// Waits until every node is a broker, then stores `User:broker`'s SCRAM credential: as in
+/// Kafka, the brokers' own SCRAM credential is metadata, and until it exists no broker can
+/// log in to another.
+async fn store_broker_credential(secured: &mut Secured) {
+    secured
+        .cluster
+        .wait_for_brokers(Duration::from_secs(30))
+        .await;
+    add_broker_credential(&secured.clients[0]).await;
+}
+
+/// Fails the test if the log of a node of `ids` tells of a failed inter-broker login.
+fn assert_no_inter_broker_refusal(cluster: &mut Cluster, ids: &[i32]) {
+    for &id in ids {
+        let log = cluster.node(id).log();
+        assert!(
+            !log.contains("inter-broker authentication failed"),
+            "node {id}:\n{log}"
+        );
     }
 }
 
@@ -232,26 +244,12 @@ fn followers_authenticate_with_plain_on_a_sasl_ssl_inter_broker_listener() {
 
 #[test]
 fn brokers_authenticate_with_scram_between_them_as_a_super_user_under_the_authorizer() {
-    let mut secured = start_with(
-        3,
-        0,
-        InterBroker::Scram {
-            wrong_password_on: None,
-        },
-    );
-    let clients = secured.clients.clone();
+    let (mut secured, admin) = start_scram(None);
     run_bounded(Duration::from_secs(150), async {
-        secured
-            .cluster
-            .wait_for_brokers(Duration::from_secs(30))
-            .await;
-        // As in Kafka, the brokers' own SCRAM credential is metadata: until it exists no
-        // broker can log in to another.
-        add_broker_credential(&clients[0]).await;
-        let admin = ClientAccess::plain(&clients, "admin", "admin-secret");
+        store_broker_credential(&mut secured).await;
         replicates_acks_all_writes(&mut secured.cluster, Some(&admin)).await;
         // The authorizer is on: a user without ACLs does not see the topic.
-        let alice = ClientAccess::plain(&clients, "alice", "alice-secret");
+        let alice = ClientAccess::plain(&secured.clients, "alice", "alice-secret");
         let mut client = Client::connect_with(&alice.bootstrap, &alice.security)
             .await
             .expect("alice connects");
@@ -261,35 +259,21 @@ fn brokers_authenticate_with_scram_between_them_as_a_super_user_under_the_author
             "{refused}"
         );
     });
-    for id in 1..=3 {
-        let log = secured.cluster.node(id).log();
-        assert!(
-            !log.contains("inter-broker authentication failed"),
-            "node {id}:\n{log}"
-        );
-    }
+    assert_no_inter_broker_refusal(&mut secured.cluster, &[1, 2, 3]);
 }
 
 #[test]
 fn a_broker_with_a_wrong_scram_password_stays_out_of_sync_and_says_why() {
     const TOPIC: &str = "refused";
-    let mut secured = start_with(
-        3,
-        0,
-        InterBroker::Scram {
-            wrong_password_on: Some(3),
-        },
-    );
-    let clients = secured.clients.clone();
-    let admin = ClientAccess::plain(&clients, "admin", "admin-secret");
+    let (mut secured, admin) = start_scram(Some(3));
     run_bounded(Duration::from_secs(150), async {
-        secured
-            .cluster
-            .wait_for_brokers(Duration::from_secs(30))
-            .await;
-        add_broker_credential(&clients[0]).await;
+        store_broker_credential(&mut secured).await;
         // Led by node 1, followed by 2 (right password) and 3 (wrong one).
-        let mut connection = admin.security.connect(&clients[0]).await.expect("admin");
+        let mut connection = admin
+            .security
+            .connect(&secured.clients[0])
+            .await
+            .expect("admin");
         let request = CreateTopicsRequest::default()
             .with_topics(vec![CreatableTopic::default()
                 .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
@@ -363,13 +347,7 @@ fn a_broker_with_a_wrong_scram_password_stays_out_of_sync_and_says_why() {
         "{}",
         refusals[0]
     );
-    for id in [1, 2] {
-        let log = secured.cluster.node(id).log();
-        assert!(
-            !log.contains("inter-broker authentication failed"),
-            "node {id}:\n{log}"
-        );
-    }
+    assert_no_inter_broker_refusal(&mut secured.cluster, &[1, 2]);
 }
 
 /// How a test's clients reach the cluster: the bootstrap servers and, for a SASL listener,

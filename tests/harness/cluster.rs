@@ -17,6 +17,22 @@ impl Cluster {
     /// Starts `voters` voting nodes and `brokers_only` broker-only nodes, each with
     /// `properties`, and waits until each accepts Kafka connections.
     pub fn start(voters: usize, brokers_only: usize, properties: &[(&str, &str)]) -> Cluster {
+        Cluster::start_configured(voters, brokers_only, |mut options| {
+            for (k, v) in properties {
+                options = options.property(k, v);
+            }
+            options
+        })
+    }
+
+    /// As [`Cluster::start`], each node's options (id, host, voters, roles and, for a
+    /// voter, controller port set) passed through `configure` before the node starts, in
+    /// node order.
+    pub fn start_configured(
+        voters: usize,
+        brokers_only: usize,
+        mut configure: impl FnMut(NodeOptions) -> NodeOptions,
+    ) -> Cluster {
         let hosts: Vec<String> = (1..=voters + brokers_only)
             .map(|i| format!("127.0.0.{i}"))
             .collect();
@@ -29,18 +45,14 @@ impl Cluster {
             .iter()
             .enumerate()
             .map(|(i, host)| {
-                let mut options = NodeOptions {
+                Node::start(configure(NodeOptions {
                     node_id: i as i32 + 1,
                     host: host.clone(),
                     voters: Some(voter_list.clone()),
                     controller_port: controller_ports.get(i).copied(),
                     roles: (i >= voters).then(|| "broker".to_owned()),
                     ..NodeOptions::default()
-                };
-                for (k, v) in properties {
-                    options = options.property(k, v);
-                }
-                Node::start(options)
+                }))
             })
             .collect();
         Cluster { nodes }

@@ -119,6 +119,22 @@ impl NodeOptions {
         self.properties.push((key.to_owned(), value.to_owned()));
         self
     }
+
+    /// Options for a node with a PLAINTEXT listener (its bootstrap) and a second listener,
+    /// named after its `protocol` as Kafka names them, both on 127.0.0.1 at free ports; and
+    /// the second listener's address.
+    pub fn with_second_listener(protocol: &str) -> (NodeOptions, String) {
+        let (port, second) = (free_port(), free_port());
+        let options = NodeOptions {
+            port: Some(port),
+            ..NodeOptions::default()
+        }
+        .property(
+            "listeners",
+            &format!("PLAINTEXT://127.0.0.1:{port},{protocol}://127.0.0.1:{second}"),
+        );
+        (options, format!("127.0.0.1:{second}"))
+    }
 }
 
 /// One `strata serve` process and its data directory.

@@ -8,7 +8,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::{free_port, raw, Node, NodeOptions};
+use crate::{raw, Node, NodeOptions};
 
 /// A running node with a PLAINTEXT listener (principal `User:ANONYMOUS`) and a
 /// SASL_PLAINTEXT listener that serves PLAIN.
@@ -27,25 +27,18 @@ impl SaslNode {
     /// `PlainLoginModule` line with its quotes escaped, as the harness writes properties into
     /// TOML), with `properties` set besides.
     pub fn start(jaas: &str, properties: &[(&str, &str)]) -> SaslNode {
-        let port = free_port();
-        let sasl = free_port();
-        let options = NodeOptions {
-            port: Some(port),
-            ..NodeOptions::default()
-        }
-        .property(
-            "listeners",
-            &format!("PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl}"),
-        )
-        .property("sasl.enabled.mechanisms", "PLAIN")
-        .property("listener.name.sasl_plaintext.plain.sasl.jaas.config", jaas);
+        let (options, sasl) = NodeOptions::with_second_listener("SASL_PLAINTEXT");
+        let plaintext = format!("127.0.0.1:{}", options.port.expect("a Kafka port"));
+        let options = options
+            .property("sasl.enabled.mechanisms", "PLAIN")
+            .property("listener.name.sasl_plaintext.plain.sasl.jaas.config", jaas);
         let options = properties.iter().fold(options, |options, (key, value)| {
             options.property(key, value)
         });
         SaslNode {
             node: Node::start(options),
-            plaintext: format!("127.0.0.1:{port}"),
-            sasl: format!("127.0.0.1:{sasl}"),
+            plaintext,
+            sasl,
         }
     }
 }

@@ -167,17 +167,7 @@ fn delete_topic(stream: &mut TcpStream, topic: &str) -> i16 {
 /// Produces one record to `topic` as `user`; the error librdkafka reports, if any.
 async fn produce_as(addr: &str, user: &str, topic: &str) -> Option<RDKafkaErrorCode> {
     let producer: FutureProducer = sasl_client(addr, user).create().expect("producer");
-    let sent = producer
-        .send(
-            FutureRecord::<(), _>::to(topic).payload("v").partition(0),
-            Duration::from_secs(15),
-        )
-        .await;
-    match sent {
-        Ok(_) => None,
-        Err((KafkaError::MessageProduction(code), _)) => Some(code),
-        Err((other, _)) => panic!("producing to {topic} as {user}: {other}"),
-    }
+    crate::common::produce_one(&producer, topic, user).await
 }
 
 /// DescribeAcls with a filter on topic `name` with `pattern`: (pattern type, name) of each

@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// A librdkafka producer; `extra` overrides the defaults.
@@ -20,6 +21,26 @@ pub(crate) fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> FutureProduce
         config.set(*k, *v);
     }
     config.create().expect("creating a producer")
+}
+
+/// Produces one record to partition 0 of `topic` with `producer` (the test fails on an error
+/// other than the broker's, naming `who`): the error code librdkafka reports, if any.
+pub(crate) async fn produce_one(
+    producer: &FutureProducer,
+    topic: &str,
+    who: &str,
+) -> Option<RDKafkaErrorCode> {
+    let sent = producer
+        .send(
+            FutureRecord::<(), _>::to(topic).payload("v").partition(0),
+            Duration::from_secs(15),
+        )
+        .await;
+    match sent {
+        Ok(_) => None,
+        Err((KafkaError::MessageProduction(code), _)) => Some(code),
+        Err((other, _)) => panic!("producing to {topic} as {who}: {other}"),
+    }
 }
 
 /// A librdkafka admin client.

@@ -8,6 +8,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use segment_store::BatchHeader;
 use strata_tests::{run_bounded, Node, NodeOptions};
 
 use crate::common::{create_topic, producer};
@@ -40,36 +41,10 @@ async fn send_all(
 /// Reads partition 0 of `topic` from the beginning up to `last` (inclusive) with a fresh
 /// librdkafka consumer: (offset, key, value) in order.
 fn read_to(bootstrap: &str, topic: &str, last: i64) -> Vec<(i64, String, Option<String>)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "strata-tests-compaction")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .create()
-        .expect("creating a consumer");
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, 0, Offset::Beginning)
-        .expect("assignment");
-    consumer.assign(&assignment).expect("assign");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut got = Vec::new();
-    while Instant::now() < deadline {
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let message = message.expect("consumer error");
-        let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8(b.to_vec()).expect("utf-8"));
-        got.push((
-            message.offset(),
-            text(message.key()).expect("a key"),
-            text(message.payload()),
-        ));
-        if message.offset() >= last {
-            return got;
-        }
-    }
-    panic!("never read up to offset {last} of {topic}; read {got:?}");
+    read_timestamps(bootstrap, topic, last)
+        .into_iter()
+        .map(|(offset, key, value, _)| (offset, key, value))
+        .collect()
 }
 
 /// The partition directory `<topic>-0` under the node's data directory.
@@ -121,31 +96,47 @@ fn noise(i: u32) -> String {
         .collect()
 }
 
+/// A node whose log cleaner looks for work every 200 ms.
+pub(crate) fn cleaner_node() -> Node {
+    Node::start(NodeOptions::default().property("log.cleaner.backoff.ms", "200"))
+}
+
+/// Creates `topic`, one partition compacted in 4096-byte segments, with the given
+/// `min.cleanable.dirty.ratio` and `delete.retention.ms`.
+pub(crate) async fn create_compacted(
+    bootstrap: &str,
+    topic: &str,
+    dirty_ratio: &str,
+    delete_retention_ms: &str,
+) {
+    create_topic(
+        bootstrap,
+        topic,
+        1,
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "4096"),
+            ("min.cleanable.dirty.ratio", dirty_ratio),
+            ("delete.retention.ms", delete_retention_ms),
+        ],
+    )
+    .await;
+}
+
 /// The case: on an lz4 (and a zstd) topic, superseded values inside compressed
 /// batches are removed, and a key deleted with a tombstone does not come back with its old
 /// value once the tombstone itself is dropped after `delete.retention.ms`. Small cleaned
 /// segments are merged, so no emptied segment is left behind.
 #[test]
 fn compressed_topics_are_compacted_and_deleted_keys_stay_deleted() {
-    let node = Node::start(NodeOptions::default().property("log.cleaner.backoff.ms", "200"));
+    let node = cleaner_node();
     let bootstrap = node.bootstrap();
     for (codec, idempotent) in [("lz4", "true"), ("zstd", "false")] {
         let topic = format!("compacted-{codec}");
         let mut expected: BTreeMap<String, String> = BTreeMap::new();
         let mut last = -1;
         run_bounded(Duration::from_secs(60), async {
-            create_topic(
-                &bootstrap,
-                &topic,
-                1,
-                &[
-                    ("cleanup.policy", "compact"),
-                    ("segment.bytes", "4096"),
-                    ("min.cleanable.dirty.ratio", "0.01"),
-                    ("delete.retention.ms", "1000"),
-                ],
-            )
-            .await;
+            create_compacted(&bootstrap, &topic, "0.01", "1000").await;
             let compressed = producer(
                 &bootstrap,
                 &[
@@ -254,7 +245,7 @@ fn compressed_topics_are_compacted_and_deleted_keys_stay_deleted() {
 #[test]
 fn a_kept_tombstone_carries_its_delete_horizon_and_records_keep_their_timestamps() {
     const TOPIC: &str = "horizon";
-    let node = Node::start(NodeOptions::default().property("log.cleaner.backoff.ms", "200"));
+    let node = cleaner_node();
     let bootstrap = node.bootstrap();
     let t0 = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -270,18 +261,7 @@ fn a_kept_tombstone_carries_its_delete_horizon_and_records_keep_their_timestamps
     let mut last = -1;
     let mut offsets = Vec::new();
     run_bounded(Duration::from_secs(60), async {
-        create_topic(
-            &bootstrap,
-            TOPIC,
-            1,
-            &[
-                ("cleanup.policy", "compact"),
-                ("segment.bytes", "4096"),
-                ("min.cleanable.dirty.ratio", "0"),
-                ("delete.retention.ms", "3600000"),
-            ],
-        )
-        .await;
+        create_compacted(&bootstrap, TOPIC, "0", "3600000").await;
         let p = producer(&bootstrap, &[("batch.size", "1000")]);
         for (k, v, ts) in &sent {
             let mut record = FutureRecord::to(TOPIC).key(k.as_str()).timestamp(*ts);
@@ -326,57 +306,56 @@ fn a_kept_tombstone_carries_its_delete_horizon_and_records_keep_their_timestamps
     assert_eq!(read, expected);
 }
 
-/// (base offset, last offset, attributes, base timestamp) of every batch on disk.
-fn batches_on_disk(dir: &Path) -> Vec<(i64, i64, i16, i64)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)
-        .expect("partition directory")
-        .flatten()
-    {
+/// Calls `f` with the header and the bytes (from the header on) of every whole v2 batch in
+/// the `.log` files of a partition directory. A segment replaced meanwhile is read as empty.
+pub(crate) fn for_each_batch(
+    dir: &Path,
+    mut f: impl FnMut(&BatchHeader, &[u8]),
+) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)?.flatten() {
         let name = entry.file_name().into_string().unwrap_or_default();
         if !name.ends_with(".log") {
             continue;
         }
         let bytes = std::fs::read(entry.path()).unwrap_or_default();
         let mut rest = &bytes[..];
-        while let Some(h) = segment_store::BatchHeader::parse(rest) {
+        while let Some(h) = BatchHeader::parse(rest) {
             if h.magic != 2 || h.total_size() > rest.len() || h.total_size() == 0 {
                 break;
             }
-            out.push((
-                h.base_offset,
-                h.last_offset(),
-                h.attributes,
-                h.base_timestamp,
-            ));
+            f(&h, rest);
             rest = &rest[h.total_size()..];
         }
     }
+    Ok(())
+}
+
+/// (base offset, last offset, attributes, base timestamp) of every batch on disk.
+fn batches_on_disk(dir: &Path) -> Vec<(i64, i64, i16, i64)> {
+    let mut out = Vec::new();
+    for_each_batch(dir, |h, _| {
+        out.push((
+            h.base_offset,
+            h.last_offset(),
+            h.attributes,
+            h.base_timestamp,
+        ));
+    })
+    .expect("partition directory");
     out.sort();
     out
 }
 
 /// The delete horizon of the on-disk batch holding `offset`, if it has one.
 fn horizon_of(dir: &Path, offset: i64) -> Option<i64> {
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let name = entry.file_name().into_string().unwrap_or_default();
-        if !name.ends_with(".log") {
-            continue;
+    let mut found = None;
+    for_each_batch(dir, |h, _| {
+        if h.base_offset <= offset && offset <= h.last_offset() {
+            found.get_or_insert(h.delete_horizon_ms());
         }
-        // The segment may be replaced meanwhile: a file gone is read as empty.
-        let bytes = std::fs::read(entry.path()).unwrap_or_default();
-        let mut rest = &bytes[..];
-        while let Some(h) = segment_store::BatchHeader::parse(rest) {
-            if h.magic != 2 || h.total_size() > rest.len() || h.total_size() == 0 {
-                break;
-            }
-            if h.base_offset <= offset && offset <= h.last_offset() {
-                return h.delete_horizon_ms();
-            }
-            rest = &rest[h.total_size()..];
-        }
-    }
-    None
+    })
+    .ok()?;
+    found.flatten()
 }
 
 /// Like [`read_to`], with each record's timestamp.
@@ -387,8 +366,9 @@ fn read_timestamps(
 ) -> Vec<(i64, String, Option<String>, i64)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", "strata-tests-compaction-horizon")
+        .set("group.id", "strata-tests-compaction")
         .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
         .create()
         .expect("creating a consumer");
     let mut assignment = TopicPartitionList::new();

@@ -10,11 +10,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use segment_store::{marker_of, BatchHeader, MarkerType};
-use strata_tests::{run_bounded, Node, NodeOptions};
+use segment_store::{marker_of, MarkerType};
+use strata_tests::run_bounded;
 
-use crate::common::{create_topic, producer};
-use crate::compaction::partition_dir;
+use crate::common::producer;
+use crate::compaction::{cleaner_node, create_compacted, for_each_batch, partition_dir};
 use crate::transactions::{transactional, TIMEOUT};
 
 const TOPIC: &str = "txn-compacted";
@@ -84,30 +84,18 @@ fn read(bootstrap: &str, isolation: &str, last: i64) -> BTreeMap<String, (i64, S
 /// the number of `.txnindex` files.
 fn markers_on_disk(dir: &Path) -> (Vec<(i64, MarkerType)>, usize) {
     let mut markers = Vec::new();
-    let mut txn_indexes = 0;
-    for entry in std::fs::read_dir(dir)
+    for_each_batch(dir, |h, batch| {
+        if let Some(m) = marker_of(h, batch) {
+            markers.push((h.base_offset, m.kind));
+        }
+    })
+    .expect("partition directory");
+    markers.sort_by_key(|m| m.0);
+    let txn_indexes = std::fs::read_dir(dir)
         .expect("partition directory")
         .flatten()
-    {
-        let name = entry.file_name().into_string().unwrap_or_default();
-        txn_indexes += usize::from(name.ends_with(".txnindex"));
-        if !name.ends_with(".log") {
-            continue;
-        }
-        // The segment may be replaced meanwhile: a file gone is read as empty.
-        let bytes = std::fs::read(entry.path()).unwrap_or_default();
-        let mut rest = &bytes[..];
-        while let Some(h) = BatchHeader::parse(rest) {
-            if h.magic != 2 || h.total_size() > rest.len() || h.total_size() == 0 {
-                break;
-            }
-            if let Some(m) = marker_of(&h, rest) {
-                markers.push((h.base_offset, m.kind));
-            }
-            rest = &rest[h.total_size()..];
-        }
-    }
-    markers.sort_by_key(|m| m.0);
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".txnindex"))
+        .count();
     (markers, txn_indexes)
 }
 
@@ -119,23 +107,12 @@ fn markers_on_disk(dir: &Path) -> (Vec<(i64, MarkerType)>, usize) {
 /// left remain, and no `.txnindex` (no aborted data is left to describe).
 #[test]
 fn aborted_records_and_markers_without_data_are_compacted_away() {
-    let node = Node::start(NodeOptions::default().property("log.cleaner.backoff.ms", "200"));
+    let node = cleaner_node();
     let bootstrap = node.bootstrap();
     let mut expected = BTreeMap::new();
     let mut last = -1;
     run_bounded(Duration::from_secs(90), async {
-        create_topic(
-            &bootstrap,
-            TOPIC,
-            1,
-            &[
-                ("cleanup.policy", "compact"),
-                ("segment.bytes", "4096"),
-                ("min.cleanable.dirty.ratio", "0"),
-                ("delete.retention.ms", "1000"),
-            ],
-        )
-        .await;
+        create_compacted(&bootstrap, TOPIC, "0", "1000").await;
         let txn = transactional(&bootstrap, "compacted-app", &[]);
         let in_txn = |records: Vec<(String, String)>, commit: bool| {
             let txn = &txn;

@@ -14,8 +14,8 @@ use kafka_protocol::messages::{
     ApiVersionsRequest, CreateAclsRequest, CreateTopicsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -34,6 +34,23 @@ fn str(s: &str) -> StrBytes {
 
 fn path(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
+}
+
+/// Options for a node with a PLAINTEXT listener (its bootstrap) and an SSL listener serving
+/// the PEM keystore at `keystore`; and the SSL listener's address.
+fn with_ssl_listener(keystore: &str) -> (NodeOptions, String) {
+    let (options, ssl) = NodeOptions::with_second_listener("SSL");
+    let options = options
+        .property("ssl.keystore.type", "PEM")
+        .property("ssl.keystore.location", keystore);
+    (options, ssl)
+}
+
+/// Writes `broken.pem` in `dir`: the first half of `first.pem`, a keystore that does not
+/// load.
+fn write_broken_keystore(dir: &Path) {
+    let whole = std::fs::read_to_string(dir.join("first.pem")).expect("first.pem");
+    std::fs::write(dir.join("broken.pem"), &whole[..whole.len() / 2]).expect("broken");
 }
 
 /// Creates `topic` with one partition over `stream`.
@@ -88,17 +105,7 @@ async fn produce_with_certificate(
         .set("socket.timeout.ms", "10000")
         .create()
         .expect("producer");
-    let sent = producer
-        .send(
-            FutureRecord::<(), _>::to(topic).payload("v").partition(0),
-            Duration::from_secs(15),
-        )
-        .await;
-    match sent {
-        Ok(_) => None,
-        Err((KafkaError::MessageProduction(code), _)) => Some(code),
-        Err((other, _)) => panic!("producing to {topic} as {name}: {other}"),
-    }
+    crate::common::produce_one(&producer, topic, name).await
 }
 
 /// The SSL listener's rules map `CN=<name>,OU=Apps,...` to the lower-cased name and leave
@@ -118,33 +125,23 @@ fn mapped_certificate_subjects_are_the_principals_acls_match() {
     ] {
         certs::issue(d, "ca", name, subject, CLIENT_EXTENSIONS);
     }
-    let (port, ssl) = (free_port(), free_port());
+    let (options, ssl) = with_ssl_listener(&path(d, "broker.pem"));
     let node = Node::start(
-        NodeOptions {
-            port: Some(port),
-            ..NodeOptions::default()
-        }
-        .property(
-            "listeners",
-            &format!("PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{ssl}"),
-        )
-        .property("ssl.keystore.type", "PEM")
-        .property("ssl.keystore.location", &path(d, "broker.pem"))
-        .property("ssl.truststore.type", "PEM")
-        .property("ssl.truststore.location", &path(d, "ca.pem"))
-        .property("ssl.client.auth", "required")
-        .property(
-            "listener.name.ssl.ssl.principal.mapping.rules",
-            "RULE:^CN=([^,]+),OU=Apps,.*$/$1/L, DEFAULT",
-        )
-        .property("authorizer.class.name", STANDARD_AUTHORIZER)
-        .property("super.users", "User:ANONYMOUS"),
+        options
+            .property("ssl.truststore.type", "PEM")
+            .property("ssl.truststore.location", &path(d, "ca.pem"))
+            .property("ssl.client.auth", "required")
+            .property(
+                "listener.name.ssl.ssl.principal.mapping.rules",
+                "RULE:^CN=([^,]+),OU=Apps,.*$/$1/L, DEFAULT",
+            )
+            .property("authorizer.class.name", STANDARD_AUTHORIZER)
+            .property("super.users", "User:ANONYMOUS"),
     );
     let mut admin = raw::connect(&node.bootstrap());
     create_topic(&mut admin, "mapped");
     allow_all(&mut admin, "User:alice", "mapped");
     allow_all(&mut admin, "User:CN=carol,O=Strata Tests", "mapped");
-    let ssl = format!("127.0.0.1:{ssl}");
     run_bounded(LIMIT, async {
         assert_eq!(
             produce_with_certificate(d, &ssl, "alice", "mapped").await,
@@ -261,21 +258,8 @@ fn a_replaced_keystore_serves_new_connections_without_a_restart() {
     );
     let keystore = d.join("keystore.pem");
     std::fs::copy(d.join("first.pem"), &keystore).expect("keystore");
-    let (port, ssl) = (free_port(), free_port());
-    let node = Node::start(
-        NodeOptions {
-            port: Some(port),
-            ..NodeOptions::default()
-        }
-        .property(
-            "listeners",
-            &format!("PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{ssl}"),
-        )
-        .property("ssl.keystore.type", "PEM")
-        .property("ssl.keystore.location", &keystore.display().to_string())
-        .property("ssl.truststore.location", &path(d, "ca.pem")),
-    );
-    let ssl = format!("127.0.0.1:{ssl}");
+    let (options, ssl) = with_ssl_listener(&keystore.display().to_string());
+    let node = Node::start(options.property("ssl.truststore.location", &path(d, "ca.pem")));
     let (mut before, served) = tls_connect(d, &ssl);
     assert_eq!(served, certificate(d, "first"));
     assert!(api_versions_answered(&mut before));
@@ -298,8 +282,7 @@ fn a_replaced_keystore_serves_new_connections_without_a_restart() {
     );
 
     // Half a keystore: refused, logged, and the second certificate keeps serving.
-    let broken = std::fs::read_to_string(d.join("first.pem")).expect("first.pem");
-    std::fs::write(d.join("broken.pem"), &broken[..broken.len() / 2]).expect("broken");
+    write_broken_keystore(d);
     replace("broken.pem");
     eventually(
         Duration::from_secs(20),
@@ -541,20 +524,8 @@ fn an_altered_keystore_location_is_loaded_at_once_and_a_broken_one_refused() {
     certs::make_ca(d, "ca2", "/CN=Strata Second CA");
     certs::issue(d, "ca", "first", "/CN=localhost", SERVER_EXTENSIONS);
     certs::issue(d, "ca2", "second", "/CN=localhost", SERVER_EXTENSIONS);
-    let (port, ssl) = (free_port(), free_port());
-    let node = Node::start(
-        NodeOptions {
-            port: Some(port),
-            ..NodeOptions::default()
-        }
-        .property(
-            "listeners",
-            &format!("PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{ssl}"),
-        )
-        .property("ssl.keystore.type", "PEM")
-        .property("ssl.keystore.location", &path(d, "first.pem")),
-    );
-    let ssl = format!("127.0.0.1:{ssl}");
+    let (options, ssl) = with_ssl_listener(&path(d, "first.pem"));
+    let node = Node::start(options);
     let mut admin = raw::connect(&node.bootstrap());
     assert!(rdkafka_trusts(d, &ssl, "ca"));
     assert!(!rdkafka_trusts(d, &ssl, "ca2"));
@@ -574,8 +545,7 @@ fn an_altered_keystore_location_is_loaded_at_once_and_a_broken_one_refused() {
     assert!(message.contains("listener prefix"), "{message}");
 
     // Half a keystore: INVALID_REQUEST, and the second certificate keeps serving.
-    let whole = std::fs::read_to_string(d.join("first.pem")).expect("first.pem");
-    std::fs::write(d.join("broken.pem"), &whole[..whole.len() / 2]).expect("broken");
+    write_broken_keystore(d);
     let (code, message) = alter_broker_config(&mut admin, KEY, &path(d, "broken.pem"));
     assert_eq!(code, 42, "{message}");
     assert!(

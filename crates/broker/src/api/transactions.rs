@@ -222,13 +222,10 @@ pub(super) async fn add_offsets(
             .ensure_offsets_topic()
             .await
             .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
-        let count = ctx
+        let partition = ctx
             .broker
-            .image()
-            .topic(OFFSETS_TOPIC)
-            .map(|t| t.partitions.len() as i32)
+            .offsets_partition_of(group)
             .ok_or(ResponseError::CoordinatorNotAvailable)?;
-        let partition = coordinator::group::records::partition_for(group, count);
         let partitions: TxnPartitions =
             [(OFFSETS_TOPIC.to_owned(), BTreeSet::from([partition]))].into();
         ctx.broker
@@ -555,13 +552,10 @@ async fn add_offsets_partition(
     ctx: &Ctx<'_>,
     request: &TxnOffsetCommitRequest,
 ) -> Result<(), ResponseError> {
-    let count = ctx
+    let partition = ctx
         .broker
-        .image()
-        .topic(OFFSETS_TOPIC)
-        .map(|t| t.partitions.len() as i32)
+        .offsets_partition_of(request.group_id.as_str())
         .ok_or(ResponseError::CoordinatorNotAvailable)?;
-    let partition = coordinator::group::records::partition_for(request.group_id.as_str(), count);
     let refused = ctx
         .broker
         .verify_transactional_write(

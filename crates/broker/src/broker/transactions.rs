@@ -11,7 +11,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use coordinator::txn::{TxnMarkers, TxnPartitions};
-use coordinator::LogError;
+use coordinator::{LogError, OFFSETS_TOPIC};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
@@ -288,6 +288,13 @@ impl TxnMarkers for BrokerMarkers {
 }
 
 impl Broker {
+    /// The `__consumer_offsets` partition holding `group`'s offsets, the one a transaction
+    /// adds to commit offsets for the group; `None` while that topic is not in the metadata.
+    pub(crate) fn offsets_partition_of(&self, group: &str) -> Option<i32> {
+        let count = self.image().topic(OFFSETS_TOPIC)?.partitions.len() as i32;
+        Some(coordinator::group::records::partition_for(group, count))
+    }
+
     /// KIP-890 verification of a transactional write: asks the transaction coordinator of
     /// `transactional_id` (this node, or its broker through AddPartitionsToTxn v5) whether
     /// each partition is in the producer's ongoing transaction (`add` false: part 1,

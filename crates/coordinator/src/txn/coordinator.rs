@@ -584,10 +584,9 @@ impl TxnCoordinator {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use super::*;
     use crate::test_log::MemoryLog;
+    use crate::txn::parts;
 
     /// A marker as written: producer id, epoch, commit, coordinator epoch, partitions.
     type WrittenMarker = (i64, i16, bool, i32, TxnPartitions);
@@ -631,14 +630,6 @@ mod tests {
         }
     }
 
-    fn parts(topic: &str, ids: &[i32]) -> TxnPartitions {
-        [(
-            topic.to_owned(),
-            ids.iter().copied().collect::<BTreeSet<_>>(),
-        )]
-        .into()
-    }
-
     fn coordinator() -> (Arc<TxnCoordinator>, Arc<MemoryLog>, Arc<RecordedMarkers>) {
         coordinator_at(0)
     }
@@ -661,6 +652,40 @@ mod tests {
         }
     }
 
+    /// Starts a transaction of "app": InitProducerId at time 1 with `timeout_ms`, the new
+    /// producer getting `producer_id`, then AddPartitionsToTxn of `partitions` of topic "t"
+    /// at `now` from a client of `client_transaction_version`. The producer id and epoch.
+    async fn open_transaction(
+        c: &Arc<TxnCoordinator>,
+        timeout_ms: i32,
+        producer_id: i64,
+        partitions: &[i32],
+        client_transaction_version: i16,
+        now: i64,
+    ) -> (i64, i16) {
+        let (pid, epoch) = c
+            .init_producer_id(
+                "app",
+                timeout_ms,
+                None,
+                || async move { Ok(producer_id) },
+                1,
+            )
+            .await
+            .unwrap();
+        c.add_partitions(
+            "app",
+            pid,
+            epoch,
+            &parts("t", partitions),
+            client_transaction_version,
+            now,
+        )
+        .await
+        .unwrap();
+        (pid, epoch)
+    }
+
     async fn no_id() -> Result<i64, ResponseError> {
         Err(ResponseError::CoordinatorNotAvailable)
     }
@@ -675,14 +700,8 @@ mod tests {
     async fn a_committed_transaction_is_logged_marked_and_survives_a_reload() {
         // The partition's leader epoch is the coordinator epoch the markers carry.
         let (c, log, markers) = coordinator_at(5);
-        let (pid, epoch) = c
-            .init_producer_id("app", 60_000, None, || async { Ok(1000) }, 1)
-            .await
-            .unwrap();
+        let (pid, epoch) = open_transaction(&c, 60_000, 1000, &[0, 1], 0, 2).await;
         assert_eq!((pid, epoch), (1000, 0));
-        c.add_partitions("app", pid, epoch, &parts("t", &[0, 1]), 0, 2)
-            .await
-            .unwrap();
         c.end_txn("app", pid, epoch, true, 0, no_id, 3)
             .await
             .unwrap();
@@ -712,13 +731,7 @@ mod tests {
     #[tokio::test]
     async fn version_2_ends_answer_and_mark_with_the_bumped_epoch() {
         let (c, _, markers) = coordinator();
-        let (pid, epoch) = c
-            .init_producer_id("app", 60_000, None, || async { Ok(1000) }, 1)
-            .await
-            .unwrap();
-        c.add_partitions("app", pid, epoch, &parts("t", &[0]), 2, 2)
-            .await
-            .unwrap();
+        let (pid, epoch) = open_transaction(&c, 60_000, 1000, &[0], 2, 2).await;
         assert_eq!(
             c.end_txn("app", pid, epoch, true, 2, no_id, 3).await,
             Ok((1000, 1))
@@ -777,13 +790,7 @@ mod tests {
     #[tokio::test]
     async fn markers_that_fail_are_retried_by_the_tick() {
         let (c, _, markers) = coordinator();
-        let (pid, epoch) = c
-            .init_producer_id("app", 60_000, None, || async { Ok(7) }, 1)
-            .await
-            .unwrap();
-        c.add_partitions("app", pid, epoch, &parts("t", &[0]), 0, 2)
-            .await
-            .unwrap();
+        let (pid, epoch) = open_transaction(&c, 60_000, 7, &[0], 0, 2).await;
         *markers.refuse.lock() = true;
         c.end_txn("app", pid, epoch, false, 0, no_id, 3)
             .await
@@ -806,13 +813,7 @@ mod tests {
     #[tokio::test]
     async fn a_timed_out_transaction_is_aborted_and_its_producer_fenced() {
         let (c, _, markers) = coordinator();
-        let (pid, epoch) = c
-            .init_producer_id("app", 1000, None, || async { Ok(7) }, 1)
-            .await
-            .unwrap();
-        c.add_partitions("app", pid, epoch, &parts("t", &[0]), 0, 10)
-            .await
-            .unwrap();
+        let (pid, epoch) = open_transaction(&c, 1000, 7, &[0], 0, 10).await;
         c.tick(500).await;
         assert_eq!(c.describe("app").unwrap().state, TxnState::Ongoing);
         c.tick(1011).await;
@@ -840,13 +841,7 @@ mod tests {
         // abort is fenced (as Kafka answers a transaction version 1 client), and a new
         // producer is told to retry until every marker of the abort is written.
         let (c, _, markers) = coordinator();
-        let (pid, epoch) = c
-            .init_producer_id("app", 1000, None, || async { Ok(7) }, 1)
-            .await
-            .unwrap();
-        c.add_partitions("app", pid, epoch, &parts("t", &[0]), 0, 10)
-            .await
-            .unwrap();
+        let (pid, epoch) = open_transaction(&c, 1000, 7, &[0], 0, 10).await;
         *markers.refuse.lock() = true;
         c.tick(1011).await;
         settle().await;
@@ -888,13 +883,7 @@ mod tests {
     #[tokio::test]
     async fn markers_carry_the_epoch_the_state_was_loaded_at_and_a_moved_epoch_reloads() {
         let (c, log, markers) = coordinator_at(3);
-        let (pid, epoch) = c
-            .init_producer_id("app", 60_000, None, || async { Ok(7) }, 1)
-            .await
-            .unwrap();
-        c.add_partitions("app", pid, epoch, &parts("t", &[0]), 0, 2)
-            .await
-            .unwrap();
+        let (pid, epoch) = open_transaction(&c, 60_000, 7, &[0], 0, 2).await;
         *markers.refuse.lock() = true;
         c.end_txn("app", pid, epoch, false, 0, no_id, 3)
             .await

@@ -18,3 +18,9 @@ pub use state::{
 
 /// Kafka's internal topic of transaction state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+
+/// `ids` of `topic` as a transaction's partitions, as the unit tests write them.
+#[cfg(test)]
+pub(crate) fn parts(topic: &str, ids: &[i32]) -> TxnPartitions {
+    [(topic.to_owned(), ids.iter().copied().collect())].into()
+}

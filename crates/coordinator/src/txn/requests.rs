@@ -301,17 +301,8 @@ pub fn expired(meta: &TxnMetadata, expiration_ms: i64, now_ms: i64) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use super::*;
-
-    fn parts(topic: &str, ids: &[i32]) -> TxnPartitions {
-        [(
-            topic.to_owned(),
-            ids.iter().copied().collect::<BTreeSet<_>>(),
-        )]
-        .into()
-    }
+    use crate::txn::parts;
 
     fn written(m: &mut TxnMetadata, t: Transition) {
         m.complete(t).expect("completes");

@@ -552,17 +552,8 @@ impl TxnMetadata {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use super::*;
-
-    fn parts(topic: &str, ids: &[i32]) -> TxnPartitions {
-        [(
-            topic.to_owned(),
-            ids.iter().copied().collect::<BTreeSet<_>>(),
-        )]
-        .into()
-    }
+    use crate::txn::parts;
 
     fn step(
         m: &mut TxnMetadata,
