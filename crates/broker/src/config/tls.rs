@@ -721,6 +721,94 @@ VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBEAiAVy663PuZz+AViGY7nHryz
 -----END CERTIFICATE-----
 ";
 
+    /// Self-signed, `/O=Strata/CN=localhost`, names `IP:127.0.0.1,DNS:localhost`.
+    const NAMED: &str = "-----BEGIN CERTIFICATE-----
+MIIBuzCCAWGgAwIBAgIUcB+8QeqweDh+dBOKBINhuQnvyiswCgYIKoZIzj0EAwIw
+JTEPMA0GA1UECgwGU3RyYXRhMRIwEAYDVQQDDAlsb2NhbGhvc3QwHhcNMjYxMjAx
+MTkzOTE2WhcNMzYxMTI4MTkzOTE2WjAlMQ8wDQYDVQQKDAZTdHJhdGExEjAQBgNV
+BAMMCWxvY2FsaG9zdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABKfmvWsFwn3Z
+4/Ka2VSuDOoBzoZlpGyzcWOePBLMr6jXe+hYoEUEcvExJgYXvMhb4d2eaRI790mQ
+O9cw5FCV4R+jbzBtMB0GA1UdDgQWBBQ3ZavGUrTtdJcIRaXLPvHOYqVbHzAfBgNV
+HSMEGDAWgBQ3ZavGUrTtdJcIRaXLPvHOYqVbHzAPBgNVHRMBAf8EBTADAQH/MBoG
+A1UdEQQTMBGHBH8AAAGCCWxvY2FsaG9zdDAKBggqhkjOPQQDAgNIADBFAiAdQ/f1
+FAdVCAqLXVhVtThJmb4FXm5OyzIM3Wb60BQT5wIhAIojeVRXtHp9rzf6Egp+n9hT
+ssWd4zl2IRVkppL5QmSO
+-----END CERTIFICATE-----
+";
+
+    /// Self-signed, `/O=Elsewhere/CN=localhost`, the same names as [`NAMED`].
+    const RENAMED: &str = "-----BEGIN CERTIFICATE-----
+MIIBwjCCAWegAwIBAgIUVm8L9oUb2Z95K92BW0a0se9BuYAwCgYIKoZIzj0EAwIw
+KDESMBAGA1UECgwJRWxzZXdoZXJlMRIwEAYDVQQDDAlsb2NhbGhvc3QwHhcNMjYx
+MjAxMTkzOTE2WhcNMzYxMTI4MTkzOTE2WjAoMRIwEAYDVQQKDAlFbHNld2hlcmUx
+EjAQBgNVBAMMCWxvY2FsaG9zdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABI1l
+u4lceAMyQ93hc4pEU6AR5O2k9R0s1GJNkbOXqJnVqAQB9tzrJj99GjHmknGQfaaZ
+MMpDjtW5x8TeXjL8Mo6jbzBtMB0GA1UdDgQWBBQBeXkvx9zVsnA2xPemsAx7WGDx
+ejAfBgNVHSMEGDAWgBQBeXkvx9zVsnA2xPemsAx7WGDxejAPBgNVHRMBAf8EBTAD
+AQH/MBoGA1UdEQQTMBGHBH8AAAGCCWxvY2FsaG9zdDAKBggqhkjOPQQDAgNJADBG
+AiEAoRCZDZZ2c8EOrBUwMYN3bRABROIrFSn0pMfPDPSOs/kCIQCBzPeTp/SdLyN2
+yCNBjjc+m2PirCXR+2q4Pk5OHmfozw==
+-----END CERTIFICATE-----
+";
+
+    /// Self-signed, `/O=Strata/CN=localhost`, only `IP:127.0.0.1`.
+    const FEWER_NAMES: &str = "-----BEGIN CERTIFICATE-----
+MIIBsDCCAVagAwIBAgIUcjgziqgg3Fn+jOuFTKLzJms8elIwCgYIKoZIzj0EAwIw
+JTEPMA0GA1UECgwGU3RyYXRhMRIwEAYDVQQDDAlsb2NhbGhvc3QwHhcNMjYxMjAx
+MTkzOTE2WhcNMzYxMTI4MTkzOTE2WjAlMQ8wDQYDVQQKDAZTdHJhdGExEjAQBgNV
+BAMMCWxvY2FsaG9zdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABEDml/WYBNLn
+VmtGBjF1b1X2ms37H2hBqPFN/S11WD7jhUaLrAlYmkCr1m7snvQcTN9qj92wViWQ
+8zgNGPSDl0ajZDBiMB0GA1UdDgQWBBSHhZPf10GoPTvmZNKIlbKoShw6tzAfBgNV
+HSMEGDAWgBSHhZPf10GoPTvmZNKIlbKoShw6tzAPBgNVHRMBAf8EBTADAQH/MA8G
+A1UdEQQIMAaHBH8AAAEwCgYIKoZIzj0EAwIDSAAwRQIgE8MlnERMW0MduhElNyYy
+clxPJPpXm1OQrx5GodPCHR4CIQDFd8H4lNIwasRMcN1N7a47JCFr9JwHhR4v43P6
+EwmTyw==
+-----END CERTIFICATE-----
+";
+
+    /// Self-signed, `/O=Strata/CN=localhost`, [`NAMED`]'s names and `DNS:extra`.
+    const MORE_NAMES: &str = "-----BEGIN CERTIFICATE-----
+MIIBwzCCAWigAwIBAgIUN5de3ZDZDvi3LUzzzA/iRTJarK4wCgYIKoZIzj0EAwIw
+JTEPMA0GA1UECgwGU3RyYXRhMRIwEAYDVQQDDAlsb2NhbGhvc3QwHhcNMjYxMjAx
+MTkzOTE2WhcNMzYxMTI4MTkzOTE2WjAlMQ8wDQYDVQQKDAZTdHJhdGExEjAQBgNV
+BAMMCWxvY2FsaG9zdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABAR2BB/TGUFB
+71NJhsYy/j2jOQBdw1/x89U2DrZjhBffeG4+sloWERZZSn8IleuM4ScJ1C5YiFfR
+6ikhVZAcGGqjdjB0MB0GA1UdDgQWBBRSIOs7iVQ1vag+GARFdVFsW9AtojAfBgNV
+HSMEGDAWgBRSIOs7iVQ1vag+GARFdVFsW9AtojAPBgNVHRMBAf8EBTADAQH/MCEG
+A1UdEQQaMBiHBH8AAAGCCWxvY2FsaG9zdIIFZXh0cmEwCgYIKoZIzj0EAwIDSQAw
+RgIhAOcIJepsJbkrJHdml+4cSNWAQmlDagk1RWU4m3YuCsRuAiEA0wJYdABddwBl
+Yist6R5BtzUxoBB6Ahkh84c3KQiDwYw=
+-----END CERTIFICATE-----
+";
+
+    #[test]
+    fn a_reloaded_certificate_keeps_its_subject_and_names_unless_allowed() {
+        let der = |pem: &str| CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        let (named, renamed) = (der(NAMED), der(RENAMED));
+        let (fewer, more) = (der(FEWER_NAMES), der(MORE_NAMES));
+        assert_eq!(
+            subject_alt_names(&named),
+            [(7, "127.0.0.1".to_owned()), (2, "localhost".to_owned())]
+        );
+        assert_eq!(ensure_compatible(&named, &more, false, false), Ok(()));
+        let error = ensure_compatible(&named, &renamed, false, false).unwrap_err();
+        assert_eq!(
+            error,
+            "Keystore DistinguishedName does not match:  existing={alias=kafka, \
+             DN=CN=localhost,O=Strata}, new={alias=kafka, DN=CN=localhost,O=Elsewhere}"
+        );
+        assert_eq!(ensure_compatible(&named, &renamed, true, false), Ok(()));
+        let error = ensure_compatible(&named, &fewer, false, false).unwrap_err();
+        assert_eq!(
+            error,
+            "Keystore SubjectAltNames do not match:  existing={alias=kafka, \
+             SAN=[[7, 127.0.0.1], [2, localhost]]}, new={alias=kafka, SAN=[[7, 127.0.0.1]]}"
+        );
+        assert_eq!(ensure_compatible(&named, &fewer, false, true), Ok(()));
+        let garbage = CertificateDer::from(vec![0x30, 0x03, 0x01]);
+        assert!(subject_alt_names(&garbage).is_empty());
+    }
+
     #[test]
     fn the_principal_is_the_subject_in_rfc_2253_order() {
         let certificate = CertificateDer::from_pem_slice(CERTIFICATE.as_bytes()).unwrap();

@@ -15,6 +15,14 @@
 //! New connections get the new configuration; connections already open keep the session
 //! they negotiated. A configuration that does not build (a half-written file, a key that
 //! does not match its certificate) is logged and refused: the previous one keeps serving.
+//!
+//! Both ways, as Kafka's `SslFactory.validateReconfiguration` does, a certificate whose
+//! subject differs from the served one's, or that lacks one of its subject alternative
+//! names, is refused unless `ssl.allow.dn.changes` (resp. `ssl.allow.san.changes`) is true:
+//! the alter with INVALID_REQUEST, the changed file with a warning.
+//!
+//! The controller port's and the inter-broker client's TLS follow their files through
+//! `config/live_tls.rs`, with the same fingerprints and interval.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
