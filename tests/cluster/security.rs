@@ -33,18 +33,22 @@ use strata_tests::{certs, free_port, free_port_on, run_bounded, strata_bin, Node
 const TOPIC: &str = "secured";
 const RECORDS: usize = 200;
 
+/// The subject of every node certificate.
+const NODE_SUBJECT: &str = "/O=Strata Tests/CN=strata-node";
+/// The extensions of every node certificate: it serves and connects on every test host.
+const NODE_EXTENSIONS: &str = "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,\
+                               IP:127.0.0.4,DNS:localhost\n\
+                               extendedKeyUsage=serverAuth,clientAuth\n";
+
 /// The cluster CA (`ca.pem`), a certificate every node uses as server and client
 /// (`node.pem`), and a CA the cluster does not trust with a certificate of its own
 /// (`rogue.pem`) carrying the same subject and names.
 fn certificates(dir: &Path) {
-    let extensions = "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.4,\
-                      DNS:localhost\n\
-                      extendedKeyUsage=serverAuth,clientAuth\n";
     for (ca, name) in [("ca", "node"), ("rogue-ca", "rogue")] {
         let issued = Issued {
             name,
-            subject: "/O=Strata Tests/CN=strata-node",
-            extensions,
+            subject: NODE_SUBJECT,
+            extensions: NODE_EXTENSIONS,
         };
         certs::authority(dir, ca, "/CN=Strata Cluster CA", &[issued]);
     }
@@ -230,6 +234,77 @@ fn a_cluster_with_mutual_tls_between_nodes_replicates_over_its_ssl_inter_broker_
     // broker-only node's metadata stream all cross the controller port's TLS.
     let mut secured = start_secured(3, 1);
     run_bounded(Duration::from_secs(120), async move {
+        replicates_acks_all_writes(&mut secured.cluster, None).await;
+    });
+}
+
+/// Replaces `name` in `dir` with `contents` as deployment tools do: written beside it, then
+/// renamed over it.
+fn replace_file(dir: &Path, name: &str, contents: &[u8]) {
+    let temporary = dir.join(format!("{name}.new"));
+    std::fs::write(&temporary, contents).expect("write");
+    std::fs::rename(&temporary, dir.join(name)).expect("rename");
+}
+
+/// Waits until every running node of `cluster` logged that its TLS between nodes (the
+/// controller port's and the inter-broker client's: two per file change) was read again
+/// at least `times` times.
+fn wait_for_node_tls_reloads(cluster: &mut Cluster, ids: &[i32], times: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for &id in ids {
+        loop {
+            let log = cluster.node(id).log();
+            let reloads = log.matches("TLS between nodes reloaded").count();
+            if reloads >= times {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {id} reloaded its TLS between nodes {reloads} times, not {times}:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// A CA roll while the cluster runs, as an operator does it: the truststores first carry
+/// the old and the new CA, then every node certificate is replaced by one the new CA signed,
+/// then the old CA leaves the truststores, all by rewriting the files the nodes read. Each
+/// running node reads its controller port's TLS (both ends) and its inter-broker client's
+/// again; a node restarted afterwards, which knows only the new CA, joins the quorum, and
+/// acks=all writes that need every node replicate over fresh inter-broker connections.
+#[test]
+fn controller_port_and_inter_broker_certificates_roll_to_a_new_ca_while_running() {
+    let mut secured = start_secured(3, 0);
+    let dir = secured.dir.path().to_path_buf();
+    run_bounded(Duration::from_secs(240), async move {
+        secured
+            .cluster
+            .wait_for_brokers(Duration::from_secs(30))
+            .await;
+        let issued = Issued {
+            name: "node-next",
+            subject: NODE_SUBJECT,
+            extensions: NODE_EXTENSIONS,
+        };
+        certs::authority(&dir, "ca-next", "/CN=Strata Cluster CA Next", &[issued]);
+        let read = |name: &str| std::fs::read(dir.join(name)).expect(name);
+        let (old_ca, new_ca) = (read("ca.pem"), read("ca-next.pem"));
+        let all = [1, 2, 3];
+
+        // Both CAs trusted, then the new certificate, then only the new CA.
+        replace_file(&dir, "ca.pem", &[old_ca, new_ca.clone()].concat());
+        wait_for_node_tls_reloads(&mut secured.cluster, &all, 2);
+        replace_file(&dir, "node.pem", &read("node-next.pem"));
+        wait_for_node_tls_reloads(&mut secured.cluster, &all, 4);
+        replace_file(&dir, "ca.pem", &new_ca);
+        wait_for_node_tls_reloads(&mut secured.cluster, &all, 6);
+
+        // Node 3 starts again knowing only the new CA: every handshake with nodes 1 and 2,
+        // on the controller port both ways and on the inter-broker listener, needs their
+        // reloaded certificates and truststores.
+        secured.cluster.node(3).kill();
+        secured.cluster.node(3).restart();
         replicates_acks_all_writes(&mut secured.cluster, None).await;
     });
 }

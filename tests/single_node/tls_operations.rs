@@ -249,11 +249,12 @@ fn a_replaced_keystore_serves_new_connections_without_a_restart() {
     let d = dir.path();
     certs::make_ca(d, "ca", "/CN=Strata Test CA");
     certs::issue(d, "ca", "first", "/O=First/CN=localhost", SERVER_EXTENSIONS);
+    // The same subject: a new subject is refused by default (`ssl.allow.dn.changes`).
     certs::issue(
         d,
         "ca",
         "second",
-        "/O=Second/CN=localhost",
+        "/O=First/CN=localhost",
         SERVER_EXTENSIONS,
     );
     let keystore = d.join("keystore.pem");
@@ -588,4 +589,125 @@ fn an_altered_keystore_location_is_loaded_at_once_and_a_broken_one_refused() {
     eventually(Duration::from_secs(10), "the rewritten certificate", || {
         rdkafka_trusts(d, &ssl, "ca")
     });
+}
+
+/// Starts a node with an SSL listener serving `keystore` (and, when `allow_dn_changes`,
+/// `ssl.allow.dn.changes=true` for it); answers the node and the SSL address.
+fn ssl_node(keystore: &Path, allow_dn_changes: bool) -> (Node, String) {
+    let (port, ssl) = (free_port(), free_port());
+    let mut options = NodeOptions {
+        port: Some(port),
+        ..NodeOptions::default()
+    }
+    .property(
+        "listeners",
+        &format!("PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{ssl}"),
+    )
+    .property("ssl.keystore.type", "PEM")
+    .property("ssl.keystore.location", &keystore.display().to_string());
+    if allow_dn_changes {
+        options = options.property("listener.name.ssl.ssl.allow.dn.changes", "true");
+    }
+    (Node::start(options), format!("127.0.0.1:{ssl}"))
+}
+
+/// As in Kafka (`ssl.allow.dn.changes`, `ssl.allow.san.changes`, both false by default): a
+/// keystore whose certificate has another subject, or lacks one of the subject alternative
+/// names, is refused through IncrementalAlterConfigs with INVALID_REQUEST and, when the
+/// file is replaced, with a warning while the old certificate keeps serving; with
+/// `ssl.allow.dn.changes=true` the new subject is served.
+#[test]
+fn a_keystore_with_another_subject_is_refused_unless_dn_changes_are_allowed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    // The replacements come from a second CA: which CA a client must trust tells which
+    // certificate is served.
+    certs::make_ca(d, "ca", "/CN=Strata Test CA");
+    certs::make_ca(d, "ca2", "/CN=Strata Second CA");
+    certs::issue(
+        d,
+        "ca",
+        "first",
+        "/O=Strata/CN=localhost",
+        SERVER_EXTENSIONS,
+    );
+    certs::issue(
+        d,
+        "ca2",
+        "renamed",
+        "/O=Elsewhere/CN=localhost",
+        SERVER_EXTENSIONS,
+    );
+    certs::issue(
+        d,
+        "ca2",
+        "fewer-names",
+        "/O=Strata/CN=localhost",
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    );
+    let keystore = d.join("keystore.pem");
+    std::fs::copy(d.join("first.pem"), &keystore).expect("keystore");
+    let (node, ssl) = ssl_node(&keystore, false);
+    let mut admin = raw::connect(&node.bootstrap());
+    assert!(rdkafka_trusts(d, &ssl, "ca"));
+    const KEY: &str = "listener.name.ssl.ssl.keystore.location";
+
+    let (code, message) = alter_broker_config(&mut admin, KEY, &path(d, "renamed.pem"));
+    assert_eq!(code, 42, "{message}");
+    assert!(
+        message.contains("Validation of dynamic config update of SSLFactory failed")
+            && message.contains("Keystore DistinguishedName does not match")
+            && message.contains("DN=CN=localhost,O=Elsewhere"),
+        "{message}"
+    );
+    let (code, message) = alter_broker_config(&mut admin, KEY, &path(d, "fewer-names.pem"));
+    assert_eq!(code, 42, "{message}");
+    assert!(
+        message.contains("Keystore SubjectAltNames do not match")
+            && message.contains("[2, localhost]"),
+        "{message}"
+    );
+    assert!(rdkafka_trusts(d, &ssl, "ca"));
+    assert!(!rdkafka_trusts(d, &ssl, "ca2"));
+
+    // The file replaced: refused with a warning, and the old certificate keeps serving.
+    let temporary = d.join("keystore.pem.new");
+    std::fs::copy(d.join("renamed.pem"), &temporary).expect("copy");
+    std::fs::rename(&temporary, &keystore).expect("rename");
+    eventually(Duration::from_secs(20), "the refusal logged", || {
+        node.log().contains("the new certificate is refused")
+    });
+    assert!(
+        node.log()
+            .contains("Keystore DistinguishedName does not match"),
+        "{}",
+        node.log()
+    );
+    assert!(rdkafka_trusts(d, &ssl, "ca"));
+    assert!(!rdkafka_trusts(d, &ssl, "ca2"));
+    drop(node);
+
+    // With ssl.allow.dn.changes=true the new subject is taken, through the alter and
+    // through the file alike.
+    std::fs::copy(d.join("first.pem"), &keystore).expect("keystore");
+    let (node, ssl) = ssl_node(&keystore, true);
+    let mut admin = raw::connect(&node.bootstrap());
+    assert!(rdkafka_trusts(d, &ssl, "ca"));
+    let (code, message) = alter_broker_config(&mut admin, KEY, &path(d, "renamed.pem"));
+    assert_eq!(code, 0, "{message}");
+    eventually(
+        Duration::from_secs(10),
+        "the renamed certificate served",
+        || rdkafka_trusts(d, &ssl, "ca2"),
+    );
+    drop(node);
+    std::fs::copy(d.join("first.pem"), &keystore).expect("keystore");
+    let (node, ssl) = ssl_node(&keystore, true);
+    assert!(rdkafka_trusts(d, &ssl, "ca"));
+    std::fs::copy(d.join("renamed.pem"), &temporary).expect("copy");
+    std::fs::rename(&temporary, &keystore).expect("rename");
+    eventually(Duration::from_secs(20), "the renamed file served", || {
+        rdkafka_trusts(d, &ssl, "ca2")
+    });
+    assert!(!node.log().contains("the new certificate is refused"));
 }

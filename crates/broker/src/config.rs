@@ -10,6 +10,7 @@ mod client_properties;
 pub(crate) mod dynamic;
 mod known;
 mod listeners;
+mod live_tls;
 mod oauthbearer;
 mod principal_mapping;
 mod reference;
@@ -20,11 +21,14 @@ mod unserved;
 pub use client_properties::client_security;
 pub use known::{unknown_properties, UnknownProperty};
 pub use listeners::{ListenerConfig, SecurityProtocol};
+pub(crate) use live_tls::{fingerprints, Fingerprint, RELOAD_INTERVAL};
+pub use live_tls::{watch as watch_tls, LiveTls};
 pub use oauthbearer::OAuthBearerSettings;
 pub use principal_mapping::{NoMatchingRule, PrincipalMapper, RuleError};
 pub use reference::{applied_table_markdown, reference_markdown};
 pub use sasl::{Mechanism, SaslSettings};
 pub(crate) use tls::principal as tls_principal;
+pub use tls::ServerTls;
 
 /// A configuration value that could not be understood.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +81,9 @@ pub struct BrokerConfig {
     /// `controller.listener.names`) maps to SSL in `listener.security.protocol.map`; its
     /// settings are `listener.name.<controller listener>.ssl.*`.
     pub controller_tls: Option<controller::ControllerTls>,
+    /// The stores behind `controller_tls` and `inter_broker_tls`, which [`watch_tls`] reads
+    /// again when their files change.
+    pub live_tls: Vec<std::sync::Arc<LiveTls>>,
     /// `controller.allow.plaintext` (Strata's own): serve the controller port without TLS on
     /// an address other than loopback. Default false.
     pub controller_allow_plaintext: bool,
@@ -210,6 +217,7 @@ impl Default for BrokerConfig {
             inter_broker_tls: None,
             inter_broker_sasl: None,
             controller_tls: None,
+            live_tls: Vec::new(),
             controller_allow_plaintext: false,
             rack: None,
             num_partitions: 1,
@@ -336,7 +344,9 @@ impl BrokerConfig {
             self.inter_broker_listener = inter_broker;
         }
         for listener in &mut self.listeners {
-            listener.tls = tls::server_config(&self.properties, listener)?;
+            let built = tls::server_config(&self.properties, listener)?;
+            listener.tls_certificate = built.as_ref().map(|b| b.certificate.clone());
+            listener.tls = built.map(|b| b.config);
             listener.sasl = sasl::settings(&self.properties, listener)?;
             listener.principal_mapper = tls::principal_mapper(&self.properties, &listener.name)?;
         }
@@ -346,14 +356,25 @@ impl BrokerConfig {
         } else {
             None
         };
+        let mut live_tls = Vec::new();
         let inter_broker_tls = if inter.protocol.uses_tls() {
-            Some(tls::client_config(&self.properties, &inter.name)?)
+            let (config, live) = tls::inter_broker_tls(&self.properties, &inter.name)?;
+            live_tls.push(live);
+            Some(config)
         } else {
             None
         };
+        let controller_tls = match tls::controller_tls(&self.properties)? {
+            Some((config, live)) => {
+                live_tls.push(live);
+                Some(config)
+            }
+            None => None,
+        };
         self.inter_broker_sasl = inter_broker_sasl;
         self.inter_broker_tls = inter_broker_tls;
-        self.controller_tls = tls::controller_tls(&self.properties)?;
+        self.controller_tls = controller_tls;
+        self.live_tls = live_tls;
         // The table lists coarse units first, so a finer property overrides a coarser one.
         for (property, topic_key, scale) in TOPIC_DEFAULT_PROPERTIES {
             if let Some(value) = props.get(*property) {
@@ -566,8 +587,24 @@ impl BrokerConfig {
         &self,
         listener: &ListenerConfig,
         dynamic: &BTreeMap<String, String>,
-    ) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, ConfigError> {
+    ) -> Result<Option<ServerTls>, ConfigError> {
         tls::server_config(&self.tls_properties(dynamic), listener)
+    }
+
+    /// Kafka's check that `new`, the certificate a reload of `listener`'s keystore would
+    /// present, keeps the subject and subject alternative names of `served` unless
+    /// `ssl.allow.dn.changes` / `ssl.allow.san.changes` say otherwise (`dynamic` as in
+    /// [`Self::listener_tls`]). The error is Kafka's message.
+    pub fn check_certificate_change(
+        &self,
+        listener: &ListenerConfig,
+        dynamic: &BTreeMap<String, String>,
+        served: &rustls_pki_types::CertificateDer<'_>,
+        new: &rustls_pki_types::CertificateDer<'_>,
+    ) -> Result<(), String> {
+        let (dn, san) = tls::allowed_changes(&self.tls_properties(dynamic), &listener.name)
+            .map_err(|e| e.to_string())?;
+        tls::ensure_compatible(served, new, dn, san)
     }
 
     /// The files `listener`'s TLS is read from: its `ssl.keystore.location` and

@@ -244,6 +244,11 @@ pub(crate) async fn run(args: ServeArgs, log_format: Option<LogFormat>) -> anyho
         tracing::info!(metrics_listen = %bound, "serving /metrics, /health and /ready");
     }
     let options = controller_options(&args, &config, bootstrap_servers.as_deref()).await?;
+    // The controller port's and the inter-broker client's TLS follow their files.
+    tokio::spawn(broker::config::watch_tls(
+        config.live_tls.clone(),
+        std::future::pending(),
+    ));
     let controller = Controller::start(options)
         .await
         .context("starting the controller")?;

@@ -141,6 +141,8 @@ pub struct Broker {
     /// Requests to build TLS listeners again now (a count and the listeners' names), sent
     /// when their stores are altered for this broker (`tls_reload.rs`).
     tls_reload: tokio::sync::watch::Sender<TlsReload>,
+    /// What each TLS listener (by lower-case name) serves new connections now.
+    listener_tls: std::collections::BTreeMap<String, Arc<crate::server::CurrentTls>>,
     producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     /// The group coordinator of the `__consumer_offsets` partitions led here.
     pub(crate) groups: Arc<GroupCoordinator>,
@@ -198,6 +200,20 @@ impl Broker {
             caught_up: std::sync::atomic::AtomicBool::new(false),
             ready: tokio::sync::watch::channel(false).0,
             tls_reload: tokio::sync::watch::channel(TlsReload::default()).0,
+            listener_tls: config
+                .listeners
+                .iter()
+                .filter_map(|l| {
+                    let tls = crate::config::ServerTls {
+                        config: Arc::clone(l.tls.as_ref()?),
+                        certificate: l.tls_certificate.clone()?,
+                    };
+                    Some((
+                        l.name.to_ascii_lowercase(),
+                        Arc::new(crate::server::CurrentTls::new(tls)),
+                    ))
+                })
+                .collect(),
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock::default()),
             request_metrics: crate::metrics::RequestMetrics::new(
                 crate::api::SUPPORTED.iter().map(|(key, _, _)| *key),
@@ -285,6 +301,11 @@ impl Broker {
             request.count += 1;
             request.listeners = listeners;
         });
+    }
+
+    /// What the TLS listener `name` serves new connections now (`None` without TLS).
+    pub(crate) fn current_tls(&self, name: &str) -> Option<Arc<crate::server::CurrentTls>> {
+        self.listener_tls.get(&name.to_ascii_lowercase()).cloned()
     }
 
     /// The requests of [`Self::reload_listener_tls`].

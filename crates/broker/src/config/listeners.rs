@@ -73,6 +73,9 @@ pub struct ListenerConfig {
     pub advertised: (String, u16),
     /// The TLS server configuration of an SSL or SASL_SSL listener.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// The certificate `tls` presents (the first of the keystore's chain): what a reloaded
+    /// keystore is checked against (`ssl.allow.dn.changes`, `ssl.allow.san.changes`).
+    pub tls_certificate: Option<rustls_pki_types::CertificateDer<'static>>,
     /// The SASL settings of a SASL_PLAINTEXT or SASL_SSL listener.
     pub sasl: Option<super::sasl::SaslSettings>,
     /// `ssl.principal.mapping.rules`: how an SSL client's certificate subject becomes its
@@ -89,6 +92,7 @@ impl ListenerConfig {
             bind,
             advertised: (bind.ip().to_string(), bind.port()),
             tls: None,
+            tls_certificate: None,
             sasl: None,
             principal_mapper: Default::default(),
         }
@@ -182,6 +186,7 @@ pub(super) fn parse(
             bind,
             advertised: (advertised_host, port),
             tls: None,
+            tls_certificate: None,
             sasl: None,
             principal_mapper: Default::default(),
         });

@@ -85,6 +85,8 @@ const LISTENER_SECURITY_DOCS: &[(&str, &str)] = &[
     ("ssl.truststore.certificates", "The CA certificates as PEM text (instead of a file)."),
     ("ssl.client.auth", "`none`, `requested` or `required`: whether clients present a certificate; its subject DN is the principal."),
     ("ssl.principal.mapping.rules", "How the subject of an SSL client's certificate (RFC 2253, `CN=app,OU=Ops,O=Example`) becomes its principal `User:<name>`: Kafka's rules, comma-separated and tried in order, `DEFAULT` (the whole subject) or `RULE:pattern/replacement/` with an optional `L` or `U` (lower or upper case). A client no rule applies to is refused."),
+    ("ssl.allow.dn.changes", "`false` (the default): a listener keystore reloaded (AlterConfigs or a changed file) must keep the current certificate's subject; `true`: it may change."),
+    ("ssl.allow.san.changes", "`false` (the default): a listener keystore reloaded must keep at least the current certificate's subject alternative names; `true`: they may change."),
     ("ssl.endpoint.identification.algorithm", "`https` (the default): a node connecting to another's listener or controller port checks the certificate against the host it dialled; empty: no check."),
     ("sasl.mechanism.inter.broker.protocol", "The mechanism brokers authenticate with on a SASL inter-broker listener: `PLAIN` (Kafka's default `GSSAPI` stops the start), with `username` and `password` from the listener's PLAIN JAAS line."),
     ("sasl.enabled.mechanisms", "Mechanisms offered on SASL listeners: `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`, `OAUTHBEARER`."),

@@ -46,14 +46,17 @@ pub(super) fn listener_setting<'a>(
 }
 
 /// A keystore: the certificate chain and its private key, and the key they were read from.
-struct KeyStore {
-    source: String,
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
+pub(super) struct KeyStore {
+    pub(super) source: String,
+    pub(super) chain: Vec<CertificateDer<'static>>,
+    pub(super) key: PrivateKeyDer<'static>,
 }
 
 /// Refuses store types other than PEM for `listener`.
-fn check_store_types(props: &BTreeMap<String, String>, listener: &str) -> Result<(), ConfigError> {
+pub(super) fn check_store_types(
+    props: &BTreeMap<String, String>,
+    listener: &str,
+) -> Result<(), ConfigError> {
     for key in ["ssl.keystore.type", "ssl.truststore.type"] {
         if let Some((key, value)) = listener_setting(props, listener, key) {
             if !value.trim().eq_ignore_ascii_case("PEM") {
@@ -70,7 +73,7 @@ fn check_store_types(props: &BTreeMap<String, String>, listener: &str) -> Result
 
 /// The keystore of `listener` (`ssl.keystore.location`, or `ssl.keystore.key` with
 /// `ssl.keystore.certificate.chain`), `None` when neither is set.
-fn key_store(
+pub(super) fn key_store(
     props: &BTreeMap<String, String>,
     listener: &str,
 ) -> Result<Option<KeyStore>, ConfigError> {
@@ -111,7 +114,7 @@ fn key_store(
     Ok(Some(KeyStore { source, chain, key }))
 }
 
-fn needs_keystore(listener: &str, what: &str) -> ConfigError {
+pub(super) fn needs_keystore(listener: &str, what: &str) -> ConfigError {
     invalid(
         "listeners",
         listener,
@@ -122,15 +125,24 @@ fn needs_keystore(listener: &str, what: &str) -> ConfigError {
     )
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(super) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A TLS listener's server configuration and the certificate it presents.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// What new connections handshake with.
+    pub config: Arc<ServerConfig>,
+    /// The first certificate of the keystore's chain.
+    pub certificate: CertificateDer<'static>,
 }
 
 /// The rustls server configuration of `listener`, or `None` for a listener without TLS.
 pub(super) fn server_config(
     props: &BTreeMap<String, String>,
     listener: &ListenerConfig,
-) -> Result<Option<Arc<ServerConfig>>, ConfigError> {
+) -> Result<Option<ServerTls>, ConfigError> {
     if !listener.protocol.uses_tls() {
         return Ok(None);
     }
@@ -163,7 +175,13 @@ pub(super) fn server_config(
             }
         },
     };
-    build_server(props, name, store, client_auth).map(Some)
+    allowed_changes(props, name)?;
+    let certificate = store.chain[0].clone();
+    let config = build_server(props, name, store, client_auth)?;
+    Ok(Some(ServerTls {
+        config,
+        certificate,
+    }))
 }
 
 fn build_server(
@@ -257,6 +275,16 @@ pub(super) fn client_config(
     Ok(Arc::new(config))
 }
 
+/// The client side of the inter-broker `listener`, as [`client_config`] reads it, whose
+/// stores are read again by the returned [`super::live_tls::LiveTls`].
+pub(super) fn inter_broker_tls(
+    props: &BTreeMap<String, String>,
+    listener: &str,
+) -> Result<(Arc<ClientConfig>, Arc<super::live_tls::LiveTls>), ConfigError> {
+    let live = super::live_tls::LiveTls::load(props, listener, false)?;
+    Ok((live.client_config()?, live))
+}
+
 /// The TLS of the controller port when the controller listener (the first of
 /// `controller.listener.names`, default CONTROLLER) maps to SSL in
 /// `listener.security.protocol.map`: `None` for PLAINTEXT (or no mapping). It is always
@@ -264,7 +292,7 @@ pub(super) fn client_config(
 /// node presents its keystore when it connects to a voter.
 pub(super) fn controller_tls(
     props: &BTreeMap<String, String>,
-) -> Result<Option<controller::ControllerTls>, ConfigError> {
+) -> Result<Option<(controller::ControllerTls, Arc<super::live_tls::LiveTls>)>, ConfigError> {
     let name = props
         .get("controller.listener.names")
         .map_or("CONTROLLER", String::as_str)
@@ -303,20 +331,22 @@ pub(super) fn controller_tls(
             ));
         }
     }
-    let store =
-        key_store(props, &name)?.ok_or_else(|| needs_keystore(&name, "the controller listener"))?;
-    let mut server = build_server(props, &name, store, ClientAuth::Required)?;
-    let mut client = client_config(props, &name)?;
+    if key_store(props, &name)?.is_none() {
+        return Err(needs_keystore(&name, "the controller listener"));
+    }
+    let live = super::live_tls::LiveTls::load(props, &name, true)?;
+    let mut server = live.mutual_server_config()?;
+    let mut client = live.client_config()?;
     // Both ends are Strata; HTTP/2 is the only protocol spoken.
     Arc::make_mut(&mut server).alpn_protocols = vec![b"h2".to_vec()];
     Arc::make_mut(&mut client).alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Some(controller::ControllerTls { server, client }))
+    Ok(Some((controller::ControllerTls { server, client }, live)))
 }
 
 /// Verifies a server's chain against the truststore but not the name it was reached by
 /// (`ssl.endpoint.identification.algorithm` empty).
 #[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
+pub(super) struct ChainOnly(pub(super) Arc<WebPkiServerVerifier>);
 
 impl ServerCertVerifier for ChainOnly {
     fn verify_server_cert(
@@ -364,7 +394,7 @@ impl ServerCertVerifier for ChainOnly {
 
 /// The CA certificates of `ssl.truststore.location` or `ssl.truststore.certificates`,
 /// `None` when neither is set.
-fn trust_roots(
+pub(super) fn trust_roots(
     props: &BTreeMap<String, String>,
     listener: &str,
 ) -> Result<Option<RootCertStore>, ConfigError> {
@@ -494,6 +524,135 @@ fn subject_dn(certificate: &[u8]) -> Option<String> {
     Some(parts.join(","))
 }
 
+/// Kafka's `ssl.allow.dn.changes` and `ssl.allow.san.changes` of `listener` (both default
+/// false).
+pub(super) fn allowed_changes(
+    props: &BTreeMap<String, String>,
+    listener: &str,
+) -> Result<(bool, bool), ConfigError> {
+    let flag = |key: &str| match listener_setting(props, listener, key) {
+        None => Ok(false),
+        Some((key, value)) => match value.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(invalid(&key, value, "must be true or false".into())),
+        },
+    };
+    Ok((
+        flag("ssl.allow.dn.changes")?,
+        flag("ssl.allow.san.changes")?,
+    ))
+}
+
+/// Kafka's check of a reloaded keystore (`SslFactory.CertificateEntries.ensureCompatible`):
+/// unless allowed, the new certificate must have the old one's subject (compared as RFC 2253
+/// text, ignoring case) and at least its subject alternative names. The error is Kafka's
+/// message. A PEM keystore holds one entry, under the alias `kafka`.
+pub(crate) fn ensure_compatible(
+    old: &CertificateDer<'_>,
+    new: &CertificateDer<'_>,
+    allow_dn_changes: bool,
+    allow_san_changes: bool,
+) -> Result<(), String> {
+    if !allow_dn_changes {
+        let (old_dn, new_dn) = (
+            subject_dn(old).unwrap_or_default(),
+            subject_dn(new).unwrap_or_default(),
+        );
+        if !old_dn.eq_ignore_ascii_case(&new_dn) {
+            return Err(format!(
+                "Keystore DistinguishedName does not match:  existing={{alias=kafka, \
+                 DN={old_dn}}}, new={{alias=kafka, DN={new_dn}}}"
+            ));
+        }
+    }
+    if !allow_san_changes {
+        let (old_sans, new_sans) = (subject_alt_names(old), subject_alt_names(new));
+        if !old_sans.iter().all(|name| new_sans.contains(name)) {
+            return Err(format!(
+                "Keystore SubjectAltNames do not match:  existing={{alias=kafka, \
+                 SAN={}}}, new={{alias=kafka, SAN={}}}",
+                show_names(&old_sans),
+                show_names(&new_sans)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Subject alternative names as Java lists them: `[[2, host], [7, 127.0.0.1]]`.
+fn show_names(names: &[(u8, String)]) -> String {
+    let items: Vec<String> = names.iter().map(|(t, v)| format!("[{t}, {v}]")).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// The subject alternative names of a DER certificate: each its GeneralName number (2 DNS,
+/// 7 IP address, 1 e-mail, 6 URI, others as hex) and value, in certificate order.
+fn subject_alt_names(certificate: &[u8]) -> Vec<(u8, String)> {
+    let mut names = Vec::new();
+    let Some(extensions) = extensions(certificate) else {
+        return names;
+    };
+    let mut rest = extensions;
+    while let Some((_, extension, next)) = der(rest) {
+        rest = next;
+        let Some((_, oid, mut fields)) = der(extension) else {
+            continue;
+        };
+        if oid != [0x55, 0x1d, 0x11] {
+            continue;
+        }
+        // An optional `critical` BOOLEAN, then the OCTET STRING holding GeneralNames.
+        let Some((mut tag, mut value, after)) = der(fields) else {
+            continue;
+        };
+        if tag == 0x01 {
+            fields = after;
+            let Some(next) = der(fields) else { continue };
+            (tag, value) = (next.0, next.1);
+        }
+        let Some((0x30, mut general, _)) = (tag == 0x04).then(|| der(value)).flatten() else {
+            continue;
+        };
+        while let Some((tag, value, next)) = der(general) {
+            general = next;
+            let kind = tag & 0x1f;
+            let text = match kind {
+                1 | 2 | 6 => String::from_utf8_lossy(value).into_owned(),
+                7 => match value.len() {
+                    4 => {
+                        std::net::Ipv4Addr::new(value[0], value[1], value[2], value[3]).to_string()
+                    }
+                    16 => <[u8; 16]>::try_from(value)
+                        .map(|v| std::net::Ipv6Addr::from(v).to_string())
+                        .unwrap_or_default(),
+                    _ => hex(value),
+                },
+                _ => hex(value),
+            };
+            names.push((kind, text));
+        }
+    }
+    names
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The contents of a DER certificate's `[3] extensions` SEQUENCE.
+fn extensions(certificate: &[u8]) -> Option<&[u8]> {
+    let (_, cert, _) = der(certificate)?;
+    let (_, mut tbs, _) = der(cert)?;
+    while let Some((tag, value, next)) = der(tbs) {
+        if tag == 0xa3 {
+            return der(value).map(|(_, seq, _)| seq);
+        }
+        tbs = next;
+    }
+    None
+}
+
 /// The names `X500Principal.getName()` uses (RFC 2253's keywords plus DC and UID).
 fn attribute_name(oid: &[u8]) -> Option<&'static str> {
     Some(match oid {
@@ -561,6 +720,94 @@ VR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBEAiAVy663PuZz+AViGY7nHryz
 +HM=
 -----END CERTIFICATE-----
 ";
+
+    /// Self-signed, `/O=Strata/CN=localhost`, names `IP:127.0.0.1,DNS:localhost`.
+    const NAMED: &str = "-----BEGIN CERTIFICATE-----
+MIIBuzCCAWGgAwIBAgIUcB+8QeqweDh+dBOKBINhuQnvyiswCgYIKoZIzj0EAwIw
+JTEPMA0GA1UECgwGU3RyYXRhMRIwEAYDVQQDDAlsb2NhbGhvc3QwHhcNMjYxMjAx
+MTkzOTE2WhcNMzYxMTI4MTkzOTE2WjAlMQ8wDQYDVQQKDAZTdHJhdGExEjAQBgNV
+BAMMCWxvY2FsaG9zdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABKfmvWsFwn3Z
+4/Ka2VSuDOoBzoZlpGyzcWOePBLMr6jXe+hYoEUEcvExJgYXvMhb4d2eaRI790mQ
+O9cw5FCV4R+jbzBtMB0GA1UdDgQWBBQ3ZavGUrTtdJcIRaXLPvHOYqVbHzAfBgNV
+HSMEGDAWgBQ3ZavGUrTtdJcIRaXLPvHOYqVbHzAPBgNVHRMBAf8EBTADAQH/MBoG
+A1UdEQQTMBGHBH8AAAGCCWxvY2FsaG9zdDAKBggqhkjOPQQDAgNIADBFAiAdQ/f1
+FAdVCAqLXVhVtThJmb4FXm5OyzIM3Wb60BQT5wIhAIojeVRXtHp9rzf6Egp+n9hT
+ssWd4zl2IRVkppL5QmSO
+-----END CERTIFICATE-----
+";
+
+    /// Self-signed, `/O=Elsewhere/CN=localhost`, the same names as [`NAMED`].
+    const RENAMED: &str = "-----BEGIN CERTIFICATE-----
+MIIBwjCCAWegAwIBAgIUVm8L9oUb2Z95K92BW0a0se9BuYAwCgYIKoZIzj0EAwIw
+KDESMBAGA1UECgwJRWxzZXdoZXJlMRIwEAYDVQQDDAlsb2NhbGhvc3QwHhcNMjYx
+MjAxMTkzOTE2WhcNMzYxMTI4MTkzOTE2WjAoMRIwEAYDVQQKDAlFbHNld2hlcmUx
+EjAQBgNVBAMMCWxvY2FsaG9zdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABI1l
+u4lceAMyQ93hc4pEU6AR5O2k9R0s1GJNkbOXqJnVqAQB9tzrJj99GjHmknGQfaaZ
+MMpDjtW5x8TeXjL8Mo6jbzBtMB0GA1UdDgQWBBQBeXkvx9zVsnA2xPemsAx7WGDx
+ejAfBgNVHSMEGDAWgBQBeXkvx9zVsnA2xPemsAx7WGDxejAPBgNVHRMBAf8EBTAD
+AQH/MBoGA1UdEQQTMBGHBH8AAAGCCWxvY2FsaG9zdDAKBggqhkjOPQQDAgNJADBG
+AiEAoRCZDZZ2c8EOrBUwMYN3bRABROIrFSn0pMfPDPSOs/kCIQCBzPeTp/SdLyN2
+yCNBjjc+m2PirCXR+2q4Pk5OHmfozw==
+-----END CERTIFICATE-----
+";
+
+    /// Self-signed, `/O=Strata/CN=localhost`, only `IP:127.0.0.1`.
+    const FEWER_NAMES: &str = "-----BEGIN CERTIFICATE-----
+MIIBsDCCAVagAwIBAgIUcjgziqgg3Fn+jOuFTKLzJms8elIwCgYIKoZIzj0EAwIw
+JTEPMA0GA1UECgwGU3RyYXRhMRIwEAYDVQQDDAlsb2NhbGhvc3QwHhcNMjYxMjAx
+MTkzOTE2WhcNMzYxMTI4MTkzOTE2WjAlMQ8wDQYDVQQKDAZTdHJhdGExEjAQBgNV
+BAMMCWxvY2FsaG9zdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABEDml/WYBNLn
+VmtGBjF1b1X2ms37H2hBqPFN/S11WD7jhUaLrAlYmkCr1m7snvQcTN9qj92wViWQ
+8zgNGPSDl0ajZDBiMB0GA1UdDgQWBBSHhZPf10GoPTvmZNKIlbKoShw6tzAfBgNV
+HSMEGDAWgBSHhZPf10GoPTvmZNKIlbKoShw6tzAPBgNVHRMBAf8EBTADAQH/MA8G
+A1UdEQQIMAaHBH8AAAEwCgYIKoZIzj0EAwIDSAAwRQIgE8MlnERMW0MduhElNyYy
+clxPJPpXm1OQrx5GodPCHR4CIQDFd8H4lNIwasRMcN1N7a47JCFr9JwHhR4v43P6
+EwmTyw==
+-----END CERTIFICATE-----
+";
+
+    /// Self-signed, `/O=Strata/CN=localhost`, [`NAMED`]'s names and `DNS:extra`.
+    const MORE_NAMES: &str = "-----BEGIN CERTIFICATE-----
+MIIBwzCCAWigAwIBAgIUN5de3ZDZDvi3LUzzzA/iRTJarK4wCgYIKoZIzj0EAwIw
+JTEPMA0GA1UECgwGU3RyYXRhMRIwEAYDVQQDDAlsb2NhbGhvc3QwHhcNMjYxMjAx
+MTkzOTE2WhcNMzYxMTI4MTkzOTE2WjAlMQ8wDQYDVQQKDAZTdHJhdGExEjAQBgNV
+BAMMCWxvY2FsaG9zdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABAR2BB/TGUFB
+71NJhsYy/j2jOQBdw1/x89U2DrZjhBffeG4+sloWERZZSn8IleuM4ScJ1C5YiFfR
+6ikhVZAcGGqjdjB0MB0GA1UdDgQWBBRSIOs7iVQ1vag+GARFdVFsW9AtojAfBgNV
+HSMEGDAWgBRSIOs7iVQ1vag+GARFdVFsW9AtojAPBgNVHRMBAf8EBTADAQH/MCEG
+A1UdEQQaMBiHBH8AAAGCCWxvY2FsaG9zdIIFZXh0cmEwCgYIKoZIzj0EAwIDSQAw
+RgIhAOcIJepsJbkrJHdml+4cSNWAQmlDagk1RWU4m3YuCsRuAiEA0wJYdABddwBl
+Yist6R5BtzUxoBB6Ahkh84c3KQiDwYw=
+-----END CERTIFICATE-----
+";
+
+    #[test]
+    fn a_reloaded_certificate_keeps_its_subject_and_names_unless_allowed() {
+        let der = |pem: &str| CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        let (named, renamed) = (der(NAMED), der(RENAMED));
+        let (fewer, more) = (der(FEWER_NAMES), der(MORE_NAMES));
+        assert_eq!(
+            subject_alt_names(&named),
+            [(7, "127.0.0.1".to_owned()), (2, "localhost".to_owned())]
+        );
+        assert_eq!(ensure_compatible(&named, &more, false, false), Ok(()));
+        let error = ensure_compatible(&named, &renamed, false, false).unwrap_err();
+        assert_eq!(
+            error,
+            "Keystore DistinguishedName does not match:  existing={alias=kafka, \
+             DN=CN=localhost,O=Strata}, new={alias=kafka, DN=CN=localhost,O=Elsewhere}"
+        );
+        assert_eq!(ensure_compatible(&named, &renamed, true, false), Ok(()));
+        let error = ensure_compatible(&named, &fewer, false, false).unwrap_err();
+        assert_eq!(
+            error,
+            "Keystore SubjectAltNames do not match:  existing={alias=kafka, \
+             SAN=[[7, 127.0.0.1], [2, localhost]]}, new={alias=kafka, SAN=[[7, 127.0.0.1]]}"
+        );
+        assert_eq!(ensure_compatible(&named, &fewer, false, true), Ok(()));
+        let garbage = CertificateDer::from(vec![0x30, 0x03, 0x01]);
+        assert!(subject_alt_names(&garbage).is_empty());
+    }
 
     #[test]
     fn the_principal_is_the_subject_in_rfc_2253_order() {

@@ -18,6 +18,7 @@ mod oauthbearer;
 mod sasl;
 pub(crate) use sasl::scram_keys;
 mod tls_reload;
+pub(crate) use tls_reload::CurrentTls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -60,7 +61,7 @@ pub async fn serve(
             let quotas = Arc::clone(&quotas);
             let budget = Arc::clone(&budget);
             let mut stopped = stopped.clone();
-            let tls = config.tls.clone().map(tls_reload::CurrentTls::new);
+            let tls = broker.current_tls(&config.name);
             let listener = Arc::new(Listener { config, tls });
             tokio::spawn(async move {
                 let mut watching = stopped.clone();
@@ -89,7 +90,7 @@ pub(crate) struct Listener {
     pub(crate) config: ListenerConfig,
     /// The TLS new connections get: `config.tls` at start, then what the files hold after
     /// they change (`tls_reload.rs`).
-    tls: Option<tls_reload::CurrentTls>,
+    tls: Option<Arc<tls_reload::CurrentTls>>,
 }
 
 async fn accept_loop(

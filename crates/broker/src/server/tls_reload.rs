@@ -15,52 +15,53 @@
 //! New connections get the new configuration; connections already open keep the session
 //! they negotiated. A configuration that does not build (a half-written file, a key that
 //! does not match its certificate) is logged and refused: the previous one keeps serving.
+//!
+//! Both ways, as Kafka's `SslFactory.validateReconfiguration` does, a certificate whose
+//! subject differs from the served one's, or that lacks one of its subject alternative
+//! names, is refused unless `ssl.allow.dn.changes` (resp. `ssl.allow.san.changes`) is true:
+//! the alter with INVALID_REQUEST, the changed file with a warning.
+//!
+//! The controller port's and the inter-broker client's TLS follow their files through
+//! `config/live_tls.rs`, with the same fingerprints and interval.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
 
 use rustls::ServerConfig;
+use rustls_pki_types::CertificateDer;
 
 use super::Listener;
 use crate::config::dynamic::listener_tls_key;
+use crate::config::{fingerprints, Fingerprint, ServerTls, RELOAD_INTERVAL};
 use crate::Broker;
 
-/// How often a TLS listener's files are looked at for changes.
-pub(crate) const RELOAD_INTERVAL: Duration = Duration::from_secs(3);
-
-/// The TLS configuration new connections of a listener get.
+/// The TLS configuration new connections of a listener get, and the certificate it presents.
 #[derive(Debug)]
-pub(crate) struct CurrentTls(RwLock<Arc<ServerConfig>>);
+pub(crate) struct CurrentTls(RwLock<ServerTls>);
 
 impl CurrentTls {
-    pub(crate) fn new(config: Arc<ServerConfig>) -> Self {
-        Self(RwLock::new(config))
+    pub(crate) fn new(tls: ServerTls) -> Self {
+        Self(RwLock::new(tls))
     }
 
     /// The configuration in force.
     pub(crate) fn get(&self) -> Arc<ServerConfig> {
-        Arc::clone(&self.0.read().unwrap_or_else(|e| e.into_inner()))
+        Arc::clone(&self.0.read().unwrap_or_else(|e| e.into_inner()).config)
     }
 
-    fn set(&self, config: Arc<ServerConfig>) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = config;
+    /// The certificate the configuration in force presents.
+    pub(crate) fn certificate(&self) -> CertificateDer<'static> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .certificate
+            .clone()
     }
-}
 
-/// What says a file changed without reading it: its modification time and length (`None`
-/// for a file that cannot be looked at).
-type Fingerprint = Option<(SystemTime, u64)>;
-
-fn fingerprints(files: &[PathBuf]) -> Vec<Fingerprint> {
-    files
-        .iter()
-        .map(|f| {
-            let meta = std::fs::metadata(f).ok()?;
-            Some((meta.modified().ok()?, meta.len()))
-        })
-        .collect()
+    fn set(&self, tls: ServerTls) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = tls;
+    }
 }
 
 /// A look at a listener's TLS: this broker's dynamic store settings for it, the files they
@@ -112,13 +113,27 @@ impl Broker {
             if !listener.protocol.uses_tls() {
                 continue;
             }
-            if let Err(error) = self.config.listener_tls(listener, &settings) {
-                return Err(format!(
+            let refused = |error: &dyn std::fmt::Display| {
+                format!(
                     "Invalid config value for resource ConfigResource(type=BROKER, \
                      name='{}'): Validation of dynamic config update of SSLFactory failed: \
                      {error}",
                     self.node_id()
-                ));
+                )
+            };
+            let built = self
+                .config
+                .listener_tls(listener, &settings)
+                .map_err(|e| refused(&e))?;
+            if let (Some(built), Some(current)) = (built, self.current_tls(&listener.name)) {
+                self.config
+                    .check_certificate_change(
+                        listener,
+                        &settings,
+                        &current.certificate(),
+                        &built.certificate,
+                    )
+                    .map_err(|e| refused(&e))?;
             }
         }
         Ok(names)
@@ -217,12 +232,31 @@ async fn follow(
         let rebuilt = {
             let broker = Arc::clone(&broker);
             let config = listener.config.clone();
-            tokio::task::spawn_blocking(move || broker.config.listener_tls(&config, &settings))
-                .await
+            tokio::task::spawn_blocking(move || {
+                let built = broker.config.listener_tls(&config, &settings);
+                (built, settings)
+            })
+            .await
         };
         match rebuilt {
-            Ok(Ok(Some(config))) => {
-                current.set(config);
+            Ok((Ok(Some(tls)), settings)) => {
+                let served = current.certificate();
+                if let Err(error) = broker.config.check_certificate_change(
+                    &listener.config,
+                    &settings,
+                    &served,
+                    &tls.certificate,
+                ) {
+                    tracing::warn!(
+                        listener = %listener.config.name,
+                        files = ?files,
+                        %error,
+                        ?cause,
+                        "the new certificate is refused; the previous certificate keeps serving"
+                    );
+                    continue;
+                }
+                current.set(tls);
                 tracing::info!(
                     listener = %listener.config.name,
                     files = ?files,
@@ -230,8 +264,8 @@ async fn follow(
                     "TLS reloaded: new connections get the new certificate"
                 );
             }
-            Ok(Ok(None)) => {}
-            Ok(Err(error)) => tracing::error!(
+            Ok((Ok(None), _)) => {}
+            Ok((Err(error), _)) => tracing::error!(
                 listener = %listener.config.name,
                 %error,
                 ?cause,
