@@ -33,6 +33,13 @@ impl Broker {
         loads: &mut Vec<super::coordination::CoordinatorLoad>,
     ) -> Result<(), BrokerError> {
         let image = self.image();
+        self.txns.set_transaction_version(
+            image
+                .finalized_features()
+                .get("transaction.version")
+                .copied()
+                .unwrap_or(0),
+        );
         // Only topics whose metadata changed are rebuilt: unchanged ones share their
         // `Arc<TopicMeta>` with the image the local topic was built from.
         // Topics that are gone, or were deleted and recreated under a new id: their logs
