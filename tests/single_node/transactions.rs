@@ -257,9 +257,16 @@ fn a_late_write_cannot_join_a_finished_transaction_and_tools_see_its_state() {
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
                 .with_records(Some(batch.into()))])]);
-    let (_, response) = strata_tests::raw::call(&mut stream, &request, 9);
-    let code = response.responses[0].partition_responses[0].error_code;
-    assert_eq!(code, 48, "INVALID_TXN_STATE");
+    // The coordinator answers TRANSACTION_ABORTABLE (KIP-890); Produce below v11 predates
+    // it and gets INVALID_TXN_STATE, as Kafka's AddPartitionsToTxnManager maps it.
+    for (version, expected) in [(9, 48), (10, 48), (11, 120)] {
+        let (_, response) = strata_tests::raw::call(&mut stream, &request, version);
+        let code = response.responses[0].partition_responses[0].error_code;
+        assert_eq!(
+            code, expected,
+            "Produce v{version}: 48 INVALID_TXN_STATE, 120 TRANSACTION_ABORTABLE"
+        );
+    }
     assert_eq!(
         read(&b, "late", 1, "read_uncommitted", 1, TIMEOUT),
         values("x", 1),

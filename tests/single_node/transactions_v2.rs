@@ -54,3 +54,119 @@ fn with_the_level_pinned_to_0_clients_use_the_classic_protocol_and_librdkafka_wo
         values("c", 4)
     );
 }
+
+/// Transaction version 2: the coordinator's abort of a timed-out transaction bumps the
+/// producer epoch once, so its marker carries epoch + 1 (not + 2) and the producer's own
+/// EndTxn abort at its old epoch is the retry of that end, answered with the bumped epoch.
+#[test]
+fn a_timed_out_version_2_transaction_is_aborted_at_the_next_epoch() {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
+    use kafka_protocol::messages::{
+        DescribeProducersRequest, EndTxnRequest, InitProducerIdRequest, ProduceRequest, ProducerId,
+        TopicName, TransactionalId, UpdateFeaturesRequest,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use segment_store::testing::BatchBuilder;
+    use std::time::{Duration, Instant};
+
+    let node = Node::start_default();
+    let b = node.bootstrap();
+    run_bounded(TIMEOUT, create_topic(&b, "tv2-timeout", 1, &[]));
+    let mut stream = strata_tests::raw::connect(&b);
+    let upgrade = UpdateFeaturesRequest::default()
+        .with_timeout_ms(10_000)
+        .with_feature_updates(vec![FeatureUpdateKey::default()
+            .with_feature(StrBytes::from_static_str("transaction.version"))
+            .with_max_version_level(2)
+            .with_upgrade_type(1)]);
+    let (_, upgraded) = strata_tests::raw::call(&mut stream, &upgrade, 1);
+    assert_eq!(upgraded.error_code, 0, "{upgraded:?}");
+    assert!(
+        upgraded.results.iter().all(|r| r.error_code == 0),
+        "{upgraded:?}"
+    );
+
+    let id = TransactionalId(StrBytes::from_static_str("tv2-timeout-app"));
+    let deadline = Instant::now() + TIMEOUT;
+    // FindCoordinator creates __transaction_state; retriable errors until it is loaded.
+    let (pid, epoch) = loop {
+        let find = kafka_protocol::messages::FindCoordinatorRequest::default()
+            .with_key_type(1)
+            .with_coordinator_keys(vec![StrBytes::from_static_str("tv2-timeout-app")]);
+        strata_tests::raw::call(&mut stream, &find, 4);
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(Some(id.clone()))
+            .with_transaction_timeout_ms(1_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let (_, r) = strata_tests::raw::call(&mut stream, &request, 5);
+        if r.error_code == 0 {
+            break (r.producer_id.0, r.producer_epoch);
+        }
+        assert!(Instant::now() < deadline, "InitProducerId: {r:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let batch = BatchBuilder::new(0)
+        .timestamp(now)
+        .producer(pid, epoch, 0)
+        .attributes(0x10)
+        .build();
+    let produce = ProduceRequest::default()
+        .with_transactional_id(Some(id.clone()))
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("tv2-timeout")))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch.into()))])]);
+    // Produce v12 adds the partition to the transaction (no AddPartitionsToTxn).
+    loop {
+        let (_, r) = strata_tests::raw::call(&mut stream, &produce, 12);
+        let code = r.responses[0].partition_responses[0].error_code;
+        if code == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Produce v12: {r:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The coordinator aborts it past its 1 s timeout; the marker shows its epoch.
+    let describe = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+        .with_name(TopicName(StrBytes::from_static_str("tv2-timeout")))
+        .with_partition_indexes(vec![0])]);
+    let marker_epoch = loop {
+        let (_, r) = strata_tests::raw::call(&mut stream, &describe, 0);
+        let p = r.topics[0].partitions[0]
+            .active_producers
+            .iter()
+            .find(|p| p.producer_id.0 == pid)
+            .cloned()
+            .expect("the producer is listed");
+        if p.current_txn_start_offset == -1 {
+            break p.producer_epoch;
+        }
+        assert!(Instant::now() < deadline, "not aborted: {p:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(marker_epoch, i32::from(epoch) + 1, "one bump");
+
+    let end = EndTxnRequest::default()
+        .with_transactional_id(id)
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(false);
+    let (_, ended) = strata_tests::raw::call(&mut stream, &end, 5);
+    assert_eq!(ended.error_code, 0, "{ended:?}");
+    assert_eq!(
+        (ended.producer_id.0, i32::from(ended.producer_epoch)),
+        (pid, marker_epoch),
+        "the producer learns the bumped epoch"
+    );
+}

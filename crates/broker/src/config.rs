@@ -165,6 +165,12 @@ pub struct BrokerConfig {
     /// `transactional.id.expiration.ms`: an id with no transaction for this long is
     /// forgotten.
     pub transactional_id_expiration_ms: i64,
+    /// `producer.id.expiration.ms`: a partition forgets a producer (its idempotence state)
+    /// this long after its last write, unless it has a transaction open there. Dynamic.
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms`: how often producers are checked for
+    /// expiry.
+    pub producer_id_expiration_check_interval_ms: u64,
     /// `broker.heartbeat.interval.ms`: how often the broker renews its lease with the
     /// metadata quorum. Default 250 (Kafka: 2000).
     pub broker_heartbeat_interval_ms: u64,
@@ -254,6 +260,8 @@ impl Default for BrokerConfig {
             transaction_state_min_isr: 2,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 604_800_000,
+            producer_id_expiration_ms: 86_400_000,
+            producer_id_expiration_check_interval_ms: 600_000,
             replica_lag_time_max_ms: 30_000,
             replica_fetch_wait_max_ms: 500,
             replica_fetch_max_bytes: 1_048_576,
@@ -518,6 +526,12 @@ applied_properties! {
                 }
                 "transactional.id.expiration.ms" => {
                     self.transactional_id_expiration_ms = parse_positive(key, value)?
+                }
+                "producer.id.expiration.ms" => {
+                    self.producer_id_expiration_ms = parse_positive(key, value)?
+                }
+                "producer.id.expiration.check.interval.ms" => {
+                    self.producer_id_expiration_check_interval_ms = parse_positive(key, value)?
                 }
                 "replica.lag.time.max.ms" => {
                     self.replica_lag_time_max_ms = parse_positive(key, value)?

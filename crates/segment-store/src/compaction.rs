@@ -801,6 +801,18 @@ impl Log {
     /// the writer lock is taken only to swap each cleaned group in. Passes on one log are
     /// serialised.
     pub fn compact(&self, now_ms: i64) -> Result<CompactionStats> {
+        self.compact_retaining(now_ms, None)
+    }
+
+    /// [`Log::compact`] where an emptied batch is kept for its producer's state only when
+    /// the producer is in `active` (the producer ids the partition's producer state still
+    /// holds; Kafka's `lastRecordsOfActiveProducers`): an expired producer's batches go
+    /// like any other. `None` keeps every producer's last batch.
+    pub fn compact_retaining(
+        &self,
+        now_ms: i64,
+        active: Option<&std::collections::HashSet<i64>>,
+    ) -> Result<CompactionStats> {
         let mut stats = CompactionStats::default();
         let config = self.config();
         if !matches!(
@@ -828,7 +840,10 @@ impl Log {
             .iter()
             .map(|s| s.bytes())
             .collect::<Result<Vec<Bytes>>>()?;
-        let scan = scan_txns(&views, hw);
+        let mut scan = scan_txns(&views, hw);
+        if let Some(active) = active {
+            scan.retain_active(active);
+        }
         // Kafka cleans only below the last stable offset: an undecided transaction's
         // batches neither go nor hide older records.
         let limit = scan.first_unstable_offset().map_or(hw, |fuo| fuo.min(hw));

@@ -56,6 +56,14 @@ impl TxnScan {
         }
     }
 
+    /// Keeps the producer state of `active` producers only (those the partition's producer
+    /// state still holds): the batches of the others are no longer retained for them, as
+    /// Kafka's cleaner retains only `lastRecordsOfActiveProducers`. Their open
+    /// transactions still bound the pass.
+    pub(crate) fn retain_active(&mut self, active: &HashSet<i64>) {
+        self.producers.retain(|id, _| active.contains(id));
+    }
+
     /// The first offset of the oldest undecided transaction.
     pub(crate) fn first_unstable_offset(&self) -> Option<i64> {
         self.open.values().copied().min()

@@ -221,10 +221,21 @@ impl LogDir {
     /// compacts; returns the stats summed over the logs. A log that fails is logged and
     /// skipped (the others still run); the first error is returned after the pass.
     pub fn compact_all(&self, now_ms: i64) -> Result<crate::CompactionStats> {
+        self.compact_all_retaining(now_ms, |_| None)
+    }
+
+    /// [`LogDir::compact_all`] with each log's active producers from `active`, taken just
+    /// before its pass ([`Log::compact_retaining`]).
+    pub fn compact_all_retaining(
+        &self,
+        now_ms: i64,
+        active: impl Fn(&TopicPartition) -> Option<std::collections::HashSet<i64>>,
+    ) -> Result<crate::CompactionStats> {
         let mut total = crate::CompactionStats::default();
         let mut first_err = None;
         for (tp, log) in self.logs() {
-            match log.compact(now_ms) {
+            let producers = active(&tp);
+            match log.compact_retaining(now_ms, producers.as_ref()) {
                 Ok(s) => total.add(&s),
                 Err(e) => {
                     tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "compaction failed");

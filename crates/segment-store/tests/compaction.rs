@@ -545,6 +545,48 @@ fn emptied_segments_merge_into_their_neighbours_and_producer_last_batches_stay_e
     assert_eq!(log.batch_headers_from(0).unwrap(), headers);
 }
 
+/// Kafka's cleaner keeps an emptied batch for its producer's state only while the producer
+/// is active (in the partition's producer state): an expired producer's batches go.
+#[test]
+fn an_expired_producers_last_batch_goes_once_emptied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = compact_config(CleanupPolicy::Compact);
+    let build = |name: &str| {
+        let log = Log::open(&tmp.path().join(name), cfg.clone(), 0, true).unwrap();
+        put_with(&log, &[(1, Some("a".into()))], 0, Some((7, 0, 0))); // 0, producer 7
+        put_with(&log, &[(2, Some("b".into()))], 0, Some((8, 0, 0))); // 1, producer 8
+        log.roll().unwrap();
+        put(&log, &[(1, Some("c".into())), (2, Some("d".into()))]); // 2-3
+        log.roll().unwrap();
+        put(&log, &[(3, Some("active".into()))]); // 4
+        log
+    };
+    let producers = |log: &Log| -> Vec<i64> {
+        headers(log)
+            .iter()
+            .filter(|h| h.producer_id >= 0)
+            .map(|h| h.producer_id)
+            .collect()
+    };
+    let kept = build("kept-0");
+    kept.compact(now()).unwrap();
+    assert_eq!(producers(&kept), vec![7, 8], "both kept as empty headers");
+
+    let expired = build("expired-0");
+    let active: std::collections::HashSet<i64> = [8].into();
+    expired.compact_retaining(now(), Some(&active)).unwrap();
+    assert_eq!(
+        producers(&expired),
+        vec![8],
+        "producer 7 expired: its batch goes"
+    );
+    assert_eq!(
+        all_records(&expired),
+        all_records(&kept),
+        "the same records"
+    );
+}
+
 #[test]
 fn log_dir_compacts_every_compacted_log() {
     let tmp = tempfile::tempdir().unwrap();

@@ -46,7 +46,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, request: ProduceRequest) -> Outcome {
     let unverified = if txn_denied {
         HashMap::new()
     } else {
-        verify_transactional_writes(ctx, &request, ctx.version >= 12).await
+        verify_transactional_writes(ctx, &request, ctx.version >= 12, ctx.version >= 11).await
     };
     let broker = ctx.broker;
     let acks = request.acks;
@@ -144,6 +144,7 @@ async fn verify_transactional_writes(
     ctx: &Ctx<'_>,
     request: &ProduceRequest,
     add: bool,
+    abortable_known: bool,
 ) -> HashMap<(String, i32), ResponseError> {
     let mut by_producer: HashMap<(i64, i16), Vec<(String, i32)>> = HashMap::new();
     for topic in &request.topic_data {
@@ -181,7 +182,14 @@ async fn verify_transactional_writes(
         let outcome = match &request.transactional_id {
             Some(id) => {
                 ctx.broker
-                    .verify_transactional_write(id.as_str(), producer_id, epoch, &partitions, add)
+                    .verify_transactional_write(
+                        id.as_str(),
+                        producer_id,
+                        epoch,
+                        &partitions,
+                        add,
+                        abortable_known,
+                    )
                     .await
             }
             None => vec![Some(ResponseError::InvalidTxnState); partitions.len()],

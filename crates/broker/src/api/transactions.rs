@@ -564,6 +564,7 @@ async fn add_offsets_partition(
             request.producer_epoch,
             &[(OFFSETS_TOPIC.to_owned(), partition)],
             true,
+            true,
         )
         .await;
     match refused.into_iter().next().flatten() {

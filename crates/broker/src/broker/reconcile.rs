@@ -33,6 +33,13 @@ impl Broker {
         loads: &mut Vec<super::coordination::CoordinatorLoad>,
     ) -> Result<(), BrokerError> {
         let image = self.image();
+        self.txns.set_transaction_version(
+            image
+                .finalized_features()
+                .get("transaction.version")
+                .copied()
+                .unwrap_or(0),
+        );
         // Only topics whose metadata changed are rebuilt: unchanged ones share their
         // `Arc<TopicMeta>` with the image the local topic was built from.
         // Topics that are gone, or were deleted and recreated under a new id: their logs
@@ -191,14 +198,18 @@ impl Broker {
                     };
                     let log = self.log_dir.get_or_create(&tp, settings.log.clone())?;
                     log.set_config(settings.log.clone());
-                    Arc::new(Partition::new(
+                    let partition = Partition::new(
                         meta.name.clone(),
                         p.partition,
                         log,
                         settings.clone(),
                         node,
                         self.topic_stats.topic(&meta.name),
-                    )?)
+                    )?;
+                    // Kafka leaves expired producers out when it loads the state, so a
+                    // restart does not bring them back until the next check.
+                    partition.expire_producers(now_ms(), self.producer_id_expiration_ms());
+                    Arc::new(partition)
                 }
             };
             partition.apply_metadata(p, now_ms());

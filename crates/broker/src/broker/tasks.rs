@@ -74,6 +74,10 @@ impl Broker {
         self.every(Duration::from_secs(1), |broker| async move {
             broker.txns.tick(now_ms()).await;
         });
+        let check = Duration::from_millis(self.config.producer_id_expiration_check_interval_ms);
+        self.every(check, |broker| async move {
+            let _ = tokio::task::spawn_blocking(move || broker.expire_producers()).await;
+        });
         let backoff = Duration::from_millis(self.config.log_cleaner_backoff_ms);
         self.every(backoff, |broker| async move {
             let _ = tokio::task::spawn_blocking(move || broker.compact_logs()).await;
@@ -181,7 +185,18 @@ impl Broker {
 
     /// One log-cleaner pass: compacts every `cleanup.policy=compact` log.
     fn compact_logs(&self) {
-        match self.log_dir.compact_all(now_ms()) {
+        let partitions: std::collections::HashMap<(String, i32), Arc<Partition>> = self
+            .all_partitions()
+            .into_iter()
+            .map(|p| ((p.topic.clone(), p.index), p))
+            .collect();
+        // An emptied batch is kept only for a producer the partition still has state for.
+        let active = |tp: &segment_store::TopicPartition| {
+            partitions
+                .get(&(tp.topic.clone(), tp.partition))
+                .map(|p| p.producer_ids())
+        };
+        match self.log_dir.compact_all_retaining(now_ms(), active) {
             Ok(stats) if stats.records_before != stats.records_after || stats.segments > 0 => {
                 tracing::info!(
                     segments = stats.segments,
@@ -193,6 +208,29 @@ impl Broker {
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "log compaction failed"),
+        }
+    }
+
+    /// `producer.id.expiration.ms` as now in effect (it is dynamic, as in Kafka): this
+    /// broker's dynamic value, the cluster default, the file, the default.
+    pub(super) fn producer_id_expiration_ms(&self) -> i64 {
+        let image = self.image();
+        crate::config::dynamic::Layers::new(&self.config, &image)
+            .value("producer.id.expiration.ms")
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|ms| *ms >= 1)
+            .unwrap_or(self.config.producer_id_expiration_ms)
+    }
+
+    /// One producer-expiry pass (every `producer.id.expiration.check.interval.ms`): each
+    /// partition forgets the producers idle for `producer.id.expiration.ms`.
+    fn expire_producers(&self) {
+        let (now, expiration_ms) = (now_ms(), self.producer_id_expiration_ms());
+        for p in self.all_partitions() {
+            let expired = p.expire_producers(now, expiration_ms);
+            if expired > 0 {
+                tracing::debug!(topic = %p.topic, partition = p.index, expired, "expired idle producers");
+            }
         }
     }
 

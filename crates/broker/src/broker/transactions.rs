@@ -299,10 +299,13 @@ impl Broker {
     /// `transactional_id` (this node, or its broker through AddPartitionsToTxn v5) whether
     /// each partition is in the producer's ongoing transaction (`add` false: part 1,
     /// verify-only) or to add them to it (`add`: part 2, transaction version 2, where the
-    /// client sends no AddPartitionsToTxn). The outcome per partition, in Produce's terms:
-    /// coordinator trouble (and a transaction still being ended) is the retriable
-    /// NOT_ENOUGH_REPLICAS, a stale epoch INVALID_PRODUCER_EPOCH, anything else
-    /// INVALID_TXN_STATE (a late write cannot join a finished transaction).
+    /// client sends no AddPartitionsToTxn). The outcome per partition, in Produce's terms
+    /// (Kafka's `ReplicaManager` and `AddPartitionsToTxnManager`): coordinator trouble (and
+    /// a transaction still being ended) is the retriable NOT_ENOUGH_REPLICAS, a stale epoch
+    /// INVALID_PRODUCER_EPOCH, a partition not in the transaction TRANSACTION_ABORTABLE for
+    /// a client that knows it (`abortable_known`: Produce v11+, TxnOffsetCommit v4+; KIP-890)
+    /// and INVALID_TXN_STATE for an older one, anything else INVALID_TXN_STATE (a late write
+    /// cannot join a finished transaction).
     pub(crate) async fn verify_transactional_write(
         &self,
         transactional_id: &str,
@@ -310,6 +313,7 @@ impl Broker {
         epoch: i16,
         partitions: &[(String, i32)],
         add: bool,
+        abortable_known: bool,
     ) -> Vec<Option<ResponseError>> {
         let answers = match self.transaction_coordinator_for(transactional_id) {
             None => vec![Err(ResponseError::CoordinatorNotAvailable); partitions.len()],
@@ -351,6 +355,9 @@ impl Broker {
                     | ResponseError::RequestTimedOut => ResponseError::NotEnoughReplicas,
                     ResponseError::ProducerFenced | ResponseError::InvalidProducerEpoch => {
                         ResponseError::InvalidProducerEpoch
+                    }
+                    ResponseError::TransactionAbortable if abortable_known => {
+                        ResponseError::TransactionAbortable
                     }
                     _ => ResponseError::InvalidTxnState,
                 })

@@ -129,6 +129,7 @@ const DYNAMIC_BROKER_PROPERTIES: &[&str] = &[
     "max.connections",
     "max.connections.per.ip",
     "max.connections.per.ip.overrides",
+    "producer.id.expiration.ms",
 ];
 
 /// The TLS store settings a listener reloads when they are altered for one broker (Kafka's
@@ -242,6 +243,12 @@ const TYPES: &[(&str, ConfigKind, Option<&str>)] = {
         ("transaction.state.log.min.isr", Int, Some("2")),
         ("transaction.max.timeout.ms", Int, Some("900000")),
         ("transactional.id.expiration.ms", Int, Some("604800000")),
+        ("producer.id.expiration.ms", Int, Some("86400000")),
+        (
+            "producer.id.expiration.check.interval.ms",
+            Int,
+            Some("600000"),
+        ),
         ("replica.lag.time.max.ms", Long, Some("30000")),
         ("replica.fetch.wait.max.ms", Int, Some("500")),
         ("replica.fetch.max.bytes", Int, Some("1048576")),

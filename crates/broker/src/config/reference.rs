@@ -51,6 +51,8 @@ pub(crate) const DOCS: &[(&str, &str)] = &[
     ("transaction.state.log.min.isr", "`min.insync.replicas` of `__transaction_state` (capped by its replication factor)."),
     ("transaction.max.timeout.ms", "The largest `transaction.timeout.ms` a producer may ask for; a larger one is INVALID_TRANSACTION_TIMEOUT."),
     ("transactional.id.expiration.ms", "A transactional id with no transaction for this long is forgotten."),
+    ("producer.id.expiration.ms", "A partition forgets a producer's idempotence state this long after its last write there, unless it has a transaction open there."),
+    ("producer.id.expiration.check.interval.ms", "How often partitions look for producers to expire."),
     ("replica.lag.time.max.ms", "A follower that has not caught up with the leader for this long leaves the ISR."),
     ("replica.fetch.wait.max.ms", "How long a follower's fetch waits at the leader for new records."),
     ("replica.fetch.max.bytes", "Bytes a follower asks for per partition in one fetch (at least one batch is returned)."),

@@ -513,6 +513,17 @@ impl Partition {
         self.producers.lock().active_producers()
     }
 
+    /// The ids of the producers with state here.
+    pub(crate) fn producer_ids(&self) -> std::collections::HashSet<i64> {
+        self.producers.lock().producer_ids()
+    }
+
+    /// Forgets the producers idle for `expiration_ms` (`producer.id.expiration.ms`) with no
+    /// transaction open here; returns how many went.
+    pub(crate) fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.lock().remove_expired(now_ms, expiration_ms)
+    }
+
     /// Saves producer state so the next open scans only what comes after.
     pub(crate) fn snapshot_producer_state(&self) -> std::io::Result<()> {
         let producers = self.producers.lock();

@@ -18,9 +18,12 @@ use segment_store::{AbortedTxn, BatchHeader, PartitionTxns, TxnMarker};
 /// `max.in.flight.requests.per.connection` limit for idempotence).
 const REMEMBERED_BATCHES: usize = 5;
 const SNAPSHOT_FILE: &str = "producer-state.snapshot";
-/// The current snapshot format: each producer carries its coordinator epoch, batches their
-/// max timestamp, and the open transactions follow the producers.
-const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS3";
+/// The current snapshot format: each producer carries its coordinator epoch and the
+/// timestamp of its last write (what `producer.id.expiration.ms` is measured from), batches
+/// their max timestamp, and the open transactions follow the producers.
+const SNAPSHOT_MAGIC: &[u8; 4] = b"SPS4";
+/// The format before each producer's last write timestamp (read, never written).
+const SNAPSHOT_MAGIC_V3: &[u8; 4] = b"SPS3";
 /// The format before coordinator epochs (read, never written).
 const SNAPSHOT_MAGIC_V2: &[u8; 4] = b"SPS2";
 /// The format before timestamps and transactions (read, never written).
@@ -43,6 +46,10 @@ struct ProducerEntry {
     /// The coordinator epoch of the producer's last marker here (-1: none yet). A marker
     /// with an older one comes from a fenced transaction coordinator.
     coordinator_epoch: i32,
+    /// The timestamp of its last write here, data batch (max timestamp) or marker: Kafka's
+    /// `lastTimestamp`, from which `producer.id.expiration.ms` counts. -1 when unknown
+    /// (restored from a snapshot that did not keep it).
+    last_timestamp: i64,
 }
 
 impl Default for ProducerEntry {
@@ -51,6 +58,7 @@ impl Default for ProducerEntry {
             epoch: 0,
             batches: VecDeque::new(),
             coordinator_epoch: -1,
+            last_timestamp: -1,
         }
     }
 }
@@ -167,7 +175,7 @@ impl ProducerStateTable {
                     producer_id,
                     epoch: entry.epoch,
                     last_sequence: last.map_or(-1, |b| b.last_seq),
-                    last_timestamp: last.map_or(-1, |b| b.timestamp),
+                    last_timestamp: entry.last_timestamp,
                     coordinator_epoch: entry.coordinator_epoch,
                     current_txn_start_offset: open.get(&producer_id).copied().unwrap_or(-1),
                 }
@@ -225,6 +233,7 @@ impl ProducerStateTable {
                     entry.batches.clear();
                 }
                 entry.coordinator_epoch = marker.coordinator_epoch;
+                entry.last_timestamp = header.max_timestamp;
                 return self
                     .txns
                     .on_marker(header.producer_id, marker.kind, header.base_offset);
@@ -248,7 +257,30 @@ impl ProducerStateTable {
             last_offset: header.last_offset(),
             timestamp: header.max_timestamp,
         });
+        entry.last_timestamp = header.max_timestamp;
         None
+    }
+
+    /// The ids of the producers with state here.
+    pub(crate) fn producer_ids(&self) -> std::collections::HashSet<i64> {
+        self.producers.keys().copied().collect()
+    }
+
+    /// Forgets the producers idle for `expiration_ms` (`producer.id.expiration.ms`): last
+    /// written at least that long before `now_ms` and with no transaction open here, as
+    /// Kafka's `ProducerStateManager.removeExpiredProducers`. A producer whose last write
+    /// time is unknown (an old snapshot) starts its clock now. Returns how many went.
+    pub(crate) fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let open: std::collections::HashSet<i64> = self.txns.open().map(|(p, _)| p).collect();
+        let before = self.producers.len();
+        self.producers.retain(|producer_id, entry| {
+            if entry.last_timestamp < 0 {
+                entry.last_timestamp = now_ms;
+            }
+            open.contains(producer_id)
+                || now_ms.saturating_sub(entry.last_timestamp) < expiration_ms
+        });
+        before - self.producers.len()
     }
 
     /// Whether `producer_id` has a transaction open in this partition at `epoch`. A write
@@ -287,6 +319,7 @@ impl ProducerStateTable {
             buf.extend_from_slice(&id.to_be_bytes());
             buf.extend_from_slice(&entry.epoch.to_be_bytes());
             buf.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
+            buf.extend_from_slice(&entry.last_timestamp.to_be_bytes());
             buf.push(entry.batches.len() as u8);
             for b in &entry.batches {
                 buf.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -328,9 +361,10 @@ impl ProducerStateTable {
         }
         let mut r = Reader(body);
         // Version 2 adds each batch's timestamp and the open transactions, version 3 each
-        // producer's coordinator epoch.
+        // producer's coordinator epoch, version 4 each producer's last write timestamp.
         let version = match r.take(4)? {
-            m if m == SNAPSHOT_MAGIC => 3,
+            m if m == SNAPSHOT_MAGIC => 4,
+            m if m == SNAPSHOT_MAGIC_V3 => 3,
             m if m == SNAPSHOT_MAGIC_V2 => 2,
             m if m == SNAPSHOT_MAGIC_V1 => 1,
             _ => return None,
@@ -343,11 +377,13 @@ impl ProducerStateTable {
             let id = r.i64()?;
             let epoch = r.i16()?;
             let coordinator_epoch = if version >= 3 { r.i32()? } else { -1 };
+            let stored_timestamp = if version >= 4 { Some(r.i64()?) } else { None };
             let n = r.take(1)?[0];
             let mut entry = ProducerEntry {
                 epoch,
                 batches: VecDeque::new(),
                 coordinator_epoch,
+                last_timestamp: -1,
             };
             for _ in 0..n {
                 entry.batches.push_back(BatchMetadata {
@@ -358,6 +394,10 @@ impl ProducerStateTable {
                     timestamp: if version_2 { r.i64()? } else { -1 },
                 });
             }
+            // Before version 4 the last batch's timestamp is the best known (markers after
+            // it are not), -1 when none.
+            entry.last_timestamp = stored_timestamp
+                .unwrap_or_else(|| entry.batches.back().map_or(-1, |b| b.timestamp));
             table.producers.insert(id, entry);
         }
         if version_2 {
@@ -665,5 +705,132 @@ mod tests {
         assert_eq!(at, 3);
         assert_eq!(old.active_producers()[0].last_sequence, 2);
         assert_eq!(old.active_producers()[0].last_timestamp, -1);
+    }
+
+    #[test]
+    fn idle_producers_expire_unless_a_transaction_is_open() {
+        use segment_store::MarkerType;
+        let at = |pid, seq, offset, ts| BatchHeader {
+            max_timestamp: ts,
+            ..batch(pid, 0, seq, 1, offset)
+        };
+        let mut table = ProducerStateTable::default();
+        table.record(&at(1, 0, 0, 1_000), None);
+        table.record(&at(2, 0, 1, 5_000), None);
+        // Producer 3 wrote long ago but its transaction is still open.
+        table.record(
+            &BatchHeader {
+                attributes: 0x10,
+                ..at(3, 0, 2, 500)
+            },
+            None,
+        );
+        // Producer 4's last write is a marker, later than its data.
+        table.record(
+            &BatchHeader {
+                attributes: 0x10,
+                ..at(4, 0, 3, 100)
+            },
+            None,
+        );
+        table.record(
+            &BatchHeader {
+                attributes: 0x30,
+                ..at(4, 0, 4, 9_000)
+            },
+            Some(TxnMarker {
+                kind: MarkerType::Commit,
+                coordinator_epoch: 0,
+            }),
+        );
+        assert_eq!(
+            table.remove_expired(10_999, 10_000),
+            0,
+            "not yet: 9,999 ms idle"
+        );
+        assert_eq!(table.remove_expired(11_000, 10_000), 1);
+        let ids: Vec<i64> = table
+            .active_producers()
+            .iter()
+            .map(|p| p.producer_id)
+            .collect();
+        assert_eq!(ids, vec![2, 3, 4]);
+        // An expired producer's next batch is taken with any sequence, as Kafka takes it.
+        assert_eq!(table.check(&at(1, 7, 5, 11_000)), Ok(SequenceCheck::Append));
+        assert_eq!(table.remove_expired(18_999, 10_000), 1, "producer 2");
+        assert_eq!(
+            table.remove_expired(19_000, 10_000),
+            1,
+            "producer 4, from its marker"
+        );
+        let ids: Vec<i64> = table
+            .active_producers()
+            .iter()
+            .map(|p| p.producer_id)
+            .collect();
+        assert_eq!(ids, vec![3], "an open transaction never expires");
+    }
+
+    #[test]
+    fn the_last_write_timestamp_survives_a_snapshot_and_version_3_still_loads() {
+        use segment_store::MarkerType;
+        let mut table = ProducerStateTable::default();
+        table.record(
+            &BatchHeader {
+                attributes: 0x10,
+                max_timestamp: 100,
+                ..batch(6, 0, 0, 1, 0)
+            },
+            None,
+        );
+        table.record(
+            &BatchHeader {
+                attributes: 0x30,
+                max_timestamp: 700,
+                ..batch(6, 0, -1, 1, 1)
+            },
+            Some(TxnMarker {
+                kind: MarkerType::Abort,
+                coordinator_epoch: 2,
+            }),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        table.write_snapshot(dir.path(), 2).unwrap();
+        let (restored, _) = ProducerStateTable::read_snapshot(dir.path()).unwrap();
+        assert_eq!(restored.active_producers()[0].last_timestamp, 700);
+        assert_eq!(restored, table);
+
+        // SPS3: no last write timestamp; the last batch's stands in for it.
+        let mut body = SNAPSHOT_MAGIC_V3.to_vec();
+        body.extend_from_slice(&9i64.to_be_bytes());
+        body.extend_from_slice(&1u32.to_be_bytes());
+        body.extend_from_slice(&4i64.to_be_bytes()); // producer id
+        body.extend_from_slice(&1i16.to_be_bytes()); // epoch
+        body.extend_from_slice(&3i32.to_be_bytes()); // coordinator epoch
+        body.push(1);
+        for v in [0i32, 0] {
+            body.extend_from_slice(&v.to_be_bytes());
+        }
+        for v in [8i64, 8, 77] {
+            body.extend_from_slice(&v.to_be_bytes());
+        }
+        body.extend_from_slice(&0u32.to_be_bytes());
+        let crc = crc32c::crc32c(&body);
+        body.extend_from_slice(&crc.to_be_bytes());
+        std::fs::write(dir.path().join(SNAPSHOT_FILE), body).unwrap();
+        let (mut old, at) = ProducerStateTable::read_snapshot(dir.path()).expect("SPS3 snapshot");
+        assert_eq!(at, 9);
+        let p = old.active_producers()[0];
+        assert_eq!((p.coordinator_epoch, p.last_timestamp), (3, 77));
+        assert_eq!(old.remove_expired(1_077, 1_000), 1);
+    }
+
+    #[test]
+    fn an_unknown_last_write_time_starts_the_clock_at_the_first_check() {
+        let mut table = ProducerStateTable::default();
+        table.producers.insert(5, ProducerEntry::default());
+        assert_eq!(table.remove_expired(50_000, 1_000), 0);
+        assert_eq!(table.active_producers()[0].last_timestamp, 50_000);
+        assert_eq!(table.remove_expired(51_000, 1_000), 1);
     }
 }

@@ -111,6 +111,9 @@ pub struct TxnCoordinator {
     partitions: CoordinatorPartitions<Transactions>,
     config: TxnConfig,
     markers: Arc<dyn TxnMarkers>,
+    /// The finalized `transaction.version`: the coordinator's own aborts (a fence by
+    /// InitProducerId, a timeout) follow it, as Kafka's do.
+    transaction_version: std::sync::atomic::AtomicI16,
 }
 
 impl std::fmt::Debug for TxnCoordinator {
@@ -138,7 +141,19 @@ impl TxnCoordinator {
             ),
             config,
             markers,
+            transaction_version: std::sync::atomic::AtomicI16::new(0),
         }
+    }
+
+    /// Follows the finalized `transaction.version` (0 until called).
+    pub fn set_transaction_version(&self, level: i16) {
+        self.transaction_version
+            .store(level, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn transaction_version(&self) -> i16 {
+        self.transaction_version
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Takes `__transaction_state`'s leadership: see [`CoordinatorPartitions::update`].
@@ -272,7 +287,14 @@ impl TxnCoordinator {
                 (false, None) => None,
             }
             .ok_or(ResponseError::ConcurrentTransactions)?;
-            requests::init_producer_id(meta, timeout_ms, expected, || fresh.unwrap_or(-1), now_ms)?
+            requests::init_producer_id(
+                meta,
+                timeout_ms,
+                expected,
+                || fresh.unwrap_or(-1),
+                self.transaction_version(),
+                now_ms,
+            )?
         };
         match step {
             InitStep::Write(t) => {
@@ -315,9 +337,12 @@ impl TxnCoordinator {
     }
 
     /// KIP-890 verification before a transactional write: whether each partition is part of
-    /// the ongoing transaction of `producer_id`/`epoch`. INVALID_PRODUCER_ID_MAPPING for an
-    /// unknown id or another producer, INVALID_PRODUCER_EPOCH for another epoch,
-    /// INVALID_TXN_STATE for a partition not added (or no transaction open).
+    /// the ongoing transaction of `producer_id`/`epoch`, answered as Kafka's
+    /// `handleVerifyPartitionsInTransaction`: INVALID_PRODUCER_ID_MAPPING for an unknown id
+    /// or another producer, PRODUCER_FENCED for another epoch, CONCURRENT_TRANSACTIONS while
+    /// the transaction is being ended, TRANSACTION_ABORTABLE for a partition not added (or
+    /// no transaction open); the partition's leader turns that into INVALID_TXN_STATE for
+    /// clients too old to know it.
     pub fn verify(
         &self,
         id: &str,
@@ -338,7 +363,13 @@ impl TxnCoordinator {
             return refuse_all(ResponseError::InvalidProducerIdMapping);
         }
         if current.producer_epoch != epoch {
-            return refuse_all(ResponseError::InvalidProducerEpoch);
+            return refuse_all(ResponseError::ProducerFenced);
+        }
+        if matches!(
+            meta.state(),
+            TxnState::PrepareCommit | TxnState::PrepareAbort
+        ) {
+            return refuse_all(ResponseError::ConcurrentTransactions);
         }
         partitions
             .iter()
@@ -351,7 +382,7 @@ impl TxnCoordinator {
                 if added {
                     Ok(())
                 } else {
-                    Err(ResponseError::InvalidTxnState)
+                    Err(ResponseError::TransactionAbortable)
                 }
             })
             .collect()
@@ -481,11 +512,12 @@ impl TxnCoordinator {
         let mut aborts = Vec::new();
         let mut resumes = Vec::new();
         let mut expired = Vec::new();
+        let transaction_version = self.transaction_version();
         {
             let mut ids = self.ids().lock();
             let completing = self.partitions.state().completing.lock();
             for (id, meta) in ids.iter_mut() {
-                if let Some(t) = requests::abort_timed_out(meta, now_ms) {
+                if let Some(t) = requests::abort_timed_out(meta, transaction_version, now_ms) {
                     aborts.push((id.clone(), t));
                 } else if matches!(
                     meta.state(),

@@ -23,12 +23,15 @@ pub enum InitStep {
 }
 
 /// InitProducerId for `meta`. `expected` is the producer id and epoch a producer re-initialising
-/// after an error sends (KIP-360); `new_producer_id` allocates an id when the epoch is exhausted.
+/// after an error sends (KIP-360); `new_producer_id` allocates an id when the epoch is exhausted;
+/// `transaction_version` is the finalized level, which the abort of an open transaction
+/// follows ([`TxnMetadata::fence_then_abort`]).
 pub fn init_producer_id(
     meta: &mut TxnMetadata,
     timeout_ms: i32,
     expected: Option<(i64, i16)>,
     new_producer_id: impl FnOnce() -> i64,
+    transaction_version: i16,
     now_ms: i64,
 ) -> Result<InitStep, ResponseError> {
     let current = meta.current();
@@ -66,7 +69,7 @@ pub fn init_producer_id(
         }
         TxnState::Ongoing => {
             let fence = meta.prepare_fence_producer_epoch().map_err(|e| e.error())?;
-            meta.fence_then_abort(fence, now_ms)
+            meta.fence_then_abort(fence, transaction_version, now_ms)
                 .map(InitStep::AbortThenRetry)
                 .map_err(|e| e.error())
         }
@@ -282,13 +285,19 @@ pub fn timed_out(meta: &TxnMetadata, now_ms: i64) -> bool {
 }
 
 /// The coordinator's abort of a timed-out transaction: the producer is fenced (its epoch
-/// bumped) and the transaction aborted, as InitProducerId's fence does.
-pub fn abort_timed_out(meta: &mut TxnMetadata, now_ms: i64) -> Option<Transition> {
+/// bumped once) and the transaction aborted, as InitProducerId's fence does, under the
+/// finalized `transaction_version`.
+pub fn abort_timed_out(
+    meta: &mut TxnMetadata,
+    transaction_version: i16,
+    now_ms: i64,
+) -> Option<Transition> {
     if !timed_out(meta, now_ms) {
         return None;
     }
     let fence = meta.prepare_fence_producer_epoch().ok()?;
-    meta.fence_then_abort(fence, now_ms).ok()
+    meta.fence_then_abort(fence, transaction_version, now_ms)
+        .ok()
 }
 
 /// The transactional id may be forgotten: no transaction open for `expiration_ms` since its
@@ -313,7 +322,7 @@ mod tests {
         expected: Option<(i64, i16)>,
         now: i64,
     ) -> Result<InitStep, ResponseError> {
-        init_producer_id(m, 60_000, expected, || 9000, now)
+        init_producer_id(m, 60_000, expected, || 9000, 0, now)
     }
 
     fn initialised() -> TxnMetadata {
@@ -417,7 +426,7 @@ mod tests {
         };
         written(&mut m, t);
         assert!(!timed_out(&m, 10 + 60_000));
-        let abort = abort_timed_out(&mut m, 10 + 60_001).expect("timed out");
+        let abort = abort_timed_out(&mut m, 0, 10 + 60_001).expect("timed out");
         assert_eq!(
             (abort.stored.state, abort.stored.producer_epoch),
             (TxnState::PrepareAbort, 1)
@@ -563,5 +572,85 @@ mod tests {
             panic!()
         };
         assert_eq!((t.stored.producer_id, t.stored.producer_epoch), (9000, 0));
+    }
+
+    /// A transaction of a transaction-version-2 producer, open at epoch 4.
+    fn open_version_2_transaction() -> TxnMetadata {
+        let mut m = initialised();
+        for epoch in 1..=4 {
+            let t = m.prepare_increment_producer_epoch(60_000, None, 1).unwrap();
+            written(&mut m, t);
+            assert_eq!(m.current().producer_epoch, epoch);
+        }
+        let AddStep::Write(t) = add_partitions(&mut m, 1000, 4, &parts("t", &[0]), 2, 10).unwrap()
+        else {
+            panic!()
+        };
+        written(&mut m, t);
+        m
+    }
+
+    /// Kafka's KAFKA-19367: under transaction version 2 the coordinator's own abort bumps
+    /// the epoch once (the fence's bump is not added to the abort's), so the markers carry
+    /// epoch + 1 and a late EndTxn of the old epoch is the retry of an end that bumped it.
+    #[test]
+    fn version_2_coordinator_aborts_bump_the_epoch_once() {
+        // A timeout.
+        let mut m = open_version_2_transaction();
+        let abort = abort_timed_out(&mut m, 2, 10 + 60_001).expect("timed out");
+        assert_eq!(
+            (abort.stored.state, abort.stored.producer_epoch),
+            (TxnState::PrepareAbort, 5)
+        );
+        assert_eq!(abort.last_producer_epoch, 4);
+        assert_eq!(abort.stored.client_transaction_version, 2);
+        written(&mut m, abort);
+        let t = m.prepare_complete(70_000).unwrap();
+        written(&mut m, t);
+        assert_eq!(
+            end_txn(&mut m, 1000, 4, false, 2, || 9000, 70_001),
+            Ok(EndStep::AlreadyEnded {
+                producer_id: 1000,
+                epoch: 5
+            }),
+            "the producer's abort at its epoch learns the bumped one"
+        );
+
+        // A fence by a new producer's InitProducerId.
+        let mut m = open_version_2_transaction();
+        let InitStep::AbortThenRetry(abort) =
+            init_producer_id(&mut m, 60_000, None, || 9000, 2, 20).unwrap()
+        else {
+            panic!("an open transaction is fenced first")
+        };
+        assert_eq!(abort.stored.producer_epoch, 5, "not 6: one bump");
+        written(&mut m, abort);
+        let t = m.prepare_complete(21).unwrap();
+        written(&mut m, t);
+        let InitStep::Write(t) = init_producer_id(&mut m, 60_000, None, || 9000, 2, 22).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(t.stored.producer_epoch, 6, "the retry bumps past the abort");
+    }
+
+    /// Below transaction version 2 (the finalized level, whatever the client used) the
+    /// fence's bumped epoch is the abort's; a failed write of a version-2 abort leaves the
+    /// epoch as it was, so the next attempt bumps it once again, not twice.
+    #[test]
+    fn coordinator_aborts_follow_the_finalized_transaction_version() {
+        let mut m = open_version_2_transaction();
+        let abort = abort_timed_out(&mut m, 0, 10 + 60_001).expect("timed out");
+        assert_eq!(abort.stored.producer_epoch, 5);
+        assert_eq!(abort.stored.client_transaction_version, 0);
+        assert_eq!(abort.last_producer_epoch, NO_PRODUCER_EPOCH);
+
+        let mut m = open_version_2_transaction();
+        let abort = abort_timed_out(&mut m, 2, 10 + 60_001).expect("timed out");
+        assert_eq!(abort.stored.producer_epoch, 5);
+        m.abandon();
+        assert_eq!(m.current().producer_epoch, 4);
+        let again = abort_timed_out(&mut m, 2, 10 + 60_002).expect("still timed out");
+        assert_eq!(again.stored.producer_epoch, 5);
     }
 }

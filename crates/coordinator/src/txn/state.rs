@@ -520,12 +520,18 @@ impl TxnMetadata {
         self.fencing = false;
     }
 
-    /// A fence's epoch is taken over by the abort that follows it, in place: Kafka moves
-    /// straight from a prepared fence to PrepareAbort without logging the fence. The open
-    /// transaction's epoch becomes the fence's now, before the abort is written.
+    /// The abort that follows a fence (InitProducerId over an open transaction, or a
+    /// timeout), in place: Kafka moves straight from a prepared fence to PrepareAbort without
+    /// logging the fence. `transaction_version` is the finalized `transaction.version` (the
+    /// coordinator's own aborts follow the cluster's level, not the client's). Below 2 the
+    /// fence's bumped epoch becomes the open transaction's now and the abort keeps it; from
+    /// 2 the abort bumps the epoch itself, once (Kafka's KAFKA-19367: the fence's bump is
+    /// not added to it), so the markers carry epoch + 1 and the producer's next EndTxn or
+    /// InitProducerId learns it.
     pub fn fence_then_abort(
         &mut self,
         fence: Transition,
+        transaction_version: i16,
         now_ms: i64,
     ) -> Result<Transition, TransitionError> {
         if self.pending != Some(TxnState::PrepareEpochFence) {
@@ -534,18 +540,22 @@ impl TxnMetadata {
                 to: TxnState::PrepareAbort,
             });
         }
-        self.current.producer_epoch = fence.stored.producer_epoch;
-        self.last_producer_epoch = NO_PRODUCER_EPOCH;
         self.pending = None;
-        let version = self.current.client_transaction_version;
+        let bumps_itself = Self::uses_epoch_bump(transaction_version);
+        if !bumps_itself {
+            self.current.producer_epoch = fence.stored.producer_epoch;
+            self.last_producer_epoch = NO_PRODUCER_EPOCH;
+        }
         let abort = self.prepare_abort_or_commit(
             TxnState::PrepareAbort,
-            version,
+            transaction_version,
             NO_PRODUCER_ID,
             now_ms,
             false,
         )?;
-        self.fencing = true;
+        // Only a fence whose bump is already in memory must not bump again after a failed
+        // write; a version-2 abort changed nothing before its record is written.
+        self.fencing = !bumps_itself;
         Ok(abort)
     }
 }
@@ -721,7 +731,7 @@ mod tests {
         });
         let fence = m.prepare_fence_producer_epoch().unwrap();
         assert_eq!(fence.stored.producer_epoch, 1);
-        let abort = m.fence_then_abort(fence, 4).unwrap();
+        let abort = m.fence_then_abort(fence, 0, 4).unwrap();
         assert_eq!(
             (abort.stored.state, abort.stored.producer_epoch),
             (TxnState::PrepareAbort, 1)
@@ -734,7 +744,7 @@ mod tests {
         );
         let again = m.prepare_fence_producer_epoch().unwrap();
         assert_eq!(again.stored.producer_epoch, 1);
-        let abort = m.fence_then_abort(again, 5).unwrap();
+        let abort = m.fence_then_abort(again, 0, 5).unwrap();
         m.complete(abort).unwrap();
         let done = step(&mut m, |m| m.prepare_complete(6));
         assert_eq!(
