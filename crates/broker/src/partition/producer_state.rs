@@ -144,8 +144,13 @@ impl ProducerStateTable {
                 last_offset: dup.last_offset,
             });
         }
+        // No batch of this epoch yet (a marker moved the producer to it, as every end of a
+        // transaction-version-2 transaction does): only sequence 0 follows, as in Kafka. A
+        // later batch of the epoch that overtook a refused first one must wait for it
+        // (OUT_OF_ORDER_SEQUENCE_NUMBER, which the client retries), or the first one could
+        // never follow it.
         let last = entry.batches.back().map_or(-1, |b| b.last_seq);
-        if entry.batches.is_empty() || in_sequence(last, header.base_sequence) {
+        if in_sequence(last, header.base_sequence) {
             Ok(SequenceCheck::Append)
         } else {
             Err(SequenceError::OutOfOrderSequence {
@@ -458,6 +463,46 @@ mod tests {
             Ok(SequenceCheck::Append)
         );
         assert!(table.check(&batch(7, 3, 5, 1, 0)).is_err());
+    }
+
+    /// Transaction version 2: the marker that ends a transaction carries the bumped epoch,
+    /// and the next transaction's batches at that epoch start at sequence 0. A later batch
+    /// arriving first (its predecessor was refused, say while the coordinator was still
+    /// ending the previous transaction) is out of order; had it been taken, the first one
+    /// could never follow and the producer would retry it until its transaction timed out.
+    #[test]
+    fn after_a_marker_bumps_the_epoch_only_sequence_0_follows() {
+        use segment_store::MarkerType;
+        let transactional = |epoch, seq, count, offset| BatchHeader {
+            attributes: 0x10,
+            ..batch(7, epoch, seq, count, offset)
+        };
+        let commit = Some(TxnMarker {
+            kind: MarkerType::Commit,
+            coordinator_epoch: 0,
+        });
+        let mut table = ProducerStateTable::default();
+        table.record(&transactional(3, 0, 8, 0), None);
+        table.record(
+            &BatchHeader {
+                attributes: 0x30,
+                ..batch(7, 4, -1, 1, 8)
+            },
+            commit,
+        );
+        assert_eq!(
+            table.check(&transactional(4, 3, 5, 0)),
+            Err(SequenceError::OutOfOrderSequence { got: 3, last: -1 })
+        );
+        assert_eq!(
+            table.check(&transactional(4, 0, 3, 0)),
+            Ok(SequenceCheck::Append)
+        );
+        table.record(&transactional(4, 0, 3, 9), None);
+        assert_eq!(
+            table.check(&transactional(4, 3, 5, 0)),
+            Ok(SequenceCheck::Append)
+        );
     }
 
     #[test]
