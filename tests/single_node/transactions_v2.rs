@@ -170,3 +170,113 @@ fn a_timed_out_version_2_transaction_is_aborted_at_the_next_epoch() {
         "the producer learns the bumped epoch"
     );
 }
+
+/// One Produce v12 of `batch` to `topic`-0 in the transaction of `transactional_id` (the
+/// partition leader adds the partition to the transaction, KIP-890 part 2), retried while
+/// the coordinator is still ending the previous transaction (NOT_ENOUGH_REPLICAS): the
+/// partition's error code.
+fn produce_v12(
+    s: &mut std::net::TcpStream,
+    transactional_id: &str,
+    topic: &str,
+    batch: bytes::Bytes,
+) -> i16 {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName, TransactionalId};
+    use kafka_protocol::protocol::StrBytes;
+    const NOT_ENOUGH_REPLICAS: i16 = 19;
+    let request = ProduceRequest::default()
+        .with_transactional_id(Some(TransactionalId(StrBytes::from_string(
+            transactional_id.to_owned(),
+        ))))
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch))])]);
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let (_, response) = strata_tests::raw::call(s, &request, 12);
+        let code = response.responses[0].partition_responses[0].error_code;
+        if code != NOT_ENOUGH_REPLICAS || std::time::Instant::now() > deadline {
+            return code;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The stall of issue #15 (a spring-kafka transactional producer on three nodes retrying
+/// OUT_OF_ORDER_SEQUENCE_NUMBER until its transaction timed out): EndTxn v5 bumps the epoch
+/// and the markers carry it, so the next transaction's batches start at sequence 0. When the
+/// first batch is refused (the coordinator still writing the markers) and a later one of the
+/// same epoch gets in first, the leader must refuse the later one as out of order, as Kafka
+/// does; taking it left a gap that the first batch could never fill.
+#[test]
+fn after_an_epoch_bump_a_batch_that_overtakes_sequence_0_is_out_of_order() {
+    use client::{encode_transactional_batch, Compression, ProducerIdentity};
+    use kafka_protocol::messages::{
+        EndTxnRequest, FindCoordinatorRequest, InitProducerIdRequest, ProducerId, TransactionalId,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use strata_tests::raw::{call, call_loaded, connect};
+
+    const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    let node = Node::start_default();
+    let b = node.bootstrap();
+    run_bounded(TIMEOUT, create_topic(&b, "bumped", 1, &[]));
+    let mut s = connect(&b);
+    let id = "app-bumped";
+    let txn_id = || TransactionalId(StrBytes::from_static_str("app-bumped"));
+    let not_ready = |code: i16| matches!(code, 14 | 15 | 51); // loading, not available, concurrent
+    let find = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_static_str("app-bumped"))
+        .with_key_type(1);
+    let found = call_loaded(&mut s, &find, 3, |r| not_ready(r.error_code));
+    assert_eq!(found.error_code, 0, "{found:?}");
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(txn_id()))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let init = call_loaded(&mut s, &init, 4, |r| not_ready(r.error_code));
+    assert_eq!(init.error_code, 0, "{init:?}");
+    let producer_id = init.producer_id.0;
+    let batch = |epoch: i16, seq: i32, count: usize| {
+        let identity = ProducerIdentity {
+            producer_id,
+            producer_epoch: epoch,
+            base_sequence: seq,
+        };
+        let records = crate::common::records(&format!("e{epoch}s{seq}"), count);
+        encode_transactional_batch(&records, Compression::None, identity).unwrap()
+    };
+    let end = |s: &mut std::net::TcpStream, epoch: i16| {
+        let request = EndTxnRequest::default()
+            .with_transactional_id(txn_id())
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch)
+            .with_committed(true);
+        let (_, ended) = call(s, &request, 5);
+        assert_eq!(ended.error_code, 0, "{ended:?}");
+        assert_eq!(ended.producer_id.0, producer_id);
+        ended.producer_epoch
+    };
+
+    let first = init.producer_epoch;
+    assert_eq!(produce_v12(&mut s, id, "bumped", batch(first, 0, 8)), 0);
+    let bumped = end(&mut s, first);
+    assert_eq!(bumped, first + 1, "EndTxn v5 bumps the epoch");
+    // The second batch of the next transaction before its first: refused until the first
+    // is in (retried here while the markers of the commit are still being written).
+    assert_eq!(
+        produce_v12(&mut s, id, "bumped", batch(bumped, 3, 5)),
+        OUT_OF_ORDER_SEQUENCE_NUMBER
+    );
+    assert_eq!(produce_v12(&mut s, id, "bumped", batch(bumped, 0, 3)), 0);
+    assert_eq!(produce_v12(&mut s, id, "bumped", batch(bumped, 3, 5)), 0);
+    end(&mut s, bumped);
+    let committed = read(&b, "bumped", 1, "read_committed", 16, TIMEOUT);
+    assert_eq!(committed.len(), 16, "{committed:?}");
+}

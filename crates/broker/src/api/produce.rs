@@ -166,9 +166,13 @@ async fn verify_transactional_writes(
             continue;
         };
         for (index, header) in transactional {
-            let open = local
-                .led(index)
-                .is_ok_and(|p| p.has_open_txn(header.producer_id, header.producer_epoch));
+            let open = local.led(index).is_ok_and(|p| {
+                !p.needs_txn_verification(
+                    header.producer_id,
+                    header.producer_epoch,
+                    header.base_sequence,
+                )
+            });
             if !open {
                 by_producer
                     .entry((header.producer_id, header.producer_epoch))
@@ -196,6 +200,16 @@ async fn verify_transactional_writes(
         };
         for (partition, error) in partitions.into_iter().zip(outcome) {
             if let Some(error) = error {
+                // Only a retriable refusal is sent again with the same sequence.
+                if !matches!(error, ResponseError::NotEnoughReplicas) {
+                    if let Some(p) = ctx
+                        .broker
+                        .topic(&partition.0)
+                        .and_then(|t| t.led(partition.1).ok().cloned())
+                    {
+                        p.abandon_txn_verification(producer_id, epoch);
+                    }
+                }
                 refused.insert(partition, error);
             }
         }

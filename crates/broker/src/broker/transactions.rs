@@ -27,6 +27,12 @@ const MARKER_ROUND: Duration = Duration::from_secs(30);
 const MARKER_RETRY: Duration = Duration::from_millis(100);
 /// How long a verification asked of another broker may take.
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between adds to a transaction refused with CONCURRENT_TRANSACTIONS (Kafka's
+/// `add.partitions.to.txn.retry.backoff.ms` default).
+const ADD_RETRY_BACKOFF: Duration = Duration::from_millis(20);
+/// How long such adds are retried before the refusal is answered (Kafka's
+/// `add.partitions.to.txn.retry.backoff.max.ms` default).
+const ADD_RETRY_MAX: Duration = Duration::from_millis(100);
 
 /// One transaction's marker, as WriteTxnMarkers carries it.
 #[derive(Debug, Clone, Copy)]
@@ -305,7 +311,8 @@ impl Broker {
     /// INVALID_PRODUCER_EPOCH, a partition not in the transaction TRANSACTION_ABORTABLE for
     /// a client that knows it (`abortable_known`: Produce v11+, TxnOffsetCommit v4+; KIP-890)
     /// and INVALID_TXN_STATE for an older one, anything else INVALID_TXN_STATE (a late write
-    /// cannot join a finished transaction).
+    /// cannot join a finished transaction). An add refused with CONCURRENT_TRANSACTIONS is
+    /// retried every 20 ms for up to 100 ms first.
     pub(crate) async fn verify_transactional_write(
         &self,
         transactional_id: &str,
@@ -315,7 +322,55 @@ impl Broker {
         add: bool,
         abortable_known: bool,
     ) -> Vec<Option<ResponseError>> {
-        let answers = match self.transaction_coordinator_for(transactional_id) {
+        // Kafka's partition leader retries an add refused with CONCURRENT_TRANSACTIONS (the
+        // coordinator still writing the previous transaction's markers) for a short while
+        // before answering: a transaction-version-2 client starts its next transaction as
+        // soon as EndTxn answers, and its own retry of the whole Produce backs off far longer.
+        let started = tokio::time::Instant::now();
+        let answers = loop {
+            let answers = self
+                .ask_transaction_coordinator(transactional_id, producer_id, epoch, partitions, add)
+                .await;
+            let concurrent = answers
+                .iter()
+                .any(|a| matches!(a, Err(ResponseError::ConcurrentTransactions)));
+            if !add || !concurrent || started.elapsed() + ADD_RETRY_BACKOFF > ADD_RETRY_MAX {
+                break answers;
+            }
+            tokio::time::sleep(ADD_RETRY_BACKOFF).await;
+        };
+        answers
+            .into_iter()
+            .map(|answer| {
+                answer.err().map(|error| match error {
+                    ResponseError::NotCoordinator
+                    | ResponseError::CoordinatorNotAvailable
+                    | ResponseError::CoordinatorLoadInProgress
+                    | ResponseError::ConcurrentTransactions
+                    | ResponseError::RequestTimedOut => ResponseError::NotEnoughReplicas,
+                    ResponseError::ProducerFenced | ResponseError::InvalidProducerEpoch => {
+                        ResponseError::InvalidProducerEpoch
+                    }
+                    ResponseError::TransactionAbortable if abortable_known => {
+                        ResponseError::TransactionAbortable
+                    }
+                    _ => ResponseError::InvalidTxnState,
+                })
+            })
+            .collect()
+    }
+
+    /// One round of [`Self::verify_transactional_write`]: the transaction coordinator's
+    /// answer per partition, in its own terms.
+    async fn ask_transaction_coordinator(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+        add: bool,
+    ) -> Vec<Result<(), ResponseError>> {
+        match self.transaction_coordinator_for(transactional_id) {
             None => vec![Err(ResponseError::CoordinatorNotAvailable); partitions.len()],
             Some(b) if b.node_id == self.config.node_id && add => {
                 let mut wanted = TxnPartitions::new();
@@ -343,26 +398,7 @@ impl Broker {
                 self.verify_remote(&b, transactional_id, producer_id, epoch, partitions, add)
                     .await
             }
-        };
-        answers
-            .into_iter()
-            .map(|answer| {
-                answer.err().map(|error| match error {
-                    ResponseError::NotCoordinator
-                    | ResponseError::CoordinatorNotAvailable
-                    | ResponseError::CoordinatorLoadInProgress
-                    | ResponseError::ConcurrentTransactions
-                    | ResponseError::RequestTimedOut => ResponseError::NotEnoughReplicas,
-                    ResponseError::ProducerFenced | ResponseError::InvalidProducerEpoch => {
-                        ResponseError::InvalidProducerEpoch
-                    }
-                    ResponseError::TransactionAbortable if abortable_known => {
-                        ResponseError::TransactionAbortable
-                    }
-                    _ => ResponseError::InvalidTxnState,
-                })
-            })
-            .collect()
+        }
     }
 
     async fn verify_remote(

@@ -70,9 +70,10 @@ impl ProduceError {
             Self::Sequence(SequenceError::InvalidProducerEpoch { .. }) => {
                 ResponseError::InvalidProducerEpoch
             }
-            Self::Sequence(SequenceError::OutOfOrderSequence { .. }) => {
-                ResponseError::OutOfOrderSequenceNumber
-            }
+            Self::Sequence(
+                SequenceError::OutOfOrderSequence { .. }
+                | SequenceError::EarlierBatchVerifying { .. },
+            ) => ResponseError::OutOfOrderSequenceNumber,
             Self::Sequence(SequenceError::CoordinatorFenced { .. }) => {
                 ResponseError::TransactionCoordinatorFenced
             }
@@ -201,10 +202,30 @@ impl Partition {
             .min(self.first_unstable.load(Ordering::Acquire))
     }
 
-    /// Whether `producer_id` has a transaction open here: its transactional writes need no
-    /// verification with the coordinator.
-    pub(crate) fn has_open_txn(&self, producer_id: i64, epoch: i16) -> bool {
-        self.producers.lock().has_open_txn(producer_id, epoch)
+    /// Whether a transactional batch of `producer_id`/`epoch` starting at `sequence` needs
+    /// verifying with the coordinator (no transaction of the producer open here at that
+    /// epoch); if so, the batch's sequence is noted so a later batch cannot overtake it.
+    pub(crate) fn needs_txn_verification(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        sequence: i32,
+    ) -> bool {
+        let mut producers = self.producers.lock();
+        if producers.has_open_txn(producer_id, epoch) {
+            return false;
+        }
+        producers.start_verification(producer_id, epoch, sequence);
+        true
+    }
+
+    /// Forgets the verification of `producer_id`'s writes noted by
+    /// [`Self::needs_txn_verification`]: the coordinator refused them for good, so the
+    /// client does not retry them.
+    pub(crate) fn abandon_txn_verification(&self, producer_id: i64, epoch: i16) {
+        self.producers
+            .lock()
+            .abandon_verification(producer_id, epoch);
     }
 
     /// Records appended batches in the producer state: an ABORT marker's entry goes to

@@ -81,6 +81,10 @@ pub(crate) enum SequenceError {
     /// The batch's first sequence does not follow the last one appended.
     #[error("sequence {got} does not follow {last}")]
     OutOfOrderSequence { got: i32, last: i32 },
+    /// A batch of a transaction not yet open here, while one with a lower first sequence is
+    /// still to be verified with the coordinator.
+    #[error("sequence {got} is ahead of sequence {lowest}, still to be verified")]
+    EarlierBatchVerifying { got: i32, lowest: i32 },
     /// A marker from a transaction coordinator older than the one of the producer's last
     /// marker here.
     #[error("coordinator epoch {got} is older than {current}")]
@@ -107,6 +111,10 @@ pub(crate) struct ActiveProducer {
 pub(crate) struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
     txns: PartitionTxns,
+    /// Producers whose transactional writes are being verified with (or added to the
+    /// transaction by) the coordinator: the epoch and the lowest first sequence of the
+    /// batches sent for it (Kafka's `VerificationStateEntry`; in memory only).
+    verifying: HashMap<i64, (i16, i32)>,
 }
 
 fn last_sequence(header: &BatchHeader) -> i32 {
@@ -119,8 +127,46 @@ fn in_sequence(last: i32, next: i32) -> bool {
 }
 
 impl ProducerStateTable {
+    /// Notes that a transactional batch of `producer_id`/`epoch` starting at `sequence` is
+    /// about to be verified with the coordinator (its producer has no transaction open here
+    /// at that epoch). Until a batch of the transaction is appended, one with a higher first
+    /// sequence than the lowest noted is out of order: a first batch whose verification
+    /// was refused must not be overtaken by a later one that passed.
+    pub(crate) fn start_verification(&mut self, producer_id: i64, epoch: i16, sequence: i32) {
+        let entry = self
+            .verifying
+            .entry(producer_id)
+            .or_insert((epoch, sequence));
+        if epoch > entry.0 {
+            *entry = (epoch, sequence);
+        } else if epoch == entry.0 {
+            entry.1 = entry.1.min(sequence);
+        }
+    }
+
+    /// Forgets the verification noted for `producer_id` at `epoch`, if any.
+    pub(crate) fn abandon_verification(&mut self, producer_id: i64, epoch: i16) {
+        if self
+            .verifying
+            .get(&producer_id)
+            .is_some_and(|&(e, _)| e == epoch)
+        {
+            self.verifying.remove(&producer_id);
+        }
+    }
+
     /// Decides what to do with an idempotent batch (producer id >= 0).
     pub(crate) fn check(&self, header: &BatchHeader) -> Result<SequenceCheck, SequenceError> {
+        if header.is_transactional() {
+            if let Some(&(epoch, lowest)) = self.verifying.get(&header.producer_id) {
+                if epoch == header.producer_epoch && header.base_sequence > lowest {
+                    return Err(SequenceError::EarlierBatchVerifying {
+                        got: header.base_sequence,
+                        lowest,
+                    });
+                }
+            }
+        }
         let Some(entry) = self.producers.get(&header.producer_id) else {
             // Unknown producer (new, or its state expired with the data): any sequence is
             // accepted, as Kafka does.
@@ -152,8 +198,13 @@ impl ProducerStateTable {
                 last_offset: dup.last_offset,
             });
         }
+        // No batch of this epoch yet (a marker moved the producer to it, as every end of a
+        // transaction-version-2 transaction does): only sequence 0 follows, as in Kafka. A
+        // later batch of the epoch that overtook a refused first one must wait for it
+        // (OUT_OF_ORDER_SEQUENCE_NUMBER, which the client retries), or the first one could
+        // never follow it.
         let last = entry.batches.back().map_or(-1, |b| b.last_seq);
-        if entry.batches.is_empty() || in_sequence(last, header.base_sequence) {
+        if in_sequence(last, header.base_sequence) {
             Ok(SequenceCheck::Append)
         } else {
             Err(SequenceError::OutOfOrderSequence {
@@ -239,6 +290,14 @@ impl ProducerStateTable {
                     .on_marker(header.producer_id, marker.kind, header.base_offset);
             }
             self.txns.on_data(header.producer_id, header.base_offset);
+            // The transaction is open here now: its later batches are not verified.
+            if self
+                .verifying
+                .get(&header.producer_id)
+                .is_some_and(|&(epoch, _)| epoch <= header.producer_epoch)
+            {
+                self.verifying.remove(&header.producer_id);
+            }
         } else if header.is_control() {
             return None;
         }
@@ -498,6 +557,83 @@ mod tests {
             Ok(SequenceCheck::Append)
         );
         assert!(table.check(&batch(7, 3, 5, 1, 0)).is_err());
+    }
+
+    /// Transaction version 2: the marker that ends a transaction carries the bumped epoch,
+    /// and the next transaction's batches at that epoch start at sequence 0. A later batch
+    /// arriving first (its predecessor was refused, say while the coordinator was still
+    /// ending the previous transaction) is out of order; had it been taken, the first one
+    /// could never follow and the producer would retry it until its transaction timed out.
+    #[test]
+    fn after_a_marker_bumps_the_epoch_only_sequence_0_follows() {
+        use segment_store::MarkerType;
+        let transactional = |epoch, seq, count, offset| BatchHeader {
+            attributes: 0x10,
+            ..batch(7, epoch, seq, count, offset)
+        };
+        let commit = Some(TxnMarker {
+            kind: MarkerType::Commit,
+            coordinator_epoch: 0,
+        });
+        let mut table = ProducerStateTable::default();
+        table.record(&transactional(3, 0, 8, 0), None);
+        table.record(
+            &BatchHeader {
+                attributes: 0x30,
+                ..batch(7, 4, -1, 1, 8)
+            },
+            commit,
+        );
+        assert_eq!(
+            table.check(&transactional(4, 3, 5, 0)),
+            Err(SequenceError::OutOfOrderSequence { got: 3, last: -1 })
+        );
+        assert_eq!(
+            table.check(&transactional(4, 0, 3, 0)),
+            Ok(SequenceCheck::Append)
+        );
+        table.record(&transactional(4, 0, 3, 9), None);
+        assert_eq!(
+            table.check(&transactional(4, 3, 5, 0)),
+            Ok(SequenceCheck::Append)
+        );
+    }
+
+    /// Kafka's verification state: a producer's transactional batches that wait for the
+    /// coordinator leave the lowest first sequence noted, and a later batch of the same
+    /// epoch may not be appended before it, even for a producer new to the partition
+    /// (whose first sequence is otherwise free). The first append opens the transaction
+    /// and ends the check; a newer epoch starts over.
+    #[test]
+    fn a_batch_may_not_overtake_an_earlier_one_still_being_verified() {
+        let transactional = |epoch, seq, count, offset| BatchHeader {
+            attributes: 0x10,
+            ..batch(9, epoch, seq, count, offset)
+        };
+        let mut table = ProducerStateTable::default();
+        table.start_verification(9, 2, 0);
+        table.start_verification(9, 2, 4);
+        assert_eq!(
+            table.check(&transactional(2, 4, 3, 0)),
+            Err(SequenceError::EarlierBatchVerifying { got: 4, lowest: 0 })
+        );
+        assert_eq!(
+            table.check(&transactional(2, 0, 4, 0)),
+            Ok(SequenceCheck::Append)
+        );
+        table.record(&transactional(2, 0, 4, 10), None);
+        assert_eq!(
+            table.check(&transactional(2, 4, 3, 0)),
+            Ok(SequenceCheck::Append)
+        );
+        // A refusal for good forgets the note.
+        table.start_verification(9, 2, 2);
+        assert!(table.check(&transactional(2, 4, 1, 0)).is_err());
+        table.abandon_verification(9, 2);
+        assert_eq!(
+            table.check(&transactional(2, 4, 1, 0)),
+            Ok(SequenceCheck::Append)
+        );
     }
 
     #[test]
