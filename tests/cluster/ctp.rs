@@ -376,8 +376,9 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// How long past `CALL` a call may take before the worker gives its producer up.
-const WEDGED: Duration = Duration::from_secs(45);
+/// How long a call may take before the worker gives its producer up: librdkafka answers
+/// within `CALL` unless it is wedged.
+const WEDGED: Duration = Duration::from_secs(CALL.as_secs() + 5);
 
 /// `send_offsets_to_transaction` on a thread of its own, given up after `WEDGED`.
 ///

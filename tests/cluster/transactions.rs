@@ -287,7 +287,8 @@ async fn kill_and_restart(cluster: &mut Cluster, run: &ctp::Run, node: i32, when
     };
     let at = run.progress.done();
     eprintln!("killed node {node} (coordinator: {coordinator}) with {what}, {at} inputs done");
-    run.progress.wait_for(at + 1, Duration::from_secs(30)).await;
+    // Long enough for the worker to replace a producer wedged by the kill (ctp::WEDGED).
+    run.progress.wait_for(at + 1, Duration::from_secs(45)).await;
     eprintln!("node {node} down, {} inputs done", run.progress.done());
     cluster.node(node).restart();
     ctp::wait_for_full_isr(cluster, Duration::from_secs(30)).await;
@@ -309,12 +310,12 @@ type Victim = for<'a> fn(&'a mut Cluster, i32) -> Pin<Box<dyn Future<Output = i3
 /// Runs consume-transform-produce over [`CTP_INPUTS`] inputs on a new three-node cluster,
 /// killing with -9 the node `victim` picks at a quarter and again at half of the inputs, at
 /// the moments `kills` names (restarting it each time); then checks that every input came
-/// out exactly once. Fails after 90 s. The cluster, for its logs.
+/// out exactly once. Fails after 150 s. The cluster, for its logs.
 fn exactly_once_through_kills(kills: [When; 2], victim: Victim) -> Cluster {
     let mut cluster = Cluster::start(3, 0, &[]);
-    run_bounded(Duration::from_secs(90), async {
+    run_bounded(Duration::from_secs(150), async {
         let cluster = &mut cluster;
-        let run = ctp::Run::start(cluster, CTP_INPUTS, Duration::from_secs(70)).await;
+        let run = ctp::Run::start(cluster, CTP_INPUTS, Duration::from_secs(130)).await;
         let quarter = CTP_INPUTS as i64 / 4;
         for (kill, when) in (1..).zip(kills) {
             run.progress
