@@ -122,6 +122,36 @@ pub fn call_loaded<R: Request>(
     }
 }
 
+/// A transactional producer's start: FindCoordinator for `transactional_id` (which creates
+/// `__transaction_state`) and InitProducerId (v`version`) with `timeout_ms`, each sent again
+/// while the coordinator is not ready (loading, not available, ending a transaction) for at
+/// most 10 s. The producer id and epoch; panics on any other answer.
+pub fn init_transactional(
+    stream: &mut TcpStream,
+    transactional_id: &str,
+    timeout_ms: i32,
+    version: i16,
+) -> (i64, i16) {
+    use kafka_protocol::messages::{
+        FindCoordinatorRequest, InitProducerIdRequest, ProducerId, TransactionalId,
+    };
+    let not_ready = |code: i16| matches!(code, 14 | 15 | 51);
+    let id = StrBytes::from_string(transactional_id.to_owned());
+    let find = FindCoordinatorRequest::default()
+        .with_key(id.clone())
+        .with_key_type(1);
+    let found = call_loaded(stream, &find, 3, |r| not_ready(r.error_code));
+    assert_eq!(found.error_code, 0, "FindCoordinator: {found:?}");
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(id)))
+        .with_transaction_timeout_ms(timeout_ms)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let init = call_loaded(stream, &init, version, |r| not_ready(r.error_code));
+    assert_eq!(init.error_code, 0, "InitProducerId: {init:?}");
+    (init.producer_id.0, init.producer_epoch)
+}
+
 /// Whether the server closed the connection (a read sees end of stream or a reset) within
 /// the read timeout.
 pub fn closed_by_server(stream: &mut TcpStream) -> bool {

@@ -400,12 +400,11 @@ fn offset_fetch_requiring_stable_offsets_waits_for_pending_transactional_commits
         TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
     };
     use kafka_protocol::messages::{
-        AddOffsetsToTxnRequest, EndTxnRequest, FindCoordinatorRequest, GroupId,
-        InitProducerIdRequest, OffsetFetchRequest, ProducerId, TopicName, TransactionalId,
-        TxnOffsetCommitRequest,
+        AddOffsetsToTxnRequest, EndTxnRequest, FindCoordinatorRequest, GroupId, OffsetFetchRequest,
+        ProducerId, TopicName, TransactionalId, TxnOffsetCommitRequest,
     };
     use kafka_protocol::protocol::StrBytes;
-    use strata_tests::raw::{call, call_loaded, connect};
+    use strata_tests::raw::{call, call_loaded, connect, init_transactional};
 
     const UNSTABLE_OFFSET_COMMIT: i16 = 88;
     let node = Node::start_default();
@@ -416,21 +415,13 @@ fn offset_fetch_requiring_stable_offsets_waits_for_pending_transactional_commits
     let group = || GroupId(StrBytes::from_static_str("stable-group"));
     let topic = || TopicName(StrBytes::from_static_str("stable"));
     let not_ready = |code: i16| matches!(code, 14 | 15); // loading, not available
-    for (key, key_type) in [("app-stable", 1), ("stable-group", 0)] {
-        let find = FindCoordinatorRequest::default()
-            .with_key(StrBytes::from_static_str(key))
-            .with_key_type(key_type);
-        let found = call_loaded(&mut s, &find, 3, |r| not_ready(r.error_code));
-        assert_eq!(found.error_code, 0, "{found:?}");
-    }
-    let init = InitProducerIdRequest::default()
-        .with_transactional_id(Some(txn_id()))
-        .with_transaction_timeout_ms(60_000)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
-    let init = call_loaded(&mut s, &init, 4, |r| not_ready(r.error_code));
-    assert_eq!(init.error_code, 0, "{init:?}");
-    let (producer_id, epoch) = (init.producer_id, init.producer_epoch);
+    let find = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_static_str("stable-group"))
+        .with_key_type(0);
+    let found = call_loaded(&mut s, &find, 3, |r| not_ready(r.error_code));
+    assert_eq!(found.error_code, 0, "{found:?}");
+    let (producer_id, epoch) = init_transactional(&mut s, "app-stable", 60_000, 4);
+    let producer_id = ProducerId(producer_id);
     let (_, added) = call(
         &mut s,
         &AddOffsetsToTxnRequest::default()

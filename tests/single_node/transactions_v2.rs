@@ -64,8 +64,8 @@ fn a_timed_out_version_2_transaction_is_aborted_at_the_next_epoch() {
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
     use kafka_protocol::messages::{
-        DescribeProducersRequest, EndTxnRequest, InitProducerIdRequest, ProduceRequest, ProducerId,
-        TopicName, TransactionalId, UpdateFeaturesRequest,
+        DescribeProducersRequest, EndTxnRequest, ProduceRequest, ProducerId, TopicName,
+        TransactionalId, UpdateFeaturesRequest,
     };
     use kafka_protocol::protocol::StrBytes;
     use segment_store::testing::BatchBuilder;
@@ -89,25 +89,9 @@ fn a_timed_out_version_2_transaction_is_aborted_at_the_next_epoch() {
     );
 
     let id = TransactionalId(StrBytes::from_static_str("tv2-timeout-app"));
+    let (pid, epoch) =
+        strata_tests::raw::init_transactional(&mut stream, "tv2-timeout-app", 1_000, 5);
     let deadline = Instant::now() + TIMEOUT;
-    // FindCoordinator creates __transaction_state; retriable errors until it is loaded.
-    let (pid, epoch) = loop {
-        let find = kafka_protocol::messages::FindCoordinatorRequest::default()
-            .with_key_type(1)
-            .with_coordinator_keys(vec![StrBytes::from_static_str("tv2-timeout-app")]);
-        strata_tests::raw::call(&mut stream, &find, 4);
-        let request = InitProducerIdRequest::default()
-            .with_transactional_id(Some(id.clone()))
-            .with_transaction_timeout_ms(1_000)
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1);
-        let (_, r) = strata_tests::raw::call(&mut stream, &request, 5);
-        if r.error_code == 0 {
-            break (r.producer_id.0, r.producer_epoch);
-        }
-        assert!(Instant::now() < deadline, "InitProducerId: {r:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -216,11 +200,9 @@ fn produce_v12(
 #[test]
 fn after_an_epoch_bump_a_batch_that_overtakes_sequence_0_is_out_of_order() {
     use client::{encode_transactional_batch, Compression, ProducerIdentity};
-    use kafka_protocol::messages::{
-        EndTxnRequest, FindCoordinatorRequest, InitProducerIdRequest, ProducerId, TransactionalId,
-    };
+    use kafka_protocol::messages::{EndTxnRequest, ProducerId, TransactionalId};
     use kafka_protocol::protocol::StrBytes;
-    use strata_tests::raw::{call, call_loaded, connect};
+    use strata_tests::raw::{call, connect, init_transactional};
 
     const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     let node = Node::start_default();
@@ -229,20 +211,7 @@ fn after_an_epoch_bump_a_batch_that_overtakes_sequence_0_is_out_of_order() {
     let mut s = connect(&b);
     let id = "app-bumped";
     let txn_id = || TransactionalId(StrBytes::from_static_str("app-bumped"));
-    let not_ready = |code: i16| matches!(code, 14 | 15 | 51); // loading, not available, concurrent
-    let find = FindCoordinatorRequest::default()
-        .with_key(StrBytes::from_static_str("app-bumped"))
-        .with_key_type(1);
-    let found = call_loaded(&mut s, &find, 3, |r| not_ready(r.error_code));
-    assert_eq!(found.error_code, 0, "{found:?}");
-    let init = InitProducerIdRequest::default()
-        .with_transactional_id(Some(txn_id()))
-        .with_transaction_timeout_ms(60_000)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
-    let init = call_loaded(&mut s, &init, 4, |r| not_ready(r.error_code));
-    assert_eq!(init.error_code, 0, "{init:?}");
-    let producer_id = init.producer_id.0;
+    let (producer_id, first) = init_transactional(&mut s, id, 60_000, 4);
     let batch = |epoch: i16, seq: i32, count: usize| {
         let identity = ProducerIdentity {
             producer_id,
@@ -264,7 +233,6 @@ fn after_an_epoch_bump_a_batch_that_overtakes_sequence_0_is_out_of_order() {
         ended.producer_epoch
     };
 
-    let first = init.producer_epoch;
     assert_eq!(produce_v12(&mut s, id, "bumped", batch(first, 0, 8)), 0);
     let bumped = end(&mut s, first);
     assert_eq!(bumped, first + 1, "EndTxn v5 bumps the epoch");
