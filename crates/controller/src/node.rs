@@ -828,6 +828,10 @@ impl Controller {
         };
         match self.submit(command).await {
             Ok(_) => {
+                // A registration is a heartbeat, here as through the RPC: the lease of a
+                // broker the leader saw before this restart may otherwise run out before
+                // the first heartbeat.
+                self.renew_lease(self.node_id());
                 tracing::info!(node_id = self.node_id(), "broker registered");
                 self.inner.registered.send_replace(true);
                 true
